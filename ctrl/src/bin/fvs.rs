@@ -1,0 +1,5 @@
+//! `fvs`: the ferrovs command line. See `ctrl::cli`.
+
+fn main() {
+    std::process::exit(ctrl::cli::main_with_args(std::env::args_os()));
+}

@@ -1,0 +1,916 @@
+//! The YAML config model. The admin API changes the same model: `validate_l3` is the check
+//! the daemon runs for `fvs addr add`, `fvs route add` and `fvs apply` alike, so a change is
+//! refused with the same words whichever way it arrives.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use dataplane::net::Prefix;
+use serde::{Deserialize, Serialize};
+
+/// Where the admin socket lives unless the config or `fvs --socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovs.sock";
+
+/// A refused config: which file, which field, what is wrong, and where in the file when the
+/// YAML parser knows. Every message names the offending value so it also reads well without
+/// the path (the daemon shows `message` alone for `fvs addr add` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or other origin) of the config; empty when not known.
+    pub source: String,
+    /// Field path like `routes[1].via`; empty for errors about the whole document.
+    pub path: String,
+    pub message: String,
+    /// 1-based (line, column) when the YAML parser gave one.
+    pub location: Option<(usize, usize)>,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { source: String::new(), path: path.into(), message: message.into(), location: None }
+    }
+
+    pub fn with_source(mut self, source: &str) -> ConfigError {
+        self.source = source.to_string();
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.source.is_empty() {
+            write!(f, "{}: ", self.source)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some((line, column)) = self.location {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub eal: EalConfig,
+    #[serde(default)]
+    pub workers: WorkersConfig,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub addresses: Vec<AddressConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub neighbours: NeighbourConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EalConfig {
+    pub file_prefix: String,
+    pub hugepages: bool,
+    pub memory_mb: u32,
+    pub main_lcore: u32,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        EalConfig {
+            file_prefix: "ferrovs".to_string(),
+            hugepages: true,
+            memory_mb: 512,
+            main_lcore: 0,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    pub lcores: Vec<u32>,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig { lcores: vec![1] }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolConfig {
+    pub mbufs: u32,
+    pub cache_size: u32,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { mbufs: 8191, cache_size: 256 }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    pub name: String,
+    pub device: String,
+    #[serde(default = "default_descriptors")]
+    pub rx_descriptors: u16,
+    #[serde(default = "default_descriptors")]
+    pub tx_descriptors: u16,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    #[serde(default = "default_true")]
+    pub promiscuous: bool,
+}
+
+fn default_descriptors() -> u16 {
+    1024
+}
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_true() -> bool {
+    true
+}
+
+/// What `PortConfig::device` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A DPDK virtual device: `name` is the part before the first ',' (e.g. `net_af_packet0`),
+    /// `args` the rest (e.g. `iface=veth-lb0`), empty when there is none.
+    Vdev { name: String, args: String },
+    /// A PCI address, normalised to the long lower-case form `0000:3b:00.0`.
+    Pci(String),
+}
+
+impl PortConfig {
+    /// How to open the device. Only meaningful for a validated config; an unvalidated
+    /// device that is not a vdev is returned as `Pci` unchanged.
+    pub fn device_kind(&self) -> DeviceKind {
+        if self.device.starts_with("net_") {
+            let (name, args) = self.device.split_once(',').unwrap_or((&self.device, ""));
+            return DeviceKind::Vdev { name: name.to_string(), args: args.to_string() };
+        }
+        DeviceKind::Pci(normalise_pci(&self.device).unwrap_or_else(|| self.device.clone()))
+    }
+}
+
+/// `0000:3b:00.0` or the short `3b:00.0`, hex digits, returned as long lower case.
+fn normalise_pci(s: &str) -> Option<String> {
+    let long = if s.matches(':').count() == 1 { format!("0000:{s}") } else { s.to_string() };
+    let (domain, rest) = long.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    let func_ok = func.len() == 1 && func.chars().all(|c| ('0'..='7').contains(&c));
+    if hex(domain, 4) && hex(bus, 2) && hex(dev, 2) && func_ok {
+        Some(long.to_ascii_lowercase())
+    } else {
+        None
+    }
+}
+
+/// An interface address: the prefix keeps its host bits (`192.0.2.1/24`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct AddressConfig {
+    pub port: String,
+    pub addr: Prefix,
+}
+
+/// A static route. `port` may be left out when `via` lies in a connected prefix.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: Prefix,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+impl RouteConfig {
+    /// The port the route leaves by: the given one, else the port of the address whose
+    /// network holds `via` (the longest such network wins, as a lookup would pick it).
+    pub fn resolved_port(&self, addresses: &[AddressConfig]) -> Option<String> {
+        if let Some(port) = &self.port {
+            return Some(port.clone());
+        }
+        connected_for(addresses, self.via?).map(|a| a.port.clone())
+    }
+}
+
+/// The address whose network holds `ip`, longest network first.
+fn connected_for(addresses: &[AddressConfig], ip: IpAddr) -> Option<&AddressConfig> {
+    addresses.iter().filter(|a| a.addr.contains(ip)).max_by_key(|a| a.addr.len())
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NeighbourConfig {
+    /// Entries per core.
+    pub capacity: u32,
+    pub reachable_ms: u64,
+    /// An entry unused this long is removed.
+    pub stale_ms: u64,
+    /// Packets held while ARP/ND resolves.
+    pub pending_per_neighbour: u32,
+    pub probe_interval_ms: u64,
+    pub max_probes: u32,
+}
+
+impl Default for NeighbourConfig {
+    fn default() -> Self {
+        NeighbourConfig {
+            capacity: 4096,
+            reachable_ms: 30_000,
+            stale_ms: 600_000,
+            pending_per_neighbour: 4,
+            probe_interval_ms: 1000,
+            max_probes: 3,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub socket: PathBuf,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { socket: PathBuf::from(DEFAULT_SOCKET) }
+    }
+}
+
+impl Config {
+    /// Parses and validates a whole config. `source` names the text in errors (its path).
+    pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let config = parse_yaml(text).map_err(|e| e.with_source(source))?;
+        config.validate().map_err(|e| e.with_source(source))?;
+        Ok(config)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks everything serde's types cannot: ranges, names, uniqueness, references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_eal(&self.eal)?;
+        validate_workers(&self.workers, self.eal.main_lcore)?;
+        validate_mempool(&self.mempool)?;
+        validate_ports(&self.ports)?;
+        validate_neighbours(&self.neighbours)?;
+        validate_api(&self.api)?;
+        validate_log_level(&self.log_level)?;
+        validate_l3(&self.ports, &self.addresses, &self.routes)
+    }
+
+    /// Names of the top-level sections other than `addresses` and `routes` that differ from
+    /// `other`: the daemon decides which of them it can change without a restart.
+    pub fn static_differences(&self, other: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                out.push(name)
+            }
+        };
+        check("eal", self.eal != other.eal);
+        check("workers", self.workers != other.workers);
+        check("mempool", self.mempool != other.mempool);
+        check("ports", self.ports != other.ports);
+        check("neighbours", self.neighbours != other.neighbours);
+        check("api", self.api != other.api);
+        check("log_level", self.log_level != other.log_level);
+        out
+    }
+}
+
+fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(ConfigError::new("", "the config is empty; at least 'ports' is required"));
+    }
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = match e.path().to_string() {
+            p if p == "." => String::new(),
+            p => p,
+        };
+        yaml_error(path, e.inner())
+    })
+}
+
+/// serde_norway's message already carries the path and " at line L column C"; keep only the
+/// bare message so ConfigError can print each part once.
+fn yaml_error(path: String, err: &serde_norway::Error) -> ConfigError {
+    let mut message = err.to_string();
+    let prefix = format!("{path}: ");
+    if !path.is_empty() && message.starts_with(&prefix) {
+        message.drain(..prefix.len());
+    }
+    let mut location = err.location().map(|l| (l.line(), l.column()));
+    if let Some((line, column)) = location {
+        let suffix = format!(" at line {line} column {column}");
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_string();
+        } else if message.contains(" at line ") {
+            // A YAML syntax error that names its own positions.
+            location = None;
+        }
+    }
+    ConfigError { source: String::new(), path, message, location }
+}
+
+fn check(ok: bool, path: &str, message: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(path, message()))
+    }
+}
+
+fn in_range<T: PartialOrd + fmt::Display + Copy>(v: T, lo: T, hi: T, path: &str) -> Result<(), ConfigError> {
+    check(v >= lo && v <= hi, path, || format!("{v} is out of range, must be {lo}..={hi}"))
+}
+
+fn power_of_two_in(v: u64, lo: u64, hi: u64, path: &str) -> Result<(), ConfigError> {
+    check(v.is_power_of_two() && v >= lo && v <= hi, path, || {
+        format!("{v} must be a power of two from {lo} to {hi}")
+    })
+}
+
+fn validate_eal(eal: &EalConfig) -> Result<(), ConfigError> {
+    let p = &eal.file_prefix;
+    let ok = (1..=32).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    check(ok, "eal.file_prefix", || {
+        format!("'{p}' is not a valid file prefix (1 to 32 of A-Z a-z 0-9 _ -)")
+    })?;
+    in_range(eal.memory_mb, 64, 1_048_576, "eal.memory_mb")
+}
+
+fn validate_workers(w: &WorkersConfig, main_lcore: u32) -> Result<(), ConfigError> {
+    let n = w.lcores.len();
+    check((1..=128).contains(&n), "workers.lcores", || {
+        format!("{n} worker lcores given, must be 1 to 128")
+    })?;
+    let mut seen = HashSet::new();
+    for (i, &lcore) in w.lcores.iter().enumerate() {
+        let path = format!("workers.lcores[{i}]");
+        check(seen.insert(lcore), &path, || format!("lcore {lcore} is listed twice"))?;
+        check(lcore != main_lcore, &path, || {
+            format!("lcore {lcore} is eal.main_lcore, which runs the control thread; pick another lcore")
+        })?;
+    }
+    Ok(())
+}
+
+fn validate_mempool(m: &MempoolConfig) -> Result<(), ConfigError> {
+    in_range(m.mbufs, 1023, 16_777_215, "mempool.mbufs")?;
+    in_range(m.cache_size, 0, 512, "mempool.cache_size")
+}
+
+fn validate_ports(ports: &[PortConfig]) -> Result<(), ConfigError> {
+    let n = ports.len();
+    check((1..=16).contains(&n), "ports", || format!("{n} ports given, must be 1 to 16"))?;
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut devices: HashMap<String, usize> = HashMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        validate_port(i, port)?;
+        if let Some(j) = names.insert(&port.name, i) {
+            return Err(ConfigError::new(
+                format!("ports[{i}].name"),
+                format!("port name '{}' is already used by ports[{j}]", port.name),
+            ));
+        }
+        let key = device_key(port);
+        if let Some(j) = devices.insert(key.clone(), i) {
+            return Err(ConfigError::new(
+                format!("ports[{i}].device"),
+                format!("device '{key}' is already used by ports[{j}] ({})", ports[j].name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What must be unique among devices: a vdev's name, a PCI device's address.
+fn device_key(port: &PortConfig) -> String {
+    match port.device_kind() {
+        DeviceKind::Vdev { name, .. } => name,
+        DeviceKind::Pci(addr) => addr,
+    }
+}
+
+fn validate_port(i: usize, port: &PortConfig) -> Result<(), ConfigError> {
+    let at = |field: &str| format!("ports[{i}].{field}");
+    check(valid_port_name(&port.name), &at("name"), || {
+        format!("'{}' is not a valid port name (a lower-case letter then up to 14 of a-z 0-9 _ -)", port.name)
+    })?;
+    let d = &port.device;
+    let vdev_ok = d.starts_with("net_") && d.split(',').next().is_some_and(|name| name.len() > 4);
+    check(vdev_ok || normalise_pci(d).is_some(), &at("device"), || {
+        format!("'{d}' is neither a DPDK vdev (net_xxx[,args]) nor a PCI address (0000:3b:00.0)")
+    })?;
+    power_of_two_in(port.rx_descriptors.into(), 64, 16384, &at("rx_descriptors"))?;
+    power_of_two_in(port.tx_descriptors.into(), 64, 16384, &at("tx_descriptors"))?;
+    in_range(port.mtu, 68, 9600, &at("mtu"))
+}
+
+fn valid_port_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    first_ok && rest_ok && name.len() <= 15
+}
+
+fn validate_neighbours(n: &NeighbourConfig) -> Result<(), ConfigError> {
+    power_of_two_in(n.capacity.into(), 16, 1_048_576, "neighbours.capacity")?;
+    in_range(n.pending_per_neighbour, 1, 64, "neighbours.pending_per_neighbour")?;
+    check(n.reachable_ms > 0, "neighbours.reachable_ms", || "must be more than 0".to_string())?;
+    check(n.probe_interval_ms > 0, "neighbours.probe_interval_ms", || "must be more than 0".to_string())?;
+    check(n.max_probes > 0, "neighbours.max_probes", || "must be at least 1".to_string())?;
+    check(n.stale_ms >= n.reachable_ms, "neighbours.stale_ms", || {
+        format!("{} is shorter than neighbours.reachable_ms ({})", n.stale_ms, n.reachable_ms)
+    })
+}
+
+fn validate_api(api: &ApiConfig) -> Result<(), ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    let len = api.socket.as_os_str().as_bytes().len();
+    check(len > 0, "api.socket", || "the socket path is empty".to_string())?;
+    // sun_path holds 108 bytes including the terminating NUL.
+    check(len < 108, "api.socket", || format!("the socket path is {len} bytes long, the limit is 107"))
+}
+
+fn validate_log_level(level: &str) -> Result<(), ConfigError> {
+    // The daemon hands this to tracing_subscriber's EnvFilter, so accept what it accepts
+    // (`info`, `ctrl=debug,warn`, ...).
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| ConfigError::new("log_level", format!("'{level}' is not a log level or filter: {e}")))
+}
+
+/// Checks addresses and routes against the port list: everything that can change while
+/// ferrovs runs. The daemon runs it on the would-be lists before any change (`fvs addr add`,
+/// `fvs route add`, `fvs apply`), so a refused change changes nothing.
+pub fn validate_l3(ports: &[PortConfig], addresses: &[AddressConfig], routes: &[RouteConfig]) -> Result<(), ConfigError> {
+    for (i, a) in addresses.iter().enumerate() {
+        validate_address(i, a, ports, &addresses[..i])?;
+    }
+    let mut prefixes: HashMap<Prefix, usize> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        validate_route(i, r, ports, addresses)?;
+        if let Some(j) = prefixes.insert(r.prefix, i) {
+            return Err(ConfigError::new(
+                format!("routes[{i}].prefix"),
+                format!("a route to {} already exists (routes[{j}])", r.prefix),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn port_exists(ports: &[PortConfig], name: &str, path: String) -> Result<(), ConfigError> {
+    if ports.iter().any(|p| p.name == name) {
+        return Ok(());
+    }
+    let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+    Err(ConfigError::new(path, format!("no port named '{name}' (ports are: {})", names.join(", "))))
+}
+
+fn validate_address(i: usize, a: &AddressConfig, ports: &[PortConfig], earlier: &[AddressConfig]) -> Result<(), ConfigError> {
+    port_exists(ports, &a.port, format!("addresses[{i}].port"))?;
+    let path = format!("addresses[{i}].addr");
+    let ip = a.addr.addr();
+    check(!ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback(), &path, || {
+        format!("{ip} cannot be an interface address (unspecified, multicast or loopback)")
+    })?;
+    check_not_network_or_broadcast(a.addr, &path)?;
+    for (j, e) in earlier.iter().enumerate() {
+        check(e.addr.addr() != ip, &path, || {
+            format!("{ip} is already an address of port {} (addresses[{j}])", e.port)
+        })?;
+        // Two ports on one network would make the connected route ambiguous.
+        let clash = e.port != a.port && e.addr.network() == a.addr.network();
+        check(!clash, &path, || {
+            format!("network {} is already connected to port {} (addresses[{j}])", a.addr.network(), e.port)
+        })?;
+    }
+    Ok(())
+}
+
+/// An IPv4 interface address on a /30 or wider must not be the network or broadcast address:
+/// the usual slip is writing the network (`192.0.2.0/24`) where the port's address was meant.
+fn check_not_network_or_broadcast(p: Prefix, path: &str) -> Result<(), ConfigError> {
+    let IpAddr::V4(v4) = p.addr() else { return Ok(()) };
+    if p.len() > 30 {
+        return Ok(());
+    }
+    let host_mask = u32::MAX >> p.len();
+    let host = u32::from(v4) & host_mask;
+    check(host != 0, path, || {
+        format!("{p} is the network address itself; give the port's own address, e.g. {}/{}", std::net::Ipv4Addr::from(u32::from(v4) + 1), p.len())
+    })?;
+    check(host != host_mask, path, || format!("{p} is the broadcast address of {}", p.network()))
+}
+
+fn validate_route(i: usize, r: &RouteConfig, ports: &[PortConfig], addresses: &[AddressConfig]) -> Result<(), ConfigError> {
+    let at = |field: &str| format!("routes[{i}].{field}");
+    let network = r.prefix.network();
+    check(network == r.prefix, &at("prefix"), || {
+        format!("{} has host bits set, did you mean {network}?", r.prefix)
+    })?;
+    if let Some(c) = addresses.iter().find(|a| a.addr.network() == network) {
+        return Err(ConfigError::new(
+            at("prefix"),
+            format!("{network} is the connected network of {} on port {}; it needs no route", c.addr, c.port),
+        ));
+    }
+    if let Some(port) = &r.port {
+        port_exists(ports, port, at("port"))?;
+    }
+    match r.via {
+        Some(via) => validate_via(r, via, addresses, &at("via")),
+        None => check(r.port.is_some(), &at("via"), || {
+            format!("route to {} needs a 'via' next hop, a 'port', or both", r.prefix)
+        }),
+    }
+}
+
+fn validate_via(r: &RouteConfig, via: IpAddr, addresses: &[AddressConfig], path: &str) -> Result<(), ConfigError> {
+    check(via.is_ipv4() == r.prefix.is_ipv4(), path, || {
+        let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+        format!("next hop {via} is {} but the prefix {} is {}", family(via.is_ipv4()), r.prefix, family(r.prefix.is_ipv4()))
+    })?;
+    check(!via.is_unspecified() && !via.is_multicast() && !via.is_loopback(), path, || {
+        format!("{via} cannot be a next hop (unspecified, multicast or loopback)")
+    })?;
+    if let Some(own) = addresses.iter().find(|a| a.addr.addr() == via) {
+        return Err(ConfigError::new(path, format!("{via} is ferrovs's own address on port {}", own.port)));
+    }
+    let connected = connected_for(addresses, via);
+    match (&r.port, connected) {
+        (None, None) => Err(ConfigError::new(
+            path,
+            format!("next hop {via} is not in any connected network; add an address on its network or give the route a 'port'"),
+        )),
+        (Some(port), Some(c)) if *port != c.port => Err(ConfigError::new(
+            path,
+            format!("next hop {via} is on port {}'s network {}, not on port {port}", c.port, c.addr.network()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The change from one set of addresses and routes to another, one line per change, worded
+/// like the `fvs` command that would make it (`addr add 192.0.2.1/24 dev dp0`, `route del
+/// 203.0.113.0/24 via 192.0.2.2 dev dp0`). Deletions come first. For `ApplyResult::changes`.
+pub fn l3_changes(
+    old_addresses: &[AddressConfig],
+    old_routes: &[RouteConfig],
+    new_addresses: &[AddressConfig],
+    new_routes: &[RouteConfig],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in old_addresses.iter().filter(|a| !new_addresses.contains(a)) {
+        out.push(format!("addr del {} dev {}", a.addr, a.port));
+    }
+    for r in old_routes.iter().filter(|r| !new_routes.contains(r)) {
+        out.push(format!("route del {}", describe_route(r)));
+    }
+    for a in new_addresses.iter().filter(|a| !old_addresses.contains(a)) {
+        out.push(format!("addr add {} dev {}", a.addr, a.port));
+    }
+    for r in new_routes.iter().filter(|r| !old_routes.contains(r)) {
+        out.push(format!("route add {}", describe_route(r)));
+    }
+    out
+}
+
+/// `PREFIX [via ADDR] [dev PORT]`, as typed to `fvs route add`.
+pub fn describe_route(r: &RouteConfig) -> String {
+    let mut s = r.prefix.to_string();
+    if let Some(via) = r.via {
+        s.push_str(&format!(" via {via}"));
+    }
+    if let Some(port) = &r.port {
+        s.push_str(&format!(" dev {port}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const EXAMPLE: &str = r#"
+eal:
+  file_prefix: ferrovs-demo
+  hugepages: true
+  memory_mb: 512
+  main_lcore: 0
+  extra_args: []
+workers:
+  lcores: [1]
+mempool:
+  mbufs: 8191
+  cache_size: 256
+ports:
+  - name: dp0
+    device: "net_af_packet0,iface=veth-lb0"
+    rx_descriptors: 1024
+    tx_descriptors: 1024
+    mtu: 1500
+    promiscuous: true
+addresses:
+  - { port: dp0, addr: 192.0.2.1/24 }
+routes:
+  - { prefix: 203.0.113.0/24, via: 192.0.2.2, port: dp0 }
+neighbours:
+  capacity: 4096
+  reachable_ms: 30000
+  stale_ms: 600000
+  pending_per_neighbour: 4
+  probe_interval_ms: 1000
+  max_probes: 3
+api:
+  socket: /run/ferrovs/ferrovs.sock
+log_level: info
+"#;
+
+    const MINIMAL: &str = "ports:\n  - name: dp0\n    device: net_null0\n";
+
+    /// Parses MINIMAL plus `extra`, expecting a refusal; returns the error text.
+    fn refused(text: &str) -> String {
+        match Config::from_yaml(text, "t.yaml") {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_refused(text: &str, wants: &[&str]) {
+        let msg = refused(text);
+        for want in wants {
+            assert!(msg.contains(want), "message {msg:?} lacks {want:?}");
+        }
+    }
+
+    fn two_ports(l3: &str) -> String {
+        format!(
+            "ports:\n  - {{ name: dp0, device: net_null0 }}\n  - {{ name: dp1, device: net_null1 }}\naddresses:\n  - {{ port: dp0, addr: 192.0.2.1/24 }}\n  - {{ port: dp1, addr: 198.51.100.1/24 }}\n  - {{ port: dp0, addr: '2001:db8::1/64' }}\n{l3}"
+        )
+    }
+
+    #[test]
+    fn example_parses_with_values() {
+        let c = Config::from_yaml(EXAMPLE, "demo.yaml").unwrap();
+        assert_eq!(c.eal.file_prefix, "ferrovs-demo");
+        assert_eq!(c.ports[0].device_kind(), DeviceKind::Vdev {
+            name: "net_af_packet0".into(),
+            args: "iface=veth-lb0".into()
+        });
+        assert_eq!(c.addresses[0].addr.to_string(), "192.0.2.1/24");
+        assert_eq!(c.routes[0].via, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(c.api.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn example_round_trips() {
+        let c = Config::from_yaml(EXAMPLE, "demo.yaml").unwrap();
+        let again = Config::from_yaml(&c.to_yaml(), "again").unwrap();
+        assert_eq!(c, again);
+        // A route without via/port serialises without those keys.
+        let r = RouteConfig { prefix: "10.0.0.0/8".parse().unwrap(), via: None, port: Some("dp0".into()) };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"prefix":"10.0.0.0/8","port":"dp0"}"#);
+    }
+
+    #[test]
+    fn minimal_gets_defaults() {
+        let c = Config::from_yaml(MINIMAL, "m").unwrap();
+        assert_eq!(c.eal, EalConfig::default());
+        assert_eq!(c.workers.lcores, vec![1]);
+        assert_eq!(c.mempool, MempoolConfig::default());
+        assert_eq!(c.neighbours, NeighbourConfig::default());
+        assert_eq!(c.log_level, "info");
+        let p = &c.ports[0];
+        assert_eq!((p.rx_descriptors, p.tx_descriptors, p.mtu, p.promiscuous), (1024, 1024, 1500, true));
+        assert_eq!(p.device_kind(), DeviceKind::Vdev { name: "net_null0".into(), args: String::new() });
+    }
+
+    #[test]
+    fn pci_devices() {
+        let c = Config::from_yaml("ports:\n  - { name: p0, device: '0000:3B:00.0' }\n  - { name: p1, device: '3b:00.1' }\n", "t").unwrap();
+        assert_eq!(c.ports[0].device_kind(), DeviceKind::Pci("0000:3b:00.0".into()));
+        assert_eq!(c.ports[1].device_kind(), DeviceKind::Pci("0000:3b:00.1".into()));
+        assert_refused(
+            "ports:\n  - { name: p0, device: '0000:3b:00.0' }\n  - { name: p1, device: '3b:00.0' }\n",
+            &["t.yaml: ports[1].device: device '0000:3b:00.0' is already used by ports[0] (p0)"],
+        );
+        assert_refused("ports:\n  - { name: p0, device: eth0 }\n", &["ports[0].device: 'eth0' is neither"]);
+    }
+
+    #[test]
+    fn serde_errors_carry_path_and_position() {
+        let text = EXAMPLE.replace("via: 192.0.2.2", "via: 192.0.2.300");
+        let err = Config::from_yaml(&text, "conf/demo.yaml").unwrap_err();
+        assert_eq!(err.path, "routes[0].via");
+        assert!(err.location.is_some());
+        let msg = err.to_string();
+        assert!(msg.starts_with("conf/demo.yaml: routes[0].via: invalid IP address syntax (line 23, column "), "{msg}");
+        // The path of a field in the second list element.
+        let text = two_ports("routes:\n  - { prefix: 10.0.0.0/8, port: dp0 }\n  - { prefix: 10.1.0.0/16, via: nope }\n");
+        let err = Config::from_yaml(&text, "t").unwrap_err();
+        assert_eq!(err.path, "routes[1].via");
+        assert!(!err.message.contains("line"), "{err:?}");
+    }
+
+    #[test]
+    fn bad_prefix_names_field() {
+        assert_refused(
+            "ports:\n  - { name: dp0, device: net_null0 }\naddresses:\n  - { port: dp0, addr: 192.0.2.1/33 }\n",
+            &["t.yaml: addresses[0].addr: prefix length /33 is longer than /32 (line 4"],
+        );
+    }
+
+    #[test]
+    fn unknown_fields_refused() {
+        assert_refused(&format!("{MINIMAL}portz: []\n"), &["unknown field `portz`", "expected one of"]);
+        assert_refused(
+            "ports:\n  - name: dp0\n    device: net_null0\n    mtuu: 9000\n",
+            &["ports[0]", "unknown field `mtuu`"],
+        );
+        assert_refused(&format!("{MINIMAL}eal:\n  memory: 1024\n"), &["eal", "unknown field `memory`"]);
+        assert_refused("eal: {}\n", &["missing field `ports`"]);
+        assert_refused("", &["the config is empty"]);
+        assert_refused("ports: [\n", &["t.yaml: "]);
+    }
+
+    #[test]
+    fn wrong_types_refused() {
+        assert_refused(&format!("{MINIMAL}mempool:\n  mbufs: lots\n"), &["mempool.mbufs: invalid type"]);
+        assert_refused(
+            "ports:\n  - { name: dp0, device: net_null0, mtu: 70000 }\n",
+            &["ports[0].mtu: invalid value: integer `70000`"],
+        );
+    }
+
+    #[test]
+    fn ranges_refused() {
+        let cases: &[(&str, &str)] = &[
+            ("eal:\n  file_prefix: 'a b'\n", "eal.file_prefix: 'a b' is not a valid file prefix"),
+            ("eal:\n  memory_mb: 32\n", "eal.memory_mb: 32 is out of range, must be 64..=1048576"),
+            ("workers:\n  lcores: []\n", "workers.lcores: 0 worker lcores given"),
+            ("workers:\n  lcores: [1, 2, 1]\n", "workers.lcores[2]: lcore 1 is listed twice"),
+            ("workers:\n  lcores: [0]\n", "workers.lcores[0]: lcore 0 is eal.main_lcore"),
+            ("mempool:\n  mbufs: 100\n", "mempool.mbufs: 100 is out of range"),
+            ("mempool:\n  cache_size: 513\n", "mempool.cache_size: 513 is out of range, must be 0..=512"),
+            ("neighbours:\n  capacity: 1000\n", "neighbours.capacity: 1000 must be a power of two from 16 to 1048576"),
+            ("neighbours:\n  pending_per_neighbour: 0\n", "neighbours.pending_per_neighbour: 0 is out of range"),
+            ("neighbours:\n  stale_ms: 10\n", "neighbours.stale_ms: 10 is shorter than neighbours.reachable_ms"),
+            ("neighbours:\n  max_probes: 0\n", "neighbours.max_probes: must be at least 1"),
+            ("log_level: 'debug=debug=x'\n", "log_level: 'debug=debug=x' is not a log level"),
+            ("api:\n  socket: ''\n", "api.socket: the socket path is empty"),
+        ];
+        for (extra, want) in cases {
+            assert_refused(&format!("{MINIMAL}{extra}"), &[want]);
+        }
+    }
+
+    #[test]
+    fn ports_refused() {
+        assert_refused("ports: []\n", &["ports: 0 ports given, must be 1 to 16"]);
+        assert_refused("ports:\n  - { name: Dp0, device: net_null0 }\n", &["ports[0].name: 'Dp0' is not a valid port name"]);
+        assert_refused(
+            "ports:\n  - { name: abcdefghijklmnop, device: net_null0 }\n",
+            &["ports[0].name: 'abcdefghijklmnop' is not a valid port name"],
+        );
+        assert_refused(
+            "ports:\n  - { name: dp0, device: net_null0 }\n  - { name: dp0, device: net_null1 }\n",
+            &["ports[1].name: port name 'dp0' is already used by ports[0]"],
+        );
+        assert_refused(
+            "ports:\n  - { name: dp0, device: 'net_tap0,iface=a' }\n  - { name: dp1, device: 'net_tap0,iface=b' }\n",
+            &["ports[1].device: device 'net_tap0' is already used by ports[0] (dp0)"],
+        );
+        assert_refused("ports:\n  - { name: dp0, device: net_null0, rx_descriptors: 1000 }\n", &["ports[0].rx_descriptors: 1000 must be a power of two"]);
+        assert_refused("ports:\n  - { name: dp0, device: net_null0, tx_descriptors: 32 }\n", &["ports[0].tx_descriptors: 32"]);
+        assert_refused("ports:\n  - { name: dp0, device: net_null0, mtu: 9601 }\n", &["ports[0].mtu: 9601 is out of range, must be 68..=9600"]);
+    }
+
+    #[test]
+    fn addresses_refused() {
+        assert_refused(
+            &two_ports("  - { port: dp9, addr: 10.0.0.1/8 }\n"),
+            &["t.yaml: addresses[3].port: no port named 'dp9' (ports are: dp0, dp1)"],
+        );
+        assert_refused(
+            &two_ports("  - { port: dp1, addr: 192.0.2.1/25 }\n"),
+            &["addresses[3].addr: 192.0.2.1 is already an address of port dp0 (addresses[0])"],
+        );
+        assert_refused(
+            &two_ports("  - { port: dp1, addr: 192.0.2.9/24 }\n"),
+            &["addresses[3].addr: network 192.0.2.0/24 is already connected to port dp0"],
+        );
+        assert_refused(
+            &two_ports("  - { port: dp1, addr: 10.0.0.0/8 }\n"),
+            &["addresses[3].addr: 10.0.0.0/8 is the network address itself; give the port's own address, e.g. 10.0.0.1/8"],
+        );
+        assert_refused(&two_ports("  - { port: dp1, addr: 10.255.255.255/8 }\n"), &["is the broadcast address of 10.0.0.0/8"]);
+        assert_refused(&two_ports("  - { port: dp1, addr: 0.0.0.0/0 }\n"), &["0.0.0.0 cannot be an interface address"]);
+        // Two addresses of one network on one port are fine, so is a /31 or /32.
+        Config::from_yaml(&two_ports("  - { port: dp0, addr: 192.0.2.7/24 }\n  - { port: dp1, addr: 10.0.0.0/31 }\n"), "t").unwrap();
+    }
+
+    #[test]
+    fn routes_refused() {
+        let cases: &[(&str, &str)] = &[
+            ("routes:\n  - { prefix: 203.0.113.5/24, via: 192.0.2.2 }\n", "routes[0].prefix: 203.0.113.5/24 has host bits set, did you mean 203.0.113.0/24?"),
+            (
+                "routes:\n  - { prefix: 203.0.113.0/24, via: 192.0.2.2 }\n  - { prefix: 203.0.113.0/24, via: 192.0.2.3 }\n",
+                "routes[1].prefix: a route to 203.0.113.0/24 already exists (routes[0])",
+            ),
+            ("routes:\n  - { prefix: 203.0.113.0/24, via: '2001:db8::2' }\n", "routes[0].via: next hop 2001:db8::2 is IPv6 but the prefix 203.0.113.0/24 is IPv4"),
+            ("routes:\n  - { prefix: 203.0.113.0/24 }\n", "routes[0].via: route to 203.0.113.0/24 needs a 'via' next hop, a 'port', or both"),
+            ("routes:\n  - { prefix: 203.0.113.0/24, via: 10.9.9.9 }\n", "routes[0].via: next hop 10.9.9.9 is not in any connected network"),
+            ("routes:\n  - { prefix: 203.0.113.0/24, via: 192.0.2.2, port: dp7 }\n", "routes[0].port: no port named 'dp7' (ports are: dp0, dp1)"),
+            ("routes:\n  - { prefix: 203.0.113.0/24, via: 192.0.2.2, port: dp1 }\n", "routes[0].via: next hop 192.0.2.2 is on port dp0's network 192.0.2.0/24, not on port dp1"),
+            ("routes:\n  - { prefix: 203.0.113.0/24, via: 192.0.2.1 }\n", "routes[0].via: 192.0.2.1 is ferrovs's own address on port dp0"),
+            ("routes:\n  - { prefix: 192.0.2.0/24, port: dp0 }\n", "routes[0].prefix: 192.0.2.0/24 is the connected network of 192.0.2.1/24 on port dp0"),
+        ];
+        for (routes, want) in cases {
+            assert_refused(&two_ports(routes), &[want]);
+        }
+    }
+
+    #[test]
+    fn routes_accepted_and_resolved() {
+        let text = two_ports(
+            "routes:\n  - { prefix: 0.0.0.0/0, via: 198.51.100.254 }\n  - { prefix: 10.0.0.0/8, port: dp0 }\n  - { prefix: 172.16.0.0/12, via: 172.31.0.1, port: dp1 }\n  - { prefix: '2001:db8:1::/48', via: '2001:db8::ff' }\n",
+        );
+        let c = Config::from_yaml(&text, "t").unwrap();
+        let ports: Vec<_> = c.routes.iter().map(|r| r.resolved_port(&c.addresses)).collect();
+        let want = ["dp1", "dp0", "dp1", "dp0"].map(|p| Some(p.to_string()));
+        assert_eq!(ports, want);
+        let orphan = RouteConfig { prefix: "10.0.0.0/8".parse().unwrap(), via: Some("10.1.1.1".parse().unwrap()), port: None };
+        assert_eq!(orphan.resolved_port(&c.addresses), None);
+    }
+
+    #[test]
+    fn validate_l3_on_its_own() {
+        let c = Config::from_yaml(EXAMPLE, "demo.yaml").unwrap();
+        let mut addresses = c.addresses.clone();
+        addresses.push(AddressConfig { port: "dp1".into(), addr: "10.0.0.1/8".parse().unwrap() });
+        let err = validate_l3(&c.ports, &addresses, &c.routes).unwrap_err();
+        assert_eq!(err.message, "no port named 'dp1' (ports are: dp0)");
+        assert_eq!(err.to_string(), "addresses[1].port: no port named 'dp1' (ports are: dp0)");
+        // Removing the address a port-less route's next hop depends on is refused.
+        let mut routes = c.routes.clone();
+        routes[0].port = None;
+        validate_l3(&c.ports, &c.addresses, &routes).unwrap();
+        let err = validate_l3(&c.ports, &[], &routes).unwrap_err();
+        assert!(err.message.starts_with("next hop 192.0.2.2 is not in any connected network"), "{err}");
+        // With a port the next hop is on-link there even without an address on its network.
+        validate_l3(&c.ports, &[], &c.routes).unwrap();
+    }
+
+    #[test]
+    fn changes_and_differences() {
+        let old = Config::from_yaml(EXAMPLE, "a").unwrap();
+        let mut new = old.clone();
+        new.addresses.push(AddressConfig { port: "dp0".into(), addr: "198.51.100.1/24".parse().unwrap() });
+        new.routes.clear();
+        new.eal.memory_mb = 1024;
+        new.log_level = "debug".into();
+        let changes = l3_changes(&old.addresses, &old.routes, &new.addresses, &new.routes);
+        assert_eq!(changes, vec![
+            "route del 203.0.113.0/24 via 192.0.2.2 dev dp0".to_string(),
+            "addr add 198.51.100.1/24 dev dp0".to_string(),
+        ]);
+        assert_eq!(old.static_differences(&new), vec!["eal", "log_level"]);
+        assert!(old.static_differences(&old).is_empty());
+    }
+}

@@ -1,0 +1,9 @@
+//! ferrovs control plane: the YAML config model and its validation (`config`), the admin
+//! API's messages (`proto`), its Unix socket server (`api`) and client (`client`), and the
+//! `fvs` command line (`cli`).
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod proto;

@@ -1,0 +1,284 @@
+//! The admin API's messages: one JSON `Request` per line in, one JSON `Response` per line out.
+//!
+//! ```text
+//! {"op":"route_add","route":{"prefix":"203.0.113.0/24","via":"192.0.2.2"}}
+//! {"ok":true,"data":null}
+//! {"op":"link_show","stats":true}
+//! {"ok":false,"error":"no port named 'dp9' (ports are: dp0, dp1)"}
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use dataplane::net::{MacAddr, Prefix};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::RouteConfig;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    LinkShow {
+        #[serde(default)]
+        stats: bool,
+    },
+    AddrShow,
+    AddrAdd {
+        port: String,
+        addr: Prefix,
+    },
+    AddrDel {
+        port: String,
+        addr: Prefix,
+    },
+    RouteShow,
+    RouteAdd {
+        route: RouteConfig,
+    },
+    RouteDel {
+        prefix: Prefix,
+    },
+    NeighShow,
+    Stats,
+    /// `fvs apply -f FILE`: `source` is the file's path (for messages), `yaml` its text.
+    Apply {
+        source: String,
+        yaml: String,
+    },
+}
+
+/// `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}` on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Ok(serde_json::Value),
+    Err(String),
+}
+
+impl Response {
+    /// A success carrying `data` (use `()` for none: it becomes `null`).
+    pub fn ok<T: Serialize>(data: &T) -> Response {
+        match serde_json::to_value(data) {
+            Ok(v) => Response::Ok(v),
+            Err(e) => Response::Err(format!("internal error: cannot encode the answer: {e}")),
+        }
+    }
+
+    pub fn err(message: impl Into<String>) -> Response {
+        Response::Err(message.into())
+    }
+
+    /// The data decoded as `T`, or the daemon's error text.
+    pub fn into_data<T: DeserializeOwned>(self) -> Result<T, String> {
+        match self {
+            Response::Ok(v) => serde_json::from_value(v).map_err(|e| format!("unexpected answer from ferrovs: {e}")),
+            Response::Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireResponse {
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let wire = match self {
+            Response::Ok(v) => WireResponse { ok: true, data: Some(v.clone()), error: None },
+            Response::Err(e) => WireResponse { ok: false, data: None, error: Some(e.clone()) },
+        };
+        wire.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Response {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = WireResponse::deserialize(d)?;
+        match (wire.ok, wire.error) {
+            // `"data": null` arrives as None.
+            (true, _) => Ok(Response::Ok(wire.data.unwrap_or(serde_json::Value::Null))),
+            (false, Some(e)) => Ok(Response::Err(e)),
+            (false, None) => Err(serde::de::Error::custom("an error response without \"error\"")),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LinkInfo {
+    pub port_id: u16,
+    pub name: String,
+    pub device: String,
+    pub driver: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rss: bool,
+    pub numa_socket: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<PortStats>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AddrInfo {
+    pub port: String,
+    pub addr: Prefix,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RouteInfo {
+    pub prefix: Prefix,
+    #[serde(default)]
+    pub via: Option<IpAddr>,
+    pub port: String,
+    /// "connected" or "static".
+    pub origin: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NeighInfo {
+    pub core: u32,
+    pub port: String,
+    pub addr: IpAddr,
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    /// "reachable", "stale" or "incomplete".
+    pub state: String,
+    pub age_ms: u64,
+    pub queued: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct StatsInfo {
+    pub cores: Vec<CoreStats>,
+    pub total: BTreeMap<String, u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CoreStats {
+    pub core: u32,
+    pub lcore: u32,
+    pub counters: BTreeMap<String, u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct ApplyResult {
+    /// One line per change, e.g. `route add 203.0.113.0/24 via 192.0.2.2 dev dp0`.
+    pub changes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(req: Request, json: &str) {
+        assert_eq!(serde_json::to_string(&req).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+    }
+
+    #[test]
+    fn requests_on_the_wire() {
+        round_trip(Request::LinkShow { stats: true }, r#"{"op":"link_show","stats":true}"#);
+        round_trip(Request::AddrShow, r#"{"op":"addr_show"}"#);
+        round_trip(
+            Request::AddrAdd { port: "dp0".into(), addr: "192.0.2.1/24".parse().unwrap() },
+            r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.1/24"}"#,
+        );
+        round_trip(
+            Request::RouteAdd {
+                route: RouteConfig { prefix: "203.0.113.0/24".parse().unwrap(), via: Some("192.0.2.2".parse().unwrap()), port: None },
+            },
+            r#"{"op":"route_add","route":{"prefix":"203.0.113.0/24","via":"192.0.2.2"}}"#,
+        );
+        round_trip(Request::RouteDel { prefix: "2001:db8::/32".parse().unwrap() }, r#"{"op":"route_del","prefix":"2001:db8::/32"}"#);
+        round_trip(Request::Stats, r#"{"op":"stats"}"#);
+        round_trip(Request::Apply { source: "a.yaml".into(), yaml: "ports: []\n".into() }, r#"{"op":"apply","source":"a.yaml","yaml":"ports: []\n"}"#);
+        assert_eq!(serde_json::from_str::<Request>(r#"{"op":"link_show"}"#).unwrap(), Request::LinkShow { stats: false });
+    }
+
+    #[test]
+    fn bad_requests_refused() {
+        let err = |s: &str| serde_json::from_str::<Request>(s).unwrap_err().to_string();
+        assert!(err(r#"{"op":"link_sho"}"#).contains("unknown variant `link_sho`"));
+        assert!(err(r#"{"op":"addr_add","port":"dp0"}"#).contains("missing field `addr`"));
+        assert!(err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.1/24","x":1}"#).contains("unknown field `x`"));
+        assert!(err(r#"{"op":"route_add","route":{"prefix":"10.0.0.0/8","dev":"dp0"}}"#).contains("unknown field `dev`"));
+        assert!(err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.300/24"}"#).contains("192.0.2.300"));
+        assert!(err(r#"{"port":"dp0"}"#).contains("missing field `op`"));
+    }
+
+    #[test]
+    fn responses_on_the_wire() {
+        let ok = Response::ok(&ApplyResult { changes: vec!["addr add 192.0.2.1/24 dev dp0".into()] });
+        let json = serde_json::to_string(&ok).unwrap();
+        assert_eq!(json, r#"{"ok":true,"data":{"changes":["addr add 192.0.2.1/24 dev dp0"]}}"#);
+        assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), ok);
+        let back: ApplyResult = ok.into_data().unwrap();
+        assert_eq!(back.changes.len(), 1);
+
+        let unit = Response::ok(&());
+        assert_eq!(serde_json::to_string(&unit).unwrap(), r#"{"ok":true,"data":null}"#);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":true,"data":null}"#).unwrap(), unit);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":true}"#).unwrap(), unit);
+
+        let err = Response::err("no port named 'dp9'");
+        assert_eq!(serde_json::to_string(&err).unwrap(), r#"{"ok":false,"error":"no port named 'dp9'"}"#);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":false,"error":"x"}"#).unwrap(), Response::err("x"));
+        assert!(serde_json::from_str::<Response>(r#"{"ok":false}"#).is_err());
+        assert_eq!(err.into_data::<()>(), Err("no port named 'dp9'".to_string()));
+    }
+
+    #[test]
+    fn data_shapes_round_trip() {
+        let link = LinkInfo {
+            port_id: 0,
+            name: "dp0".into(),
+            device: "net_af_packet0,iface=veth-lb0".into(),
+            driver: "net_af_packet".into(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            mtu: 1500,
+            link_up: true,
+            speed_mbps: 10000,
+            rx_queues: 1,
+            tx_queues: 1,
+            rss: false,
+            numa_socket: 0,
+            stats: Some(PortStats { rx_packets: 1, ..Default::default() }),
+        };
+        let v = serde_json::to_value(&link).unwrap();
+        assert_eq!(v["mac"], "02:00:00:00:00:01");
+        assert_eq!(serde_json::from_value::<LinkInfo>(v).unwrap(), link);
+        let neigh = NeighInfo {
+            core: 0,
+            port: "dp0".into(),
+            addr: "192.0.2.2".parse().unwrap(),
+            mac: None,
+            state: "incomplete".into(),
+            age_ms: 10,
+            queued: 2,
+        };
+        let v = serde_json::to_value(&neigh).unwrap();
+        assert_eq!(v["mac"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<NeighInfo>(v).unwrap(), neigh);
+    }
+}

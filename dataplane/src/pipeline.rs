@@ -1,0 +1,535 @@
+//! The per-frame logic a worker runs: classify, answer ARP/ND and ICMP echo for the box's
+//! own addresses, route replies and resolve their next hop. Pure: it sees frames through the
+//! [`Frame`] trait, allocates through [`FramePool`] and sends through [`TxSink`], so unit
+//! tests drive it with plain buffers and workers with mbufs. Time is an argument.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use crate::counters::{CoreCounters, DropReason, Event};
+use crate::l3::neigh::{Aging, Held, Resolution};
+use crate::l3::{NeighParams, NeighTable};
+use crate::net::MacAddr;
+use crate::snapshot::{solicited_node, Snapshot};
+use crate::wire::{
+    checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType,
+    EthernetFrame, Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
+};
+
+const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+const IPV6_HEADER_LEN: usize = 40;
+/// Hop limit / TTL of packets this box originates (echo replies).
+const DEFAULT_TTL: u8 = 64;
+/// Ethernet frames are at least 60 bytes before the FCS; generated frames are padded to it.
+const MIN_FRAME_LEN: usize = 60;
+/// Neighbour-table slots aged per loop iteration.
+const AGING_BUDGET: usize = 32;
+/// Neighbour learns reported to other cores per burst; more are rare and re-learned anyway.
+const LEARNED_OUTBOX: usize = 64;
+
+/// A received or generated frame: a byte buffer that may be resized within its capacity.
+pub trait Frame {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// The port the frame arrived on.
+    fn rx_port(&self) -> u16;
+    /// Sets the frame length (grow or shrink at the tail). False if it does not fit.
+    fn set_len(&mut self, len: usize) -> bool;
+}
+
+/// Source of fresh frames for what the box originates (ARP requests, solicitations).
+pub trait FramePool<F> {
+    fn alloc(&mut self) -> Option<F>;
+}
+
+/// Where frames leave.
+pub trait TxSink<F> {
+    fn send(&mut self, port: u16, frame: F);
+}
+
+/// A neighbour this core confirmed; the worker tells the other cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighLearned {
+    pub port: u16,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+/// A worker core's own state: nothing here is shared for writing.
+pub struct CoreCtx<F> {
+    pub core: u32,
+    pub counters: Arc<CoreCounters>,
+    pub neigh: NeighTable<F>,
+    learned: Vec<NeighLearned>,
+}
+
+impl<F: Frame> CoreCtx<F> {
+    pub fn new(core: u32, counters: Arc<CoreCounters>, neigh: NeighParams) -> Self {
+        CoreCtx { core, counters, neigh: NeighTable::new(neigh), learned: Vec::with_capacity(LEARNED_OUTBOX) }
+    }
+
+    /// Handles every frame of a burst.
+    #[inline]
+    pub fn process_burst(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frames: impl IntoIterator<Item = F>,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        for frame in frames {
+            self.process_frame(snap, now_ms, frame, pool, tx);
+        }
+    }
+
+    /// Handles one frame: it is sent, held for a neighbour, or dropped and counted.
+    pub fn process_frame(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let c = &self.counters;
+        c.event(Event::RxPackets).inc();
+        c.event(Event::RxBytes).add(frame.data().len() as u64);
+        let port = frame.rx_port();
+        let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
+            return self.drop(frame, DropReason::MalformedEthernet);
+        };
+        let Some(port_l3) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        let dst_mac = eth.dst();
+        if dst_mac != port_l3.mac && !dst_mac.is_multicast() {
+            return self.drop(frame, DropReason::OtherMac);
+        }
+        match eth.ethertype() {
+            EtherType::ARP => self.arp_input(snap, now_ms, frame, port, tx),
+            EtherType::IPV4 => self.ipv4_input(snap, now_ms, frame, pool, tx),
+            EtherType::IPV6 => self.ipv6_input(snap, now_ms, frame, port, pool, tx),
+            _ => self.drop(frame, DropReason::UnsupportedEthertype),
+        }
+    }
+
+    /// Per-loop housekeeping: ages a slice of the neighbour table, re-sending requests for
+    /// unresolved next hops and dropping the packets of those that never answer.
+    pub fn run_timers(&mut self, snap: &Snapshot, now_ms: u64, pool: &mut impl FramePool<F>, tx: &mut impl TxSink<F>) {
+        let mut probes: [Option<(u16, IpAddr)>; AGING_BUDGET] = [None; AGING_BUDGET];
+        let mut n = 0;
+        let counters = &self.counters;
+        self.neigh.age(now_ms, AGING_BUDGET, |a| match a {
+            Aging::Probe { port, ip } => {
+                if n < AGING_BUDGET {
+                    probes[n] = Some((port, ip));
+                    n += 1;
+                }
+            }
+            Aging::Unresolved(f) => {
+                counters.drop_reason(DropReason::NeighUnresolved).inc();
+                drop(f);
+            }
+            Aging::Expired => counters.event(Event::NeighExpired).inc(),
+        });
+        for (port, ip) in probes.iter().flatten() {
+            self.solicit(snap, *port, *ip, None, pool, tx);
+        }
+    }
+
+    /// Neighbours confirmed since the last call, for the other cores.
+    pub fn drain_learned(&mut self) -> std::vec::Drain<'_, NeighLearned> {
+        self.learned.drain(..)
+    }
+
+    /// A neighbour another core confirmed.
+    pub fn learn_remote(&mut self, snap: &Snapshot, now_ms: u64, n: NeighLearned, tx: &mut impl TxSink<F>) {
+        self.learn(snap, now_ms, n.port, n.ip, n.mac, true, false, tx);
+    }
+
+    #[inline]
+    fn drop(&self, frame: F, reason: DropReason) {
+        self.counters.drop_reason(reason).inc();
+        drop(frame);
+    }
+
+    /// Records a neighbour, sends what was waiting for it, and reports it to the other cores
+    /// when it is news (`announce` forces that: an answer to a request may be the answer
+    /// another core is waiting for).
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        port: u16,
+        ip: IpAddr,
+        mac: MacAddr,
+        create: bool,
+        announce: bool,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Some(our_mac) = snap.port(port).map(|p| p.mac) else { return };
+        let counters = &self.counters;
+        let changed = self.neigh.confirm(port, ip, mac, now_ms, create, |mut f, mac| {
+            set_macs(f.data_mut(), mac, our_mac);
+            counters.event(Event::NeighQueuedSent).inc();
+            send(counters, tx, port, f);
+        });
+        if changed {
+            self.counters.event(Event::NeighLearned).inc();
+        }
+        if (changed || announce) && self.learned.len() < LEARNED_OUTBOX {
+            self.learned.push(NeighLearned { port, ip, mac });
+        }
+    }
+
+    fn arp_input(&mut self, snap: &Snapshot, now_ms: u64, mut frame: F, port: u16, tx: &mut impl TxSink<F>) {
+        let Ok(arp) = ArpPacket::new_checked(&frame.data()[ETH_LEN..]) else {
+            return self.drop(frame, DropReason::MalformedArp);
+        };
+        let (op, sender_mac, sender_ip, target_ip) =
+            (arp.operation(), arp.sender_mac(), arp.sender_ip(), arp.target_ip());
+        let is_request = op == ArpOperation::REQUEST;
+        self.counters.event(if is_request { Event::ArpRequestsIn } else { Event::ArpRepliesIn }).inc();
+        let sender_usable = !sender_ip.is_unspecified() && !sender_mac.is_multicast();
+        if !snap.owns_on_port(port, IpAddr::V4(target_ip)) {
+            // Gratuitous ARP and others' conversations: refresh what we know, learn nothing new.
+            if sender_usable {
+                self.learn(snap, now_ms, port, IpAddr::V4(sender_ip), sender_mac, false, false, tx);
+            }
+            return self.drop(frame, DropReason::ArpNotForUs);
+        }
+        if sender_usable {
+            self.learn(snap, now_ms, port, IpAddr::V4(sender_ip), sender_mac, true, !is_request, tx);
+        }
+        if !is_request {
+            return; // A reply to us: consumed.
+        }
+        let Some(our_mac) = snap.port(port).map(|p| p.mac) else { return };
+        let data = frame.data_mut();
+        set_macs(data, sender_mac, our_mac);
+        emit_arp(&mut data[ETH_LEN..], ArpOperation::REPLY, our_mac, target_ip, sender_mac, sender_ip);
+        self.counters.event(Event::ArpRepliesOut).inc();
+        send(&self.counters, tx, port, frame);
+    }
+
+    fn ipv4_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Ok(ip) = Ipv4Packet::new_checked(&frame.data()[ETH_LEN..]) else {
+            return self.drop(frame, DropReason::MalformedIpv4);
+        };
+        if !ip.verify_checksum() {
+            return self.drop(frame, DropReason::BadIpv4Checksum);
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if !snap.is_local(IpAddr::V4(dst)) {
+            return self.drop(frame, DropReason::IpNotForUs);
+        }
+        if ip.is_fragment() {
+            return self.drop(frame, DropReason::Fragment);
+        }
+        if ip.protocol() != IpProtocol::ICMP {
+            return self.drop(frame, DropReason::UnsupportedProtocol);
+        }
+        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() {
+            return self.drop(frame, DropReason::BadSource);
+        }
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            return self.drop(frame, DropReason::MalformedIcmp);
+        };
+        if !icmp.verify_checksum() {
+            return self.drop(frame, DropReason::BadIcmpChecksum);
+        }
+        if icmp.msg_type() != Icmpv4Type::ECHO_REQUEST || icmp.code() != 0 {
+            return self.drop(frame, DropReason::IcmpNotEcho);
+        }
+        let (header_len, total_len) = (usize::from(ip.header_len()), usize::from(ip.total_len()));
+        self.counters.event(Event::IcmpEchoRequestsIn).inc();
+        // Drop any Ethernet padding: the reply is as long as the request's IP packet.
+        frame.set_len(ETH_LEN + total_len);
+        echo_reply_v4(&mut frame.data_mut()[ETH_LEN..], header_len, src, dst);
+        self.counters.event(Event::IcmpEchoRepliesOut).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V4(src), pool, tx);
+    }
+
+    fn ipv6_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Ok(ip) = Ipv6Packet::new_checked(&frame.data()[ETH_LEN..]) else {
+            return self.drop(frame, DropReason::MalformedIpv6);
+        };
+        let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
+        let unicast_to_us = snap.is_local(IpAddr::V6(dst));
+        let multicast_to_us = dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
+            || snap.is_solicited_node_on_port(port, dst);
+        if !unicast_to_us && !multicast_to_us {
+            return self.drop(frame, DropReason::IpNotForUs);
+        }
+        if ip.next_header() != IpProtocol::ICMPV6 {
+            return self.drop(frame, DropReason::UnsupportedProtocol);
+        }
+        let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else {
+            return self.drop(frame, DropReason::MalformedIcmp);
+        };
+        if !icmp.verify_checksum(src, dst) {
+            return self.drop(frame, DropReason::BadIcmpChecksum);
+        }
+        let msg_type = icmp.msg_type();
+        if msg_type == Icmpv6Type::NEIGHBOR_SOLICIT || msg_type == Icmpv6Type::NEIGHBOR_ADVERT {
+            if hop_limit != 255 {
+                return self.drop(frame, DropReason::NdBadHopLimit);
+            }
+            let Some(target) = icmp.ndisc_target() else {
+                return self.drop(frame, DropReason::MalformedIcmp);
+            };
+            if msg_type == Icmpv6Type::NEIGHBOR_ADVERT {
+                self.counters.event(Event::NdAdvertsIn).inc();
+                if let Ok(Some(mac)) = icmp.target_link_addr() {
+                    self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx);
+                }
+                return; // Consumed.
+            }
+            self.counters.event(Event::NdSolicitsIn).inc();
+            let source_mac = icmp.source_link_addr();
+            return self.neighbor_solicit_input(snap, now_ms, frame, port, src, target, source_mac, tx);
+        }
+        if msg_type != Icmpv6Type::ECHO_REQUEST || icmp.code() != 0 {
+            return self.drop(frame, DropReason::IcmpNotEcho);
+        }
+        if !unicast_to_us {
+            return self.drop(frame, DropReason::IpNotForUs);
+        }
+        if src.is_unspecified() || src.is_multicast() {
+            return self.drop(frame, DropReason::BadSource);
+        }
+        let payload_len = usize::from(ip.payload_len());
+        self.counters.event(Event::IcmpEchoRequestsIn).inc();
+        frame.set_len(ETH_LEN + IPV6_HEADER_LEN + payload_len);
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        let mut ip = Ipv6Packet::new_unchecked(&mut *packet);
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_hop_limit(DEFAULT_TTL);
+        let mut icmp = Icmpv6Packet::new_unchecked(&mut packet[IPV6_HEADER_LEN..]);
+        icmp.set_msg_type(Icmpv6Type::ECHO_REPLY);
+        icmp.fill_checksum(dst, src);
+        self.counters.event(Event::IcmpEchoRepliesOut).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V6(src), pool, tx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn neighbor_solicit_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        source_mac: Result<Option<MacAddr>, crate::wire::WireError>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if !snap.owns_on_port(port, IpAddr::V6(target)) {
+            return self.drop(frame, DropReason::NdNotForUs);
+        }
+        let Ok(source_mac) = source_mac else {
+            return self.drop(frame, DropReason::MalformedIcmp);
+        };
+        let Some(our_mac) = snap.port(port).map(|p| p.mac) else { return };
+        // Duplicate address detection (source ::) is answered to all nodes, unsolicited.
+        let dad = src.is_unspecified();
+        let reply_to = if dad { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { src };
+        let eth_src = EthernetFrame::new_unchecked(frame.data()).src();
+        let reply_mac = if dad { MacAddr::ipv6_multicast(reply_to) } else { source_mac.unwrap_or(eth_src) };
+        if let (false, Some(mac)) = (dad, source_mac) {
+            self.learn(snap, now_ms, port, IpAddr::V6(src), mac, true, false, tx);
+        }
+        let len = ETH_LEN + IPV6_HEADER_LEN + crate::wire::icmpv6::NDISC_EMIT_LEN;
+        if !frame.set_len(len) {
+            return self.drop(frame, DropReason::MalformedIcmp);
+        }
+        let data = frame.data_mut();
+        set_macs(data, reply_mac, our_mac);
+        let icmp_len = emit_neighbor_advert(&mut data[ETH_LEN + IPV6_HEADER_LEN..], target, our_mac, !dad);
+        write_ipv6_header(&mut data[ETH_LEN..], target, reply_to, icmp_len, 255);
+        Icmpv6Packet::new_unchecked(&mut data[ETH_LEN + IPV6_HEADER_LEN..]).fill_checksum(target, reply_to);
+        self.counters.event(Event::NdAdvertsOut).inc();
+        send(&self.counters, tx, port, frame);
+    }
+
+    /// Sends an IP packet (Ethernet header present, MACs to be filled) towards `dst`: route
+    /// lookup, then the next hop's MAC, or hold the packet while it resolves.
+    fn route_output(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        dst: IpAddr,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Some(route) = snap.routes.lookup(dst) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(dst));
+        let Some(our_mac) = snap.port(port).map(|p| p.mac) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        match self.neigh.resolve(port, next_hop, now_ms) {
+            Resolution::Known { mac, probe } => {
+                set_macs(frame.data_mut(), mac, our_mac);
+                send(&self.counters, tx, port, frame);
+                if probe {
+                    self.solicit(snap, port, next_hop, Some(mac), pool, tx);
+                }
+            }
+            Resolution::Unknown => match self.neigh.hold(port, next_hop, frame, now_ms) {
+                Held::Queued { request: true } => self.solicit(snap, port, next_hop, None, pool, tx),
+                Held::Queued { request: false } => {}
+                Held::QueueFull(f) => self.drop(f, DropReason::NeighQueueFull),
+                Held::TableFull(f) => self.drop(f, DropReason::NeighTableFull),
+            },
+        }
+    }
+
+    /// Sends an ARP request or neighbour solicitation for `target` on `port`: broadcast /
+    /// solicited-node multicast, or unicast to `known` to re-confirm a stale entry.
+    fn solicit(
+        &mut self,
+        snap: &Snapshot,
+        port: u16,
+        target: IpAddr,
+        known: Option<MacAddr>,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let (Some(our_mac), Some(source)) = (snap.port(port).map(|p| p.mac), snap.source_for(port, target)) else {
+            // No address of that family on the port: nothing to ask from; the held packets
+            // are counted as unresolved when the entry gives up.
+            return;
+        };
+        let Some(mut frame) = pool.alloc() else {
+            self.counters.drop_reason(DropReason::NoBuffer).inc();
+            return;
+        };
+        let built = match (target, source) {
+            (IpAddr::V4(target), IpAddr::V4(source)) => {
+                build_arp_request(&mut frame, our_mac, source, target, known).then_some(Event::ArpRequestsOut)
+            }
+            (IpAddr::V6(target), IpAddr::V6(source)) => {
+                build_neighbor_solicit(&mut frame, our_mac, source, target, known).then_some(Event::NdSolicitsOut)
+            }
+            _ => None,
+        };
+        match built {
+            Some(event) => {
+                self.counters.event(event).inc();
+                send(&self.counters, tx, port, frame);
+            }
+            None => self.drop(frame, DropReason::NoBuffer),
+        }
+    }
+}
+
+#[inline]
+fn send<F: Frame>(counters: &CoreCounters, tx: &mut impl TxSink<F>, port: u16, frame: F) {
+    counters.event(Event::TxPackets).inc();
+    counters.event(Event::TxBytes).add(frame.data().len() as u64);
+    tx.send(port, frame);
+}
+
+#[inline]
+fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
+    let mut eth = EthernetFrame::new_unchecked(frame);
+    eth.set_dst(dst);
+    eth.set_src(src);
+}
+
+/// Turns an echo request (IPv4 packet bytes) into its reply in place.
+fn echo_reply_v4(packet: &mut [u8], header_len: usize, requester: Ipv4Addr, us: Ipv4Addr) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
+    ip.set_src_addr(us);
+    ip.set_dst_addr(requester);
+    ip.set_ttl(DEFAULT_TTL);
+    ip.fill_checksum();
+    let mut icmp = Icmpv4Packet::new_unchecked(&mut packet[header_len..]);
+    let code = u16::from(icmp.code());
+    // Only the type byte changes: patch the checksum (RFC 1624) instead of summing the data.
+    let csum = checksum::update_u16(
+        icmp.checksum(),
+        u16::from(Icmpv4Type::ECHO_REQUEST.0) << 8 | code,
+        u16::from(Icmpv4Type::ECHO_REPLY.0) << 8 | code,
+    );
+    icmp.set_msg_type(Icmpv4Type::ECHO_REPLY);
+    icmp.set_checksum(csum);
+}
+
+fn write_ipv6_header(buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, payload_len: usize, hop_limit: u8) {
+    buf[..IPV6_HEADER_LEN].fill(0);
+    let mut ip = Ipv6Packet::new_unchecked(&mut buf[..IPV6_HEADER_LEN]);
+    ip.set_version(6);
+    ip.set_payload_len(payload_len as u16);
+    ip.set_next_header(IpProtocol::ICMPV6);
+    ip.set_hop_limit(hop_limit);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+}
+
+fn build_arp_request<F: Frame>(
+    frame: &mut F,
+    our_mac: MacAddr,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    known: Option<MacAddr>,
+) -> bool {
+    if !frame.set_len(MIN_FRAME_LEN) {
+        return false;
+    }
+    let data = frame.data_mut();
+    data.fill(0);
+    let mut eth = EthernetFrame::new_unchecked(&mut *data);
+    eth.set_dst(known.unwrap_or(MacAddr::BROADCAST));
+    eth.set_src(our_mac);
+    eth.set_ethertype(EtherType::ARP);
+    emit_arp(&mut data[ETH_LEN..], ArpOperation::REQUEST, our_mac, source, MacAddr::ZERO, target);
+    true
+}
+
+fn build_neighbor_solicit<F: Frame>(
+    frame: &mut F,
+    our_mac: MacAddr,
+    source: Ipv6Addr,
+    target: Ipv6Addr,
+    known: Option<MacAddr>,
+) -> bool {
+    let icmp_len = crate::wire::icmpv6::NDISC_EMIT_LEN;
+    if !frame.set_len(ETH_LEN + IPV6_HEADER_LEN + icmp_len) {
+        return false;
+    }
+    let dst = if known.is_some() { target } else { solicited_node(target) };
+    let data = frame.data_mut();
+    let mut eth = EthernetFrame::new_unchecked(&mut *data);
+    eth.set_dst(known.unwrap_or(MacAddr::ipv6_multicast(dst)));
+    eth.set_src(our_mac);
+    eth.set_ethertype(EtherType::IPV6);
+    emit_neighbor_solicit(&mut data[ETH_LEN + IPV6_HEADER_LEN..], target, our_mac);
+    write_ipv6_header(&mut data[ETH_LEN..], source, dst, icmp_len, 255);
+    Icmpv6Packet::new_unchecked(&mut data[ETH_LEN + IPV6_HEADER_LEN..]).fill_checksum(source, dst);
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! The configuration a worker reads: immutable, built by the control plane, published
+//! through [`crate::rcu`] and picked up at burst boundaries.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::l3::{Route, RouteOrigin, RouteTable};
+use crate::net::{MacAddr, Prefix};
+
+/// What the data path needs to know about a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortL3 {
+    pub name: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+}
+
+/// An address this box owns, on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddr {
+    pub port: u16,
+    pub prefix: Prefix,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Indexed by DPDK port id.
+    ports: Vec<Option<PortL3>>,
+    addrs: Vec<LocalAddr>,
+    /// (address, port), sorted: the per-packet "is this ours?" test.
+    local_index: Vec<(IpAddr, u16)>,
+    pub routes: RouteTable,
+}
+
+impl Snapshot {
+    /// Builds a snapshot. Every address's network becomes a connected route; static routes
+    /// are added after them, so a static route for the same prefix replaces the connected one.
+    pub fn build(ports: Vec<(u16, PortL3)>, addrs: Vec<LocalAddr>, static_routes: Vec<Route>) -> Snapshot {
+        let mut by_id: Vec<Option<PortL3>> = Vec::new();
+        for (id, port) in ports {
+            let id = usize::from(id);
+            if by_id.len() <= id {
+                by_id.resize(id + 1, None);
+            }
+            by_id[id] = Some(port);
+        }
+        let mut routes = RouteTable::default();
+        for a in &addrs {
+            routes.insert(Route { prefix: a.prefix.network(), via: None, port: a.port, origin: RouteOrigin::Connected });
+        }
+        for r in static_routes {
+            routes.insert(Route { origin: RouteOrigin::Static, ..r });
+        }
+        let mut local_index: Vec<(IpAddr, u16)> = addrs.iter().map(|a| (a.prefix.addr(), a.port)).collect();
+        local_index.sort();
+        Snapshot { ports: by_id, addrs, local_index, routes }
+    }
+
+    #[inline]
+    pub fn port(&self, id: u16) -> Option<&PortL3> {
+        self.ports.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    pub fn addresses(&self) -> &[LocalAddr] {
+        &self.addrs
+    }
+
+    /// True when `ip` is an address of this box, on any port.
+    #[inline]
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        let i = self.local_index.partition_point(|(a, _)| *a < ip);
+        self.local_index.get(i).is_some_and(|(a, _)| *a == ip)
+    }
+
+    /// True when `ip` is an address of this box on `port` (ARP and ND answer only these).
+    #[inline]
+    pub fn owns_on_port(&self, port: u16, ip: IpAddr) -> bool {
+        let i = self.local_index.partition_point(|(a, _)| *a < ip);
+        self.local_index[i..].iter().take_while(|(a, _)| *a == ip).any(|(_, p)| *p == port)
+    }
+
+    /// The source address for a request about `target` sent on `port`: an address of that
+    /// port whose network holds `target`, else the port's first address of that family.
+    pub fn source_for(&self, port: u16, target: IpAddr) -> Option<IpAddr> {
+        let same_family = |a: &&LocalAddr| a.port == port && a.prefix.is_ipv4() == target.is_ipv4();
+        self.addrs
+            .iter()
+            .filter(same_family)
+            .find(|a| a.prefix.contains(target))
+            .or_else(|| self.addrs.iter().find(same_family))
+            .map(|a| a.prefix.addr())
+    }
+
+    /// True when `dst` is the solicited-node multicast group of an IPv6 address on `port`.
+    pub fn is_solicited_node_on_port(&self, port: u16, dst: Ipv6Addr) -> bool {
+        self.addrs.iter().any(|a| match a.prefix.addr() {
+            IpAddr::V6(v6) => a.port == port && solicited_node(v6) == dst,
+            IpAddr::V4(_) => false,
+        })
+    }
+}
+
+/// The solicited-node multicast address of `addr` (RFC 4291 section 2.7.1).
+pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let o = addr.octets();
+    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_and_sources() {
+        let port = |n: &str| PortL3 { name: n.into(), mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500 };
+        let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
+        let snap = Snapshot::build(
+            vec![(0, port("dp0")), (1, port("dp1"))],
+            vec![la(0, "192.0.2.1/24"), la(1, "198.51.100.1/24"), la(1, "203.0.113.1/24"), la(0, "2001:db8::1/64")],
+            vec![],
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(snap.is_local(ip("198.51.100.1")));
+        assert!(!snap.is_local(ip("198.51.100.2")));
+        assert!(snap.owns_on_port(0, ip("192.0.2.1")));
+        assert!(!snap.owns_on_port(1, ip("192.0.2.1")));
+        assert_eq!(snap.source_for(1, ip("203.0.113.9")), Some(ip("203.0.113.1")));
+        assert_eq!(snap.source_for(1, ip("192.0.2.9")), Some(ip("198.51.100.1")));
+        assert_eq!(snap.source_for(1, ip("2001:db8::9")), None);
+        assert_eq!(snap.routes.lookup(ip("203.0.113.77")).unwrap().port, 1);
+        assert_eq!(solicited_node("2001:db8::1:2345:6789".parse().unwrap()).to_string(), "ff02::1:ff45:6789");
+        assert!(snap.is_solicited_node_on_port(0, "ff02::1:ff00:1".parse().unwrap()));
+        assert!(snap.port(2).is_none());
+    }
+}
