@@ -2,7 +2,7 @@
 //! daemon's control thread as an `ApiCall` and the control thread's `Response` goes back on
 //! the same connection. Requests that do not parse never reach the daemon.
 //!
-//! ```ignore
+//! ```text
 //! let listener = ctrl::api::bind(&config.api.socket)?;
 //! let (tx, rx) = crossbeam_channel::unbounded();
 //! ctrl::api::spawn_server(listener, tx);
@@ -34,11 +34,13 @@ pub struct ApiCall {
 /// Binds the admin socket at `path`, creating its parent directory (0755) when missing. A
 /// socket file left by a dead ferrovs is removed; a live one (something accepts a connection)
 /// is an error, and so is a path that exists but is not a socket. The socket is made 0600:
-/// whoever can connect can change the dataplane.
+/// whoever can connect can change the dataplane. (The server also checks each peer's
+/// credentials, which covers the moment between bind and chmod.)
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     create_parent(path)?;
     remove_stale(path)?;
-    let listener = bind_private(path).map_err(|e| with_path(e, "cannot bind the admin socket", path))?;
+    let listener =
+        UnixListener::bind(path).map_err(|e| with_path(e, "cannot bind the admin socket", path))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .map_err(|e| with_path(e, "cannot chmod the admin socket", path))?;
     Ok(listener)
@@ -49,7 +51,9 @@ fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
 }
 
 fn create_parent(path: &Path) -> io::Result<()> {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
     if dir.is_dir() {
         return Ok(());
     }
@@ -57,7 +61,10 @@ fn create_parent(path: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o755)
         .create(dir)
-        .map_err(|e| with_path(e, "cannot create the directory", dir))
+        .map_err(|e| with_path(e, "cannot create the directory", dir))?;
+    // The umask may have taken bits away; `fvs` users need to reach the socket's directory.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| with_path(e, "cannot chmod", dir))
 }
 
 fn remove_stale(path: &Path) -> io::Result<()> {
@@ -69,13 +76,19 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(
             ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; refusing to replace it", path.display()),
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
         ));
     }
     match UnixStream::connect(path) {
         Ok(_) => Err(io::Error::new(
             ErrorKind::AddrInUse,
-            format!("another ferrovs is serving {}; stop it first or use another api.socket", path.display()),
+            format!(
+                "another ferrovs is serving {}; stop it first or use another api.socket",
+                path.display()
+            ),
         )),
         // Nobody listens: a leftover of a ferrovs that did not exit cleanly.
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
@@ -83,18 +96,6 @@ fn remove_stale(path: &Path) -> io::Result<()> {
         }
         Err(e) => Err(with_path(e, "cannot check the existing socket", path)),
     }
-}
-
-/// Binds with a umask that leaves the socket owner-only from its first moment, so nobody can
-/// connect in the gap before the chmod. The umask is process-wide: while it is set another
-/// thread's new files come out more private, never less.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
-    // SAFETY: umask only swaps the process's file mode mask; it cannot fail.
-    let old = unsafe { libc::umask(0o177) };
-    let result = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    result
 }
 
 /// Serves `listener` on a new thread: one thread per connection, each reading requests line
@@ -110,7 +111,10 @@ pub fn spawn_server(listener: UnixListener, calls: Sender<ApiCall>) -> JoinHandl
 fn accept_loop(listener: UnixListener, calls: Sender<ApiCall>) {
     for stream in listener.incoming() {
         match stream {
-            Ok(stream) => spawn_connection(stream, calls.clone()),
+            Ok(stream) => match peer_allowed(&stream) {
+                Ok(()) => spawn_connection(stream, calls.clone()),
+                Err(why) => refuse(stream, &why),
+            },
             Err(e) if is_transient(&e) => {
                 tracing::warn!("admin API: accept failed: {e}");
                 // Out of file descriptors and the like: let some connections finish.
@@ -124,16 +128,76 @@ fn accept_loop(listener: UnixListener, calls: Sender<ApiCall>) {
     }
 }
 
+/// Only root and the daemon's own user may use the API. The 0600 socket already says so;
+/// this also holds when the socket was reachable for a moment before its chmod.
+fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
+    let uid =
+        peer_uid(stream).map_err(|e| format!("cannot check the caller's credentials: {e}"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own = unsafe { libc::geteuid() };
+    if uid == 0 || uid == own {
+        Ok(())
+    } else {
+        Err(format!(
+            "permission denied: uid {uid} may not use the ferrovs admin API"
+        ))
+    }
+}
+
+fn peer_uid(stream: &UnixStream) -> io::Result<libc::uid_t> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes and `len` holds the size of `cred`, as
+    // SO_PEERCRED requires; the fd is open for the lifetime of `stream`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cred.uid)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Tells a refused peer why, then closes; best effort, it may already be gone.
+fn refuse(mut stream: UnixStream, why: &str) {
+    tracing::warn!("admin API: {why}");
+    let _ = write_response(&mut stream, &Response::err(why));
+}
+
 fn is_transient(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EINTR | libc::ECONNABORTED))
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EINTR
+                | libc::ECONNABORTED
+        )
+    )
 }
 
 fn spawn_connection(stream: UnixStream, calls: Sender<ApiCall>) {
-    let spawned = thread::Builder::new().name("api-conn".into()).spawn(move || {
-        if let Err(e) = serve_connection(stream, &calls) {
-            tracing::debug!("admin API: connection ended: {e}");
-        }
-    });
+    let spawned = thread::Builder::new()
+        .name("api-conn".into())
+        .spawn(move || {
+            if let Err(e) = serve_connection(stream, &calls) {
+                tracing::debug!("admin API: connection ended: {e}");
+            }
+        });
     if let Err(e) = spawned {
         tracing::warn!("admin API: cannot spawn a connection thread: {e}");
     }
@@ -177,7 +241,10 @@ fn answer(line: &[u8], calls: &Sender<ApiCall>) -> (Response, bool) {
     }
     match replies.recv() {
         Ok(r) => (r, true),
-        Err(_) => (Response::err("internal error: ferrovs dropped the request without answering"), true),
+        Err(_) => (
+            Response::err("internal error: ferrovs dropped the request without answering"),
+            true,
+        ),
     }
 }
 
@@ -204,7 +271,11 @@ fn read_line_limited<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io
             Err(e) => return Err(e),
         };
         if chunk.is_empty() {
-            return Ok(if buf.is_empty() { LineRead::Eof } else { LineRead::Line });
+            return Ok(if buf.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Line
+            });
         }
         let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (i, true),
@@ -268,21 +339,43 @@ mod tests {
         let (dir, path) = start("serve");
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
 
         let mut s = BufReader::new(UnixStream::connect(&path).unwrap());
-        assert_eq!(exchange(&mut s, "{\"op\":\"addr_show\"}\n"), "{\"ok\":true,\"data\":[\"192.0.2.1/24\"]}\n");
         assert_eq!(
-            exchange(&mut s, "\n{\"op\":\"addr_add\",\"port\":\"dp9\",\"addr\":\"10.0.0.1/8\"}\n"),
+            exchange(&mut s, "{\"op\":\"addr_show\"}\n"),
+            "{\"ok\":true,\"data\":[\"192.0.2.1/24\"]}\n"
+        );
+        assert_eq!(
+            exchange(
+                &mut s,
+                "\n{\"op\":\"addr_add\",\"port\":\"dp9\",\"addr\":\"10.0.0.1/8\"}\n"
+            ),
             "{\"ok\":false,\"error\":\"no port named 'dp9'\"}\n"
         );
         let bad = exchange(&mut s, "{\"op\":\"frobnicate\"}\n");
-        assert!(bad.starts_with("{\"ok\":false,\"error\":\"bad request: unknown variant `frobnicate`"), "{bad}");
+        assert!(
+            bad.starts_with("{\"ok\":false,\"error\":\"bad request: unknown variant `frobnicate`"),
+            "{bad}"
+        );
         let bad = exchange(&mut s, "not json\n");
-        assert!(bad.starts_with("{\"ok\":false,\"error\":\"bad request: expected"), "{bad}");
+        assert!(
+            bad.starts_with("{\"ok\":false,\"error\":\"bad request: expected"),
+            "{bad}"
+        );
         let dropped = exchange(&mut s, "{\"op\":\"stats\"}\n");
         assert!(dropped.contains("dropped the request"), "{dropped}");
-        assert_eq!(exchange(&mut s, "{\"op\":\"route_show\"}\n"), "{\"ok\":true,\"data\":null}\n");
+        assert_eq!(
+            exchange(&mut s, "{\"op\":\"route_show\"}\n"),
+            "{\"ok\":true,\"data\":null}\n"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -299,7 +392,12 @@ mod tests {
         };
         let mut answer = String::new();
         s.read_to_string(&mut answer).unwrap();
-        assert_eq!(answer, format!("{{\"ok\":false,\"error\":\"bad request: line longer than {MAX_LINE} bytes\"}}\n"));
+        assert_eq!(
+            answer,
+            format!(
+                "{{\"ok\":false,\"error\":\"bad request: line longer than {MAX_LINE} bytes\"}}\n"
+            )
+        );
         writer.join().unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
@@ -313,7 +411,10 @@ mod tests {
         drop(rx);
         spawn_server(listener, tx);
         let mut s = BufReader::new(UnixStream::connect(&path).unwrap());
-        assert_eq!(exchange(&mut s, "{\"op\":\"stats\"}\n"), "{\"ok\":false,\"error\":\"ferrovs is shutting down\"}\n");
+        assert_eq!(
+            exchange(&mut s, "{\"op\":\"stats\"}\n"),
+            "{\"ok\":false,\"error\":\"ferrovs is shutting down\"}\n"
+        );
         let mut rest = String::new();
         assert_eq!(s.read_line(&mut rest).unwrap(), 0);
         fs::remove_dir_all(dir).unwrap();
@@ -326,7 +427,11 @@ mod tests {
         let live = bind(&path).unwrap();
         let err = bind(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
-        assert!(err.to_string().contains(&format!("another ferrovs is serving {}", path.display())), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("another ferrovs is serving {}", path.display())),
+            "{err}"
+        );
         drop(live); // the file stays behind, like after a crash
         assert!(path.exists());
         let _again = bind(&path).unwrap();
@@ -334,7 +439,10 @@ mod tests {
         let file = dir.join("plain");
         fs::write(&file, "keep me").unwrap();
         let err = bind(&file).unwrap_err();
-        assert!(err.to_string().contains("exists and is not a socket"), "{err}");
+        assert!(
+            err.to_string().contains("exists and is not a socket"),
+            "{err}"
+        );
         assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
         fs::remove_dir_all(dir).unwrap();
     }
@@ -343,17 +451,32 @@ mod tests {
     fn line_reader_limits() {
         let mut r = BufReader::with_capacity(4, &b"abc\ndefgh\nlast"[..]);
         let mut buf = Vec::new();
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
+        assert!(matches!(
+            read_line_limited(&mut r, &mut buf, 8).unwrap(),
+            LineRead::Line
+        ));
         assert_eq!(buf, b"abc");
         buf.clear();
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
+        assert!(matches!(
+            read_line_limited(&mut r, &mut buf, 8).unwrap(),
+            LineRead::Line
+        ));
         assert_eq!(buf, b"defgh");
         buf.clear();
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
+        assert!(matches!(
+            read_line_limited(&mut r, &mut buf, 8).unwrap(),
+            LineRead::Line
+        ));
         assert_eq!(buf, b"last");
         buf.clear();
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Eof));
+        assert!(matches!(
+            read_line_limited(&mut r, &mut buf, 8).unwrap(),
+            LineRead::Eof
+        ));
         let mut r = BufReader::with_capacity(4, &b"0123456789\n"[..]);
-        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::TooLong));
+        assert!(matches!(
+            read_line_limited(&mut r, &mut buf, 8).unwrap(),
+            LineRead::TooLong
+        ));
     }
 }

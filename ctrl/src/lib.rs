@@ -6,4 +6,6 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "dpdk")]
+pub mod daemon;
 pub mod proto;

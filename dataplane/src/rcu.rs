@@ -112,13 +112,31 @@ impl<T> Reader<T> {
     pub fn get(&mut self) -> &Arc<T> {
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != self.seen {
-            self.refresh(generation);
+            self.switch_to(generation);
         }
         &self.local
     }
 
+    /// Picks up a newer snapshot if one was published; true when it switched. Call at a
+    /// burst boundary, then read [`Reader::current`].
+    #[inline]
+    pub fn refresh(&mut self) -> bool {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation == self.seen {
+            return false;
+        }
+        self.switch_to(generation);
+        true
+    }
+
+    /// The snapshot picked up by the last `get` or `refresh`.
+    #[inline]
+    pub fn current(&self) -> &Arc<T> {
+        &self.local
+    }
+
     #[cold]
-    fn refresh(&mut self, generation: u64) {
+    fn switch_to(&mut self, generation: u64) {
         // The publisher keeps the replaced snapshot in `retired` until this reader's
         // acknowledgement below, so this assignment never runs a destructor here.
         self.local = self.shared.current.lock().clone();

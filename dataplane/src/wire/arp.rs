@@ -231,18 +231,27 @@ mod tests {
     #[test]
     fn rejects_truncated_and_unsupported() {
         for n in 0..28 {
-            assert_eq!(ArpPacket::new_checked(&golden_arp()[..n]).unwrap_err(), WireError::Truncated);
+            assert_eq!(
+                ArpPacket::new_checked(&golden_arp()[..n]).unwrap_err(),
+                WireError::Truncated
+            );
         }
         for (at, v) in [(1, 6u8), (2, 0x86), (4, 16), (5, 16)] {
             let mut b = golden_arp().to_vec();
             b[at] = v;
-            assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), WireError::Unsupported, "byte {at}");
+            assert_eq!(
+                ArpPacket::new_checked(&b[..]).unwrap_err(),
+                WireError::Unsupported,
+                "byte {at}"
+            );
         }
     }
 
     proptest! {
         #[test]
-        fn round_trip(op in any::<u16>(), sm in any::<[u8; 6]>(), si in any::<u32>(), tm in any::<[u8; 6]>(), ti in any::<u32>()) {
+        fn round_trip(
+            op in any::<u16>(), sm in any::<[u8; 6]>(), si in any::<u32>(), tm in any::<[u8; 6]>(), ti in any::<u32>(),
+        ) {
             let mut b = [0xeeu8; 28];
             emit_arp(&mut b, ArpOperation(op), MacAddr(sm), si.into(), MacAddr(tm), ti.into());
             let p = ArpPacket::new_checked(&b[..]).unwrap();

@@ -101,11 +101,7 @@ pub fn update_u16(csum: u16, old: u16, new: u16) -> u16 {
 /// RFC 1624 eqn. 3 for a 32-bit field (an IPv4 address, a TCP sequence number).
 #[inline]
 pub fn update_u32(csum: u16, old: u32, new: u32) -> u16 {
-    let s = !csum as u32
-        + (!old >> 16)
-        + (!old & 0xffff)
-        + (new >> 16)
-        + (new & 0xffff);
+    let s = !csum as u32 + (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     !fold(s)
 }
 

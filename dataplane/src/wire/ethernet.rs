@@ -66,6 +66,15 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 }
 
+impl<'a> EthernetFrame<&'a [u8]> {
+    /// Like `payload()`, but borrowing the underlying buffer rather than the view, so the
+    /// next layer's view can outlive this one.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[field::PAYLOAD.min(self.buffer.len())..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     #[inline]
     pub fn set_dst(&mut self, v: MacAddr) {
@@ -127,7 +136,10 @@ mod tests {
     #[test]
     fn rejects_truncated() {
         for n in 0..14 {
-            assert_eq!(EthernetFrame::new_checked(&golden::ARP_REQUEST[..n]).unwrap_err(), WireError::Truncated);
+            assert_eq!(
+                EthernetFrame::new_checked(&golden::ARP_REQUEST[..n]).unwrap_err(),
+                WireError::Truncated
+            );
         }
         assert!(EthernetFrame::new_checked(&golden::ARP_REQUEST[..14]).is_ok());
     }

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
-    summarize, ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Type, Icmpv6Packet,
-    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket,
+    summarize, ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type,
+    IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket,
 };
 use crate::net::MacAddr;
 
@@ -40,6 +40,25 @@ fn eth<T: AsRef<[u8]>>(p: &EthernetFrame<T>, a: &mut Acc) {
     a.add(p.ethertype().0 as u64);
     a.bytes(p.payload());
     a.bytes(p.as_bytes());
+}
+
+/// The lifetime-preserving payloads, for views over plain slices.
+fn into_payloads(d: &[u8], a: &mut Acc) {
+    if let Ok(p) = EthernetFrame::new_checked(d) {
+        a.bytes(p.into_payload());
+    }
+    if let Ok(p) = Ipv4Packet::new_checked(d) {
+        a.bytes(p.into_payload());
+    }
+    if let Ok(p) = Ipv6Packet::new_checked(d) {
+        a.bytes(p.into_payload());
+    }
+    if let Ok(p) = TcpPacket::new_checked(d) {
+        a.bytes(p.into_payload());
+    }
+    if let Ok(p) = UdpPacket::new_checked(d) {
+        a.bytes(p.into_payload());
+    }
 }
 
 fn arp<T: AsRef<[u8]>>(p: &ArpPacket<T>, a: &mut Acc) {
@@ -313,6 +332,7 @@ pub fn exercise_views(data: &[u8]) -> u64 {
         Err(e) => a.add(e.as_str().len() as u64),
     }
     read_all(data, &mut a);
+    into_payloads(data, &mut a);
     if let Ok(e) = EthernetFrame::new_checked(data) {
         let l3 = e.payload();
         read_all(l3, &mut a);

@@ -222,13 +222,19 @@ mod tests {
     #[test]
     fn rejects_truncated() {
         for n in 0..8 {
-            assert_eq!(Icmpv4Packet::new_checked(&ping()[..n]).unwrap_err(), WireError::Truncated);
+            assert_eq!(
+                Icmpv4Packet::new_checked(&ping()[..n]).unwrap_err(),
+                WireError::Truncated
+            );
         }
     }
 
     proptest! {
         #[test]
-        fn round_trip(t in any::<u8>(), code in any::<u8>(), id in any::<u16>(), seq in any::<u16>(), data in proptest::collection::vec(any::<u8>(), 0..40)) {
+        fn round_trip(
+            t in any::<u8>(), code in any::<u8>(), id in any::<u16>(), seq in any::<u16>(),
+            data in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
             let mut b = vec![0u8; 8 + data.len()];
             let mut p = Icmpv4Packet::new_checked(&mut b[..]).unwrap();
             p.set_msg_type(Icmpv4Type(t));

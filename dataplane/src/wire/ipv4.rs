@@ -171,13 +171,27 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Bytes `header_len..total_len`: link-layer padding is excluded.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        clamped(self.buffer.as_ref(), self.header_len() as usize, self.total_len() as usize)
+        clamped(
+            self.buffer.as_ref(),
+            self.header_len() as usize,
+            self.total_len() as usize,
+        )
     }
 
     /// True when the header checksum is correct.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.header())) == 0xffff
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// Like `payload()`, but borrowing the underlying buffer rather than the view, so the
+    /// next layer's view can outlive this one.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let (h, t) = (self.header_len() as usize, self.total_len() as usize);
+        clamped(self.buffer, h, t)
     }
 }
 

@@ -5,7 +5,9 @@
 
 use std::net::Ipv6Addr;
 
-use super::{clamped, clamped_mut, read_ipv6, read_u16, read_u32, write_ipv6, write_u16, write_u32, IpProtocol, WireError};
+use super::{
+    clamped, clamped_mut, read_ipv6, read_u16, read_u32, write_ipv6, write_u16, write_u32, IpProtocol, WireError,
+};
 
 mod field {
     pub const VER_TC_FLOW: usize = 0;
@@ -109,7 +111,21 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Bytes `40..40 + payload_len` (extension headers included, padding excluded).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        clamped(self.buffer.as_ref(), field::PAYLOAD, field::PAYLOAD + self.payload_len() as usize)
+        clamped(
+            self.buffer.as_ref(),
+            field::PAYLOAD,
+            field::PAYLOAD + self.payload_len() as usize,
+        )
+    }
+}
+
+impl<'a> Ipv6Packet<&'a [u8]> {
+    /// Like `payload()`, but borrowing the underlying buffer rather than the view, so the
+    /// next layer's view can outlive this one.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let end = field::PAYLOAD + self.payload_len() as usize;
+        clamped(self.buffer, field::PAYLOAD, end)
     }
 }
 
@@ -220,7 +236,10 @@ mod tests {
             assert_eq!(Ipv6Packet::new_checked(&good[..n]).unwrap_err(), WireError::Truncated);
         }
         // Shorter than the payload length says.
-        assert_eq!(Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut b = good.to_vec();
         b[0] = 0x45;
         assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap_err(), WireError::BadVersion);

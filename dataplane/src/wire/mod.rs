@@ -134,7 +134,6 @@ impl From<IpProtocol> for u8 {
     }
 }
 
-
 // Big-endian field helpers. They index the buffer directly: on a checked view the offsets are
 // within the validated length, so the bounds checks never fire.
 

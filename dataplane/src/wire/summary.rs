@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use super::{
-    ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet,
-    Ipv6Packet, TcpPacket, UdpPacket, WireError,
+    ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
+    TcpPacket, UdpPacket, WireError,
 };
 
 /// What `summarize` found in a frame. Fields a frame does not have are `None`.

@@ -146,6 +146,16 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 }
 
+impl<'a> TcpPacket<&'a [u8]> {
+    /// Like `payload()`, but borrowing the underlying buffer rather than the view, so the
+    /// next layer's view can outlive this one.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let h = self.header_len() as usize;
+        clamped(self.buffer, h, self.buffer.len())
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn set_src_port(&mut self, v: u16) {
@@ -234,7 +244,9 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(a, b, c, d))
     }
 
-    const SYN_OPTIONS: [u8; 20] = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 0, 1, 3, 3, 7];
+    const SYN_OPTIONS: [u8; 20] = [
+        2, 4, 5, 0xb4, 4, 2, 8, 10, 0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
 
     #[test]
     fn parse_golden_syn() {

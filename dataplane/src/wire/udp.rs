@@ -107,6 +107,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<'a> UdpPacket<&'a [u8]> {
+    /// Like `payload()`, but borrowing the underlying buffer rather than the view, so the
+    /// next layer's view can outlive this one.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let l = self.length() as usize;
+        clamped(self.buffer, field::PAYLOAD, l)
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn set_src_port(&mut self, v: u16) {
@@ -199,7 +209,10 @@ mod tests {
         let mut b = dns().to_vec();
         let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
         p.set_checksum(0);
-        assert!(p.verify_checksum(v4(1, 1, 1, 1), v4(2, 2, 2, 2)), "IPv4: 0 means no checksum");
+        assert!(
+            p.verify_checksum(v4(1, 1, 1, 1), v4(2, 2, 2, 2)),
+            "IPv4: 0 means no checksum"
+        );
         let s6: IpAddr = "2001:db8::1".parse::<Ipv6Addr>().unwrap().into();
         assert!(!p.verify_checksum(s6, s6), "IPv6: checksum is mandatory");
     }
@@ -250,7 +263,8 @@ mod tests {
         #[test]
         fn incremental_dnat(
             payload in proptest::collection::vec(any::<u8>(), 0..100),
-            sport in any::<u16>(), src in any::<u32>(), dst in any::<u32>(), new_dst in any::<u32>(), new_port in any::<u16>(),
+            sport in any::<u16>(), src in any::<u32>(), dst in any::<u32>(), new_dst in any::<u32>(),
+            new_port in any::<u16>(),
         ) {
             let (s, d, nd) = (IpAddr::from(Ipv4Addr::from(src)), Ipv4Addr::from(dst), Ipv4Addr::from(new_dst));
             let mut b = vec![0u8; 8 + payload.len()];

@@ -91,6 +91,28 @@ fn summarize_rejects_every_truncation() {
     }
 }
 
+/// Views over `&'a [u8]` hand out `'a` payloads, so a parse function can return the L4 bytes.
+fn l4_bytes(frame: &[u8]) -> &[u8] {
+    let ip = EthernetFrame::new_checked(frame).unwrap().into_payload();
+    Ipv4Packet::new_checked(ip).unwrap().into_payload()
+}
+
+#[test]
+fn into_payload_matches_payload() {
+    let syn = l4_bytes(&golden::TCP_SYN);
+    assert_eq!(syn, &golden::TCP_SYN[34..]);
+    assert_eq!(TcpPacket::new_checked(syn).unwrap().into_payload(), &[] as &[u8]);
+    let dns = l4_bytes(&golden::UDP_DNS_QUERY);
+    let udp = UdpPacket::new_checked(dns).unwrap();
+    assert_eq!(udp.payload(), udp.into_payload());
+    // Padding after the IPv4 total length stays out.
+    let mut padded = golden::UDP_DNS_QUERY.to_vec();
+    padded.extend_from_slice(&[0; 4]);
+    assert_eq!(l4_bytes(&padded), dns);
+    let v6 = Ipv6Packet::new_checked(&golden::ICMPV6_ECHO_REQUEST[14..]).unwrap();
+    assert_eq!(v6.payload(), v6.into_payload());
+}
+
 #[test]
 fn error_names() {
     let all = [

@@ -1,0 +1,505 @@
+//! The ferrovs daemon: brings up DPDK from the config, launches the workers, and runs the
+//! control loop (admin API, neighbour relay between cores, snapshot reclamation) until
+//! SIGINT/SIGTERM, then stops everything in order and leaves nothing behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use dataplane::counters::CoreCounters;
+use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup};
+use dataplane::l3::{NeighParams, Route, RouteOrigin};
+use dataplane::rcu::{self, Publisher};
+use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
+use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
+use tracing::{info, warn};
+
+use crate::api::{self, ApiCall};
+use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
+use crate::proto::{AddrInfo, ApplyResult, CoreStats, LinkInfo, NeighInfo, PortStats, Request, Response, RouteInfo, StatsInfo};
+
+/// How long a change may take to reach every worker before the API says so.
+const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `neigh show` waits for each worker's table.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+const MAILBOX_DEPTH: usize = 1024;
+
+/// A started port.
+struct PortRuntime {
+    name: String,
+    device: String,
+    port: Port,
+    setup: PortSetup,
+    driver: String,
+    socket: i32,
+    mac: dataplane::net::MacAddr,
+    mtu: u16,
+}
+
+struct WorkerHandle {
+    lcore: u32,
+    counters: Arc<CoreCounters>,
+    mailbox: Sender<CoreMsg>,
+}
+
+/// The arguments `rte_eal_init` gets for `config`.
+pub fn eal_args(config: &Config) -> Vec<String> {
+    let eal = &config.eal;
+    let lcores: BTreeSet<u32> = std::iter::once(eal.main_lcore).chain(config.workers.lcores.iter().copied()).collect();
+    let lcore_list = lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut args = vec![
+        "ferrovs".to_string(),
+        "-l".into(),
+        lcore_list,
+        "--main-lcore".into(),
+        eal.main_lcore.to_string(),
+        "--file-prefix".into(),
+        eal.file_prefix.clone(),
+        "-m".into(),
+        eal.memory_mb.to_string(),
+        // The telemetry socket would outlive a crash in /var/run/dpdk; ferrovs has its own API.
+        "--no-telemetry".into(),
+    ];
+    if eal.hugepages {
+        // Hugepage memory without files in /dev/hugepages: nothing is left behind on exit.
+        args.push("--in-memory".into());
+    } else {
+        args.extend(["--no-huge".into(), "--no-shconf".into()]);
+    }
+    let mut any_pci = false;
+    for port in &config.ports {
+        match port.device_kind() {
+            DeviceKind::Vdev { .. } => args.extend(["--vdev".into(), port.device.clone()]),
+            DeviceKind::Pci(addr) => {
+                any_pci = true;
+                args.extend(["-a".into(), addr]);
+            }
+        }
+    }
+    if !any_pci {
+        // Without an allow-list DPDK would probe every PCI NIC it can bind.
+        args.push("--no-pci".into());
+    }
+    args.extend(eal.extra_args.iter().cloned());
+    args
+}
+
+/// The name DPDK gives the port of a configured device.
+fn dpdk_port_name(device: &DeviceKind) -> String {
+    match device {
+        DeviceKind::Vdev { name, .. } => name.clone(),
+        DeviceKind::Pci(addr) => addr.clone(),
+    }
+}
+
+fn neigh_params(config: &Config) -> NeighParams {
+    let n = &config.neighbours;
+    NeighParams {
+        capacity: n.capacity as usize,
+        reachable_ms: n.reachable_ms,
+        stale_ms: n.stale_ms,
+        pending_per_neighbour: n.pending_per_neighbour as usize,
+        probe_interval_ms: n.probe_interval_ms,
+        max_probes: n.max_probes.min(255) as u8,
+    }
+}
+
+/// Builds the worker snapshot for the config's addresses and routes.
+fn build_snapshot(ports: &[PortRuntime], addresses: &[AddressConfig], routes: &[RouteConfig]) -> Snapshot {
+    let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.port.id());
+    let port_l3 = ports
+        .iter()
+        .map(|p| (p.port.id(), PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu }))
+        .collect();
+    let addrs = addresses
+        .iter()
+        .filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr }))
+        .collect();
+    let static_routes = routes
+        .iter()
+        .filter_map(|r| {
+            let port = id_of(&r.resolved_port(addresses)?)?;
+            Some(Route { prefix: r.prefix.network(), via: r.via, port, origin: RouteOrigin::Static })
+        })
+        .collect();
+    Snapshot::build(port_l3, addrs, static_routes)
+}
+
+/// Runs the daemon until SIGINT/SIGTERM. Errors are start-up failures, worded for an operator.
+pub fn run(config: Config) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    // Bind first: a second daemon on the same socket fails before touching DPDK.
+    let listener = api::bind(&config.api.socket).map_err(|e| format!("api.socket {}: {e}", config.api.socket.display()))?;
+    let socket_path = config.api.socket.clone();
+    let result = run_bound(config, listener, stop);
+    let _ = std::fs::remove_file(&socket_path);
+    result
+}
+
+fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let args = eal_args(&config);
+    info!(args = %args.join(" "), "starting DPDK EAL");
+    let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
+    for lcore in &config.workers.lcores {
+        if !eal.lcore_enabled(*lcore) {
+            return Err(format!("workers.lcores: lcore {lcore} is not available on this machine"));
+        }
+    }
+
+    // One mbuf pool per NUMA socket that has workers; each rx queue uses its worker's.
+    let mut pools: BTreeMap<u32, Arc<Mempool>> = BTreeMap::new();
+    for lcore in &config.workers.lcores {
+        let socket = eal.lcore_socket(*lcore);
+        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(socket) {
+            let pool = Mempool::create(&format!("fvs_mbuf_s{socket}"), config.mempool.mbufs, config.mempool.cache_size, socket as i32)
+                .map_err(|e| format!("mempool: {e} (is memory_mb / are hugepages enough? scripts/setup.sh reserves them)"))?;
+            slot.insert(pool);
+        }
+    }
+    let worker_pools: Vec<Arc<Mempool>> =
+        config.workers.lcores.iter().map(|l| pools[&eal.lcore_socket(*l)].clone()).collect();
+
+    let queues = config.workers.lcores.len() as u16;
+    let mut ports: Vec<PortRuntime> = Vec::new();
+    for (index, pc) in config.ports.iter().enumerate() {
+        let kind = pc.device_kind();
+        let name = dpdk_port_name(&kind);
+        let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
+        let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+        let conf = PortConf {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_descriptors: pc.rx_descriptors,
+            tx_descriptors: pc.tx_descriptors,
+            mtu: pc.mtu,
+            promiscuous: pc.promiscuous,
+        };
+        let rx_pools: Vec<&Mempool> = worker_pools.iter().map(|p| p.as_ref()).collect();
+        let setup = port.configure(&conf, &rx_pools).map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+        port.start(pc.promiscuous).map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+        let mac = port.mac();
+        info!(port = %pc.name, id = port.id(), driver = %info.driver, %mac, rss = setup.rss, queues, "port started");
+        ports.push(PortRuntime {
+            name: pc.name.clone(),
+            device: pc.device.clone(),
+            port,
+            setup,
+            driver: info.driver,
+            socket: info.socket,
+            mac,
+            mtu: pc.mtu,
+        });
+    }
+    // Workers index their tx buffers by position: keep ports in id order.
+    ports.sort_by_key(|p| p.port.id());
+
+    let snapshot = build_snapshot(&ports, &config.addresses, &config.routes);
+    let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
+    let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    let mut launch_error = None;
+    for (core, (reader, lcore)) in readers.into_iter().zip(config.workers.lcores.iter().copied()).enumerate() {
+        let counters = Arc::new(CoreCounters::default());
+        let (mail_tx, mail_rx) = bounded(MAILBOX_DEPTH);
+        let setup = WorkerSetup {
+            core: core as u32,
+            ports: ports.iter().map(|p| p.port).collect(),
+            mempool: worker_pools[core].clone(),
+            snapshots: reader,
+            counters: counters.clone(),
+            neigh: neigh_params(&config),
+            stop: workers_stop.clone(),
+            mailbox: mail_rx,
+            events: event_tx.clone(),
+            tsc_hz: dpdk::tsc_hz(),
+            idle_sleep: Duration::from_micros(u64::from(config.workers.idle_sleep_us)),
+        };
+        if let Err(e) = dpdk::launch(lcore, move || worker::run(setup)) {
+            launch_error = Some(format!("workers.lcores: {e}"));
+            break;
+        }
+        info!(core, lcore, "worker started");
+        workers.push(WorkerHandle { lcore, counters, mailbox: mail_tx });
+    }
+
+    let (call_tx, call_rx) = bounded::<ApiCall>(64);
+    let control_prefix = config.eal.file_prefix.clone();
+    let mut control = Control { config, ports, publisher, workers, events: event_rx };
+    if launch_error.is_none() {
+        let _server = api::spawn_server(listener, call_tx);
+        info!(socket = %control.config.api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
+        control.run(&call_rx, &stop);
+        info!("stopping");
+    }
+
+    // Order matters: workers return before ports stop, ports close before pools are freed,
+    // and the EAL is cleaned up last.
+    workers_stop.store(true, Ordering::Relaxed);
+    for w in &control.workers {
+        let code = dpdk::wait_lcore(w.lcore);
+        if code != 0 {
+            warn!(lcore = w.lcore, code, "worker exited with an error");
+        }
+    }
+    for p in &control.ports {
+        p.port.stop();
+        p.port.close();
+    }
+    drop(control);
+    drop(worker_pools);
+    drop(pools);
+    drop(eal);
+    // EAL makes its runtime directory even with --in-memory and leaves it, empty, on exit.
+    let _ = std::fs::remove_dir(runtime_dir(&control_prefix));
+    match launch_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The control thread's state: the desired config and the handles to the workers.
+struct Control {
+    config: Config,
+    ports: Vec<PortRuntime>,
+    publisher: Publisher<Snapshot>,
+    workers: Vec<WorkerHandle>,
+    events: Receiver<CoreEvent>,
+}
+
+impl Control {
+    fn run(&mut self, calls: &Receiver<ApiCall>, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(call) = calls.recv_timeout(Duration::from_millis(20)) {
+                let response = self.handle(call.request);
+                let _ = call.reply.send(response);
+            }
+            self.relay_events();
+            self.publisher.reclaim();
+        }
+    }
+
+    /// Hands what one core learned to the others.
+    fn relay_events(&mut self) {
+        while let Ok(CoreEvent::NeighLearned { core, neigh }) = self.events.try_recv() {
+            for (i, w) in self.workers.iter().enumerate() {
+                if i as u32 != core {
+                    let _ = w.mailbox.try_send(CoreMsg::NeighLearned(neigh));
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Response {
+        match request {
+            Request::LinkShow { stats } => Response::ok(&self.links(stats)),
+            Request::AddrShow => Response::ok(
+                &self.config.addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect::<Vec<_>>(),
+            ),
+            Request::AddrAdd { port, addr } => {
+                let entry = AddressConfig { port, addr };
+                if self.config.addresses.iter().any(|a| a.addr.addr() == addr.addr()) {
+                    return Response::err(format!("address {} is already configured", addr.addr()));
+                }
+                let mut addresses = self.config.addresses.clone();
+                addresses.push(entry);
+                self.change_l3(addresses, self.config.routes.clone())
+            }
+            Request::AddrDel { port, addr } => {
+                let mut addresses = self.config.addresses.clone();
+                let before = addresses.len();
+                addresses.retain(|a| !(a.port == port && a.addr == addr));
+                if addresses.len() == before {
+                    return Response::err(format!("no address {addr} on port {port} (see fvs addr show)"));
+                }
+                self.change_l3(addresses, self.config.routes.clone())
+            }
+            Request::RouteShow => Response::ok(&self.route_infos()),
+            Request::RouteAdd { route } => {
+                let mut routes = self.config.routes.clone();
+                routes.push(route);
+                self.change_l3(self.config.addresses.clone(), routes)
+            }
+            Request::RouteDel { prefix } => {
+                let mut routes = self.config.routes.clone();
+                let before = routes.len();
+                routes.retain(|r| r.prefix.network() != prefix.network());
+                if routes.len() == before {
+                    return Response::err(format!(
+                        "no static route to {prefix} (connected routes go with their address: fvs addr del)"
+                    ));
+                }
+                self.change_l3(self.config.addresses.clone(), routes)
+            }
+            Request::NeighShow => self.neighbours(),
+            Request::Stats => Response::ok(&self.stats()),
+            Request::Apply { source, yaml } => self.apply(&source, &yaml),
+        }
+    }
+
+    /// Validates the new addresses and routes as a whole and publishes them; on any error
+    /// nothing changes.
+    fn change_l3(&mut self, addresses: Vec<AddressConfig>, routes: Vec<RouteConfig>) -> Response {
+        if let Err(e) = config::validate_l3(&self.config.ports, &addresses, &routes) {
+            // A config field path (addresses[3].port) means nothing to someone typing a
+            // command: the message alone names the value.
+            return Response::err(e.message);
+        }
+        self.config.addresses = addresses;
+        self.config.routes = routes;
+        self.publish();
+        Response::ok(&())
+    }
+
+    fn publish(&mut self) {
+        let snapshot = build_snapshot(&self.ports, &self.config.addresses, &self.config.routes);
+        let generation = self.publisher.publish(snapshot);
+        match self.publisher.wait_visible(generation, VISIBLE_TIMEOUT) {
+            Some(took) => info!(generation, micros = took.as_micros() as u64, "config visible on all workers"),
+            None => warn!(generation, "config not yet visible on every worker after {VISIBLE_TIMEOUT:?}"),
+        }
+    }
+
+    fn apply(&mut self, source: &str, yaml: &str) -> Response {
+        let next = match Config::from_yaml(yaml, source) {
+            Ok(c) => c,
+            Err(e) => return Response::err(e.to_string()),
+        };
+        let fixed = next.static_differences(&self.config);
+        if !fixed.is_empty() {
+            return Response::err(format!(
+                "{source}: {} differ from the running config and can only change with a restart of ferrovs; nothing was applied",
+                fixed.join(", ")
+            ));
+        }
+        let changes = config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
+        if !changes.is_empty() {
+            self.config.addresses = next.addresses;
+            self.config.routes = next.routes;
+            self.publish();
+        }
+        Response::ok(&ApplyResult { changes })
+    }
+
+    fn links(&self, with_stats: bool) -> Vec<LinkInfo> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let link = p.port.link();
+                LinkInfo {
+                    port_id: p.port.id(),
+                    name: p.name.clone(),
+                    device: p.device.clone(),
+                    driver: p.driver.clone(),
+                    mac: p.mac,
+                    mtu: p.mtu,
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    rx_queues: p.setup.rx_queues,
+                    tx_queues: p.setup.tx_queues,
+                    rss: p.setup.rss,
+                    numa_socket: p.socket,
+                    stats: with_stats.then(|| {
+                        let s = p.port.stats();
+                        PortStats {
+                            rx_packets: s.rx_packets,
+                            rx_bytes: s.rx_bytes,
+                            tx_packets: s.tx_packets,
+                            tx_bytes: s.tx_bytes,
+                            rx_missed: s.rx_missed,
+                            rx_errors: s.rx_errors,
+                            tx_errors: s.tx_errors,
+                            rx_nombuf: s.rx_nombuf,
+                        }
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn port_name(&self, id: u16) -> String {
+        self.ports.iter().find(|p| p.port.id() == id).map(|p| p.name.clone()).unwrap_or_else(|| format!("port{id}"))
+    }
+
+    fn route_infos(&self) -> Vec<RouteInfo> {
+        self.publisher
+            .current()
+            .routes
+            .routes()
+            .into_iter()
+            .map(|r| RouteInfo {
+                prefix: r.prefix,
+                via: r.via,
+                port: self.port_name(r.port),
+                origin: match r.origin {
+                    RouteOrigin::Connected => "connected".into(),
+                    RouteOrigin::Static => "static".into(),
+                },
+            })
+            .collect()
+    }
+
+    fn neighbours(&self) -> Response {
+        let mut out = Vec::new();
+        for (core, w) in self.workers.iter().enumerate() {
+            let (reply_tx, reply_rx) = bounded(1);
+            if w.mailbox.send_timeout(CoreMsg::NeighDump(reply_tx), DUMP_TIMEOUT).is_err() {
+                return Response::err(format!("worker {core} (lcore {}) did not take the request", w.lcore));
+            }
+            let Ok(entries) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
+                return Response::err(format!("worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}", w.lcore));
+            };
+            out.extend(entries.into_iter().map(|n| NeighInfo {
+                core: core as u32,
+                port: self.port_name(n.port),
+                addr: n.ip,
+                mac: n.mac,
+                state: n.state.as_str().to_string(),
+                age_ms: n.age_ms,
+                queued: n.queued,
+            }));
+        }
+        out.sort_by(|a, b| (a.addr, a.core).cmp(&(b.addr, b.core)));
+        Response::ok(&out)
+    }
+
+    fn stats(&self) -> StatsInfo {
+        let mut total: BTreeMap<String, u64> = BTreeMap::new();
+        let cores = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(core, w)| {
+                let counters: BTreeMap<String, u64> = w.counters.snapshot().into_iter().collect();
+                for (name, value) in &counters {
+                    *total.entry(name.clone()).or_default() += value;
+                }
+                CoreStats { core: core as u32, lcore: w.lcore, counters }
+            })
+            .collect();
+        StatsInfo { cores, total }
+    }
+}
+
+/// Where DPDK keeps a process's runtime files (rte_eal_get_runtime_dir): /var/run/dpdk/PREFIX
+/// for root, $XDG_RUNTIME_DIR/dpdk/PREFIX otherwise.
+fn runtime_dir(prefix: &str) -> PathBuf {
+    let base = if std::env::var("USER").as_deref() == Ok("root") || std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        PathBuf::from("/var/run")
+    } else {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_default())
+    };
+    base.join("dpdk").join(prefix)
+}
+
+/// Reads and validates the config file; the error names the file and field.
+pub fn load_config(path: &PathBuf) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    Config::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,136 @@
+//! The per-lcore run-to-completion poll loop: rx burst -> pipeline -> tx burst, with the
+//! config snapshot refreshed at the burst boundary and control messages handled between
+//! bursts. No allocation, lock or syscall per packet.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::counters::{CoreCounters, DropReason, Event};
+use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RxBurst, TxBuffer};
+use crate::l3::neigh::NeighView;
+use crate::l3::NeighParams;
+use crate::pipeline::{CoreCtx, NeighLearned, TxSink};
+use crate::rcu::Reader;
+use crate::snapshot::Snapshot;
+
+/// What the control thread asks of a worker.
+pub enum CoreMsg {
+    /// Another core confirmed a neighbour.
+    NeighLearned(NeighLearned),
+    /// Reply with this core's neighbour table.
+    NeighDump(Sender<Vec<NeighView>>),
+}
+
+/// What a worker tells the control thread.
+pub enum CoreEvent {
+    NeighLearned { core: u32, neigh: NeighLearned },
+}
+
+/// Everything a worker core needs, moved onto its lcore.
+pub struct WorkerSetup {
+    /// Index among workers; also the rx/tx queue it owns on every port.
+    pub core: u32,
+    pub ports: Vec<Port>,
+    pub mempool: Arc<Mempool>,
+    pub snapshots: Reader<Snapshot>,
+    pub counters: Arc<CoreCounters>,
+    pub neigh: NeighParams,
+    pub stop: Arc<AtomicBool>,
+    pub mailbox: Receiver<CoreMsg>,
+    pub events: Sender<CoreEvent>,
+    pub tsc_hz: u64,
+    /// Sleep this long after a poll that received nothing (0: pure polling).
+    pub idle_sleep: Duration,
+}
+
+/// Per-port tx buffers of this worker's queue.
+struct TxPorts<'a> {
+    ports: &'a [Port],
+    bufs: Vec<TxBuffer>,
+    queue: u16,
+    counters: &'a CoreCounters,
+}
+
+impl TxPorts<'_> {
+    fn flush(&mut self) {
+        for (buf, port) in self.bufs.iter_mut().zip(self.ports) {
+            let unsent = buf.flush(*port, self.queue);
+            // tx_packets counted what the pipeline sent; these are the ones the NIC refused.
+            self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
+        }
+    }
+}
+
+impl TxSink<Mbuf> for TxPorts<'_> {
+    #[inline]
+    fn send(&mut self, port: u16, frame: Mbuf) {
+        // Port ids index `bufs` because the daemon passes ports in id order.
+        let Some(index) = self.ports.iter().position(|p| p.id() == port) else {
+            self.counters.drop_reason(DropReason::UnknownPort).inc();
+            return;
+        };
+        if let Err(frame) = self.bufs[index].push(frame) {
+            drop(frame);
+            self.counters.drop_reason(DropReason::TxFull).inc();
+            return;
+        }
+        if self.bufs[index].is_full() {
+            let unsent = self.bufs[index].flush(self.ports[index], self.queue);
+            self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
+        }
+    }
+}
+
+/// Runs until `stop` is set. Returns 0 (the lcore's exit code).
+pub fn run(setup: WorkerSetup) -> i32 {
+    let WorkerSetup { core, ports, mempool, mut snapshots, counters, neigh, stop, mailbox, events, tsc_hz, idle_sleep } =
+        setup;
+    let queue = core as u16;
+    let mut ctx: CoreCtx<Mbuf> = CoreCtx::new(core, counters.clone(), neigh);
+    let mut tx = TxPorts { ports: &ports, bufs: ports.iter().map(|_| TxBuffer::default()).collect(), queue, counters: &counters };
+    let mut rx = RxBurst::default();
+    let mut pool = MempoolRef(&mempool);
+    let tsc_per_ms = (tsc_hz / 1000).max(1);
+    let start = rdtsc();
+
+    while !stop.load(Ordering::Relaxed) {
+        if snapshots.refresh() {
+            counters.event(Event::SnapshotSwitches).inc();
+        }
+        let snap: &Snapshot = snapshots.current();
+        let now_ms = (rdtsc() - start) / tsc_per_ms;
+        let mut received = 0;
+        for port in &ports {
+            received += rx.receive(*port, queue);
+            ctx.process_burst(snap, now_ms, &mut rx, &mut pool, &mut tx);
+        }
+        ctx.run_timers(snap, now_ms, &mut pool, &mut tx);
+        while let Ok(msg) = mailbox.try_recv() {
+            match msg {
+                CoreMsg::NeighLearned(n) => ctx.learn_remote(snap, now_ms, n, &mut tx),
+                CoreMsg::NeighDump(reply) => {
+                    let _ = reply.send(ctx.neigh.dump(now_ms));
+                }
+            }
+        }
+        tx.flush();
+        for neigh in ctx.drain_learned() {
+            // The control thread relays these to the other cores. If it lags, they re-learn
+            // by themselves (their own requests), so a full channel loses nothing vital.
+            if let Err(TrySendError::Disconnected(_)) = events.try_send(CoreEvent::NeighLearned { core, neigh }) {
+                break;
+            }
+        }
+        counters.event(Event::Polls).inc();
+        if received == 0 {
+            counters.event(Event::IdlePolls).inc();
+            if !idle_sleep.is_zero() {
+                std::thread::sleep(idle_sleep);
+            }
+        }
+    }
+    0
+}
