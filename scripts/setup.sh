@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine for ferrovs: installs every package it needs through apt,
+# reserves and mounts 2 MB hugepages, and builds. Run as root. Safe to run again.
+#
+#   scripts/setup.sh [--release|--debug] [--no-build] [--hugepages N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release build=1 hugepages=${FVS_HUGEPAGES:-512}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --release) profile=release ;;
+    --debug) profile=debug ;;
+    --no-build) build=0 ;;
+    --hugepages) hugepages="$2"; shift ;;
+    *) echo "setup.sh: unknown argument '$1' (want --release, --debug, --no-build, --hugepages N)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (apt, hugepages, NIC access)" >&2; exit 1; }
+
+# DPDK and bindgen's libclang; iproute2/iputils/ethtool for the demo topology and tests;
+# libpcap for the pcap PMD tests.
+packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
+          iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || {
+  echo "setup.sh: cargo not found; ferrovs needs Rust 1.80 or newer (rustup.rs), Debian 12's rustc is too old" >&2
+  exit 1
+}
+
+# Hugepages: reserve, and mount hugetlbfs where DPDK looks for it.
+nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+if [ -w "$nr" ] && [ "$(cat "$nr")" -lt "$hugepages" ]; then
+  echo "$hugepages" > "$nr"
+  echo "setup: reserved $(cat "$nr") x 2 MB hugepages (asked for $hugepages)"
+fi
+if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+  mkdir -p /dev/hugepages
+  mount -t hugetlbfs nodev /dev/hugepages
+  echo "setup: mounted hugetlbfs on /dev/hugepages"
+fi
+
+if [ "$build" = 1 ]; then
+  if [ "$profile" = release ]; then
+    cargo build --release --workspace --bins
+  else
+    cargo build --workspace --bins
+  fi
+fi
