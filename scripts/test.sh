@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every ferrovs test on a Debian 12 machine (root): installs what is missing, builds,
+# then unit and property tests, the DPDK integration tests (EAL with pcap vdevs), and the
+# end-to-end tests on namespaces. Prints one closing line: "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --debug || exit 1
+export FVS_PROFILE=debug
+start=$(date +%s)
+
+cargo_log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$cargo_log"
+cargo_status=${PIPESTATUS[0]}
+cargo_passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$cargo_log")
+cargo_failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$cargo_log")
+rm -f "$cargo_log"
+if [ "$cargo_status" != 0 ] && [ "$cargo_failed" = 0 ]; then
+  cargo_failed=1 # A build failure or a crashed test binary.
+fi
+
+e2e_log=$(mktemp)
+bash tests/e2e/run.sh 2>&1 | tee "$e2e_log"
+e2e_passed=$(awk '/^e2e:/ {print $2}' "$e2e_log")
+e2e_failed=$(awk '/^e2e:/ {print $4}' "$e2e_log")
+rm -f "$e2e_log"
+
+leftovers=$(ip netns list | grep -c . || true)
+[ "$leftovers" = 0 ] || { echo "test.sh: $leftovers network namespace(s) left behind:"; ip netns list; }
+
+passed=$((cargo_passed + ${e2e_passed:-0}))
+failed=$((cargo_failed + ${e2e_failed:-1}))
+echo "wall time: $(( $(date +%s) - start )) s (after setup)"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
