@@ -303,10 +303,8 @@ impl Control {
                 &self.config.addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect::<Vec<_>>(),
             ),
             Request::AddrAdd { port, addr } => {
+                // Validation refuses an address that is already configured, naming where.
                 let entry = AddressConfig { port, addr };
-                if self.config.addresses.iter().any(|a| a.addr.addr() == addr.addr()) {
-                    return Response::err(format!("address {} is already configured", addr.addr()));
-                }
                 let mut addresses = self.config.addresses.clone();
                 addresses.push(entry);
                 self.change_l3(addresses, self.config.routes.clone())

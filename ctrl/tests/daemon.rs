@@ -277,16 +277,27 @@ fn pcap_config(dir: &Path, tag: &str) -> (String, String, PathBuf) {
 
 /// Asserts that the daemon with EAL file prefix `prefix` left nothing behind.
 fn assert_nothing_left(prefix: &str, socket: &Path) {
-    assert!(!socket.exists(), "the API socket {} is still there", socket.display());
+    assert!(
+        !socket.exists(),
+        "the API socket {} is still there",
+        socket.display()
+    );
     let runtime = Path::new("/var/run/dpdk").join(prefix);
-    assert!(!runtime.exists(), "the DPDK runtime dir {} is still there", runtime.display());
+    assert!(
+        !runtime.exists(),
+        "the DPDK runtime dir {} is still there",
+        runtime.display()
+    );
     if let Ok(entries) = fs::read_dir("/dev/hugepages") {
         let left: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(prefix))
             .collect();
-        assert!(left.is_empty(), "hugepage files left in /dev/hugepages: {left:?}");
+        assert!(
+            left.is_empty(),
+            "hugepage files left in /dev/hugepages: {left:?}"
+        );
     }
 }
 
@@ -315,7 +326,12 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// The frames of a little-endian pcap file (microsecond or nanosecond timestamps).
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let data = fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    assert!(data.len() >= 24, "{} is {} bytes, no pcap header", path.display(), data.len());
+    assert!(
+        data.len() >= 24,
+        "{} is {} bytes, no pcap header",
+        path.display(),
+        data.len()
+    );
     let u32_at = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
     let magic = u32_at(0);
     assert!(
@@ -323,15 +339,34 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
         "{}: unexpected pcap magic {magic:#x}",
         path.display()
     );
-    assert_eq!(u32_at(20), 1, "{}: link type is not Ethernet", path.display());
+    assert_eq!(
+        u32_at(20),
+        1,
+        "{}: link type is not Ethernet",
+        path.display()
+    );
     let mut frames = Vec::new();
     let mut at = 24;
     while at < data.len() {
-        assert!(at + 16 <= data.len(), "{}: truncated record header", path.display());
+        assert!(
+            at + 16 <= data.len(),
+            "{}: truncated record header",
+            path.display()
+        );
         let (incl, orig) = (u32_at(at + 8) as usize, u32_at(at + 12) as usize);
-        assert_eq!(incl, orig, "{}: frame {} was cut by the snap length", path.display(), frames.len());
+        assert_eq!(
+            incl,
+            orig,
+            "{}: frame {} was cut by the snap length",
+            path.display(),
+            frames.len()
+        );
         at += 16;
-        assert!(at + incl <= data.len(), "{}: truncated frame", path.display());
+        assert!(
+            at + incl <= data.len(),
+            "{}: truncated frame",
+            path.display()
+        );
         frames.push(data[at..at + incl].to_vec());
         at += incl;
     }
@@ -503,7 +538,9 @@ fn pcap_frames_get_exact_replies() {
     let client6: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
     let solicited: Ipv6Addr = "ff02::1:ff00:1".parse().unwrap();
     let solicited_mac = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
-    let ping_data: Vec<u8> = (0..56u8).map(|i| i.wrapping_mul(7).wrapping_add(0x10)).collect();
+    let ping_data: Vec<u8> = (0..56u8)
+        .map(|i| i.wrapping_mul(7).wrapping_add(0x10))
+        .collect();
     let ping6_data: Vec<u8> = (0..32u8).map(|i| 0xa0 ^ i).collect();
 
     // (a) who-has 192.0.2.1 tell 192.0.2.2, padded to 60 bytes.
@@ -636,7 +673,11 @@ fn pcap_frames_get_exact_replies() {
         ("arp_requests_out", 0),
         ("nd_solicits_out", 0),
     ] {
-        assert_eq!(counter(&total, name), value, "counter {name}; all counters: {total}");
+        assert_eq!(
+            counter(&total, name),
+            value,
+            "counter {name}; all counters: {total}"
+        );
     }
     // Exactly the two drops above, nothing else dropped.
     let drops: u64 = total
@@ -656,7 +697,11 @@ fn pcap_frames_get_exact_replies() {
             .iter()
             .filter(|n| n["addr"] == addr)
             .collect();
-        assert_eq!(entries.len(), 1, "neighbour {addr} once (one worker): {neighs}");
+        assert_eq!(
+            entries.len(),
+            1,
+            "neighbour {addr} once (one worker): {neighs}"
+        );
         let n = entries[0];
         assert_eq!(n["mac"], "02:c1:00:00:00:02", "neighbour {addr}: {n}");
         assert_eq!(n["state"], "reachable", "neighbour {addr}: {n}");
@@ -679,7 +724,11 @@ fn pcap_frames_get_exact_replies() {
         "out.pcap holds {} frames, want {}:\n{}",
         frames.len(),
         want.len(),
-        frames.iter().map(|f| hex(f)).collect::<Vec<_>>().join("--\n")
+        frames
+            .iter()
+            .map(|f| hex(f))
+            .collect::<Vec<_>>()
+            .join("--\n")
     );
     for (n, (got, (what, want))) in frames.iter().zip(&want).enumerate() {
         assert_frame(n, what, got, want);
@@ -707,7 +756,10 @@ fn bad_config_is_refused_with_the_field_named() {
         ),
         (
             "address-port",
-            good.replace("{ port: dp0, addr: 192.0.2.1/24 }", "{ port: dp9, addr: 192.0.2.1/24 }"),
+            good.replace(
+                "{ port: dp0, addr: 192.0.2.1/24 }",
+                "{ port: dp9, addr: 192.0.2.1/24 }",
+            ),
             vec!["addresses[0].port: no port named 'dp9' (ports are: dp0)"],
         ),
         (
@@ -722,7 +774,10 @@ fn bad_config_is_refused_with_the_field_named() {
         ),
         (
             "mtu",
-            good.replace(&device_line, &format!("  - {{ name: dp0, device: \"{device}\", mtu: 20 }}\n")),
+            good.replace(
+                &device_line,
+                &format!("  - {{ name: dp0, device: \"{device}\", mtu: 20 }}\n"),
+            ),
             vec!["ports[0].mtu: 20 is out of range, must be 68..=9600"],
         ),
         (
@@ -739,10 +794,16 @@ fn bad_config_is_refused_with_the_field_named() {
         cmd.arg("-c").arg(&path);
         let out = run_bounded(cmd, Duration::from_secs(5));
         let what = format!("case {name}: {}\nconfig:\n{text}", out.describe());
-        assert_ne!(out.code, None, "ferrovs took more than 5 s to refuse a bad config; {what}");
+        assert_ne!(
+            out.code, None,
+            "ferrovs took more than 5 s to refuse a bad config; {what}"
+        );
         assert_eq!(out.code, Some(2), "{what}");
         let prefix = format!("ferrovs: {}: ", path.display());
-        assert!(out.stderr.starts_with(&prefix), "stderr does not start with {prefix:?}; {what}");
+        assert!(
+            out.stderr.starts_with(&prefix),
+            "stderr does not start with {prefix:?}; {what}"
+        );
         for want in wants {
             assert!(out.stderr.contains(want), "stderr lacks {want:?}; {what}");
         }
@@ -757,7 +818,12 @@ fn bad_config_is_refused_with_the_field_named() {
     let mut cmd = Command::new(FERROVS);
     cmd.arg("-c").arg(&good_path).arg("--check");
     let out = run_bounded(cmd, Duration::from_secs(5));
-    assert_eq!(out.code, Some(0), "the base config is refused: {}", out.describe());
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the base config is refused: {}",
+        out.describe()
+    );
 
     let mut cmd = Command::new(FERROVS);
     cmd.args(["-c", "/nonexistent.yaml"]);
@@ -839,11 +905,7 @@ fn bad_commands_change_nothing() {
             vec!["no address 192.0.2.77/24 on port dp0"],
         ),
         (vec!["frobnicate"], 2, vec!["frobnicate"]),
-        (
-            vec!["apply", "-f", &syntax],
-            1,
-            vec![&syntax, "line 4"],
-        ),
+        (vec!["apply", "-f", &syntax], 1, vec![&syntax, "line 4"]),
         (
             vec!["apply", "-f", &other],
             1,
@@ -868,7 +930,13 @@ fn bad_commands_change_nothing() {
         &["route", "add", "203.0.113.0/24", "via", "198.51.100.254"][..],
     ] {
         let out = fvs(&socket, args);
-        assert_eq!(out.code, Some(0), "fvs {}: {}", args.join(" "), out.describe());
+        assert_eq!(
+            out.code,
+            Some(0),
+            "fvs {}: {}",
+            args.join(" "),
+            out.describe()
+        );
     }
     let addr_list: Value = serde_json::from_str(&show("addr")).unwrap();
     assert!(
@@ -913,7 +981,12 @@ fn bad_commands_change_nothing() {
     assert_eq!(out.stdout, "no changes\n");
 
     let out = fvs(&socket, &["stats"]);
-    assert_eq!(out.code, Some(0), "the daemon stopped answering: {}", out.describe());
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the daemon stopped answering: {}",
+        out.describe()
+    );
 
     daemon.stop();
     assert_nothing_left(&prefix, &socket);
