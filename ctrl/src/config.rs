@@ -345,9 +345,11 @@ fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
     }
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        // serde_path_to_error writes `?` for a position it could not name (a YAML syntax
+        // error inside a mapping): keep only the part of the path that is real.
         let path = match e.path().to_string() {
             p if p == "." => String::new(),
-            p => p,
+            p => p.split(".?").next().unwrap_or_default().trim_end_matches('?').to_string(),
         };
         yaml_error(path, e.inner())
     })

@@ -142,7 +142,33 @@ pub fn run(config: Config) -> Result<(), String> {
     result
 }
 
+/// Parses a Linux CPU list such as `0-3,8,10-11`.
+fn parse_cpu_list(list: &str) -> Option<BTreeSet<u32>> {
+    let mut cpus = BTreeSet::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(lo.trim().parse::<u32>().ok()?..=hi.trim().parse::<u32>().ok()?);
+    }
+    Some(cpus)
+}
+
+/// Refuses lcores that are not online CPUs here, before the EAL buries the reason in its
+/// usage text.
+fn check_lcores(config: &Config) -> Result<(), String> {
+    let Ok(online_text) = std::fs::read_to_string("/sys/devices/system/cpu/online") else { return Ok(()) };
+    let Some(online) = parse_cpu_list(&online_text) else { return Ok(()) };
+    let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore))
+        .chain(config.workers.lcores.iter().map(|l| ("workers.lcores", *l)));
+    for (field, lcore) in wanted {
+        if !online.contains(&lcore) {
+            return Err(format!("{field}: lcore {lcore} is not an online CPU of this machine (online: {})", online_text.trim()));
+        }
+    }
+    Ok(())
+}
+
 fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: Arc<AtomicBool>) -> Result<(), String> {
+    check_lcores(&config)?;
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
@@ -230,7 +256,6 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     }
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
-    let control_prefix = config.eal.file_prefix.clone();
     let mut control = Control { config, ports, publisher, workers, events: event_rx };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
@@ -256,8 +281,6 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     drop(worker_pools);
     drop(pools);
     drop(eal);
-    // EAL makes its runtime directory even with --in-memory and leaves it, empty, on exit.
-    let _ = std::fs::remove_dir(runtime_dir(&control_prefix));
     match launch_error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -485,15 +508,16 @@ impl Control {
     }
 }
 
-/// Where DPDK keeps a process's runtime files (rte_eal_get_runtime_dir): /var/run/dpdk/PREFIX
-/// for root, $XDG_RUNTIME_DIR/dpdk/PREFIX otherwise.
-fn runtime_dir(prefix: &str) -> PathBuf {
-    let base = if std::env::var("USER").as_deref() == Ok("root") || std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        PathBuf::from("/var/run")
-    } else {
-        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_default())
-    };
-    base.join("dpdk").join(prefix)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some([0, 1].into()));
+        assert_eq!(parse_cpu_list("0,2-4,7"), Some([0, 2, 3, 4, 7].into()));
+        assert_eq!(parse_cpu_list("x"), None);
+    }
 }
 
 /// Reads and validates the config file; the error names the file and field.

@@ -49,6 +49,14 @@ impl Eal {
         unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
     }
 
+    /// Where this EAL keeps its runtime files (/var/run/dpdk/PREFIX for root).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: returns a pointer to a NUL-terminated string inside the EAL's static config,
+        // valid after rte_eal_init; it is copied before the Eal can be dropped.
+        let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+        std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+    }
+
     /// True when `lcore` is enabled in this EAL (given with -l).
     pub fn lcore_enabled(&self, lcore: u32) -> bool {
         // SAFETY: rte_lcore_is_enabled checks the id range itself.
@@ -58,9 +66,12 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        let runtime_dir = self.runtime_dir();
         // SAFETY: called once, after every user of DPDK resources has finished (the daemon
         // drops the Eal last).
         unsafe { dpdk_sys::rte_eal_cleanup() };
+        // DPDK makes its runtime directory even with --in-memory and leaves it, empty, behind.
+        let _ = std::fs::remove_dir(runtime_dir);
     }
 }
 
