@@ -54,8 +54,8 @@ fi
 
 if [ "$build" = 1 ]; then
   if [ "$profile" = release ]; then
-    cargo build --release --workspace --bins
+    cargo build --release --bins
   else
-    cargo build --workspace --bins
+    cargo build --bins
   fi
 fi
