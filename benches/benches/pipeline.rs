@@ -98,6 +98,12 @@ fn arp_request() -> BenchFrame {
     frame
 }
 
+fn not_for_us() -> BenchFrame {
+    let mut frame = echo_request();
+    frame.buf[30..34].copy_from_slice(&[192, 0, 2, 99]);
+    frame
+}
+
 fn bench(c: &mut Criterion) {
     let snap = snapshot();
     let mut ctx: CoreCtx<BenchFrame> =
@@ -108,40 +114,22 @@ fn bench(c: &mut Criterion) {
     // Learn the peer first so echo replies go straight out.
     let mut keep = Keep(None);
     ctx.process_frame(&snap, 0, arp_request(), &mut NoPool, &mut keep);
-    let request = echo_request();
-    group.bench_function("icmp_echo_reply", |b| {
-        b.iter_batched_ref(
-            || BenchFrame { buf: request.buf, len: request.len },
-            |f| {
-                let frame = std::mem::replace(f, BenchFrame { buf: [0; 128], len: 0 });
-                ctx.process_frame(&snap, 1, frame, &mut NoPool, &mut keep);
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
-    let arp = arp_request();
-    group.bench_function("arp_reply", |b| {
-        b.iter_batched_ref(
-            || BenchFrame { buf: arp.buf, len: arp.len },
-            |f| {
-                let frame = std::mem::replace(f, BenchFrame { buf: [0; 128], len: 0 });
-                ctx.process_frame(&snap, 1, frame, &mut NoPool, &mut keep);
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
-    let mut other = echo_request();
-    other.buf[30..34].copy_from_slice(&[192, 0, 2, 99]);
-    group.bench_function("drop_ip_not_for_us", |b| {
-        b.iter_batched_ref(
-            || BenchFrame { buf: other.buf, len: other.len },
-            |f| {
-                let frame = std::mem::replace(f, BenchFrame { buf: [0; 128], len: 0 });
-                ctx.process_frame(&snap, 1, frame, &mut NoPool, &mut keep);
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    for (name, template) in [
+        ("icmp_echo_reply", echo_request()),
+        ("arp_reply", arp_request()),
+        ("drop_ip_not_for_us", not_for_us()),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || BenchFrame { buf: template.buf, len: template.len },
+                |f| {
+                    let frame = std::mem::replace(f, BenchFrame { buf: [0; 128], len: 0 });
+                    ctx.process_frame(&snap, 1, frame, &mut NoPool, &mut keep);
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 
     let dst = "198.51.40.7".parse().unwrap();

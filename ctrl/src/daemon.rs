@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
 use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
-use crate::proto::{AddrInfo, ApplyResult, CoreStats, LinkInfo, NeighInfo, PortStats, Request, Response, RouteInfo, StatsInfo};
+use crate::proto::{AddrInfo, ApplyResult, CoreStats, LinkInfo, NeighInfo, Request, Response, RouteInfo, StatsInfo};
 
 /// How long a change may take to reach every worker before the API says so.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -426,19 +426,7 @@ impl Control {
                     tx_queues: p.setup.tx_queues,
                     rss: p.setup.rss,
                     numa_socket: p.socket,
-                    stats: with_stats.then(|| {
-                        let s = p.port.stats();
-                        PortStats {
-                            rx_packets: s.rx_packets,
-                            rx_bytes: s.rx_bytes,
-                            tx_packets: s.tx_packets,
-                            tx_bytes: s.tx_bytes,
-                            rx_missed: s.rx_missed,
-                            rx_errors: s.rx_errors,
-                            tx_errors: s.tx_errors,
-                            rx_nombuf: s.rx_nombuf,
-                        }
-                    }),
+                    stats: with_stats.then(|| p.port.stats()),
                 }
             })
             .collect()
@@ -486,7 +474,7 @@ impl Control {
                 queued: n.queued,
             }));
         }
-        out.sort_by(|a, b| (a.addr, a.core).cmp(&(b.addr, b.core)));
+        out.sort_by_key(|n| (n.addr, n.core));
         Response::ok(&out)
     }
 
@@ -508,6 +496,12 @@ impl Control {
     }
 }
 
+/// Reads and validates the config file; the error names the file and field.
+pub fn load_config(path: &PathBuf) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    Config::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,10 +512,4 @@ mod tests {
         assert_eq!(parse_cpu_list("0,2-4,7"), Some([0, 2, 3, 4, 7].into()));
         assert_eq!(parse_cpu_list("x"), None);
     }
-}
-
-/// Reads and validates the config file; the error names the file and field.
-pub fn load_config(path: &PathBuf) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    Config::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
 }

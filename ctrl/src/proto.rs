@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub use dataplane::counters::PortStats;
 use dataplane::net::{MacAddr, Prefix};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -136,18 +137,6 @@ pub struct LinkInfo {
     pub numa_socket: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<PortStats>,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
-pub struct PortStats {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub rx_missed: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-    pub rx_nombuf: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

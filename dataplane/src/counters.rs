@@ -112,6 +112,21 @@ enum_with_names! {
     }
 }
 
+/// A NIC's own counters for one port (what `rte_eth_stats_get` reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the NIC: no free rx descriptor (the worker did not keep up).
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Dropped by the NIC: no mbuf to receive into.
+    pub rx_nombuf: u64,
+}
+
 /// One core's counters.
 #[repr(align(64))]
 pub struct CoreCounters {

@@ -91,6 +91,8 @@ impl Prefix {
     pub fn addr(&self) -> IpAddr {
         self.addr
     }
+    /// The prefix length in bits (a prefix is never "empty": /0 is the whole space).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }

@@ -10,7 +10,7 @@ mod port;
 
 pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
 pub use mbuf::{Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
-pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup, PortStats};
+pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup};
 
 use std::ffi::CStr;
 use std::fmt;

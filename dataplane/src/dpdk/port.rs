@@ -4,6 +4,7 @@ use std::ffi::{CStr, CString};
 
 use super::mbuf::Mempool;
 use super::DpdkError;
+use crate::counters::PortStats;
 use crate::net::MacAddr;
 
 /// A DPDK port, by id. Copy: the id is all it is; the queues belong to the workers.
@@ -51,18 +52,6 @@ pub struct PortSetup {
 pub struct LinkStatus {
     pub up: bool,
     pub speed_mbps: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct PortStats {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub rx_missed: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-    pub rx_nombuf: u64,
 }
 
 fn check(call: impl FnOnce() -> String, ret: i32) -> Result<(), DpdkError> {
