@@ -131,42 +131,14 @@ fn accept_loop(listener: UnixListener, calls: Sender<ApiCall>) {
 /// Only root and the daemon's own user may use the API. The 0600 socket already says so;
 /// this also holds when the socket was reachable for a moment before its chmod.
 fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
-    let uid =
-        peer_uid(stream).map_err(|e| format!("cannot check the caller's credentials: {e}"))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let own = unsafe { libc::geteuid() };
+    let peer = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| format!("cannot check the caller's credentials: {e}"))?;
+    let uid = peer.uid();
+    let own = nix::unistd::geteuid().as_raw();
     if uid == 0 || uid == own {
         Ok(())
     } else {
-        Err(format!(
-            "permission denied: uid {uid} may not use the ferrovs admin API"
-        ))
-    }
-}
-
-fn peer_uid(stream: &UnixStream) -> io::Result<libc::uid_t> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes and `len` holds the size of `cred`, as
-    // SO_PEERCRED requires; the fd is open for the lifetime of `stream`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cred.uid)
-    } else {
-        Err(io::Error::last_os_error())
+        Err(format!("permission denied: uid {uid} may not use the ferrovs admin API"))
     }
 }
 

@@ -1,6 +1,7 @@
 //! ferrovs control plane: the YAML config model and its validation (`config`), the admin
 //! API's messages (`proto`), its Unix socket server (`api`) and client (`client`), and the
 //! `fvs` command line (`cli`).
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;

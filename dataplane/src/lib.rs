@@ -2,7 +2,8 @@
 //!
 //! Everything here except `dpdk` and `worker` is pure: it works on byte slices, takes time as
 //! an argument and is driven by unit tests with plain buffers. `dpdk` is the only module with
-//! `unsafe` outside `dpdk-sys`.
+//! `unsafe` outside `dpdk-sys`: the compiler holds every other module to that.
+#![deny(unsafe_code)]
 
 pub mod counters;
 pub mod l3;
@@ -13,6 +14,7 @@ pub mod snapshot;
 pub mod wire;
 
 #[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
 pub mod dpdk;
 #[cfg(feature = "dpdk")]
 pub mod worker;

@@ -1,4 +1,5 @@
 //! `ferrovs -c FILE`: the load balancer daemon.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
