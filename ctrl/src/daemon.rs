@@ -172,12 +172,6 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
-    for lcore in &config.workers.lcores {
-        if !eal.lcore_enabled(*lcore) {
-            return Err(format!("workers.lcores: lcore {lcore} is not available on this machine"));
-        }
-    }
-
     // One mbuf pool per NUMA socket that has workers; each rx queue uses its worker's.
     let mut pools: BTreeMap<u32, Arc<Mempool>> = BTreeMap::new();
     for lcore in &config.workers.lcores {

@@ -55,6 +55,13 @@ pub struct NeighLearned {
     pub mac: MacAddr,
 }
 
+/// What a neighbour solicitation said, parsed before the frame is rewritten into the advert.
+struct NeighborSolicit {
+    src: Ipv6Addr,
+    target: Ipv6Addr,
+    source_mac: Result<Option<MacAddr>, crate::wire::WireError>,
+}
+
 /// A worker core's own state: nothing here is shared for writing.
 pub struct CoreCtx<F> {
     pub core: u32,
@@ -106,10 +113,11 @@ impl<F: Frame> CoreCtx<F> {
         if dst_mac != port_l3.mac && !dst_mac.is_multicast() {
             return self.drop(frame, DropReason::OtherMac);
         }
+        let our_mac = port_l3.mac;
         match eth.ethertype() {
-            EtherType::ARP => self.arp_input(snap, now_ms, frame, port, tx),
+            EtherType::ARP => self.arp_input(snap, now_ms, frame, port, our_mac, tx),
             EtherType::IPV4 => self.ipv4_input(snap, now_ms, frame, pool, tx),
-            EtherType::IPV6 => self.ipv6_input(snap, now_ms, frame, port, pool, tx),
+            EtherType::IPV6 => self.ipv6_input(snap, now_ms, frame, port, our_mac, pool, tx),
             _ => self.drop(frame, DropReason::UnsupportedEthertype),
         }
     }
@@ -184,7 +192,15 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
-    fn arp_input(&mut self, snap: &Snapshot, now_ms: u64, mut frame: F, port: u16, tx: &mut impl TxSink<F>) {
+    fn arp_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        tx: &mut impl TxSink<F>,
+    ) {
         let Ok(arp) = ArpPacket::new_checked(&frame.data()[ETH_LEN..]) else {
             return self.drop(frame, DropReason::MalformedArp);
         };
@@ -206,7 +222,6 @@ impl<F: Frame> CoreCtx<F> {
         if !is_request {
             return; // A reply to us: consumed.
         }
-        let Some(our_mac) = snap.port(port).map(|p| p.mac) else { return };
         let data = frame.data_mut();
         set_macs(data, sender_mac, our_mac);
         emit_arp(&mut data[ETH_LEN..], ArpOperation::REPLY, our_mac, target_ip, sender_mac, sender_ip);
@@ -259,12 +274,14 @@ impl<F: Frame> CoreCtx<F> {
         self.route_output(snap, now_ms, frame, IpAddr::V4(src), pool, tx);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ipv6_input(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
         port: u16,
+        our_mac: MacAddr,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -304,7 +321,8 @@ impl<F: Frame> CoreCtx<F> {
             }
             self.counters.event(Event::NdSolicitsIn).inc();
             let source_mac = icmp.source_link_addr();
-            return self.neighbor_solicit_input(snap, now_ms, frame, port, src, target, source_mac, tx);
+            let solicit = NeighborSolicit { src, target, source_mac };
+            return self.neighbor_solicit_input(snap, now_ms, frame, port, our_mac, solicit, tx);
         }
         if msg_type != Icmpv6Type::ECHO_REQUEST || icmp.code() != 0 {
             return self.drop(frame, DropReason::IcmpNotEcho);
@@ -337,18 +355,17 @@ impl<F: Frame> CoreCtx<F> {
         now_ms: u64,
         mut frame: F,
         port: u16,
-        src: Ipv6Addr,
-        target: Ipv6Addr,
-        source_mac: Result<Option<MacAddr>, crate::wire::WireError>,
+        our_mac: MacAddr,
+        solicit: NeighborSolicit,
         tx: &mut impl TxSink<F>,
     ) {
+        let NeighborSolicit { src, target, source_mac } = solicit;
         if !snap.owns_on_port(port, IpAddr::V6(target)) {
             return self.drop(frame, DropReason::NdNotForUs);
         }
         let Ok(source_mac) = source_mac else {
             return self.drop(frame, DropReason::MalformedIcmp);
         };
-        let Some(our_mac) = snap.port(port).map(|p| p.mac) else { return };
         // Duplicate address detection (source ::) is answered to all nodes, unsolicited.
         let dad = src.is_unspecified();
         let reply_to = if dad { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { src };

@@ -110,10 +110,7 @@ impl<T> Reader<T> {
     /// The current snapshot; call at a burst boundary.
     #[inline]
     pub fn get(&mut self) -> &Arc<T> {
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if generation != self.seen {
-            self.switch_to(generation);
-        }
+        self.refresh();
         &self.local
     }
 
@@ -142,11 +139,6 @@ impl<T> Reader<T> {
         self.local = self.shared.current.lock().clone();
         self.seen = generation;
         self.shared.readers[self.slot].0.store(generation, Ordering::Release);
-    }
-
-    /// The generation this reader last acknowledged.
-    pub fn seen(&self) -> u64 {
-        self.seen
     }
 }
 

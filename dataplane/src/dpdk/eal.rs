@@ -33,16 +33,6 @@ impl Eal {
         Ok(Eal { _private: () })
     }
 
-    pub fn main_lcore(&self) -> u32 {
-        // SAFETY: valid after rte_eal_init.
-        unsafe { dpdk_sys::rte_get_main_lcore() }
-    }
-
-    pub fn lcore_count(&self) -> u32 {
-        // SAFETY: valid after rte_eal_init.
-        unsafe { dpdk_sys::rte_lcore_count() }
-    }
-
     /// The NUMA socket of an lcore.
     pub fn lcore_socket(&self, lcore: u32) -> u32 {
         // SAFETY: valid after rte_eal_init for any lcore id (returns 0 when unknown).
@@ -55,12 +45,6 @@ impl Eal {
         // valid after rte_eal_init; it is copied before the Eal can be dropped.
         let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
         std::path::PathBuf::from(dir.to_string_lossy().into_owned())
-    }
-
-    /// True when `lcore` is enabled in this EAL (given with -l).
-    pub fn lcore_enabled(&self, lcore: u32) -> bool {
-        // SAFETY: rte_lcore_is_enabled checks the id range itself.
-        unsafe { dpdk_sys::rte_lcore_is_enabled(lcore) != 0 }
     }
 }
 

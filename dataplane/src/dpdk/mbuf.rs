@@ -56,11 +56,6 @@ impl Mempool {
         NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
     }
 
-    /// Buffers currently free in the pool (diagnostics).
-    pub fn available(&self) -> u32 {
-        // SAFETY: the pool is valid; the count is advisory.
-        unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
-    }
 }
 
 impl Drop for Mempool {
@@ -111,33 +106,11 @@ impl Mbuf {
         unsafe { self.0.as_ref() }
     }
 
-    #[inline]
-    pub fn len(&self) -> usize {
-        usize::from(self.raw().data_len)
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Bytes from the start of the data to the end of the buffer.
     #[inline]
     fn capacity(&self) -> usize {
         let m = self.raw();
         usize::from(m.buf_len) - usize::from(m.data_off)
-    }
-
-    /// The NIC's RSS hash, when the NIC computed one.
-    #[inline]
-    pub fn rss_hash(&self) -> Option<u32> {
-        let m = self.raw();
-        if m.ol_flags & dpdk_sys::RTE_MBUF_F_RX_RSS_HASH != 0 {
-            // SAFETY: the RX_RSS_HASH flag says the `rss` member of the hash union is set.
-            Some(unsafe { m.__bindgen_anon_2.hash.rss })
-        } else {
-            None
-        }
     }
 }
 
@@ -257,11 +230,6 @@ impl TxBuffer {
     #[inline]
     pub fn is_full(&self) -> bool {
         self.len == BURST_SIZE
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Adds a frame; the caller flushes when full. Returns the frame back if there is no room.
