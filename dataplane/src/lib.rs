@@ -5,13 +5,16 @@
 //! `unsafe` outside `dpdk-sys`: the compiler holds every other module to that.
 #![deny(unsafe_code)]
 
+pub mod conn;
 pub mod counters;
 pub mod l3;
 pub mod net;
 pub mod pipeline;
 pub mod rcu;
+pub mod sched;
 pub mod snapshot;
 pub mod wire;
+pub mod xlate;
 
 #[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
