@@ -107,7 +107,12 @@ fn not_for_us() -> BenchFrame {
 fn bench(c: &mut Criterion) {
     let snap = snapshot();
     let mut ctx: CoreCtx<BenchFrame> =
-        CoreCtx::new(0, Arc::new(CoreCounters::default()), NeighParams { capacity: 1024, ..Default::default() });
+        CoreCtx::new(
+            0,
+            Arc::new(CoreCounters::default()),
+            NeighParams { capacity: 1024, ..Default::default() },
+            dataplane::lb::LbCore::standalone(dataplane::service::LbLimits::default()),
+        );
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
 

@@ -2,7 +2,8 @@
 //!
 //! clap handles the global options and the object/verb structure; the `ip`-style keyword
 //! tails (`dev PORT`, `via ADDR`) are parsed here so their errors can read like `ip`'s.
-//! Output formatting is in plain functions from response data to `String`.
+//! Output formatting is in plain functions from response data to `String`. The
+//! load-balancing objects (service, backend, laddr, conn) are in the `lb` submodule.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -16,8 +17,11 @@ use dataplane::net::Prefix;
 use crate::client;
 use crate::config::{RouteConfig, DEFAULT_SOCKET};
 use crate::proto::{
-    AddrInfo, ApplyResult, LinkInfo, NeighInfo, PortStats, Request, Response, RouteInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats, Request, Response,
+    RouteInfo, ServiceInfo, StatsInfo,
 };
+
+mod lb;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,9 +33,25 @@ Examples:
   fvs neigh show
   fvs stats
   fvs apply -f /etc/ferrovs/ferrovs.yaml
-  fvs -j route show                  JSON for scripts";
+  fvs -j route show                  JSON for scripts
 
-/// Control a running ferrovs load balancer (like `ip` controls Linux).
+Load balancing (like ipvsadm):
+  fvs service show                   services and their backends (ipvsadm -Ln)
+  fvs service show --stats           their connections, packets and bytes
+  fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300
+  fvs service add tcp 192.0.2.100:443 mode fullnat laddr 198.51.100.1
+  fvs service set tcp 192.0.2.100:80 scheduler mh
+  fvs service del tcp 192.0.2.100:80
+  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2
+  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining
+  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset
+  fvs laddr show                     FullNAT local addresses and their ports in use
+  fvs laddr add tcp 192.0.2.100:443 198.51.100.2
+  fvs laddr del tcp 192.0.2.100:443 198.51.100.2
+  fvs conn list                      connections (ipvsadm -Lnc)
+  fvs conn list service tcp 192.0.2.100:80 state established limit 20";
+
+/// Control a running ferrovs load balancer (like `ip` and `ipvsadm` control Linux).
 #[derive(Parser, Debug)]
 #[command(name = "fvs", version, after_help = EXAMPLES)]
 struct Cli {
@@ -41,7 +61,8 @@ struct Cli {
     /// Print the daemon's answer as JSON.
     #[arg(short = 'j', long, global = true)]
     json: bool,
-    /// Show port statistics (link show), like `ip -s link`.
+    /// Show statistics: port counters (link show, like `ip -s link`), traffic per service and
+    /// backend (service show, like `ipvsadm -Ln --stats`).
     #[arg(short = 's', long = "stats", global = true)]
     stats: bool,
     #[command(subcommand)]
@@ -97,6 +118,42 @@ enum Object {
         /// Also show counters that are zero.
         #[arg(short = 'a', long)]
         all: bool,
+    },
+    /// Show, add, change or delete virtual services (ipvsadm -L, -A, -E, -D).
+    #[command(
+        aliases = ["se", "ser", "serv", "svc", "services"],
+        after_help = "Examples:\n  fvs service show\n  fvs service show --stats\n  fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service del tcp 192.0.2.100:80"
+    )]
+    Service {
+        #[command(subcommand)]
+        verb: Option<lb::ServiceVerb>,
+    },
+    /// Add, change or remove the backends (real servers) of a service (ipvsadm -a, -e, -d).
+    #[command(
+        aliases = ["b", "ba", "back", "backends"],
+        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset\n\nfvs service show lists the backends."
+    )]
+    Backend {
+        #[command(subcommand)]
+        verb: lb::BackendVerb,
+    },
+    /// Show, add or remove the local addresses of fullnat services.
+    #[command(
+        aliases = ["la", "lad", "ladd", "laddrs"],
+        after_help = "Examples:\n  fvs laddr show\n  fvs laddr add tcp 192.0.2.100:443 198.51.100.2\n  fvs laddr del tcp 192.0.2.100:443 198.51.100.2"
+    )]
+    Laddr {
+        #[command(subcommand)]
+        verb: Option<lb::LaddrVerb>,
+    },
+    /// List the tracked connections (ipvsadm -Lnc).
+    #[command(
+        aliases = ["c", "co", "con", "conns", "connection", "connections"],
+        after_help = "Examples:\n  fvs conn list\n  fvs conn list service tcp 192.0.2.100:80 state established limit 20"
+    )]
+    Conn {
+        #[command(subcommand)]
+        verb: Option<lb::ConnVerb>,
     },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
@@ -208,6 +265,10 @@ where
         Object::Route { verb } => (Command::Send(route_request(verb)?), false),
         Object::Neigh { .. } => (Command::Send(Request::NeighShow), false),
         Object::Stats { all } => (Command::Send(Request::Stats), all),
+        Object::Service { verb } => (Command::Send(lb::service_request(verb, cli.stats)?), false),
+        Object::Backend { verb } => (Command::Send(lb::backend_request(verb)?), false),
+        Object::Laddr { verb } => (Command::Send(lb::laddr_request(verb)?), false),
+        Object::Conn { verb } => (Command::Send(lb::conn_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
     };
     Ok(Invocation {
@@ -439,10 +500,26 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::NeighShow => view(response, json, |d: Vec<NeighInfo>| format_neighs(&d)),
         Request::Stats => view(response, json, |d: StatsInfo| format_stats(&d, all)),
         Request::Apply { .. } => view(response, json, |d: ApplyResult| format_apply(&d)),
+        Request::ServiceShow { stats: false } => {
+            view(response, json, |d: Vec<ServiceInfo>| lb::format_services(&d))
+        }
+        Request::ServiceShow { stats: true } => {
+            view(response, json, |d: Vec<ServiceInfo>| lb::format_service_stats(&d))
+        }
+        Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| lb::format_laddrs(&d)),
+        Request::ConnList { .. } => view(response, json, |d: ConnList| lb::format_conns(&d)),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
         | Request::RouteAdd { .. }
-        | Request::RouteDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
+        | Request::RouteDel { .. }
+        | Request::ServiceAdd { .. }
+        | Request::ServiceSet { .. }
+        | Request::ServiceDel { .. }
+        | Request::BackendAdd { .. }
+        | Request::BackendSet { .. }
+        | Request::BackendDel { .. }
+        | Request::LaddrAdd { .. }
+        | Request::LaddrDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
     }
 }
 
@@ -693,11 +770,11 @@ mod tests {
     use clap::CommandFactory;
     use std::collections::BTreeMap;
 
-    fn parse(line: &str) -> Result<Invocation, ArgsError> {
+    pub(super) fn parse(line: &str) -> Result<Invocation, ArgsError> {
         parse_args(std::iter::once("fvs").chain(line.split_whitespace()))
     }
 
-    fn request(line: &str) -> Request {
+    pub(super) fn request(line: &str) -> Request {
         match parse(line) {
             Ok(Invocation {
                 command: Command::Send(req),
@@ -707,7 +784,7 @@ mod tests {
         }
     }
 
-    fn usage_error(line: &str) -> String {
+    pub(super) fn usage_error(line: &str) -> String {
         match parse(line) {
             Err(ArgsError::Usage(msg)) => msg,
             other => panic!("{line}: {other:?}"),

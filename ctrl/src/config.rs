@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use dataplane::net::Prefix;
 use serde::{Deserialize, Serialize};
 
+use crate::lbconf::{validate_connections, validate_services, ConnectionsConfig, ServiceConfig};
+
 /// Where the admin socket lives unless the config or `fvs --socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovs.sock";
 
@@ -77,6 +79,10 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub neighbours: NeighbourConfig,
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default = "default_log_level")]
@@ -310,10 +316,18 @@ impl Config {
         validate_neighbours(&self.neighbours)?;
         validate_api(&self.api)?;
         validate_log_level(&self.log_level)?;
-        validate_l3(&self.ports, &self.addresses, &self.routes)
+        validate_connections(&self.connections)?;
+        validate_l3(&self.ports, &self.addresses, &self.routes)?;
+        validate_services(&self.services, &self.connections, &self.local_ips())
     }
 
-    /// Names of the top-level sections other than `addresses` and `routes` that differ from
+    /// The interface addresses (no prefix length).
+    pub fn local_ips(&self) -> Vec<IpAddr> {
+        self.addresses.iter().map(|a| a.addr.addr()).collect()
+    }
+
+    /// Names of the top-level sections other than `addresses`, `routes`, `services` and
+    /// `connections.timeouts` that differ from
     /// `other`: the daemon decides which of them it can change without a restart.
     pub fn static_differences(&self, other: &Config) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -327,6 +341,8 @@ impl Config {
         check("mempool", self.mempool != other.mempool);
         check("ports", self.ports != other.ports);
         check("neighbours", self.neighbours != other.neighbours);
+        let sizes = |c: &Config| ConnectionsConfig { timeouts: Default::default(), ..c.connections.clone() };
+        check("connections", sizes(self) != sizes(other));
         check("api", self.api != other.api);
         check("log_level", self.log_level != other.log_level);
         out

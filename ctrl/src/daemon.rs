@@ -13,13 +13,20 @@ use dataplane::counters::CoreCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
 use dataplane::rcu::{self, Publisher};
+use dataplane::lb::{conn_state_name, ConnQuery, LbCounters};
+use dataplane::service::Services;
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
 use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
-use crate::proto::{AddrInfo, ApplyResult, CoreStats, LinkInfo, NeighInfo, Request, Response, RouteInfo, StatsInfo};
+use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig};
+use crate::lbstate::{self, Edit, LbState};
+use crate::proto::{
+    AddrInfo, ApplyResult, ConnFilter, ConnInfo, ConnList, CoreStats, LinkInfo, NeighInfo, Request, Response, RouteInfo,
+    StatsInfo,
+};
 
 /// How long a change may take to reach every worker before the API says so.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,6 +49,7 @@ struct PortRuntime {
 struct WorkerHandle {
     lcore: u32,
     counters: Arc<CoreCounters>,
+    lb_counters: Arc<LbCounters>,
     mailbox: Sender<CoreMsg>,
 }
 
@@ -107,8 +115,13 @@ fn neigh_params(config: &Config) -> NeighParams {
     }
 }
 
-/// Builds the worker snapshot for the config's addresses and routes.
-fn build_snapshot(ports: &[PortRuntime], addresses: &[AddressConfig], routes: &[RouteConfig]) -> Snapshot {
+/// Builds the worker snapshot for the config's addresses, routes and services.
+fn build_snapshot(
+    ports: &[PortRuntime],
+    addresses: &[AddressConfig],
+    routes: &[RouteConfig],
+    services: Arc<Services>,
+) -> Snapshot {
     let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.port.id());
     let port_l3 = ports
         .iter()
@@ -125,7 +138,7 @@ fn build_snapshot(ports: &[PortRuntime], addresses: &[AddressConfig], routes: &[
             Some(Route { prefix: r.prefix.network(), via: r.via, port, origin: RouteOrigin::Static })
         })
         .collect();
-    Snapshot::build(port_l3, addrs, static_routes)
+    Snapshot::build(port_l3, addrs, static_routes).with_services(services)
 }
 
 /// Runs the daemon until SIGINT/SIGTERM. Errors are start-up failures, worded for an operator.
@@ -219,7 +232,9 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     // Workers index their tx buffers by position: keep ports in id order.
     ports.sort_by_key(|p| p.port.id());
 
-    let snapshot = build_snapshot(&ports, &config.addresses, &config.routes);
+    let mut lb = LbState::new(lbstate::limits(&config.connections, lbstate::MAX_SERVICES));
+    let services = Arc::new(lb.build(&config.services, &config.connections.timeouts, None)?);
+    let snapshot = build_snapshot(&ports, &config.addresses, &config.routes, services);
     let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
     let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
     let workers_stop = Arc::new(AtomicBool::new(false));
@@ -227,6 +242,7 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     let mut launch_error = None;
     for (core, (reader, lcore)) in readers.into_iter().zip(config.workers.lcores.iter().copied()).enumerate() {
         let counters = Arc::new(CoreCounters::default());
+        let lb_counters = Arc::new(LbCounters::new(lb.limits()));
         let (mail_tx, mail_rx) = bounded(MAILBOX_DEPTH);
         let setup = WorkerSetup {
             core: core as u32,
@@ -235,6 +251,9 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
             snapshots: reader,
             counters: counters.clone(),
             neigh: neigh_params(&config),
+            cores: config.workers.lcores.len() as u32,
+            lb_limits: *lb.limits(),
+            lb_counters: lb_counters.clone(),
             stop: workers_stop.clone(),
             mailbox: mail_rx,
             events: event_tx.clone(),
@@ -246,11 +265,11 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
             break;
         }
         info!(core, lcore, "worker started");
-        workers.push(WorkerHandle { lcore, counters, mailbox: mail_tx });
+        workers.push(WorkerHandle { lcore, counters, lb_counters, mailbox: mail_tx });
     }
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
-    let mut control = Control { config, ports, publisher, workers, events: event_rx };
+    let mut control = Control { config, ports, publisher, workers, events: event_rx, lb };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
         info!(socket = %control.config.api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
@@ -288,6 +307,7 @@ struct Control {
     publisher: Publisher<Snapshot>,
     workers: Vec<WorkerHandle>,
     events: Receiver<CoreEvent>,
+    lb: LbState,
 }
 
 impl Control {
@@ -355,7 +375,106 @@ impl Control {
             Request::NeighShow => self.neighbours(),
             Request::Stats => Response::ok(&self.stats()),
             Request::Apply { source, yaml } => self.apply(&source, &yaml),
+            Request::ServiceShow { stats } => {
+                let cores = self.lb_counters();
+                Response::ok(&self.lb.service_infos(&self.config.services, &cores, stats))
+            }
+            Request::ServiceAdd { service } => self.edit_services(Edit::ServiceAdd(service), None),
+            Request::ServiceSet { key, set } => self.edit_services(Edit::ServiceSet(key, set), None),
+            Request::ServiceDel { key } => self.edit_services(Edit::ServiceDel(key), None),
+            Request::BackendAdd { service, backend } => self.edit_services(Edit::BackendAdd(service, backend), None),
+            Request::BackendSet { service, addr, port, weight, state } => {
+                self.edit_services(Edit::BackendSet { service, addr, port, weight, state }, None)
+            }
+            Request::BackendDel { service, addr, port, policy } => {
+                self.edit_services(Edit::BackendDel { service, addr, port }, policy)
+            }
+            Request::LaddrShow => {
+                let cores = self.lb_counters();
+                Response::ok(&self.lb.laddr_infos(&self.config.services, &cores))
+            }
+            Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
+            Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
+            Request::ConnList { filter } => self.conn_list(&filter),
         }
+    }
+
+    fn lb_counters(&self) -> Vec<Arc<LbCounters>> {
+        self.workers.iter().map(|w| w.lb_counters.clone()).collect()
+    }
+
+    /// Applies one service edit: the whole resulting list is validated, then built and
+    /// published; on any error nothing changes.
+    fn edit_services(&mut self, edit: Edit, removal: Option<RemovalPolicy>) -> Response {
+        let next = match lbstate::edit(&self.config.services, edit) {
+            Ok(next) => next,
+            Err(e) => return Response::err(e),
+        };
+        self.change_services(next, removal)
+    }
+
+    fn change_services(&mut self, next: Vec<ServiceConfig>, removal: Option<RemovalPolicy>) -> Response {
+        if let Err(e) = validate_services(&next, &self.config.connections, &self.config.local_ips()) {
+            return Response::err(e.message);
+        }
+        if let Err(e) = self.rebuild_services(&next, removal) {
+            return Response::err(e);
+        }
+        self.config.services = next;
+        Response::ok(&())
+    }
+
+    /// Builds and publishes the services (with the current addresses and routes).
+    fn rebuild_services(&mut self, services: &[ServiceConfig], removal: Option<RemovalPolicy>) -> Result<(), String> {
+        let built = self.lb.build(services, &self.config.connections.timeouts, removal)?;
+        self.publish_with(Arc::new(built));
+        Ok(())
+    }
+
+    /// `conn list`: asks every worker for its matching connections.
+    fn conn_list(&self, filter: &ConnFilter) -> Response {
+        let to_v4 = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        };
+        let limit = filter.limit.unwrap_or(1000) as usize;
+        let query = ConnQuery {
+            service: filter.service.and_then(|k| Some((to_v4(k.vip)?, k.port, k.protocol.number()))),
+            backend: filter.backend.and_then(|b| Some((to_v4(b.ip())?, b.port()))),
+            state: filter.state.clone(),
+            limit,
+        };
+        if (filter.service.is_some() && query.service.is_none()) || (filter.backend.is_some() && query.backend.is_none()) {
+            return Response::ok(&ConnList::default());
+        }
+        let mut out = ConnList::default();
+        for (core, w) in self.workers.iter().enumerate() {
+            let (reply_tx, reply_rx) = bounded(1);
+            if w.mailbox.send_timeout(CoreMsg::ConnDump(query.clone(), reply_tx), DUMP_TIMEOUT).is_err() {
+                return Response::err(format!("worker {core} (lcore {}) did not take the request", w.lcore));
+            }
+            let Ok((views, matched)) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
+                return Response::err(format!("worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}", w.lcore));
+            };
+            out.matched += matched;
+            for v in views {
+                let c = v.conn;
+                let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p);
+                out.conns.push(ConnInfo {
+                    core: core as u32,
+                    protocol: if c.proto == 6 { Protocol::Tcp } else { Protocol::Udp },
+                    client: sock(c.client, c.cport),
+                    virtual_addr: sock(c.vip, c.vport),
+                    local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
+                    backend: sock(c.backend, c.bport),
+                    state: conn_state_name(&c).to_string(),
+                    expires_ms: v.expires_ms,
+                });
+            }
+        }
+        out.conns.sort_by_key(|c| (c.virtual_addr, c.client, c.core));
+        out.conns.truncate(limit);
+        Response::ok(&out)
     }
 
     /// Validates the new addresses and routes as a whole and publishes them; on any error
@@ -366,14 +485,24 @@ impl Control {
             // command: the message alone names the value.
             return Response::err(e.message);
         }
+        let local: Vec<std::net::IpAddr> = addresses.iter().map(|a| a.addr.addr()).collect();
+        if let Err(e) = validate_services(&self.config.services, &self.config.connections, &local) {
+            return Response::err(e.message);
+        }
         self.config.addresses = addresses;
         self.config.routes = routes;
         self.publish();
         Response::ok(&())
     }
 
+    /// Publishes the current addresses and routes with the running services.
     fn publish(&mut self) {
-        let snapshot = build_snapshot(&self.ports, &self.config.addresses, &self.config.routes);
+        let services = self.publisher.current().services.clone();
+        self.publish_with(services);
+    }
+
+    fn publish_with(&mut self, services: Arc<Services>) {
+        let snapshot = build_snapshot(&self.ports, &self.config.addresses, &self.config.routes, services);
         let generation = self.publisher.publish(snapshot);
         match self.publisher.wait_visible(generation, VISIBLE_TIMEOUT) {
             Some(took) => info!(generation, micros = took.as_micros() as u64, "config visible on all workers"),
@@ -393,12 +522,23 @@ impl Control {
                 fixed.join(", ")
             ));
         }
-        let changes = config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
-        if !changes.is_empty() {
+        let mut changes = config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
+        let service_changes = lbstate::service_changes(&self.config.services, &next.services);
+        let timeouts_changed = next.connections.timeouts != self.config.connections.timeouts;
+        if timeouts_changed {
+            changes.push("connections timeouts set".to_string());
+        }
+        if !changes.is_empty() || !service_changes.is_empty() {
+            // Addresses first: the services are built against them and published together.
             self.config.addresses = next.addresses;
             self.config.routes = next.routes;
-            self.publish();
+            self.config.connections.timeouts = next.connections.timeouts;
+            if let Err(e) = self.rebuild_services(&next.services, None) {
+                return Response::err(format!("{source}: {e}"));
+            }
+            self.config.services = next.services;
         }
+        changes.extend(service_changes);
         Response::ok(&ApplyResult { changes })
     }
 

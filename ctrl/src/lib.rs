@@ -1,4 +1,4 @@
-//! ferrovs control plane: the YAML config model and its validation (`config`), the admin
+//! ferrovs control plane: the YAML config model and its validation (`config`, with services in `lbconf`), the admin
 //! API's messages (`proto`), its Unix socket server (`api`) and client (`client`), and the
 //! `fvs` command line (`cli`).
 #![forbid(unsafe_code)]
@@ -7,6 +7,8 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod lbconf;
+pub mod lbstate;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
 pub mod proto;

@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::RouteConfig;
+use crate::lbconf::{BackendConfig, BackendState, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey};
+use dataplane::sched::SchedKind;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -47,6 +49,89 @@ pub enum Request {
         source: String,
         yaml: String,
     },
+    ServiceShow {
+        #[serde(default)]
+        stats: bool,
+    },
+    /// A new service; `service.backends` and `service.laddrs` may already be filled.
+    ServiceAdd {
+        service: ServiceConfig,
+    },
+    /// Changes the given attributes of a service; the others stay.
+    ServiceSet {
+        key: ServiceKey,
+        #[serde(default)]
+        set: ServicePatch,
+    },
+    ServiceDel {
+        key: ServiceKey,
+    },
+    BackendAdd {
+        service: ServiceKey,
+        backend: BackendConfig,
+    },
+    BackendSet {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<BackendState>,
+    },
+    /// `policy` overrides the service's `on_backend_removal` for this removal.
+    BackendDel {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<RemovalPolicy>,
+    },
+    LaddrShow,
+    LaddrAdd {
+        service: ServiceKey,
+        addr: IpAddr,
+    },
+    LaddrDel {
+        service: ServiceKey,
+        addr: IpAddr,
+    },
+    ConnList {
+        #[serde(default)]
+        filter: ConnFilter,
+    },
+}
+
+/// The attributes `service set` can change; `None` keeps the current value.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<SchedKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ForwardMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_s: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_backend_removal: Option<RemovalPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maglev_size: Option<u32>,
+}
+
+/// Which connections `conn list` shows; every given field must match.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConnFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<std::net::SocketAddr>,
+    /// An LVS state name as `conn list` prints it (`ESTABLISHED`, `SYN_RECV`, ..., `UDP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Most connections returned (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}` on the wire.
@@ -185,6 +270,89 @@ pub struct CoreStats {
 pub struct ApplyResult {
     /// One line per change, e.g. `route add 203.0.113.0/24 via 192.0.2.2 dev dp0`.
     pub changes: Vec<String>,
+}
+
+/// Packets, bytes and connections, like `ipvsadm --stats`. "In" is client to backend.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrafficStats {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl std::ops::AddAssign for TrafficStats {
+    fn add_assign(&mut self, o: TrafficStats) {
+        self.conns += o.conns;
+        self.in_packets += o.in_packets;
+        self.out_packets += o.out_packets;
+        self.in_bytes += o.in_bytes;
+        self.out_bytes += o.out_bytes;
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ServiceInfo {
+    pub protocol: Protocol,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub scheduler: SchedKind,
+    pub mode: ForwardMode,
+    pub persistence_s: u32,
+    pub on_backend_removal: RemovalPolicy,
+    pub maglev_size: u32,
+    pub laddrs: Vec<IpAddr>,
+    pub backends: Vec<BackendInfo>,
+    /// Sum over the service's current backends (with `stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TrafficStats>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct BackendInfo {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub state: BackendState,
+    /// Connections in ESTABLISHED (TCP) or live (UDP), summed over cores.
+    pub active_conns: u64,
+    /// TCP connections in any other state.
+    pub inactive_conns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TrafficStats>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LaddrInfo {
+    pub service: ServiceKey,
+    pub addr: IpAddr,
+    /// Local ports of this address in use by connections (all services, all cores).
+    pub ports_in_use: u64,
+    /// Local ports available to connections (the configured range, all cores).
+    pub ports_total: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ConnInfo {
+    pub core: u32,
+    pub protocol: Protocol,
+    pub client: std::net::SocketAddr,
+    pub virtual_addr: std::net::SocketAddr,
+    /// The FullNAT local address:port; None in NAT mode.
+    #[serde(default)]
+    pub local: Option<std::net::SocketAddr>,
+    pub backend: std::net::SocketAddr,
+    /// LVS state name (`ESTABLISHED`, `SYN_RECV`, ...) or `UDP`.
+    pub state: String,
+    pub expires_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct ConnList {
+    pub conns: Vec<ConnInfo>,
+    /// Connections that matched the filter, before the limit.
+    pub matched: u64,
 }
 
 #[cfg(test)]

@@ -18,6 +18,11 @@ impl Counter {
     pub fn inc(&self) {
         self.add(1)
     }
+    /// For gauges and resets (still only ever written by the owning core).
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -80,6 +85,25 @@ enum_with_names! {
         NoBuffer = "no_buffer",
         /// The NIC's tx queue did not take it.
         TxFull = "tx_full",
+        /// TCP/UDP to a VIP or a connection whose header is cut short.
+        MalformedL4 = "malformed_l4",
+        /// To a VIP, on a port or protocol no service of that VIP uses.
+        NoService = "no_service",
+        /// TCP to a service that is neither a SYN nor part of a tracked connection.
+        NoConnection = "no_connection",
+        /// A new connection found no schedulable backend.
+        NoBackend = "no_backend",
+        /// The connection table is full: new connections are refused, tracked ones go on.
+        ConnTableFull = "conn_table_full",
+        /// The new connection's reply tuple is already tracked (two VIPs NATing one client
+        /// port to the same backend).
+        ConnKeyExists = "conn_key_exists",
+        /// No FullNAT local port left on this core.
+        LocalPortsExhausted = "local_ports_exhausted",
+        /// A forwarded packet's TTL ran out.
+        TtlExpired = "ttl_expired",
+        /// A packet of a connection whose backend was removed with `reset` (a RST answers TCP).
+        BackendRemoved = "backend_removed",
     }
 }
 
@@ -104,6 +128,21 @@ enum_with_names! {
         NeighQueuedSent = "neigh_queued_sent",
         NeighLearned = "neigh_learned",
         NeighExpired = "neigh_expired",
+        /// Load balancing: connections made, ended by timeout, replaced by a new SYN on the
+        /// same tuple (connection reuse), reset because their backend was removed.
+        ConnsCreated = "conns_created",
+        ConnsExpired = "conns_expired",
+        ConnsReused = "conns_reused",
+        ConnsReset = "conns_reset",
+        /// New connections sent to a client's remembered backend, and records evicted early.
+        PersistenceHits = "persistence_hits",
+        PersistenceEvictions = "persistence_evictions",
+        /// Packets forwarded client to backend (in) and backend to client (out).
+        LbInPackets = "lb_in_packets",
+        LbOutPackets = "lb_out_packets",
+        /// ICMP errors about a tracked connection, translated and forwarded.
+        IcmpErrorsTranslated = "icmp_errors_translated",
+        TcpResetsSent = "tcp_resets_sent",
         /// Burst-boundary snapshot switches.
         SnapshotSwitches = "snapshot_switches",
         /// Poll-loop iterations, and those that received nothing (idle share).

@@ -8,10 +8,12 @@
 pub mod conn;
 pub mod counters;
 pub mod l3;
+pub mod lb;
 pub mod net;
 pub mod pipeline;
 pub mod rcu;
 pub mod sched;
+pub mod service;
 pub mod snapshot;
 pub mod wire;
 pub mod xlate;

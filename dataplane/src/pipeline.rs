@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::counters::{CoreCounters, DropReason, Event};
 use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
+use crate::lb::LbCore;
 use crate::net::MacAddr;
 use crate::snapshot::{solicited_node, Snapshot};
 use crate::wire::{
@@ -67,12 +68,18 @@ pub struct CoreCtx<F> {
     pub core: u32,
     pub counters: Arc<CoreCounters>,
     pub neigh: NeighTable<F>,
+    pub lb: LbCore,
     learned: Vec<NeighLearned>,
 }
 
 impl<F: Frame> CoreCtx<F> {
-    pub fn new(core: u32, counters: Arc<CoreCounters>, neigh: NeighParams) -> Self {
-        CoreCtx { core, counters, neigh: NeighTable::new(neigh), learned: Vec::with_capacity(LEARNED_OUTBOX) }
+    pub fn new(core: u32, counters: Arc<CoreCounters>, neigh: NeighParams, lb: LbCore) -> Self {
+        CoreCtx { core, counters, neigh: NeighTable::new(neigh), lb, learned: Vec::with_capacity(LEARNED_OUTBOX) }
+    }
+
+    /// Call when the worker switches to a new snapshot: per-core service state follows it.
+    pub fn snapshot_changed(&mut self, snap: &Snapshot) {
+        self.lb.sync(&snap.services);
     }
 
     /// Handles every frame of a burst.
@@ -122,9 +129,11 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
-    /// Per-loop housekeeping: ages a slice of the neighbour table, re-sending requests for
-    /// unresolved next hops and dropping the packets of those that never answer.
+    /// Per-loop housekeeping: expires a slice of idle connections, ages a slice of the
+    /// neighbour table, re-sending requests for unresolved next hops and dropping the packets
+    /// of those that never answer.
     pub fn run_timers(&mut self, snap: &Snapshot, now_ms: u64, pool: &mut impl FramePool<F>, tx: &mut impl TxSink<F>) {
+        self.expire_conns(now_ms);
         let mut probes: [Option<(u16, IpAddr)>; AGING_BUDGET] = [None; AGING_BUDGET];
         let mut n = 0;
         let counters = &self.counters;
@@ -233,7 +242,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        mut frame: F,
+        frame: F,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -243,12 +252,27 @@ impl<F: Frame> CoreCtx<F> {
         if !ip.verify_checksum() {
             return self.drop(frame, DropReason::BadIpv4Checksum);
         }
-        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        if ip.is_fragment() {
+            // Neither the load balancer nor the local path reassembles.
+            let reason = if snap.is_local(IpAddr::V4(dst)) { DropReason::Fragment } else { DropReason::IpNotForUs };
+            return self.drop(frame, reason);
+        }
+        let mut frame = frame;
+        if protocol == IpProtocol::TCP || protocol == IpProtocol::UDP {
+            match self.l4_input(snap, now_ms, frame, pool, tx) {
+                Some(f) => frame = f,
+                None => return,
+            }
+        } else if protocol == IpProtocol::ICMP {
+            match self.icmp_error_input(snap, now_ms, frame, pool, tx) {
+                Some(f) => frame = f,
+                None => return,
+            }
+        }
+        let ip = Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         if !snap.is_local(IpAddr::V4(dst)) {
             return self.drop(frame, DropReason::IpNotForUs);
-        }
-        if ip.is_fragment() {
-            return self.drop(frame, DropReason::Fragment);
         }
         if ip.protocol() != IpProtocol::ICMP {
             return self.drop(frame, DropReason::UnsupportedProtocol);
@@ -548,5 +572,6 @@ fn build_neighbor_solicit<F: Frame>(
     true
 }
 
+mod lb;
 #[cfg(test)]
 mod tests;

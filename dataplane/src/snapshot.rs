@@ -2,9 +2,15 @@
 //! through [`crate::rcu`] and picked up at burst boundaries.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use crate::l3::{Route, RouteOrigin, RouteTable};
 use crate::net::{MacAddr, Prefix};
+use crate::service::Services;
+
+/// In `local_index`, the port of a service address outside every connected network: it is
+/// ours (ping answers) but no port answers ARP/ND for it (routers send it to us).
+const NO_PORT: u16 = u16::MAX;
 
 /// What the data path needs to know about a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +32,11 @@ pub struct Snapshot {
     /// Indexed by DPDK port id.
     ports: Vec<Option<PortL3>>,
     addrs: Vec<LocalAddr>,
-    /// (address, port), sorted: the per-packet "is this ours?" test.
+    /// (address, port), sorted: the per-packet "is this ours?" test. Holds the interface
+    /// addresses, the VIPs and the FullNAT local addresses.
     local_index: Vec<(IpAddr, u16)>,
     pub routes: RouteTable,
+    pub services: Arc<Services>,
 }
 
 impl Snapshot {
@@ -52,7 +60,26 @@ impl Snapshot {
         }
         let mut local_index: Vec<(IpAddr, u16)> = addrs.iter().map(|a| (a.prefix.addr(), a.port)).collect();
         local_index.sort();
-        Snapshot { ports: by_id, addrs, local_index, routes }
+        Snapshot { ports: by_id, addrs, local_index, routes, services: Arc::default() }
+    }
+
+    /// Adds the services. Their VIPs and local addresses become addresses of the box: one
+    /// inside a connected network is answered for ARP/ND on that network's port, like an
+    /// interface address, so no separate `addr add` is needed for it.
+    pub fn with_services(mut self, services: Arc<Services>) -> Snapshot {
+        let service_addrs = services.list.iter().flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)));
+        for addr in service_addrs {
+            let ip = IpAddr::V4(addr);
+            let port = match self.routes.lookup(ip) {
+                Some(r) if r.origin == RouteOrigin::Connected => r.port,
+                _ => NO_PORT,
+            };
+            self.local_index.push((ip, port));
+        }
+        self.local_index.sort();
+        self.local_index.dedup();
+        self.services = services;
+        self
     }
 
     #[inline]

@@ -12,6 +12,8 @@ use crate::counters::{CoreCounters, DropReason, Event};
 use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RxBurst, TxBuffer};
 use crate::l3::neigh::NeighView;
 use crate::l3::NeighParams;
+use crate::lb::{ConnQuery, ConnView, LbCore, LbCounters};
+use crate::service::LbLimits;
 use crate::pipeline::{CoreCtx, NeighLearned, TxSink};
 use crate::rcu::Reader;
 use crate::snapshot::Snapshot;
@@ -22,6 +24,8 @@ pub enum CoreMsg {
     NeighLearned(NeighLearned),
     /// Reply with this core's neighbour table.
     NeighDump(Sender<Vec<NeighView>>),
+    /// Reply with the connections matching the query (up to its limit) and how many matched.
+    ConnDump(ConnQuery, Sender<(Vec<ConnView>, u64)>),
 }
 
 /// What a worker tells the control thread.
@@ -38,6 +42,10 @@ pub struct WorkerSetup {
     pub snapshots: Reader<Snapshot>,
     pub counters: Arc<CoreCounters>,
     pub neigh: NeighParams,
+    /// How many workers there are (FullNAT local ports are split between them).
+    pub cores: u32,
+    pub lb_limits: LbLimits,
+    pub lb_counters: Arc<LbCounters>,
     pub stop: Arc<AtomicBool>,
     pub mailbox: Receiver<CoreMsg>,
     pub events: Sender<CoreEvent>,
@@ -86,10 +94,27 @@ impl TxSink<Mbuf> for TxPorts<'_> {
 
 /// Runs until `stop` is set. Returns 0 (the lcore's exit code).
 pub fn run(setup: WorkerSetup) -> i32 {
-    let WorkerSetup { core, ports, mempool, mut snapshots, counters, neigh, stop, mailbox, events, tsc_hz, idle_sleep } =
-        setup;
+    let WorkerSetup {
+        core,
+        ports,
+        mempool,
+        mut snapshots,
+        counters,
+        neigh,
+        cores,
+        lb_limits,
+        lb_counters,
+        stop,
+        mailbox,
+        events,
+        tsc_hz,
+        idle_sleep,
+    } = setup;
     let queue = core as u16;
-    let mut ctx: CoreCtx<Mbuf> = CoreCtx::new(core, counters.clone(), neigh);
+    let lb = LbCore::new(core, cores, lb_limits, lb_counters);
+    let mut ctx: CoreCtx<Mbuf> = CoreCtx::new(core, counters.clone(), neigh, lb);
+    snapshots.refresh();
+    ctx.snapshot_changed(snapshots.current());
     let mut tx = TxPorts { ports: &ports, bufs: ports.iter().map(|_| TxBuffer::default()).collect(), queue, counters: &counters };
     let mut rx = RxBurst::default();
     let mut pool = MempoolRef(&mempool);
@@ -97,10 +122,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let start = rdtsc();
 
     while !stop.load(Ordering::Relaxed) {
-        if snapshots.refresh() {
-            counters.event(Event::SnapshotSwitches).inc();
-        }
+        let switched = snapshots.refresh();
         let snap: &Snapshot = snapshots.current();
+        if switched {
+            counters.event(Event::SnapshotSwitches).inc();
+            ctx.snapshot_changed(snap);
+        }
         let now_ms = (rdtsc() - start) / tsc_per_ms;
         let mut received = 0;
         for port in &ports {
@@ -113,6 +140,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 CoreMsg::NeighLearned(n) => ctx.learn_remote(snap, now_ms, n, &mut tx),
                 CoreMsg::NeighDump(reply) => {
                     let _ = reply.send(ctx.neigh.dump(now_ms));
+                }
+                CoreMsg::ConnDump(query, reply) => {
+                    let _ = reply.send(ctx.lb.dump(&query, now_ms));
                 }
             }
         }

@@ -1,1 +1,124 @@
-//! (being written)
+//! The per-core connection table (IPv4): every tracked connection, found from a packet of
+//! either direction, with its expiry kept by a timer wheel, and the LVS TCP state machine.
+//!
+//! One worker core owns each table: nothing here is shared, locked or atomic, and after the
+//! constructor nothing allocates. See [`ConnTable`] for the layout and [`tcp_state`] for the
+//! state machine and timeouts.
+
+use std::net::Ipv4Addr;
+
+use bitflags::bitflags;
+
+mod table;
+pub mod tcp_state;
+
+pub use table::{ConnId, ConnTable, InsertError, TimerStats, TICK_MS, WHEEL_LAP_MS};
+pub use tcp_state::{next_state, syn_starts_new_connection, TcpState, Timeouts};
+
+#[cfg(test)]
+mod tests;
+
+/// Which way a packet travels on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// Client to VIP (IPVS "input").
+    Original,
+    /// Backend to us (IPVS "output").
+    Reply,
+}
+
+bitflags! {
+    /// Per-connection flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct ConnFlags: u8 {
+        /// Source NAT towards the backend: `laddr`/`lport` are one of our local addresses and
+        /// a port taken from `laddr_slot`'s pool.
+        const FULLNAT = 1 << 0;
+        /// A packet from the backend has been seen.
+        const REPLIED = 1 << 1;
+        /// When the backend is removed, reset this connection instead of letting it drain.
+        const RESET = 1 << 2;
+    }
+}
+
+/// A packet's own 5-tuple, as seen on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ConnKey {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+/// One tracked connection, both directions. NAT: `laddr == client`, `lport == cport`.
+///
+/// `state` is the LVS TCP state for TCP; UDP has no states and its connections stay in
+/// [`TcpState::None`] (their timeout is [`Timeouts::udp_ms`], see [`Timeouts::for_conn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub client: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub backend: Ipv4Addr,
+    /// Source address towards the backend: the client's in NAT, one of ours in FullNAT.
+    pub laddr: Ipv4Addr,
+    pub cport: u16,
+    pub vport: u16,
+    pub bport: u16,
+    pub lport: u16,
+    /// IP protocol: 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    pub state: TcpState,
+    pub flags: ConnFlags,
+    /// Service slot (index assigned by the control plane).
+    pub service: u16,
+    /// Backend slot (index assigned by the control plane).
+    pub backend_slot: u16,
+    /// Generation of that backend slot when the connection was made.
+    pub backend_gen: u32,
+    /// Local-address slot the FullNAT port returns to; `u16::MAX` in NAT.
+    pub laddr_slot: u16,
+}
+
+impl Conn {
+    /// The client's packets: client -> VIP.
+    #[inline]
+    pub fn original_key(&self) -> ConnKey {
+        ConnKey {
+            src: self.client,
+            dst: self.vip,
+            sport: self.cport,
+            dport: self.vport,
+            proto: self.proto,
+        }
+    }
+
+    /// The backend's packets: backend -> laddr (the client itself in NAT).
+    #[inline]
+    pub fn reply_key(&self) -> ConnKey {
+        ConnKey {
+            src: self.backend,
+            dst: self.laddr,
+            sport: self.bport,
+            dport: self.lport,
+            proto: self.proto,
+        }
+    }
+
+    #[inline]
+    pub fn key(&self, dir: Dir) -> ConnKey {
+        match dir {
+            Dir::Original => self.original_key(),
+            Dir::Reply => self.reply_key(),
+        }
+    }
+
+    /// The state as `ipvsadm -lnc` shows it: the TCP state, or "UDP".
+    pub fn state_name(&self) -> &'static str {
+        if self.proto == crate::wire::IpProtocol::UDP.0 {
+            "UDP"
+        } else {
+            self.state.as_str()
+        }
+    }
+}

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::l3::{Route, RouteOrigin};
+use crate::lb::LbCore;
+use crate::service::LbLimits;
 use crate::snapshot::{LocalAddr, PortL3};
 use crate::wire::checksum;
 
@@ -91,7 +93,7 @@ impl Rig {
     fn new() -> Rig {
         let params = NeighParams { capacity: 64, ..NeighParams::default() };
         Rig {
-            ctx: CoreCtx::new(0, Arc::new(CoreCounters::default()), params),
+            ctx: CoreCtx::new(0, Arc::new(CoreCounters::default()), params, LbCore::standalone(LbLimits::default())),
             snap: snapshot(),
             pool: Pool { left: 16 },
             sent: Sent::default(),
@@ -427,3 +429,5 @@ proptest::proptest! {
         proptest::prop_assert!(accounted <= 2);
     }
 }
+
+mod lb;

@@ -1,0 +1,518 @@
+//! The load-balancing part of the config model: services, their backends and local
+//! addresses, and the connection-table settings. The YAML file and the admin API share these
+//! types; `validate_services` is the one check every change goes through, so `fvs service add`,
+//! `fvs backend set` and `fvs apply` are refused with the same words.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use dataplane::sched::{is_prime, SchedKind, DEFAULT_MAGLEV_SIZE};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            _ => Err(format!("'{s}' is not a protocol (tcp or udp)")),
+        }
+    }
+}
+
+/// How a service forwards. `nat` rewrites the destination (backends route replies through
+/// ferrovs); `fullnat` rewrites both ends, so backends reply to a local address of ferrovs.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    #[default]
+    Nat,
+    Fullnat,
+}
+
+impl ForwardMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardMode::Nat => "nat",
+            ForwardMode::Fullnat => "fullnat",
+        }
+    }
+}
+
+impl FromStr for ForwardMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nat" => Ok(ForwardMode::Nat),
+            "fullnat" => Ok(ForwardMode::Fullnat),
+            _ => Err(format!("'{s}' is not a forwarding mode (nat or fullnat)")),
+        }
+    }
+}
+
+/// `active` backends get new connections. `draining` ones get none but keep their
+/// connections and their persistent clients (an operator taking a backend out gracefully);
+/// `inhibited` ones get none and persistence to them is ignored (a failed health check).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    #[default]
+    Active,
+    Draining,
+    Inhibited,
+}
+
+impl BackendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendState::Active => "active",
+            BackendState::Draining => "draining",
+            BackendState::Inhibited => "inhibited",
+        }
+    }
+}
+
+impl FromStr for BackendState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(BackendState::Active),
+            "draining" => Ok(BackendState::Draining),
+            "inhibited" => Ok(BackendState::Inhibited),
+            _ => Err(format!("'{s}' is not a backend state (active, draining or inhibited)")),
+        }
+    }
+}
+
+/// What happens to the connections of a removed backend: `drain` lets them run until they
+/// end or time out; `reset` ends them at their next packet (TCP gets a RST).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalPolicy {
+    #[default]
+    Drain,
+    Reset,
+}
+
+impl RemovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalPolicy::Drain => "drain",
+            RemovalPolicy::Reset => "reset",
+        }
+    }
+}
+
+impl FromStr for RemovalPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drain" => Ok(RemovalPolicy::Drain),
+            "reset" => Ok(RemovalPolicy::Reset),
+            _ => Err(format!("'{s}' is not a removal policy (drain or reset)")),
+        }
+    }
+}
+
+/// What names a service: `tcp 192.0.2.100:80`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceKey {
+    pub protocol: Protocol,
+    pub vip: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.protocol.as_str(), std::net::SocketAddr::new(self.vip, self.port))
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    #[serde(default = "default_scheduler")]
+    pub scheduler: SchedKind,
+    #[serde(default)]
+    pub mode: ForwardMode,
+    /// Seconds a client keeps going to the same backend after its last connection; 0: off.
+    #[serde(default)]
+    pub persistence_s: u32,
+    #[serde(default)]
+    pub on_backend_removal: RemovalPolicy,
+    /// Maglev table size (the `mh` scheduler); a prime.
+    #[serde(default = "default_maglev_size")]
+    pub maglev_size: u32,
+    /// FullNAT source addresses. Each worker core owns its own share of their ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub laddrs: Vec<IpAddr>,
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+}
+
+fn default_scheduler() -> SchedKind {
+    SchedKind::Wlc
+}
+fn default_maglev_size() -> u32 {
+    DEFAULT_MAGLEV_SIZE as u32
+}
+fn default_weight() -> u32 {
+    1
+}
+
+impl ServiceConfig {
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey { protocol: self.protocol, vip: self.vip, port: self.port }
+    }
+
+    /// A service with defaults for everything but its name.
+    pub fn new(key: ServiceKey) -> ServiceConfig {
+        ServiceConfig {
+            vip: key.vip,
+            port: key.port,
+            protocol: key.protocol,
+            scheduler: default_scheduler(),
+            mode: ForwardMode::default(),
+            persistence_s: 0,
+            on_backend_removal: RemovalPolicy::default(),
+            maglev_size: default_maglev_size(),
+            laddrs: Vec::new(),
+            backends: Vec::new(),
+        }
+    }
+
+    pub fn backend(&self, addr: IpAddr, port: u16) -> Option<usize> {
+        self.backends.iter().position(|b| b.addr == addr && b.port == port)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub addr: IpAddr,
+    pub port: u16,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub state: BackendState,
+}
+
+/// The connection tables: sizes are fixed at start (restart to change), timeouts are not.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Tracked connections per worker core.
+    pub capacity: u32,
+    /// Persistence records (client, service) per worker core.
+    pub persistence_capacity: u32,
+    /// Most backends alive at once, over all services.
+    pub max_backends: u32,
+    /// Most distinct FullNAT local addresses, over all services.
+    pub max_laddrs: u32,
+    /// FullNAT local ports are taken from this range (inclusive), split between the cores.
+    pub lport_min: u16,
+    pub lport_max: u16,
+    pub timeouts: TimeoutsConfig,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            capacity: 1 << 20,
+            persistence_capacity: 1 << 16,
+            max_backends: 4096,
+            max_laddrs: 64,
+            lport_min: 1024,
+            lport_max: 65535,
+            timeouts: TimeoutsConfig::default(),
+        }
+    }
+}
+
+/// Idle timeouts in seconds per TCP state (the LVS state names) and for UDP. The defaults are
+/// IPVS's.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    pub tcp_established: u32,
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_fin_wait: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_close: u32,
+    pub tcp_close_wait: u32,
+    pub tcp_last_ack: u32,
+    pub tcp_listen: u32,
+    pub tcp_synack: u32,
+    pub udp: u32,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            tcp_established: 900,
+            tcp_syn_sent: 120,
+            tcp_syn_recv: 60,
+            tcp_fin_wait: 120,
+            tcp_time_wait: 120,
+            tcp_close: 10,
+            tcp_close_wait: 60,
+            tcp_last_ack: 30,
+            tcp_listen: 120,
+            tcp_synack: 120,
+            udp: 300,
+        }
+    }
+}
+
+impl TimeoutsConfig {
+    fn fields(&self) -> [(&'static str, u32); 11] {
+        [
+            ("tcp_established", self.tcp_established),
+            ("tcp_syn_sent", self.tcp_syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv),
+            ("tcp_fin_wait", self.tcp_fin_wait),
+            ("tcp_time_wait", self.tcp_time_wait),
+            ("tcp_close", self.tcp_close),
+            ("tcp_close_wait", self.tcp_close_wait),
+            ("tcp_last_ack", self.tcp_last_ack),
+            ("tcp_listen", self.tcp_listen),
+            ("tcp_synack", self.tcp_synack),
+            ("udp", self.udp),
+        ]
+    }
+}
+
+/// Longest idle timeout or persistence accepted: one week.
+const MAX_TIMEOUT_S: u32 = 7 * 24 * 3600;
+/// Largest Maglev table accepted.
+const MAX_MAGLEV_SIZE: u32 = 1 << 22;
+/// IPVS's weight range.
+const MAX_WEIGHT: u32 = 65535;
+/// Slots are u16 in the connection entries.
+const MAX_SLOTS: u32 = 65535;
+
+fn err(path: String, message: String) -> ConfigError {
+    ConfigError::new(path, message)
+}
+
+pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
+    let range = |v: u32, lo: u32, hi: u32, field: &str| {
+        if v < lo || v > hi {
+            Err(err(format!("connections.{field}"), format!("{v} is out of range, must be {lo}..={hi}")))
+        } else {
+            Ok(())
+        }
+    };
+    range(c.capacity, 16, 1 << 28, "capacity")?;
+    range(c.persistence_capacity, 16, 1 << 24, "persistence_capacity")?;
+    range(c.max_backends, 1, MAX_SLOTS, "max_backends")?;
+    range(c.max_laddrs, 1, 1024, "max_laddrs")?;
+    if c.lport_min == 0 || c.lport_min > c.lport_max {
+        return Err(err(
+            "connections.lport_min".into(),
+            format!(
+                "the local port range {}..={} is empty or starts at 0",
+                c.lport_min, c.lport_max
+            ),
+        ));
+    }
+    for (name, v) in c.timeouts.fields() {
+        range(v, 1, MAX_TIMEOUT_S, &format!("timeouts.{name}"))?;
+    }
+    Ok(())
+}
+
+fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
+    match ip {
+        IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() => Ok(v4),
+        IpAddr::V4(v4) => Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)"))),
+        IpAddr::V6(_) => Err(err(path.into(), format!("{ip}: IPv6 {what}s are not supported yet (IPv4 only)"))),
+    }
+}
+
+/// Checks the whole service list against the connection settings. `local` is the box's own
+/// interface addresses (a backend cannot be one of them).
+pub fn validate_services(
+    services: &[ServiceConfig],
+    conns: &ConnectionsConfig,
+    local: &[IpAddr],
+) -> Result<(), ConfigError> {
+    let mut keys: HashMap<ServiceKey, usize> = HashMap::new();
+    let mut backend_total = 0u32;
+    let mut laddrs_all: HashSet<IpAddr> = HashSet::new();
+    let vips: HashSet<IpAddr> = services.iter().map(|s| s.vip).collect();
+    for (i, s) in services.iter().enumerate() {
+        let at = |field: &str| format!("services[{i}].{field}");
+        ipv4_only(s.vip, &at("vip"), "VIP")?;
+        if s.port == 0 {
+            return Err(err(at("port"), "port 0 is not a service port (1..=65535)".into()));
+        }
+        if let Some(j) = keys.insert(s.key(), i) {
+            return Err(err(at("port"), format!("service {} is already defined (services[{j}])", s.key())));
+        }
+        if s.persistence_s > MAX_TIMEOUT_S {
+            return Err(err(at("persistence_s"), format!("{} is out of range, must be 0..={MAX_TIMEOUT_S}", s.persistence_s)));
+        }
+        if s.scheduler == SchedKind::Mh && (!is_prime(s.maglev_size as usize) || s.maglev_size < 7 || s.maglev_size > MAX_MAGLEV_SIZE) {
+            return Err(err(
+                at("maglev_size"),
+                format!("{} must be a prime from 7 to {MAX_MAGLEV_SIZE} (65537 is a good choice)", s.maglev_size),
+            ));
+        }
+        match s.mode {
+            ForwardMode::Nat if !s.laddrs.is_empty() => {
+                return Err(err(at("laddrs"), format!("service {} is in nat mode; local addresses are only used in fullnat mode", s.key())));
+            }
+            ForwardMode::Fullnat if s.laddrs.is_empty() => {
+                return Err(err(at("laddrs"), format!("service {} is in fullnat mode and needs at least one local address (laddrs)", s.key())));
+            }
+            _ => {}
+        }
+        let mut seen_laddrs = HashSet::new();
+        for (k, l) in s.laddrs.iter().enumerate() {
+            let path = at(&format!("laddrs[{k}]"));
+            ipv4_only(*l, &path, "local address")?;
+            if !seen_laddrs.insert(*l) {
+                return Err(err(path, format!("local address {l} is listed twice")));
+            }
+            if vips.contains(l) {
+                return Err(err(path, format!("local address {l} is also a VIP")));
+            }
+            laddrs_all.insert(*l);
+        }
+        let mut seen = HashMap::new();
+        for (k, b) in s.backends.iter().enumerate() {
+            let path = |field: &str| at(&format!("backends[{k}].{field}"));
+            ipv4_only(b.addr, &path("addr"), "backend address")?;
+            if b.port == 0 {
+                return Err(err(path("port"), "port 0 is not a backend port (1..=65535)".into()));
+            }
+            if b.weight > MAX_WEIGHT {
+                return Err(err(path("weight"), format!("{} is out of range, must be 0..={MAX_WEIGHT}", b.weight)));
+            }
+            if local.contains(&b.addr) || vips.contains(&b.addr) || laddrs_all.contains(&b.addr) {
+                return Err(err(path("addr"), format!("{} is an address of ferrovs itself, not a backend", b.addr)));
+            }
+            if let Some(j) = seen.insert((b.addr, b.port), k) {
+                return Err(err(
+                    path("addr"),
+                    format!("backend {} is already in service {} (backends[{j}])", std::net::SocketAddr::new(b.addr, b.port), s.key()),
+                ));
+            }
+        }
+        backend_total += s.backends.len() as u32;
+    }
+    if backend_total > conns.max_backends {
+        return Err(err(
+            "services".into(),
+            format!("{backend_total} backends in all; connections.max_backends allows {}", conns.max_backends),
+        ));
+    }
+    if laddrs_all.len() as u32 > conns.max_laddrs {
+        return Err(err(
+            "services".into(),
+            format!("{} distinct local addresses; connections.max_laddrs allows {}", laddrs_all.len(), conns.max_laddrs),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(yaml: &str) -> Vec<ServiceConfig> {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    fn check(yaml: &str) -> Result<(), String> {
+        validate_services(&svc(yaml), &ConnectionsConfig::default(), &["192.0.2.1".parse().unwrap()])
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_round_trip() {
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 8080}]}");
+        assert_eq!(s[0].scheduler, SchedKind::Wlc);
+        assert_eq!(s[0].mode, ForwardMode::Nat);
+        assert_eq!(s[0].backends[0].weight, 1);
+        assert_eq!(s[0].backends[0].state, BackendState::Active);
+        assert_eq!(s[0].key().to_string(), "tcp 192.0.2.100:80");
+        let back: Vec<ServiceConfig> = serde_norway::from_str(&serde_norway::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert!(check("- {vip: 192.0.2.100, port: 80, protocol: tcp}").is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases = [
+            ("- {vip: 2001:db8::1, port: 80, protocol: tcp}", "services[0].vip: 2001:db8::1: IPv6 VIPs are not supported yet"),
+            ("- {vip: 192.0.2.100, port: 0, protocol: tcp}", "services[0].port: port 0"),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp}\n- {vip: 192.0.2.100, port: 80, protocol: tcp}",
+                "services[1].port: service tcp 192.0.2.100:80 is already defined (services[0])",
+            ),
+            ("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat}", "services[0].laddrs: service tcp 192.0.2.100:80 is in fullnat mode"),
+            ("- {vip: 192.0.2.100, port: 80, protocol: tcp, laddrs: [198.51.100.1]}", "services[0].laddrs: service tcp 192.0.2.100:80 is in nat mode"),
+            ("- {vip: 192.0.2.100, port: 80, protocol: tcp, scheduler: mh, maglev_size: 65536}", "services[0].maglev_size: 65536 must be a prime"),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80}, {addr: 198.51.100.11, port: 80}]}",
+                "services[0].backends[1].addr: backend 198.51.100.11:80 is already in service tcp 192.0.2.100:80 (backends[0])",
+            ),
+            ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 192.0.2.1, port: 80}]}", "is an address of ferrovs itself"),
+            ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80, weight: 70000}]}", "backends[0].weight: 70000 is out of range"),
+        ];
+        for (yaml, want) in cases {
+            let got = check(yaml).unwrap_err();
+            assert!(got.contains(want), "{yaml}\n got: {got}\nwant: {want}");
+        }
+        let e = serde_norway::from_str::<Vec<ServiceConfig>>("- {vip: 192.0.2.100, port: 80, protocol: sctp}").unwrap_err();
+        assert!(e.to_string().contains("unknown variant `sctp`"), "{e}");
+    }
+
+    #[test]
+    fn limits() {
+        let few = ConnectionsConfig { max_backends: 1, ..Default::default() };
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80}, {addr: 198.51.100.12, port: 80}]}");
+        let e = validate_services(&s, &few, &[]).unwrap_err().to_string();
+        assert!(e.contains("2 backends in all; connections.max_backends allows 1"), "{e}");
+        let bad = ConnectionsConfig { lport_min: 2000, lport_max: 1000, ..Default::default() };
+        assert!(validate_connections(&bad).unwrap_err().to_string().contains("connections.lport_min"));
+        let mut t = ConnectionsConfig::default();
+        t.timeouts.udp = 0;
+        assert!(validate_connections(&t).unwrap_err().to_string().contains("connections.timeouts.udp: 0 is out of range"));
+        assert!(validate_connections(&ConnectionsConfig::default()).is_ok());
+    }
+}

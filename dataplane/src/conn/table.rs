@@ -1,0 +1,599 @@
+//! [`ConnTable`]: a slab of connections, a hash index with two entries per connection (one
+//! per direction) and a timer wheel, all allocated by the constructor.
+//!
+//! **Slab.** `slots[id]` holds the connection, its deadline and its wheel links. Free slots
+//! are chained through `next`, last freed first (it is the one most likely still cached).
+//!
+//! **Index.** Open addressing over 64-byte buckets, one cache line each: 10 ways of
+//! (16-bit tag, 32-bit `id << 1 | dir`), an occupancy mask and an overflow count. A key's
+//! home bucket comes from the high half of its hash (multiply-shift, so the bucket count
+//! need not be a power of two and memory follows capacity closely), its tag from the low
+//! bits. A full bucket sends new entries on to the next one and counts them in its overflow
+//! count; a lookup stops at the first bucket on its way whose count is zero, so misses are as
+//! short as hits, and removal just decrements the counts on the way (no tombstones, no
+//! rehash; F14's scheme). Buckets are sized for a load of 2/3 when the slab is full. A tag
+//! match is confirmed against the full key stored in the connection.
+//!
+//! **Wheel.** [`TICK_MS`]-ms ticks over 8192 buckets (a lap of [`WHEEL_LAP_MS`], 131 s); each
+//! bucket is a doubly linked list threaded through the slots. Deadlines are kept in ticks,
+//! rounded up, so nothing expires early, and `expire` removes an entry at most one tick late
+//! (given budget). An entry sits in the bucket of its deadline's tick modulo the lap; one due
+//! in a later lap is looked at and left once a lap. `touch` only stores the new deadline: the
+//! entry stays where it is, and when its bucket comes due an entry whose deadline has moved
+//! on is filed again. So a busy connection costs one store per packet and one re-filing per
+//! timeout (or lap). Only a deadline moved *earlier* (a state change to a shorter timeout)
+//! unlinks and re-files the entry at once.
+//!
+//! Ticks are u32 and compared with wrapping arithmetic: correct as long as deadlines lie less
+//! than 2^31 ticks (397 days) from the clock, which a u32 ms timeout guarantees, and `expire`
+//! is called at least that often.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+
+use super::{Conn, ConnFlags, ConnKey, Dir, TcpState};
+
+/// A connection's slot number: stable while the connection lives.
+pub type ConnId = u32;
+
+/// Wheel granularity: expiry is at most this late.
+pub const TICK_MS: u64 = 1 << TICK_SHIFT;
+const TICK_SHIFT: u32 = 4;
+
+/// Wheel size: a lap covers every default timeout but ESTABLISHED (900 s) and UDP (300 s),
+/// which are looked at a few times over an idle life.
+const WHEEL_BUCKETS: u32 = 1 << 13;
+const WHEEL_MASK: u32 = WHEEL_BUCKETS - 1;
+/// One turn of the wheel.
+pub const WHEEL_LAP_MS: u64 = (WHEEL_BUCKETS as u64) << TICK_SHIFT;
+
+const INDEX_WAYS: usize = 10;
+const INDEX_FULL: u16 = (1 << INDEX_WAYS) - 1;
+/// Index buckets per connection of capacity, as a fraction: 2 entries per connection over
+/// 10 ways at load 2/3 is one bucket per 3 connections.
+const INDEX_BUCKETS_PER_CONN: (u64, u64) = (1, 3);
+
+/// Ids need one spare bit: index entries carry the direction in bit 0, and wheel links mark
+/// a bucket head with bit 31.
+const MAX_CAPACITY: u32 = 1 << 30;
+
+/// End of a wheel bucket list or of the free list.
+const NIL: u32 = u32::MAX;
+/// `Slot::prev` of a free slot.
+const FREE: u32 = u32::MAX;
+/// `Slot::prev` of the first entry of a wheel bucket: this bit | the bucket number.
+const WHEEL_HEAD: u32 = 1 << 31;
+
+struct Slot {
+    conn: Conn,
+    /// Expiry in ticks (rounded up), next to the connection: `touch` follows `lookup`.
+    deadline: u32,
+    /// Next entry in the same wheel bucket, or next free slot.
+    next: u32,
+    /// Previous entry in the wheel bucket, `WHEEL_HEAD | bucket` for the first, `FREE`.
+    prev: u32,
+}
+
+/// One cache line of the index.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct IndexBucket {
+    tags: [u16; INDEX_WAYS],
+    /// Bit i: way i holds an entry.
+    used: u16,
+    /// Entries stored past this bucket because it was full when they were inserted and their
+    /// probe started here or earlier. Saturates: a saturated count is never decremented
+    /// (lookups then just probe one bucket further than needed).
+    overflow: u16,
+    /// `id << 1 | dir`.
+    refs: [u32; INDEX_WAYS],
+}
+
+const EMPTY_BUCKET: IndexBucket =
+    IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
+
+impl IndexBucket {
+    /// Ways holding an entry with `tag`, as a bit mask.
+    #[inline]
+    fn tag_matches(&self, tag: u16) -> u16 {
+        let mut m = 0u16;
+        for (way, &t) in self.tags.iter().enumerate() {
+            m |= u16::from(t == tag) << way;
+        }
+        m & self.used
+    }
+}
+
+const EMPTY_CONN: Conn = Conn {
+    client: Ipv4Addr::UNSPECIFIED,
+    vip: Ipv4Addr::UNSPECIFIED,
+    backend: Ipv4Addr::UNSPECIFIED,
+    laddr: Ipv4Addr::UNSPECIFIED,
+    cport: 0,
+    vport: 0,
+    bport: 0,
+    lport: 0,
+    proto: 0,
+    state: TcpState::None,
+    flags: ConnFlags::empty(),
+    service: 0,
+    backend_slot: 0,
+    backend_gen: 0,
+    laddr_slot: u16::MAX,
+};
+
+/// Why `insert` refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The table holds `capacity` connections.
+    Full,
+    /// One of the connection's two keys is already in the table (or both keys are equal).
+    KeyExists,
+}
+
+impl std::fmt::Display for InsertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InsertError::Full => "connection table full",
+            InsertError::KeyExists => "connection key already in the table",
+        })
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+/// What the timer wheel has done since the table was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerStats {
+    /// Entries `expire` looked at.
+    pub examined: u64,
+    /// Of those, entries removed.
+    pub expired: u64,
+    /// Of those, entries not yet due, filed again further on.
+    pub refiled: u64,
+    /// Entries `touch` moved to an earlier bucket because their deadline came closer.
+    pub advanced: u64,
+}
+
+/// The per-core connection table. See the module documentation for the layout.
+pub struct ConnTable {
+    slots: Box<[Slot]>,
+    buckets: Box<[IndexBucket]>,
+    /// First entry of each wheel bucket, or `NIL`.
+    wheel: Box<[u32]>,
+    free_head: u32,
+    len: u32,
+    /// The next wheel tick to process; every tick before it is done.
+    cursor: u32,
+    seed: [u64; 3],
+    stats: TimerStats,
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The tick `ms` falls in.
+#[inline]
+fn tick_floor(ms: u64) -> u32 {
+    (ms >> TICK_SHIFT) as u32
+}
+
+/// The first tick starting at or after `ms`: an entry expires once the clock's tick reaches
+/// it, so never before `ms`.
+#[inline]
+fn tick_ceil(ms: u64) -> u32 {
+    (ms.div_ceil(TICK_MS)) as u32
+}
+
+/// `a - b` in ticks, for ticks within 2^31 of each other.
+#[inline]
+fn ticks_after(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+#[inline]
+fn entry_ref(id: ConnId, dir: Dir) -> u32 {
+    id << 1 | u32::from(dir == Dir::Reply)
+}
+
+#[inline]
+fn decode_ref(r: u32) -> (ConnId, Dir) {
+    (r >> 1, if r & 1 == 0 { Dir::Original } else { Dir::Reply })
+}
+
+impl ConnTable {
+    /// A table for `capacity` connections (at most 2^30), with a random hash seed.
+    pub fn new(capacity: u32) -> ConnTable {
+        let mut seed = RandomState::new().build_hasher();
+        seed.write_u32(capacity);
+        ConnTable::with_seed(capacity, seed.finish())
+    }
+
+    /// Like `new`, with a given hash seed (reproducible layouts for tests and benchmarks).
+    pub fn with_seed(capacity: u32, seed: u64) -> ConnTable {
+        assert!(capacity <= MAX_CAPACITY, "connection table capacity {capacity} > {MAX_CAPACITY}");
+        let cap = capacity as usize;
+        // Written element by element (not zero pages): all memory is faulted in here, not
+        // on the first packets.
+        let slots: Box<[Slot]> = (0..capacity)
+            .map(|id| Slot {
+                conn: EMPTY_CONN,
+                deadline: 0,
+                next: if id + 1 < capacity { id + 1 } else { NIL },
+                prev: FREE,
+            })
+            .collect();
+        let (num, den) = INDEX_BUCKETS_PER_CONN;
+        let n_buckets = (u64::from(capacity) * num).div_ceil(den).max(1) as usize;
+        debug_assert_eq!(slots.len(), cap);
+        ConnTable {
+            slots,
+            buckets: vec![EMPTY_BUCKET; n_buckets].into_boxed_slice(),
+            wheel: vec![NIL; WHEEL_BUCKETS as usize].into_boxed_slice(),
+            free_head: if capacity > 0 { 0 } else { NIL },
+            len: 0,
+            cursor: 0,
+            seed: [splitmix64(seed), splitmix64(seed ^ 1), splitmix64(seed ^ 2)],
+            stats: TimerStats::default(),
+        }
+    }
+
+    /// The connection and direction a packet with this tuple belongs to.
+    #[inline]
+    pub fn lookup(&self, key: &ConnKey) -> Option<(ConnId, Dir)> {
+        self.find(key, self.hash(key)).map(decode_ref)
+    }
+
+    /// The connection in slot `id`; `id` must be live (from `lookup`, `insert` or `iter`).
+    #[inline]
+    pub fn get(&self, id: ConnId) -> &Conn {
+        let slot = &self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        &slot.conn
+    }
+
+    /// The connection in slot `id`, to update its state, flags and so on. The fields of its two
+    /// keys (addresses, ports, proto) must not change: the index is built from them.
+    #[inline]
+    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        &mut slot.conn
+    }
+
+    /// Inserts both keys; fails (changing nothing) when full or when either key already
+    /// exists. The connection expires `timeout_ms` after `now_ms` unless touched.
+    pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
+        if self.len as usize == self.slots.len() {
+            return Err(InsertError::Full);
+        }
+        let (original, reply) = (conn.original_key(), conn.reply_key());
+        let (original_hash, reply_hash) = (self.hash(&original), self.hash(&reply));
+        if original == reply
+            || self.find(&original, original_hash).is_some()
+            || self.find(&reply, reply_hash).is_some()
+        {
+            return Err(InsertError::KeyExists);
+        }
+        if self.len == 0 {
+            // The wheel is empty: start it at the present rather than wherever it stopped.
+            self.cursor = tick_floor(now_ms);
+        }
+        let id = self.free_head;
+        let slot = &mut self.slots[id as usize];
+        self.free_head = slot.next;
+        slot.conn = conn;
+        slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
+        self.wheel_file(id);
+        self.index_insert(original_hash, entry_ref(id, Dir::Original));
+        self.index_insert(reply_hash, entry_ref(id, Dir::Reply));
+        self.len += 1;
+        Ok(id)
+    }
+
+    /// Removes a live connection and returns it.
+    pub fn remove(&mut self, id: ConnId) -> Conn {
+        assert!(self.slots[id as usize].prev != FREE, "remove of connection {id}, which is not live");
+        let conn = self.slots[id as usize].conn;
+        let original = conn.original_key();
+        let reply = conn.reply_key();
+        self.index_remove(self.hash(&original), entry_ref(id, Dir::Original));
+        self.index_remove(self.hash(&reply), entry_ref(id, Dir::Reply));
+        self.wheel_unlink(id);
+        let slot = &mut self.slots[id as usize];
+        slot.prev = FREE;
+        slot.next = self.free_head;
+        self.free_head = id;
+        self.len -= 1;
+        conn
+    }
+
+    /// Sets the connection's expiry to `now_ms + timeout_ms`.
+    #[inline]
+    pub fn touch(&mut self, id: ConnId, now_ms: u64, timeout_ms: u32) {
+        let deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "touch of connection {id}, which is not live");
+        let earlier = ticks_after(deadline, slot.deadline) < 0;
+        slot.deadline = deadline;
+        if earlier {
+            self.advance(id);
+        }
+    }
+
+    /// The deadline came closer: the bucket the entry sits in may come due too late.
+    #[cold]
+    fn advance(&mut self, id: ConnId) {
+        self.wheel_unlink(id);
+        self.wheel_file(id);
+        self.stats.advanced += 1;
+    }
+
+    /// Expires due connections with at most `budget` units of work, a unit being one entry
+    /// examined or one empty wheel bucket passed; calls `on_expire` for each removed one
+    /// before it is gone; returns how many were removed. Call it often (every few ms):
+    /// repeated calls catch up with time.
+    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
+        let now = tick_floor(now_ms);
+        if self.len == 0 {
+            self.cursor = now;
+            return 0;
+        }
+        let lag = ticks_after(now, self.cursor);
+        if lag < 0 {
+            return 0;
+        }
+        if lag as u32 >= WHEEL_BUCKETS {
+            // Every bucket is due; one lap from here visits each once.
+            self.cursor = now.wrapping_sub(WHEEL_BUCKETS - 1);
+        }
+        let mut removed = 0;
+        for _ in 0..budget {
+            let id = self.wheel[(self.cursor & WHEEL_MASK) as usize];
+            if id == NIL {
+                if self.cursor == now {
+                    // Stay on the present tick: entries filed into it later are due too.
+                    break;
+                }
+                self.cursor = self.cursor.wrapping_add(1);
+                continue;
+            }
+            self.stats.examined += 1;
+            if ticks_after(self.slots[id as usize].deadline, now) <= 0 {
+                on_expire(&self.slots[id as usize].conn);
+                self.remove(id);
+                self.stats.expired += 1;
+                removed += 1;
+            } else {
+                // Not due: its deadline moved on (touch) or is a lap or more ahead.
+                self.wheel_unlink(id);
+                let deadline = self.slots[id as usize].deadline;
+                let bucket = if (deadline ^ self.cursor) & WHEEL_MASK == 0 {
+                    // Whole laps ahead: its own bucket is this one, which is being drained.
+                    // The one before is visited a lap from now, still before the deadline.
+                    self.cursor.wrapping_sub(1) & WHEEL_MASK
+                } else {
+                    deadline & WHEEL_MASK
+                };
+                self.wheel_link(id, bucket);
+                self.stats.refiled += 1;
+            }
+        }
+        removed
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Time left before expiry (rounded up to the tick), 0 when due.
+    pub fn expires_in_ms(&self, id: ConnId, now_ms: u64) -> u64 {
+        let ahead = ticks_after(self.slots[id as usize].deadline, tick_floor(now_ms));
+        if ahead <= 0 {
+            0
+        } else {
+            ((ahead as u64) << TICK_SHIFT) - (now_ms & (TICK_MS - 1))
+        }
+    }
+
+    /// Live connections, in slot order (walks the whole slab).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.prev != FREE)
+            .map(|(id, slot)| (id as ConnId, &slot.conn))
+    }
+
+    /// Memory allocated by the table divided by capacity: bytes per tracked connection,
+    /// everything included (slot, its share of the index, the wheel).
+    pub fn bytes_per_conn(&self) -> usize {
+        let bytes = std::mem::size_of::<Self>()
+            + std::mem::size_of_val::<[Slot]>(&self.slots)
+            + std::mem::size_of_val::<[IndexBucket]>(&self.buckets)
+            + std::mem::size_of_val::<[u32]>(&self.wheel);
+        bytes / self.slots.len().max(1)
+    }
+
+    pub fn timer_stats(&self) -> TimerStats {
+        self.stats
+    }
+
+    #[inline]
+    fn hash(&self, key: &ConnKey) -> u64 {
+        let addrs = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
+        let rest =
+            u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
+        let h = fold_mul(addrs ^ self.seed[0], rest ^ self.seed[1]);
+        fold_mul(h ^ self.seed[2], 0x9e37_79b9_7f4a_7c15)
+    }
+
+    #[inline]
+    fn home_bucket(&self, hash: u64) -> usize {
+        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn next_bucket(&self, b: usize) -> usize {
+        if b + 1 == self.buckets.len() {
+            0
+        } else {
+            b + 1
+        }
+    }
+
+    #[inline]
+    fn key_of(&self, entry: u32) -> ConnKey {
+        let conn = &self.slots[(entry >> 1) as usize].conn;
+        if entry & 1 == 0 {
+            conn.original_key()
+        } else {
+            conn.reply_key()
+        }
+    }
+
+    /// The index entry for `key`.
+    #[inline]
+    fn find(&self, key: &ConnKey, hash: u64) -> Option<u32> {
+        let tag = hash as u16;
+        let mut b = self.home_bucket(hash);
+        // Bounded by the bucket count, in case saturated overflow counts form a ring.
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            let mut hits = bucket.tag_matches(tag);
+            while hits != 0 {
+                let entry = bucket.refs[hits.trailing_zeros() as usize];
+                if self.key_of(entry) == *key {
+                    return Some(entry);
+                }
+                hits &= hits - 1;
+            }
+            if bucket.overflow == 0 {
+                return None;
+            }
+            b = self.next_bucket(b);
+        }
+        None
+    }
+
+    /// Adds an entry; there is always room (the index has more ways than 2 * capacity).
+    fn index_insert(&mut self, hash: u64, entry: u32) {
+        let mut b = self.home_bucket(hash);
+        loop {
+            let bucket = &mut self.buckets[b];
+            if bucket.used != INDEX_FULL {
+                let way = (!bucket.used).trailing_zeros() as usize;
+                bucket.tags[way] = hash as u16;
+                bucket.refs[way] = entry;
+                bucket.used |= 1 << way;
+                return;
+            }
+            bucket.overflow = bucket.overflow.saturating_add(1);
+            b = self.next_bucket(b);
+        }
+    }
+
+    /// Removes an entry, then takes it off the overflow counts of the buckets it passed.
+    fn index_remove(&mut self, hash: u64, entry: u32) {
+        let tag = hash as u16;
+        let home = self.home_bucket(hash);
+        let mut b = home;
+        for passed in 0..self.buckets.len() {
+            let bucket = &mut self.buckets[b];
+            let mut hits = bucket.tag_matches(tag);
+            while hits != 0 {
+                let way = hits.trailing_zeros() as usize;
+                if bucket.refs[way] == entry {
+                    bucket.used &= !(1 << way);
+                    bucket.refs[way] = NIL;
+                    let mut p = home;
+                    for _ in 0..passed {
+                        let count = &mut self.buckets[p].overflow;
+                        if *count != u16::MAX {
+                            *count -= 1;
+                        }
+                        p = self.next_bucket(p);
+                    }
+                    return;
+                }
+                hits &= hits - 1;
+            }
+            b = self.next_bucket(b);
+        }
+        debug_assert!(false, "index entry {entry:#x} missing: were a connection's keys changed?");
+    }
+
+    /// Links a slot into the bucket of its deadline's tick, or the cursor's if already due.
+    /// Deadlines a lap or more ahead share the bucket of their tick modulo the wheel: they are
+    /// looked at once a lap until due.
+    fn wheel_file(&mut self, id: ConnId) {
+        let deadline = self.slots[id as usize].deadline;
+        let tick = if ticks_after(deadline, self.cursor) <= 0 { self.cursor } else { deadline };
+        self.wheel_link(id, tick & WHEEL_MASK);
+    }
+
+    fn wheel_link(&mut self, id: ConnId, bucket: u32) {
+        let head = self.wheel[bucket as usize];
+        if head != NIL {
+            self.slots[head as usize].prev = id;
+        }
+        let slot = &mut self.slots[id as usize];
+        slot.next = head;
+        slot.prev = WHEEL_HEAD | bucket;
+        self.wheel[bucket as usize] = id;
+    }
+
+    fn wheel_unlink(&mut self, id: ConnId) {
+        let Slot { prev, next, .. } = self.slots[id as usize];
+        if prev & WHEEL_HEAD != 0 {
+            self.wheel[(prev & !WHEEL_HEAD) as usize] = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    /// Buckets a lookup of `key` reads (for tests of the index's probe lengths).
+    #[cfg(test)]
+    pub(super) fn probe_len(&self, key: &ConnKey) -> usize {
+        let hash = self.hash(key);
+        let tag = hash as u16;
+        let mut b = self.home_bucket(hash);
+        for probes in 1..=self.buckets.len() {
+            let bucket = &self.buckets[b];
+            let mut hits = bucket.tag_matches(tag);
+            while hits != 0 {
+                if self.key_of(bucket.refs[hits.trailing_zeros() as usize]) == *key {
+                    return probes;
+                }
+                hits &= hits - 1;
+            }
+            if bucket.overflow == 0 {
+                return probes;
+            }
+            b = self.next_bucket(b);
+        }
+        self.buckets.len()
+    }
+}

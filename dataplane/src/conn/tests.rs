@@ -1,0 +1,525 @@
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use proptest::prelude::*;
+
+use super::*;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+/// NAT connection number `i`: a distinct client per `i`.
+fn nat(i: u32) -> Conn {
+    let client = Ipv4Addr::from(0x0a00_0000 | i);
+    Conn {
+        client,
+        vip: Ipv4Addr::new(192, 0, 2, 1),
+        backend: Ipv4Addr::new(10, 200, 0, (i % 4) as u8 + 1),
+        laddr: client,
+        cport: 40_000 + (i % 1000) as u16,
+        vport: 80,
+        bport: 8080,
+        lport: 40_000 + (i % 1000) as u16,
+        proto: TCP,
+        state: TcpState::SynRecv,
+        flags: ConnFlags::empty(),
+        service: 1,
+        backend_slot: (i % 4) as u16,
+        backend_gen: 1,
+        laddr_slot: u16::MAX,
+    }
+}
+
+/// FullNAT connection number `i`: a distinct client and a distinct local address and port.
+fn fullnat(i: u32) -> Conn {
+    Conn {
+        laddr: Ipv4Addr::from(0xac10_0000 | (i >> 16)),
+        lport: i as u16,
+        flags: ConnFlags::FULLNAT,
+        laddr_slot: 0,
+        ..nat(i)
+    }
+}
+
+fn never_expire(_: &Conn) {}
+
+#[test]
+fn nat_lookup_both_directions() {
+    let mut t = ConnTable::new(16);
+    let c = nat(7);
+    let id = t.insert(c, 0, 1000).unwrap();
+    assert_eq!(t.lookup(&c.original_key()), Some((id, Dir::Original)));
+    // NAT: the backend answers the client itself.
+    let reply = ConnKey { src: c.backend, dst: c.client, sport: c.bport, dport: c.cport, proto: TCP };
+    assert_eq!(reply, c.reply_key());
+    assert_eq!(t.lookup(&reply), Some((id, Dir::Reply)));
+    assert_eq!(*t.get(id), c);
+    // Same tuple, other protocol or reversed: not this connection.
+    assert_eq!(t.lookup(&ConnKey { proto: UDP, ..c.original_key() }), None);
+    let o = c.original_key();
+    assert_eq!(t.lookup(&ConnKey { src: o.dst, dst: o.src, sport: o.dport, dport: o.sport, proto: TCP }), None);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn fullnat_lookup_both_directions() {
+    let mut t = ConnTable::new(16);
+    let a = fullnat(1);
+    let b = fullnat(2);
+    let ia = t.insert(a, 0, 1000).unwrap();
+    let ib = t.insert(b, 0, 1000).unwrap();
+    assert_ne!(ia, ib);
+    let reply = ConnKey { src: a.backend, dst: a.laddr, sport: a.bport, dport: a.lport, proto: TCP };
+    assert_eq!(t.lookup(&reply), Some((ia, Dir::Reply)));
+    assert_eq!(t.lookup(&b.original_key()), Some((ib, Dir::Original)));
+    assert_eq!(t.lookup(&b.reply_key()), Some((ib, Dir::Reply)));
+    // The client's own address is not a reply key in FullNAT.
+    assert_eq!(t.lookup(&ConnKey { dst: a.client, dport: a.cport, ..reply }), None);
+    t.get_mut(ib).state = TcpState::Established;
+    assert_eq!(t.get(ib).state, TcpState::Established);
+}
+
+#[test]
+fn remove_frees_both_keys_and_the_slot() {
+    let mut t = ConnTable::new(2);
+    let a = nat(1);
+    let b = fullnat(2);
+    let ia = t.insert(a, 0, 1000).unwrap();
+    let ib = t.insert(b, 0, 1000).unwrap();
+    assert_eq!(t.remove(ia), a);
+    assert_eq!(t.lookup(&a.original_key()), None);
+    assert_eq!(t.lookup(&a.reply_key()), None);
+    assert_eq!(t.lookup(&b.original_key()), Some((ib, Dir::Original)));
+    assert_eq!(t.len(), 1);
+    // The slot is reusable, and so are the keys.
+    let ia2 = t.insert(a, 0, 1000).unwrap();
+    assert_eq!(ia2, ia);
+    assert_eq!(t.iter().count(), 2);
+    assert_eq!(t.insert(nat(3), 0, 1000), Err(InsertError::Full));
+}
+
+#[test]
+fn existing_keys_are_refused_without_change() {
+    let mut t = ConnTable::new(4);
+    let a = nat(1);
+    let ia = t.insert(a, 0, 1000).unwrap();
+    // Same original key, different backend.
+    let same_original = Conn { backend: Ipv4Addr::new(10, 9, 9, 9), ..a };
+    assert_eq!(t.insert(same_original, 0, 1000), Err(InsertError::KeyExists));
+    // New original key whose reply key is taken.
+    let same_reply = Conn { vip: Ipv4Addr::new(192, 0, 2, 99), ..a };
+    assert_eq!(t.insert(same_reply, 0, 1000), Err(InsertError::KeyExists));
+    // Original key equal to its own reply key.
+    let c = nat(5);
+    let looped = Conn { backend: c.client, laddr: c.vip, bport: c.cport, lport: c.vport, ..c };
+    assert_eq!(looped.original_key(), looped.reply_key());
+    assert_eq!(t.insert(looped, 0, 1000), Err(InsertError::KeyExists));
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.lookup(&a.original_key()), Some((ia, Dir::Original)));
+    assert_eq!(t.lookup(&a.reply_key()), Some((ia, Dir::Reply)));
+    assert_eq!(t.lookup(&same_reply.original_key()), None);
+    // No slot leaked: three more fit.
+    for i in 10..13 {
+        t.insert(nat(i), 0, 1000).unwrap();
+    }
+    assert_eq!(t.insert(nat(13), 0, 1000), Err(InsertError::Full));
+    assert_eq!(InsertError::Full.to_string(), "connection table full");
+}
+
+#[test]
+fn fills_to_exactly_capacity() {
+    let cap = 10_000;
+    let mut t = ConnTable::new(cap);
+    for i in 0..cap {
+        let c = if i % 2 == 0 { nat(i) } else { fullnat(i) };
+        t.insert(c, 0, 60_000).unwrap();
+    }
+    assert_eq!(t.len(), cap as usize);
+    assert_eq!(t.insert(nat(cap), 0, 1), Err(InsertError::Full));
+    for i in 0..cap {
+        let c = if i % 2 == 0 { nat(i) } else { fullnat(i) };
+        let (id, dir) = t.lookup(&c.original_key()).unwrap();
+        assert_eq!((t.get(id), dir), (&c, Dir::Original));
+        assert_eq!(t.lookup(&c.reply_key()), Some((id, Dir::Reply)));
+    }
+    let (victim, _) = t.lookup(&nat(4).original_key()).unwrap();
+    t.remove(victim);
+    t.insert(nat(cap), 0, 1).unwrap();
+    assert_eq!(t.insert(nat(cap + 1), 0, 1), Err(InsertError::Full));
+}
+
+#[test]
+fn zero_capacity_refuses_everything() {
+    let mut t = ConnTable::new(0);
+    assert_eq!(t.insert(nat(1), 0, 1), Err(InsertError::Full));
+    assert_eq!(t.lookup(&nat(1).original_key()), None);
+    assert_eq!(t.expire(1_000_000, 10, never_expire), 0);
+    assert!(t.is_empty());
+    assert_eq!(t.capacity(), 0);
+}
+
+/// At 100% of capacity (index load 0.8) lookups read few buckets, hits and misses alike.
+#[test]
+fn probe_lengths_stay_short_when_full() {
+    let cap = 200_000;
+    let mut t = ConnTable::with_seed(cap, 42);
+    for i in 0..cap {
+        t.insert(fullnat(i), 0, 60_000).unwrap();
+    }
+    let hit: Vec<usize> = (0..cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
+    let miss: Vec<usize> = (cap..2 * cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
+    let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
+    let (hit_mean, miss_mean) = (mean(&hit), mean(&miss));
+    let (hit_max, miss_max) = (hit.iter().max().unwrap(), miss.iter().max().unwrap());
+    eprintln!("buckets read at full capacity: hit mean {hit_mean:.3} max {hit_max}, miss mean {miss_mean:.3} max {miss_max}");
+    assert!(hit_mean < 1.3, "hit mean {hit_mean}");
+    assert!(miss_mean < 1.6, "miss mean {miss_mean}");
+    assert!(*miss_max <= 12, "miss max {miss_max}");
+}
+
+#[test]
+fn bytes_per_conn_at_one_million() {
+    let t = ConnTable::new(1 << 20);
+    let b = t.bytes_per_conn();
+    eprintln!("bytes per connection at capacity 1M: {b} (Conn {} B)", std::mem::size_of::<Conn>());
+    // 52 B slot (40 B Conn + deadline and two wheel links) + 16 B of index.
+    assert!(b <= 70, "{b} bytes per connection");
+}
+
+// ---- timer ----
+
+/// Deterministic pseudo-random numbers for the timer tests.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn expires_not_before_deadline_and_at_most_one_tick_late() {
+    let mut t = ConnTable::new(4096);
+    let mut rng = Lcg(1);
+    let start = 123_457;
+    let mut deadline = HashMap::new();
+    let mut inserted_at: Vec<u64> = (0..3000).map(|_| start + rng.next(2000)).collect();
+    inserted_at.sort_unstable();
+    for (i, now) in (0..3000).zip(inserted_at) {
+        let timeout = rng.next(20_000) as u32;
+        t.insert(nat(i), now, timeout).unwrap();
+        deadline.insert(nat(i).client, now + u64::from(timeout));
+    }
+    let mut expired_at = HashMap::new();
+    for now in start..start + 23_000 {
+        t.expire(now, usize::MAX, |c| {
+            expired_at.insert(c.client, now);
+        });
+    }
+    assert!(t.is_empty());
+    assert_eq!(expired_at.len(), 3000);
+    for (client, at) in expired_at {
+        let d = deadline[&client];
+        assert!(at >= d && at < d + TICK_MS, "deadline {d}, expired at {at}");
+    }
+}
+
+#[test]
+fn touch_extends_life() {
+    // Times are multiples of the tick, so deadlines are exact.
+    let mut t = ConnTable::new(4);
+    let id = t.insert(nat(1), 0, 1008).unwrap();
+    assert_eq!(t.expire(960, 100, never_expire), 0);
+    t.touch(id, 960, 1008);
+    assert_eq!(t.expire(1504, 100, never_expire), 0);
+    assert_eq!(t.expires_in_ms(id, 1504), 464);
+    assert_eq!(t.expire(1967, 100, never_expire), 0);
+    assert_eq!(t.expire(1968, 100, never_expire), 1);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn touch_to_a_shorter_timeout_expires_early() {
+    let mut t = ConnTable::new(4);
+    let id = t.insert(nat(1), 0, 900_000).unwrap();
+    t.expire(5_000, 1000, never_expire);
+    // ESTABLISHED -> CLOSE: 10 s from now, not 900 s.
+    t.touch(id, 5_000, 10_000);
+    assert_eq!(t.expire(14_999, 1000, never_expire), 0);
+    assert_eq!(t.expire(15_000, 1000, never_expire), 1);
+    assert_eq!(t.timer_stats().advanced, 1);
+}
+
+#[test]
+fn expires_in_reports_time_left() {
+    let mut t = ConnTable::new(4);
+    let a = t.insert(nat(1), 1000, 5000).unwrap();
+    assert_eq!(t.expires_in_ms(a, 1000), 5000);
+    assert_eq!(t.expires_in_ms(a, 5999), 1);
+    assert_eq!(t.expires_in_ms(a, 6000), 0);
+    assert_eq!(t.expires_in_ms(a, 9000), 0);
+    // Deadlines are rounded up to the tick, never down.
+    let b = t.insert(nat(2), 1001, 5000).unwrap();
+    let left = t.expires_in_ms(b, 1001);
+    assert!((5000..5000 + TICK_MS).contains(&left), "{left}");
+}
+
+#[test]
+fn budget_bounds_the_work_per_call() {
+    let mut t = ConnTable::new(10_000);
+    // Half due at 1 s, half a lap or more ahead (examined and left, not removed).
+    for i in 0..10_000 {
+        let timeout = if i % 2 == 0 { 1000 } else { 900_000 };
+        t.insert(nat(i), 0, timeout).unwrap();
+    }
+    let mut removed = 0;
+    let mut calls = 0;
+    let mut examined = t.timer_stats().examined;
+    let now = 200_000;
+    while removed < 5000 {
+        let n = t.expire(now, 7, never_expire);
+        let e = t.timer_stats().examined;
+        assert!(n <= 7 && e - examined <= 7, "call {calls}: removed {n}, examined {}", e - examined);
+        examined = e;
+        removed += n;
+        calls += 1;
+        assert!(calls < 10_000, "no progress");
+    }
+    assert_eq!(t.len(), 5000);
+    assert_eq!(t.expire(now, 0, never_expire), 0);
+    assert!(t.timer_stats().refiled > 0);
+}
+
+#[test]
+fn hundred_thousand_staggered_deadlines_all_expire() {
+    let n = 100_000u32;
+    let mut t = ConnTable::new(n);
+    // Deadlines spread over 1000 s; the timeout is kept in backend_gen to check against.
+    for i in 0..n {
+        let c = Conn { backend_gen: 10 * i, ..fullnat(i) };
+        t.insert(c, 0, 10 * i).unwrap();
+    }
+    let step = 50;
+    let mut now = 0;
+    let mut expired = 0u32;
+    let mut worst_late = 0;
+    while expired < n {
+        now += step;
+        expired += t.expire(now, 2000, |c| {
+            let deadline = u64::from(c.backend_gen);
+            assert!(now >= deadline, "expired at {now}, deadline {deadline}");
+            worst_late = worst_late.max(now - deadline);
+        }) as u32;
+        assert!(now < 1_100_000, "{} still live at {now}", t.len());
+    }
+    assert!(t.is_empty());
+    assert!(worst_late < step + TICK_MS, "{worst_late} ms late");
+    // Deadlines a lap or more ahead were looked at a few times each, not once per call.
+    let s = t.timer_stats();
+    assert!(s.refiled < 10 * u64::from(n), "{s:?}");
+}
+
+#[test]
+fn deadlines_laps_ahead() {
+    let mut t = ConnTable::new(4);
+    assert!(900_000 > WHEEL_LAP_MS);
+    let a = t.insert(nat(1), 0, 900_000).unwrap();
+    t.insert(nat(2), 0, 900_000).unwrap();
+    let mut now = 0;
+    while now < 899_999 {
+        now = (now + 1000).min(899_999);
+        assert_eq!(t.expire(now, 100, never_expire), 0, "early at {now}");
+        if now == 500_000 {
+            t.touch(a, now, 900_000);
+        }
+    }
+    assert!(t.timer_stats().refiled >= 2 * (900_000 / WHEEL_LAP_MS));
+    assert_eq!(t.expire(900_000, 100, never_expire), 1);
+    assert_eq!(t.expire(1_399_999, usize::MAX, never_expire), 0);
+    assert_eq!(t.expire(1_400_000, usize::MAX, never_expire), 1);
+}
+
+#[test]
+fn catches_up_after_a_long_pause() {
+    let mut t = ConnTable::new(1000);
+    for i in 0..1000 {
+        t.insert(nat(i), 10_000, 60_000 + i).unwrap();
+    }
+    let now = 10_000 + 3_600_000;
+    let mut calls = 0;
+    while !t.is_empty() {
+        t.expire(now, 100, never_expire);
+        calls += 1;
+        // At most one lap of empty buckets plus the entries.
+        assert!(calls <= (1000 + 8192) / 100 + 2, "{calls} calls");
+    }
+}
+
+#[test]
+fn iter_lists_live_connections() {
+    let mut t = ConnTable::new(8);
+    let ids: Vec<ConnId> = (0..5).map(|i| t.insert(nat(i), 0, 1000).unwrap()).collect();
+    t.remove(ids[2]);
+    let mut listed: Vec<Conn> = t.iter().map(|(id, c)| {
+        assert_eq!(t.get(id), c);
+        *c
+    }).collect();
+    listed.sort_by_key(|c| c.client);
+    assert_eq!(listed, vec![nat(0), nat(1), nat(3), nat(4)]);
+}
+
+#[test]
+#[should_panic(expected = "not live")]
+fn removing_twice_panics() {
+    let mut t = ConnTable::new(4);
+    let id = t.insert(nat(1), 0, 1000).unwrap();
+    t.remove(id);
+    t.remove(id);
+}
+
+// ---- against a model ----
+
+/// A connection over a small space of addresses and ports, so keys collide often.
+fn small_conn() -> impl Strategy<Value = Conn> {
+    (0u8..3, 0u16..3, 0u8..2, any::<bool>(), 0u16..3, any::<bool>()).prop_map(
+        |(client, cport, backend, full, lport, udp)| {
+            let client = Ipv4Addr::new(10, 0, 0, client);
+            let cport = 1000 + cport;
+            let (laddr, lport, flags) = if full {
+                (Ipv4Addr::new(172, 16, 0, 1), 2000 + lport, ConnFlags::FULLNAT)
+            } else {
+                (client, cport, ConnFlags::empty())
+            };
+            Conn {
+                client,
+                vip: Ipv4Addr::new(192, 0, 2, 1),
+                backend: Ipv4Addr::new(10, 1, 0, backend),
+                laddr,
+                cport,
+                vport: 80,
+                bport: 8080,
+                lport,
+                proto: if udp { UDP } else { TCP },
+                state: TcpState::None,
+                flags,
+                service: 0,
+                backend_slot: 0,
+                backend_gen: 0,
+                laddr_slot: 0,
+            }
+        },
+    )
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(Conn, u32),
+    Remove(usize),
+    Lookup(Conn, bool),
+    Touch(usize, u32),
+    /// Time passes by this many ms, then `expire` runs to completion.
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let timeout = prop_oneof![0u32..50_000, Just(900_000u32)];
+    prop_oneof![
+        4 => (small_conn(), timeout.clone()).prop_map(|(c, t)| Op::Insert(c, t)),
+        2 => any::<usize>().prop_map(Op::Remove),
+        4 => (small_conn(), any::<bool>()).prop_map(|(c, reply)| Op::Lookup(c, reply)),
+        2 => (any::<usize>(), timeout).prop_map(|(i, t)| Op::Touch(i, t)),
+        2 => prop_oneof![0u64..100, 0u64..60_000, 100_000u64..400_000].prop_map(Op::Advance),
+    ]
+}
+
+/// The model: live connections with their ids and deadlines (ms, rounded up to the tick as
+/// the table promises), searched linearly.
+struct Model {
+    live: Vec<(ConnId, Conn, u64)>,
+    capacity: usize,
+}
+
+impl Model {
+    fn lookup(&self, key: &ConnKey) -> Option<(ConnId, Dir)> {
+        self.live.iter().find_map(|(id, c, _)| {
+            if c.original_key() == *key {
+                Some((*id, Dir::Original))
+            } else if c.reply_key() == *key {
+                Some((*id, Dir::Reply))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+fn rounded_deadline(now: u64, timeout: u32) -> u64 {
+    (now + u64::from(timeout)).div_ceil(TICK_MS) * TICK_MS
+}
+
+proptest! {
+    #[test]
+    fn matches_a_linear_model(capacity in 1u32..8, ops in proptest::collection::vec(op(), 1..200)) {
+        let mut t = ConnTable::new(capacity);
+        let mut m = Model { live: Vec::new(), capacity: capacity as usize };
+        let mut now = 1_000_000u64;
+        for op in ops {
+            match op {
+                Op::Insert(c, timeout) => {
+                    let want = if m.live.len() == m.capacity {
+                        Err(InsertError::Full)
+                    } else if c.original_key() == c.reply_key()
+                        || m.lookup(&c.original_key()).is_some()
+                        || m.lookup(&c.reply_key()).is_some()
+                    {
+                        Err(InsertError::KeyExists)
+                    } else {
+                        Ok(())
+                    };
+                    let got = t.insert(c, now, timeout);
+                    prop_assert_eq!(got.map(|_| ()), want);
+                    if let Ok(id) = got {
+                        prop_assert!(m.live.iter().all(|(other, _, _)| *other != id));
+                        m.live.push((id, c, rounded_deadline(now, timeout)));
+                    }
+                }
+                Op::Remove(i) => {
+                    if !m.live.is_empty() {
+                        let (id, c, _) = m.live.swap_remove(i % m.live.len());
+                        prop_assert_eq!(t.remove(id), c);
+                    }
+                }
+                Op::Lookup(c, reply) => {
+                    let key = if reply { c.reply_key() } else { c.original_key() };
+                    prop_assert_eq!(t.lookup(&key), m.lookup(&key));
+                }
+                Op::Touch(i, timeout) => {
+                    if !m.live.is_empty() {
+                        let i = i % m.live.len();
+                        t.touch(m.live[i].0, now, timeout);
+                        m.live[i].2 = rounded_deadline(now, timeout);
+                        prop_assert_eq!(t.expires_in_ms(m.live[i].0, now), m.live[i].2 - now);
+                    }
+                }
+                Op::Advance(dt) => {
+                    now += dt;
+                    let mut expired = Vec::new();
+                    t.expire(now, usize::MAX, |c| expired.push(*c));
+                    let mut want: Vec<Conn> =
+                        m.live.iter().filter(|(_, _, d)| *d <= now).map(|(_, c, _)| *c).collect();
+                    m.live.retain(|(_, _, d)| *d > now);
+                    let order = |c: &Conn| (c.original_key().src, c.cport, c.proto, c.lport, c.laddr);
+                    expired.sort_by_key(order);
+                    want.sort_by_key(order);
+                    prop_assert_eq!(expired, want);
+                }
+            }
+            prop_assert_eq!(t.len(), m.live.len());
+        }
+        let mut listed: Vec<ConnId> = t.iter().map(|(id, _)| id).collect();
+        let mut want: Vec<ConnId> = m.live.iter().map(|(id, _, _)| *id).collect();
+        listed.sort_unstable();
+        want.sort_unstable();
+        prop_assert_eq!(listed, want);
+    }
+}

@@ -1,0 +1,591 @@
+//! A worker core's load-balancing state: its connection table, persistence records, local
+//! port pools and per-backend counts. All of it is owned by the core; the control thread only
+//! reads [`LbCounters`].
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::conn::{Conn, ConnTable};
+use crate::counters::Counter;
+use crate::sched::SchedState;
+use crate::service::{LbLimits, Service, Services};
+
+/// Per-backend-slot counters of one core. Valid for the backend whose generation `gen` holds;
+/// the core resets them when the slot gets a new occupant.
+#[derive(Default)]
+#[repr(align(64))]
+pub struct BackendCounters {
+    pub gen: Counter,
+    pub conns: Counter,
+    pub in_packets: Counter,
+    pub out_packets: Counter,
+    pub in_bytes: Counter,
+    pub out_bytes: Counter,
+    /// Gauges: connections in ESTABLISHED (or UDP), and in other TCP states.
+    pub active: Counter,
+    pub inactive: Counter,
+}
+
+/// Per-laddr-slot gauge of one core: local ports in use (TCP + UDP).
+#[derive(Default)]
+pub struct LaddrCounters {
+    pub gen: Counter,
+    pub ports_in_use: Counter,
+    pub ports_total: Counter,
+}
+
+/// What the control thread reads of a core's load balancing.
+pub struct LbCounters {
+    pub backends: Box<[BackendCounters]>,
+    pub laddrs: Box<[LaddrCounters]>,
+}
+
+impl LbCounters {
+    pub fn new(limits: &LbLimits) -> LbCounters {
+        LbCounters {
+            backends: (0..limits.max_backends).map(|_| BackendCounters::default()).collect(),
+            laddrs: (0..limits.max_laddrs).map(|_| LaddrCounters::default()).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct BackendLocal {
+    gen: u32,
+    active: u32,
+    inactive: u32,
+}
+
+#[derive(Default)]
+struct ServiceLocal {
+    gen: u32,
+    sched: SchedState,
+    /// Round-robin cursor over the service's local addresses.
+    next_laddr: u16,
+}
+
+/// One local address's ports owned by this core, handed out oldest-freed first so a port is
+/// reused as late as possible (backends may still hold the previous connection in TIME_WAIT).
+#[derive(Default)]
+struct PortPool {
+    gen: u32,
+    tcp: VecDeque<u16>,
+    udp: VecDeque<u16>,
+    total: u32,
+}
+
+impl PortPool {
+    fn queue(&mut self, proto: u8) -> &mut VecDeque<u16> {
+        if proto == 6 {
+            &mut self.tcp
+        } else {
+            &mut self.udp
+        }
+    }
+}
+
+/// Remembers which backend a client was sent to, per service, for `persistence`.
+#[derive(Clone, Copy)]
+struct PersistEntry {
+    client: Ipv4Addr,
+    service_slot: u16,
+    backend_slot: u16,
+    service_gen: u32,
+    backend_gen: u32,
+    expires_ms: u64,
+}
+
+impl Default for PersistEntry {
+    fn default() -> Self {
+        PersistEntry {
+            client: Ipv4Addr::UNSPECIFIED,
+            service_slot: 0,
+            backend_slot: 0,
+            service_gen: 0,
+            backend_gen: 0,
+            expires_ms: 0,
+        }
+    }
+}
+
+/// Fixed-size, 4-way bucketed: a full bucket evicts its entry closest to expiry.
+struct PersistTable {
+    entries: Box<[PersistEntry]>,
+    mask: usize,
+}
+
+const PERSIST_WAYS: usize = 4;
+
+impl PersistTable {
+    fn new(capacity: u32) -> PersistTable {
+        let buckets = (capacity as usize / PERSIST_WAYS).next_power_of_two().max(1);
+        PersistTable { entries: vec![PersistEntry::default(); buckets * PERSIST_WAYS].into_boxed_slice(), mask: buckets - 1 }
+    }
+
+    #[inline]
+    fn bucket(&self, client: Ipv4Addr, service_slot: u16) -> usize {
+        let h = (u64::from(u32::from(client)) << 16 | u64::from(service_slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((h >> 32) as usize & self.mask) * PERSIST_WAYS
+    }
+
+    fn lookup(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
+        let b = self.bucket(client, svc.slot);
+        self.entries[b..b + PERSIST_WAYS]
+            .iter()
+            .find(|e| e.expires_ms > now_ms && e.client == client && e.service_slot == svc.slot && e.service_gen == svc.gen)
+            .map(|e| (e.backend_slot, e.backend_gen))
+    }
+
+    /// Records or refreshes; returns true when a live entry of someone else was evicted.
+    fn record(&mut self, entry: PersistEntry, now_ms: u64) -> bool {
+        let b = self.bucket(entry.client, entry.service_slot);
+        let ways = &mut self.entries[b..b + PERSIST_WAYS];
+        let same = |e: &PersistEntry| e.client == entry.client && e.service_slot == entry.service_slot;
+        let i = ways
+            .iter()
+            .position(same)
+            .or_else(|| ways.iter().position(|e| e.expires_ms <= now_ms))
+            .unwrap_or_else(|| (0..PERSIST_WAYS).min_by_key(|&i| ways[i].expires_ms).unwrap_or(0));
+        let evicted = !same(&ways[i]) && ways[i].expires_ms > now_ms;
+        ways[i] = entry;
+        evicted
+    }
+
+    /// Extends the record of `client` (a connection of it just ended) to `now + persistence`.
+    fn extend(&mut self, client: Ipv4Addr, service_slot: u16, service_gen: u32, until_ms: u64) {
+        let b = self.bucket(client, service_slot);
+        if let Some(e) = self.entries[b..b + PERSIST_WAYS]
+            .iter_mut()
+            .find(|e| e.client == client && e.service_slot == service_slot && e.service_gen == service_gen)
+        {
+            e.expires_ms = e.expires_ms.max(until_ms);
+        }
+    }
+}
+
+/// A worker core's load-balancing state.
+pub struct LbCore {
+    pub conns: ConnTable,
+    persist: PersistTable,
+    backends: Vec<BackendLocal>,
+    services: Vec<ServiceLocal>,
+    pools: Vec<PortPool>,
+    /// Persistence (ms) per service slot, for extending records when connections end.
+    persistence_ms: Vec<u32>,
+    pub counters: Arc<LbCounters>,
+    core: u32,
+    cores: u32,
+    limits: LbLimits,
+    /// Connections the timer wheel just expired, released after it returns.
+    expired: Vec<Conn>,
+}
+
+/// Connections the timer wheel may expire per loop iteration.
+pub const EXPIRE_BUDGET: usize = 64;
+
+/// Which connections `conn list` wants; every given field must match.
+#[derive(Clone, Debug, Default)]
+pub struct ConnQuery {
+    /// (VIP, port, IP protocol).
+    pub service: Option<(Ipv4Addr, u16, u8)>,
+    pub backend: Option<(Ipv4Addr, u16)>,
+    /// State name as [`conn_state_name`] gives it.
+    pub state: Option<String>,
+    pub limit: usize,
+}
+
+impl ConnQuery {
+    pub fn matches(&self, c: &Conn) -> bool {
+        self.service.is_none_or(|s| s == (c.vip, c.vport, c.proto))
+            && self.backend.is_none_or(|b| b == (c.backend, c.bport))
+            && self.state.as_deref().is_none_or(|s| s == conn_state_name(c))
+    }
+}
+
+/// The state `conn list` shows: the LVS TCP state name, or `UDP`.
+pub fn conn_state_name(c: &Conn) -> &'static str {
+    c.state_name()
+}
+
+/// A connection as `conn list` reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnView {
+    pub conn: Conn,
+    pub expires_ms: u64,
+}
+
+/// Why a new connection could not get a local address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortsExhausted;
+
+impl LbCore {
+    /// `core` of `cores` workers: FullNAT local ports are split between them.
+    pub fn new(core: u32, cores: u32, limits: LbLimits, counters: Arc<LbCounters>) -> LbCore {
+        LbCore {
+            conns: ConnTable::new(limits.conn_capacity),
+            persist: PersistTable::new(limits.persistence_capacity),
+            backends: vec![BackendLocal::default(); usize::from(limits.max_backends)],
+            services: (0..limits.max_services).map(|_| ServiceLocal::default()).collect(),
+            pools: (0..limits.max_laddrs).map(|_| PortPool::default()).collect(),
+            persistence_ms: vec![0; usize::from(limits.max_services)],
+            counters,
+            core,
+            cores: cores.max(1),
+            limits,
+            expired: Vec::with_capacity(EXPIRE_BUDGET),
+        }
+    }
+
+    /// Expires at most EXPIRE_BUDGET idle connections and releases what they held; returns
+    /// how many. `is_active` tells which count a connection was in.
+    pub fn expire(&mut self, now_ms: u64, is_active: impl Fn(u8, crate::conn::TcpState) -> bool) -> usize {
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        self.conns.expire(now_ms, EXPIRE_BUDGET, |c| {
+            if expired.len() < expired.capacity() {
+                expired.push(*c);
+            }
+        });
+        for c in &expired {
+            self.release(c, is_active(c.proto, c.state), now_ms);
+        }
+        let n = expired.len();
+        self.expired = expired;
+        n
+    }
+
+    /// A core of its own with fresh counters (tests, benchmarks).
+    pub fn standalone(limits: LbLimits) -> LbCore {
+        LbCore::new(0, 1, limits, Arc::new(LbCounters::new(&limits)))
+    }
+
+    pub fn limits(&self) -> &LbLimits {
+        &self.limits
+    }
+
+    /// The connections matching `query` (at most its limit) and how many matched in all. Runs
+    /// on the worker between bursts when the control thread asks; it walks the whole table.
+    pub fn dump(&self, query: &ConnQuery, now_ms: u64) -> (Vec<ConnView>, u64) {
+        let mut out = Vec::new();
+        let mut matched = 0u64;
+        for (id, c) in self.conns.iter() {
+            if query.matches(c) {
+                matched += 1;
+                if out.len() < query.limit {
+                    out.push(ConnView { conn: *c, expires_ms: self.conns.expires_in_ms(id, now_ms) });
+                }
+            }
+        }
+        (out, matched)
+    }
+
+    /// Brings per-slot state in line with a new snapshot: slots with a new occupant start
+    /// afresh. Runs when the snapshot changes, never per packet; port pools are (re)filled
+    /// here, which is the only allocation.
+    pub fn sync(&mut self, services: &Services) {
+        for svc in &services.list {
+            let s = usize::from(svc.slot);
+            if let Some(local) = self.services.get_mut(s) {
+                if local.gen != svc.gen {
+                    *local = ServiceLocal { gen: svc.gen, ..Default::default() };
+                    local.sched = SchedState::with_seed(u64::from(svc.gen) << 32 | u64::from(self.core));
+                }
+                self.persistence_ms[s] = svc.persistence_ms;
+            }
+            for b in &svc.backends {
+                self.backend_local(b.slot, b.gen);
+            }
+            for l in &svc.laddrs {
+                self.fill_pool(l.slot, l.gen);
+            }
+        }
+    }
+
+    /// This core's state for a backend slot, reset when the slot has a new occupant.
+    fn backend_local(&mut self, slot: u16, gen: u32) -> Option<&mut BackendLocal> {
+        let local = self.backends.get_mut(usize::from(slot))?;
+        if local.gen != gen {
+            *local = BackendLocal { gen, active: 0, inactive: 0 };
+            let c = &self.counters.backends[usize::from(slot)];
+            for counter in [&c.conns, &c.in_packets, &c.out_packets, &c.in_bytes, &c.out_bytes, &c.active, &c.inactive] {
+                counter.set(0);
+            }
+            c.gen.set(u64::from(gen));
+        }
+        Some(local)
+    }
+
+    fn fill_pool(&mut self, slot: u16, gen: u32) {
+        let Some(pool) = self.pools.get_mut(usize::from(slot)) else { return };
+        if pool.gen == gen && pool.total > 0 {
+            return;
+        }
+        let (min, max) = (u32::from(self.limits.lport_min), u32::from(self.limits.lport_max));
+        let mine = (min..=max).filter(|p| (p - min) % self.cores == self.core).map(|p| p as u16);
+        pool.tcp.clear();
+        pool.udp.clear();
+        pool.tcp.extend(mine.clone());
+        pool.udp.extend(mine);
+        pool.total = (pool.tcp.len() + pool.udp.len()) as u32;
+        pool.gen = gen;
+        let c = &self.counters.laddrs[usize::from(slot)];
+        c.gen.set(u64::from(gen));
+        c.ports_in_use.set(0);
+        c.ports_total.set(u64::from(pool.total));
+    }
+
+    /// Active (ESTABLISHED/UDP) connections this core has on a backend, for the schedulers.
+    #[inline]
+    pub fn active_conns(&self, slot: u16, gen: u32) -> u32 {
+        match self.backends.get(usize::from(slot)) {
+            Some(b) if b.gen == gen => b.active,
+            _ => 0,
+        }
+    }
+
+    pub fn sched_state(&mut self, svc: &Service) -> Option<&mut SchedState> {
+        let local = self.services.get_mut(usize::from(svc.slot))?;
+        (local.gen == svc.gen).then_some(&mut local.sched)
+    }
+
+    pub fn persisted_backend(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
+        if svc.persistence_ms == 0 {
+            return None;
+        }
+        self.persist.lookup(client, svc, now_ms)
+    }
+
+    /// Records that `client` went to backend (slot, gen); true if another record was evicted.
+    pub fn persist(&mut self, client: Ipv4Addr, svc: &Service, backend_slot: u16, backend_gen: u32, now_ms: u64) -> bool {
+        let entry = PersistEntry {
+            client,
+            service_slot: svc.slot,
+            backend_slot,
+            service_gen: svc.gen,
+            backend_gen,
+            expires_ms: now_ms + u64::from(svc.persistence_ms),
+        };
+        self.persist.record(entry, now_ms)
+    }
+
+    /// A local address and port for a new FullNAT connection of `svc`, round robin over the
+    /// service's addresses.
+    pub fn take_local_port(&mut self, svc: &Service, proto: u8) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+        let n = svc.laddrs.len();
+        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
+        for _ in 0..n {
+            let i = usize::from(local.next_laddr) % n;
+            local.next_laddr = ((i + 1) % n) as u16;
+            let l = svc.laddrs[i];
+            let Some(pool) = self.pools.get_mut(usize::from(l.slot)) else { continue };
+            if pool.gen != l.gen {
+                continue;
+            }
+            if let Some(port) = pool.queue(proto).pop_front() {
+                let c = &self.counters.laddrs[usize::from(l.slot)];
+                c.ports_in_use.add(1);
+                return Ok((l.addr, port, l.slot));
+            }
+        }
+        Err(PortsExhausted)
+    }
+
+    /// Returns a local port taken by `take_local_port` (also for a connection that could not
+    /// be inserted).
+    pub fn return_local_port(&mut self, laddr_slot: u16, gen_check: Option<u32>, proto: u8, port: u16) {
+        let Some(pool) = self.pools.get_mut(usize::from(laddr_slot)) else { return };
+        if gen_check.is_some_and(|g| g != pool.gen) {
+            return;
+        }
+        let q = pool.queue(proto);
+        if q.len() < q.capacity() {
+            q.push_back(port);
+            let c = &self.counters.laddrs[usize::from(laddr_slot)];
+            c.ports_in_use.set(c.ports_in_use.get().saturating_sub(1));
+        }
+    }
+
+    /// The generation of the pool in a laddr slot (connections remember it implicitly by
+    /// their slot; a pool refilled for a new occupant takes no stale ports back).
+    pub fn pool_gen(&self, laddr_slot: u16) -> Option<u32> {
+        self.pools.get(usize::from(laddr_slot)).map(|p| p.gen)
+    }
+
+    /// Counts a new connection on its backend.
+    pub fn conn_opened(&mut self, slot: u16, gen: u32, active: bool) {
+        let Some(b) = self.backend_local(slot, gen) else { return };
+        if active {
+            b.active += 1;
+        } else {
+            b.inactive += 1;
+        }
+        let (a, i) = (b.active, b.inactive);
+        let c = &self.counters.backends[usize::from(slot)];
+        c.conns.inc();
+        c.active.set(u64::from(a));
+        c.inactive.set(u64::from(i));
+    }
+
+    /// A connection moved between active and inactive.
+    pub fn conn_activity(&mut self, slot: u16, gen: u32, now_active: bool) {
+        let Some(b) = self.backends.get_mut(usize::from(slot)) else { return };
+        if b.gen != gen {
+            return;
+        }
+        if now_active {
+            b.inactive = b.inactive.saturating_sub(1);
+            b.active += 1;
+        } else {
+            b.active = b.active.saturating_sub(1);
+            b.inactive += 1;
+        }
+        let c = &self.counters.backends[usize::from(slot)];
+        c.active.set(u64::from(b.active));
+        c.inactive.set(u64::from(b.inactive));
+    }
+
+    /// Traffic of a connection's backend; `inbound` is client to backend.
+    #[inline]
+    pub fn count_packet(&self, slot: u16, gen: u32, inbound: bool, bytes: usize) {
+        let Some(b) = self.backends.get(usize::from(slot)) else { return };
+        if b.gen != gen {
+            return;
+        }
+        let c = &self.counters.backends[usize::from(slot)];
+        if inbound {
+            c.in_packets.inc();
+            c.in_bytes.add(bytes as u64);
+        } else {
+            c.out_packets.inc();
+            c.out_bytes.add(bytes as u64);
+        }
+    }
+
+    /// Everything a connection holds, given back when it ends (expired, reset or replaced):
+    /// its backend count, its local port, and its persistence record's lease.
+    pub fn release(&mut self, conn: &Conn, was_active: bool, now_ms: u64) {
+        let (slot, gen) = (conn.backend_slot, conn.backend_gen);
+        if let Some(b) = self.backends.get_mut(usize::from(slot)) {
+            if b.gen == gen {
+                if was_active {
+                    b.active = b.active.saturating_sub(1);
+                } else {
+                    b.inactive = b.inactive.saturating_sub(1);
+                }
+                let c = &self.counters.backends[usize::from(slot)];
+                c.active.set(u64::from(b.active));
+                c.inactive.set(u64::from(b.inactive));
+            }
+        }
+        if conn.laddr_slot != u16::MAX {
+            let gen = self.pool_gen(conn.laddr_slot);
+            self.return_local_port(conn.laddr_slot, gen, conn.proto, conn.lport);
+        }
+        let s = usize::from(conn.service);
+        if let (Some(&ms), Some(local)) = (self.persistence_ms.get(s), self.services.get(s)) {
+            if ms > 0 {
+                self.persist.extend(conn.client, conn.service, local.gen, now_ms + u64::from(ms));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(persistence_ms: u32) -> Service {
+        Service {
+            slot: 1,
+            gen: 7,
+            vip: Ipv4Addr::new(192, 0, 2, 100),
+            port: 80,
+            proto: 6,
+            sched: crate::sched::SchedKind::Rr,
+            mode: crate::service::FwdMode::FullNat,
+            persistence_ms,
+            reset_on_removal: false,
+            backends: vec![],
+            candidates: vec![],
+            table: None,
+            laddrs: vec![
+                crate::service::Laddr { addr: Ipv4Addr::new(198, 51, 100, 1), slot: 0, gen: 3 },
+                crate::service::Laddr { addr: Ipv4Addr::new(198, 51, 100, 2), slot: 1, gen: 4 },
+            ],
+        }
+    }
+
+    fn core(core: u32, cores: u32) -> LbCore {
+        let limits = LbLimits { lport_min: 1000, lport_max: 1009, ..LbLimits::default() };
+        LbCore::new(core, cores, limits, Arc::new(LbCounters::new(&limits)))
+    }
+
+    #[test]
+    fn local_ports_are_split_between_cores_and_round_robin_over_addresses() {
+        let s = svc(0);
+        let services = Services::new(vec![s.clone()], vec![], Default::default());
+        let mut c0 = core(0, 2);
+        let mut c1 = core(1, 2);
+        c0.sync(&services);
+        c1.sync(&services);
+        let mut got0 = Vec::new();
+        while let Ok(p) = c0.take_local_port(&s, 6) {
+            got0.push(p);
+        }
+        let mut got1 = Vec::new();
+        while let Ok(p) = c1.take_local_port(&s, 6) {
+            got1.push(p);
+        }
+        // Each core has the 5 ports of its parity on each of the 2 addresses.
+        assert_eq!(got0.len(), 10);
+        assert_eq!(got1.len(), 10);
+        assert!(got0.iter().all(|(_, p, _)| (p - 1000) % 2 == 0));
+        assert!(got1.iter().all(|(_, p, _)| (p - 1000) % 2 == 1));
+        assert_eq!(got0[0].0, Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(got0[1].0, Ipv4Addr::new(198, 51, 100, 2));
+        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        // A returned port is handed out again (the only free TCP port left on either address).
+        c0.return_local_port(0, Some(3), 6, 1004);
+        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 4);
+        assert_eq!(c0.take_local_port(&s, 6), Ok((Ipv4Addr::new(198, 51, 100, 1), 1004, 0)));
+        // A port of a stale generation is not taken back.
+        c0.return_local_port(0, Some(99), 6, 1002);
+        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        // UDP has ports of its own.
+        assert!(c0.take_local_port(&s, 17).is_ok());
+    }
+
+    #[test]
+    fn persistence_records_expire_and_extend() {
+        let s = svc(1000);
+        let mut c = core(0, 1);
+        c.sync(&Services::new(vec![s.clone()], vec![], Default::default()));
+        let client = Ipv4Addr::new(192, 0, 2, 2);
+        assert_eq!(c.persisted_backend(client, &s, 0), None);
+        assert!(!c.persist(client, &s, 5, 9, 0));
+        assert_eq!(c.persisted_backend(client, &s, 999), Some((5, 9)));
+        assert_eq!(c.persisted_backend(client, &s, 1000), None);
+        c.persist.extend(client, s.slot, s.gen, 3000);
+        assert_eq!(c.persisted_backend(client, &s, 2999), Some((5, 9)));
+        // Another generation of the service does not see it.
+        let other = Service { gen: 8, ..s.clone() };
+        assert_eq!(c.persisted_backend(client, &other, 10), None);
+    }
+
+    #[test]
+    fn backend_counts_follow_generations() {
+        let mut c = core(0, 1);
+        c.conn_opened(3, 1, false);
+        c.conn_activity(3, 1, true);
+        assert_eq!(c.active_conns(3, 1), 1);
+        assert_eq!(c.counters.backends[3].conns.get(), 1);
+        // A new occupant of slot 3 starts from zero; the old connection's end changes nothing.
+        c.conn_opened(3, 2, true);
+        assert_eq!(c.active_conns(3, 2), 1);
+        assert_eq!(c.counters.backends[3].conns.get(), 1);
+        assert_eq!(c.counters.backends[3].gen.get(), 2);
+        c.conn_activity(3, 1, false);
+        assert_eq!(c.active_conns(3, 2), 1);
+    }
+}
