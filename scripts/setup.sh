@@ -21,9 +21,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (apt, hugepages, NIC access)" >&2; exit 1; }
 
 # DPDK and bindgen's libclang; iproute2/iputils/ethtool for the demo topology and tests;
-# libpcap for the pcap PMD tests.
+# libpcap for the pcap PMD tests; python3 runs the test backends and clients
+# (tests/e2e/tools), curl is the demo's client.
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
-          iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod)
+          iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
+          python3 curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -500,12 +500,12 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::NeighShow => view(response, json, |d: Vec<NeighInfo>| format_neighs(&d)),
         Request::Stats => view(response, json, |d: StatsInfo| format_stats(&d, all)),
         Request::Apply { .. } => view(response, json, |d: ApplyResult| format_apply(&d)),
-        Request::ServiceShow { stats: false } => {
-            view(response, json, |d: Vec<ServiceInfo>| lb::format_services(&d))
-        }
-        Request::ServiceShow { stats: true } => {
-            view(response, json, |d: Vec<ServiceInfo>| lb::format_service_stats(&d))
-        }
+        Request::ServiceShow { stats: false } => view(response, json, |d: Vec<ServiceInfo>| {
+            lb::format_services(&d)
+        }),
+        Request::ServiceShow { stats: true } => view(response, json, |d: Vec<ServiceInfo>| {
+            lb::format_service_stats(&d)
+        }),
         Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| lb::format_laddrs(&d)),
         Request::ConnList { .. } => view(response, json, |d: ConnList| lb::format_conns(&d)),
         Request::AddrAdd { .. }

@@ -24,7 +24,8 @@ pub(super) const BACKEND_ADD_USAGE: &str =
     "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
 pub(super) const BACKEND_SET_USAGE: &str =
     "fvs backend set tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
-pub(super) const BACKEND_DEL_USAGE: &str = "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
+pub(super) const BACKEND_DEL_USAGE: &str =
+    "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
 pub(super) const LADDR_ADD_USAGE: &str = "fvs laddr add tcp|udp VIP:PORT ADDR";
 pub(super) const LADDR_DEL_USAGE: &str = "fvs laddr del tcp|udp VIP:PORT ADDR";
 pub(super) const CONN_LIST_USAGE: &str =
@@ -186,7 +187,10 @@ pub(super) enum ConnVerb {
 }
 
 /// `fvs service ...`; `stats` is the global `-s`.
-pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<Request, ArgsError> {
+pub(super) fn service_request(
+    verb: Option<ServiceVerb>,
+    stats: bool,
+) -> Result<Request, ArgsError> {
     match verb {
         None | Some(ServiceVerb::Show) => Ok(Request::ServiceShow { stats }),
         Some(ServiceVerb::Add { args }) => {
@@ -239,7 +243,8 @@ const SERVICE_ADD_KEYWORDS: &[&str] = &[
     "maglev-size",
     "laddr",
 ];
-const SERVICE_SET_KEYWORDS: &[&str] = &["scheduler", "mode", "persistence", "removal", "maglev-size"];
+const SERVICE_SET_KEYWORDS: &[&str] =
+    &["scheduler", "mode", "persistence", "removal", "maglev-size"];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
 fn service_attrs(
@@ -372,11 +377,14 @@ fn backend_attrs(w: &mut Words<'_>) -> Result<(Option<u32>, Option<BackendState>
             }
             "state" => {
                 let v = w.value("state", "active, draining or inhibited")?;
-                let s = v.to_ascii_lowercase().parse::<BackendState>().map_err(|_| {
-                    w.error(format!(
-                        "'{v}' is not a backend state (active, draining or inhibited)"
-                    ))
-                })?;
+                let s = v
+                    .to_ascii_lowercase()
+                    .parse::<BackendState>()
+                    .map_err(|_| {
+                        w.error(format!(
+                            "'{v}' is not a backend state (active, draining or inhibited)"
+                        ))
+                    })?;
                 w.once(&mut state, "state", s)?;
             }
             other => return Err(w.unknown(other, &["weight", "state"])),
@@ -537,7 +545,10 @@ impl<'a> Words<'a> {
                 "state",
                 lower.parse::<BackendState>().is_ok() || parse_conn_state(word).is_ok(),
             ),
-            ("weight", keywords.contains(&"weight") && word.parse::<u32>().is_ok()),
+            (
+                "weight",
+                keywords.contains(&"weight") && word.parse::<u32>().is_ok(),
+            ),
             ("laddr", word.parse::<IpAddr>().is_ok()),
             ("backend", parse_socket(word).is_ok()),
         ];
@@ -595,7 +606,10 @@ fn parse_socket(word: &str) -> Result<SocketAddr, String> {
             Err(_) => "192.0.2.100:80 or [2001:db8::1]:80".to_string(),
         };
         let port = word.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
-        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_err() {
+        if !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_err()
+        {
             format!("'{word}' is not ADDR:PORT (the port must be 65535 or less)")
         } else {
             format!("'{word}' is not ADDR:PORT (e.g. {example})")
@@ -709,7 +723,13 @@ fn sorted(services: &[ServiceInfo]) -> Vec<ServiceInfo> {
 /// `ipvsadm -Ln`-style: a line per service, then a line per backend.
 pub(super) fn format_services(services: &[ServiceInfo]) -> String {
     let services = sorted(services);
-    let mut service_rows = vec![cells(["Prot", "LocalAddress:Port", "Scheduler", "Mode", "Flags"])];
+    let mut service_rows = vec![cells([
+        "Prot",
+        "LocalAddress:Port",
+        "Scheduler",
+        "Mode",
+        "Flags",
+    ])];
     let mut backend_rows = vec![cells([
         "  ->",
         "RemoteAddress:Port",
@@ -877,11 +897,31 @@ mod tests {
 
     #[test]
     fn service_show() {
-        for line in ["service show", "service", "service list", "svc", "se ls", "serv s"] {
-            assert_eq!(request(line), Request::ServiceShow { stats: false }, "{line}");
+        for line in [
+            "service show",
+            "service",
+            "service list",
+            "svc",
+            "se ls",
+            "serv s",
+        ] {
+            assert_eq!(
+                request(line),
+                Request::ServiceShow { stats: false },
+                "{line}"
+            );
         }
-        for line in ["service show --stats", "-s service", "service -s", "service list -s"] {
-            assert_eq!(request(line), Request::ServiceShow { stats: true }, "{line}");
+        for line in [
+            "service show --stats",
+            "-s service",
+            "service -s",
+            "service list -s",
+        ] {
+            assert_eq!(
+                request(line),
+                Request::ServiceShow { stats: true },
+                "{line}"
+            );
         }
     }
 
@@ -945,7 +985,10 @@ mod tests {
                 }
             }
         );
-        for line in ["service del tcp 192.0.2.100:80", "service delete tcp 192.0.2.100:80"] {
+        for line in [
+            "service del tcp 192.0.2.100:80",
+            "service delete tcp 192.0.2.100:80",
+        ] {
             assert_eq!(request(line), Request::ServiceDel { key: k }, "{line}");
         }
     }
@@ -1311,13 +1354,14 @@ mod tests {
 
     #[test]
     fn help_documents_the_commands() {
-        let help = |line: &str| match parse_args(std::iter::once("fvs").chain(line.split_whitespace())) {
-            Err(super::super::ArgsError::Clap(e)) => {
-                assert_eq!(e.exit_code(), 0, "{line}");
-                e.render().to_string()
-            }
-            other => panic!("{line}: {other:?}"),
-        };
+        let help =
+            |line: &str| match parse_args(std::iter::once("fvs").chain(line.split_whitespace())) {
+                Err(super::super::ArgsError::Clap(e)) => {
+                    assert_eq!(e.exit_code(), 0, "{line}");
+                    e.render().to_string()
+                }
+                other => panic!("{line}: {other:?}"),
+            };
         let top = help("--help");
         for want in [
             "service  ",
@@ -1339,7 +1383,13 @@ mod tests {
         assert!(help("service set --help").contains(SERVICE_SET_USAGE));
     }
 
-    fn backend(addr: &str, weight: u32, state: BackendState, active: u64, inactive: u64) -> BackendInfo {
+    fn backend(
+        addr: &str,
+        weight: u32,
+        state: BackendState,
+        active: u64,
+        inactive: u64,
+    ) -> BackendInfo {
         let a = sock(addr);
         BackendInfo {
             addr: a.ip(),
@@ -1394,7 +1444,13 @@ mod tests {
             on_backend_removal: RemovalPolicy::Reset,
             maglev_size: 65537,
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
-            backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
+            backends: vec![backend(
+                "198.51.100.21:53",
+                10,
+                BackendState::Inhibited,
+                1234567,
+                0,
+            )],
             stats: Some(TrafficStats {
                 conns: 123456789012,
                 ..Default::default()
@@ -1436,27 +1492,34 @@ UDP  192.0.2.100:53    mh        fullnat reset maglev-size 65537 local 198.51.10
         // Long addresses widen their column.
         let mut v6 = services().remove(1);
         v6.vip = ip("2001:db8:ffff::100");
-        v6.backends = vec![backend("[2001:db8:ffff:ffff::11]:8080", 1, BackendState::Active, 0, 0)];
+        v6.backends = vec![backend(
+            "[2001:db8:ffff:ffff::11]:8080",
+            1,
+            BackendState::Active,
+            0,
+            0,
+        )];
         let want = "\
-Prot LocalAddress:Port       Scheduler Mode    Flags
-  -> RemoteAddress:Port              Weight State     ActiveConn InActConn
+Prot LocalAddress:Port        Scheduler Mode    Flags
+  -> RemoteAddress:Port            Weight State     ActiveConn InActConn
 TCP  [2001:db8:ffff::100]:443 wlc       nat
-  -> [2001:db8:ffff:ffff::11]:8080   1      active    0          0
+  -> [2001:db8:ffff:ffff::11]:8080 1      active    0          0
 ";
         assert_eq!(format_services(&[v6]), want);
     }
 
     #[test]
     fn service_stats_formatted() {
+        // A wide number widens its column.
         let want = "\
-Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+Prot LocalAddress:Port                   Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
-TCP  192.0.2.100:80                     12      120      100    10000    20000
-  -> 198.51.100.11:8080                  4       40       33     3333     6666
-  -> 198.51.100.12:8080                  8       80       65     6665    13330
-TCP  192.0.2.101:443                     0        0        0        0        0
-UDP  192.0.2.100:53           123456789012        0        0        0        0
-  -> 198.51.100.21:53                    0        0        0        0        0
+TCP  192.0.2.100:80                         12      120      100    10000    20000
+  -> 198.51.100.11:8080                      4       40       33     3333     6666
+  -> 198.51.100.12:8080                      8       80       65     6665    13330
+TCP  192.0.2.101:443                         0        0        0        0        0
+UDP  192.0.2.100:53               123456789012        0        0        0        0
+  -> 198.51.100.21:53                        0        0        0        0        0
 ";
         assert_eq!(format_service_stats(&services()), want);
         let narrow = "\
@@ -1489,15 +1552,33 @@ tcp 192.0.2.100:443  198.51.100.2           0       64512
 udp 192.0.2.100:53   198.51.100.1       12345       64512
 ";
         assert_eq!(text, want);
-        assert_eq!(format_laddrs(&[]), "Service  Address  PortsInUse  PortsTotal\n");
+        assert_eq!(
+            format_laddrs(&[]),
+            "Service  Address  PortsInUse  PortsTotal\n"
+        );
     }
 
-    fn conn(core: u32, state: &str, client: &str, local: Option<&str>, backend: &str, expires_ms: u64) -> ConnInfo {
+    fn conn(
+        core: u32,
+        state: &str,
+        client: &str,
+        local: Option<&str>,
+        backend: &str,
+        expires_ms: u64,
+    ) -> ConnInfo {
         ConnInfo {
             core,
-            protocol: if state == "UDP" { Protocol::Udp } else { Protocol::Tcp },
+            protocol: if state == "UDP" {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
             client: sock(client),
-            virtual_addr: sock(if state == "UDP" { "192.0.2.100:53" } else { "192.0.2.100:80" }),
+            virtual_addr: sock(if state == "UDP" {
+                "192.0.2.100:53"
+            } else {
+                "192.0.2.100:80"
+            }),
             local: local.map(sock),
             backend: sock(backend),
             state: state.into(),
@@ -1509,9 +1590,30 @@ udp 192.0.2.100:53   198.51.100.1       12345       64512
     fn conns_formatted() {
         let list = ConnList {
             conns: vec![
-                conn(0, "ESTABLISHED", "192.0.2.2:40000", None, "198.51.100.11:8080", 898_999),
-                conn(1, "SYN_RECV", "192.0.2.3:40001", None, "198.51.100.12:8080", 59_000),
-                conn(1, "UDP", "192.0.2.2:5353", Some("198.51.100.1:1025"), "198.51.100.21:53", 300_000),
+                conn(
+                    0,
+                    "ESTABLISHED",
+                    "192.0.2.2:40000",
+                    None,
+                    "198.51.100.11:8080",
+                    898_999,
+                ),
+                conn(
+                    1,
+                    "SYN_RECV",
+                    "192.0.2.3:40001",
+                    None,
+                    "198.51.100.12:8080",
+                    59_000,
+                ),
+                conn(
+                    1,
+                    "UDP",
+                    "192.0.2.2:5353",
+                    Some("198.51.100.1:1025"),
+                    "198.51.100.21:53",
+                    300_000,
+                ),
             ],
             matched: 3,
         };
@@ -1541,28 +1643,62 @@ core pro expire state       client             virtual            local         
             "core pro expire state       client             virtual            local              backend\n0 of 7 connections shown\n"
         );
         let v6 = ConnList {
-            conns: vec![conn(0, "TIME_WAIT", "[2001:db8::2]:40000", Some("[2001:db8:1::1]:1024"), "[2001:db8:2::11]:8080", 1_000)],
+            conns: vec![conn(
+                0,
+                "TIME_WAIT",
+                "[2001:db8::2]:40000",
+                Some("[2001:db8:1::1]:1024"),
+                "[2001:db8:2::11]:8080",
+                1_000,
+            )],
             matched: 1,
         };
-        let text = format_conns(&v6);
-        assert!(text.starts_with("core pro expire state       client               virtual            local                  backend\n"), "{text}");
-        assert!(text.ends_with("0    TCP 00:01  TIME_WAIT   [2001:db8::2]:40000  192.0.2.100:80     [2001:db8:1::1]:1024   [2001:db8:2::11]:8080\n"), "{text}");
+        let want = "\
+core pro expire state       client              virtual            local                backend
+0    TCP 00:01  TIME_WAIT   [2001:db8::2]:40000 192.0.2.100:80     [2001:db8:1::1]:1024 [2001:db8:2::11]:8080
+";
+        assert_eq!(format_conns(&v6), want);
     }
 
     #[test]
     fn render_lb_views() {
         let show = Response::ok(&services()[2..].to_vec());
-        let text = render(&Request::ServiceShow { stats: false }, show.clone(), false, false).unwrap();
-        assert!(text.contains("\nTCP  192.0.2.100:80    wrr       nat     persistent 300\n"), "{text}");
-        let text = render(&Request::ServiceShow { stats: true }, show.clone(), false, false).unwrap();
-        assert!(text.starts_with("Prot LocalAddress:Port               Conns"), "{text}");
+        let text = render(
+            &Request::ServiceShow { stats: false },
+            show.clone(),
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(
+            text.contains("\nTCP  192.0.2.100:80    wrr       nat     persistent 300\n"),
+            "{text}"
+        );
+        let text = render(
+            &Request::ServiceShow { stats: true },
+            show.clone(),
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(
+            text.starts_with("Prot LocalAddress:Port               Conns"),
+            "{text}"
+        );
         let json = render(&Request::ServiceShow { stats: true }, show, true, false).unwrap();
         let back: Vec<ServiceInfo> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, services()[2..].to_vec());
         assert!(json.contains("\n    \"scheduler\": \"wrr\",\n"), "{json}");
 
         let list = ConnList {
-            conns: vec![conn(0, "ESTABLISHED", "192.0.2.2:40000", None, "198.51.100.11:8080", 1000)],
+            conns: vec![conn(
+                0,
+                "ESTABLISHED",
+                "192.0.2.2:40000",
+                None,
+                "198.51.100.11:8080",
+                1000,
+            )],
             matched: 2,
         };
         let req = Request::ConnList {
@@ -1581,16 +1717,30 @@ core pro expire state       client             virtual            local         
             ports_total: 2,
         }];
         let text = render(&Request::LaddrShow, Response::ok(&laddrs), false, false).unwrap();
-        assert!(text.ends_with("tcp 192.0.2.100:443  198.51.100.1           1           2\n"), "{text}");
+        assert!(
+            text.ends_with("tcp 192.0.2.100:443  198.51.100.1           1           2\n"),
+            "{text}"
+        );
         let json = render(&Request::LaddrShow, Response::ok(&laddrs), true, false).unwrap();
         assert!(json.contains("\"ports_in_use\": 1"), "{json}");
 
         // Changes print nothing, or null with --json; refusals are errors.
         let del = request("service del tcp 192.0.2.100:80");
-        assert_eq!(render(&del, Response::ok(&()), false, false), Ok(String::new()));
-        assert_eq!(render(&del, Response::ok(&()), true, false), Ok("null\n".into()));
         assert_eq!(
-            render(&del, Response::err("no service tcp 192.0.2.100:80"), false, false),
+            render(&del, Response::ok(&()), false, false),
+            Ok(String::new())
+        );
+        assert_eq!(
+            render(&del, Response::ok(&()), true, false),
+            Ok("null\n".into())
+        );
+        assert_eq!(
+            render(
+                &del,
+                Response::err("no service tcp 192.0.2.100:80"),
+                false,
+                false
+            ),
             Err("no service tcp 192.0.2.100:80".into())
         );
         let inv = parse_args(["fvs", "-j", "conn", "list", "limit", "5"]).unwrap();

@@ -222,8 +222,21 @@ impl ConnTable {
 
     /// Like `new`, with a given hash seed (reproducible layouts for tests and benchmarks).
     pub fn with_seed(capacity: u32, seed: u64) -> ConnTable {
+        let (num, den) = INDEX_BUCKETS_PER_CONN;
+        let n_buckets = (u64::from(capacity) * num).div_ceil(den).max(1) as usize;
+        ConnTable::build(capacity, seed, n_buckets)
+    }
+
+    /// A table whose index has `n_buckets` buckets: as few as `2 * capacity / 10 + 1` makes
+    /// every bucket overflow, for tests of the overflow counts.
+    #[cfg(test)]
+    pub(super) fn with_index_buckets(capacity: u32, seed: u64, n_buckets: usize) -> ConnTable {
+        assert!(n_buckets * INDEX_WAYS > 2 * capacity as usize);
+        ConnTable::build(capacity, seed, n_buckets)
+    }
+
+    fn build(capacity: u32, seed: u64, n_buckets: usize) -> ConnTable {
         assert!(capacity <= MAX_CAPACITY, "connection table capacity {capacity} > {MAX_CAPACITY}");
-        let cap = capacity as usize;
         // Written element by element (not zero pages): all memory is faulted in here, not
         // on the first packets.
         let slots: Box<[Slot]> = (0..capacity)
@@ -234,9 +247,6 @@ impl ConnTable {
                 prev: FREE,
             })
             .collect();
-        let (num, den) = INDEX_BUCKETS_PER_CONN;
-        let n_buckets = (u64::from(capacity) * num).div_ceil(den).max(1) as usize;
-        debug_assert_eq!(slots.len(), cap);
         ConnTable {
             slots,
             buckets: vec![EMPTY_BUCKET; n_buckets].into_boxed_slice(),

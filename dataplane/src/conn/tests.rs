@@ -182,8 +182,10 @@ fn bytes_per_conn_at_one_million() {
     let t = ConnTable::new(1 << 20);
     let b = t.bytes_per_conn();
     eprintln!("bytes per connection at capacity 1M: {b} (Conn {} B)", std::mem::size_of::<Conn>());
-    // 52 B slot (40 B Conn + deadline and two wheel links) + 16 B of index.
-    assert!(b <= 70, "{b} bytes per connection");
+    // 52 B slot (40 B Conn, deadline, two wheel links) + 21.3 B of index (a 64 B bucket per
+    // 3 connections) + the 32 KB wheel.
+    assert_eq!(std::mem::size_of::<Conn>(), 40);
+    assert!(b <= 74, "{b} bytes per connection");
 }
 
 // ---- timer ----
@@ -242,11 +244,11 @@ fn touch_extends_life() {
 fn touch_to_a_shorter_timeout_expires_early() {
     let mut t = ConnTable::new(4);
     let id = t.insert(nat(1), 0, 900_000).unwrap();
-    t.expire(5_000, 1000, never_expire);
-    // ESTABLISHED -> CLOSE: 10 s from now, not 900 s.
-    t.touch(id, 5_000, 10_000);
-    assert_eq!(t.expire(14_999, 1000, never_expire), 0);
-    assert_eq!(t.expire(15_000, 1000, never_expire), 1);
+    t.expire(4_992, 1000, never_expire);
+    // ESTABLISHED -> CLOSE: 10 s from now, not 900 s (times are multiples of the tick).
+    t.touch(id, 4_992, 10_000);
+    assert_eq!(t.expire(14_991, 1000, never_expire), 0);
+    assert_eq!(t.expire(14_992, 1000, never_expire), 1);
     assert_eq!(t.timer_stats().advanced, 1);
 }
 
@@ -432,24 +434,33 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The model: live connections with their ids and deadlines (ms, rounded up to the tick as
-/// the table promises), searched linearly.
+/// The model: a map from each live key to its connection and direction, and each live
+/// connection's deadline (ms, rounded up to the tick as the table promises).
+#[derive(Default)]
 struct Model {
-    live: Vec<(ConnId, Conn, u64)>,
-    capacity: usize,
+    keys: HashMap<ConnKey, (ConnId, Dir)>,
+    live: HashMap<ConnId, (Conn, u64)>,
 }
 
 impl Model {
-    fn lookup(&self, key: &ConnKey) -> Option<(ConnId, Dir)> {
-        self.live.iter().find_map(|(id, c, _)| {
-            if c.original_key() == *key {
-                Some((*id, Dir::Original))
-            } else if c.reply_key() == *key {
-                Some((*id, Dir::Reply))
-            } else {
-                None
-            }
-        })
+    fn insert(&mut self, id: ConnId, conn: Conn, deadline: u64) {
+        self.keys.insert(conn.original_key(), (id, Dir::Original));
+        self.keys.insert(conn.reply_key(), (id, Dir::Reply));
+        self.live.insert(id, (conn, deadline));
+    }
+
+    fn remove(&mut self, id: ConnId) -> Conn {
+        let (conn, _) = self.live.remove(&id).unwrap();
+        self.keys.remove(&conn.original_key());
+        self.keys.remove(&conn.reply_key());
+        conn
+    }
+
+    /// The n-th live connection, in id order.
+    fn nth(&self, n: usize) -> Option<ConnId> {
+        let mut ids: Vec<ConnId> = self.live.keys().copied().collect();
+        ids.sort_unstable();
+        (!ids.is_empty()).then(|| ids[n % ids.len()])
     }
 }
 
@@ -458,19 +469,30 @@ fn rounded_deadline(now: u64, timeout: u32) -> u64 {
 }
 
 proptest! {
+    /// `tight`: an index with barely more ways than entries, so buckets overflow (and wrap
+    /// around) all the time.
     #[test]
-    fn matches_a_linear_model(capacity in 1u32..8, ops in proptest::collection::vec(op(), 1..200)) {
-        let mut t = ConnTable::new(capacity);
-        let mut m = Model { live: Vec::new(), capacity: capacity as usize };
+    fn matches_a_hash_map_model(
+        capacity in 1u32..10,
+        tight in any::<bool>(),
+        seed in any::<u64>(),
+        ops in proptest::collection::vec(op(), 1..200),
+    ) {
+        let mut t = if tight {
+            ConnTable::with_index_buckets(capacity, seed, 2 * capacity as usize / 10 + 1)
+        } else {
+            ConnTable::with_seed(capacity, seed)
+        };
+        let mut m = Model::default();
         let mut now = 1_000_000u64;
         for op in ops {
             match op {
                 Op::Insert(c, timeout) => {
-                    let want = if m.live.len() == m.capacity {
+                    let want = if m.live.len() == capacity as usize {
                         Err(InsertError::Full)
                     } else if c.original_key() == c.reply_key()
-                        || m.lookup(&c.original_key()).is_some()
-                        || m.lookup(&c.reply_key()).is_some()
+                        || m.keys.contains_key(&c.original_key())
+                        || m.keys.contains_key(&c.reply_key())
                     {
                         Err(InsertError::KeyExists)
                     } else {
@@ -479,36 +501,36 @@ proptest! {
                     let got = t.insert(c, now, timeout);
                     prop_assert_eq!(got.map(|_| ()), want);
                     if let Ok(id) = got {
-                        prop_assert!(m.live.iter().all(|(other, _, _)| *other != id));
-                        m.live.push((id, c, rounded_deadline(now, timeout)));
+                        prop_assert!(!m.live.contains_key(&id));
+                        m.insert(id, c, rounded_deadline(now, timeout));
                     }
                 }
-                Op::Remove(i) => {
-                    if !m.live.is_empty() {
-                        let (id, c, _) = m.live.swap_remove(i % m.live.len());
-                        prop_assert_eq!(t.remove(id), c);
+                Op::Remove(n) => {
+                    if let Some(id) = m.nth(n) {
+                        prop_assert_eq!(t.remove(id), m.remove(id));
                     }
                 }
                 Op::Lookup(c, reply) => {
                     let key = if reply { c.reply_key() } else { c.original_key() };
-                    prop_assert_eq!(t.lookup(&key), m.lookup(&key));
+                    prop_assert_eq!(t.lookup(&key), m.keys.get(&key).copied());
                 }
-                Op::Touch(i, timeout) => {
-                    if !m.live.is_empty() {
-                        let i = i % m.live.len();
-                        t.touch(m.live[i].0, now, timeout);
-                        m.live[i].2 = rounded_deadline(now, timeout);
-                        prop_assert_eq!(t.expires_in_ms(m.live[i].0, now), m.live[i].2 - now);
+                Op::Touch(n, timeout) => {
+                    if let Some(id) = m.nth(n) {
+                        t.touch(id, now, timeout);
+                        let deadline = rounded_deadline(now, timeout);
+                        m.live.get_mut(&id).unwrap().1 = deadline;
+                        prop_assert_eq!(t.expires_in_ms(id, now), deadline - now);
                     }
                 }
                 Op::Advance(dt) => {
                     now += dt;
                     let mut expired = Vec::new();
                     t.expire(now, usize::MAX, |c| expired.push(*c));
-                    let mut want: Vec<Conn> =
-                        m.live.iter().filter(|(_, _, d)| *d <= now).map(|(_, c, _)| *c).collect();
-                    m.live.retain(|(_, _, d)| *d > now);
-                    let order = |c: &Conn| (c.original_key().src, c.cport, c.proto, c.lport, c.laddr);
+                    let due: Vec<ConnId> =
+                        m.live.iter().filter(|(_, (_, d))| *d <= now).map(|(id, _)| *id).collect();
+                    let mut want: Vec<Conn> = due.into_iter().map(|id| m.remove(id)).collect();
+                    let order = |c: &Conn| c.original_key().src.octets().into_iter()
+                        .chain(c.cport.to_be_bytes()).chain([c.proto]).collect::<Vec<u8>>();
                     expired.sort_by_key(order);
                     want.sort_by_key(order);
                     prop_assert_eq!(expired, want);
@@ -516,10 +538,43 @@ proptest! {
             }
             prop_assert_eq!(t.len(), m.live.len());
         }
-        let mut listed: Vec<ConnId> = t.iter().map(|(id, _)| id).collect();
-        let mut want: Vec<ConnId> = m.live.iter().map(|(id, _, _)| *id).collect();
-        listed.sort_unstable();
-        want.sort_unstable();
+        let mut listed: Vec<(ConnId, Conn)> = t.iter().map(|(id, c)| (id, *c)).collect();
+        let mut want: Vec<(ConnId, Conn)> = m.live.iter().map(|(id, (c, _))| (*id, *c)).collect();
+        listed.sort_by_key(|(id, _)| *id);
+        want.sort_by_key(|(id, _)| *id);
         prop_assert_eq!(listed, want);
     }
+}
+
+/// Heavy churn at up to full capacity against the model: long overflow chains form and
+/// dissolve as entries come and go.
+#[test]
+fn churn_matches_the_model() {
+    let cap = 3000;
+    let mut t = ConnTable::with_seed(cap, 7);
+    let mut m = Model::default();
+    let mut rng = Lcg(99);
+    for step in 0..200_000 {
+        let i = rng.next(8000) as u32;
+        let c = if i % 3 == 0 { nat(i) } else { fullnat(i) };
+        match rng.next(3) {
+            0 | 1 if m.live.len() < cap as usize => {
+                let got = t.insert(c, 0, 1000);
+                if m.keys.contains_key(&c.original_key()) {
+                    assert_eq!(got, Err(InsertError::KeyExists), "step {step}");
+                } else {
+                    m.insert(got.unwrap(), c, 0);
+                }
+            }
+            _ => {
+                if let Some(&(id, _)) = m.keys.get(&c.original_key()) {
+                    assert_eq!(t.remove(id), m.remove(id));
+                }
+            }
+        }
+        let probe = if rng.next(2) == 0 { nat(i).reply_key() } else { fullnat(i).reply_key() };
+        assert_eq!(t.lookup(&probe), m.keys.get(&probe).copied(), "step {step}");
+        assert_eq!(t.lookup(&c.original_key()), m.keys.get(&c.original_key()).copied());
+    }
+    assert_eq!(t.len(), m.live.len());
 }

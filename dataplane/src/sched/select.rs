@@ -133,12 +133,13 @@ fn round_robin(state: &mut SchedState, backends: &[Candidate]) -> Option<usize> 
 /// `weight / gcd`, interleaved.
 fn weighted_round_robin(state: &mut SchedState, backends: &[Candidate]) -> Option<usize> {
     // IPVS caches max and gcd at configuration time; the list here may change under the
-    // state, so they are computed per pick (one pass; gcd stops being refined at 1).
+    // state, so they are computed per pick, in one pass without divisions (the gcd is left
+    // alone once it is 1 or when a weight equals it, as with equal weights).
     let mut max_weight = 0;
     let mut gcd_weight = 0;
     for candidate in backends.iter().filter(|c| c.is_eligible()) {
         max_weight = max_weight.max(candidate.weight);
-        if gcd_weight != 1 {
+        if gcd_weight != 1 && candidate.weight != gcd_weight {
             gcd_weight = gcd(gcd_weight, candidate.weight);
         }
     }
@@ -167,11 +168,23 @@ fn weighted_round_robin(state: &mut SchedState, backends: &[Candidate]) -> Optio
     }
 }
 
+/// Binary (Stein's) gcd: shifts and subtractions only; `gcd(0, b) == b`.
 fn gcd(mut a: u32, mut b: u32) -> u32 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+    if a == 0 || b == 0 {
+        return a | b;
     }
-    a
+    let common_twos = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            (a, b) = (b, a);
+        }
+        b -= a;
+        if b == 0 {
+            return a << common_twos;
+        }
+    }
 }
 
 /// lc and wlc: the eligible backend with the least `load(i) = (active, weight)`, read as the

@@ -220,6 +220,16 @@ fn wrr_gives_exact_weight_shares_interleaved_like_ipvs() {
     backends[3].schedulable = false;
     assert_eq!(tally(SchedKind::Wrr, &backends, 6), [1, 2, 3, 0]);
     assert_eq!(tally(SchedKind::Wrr, &candidates(&[4, 4]), 10), [5, 5]);
+    // A cycle is sum / gcd picks only if the gcd is right (6, 12, 7 here).
+    assert_eq!(
+        tally(SchedKind::Wrr, &candidates(&[12, 18, 30]), 10),
+        [2, 3, 5]
+    );
+    assert_eq!(
+        tally(SchedKind::Wrr, &candidates(&[48, 36, 60]), 12),
+        [4, 3, 5]
+    );
+    assert_eq!(tally(SchedKind::Wrr, &candidates(&[7, 7, 7]), 3), [1, 1, 1]);
 }
 
 // ---- lc / wlc ----
