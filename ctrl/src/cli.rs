@@ -61,8 +61,7 @@ struct Cli {
     /// Print the daemon's answer as JSON.
     #[arg(short = 'j', long, global = true)]
     json: bool,
-    /// Show statistics: port counters (link show, like `ip -s link`), traffic per service and
-    /// backend (service show, like `ipvsadm -Ln --stats`).
+    /// Show statistics: port counters (link show), traffic per service and backend (service show).
     #[arg(short = 's', long = "stats", global = true)]
     stats: bool,
     #[command(subcommand)]

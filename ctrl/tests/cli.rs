@@ -7,12 +7,63 @@ use std::thread;
 
 use ctrl::api::{self, ApiCall};
 use ctrl::config::{self, Config};
-use ctrl::proto::{AddrInfo, ApplyResult, Request, Response, RouteInfo};
+use ctrl::lbconf::{self, ConnectionsConfig, Protocol, ServiceConfig};
+use ctrl::proto::{
+    AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, Request, Response, RouteInfo,
+    ServiceInfo,
+};
+
+fn service_info(s: &ServiceConfig) -> ServiceInfo {
+    ServiceInfo {
+        protocol: s.protocol,
+        vip: s.vip,
+        port: s.port,
+        scheduler: s.scheduler,
+        mode: s.mode,
+        persistence_s: s.persistence_s,
+        on_backend_removal: s.on_backend_removal,
+        maglev_size: s.maglev_size,
+        laddrs: s.laddrs.clone(),
+        backends: s
+            .backends
+            .iter()
+            .map(|b| BackendInfo {
+                addr: b.addr,
+                port: b.port,
+                weight: b.weight,
+                state: b.state,
+                active_conns: 0,
+                inactive_conns: 0,
+                stats: None,
+            })
+            .collect(),
+        stats: None,
+    }
+}
+
+/// Service changes checked with the real validation, like the daemon.
+fn change_services(
+    services: &mut Vec<ServiceConfig>,
+    change: impl FnOnce(&mut Vec<ServiceConfig>) -> Result<(), String>,
+) -> Response {
+    let mut next = services.clone();
+    let checked = change(&mut next).and_then(|()| {
+        lbconf::validate_services(&next, &ConnectionsConfig::default(), &[]).map_err(|e| e.message)
+    });
+    match checked {
+        Ok(()) => {
+            *services = next;
+            Response::ok(&())
+        }
+        Err(e) => Response::err(e),
+    }
+}
 
 /// A daemon stand-in holding addresses and checking changes with the real validation.
 fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
     let base = Config::from_yaml("ports:\n  - { name: dp0, device: net_null0 }\n", "base").unwrap();
     let mut addresses: Vec<config::AddressConfig> = Vec::new();
+    let mut services: Vec<ServiceConfig> = Vec::new();
     for call in calls {
         let response = match call.request {
             Request::AddrShow => {
@@ -48,6 +99,41 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                 }),
                 Err(e) => Response::err(e.to_string()),
             },
+            Request::ServiceShow { .. } => {
+                Response::ok(&services.iter().map(service_info).collect::<Vec<_>>())
+            }
+            Request::ServiceAdd { service } => change_services(&mut services, |next| {
+                next.push(service);
+                Ok(())
+            }),
+            Request::BackendAdd { service, backend } => change_services(&mut services, |next| {
+                let s = next
+                    .iter_mut()
+                    .find(|s| s.key() == service)
+                    .ok_or(format!("no service {service}"))?;
+                s.backends.push(backend);
+                Ok(())
+            }),
+            // Three connections match; the limit keeps the first ones.
+            Request::ConnList { filter } => {
+                let conn = |client: &str| ConnInfo {
+                    core: 0,
+                    protocol: Protocol::Tcp,
+                    client: client.parse().unwrap(),
+                    virtual_addr: "192.0.2.100:80".parse().unwrap(),
+                    local: None,
+                    backend: "198.51.100.11:8080".parse().unwrap(),
+                    state: "ESTABLISHED".into(),
+                    expires_ms: 899_000,
+                };
+                let mut conns = vec![
+                    conn("192.0.2.2:40000"),
+                    conn("192.0.2.2:40001"),
+                    conn("192.0.2.2:40002"),
+                ];
+                conns.truncate(filter.limit.unwrap_or(1000) as usize);
+                Response::ok(&ConnList { conns, matched: 3 })
+            }
             other => Response::err(format!("not in this test: {other:?}")),
         };
         let _ = call.reply.send(response);
@@ -158,4 +244,103 @@ fn apply_sends_the_file() {
         err.starts_with("fvs: cannot read /nonexistent/x.yaml: No such file"),
         "{err}"
     );
+}
+
+#[test]
+fn service_and_backend_add_then_show() {
+    let ok = (0, String::new(), String::new());
+    assert_eq!(
+        fvs(&[
+            "service",
+            "add",
+            "tcp",
+            "203.0.113.80:80",
+            "scheduler",
+            "wrr",
+            "persistence",
+            "300"
+        ]),
+        ok
+    );
+    assert_eq!(
+        fvs(&[
+            "backend",
+            "add",
+            "tcp",
+            "203.0.113.80:80",
+            "198.51.100.11:8080",
+            "weight",
+            "2"
+        ]),
+        ok
+    );
+    let (code, out, err) = fvs(&["service"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out.starts_with("Prot LocalAddress:Port Scheduler Mode    Flags\n  -> RemoteAddress:Port           Weight State     ActiveConn InActConn\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nTCP  203.0.113.80:80   wrr       nat     persistent 300\n  -> 198.51.100.11:8080           2      active    0          0\n"),
+        "{out}"
+    );
+    let (code, out, _) = fvs(&["-j", "service", "show", "--stats"]);
+    assert_eq!(code, 0);
+    let list: Vec<ServiceInfo> = serde_json::from_str(&out).unwrap();
+    assert!(
+        list.iter().any(|s| s.port == 80 && s.backends.len() == 1),
+        "{out}"
+    );
+
+    // The daemon's refusal: exit 1, its words.
+    let (code, out, err) = fvs(&["service", "add", "tcp", "203.0.113.80:80"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(
+        err.starts_with("fvs: service tcp 203.0.113.80:80 is already defined"),
+        "{err}"
+    );
+    let (code, _, err) = fvs(&[
+        "backend",
+        "add",
+        "udp",
+        "203.0.113.80:80",
+        "198.51.100.11:8080",
+    ]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "fvs: no service udp 203.0.113.80:80\n")
+    );
+}
+
+#[test]
+fn lb_usage_errors_exit_2() {
+    let (code, out, err) = fvs(&["service", "add", "tcp", "192.0.2.100", "scheduler", "wrr"]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        "fvs service add: '192.0.2.100' is not ADDR:PORT (e.g. 192.0.2.100:80)\n"
+    );
+    let (code, _, err) = fvs(&["conn", "list", "state", "open"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("fvs conn list: 'open' is not a connection state (NONE, ESTABLISHED,"),
+        "{err}"
+    );
+}
+
+#[test]
+fn conn_list_says_when_cut() {
+    let (code, out, err) = fvs(&["conn", "list", "limit", "1"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "\
+core pro expire state       client             virtual            local              backend
+0    TCP 14:59  ESTABLISHED 192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
+1 of 3 connections shown
+"
+    );
+    let (code, out, _) = fvs(&["conn"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 4, "{out}");
 }

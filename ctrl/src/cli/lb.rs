@@ -79,7 +79,9 @@ pub(super) enum ServiceVerb {
         after_help = "Examples:\n  fvs service show\n  fvs service show --stats    packets and bytes, like ipvsadm -Ln --stats"
     )]
     Show,
-    /// Add a service. Without keywords: wlc, nat, no persistence, drain on backend removal.
+    /// Add a service.
+    ///
+    /// Without keywords: scheduler wlc, mode nat, no persistence, removal drain.
     #[command(override_usage = SERVICE_ADD_USAGE, after_help = SERVICE_ADD_HELP)]
     Add {
         #[arg(value_name = "ARGS", hide = true)]
@@ -121,8 +123,10 @@ pub(super) enum BackendVerb {
         #[arg(value_name = "ARGS", hide = true)]
         args: Vec<String>,
     },
-    /// Change the weight or state of a backend. `draining`: no new connections, the current
-    /// ones and persistent clients stay; `inhibited`: no new connections, persistence ignored.
+    /// Change the weight or state of a backend.
+    ///
+    /// `draining`: no new connections, the current ones and persistent clients stay;
+    /// `inhibited`: no new connections, persistence ignored (as for a failed health check).
     #[command(
         visible_alias = "change",
         override_usage = BACKEND_SET_USAGE,
@@ -132,8 +136,10 @@ pub(super) enum BackendVerb {
         #[arg(value_name = "ARGS", hide = true)]
         args: Vec<String>,
     },
-    /// Remove a backend. `drain` lets its connections run to their end, `reset` ends them;
-    /// without either, the service's `removal` setting decides.
+    /// Remove a backend.
+    ///
+    /// `drain` lets its connections run to their end, `reset` ends them; without either, the
+    /// service's `removal` setting decides.
     #[command(
         visible_alias = "delete",
         override_usage = BACKEND_DEL_USAGE,

@@ -9,8 +9,8 @@
 //! home bucket comes from the high half of its hash (multiply-shift, so the bucket count
 //! need not be a power of two and memory follows capacity closely), its tag from the low
 //! bits. A full bucket sends new entries on to the next one and counts them in its overflow
-//! count; a lookup stops at the first bucket on its way whose count is zero, so misses are as
-//! short as hits, and removal just decrements the counts on the way (no tombstones, no
+//! count; a lookup stops at the first bucket on its way whose count is zero, so misses stay
+//! nearly as short as hits, and removal just decrements the counts on the way (no tombstones, no
 //! rehash; F14's scheme). Buckets are sized for a load of 2/3 when the slab is full. A tag
 //! match is confirmed against the full key stored in the connection.
 //!
@@ -18,7 +18,7 @@
 //! bucket is a doubly linked list threaded through the slots. Deadlines are kept in ticks,
 //! rounded up, so nothing expires early, and `expire` removes an entry at most one tick late
 //! (given budget). An entry sits in the bucket of its deadline's tick modulo the lap; one due
-//! in a later lap is looked at and left once a lap. `touch` only stores the new deadline: the
+//! in a later lap is passed over (at most twice a lap) until due. `touch` only stores the new deadline: the
 //! entry stays where it is, and when its bucket comes due an entry whose deadline has moved
 //! on is filed again. So a busy connection costs one store per packet and one re-filing per
 //! timeout (or lap). Only a deadline moved *earlier* (a state change to a shorter timeout)
@@ -71,7 +71,8 @@ struct Slot {
     deadline: u32,
     /// Next entry in the same wheel bucket, or next free slot.
     next: u32,
-    /// Previous entry in the wheel bucket, `WHEEL_HEAD | bucket` for the first, `FREE`.
+    /// Previous entry in the wheel bucket, `WHEEL_HEAD | bucket` for the first, `FREE` when
+    /// the slot is free.
     prev: u32,
 }
 
@@ -284,7 +285,12 @@ impl ConnTable {
 
     /// Inserts both keys; fails (changing nothing) when full or when either key already
     /// exists. The connection expires `timeout_ms` after `now_ms` unless touched.
-    pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
+    pub fn insert(
+        &mut self,
+        conn: Conn,
+        now_ms: u64,
+        timeout_ms: u32,
+    ) -> Result<ConnId, InsertError> {
         if self.len as usize == self.slots.len() {
             return Err(InsertError::Full);
         }
@@ -314,7 +320,10 @@ impl ConnTable {
 
     /// Removes a live connection and returns it.
     pub fn remove(&mut self, id: ConnId) -> Conn {
-        assert!(self.slots[id as usize].prev != FREE, "remove of connection {id}, which is not live");
+        assert!(
+            self.slots[id as usize].prev != FREE,
+            "remove of connection {id}, which is not live"
+        );
         let conn = self.slots[id as usize].conn;
         let original = conn.original_key();
         let reply = conn.reply_key();
@@ -354,7 +363,12 @@ impl ConnTable {
     /// examined or one empty wheel bucket passed; calls `on_expire` for each removed one
     /// before it is gone; returns how many were removed. Call it often (every few ms):
     /// repeated calls catch up with time.
-    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
+    pub fn expire(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        mut on_expire: impl FnMut(&Conn),
+    ) -> usize {
         let now = tick_floor(now_ms);
         if self.len == 0 {
             self.cursor = now;
@@ -451,8 +465,7 @@ impl ConnTable {
     #[inline]
     fn hash(&self, key: &ConnKey) -> u64 {
         let addrs = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
-        let rest =
-            u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
+        let rest = u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
         let h = fold_mul(addrs ^ self.seed[0], rest ^ self.seed[1]);
         fold_mul(h ^ self.seed[2], 0x9e37_79b9_7f4a_7c15)
     }

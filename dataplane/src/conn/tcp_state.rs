@@ -70,8 +70,8 @@ impl std::fmt::Display for TcpState {
 }
 
 use TcpState::{
-    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA,
-    Listen as LI, None as NO, SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 /// `[flag row][current state] -> next state`, rows SYN, FIN, ACK, RST; columns in
@@ -204,6 +204,7 @@ impl Timeouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use TcpState::{None as NO, SynAck as SA};
 
     const SYN: TcpFlags = TcpFlags::SYN;
     const ACK: TcpFlags = TcpFlags::ACK;
@@ -242,10 +243,7 @@ mod tests {
 
     #[test]
     fn backend_closes_first() {
-        walk(
-            ES,
-            &[(B, FIN | ACK, FW), (C, ACK, FW), (C, FIN | ACK, TW), (B, ACK, TW)],
-        );
+        walk(ES, &[(B, FIN | ACK, FW), (C, ACK, FW), (C, FIN | ACK, TW), (B, ACK, TW)]);
     }
 
     #[test]

@@ -50,14 +50,18 @@ fn nat_lookup_both_directions() {
     let id = t.insert(c, 0, 1000).unwrap();
     assert_eq!(t.lookup(&c.original_key()), Some((id, Dir::Original)));
     // NAT: the backend answers the client itself.
-    let reply = ConnKey { src: c.backend, dst: c.client, sport: c.bport, dport: c.cport, proto: TCP };
+    let reply =
+        ConnKey { src: c.backend, dst: c.client, sport: c.bport, dport: c.cport, proto: TCP };
     assert_eq!(reply, c.reply_key());
     assert_eq!(t.lookup(&reply), Some((id, Dir::Reply)));
     assert_eq!(*t.get(id), c);
     // Same tuple, other protocol or reversed: not this connection.
     assert_eq!(t.lookup(&ConnKey { proto: UDP, ..c.original_key() }), None);
     let o = c.original_key();
-    assert_eq!(t.lookup(&ConnKey { src: o.dst, dst: o.src, sport: o.dport, dport: o.sport, proto: TCP }), None);
+    assert_eq!(
+        t.lookup(&ConnKey { src: o.dst, dst: o.src, sport: o.dport, dport: o.sport, proto: TCP }),
+        None
+    );
     assert_eq!(t.len(), 1);
 }
 
@@ -69,7 +73,8 @@ fn fullnat_lookup_both_directions() {
     let ia = t.insert(a, 0, 1000).unwrap();
     let ib = t.insert(b, 0, 1000).unwrap();
     assert_ne!(ia, ib);
-    let reply = ConnKey { src: a.backend, dst: a.laddr, sport: a.bport, dport: a.lport, proto: TCP };
+    let reply =
+        ConnKey { src: a.backend, dst: a.laddr, sport: a.bport, dport: a.lport, proto: TCP };
     assert_eq!(t.lookup(&reply), Some((ia, Dir::Reply)));
     assert_eq!(t.lookup(&b.original_key()), Some((ib, Dir::Original)));
     assert_eq!(t.lookup(&b.reply_key()), Some((ib, Dir::Reply)));
@@ -167,7 +172,8 @@ fn probe_lengths_stay_short_when_full() {
         t.insert(fullnat(i), 0, 60_000).unwrap();
     }
     let hit: Vec<usize> = (0..cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
-    let miss: Vec<usize> = (cap..2 * cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
+    let miss: Vec<usize> =
+        (cap..2 * cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
     let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
     let (hit_mean, miss_mean) = (mean(&hit), mean(&miss));
     let (hit_max, miss_max) = (hit.iter().max().unwrap(), miss.iter().max().unwrap());
@@ -281,7 +287,11 @@ fn budget_bounds_the_work_per_call() {
     while removed < 5000 {
         let n = t.expire(now, 7, never_expire);
         let e = t.timer_stats().examined;
-        assert!(n <= 7 && e - examined <= 7, "call {calls}: removed {n}, examined {}", e - examined);
+        assert!(
+            n <= 7 && e - examined <= 7,
+            "call {calls}: removed {n}, examined {}",
+            e - examined
+        );
         examined = e;
         removed += n;
         calls += 1;
@@ -324,7 +334,7 @@ fn hundred_thousand_staggered_deadlines_all_expire() {
 #[test]
 fn deadlines_laps_ahead() {
     let mut t = ConnTable::new(4);
-    assert!(900_000 > WHEEL_LAP_MS);
+    const { assert!(900_000 > WHEEL_LAP_MS) };
     let a = t.insert(nat(1), 0, 900_000).unwrap();
     t.insert(nat(2), 0, 900_000).unwrap();
     let mut now = 0;
@@ -362,10 +372,13 @@ fn iter_lists_live_connections() {
     let mut t = ConnTable::new(8);
     let ids: Vec<ConnId> = (0..5).map(|i| t.insert(nat(i), 0, 1000).unwrap()).collect();
     t.remove(ids[2]);
-    let mut listed: Vec<Conn> = t.iter().map(|(id, c)| {
-        assert_eq!(t.get(id), c);
-        *c
-    }).collect();
+    let mut listed: Vec<Conn> = t
+        .iter()
+        .map(|(id, c)| {
+            assert_eq!(t.get(id), c);
+            *c
+        })
+        .collect();
     listed.sort_by_key(|c| c.client);
     assert_eq!(listed, vec![nat(0), nat(1), nat(3), nat(4)]);
 }
@@ -556,7 +569,10 @@ fn churn_matches_the_model() {
     let mut rng = Lcg(99);
     for step in 0..200_000 {
         let i = rng.next(8000) as u32;
-        let c = if i % 3 == 0 { nat(i) } else { fullnat(i) };
+        let c = match i % 3 {
+            0 => nat(i),
+            _ => fullnat(i),
+        };
         match rng.next(3) {
             0 | 1 if m.live.len() < cap as usize => {
                 let got = t.insert(c, 0, 1000);

@@ -157,7 +157,18 @@ impl Candidate {
     /// May take new connections: schedulable with a weight above 0.
     #[inline]
     pub fn is_eligible(&self) -> bool {
-        self.schedulable && self.weight > 0
+        self.effective_weight() > 0
+    }
+
+    /// The weight if schedulable, else 0: eligible exactly when above 0. Lets the scans run
+    /// without a branch per backend.
+    #[inline]
+    pub fn effective_weight(&self) -> u32 {
+        if self.schedulable {
+            self.weight
+        } else {
+            0
+        }
     }
 }
 

@@ -137,10 +137,11 @@ fn weighted_round_robin(state: &mut SchedState, backends: &[Candidate]) -> Optio
     // alone once it is 1 or when a weight equals it, as with equal weights).
     let mut max_weight = 0;
     let mut gcd_weight = 0;
-    for candidate in backends.iter().filter(|c| c.is_eligible()) {
-        max_weight = max_weight.max(candidate.weight);
-        if gcd_weight != 1 && candidate.weight != gcd_weight {
-            gcd_weight = gcd(gcd_weight, candidate.weight);
+    for candidate in backends {
+        let weight = candidate.effective_weight();
+        max_weight = max_weight.max(weight);
+        if gcd_weight != 1 && weight != gcd_weight {
+            gcd_weight = gcd(gcd_weight, weight); // gcd(g, 0) == g: ineligible ones drop out
         }
     }
     if max_weight == 0 {
@@ -198,24 +199,23 @@ fn least_loaded(
     backends: &[Candidate],
     load: impl Fn(usize) -> (u64, u64),
 ) -> Option<usize> {
-    let mut best: Option<(usize, u64, u64)> = None;
-    for i in rotation(state.cursor, backends.len()) {
-        if !backends[i].is_eligible() {
-            continue;
-        }
-        let (active, weight) = load(i);
-        let better = match best {
-            None => true,
-            Some((_, best_active, best_weight)) => active * best_weight < best_active * weight,
-        };
-        if better {
-            best = Some((i, active, weight));
-            if active == 0 {
-                break; // nothing beats an idle backend
+    let n = backends.len();
+    // "None yet" is the load 1/0, above any real one: active * 0 < 1 * weight for weight > 0.
+    let (mut best, mut best_active, mut best_weight) = (None, 1, 0);
+    let mut i = if state.cursor < n { state.cursor } else { 0 };
+    for _ in 0..n {
+        if backends[i].is_eligible() {
+            let (active, weight) = load(i);
+            if active * best_weight < best_active * weight {
+                (best, best_active, best_weight) = (Some(i), active, weight);
+                if active == 0 {
+                    break; // nothing beats an idle backend
+                }
             }
         }
+        i = next_index(i, n);
     }
-    let (chosen, _, _) = best?;
+    let chosen = best?;
     state.cursor = chosen + 1;
     Some(chosen)
 }
@@ -254,25 +254,22 @@ fn two_choices(
     backends: &[Candidate],
     active: impl Fn(usize) -> u32,
 ) -> Option<usize> {
-    let mut total: u64 = 0;
-    let mut count = 0usize;
-    let mut last = 0;
-    for (i, candidate) in backends.iter().enumerate().filter(|(_, c)| c.is_eligible()) {
-        total += u64::from(candidate.weight);
-        count += 1;
-        last = i;
-    }
-    match count {
-        0 => return None,
-        1 => return Some(last),
-        _ => {}
+    let total: u64 = backends
+        .iter()
+        .map(|c| u64::from(c.effective_weight()))
+        .sum();
+    if total == 0 {
+        return None;
     }
     let first = weighted_pick(backends, state.random_below(total), None)?;
-    let rest = total - u64::from(backends[first].weight);
-    let second = weighted_pick(backends, state.random_below(rest), Some(first))?;
-    let (first_load, second_load) = (u64::from(active(first)), u64::from(active(second)));
     let first_weight = u64::from(backends[first].weight);
+    let rest = total - first_weight;
+    if rest == 0 {
+        return Some(first); // the only eligible backend
+    }
+    let second = weighted_pick(backends, state.random_below(rest), Some(first))?;
     let second_weight = u64::from(backends[second].weight);
+    let (first_load, second_load) = (u64::from(active(first)), u64::from(active(second)));
     if second_load * first_weight < first_load * second_weight {
         Some(second)
     } else {
@@ -280,36 +277,34 @@ fn two_choices(
     }
 }
 
-/// The eligible backend (other than `skip`) whose cumulative weight range holds `target`.
+/// The backend (other than `skip`) whose range of cumulative effective weight holds `target`;
+/// ineligible backends have an empty range. `None` only if `target` is past the total.
 #[inline]
 fn weighted_pick(backends: &[Candidate], target: u64, skip: Option<usize>) -> Option<usize> {
     let mut cumulative = 0;
-    let mut last = None;
     for (i, candidate) in backends.iter().enumerate() {
-        if !candidate.is_eligible() || Some(i) == skip {
+        if Some(i) == skip {
             continue;
         }
-        cumulative += u64::from(candidate.weight);
+        cumulative += u64::from(candidate.effective_weight());
         if target < cumulative {
             return Some(i);
         }
-        last = Some(i);
     }
-    last
+    None
 }
 
 /// Weighted fail-over (IPVS fo): the eligible backend with the highest weight, the lowest
 /// index among equals.
 fn fail_over(backends: &[Candidate]) -> Option<usize> {
-    let mut best: Option<(usize, u32)> = None;
-    for (i, candidate) in backends.iter().enumerate().filter(|(_, c)| c.is_eligible()) {
-        let better = match best {
-            None => true,
-            Some((_, weight)) => candidate.weight > weight,
-        };
-        if better {
-            best = Some((i, candidate.weight));
+    let mut best = None;
+    let mut best_weight = 0; // an ineligible backend's effective weight 0 never beats it
+    for (i, candidate) in backends.iter().enumerate() {
+        let weight = candidate.effective_weight();
+        if weight > best_weight {
+            best = Some(i);
+            best_weight = weight;
         }
     }
-    best.map(|(i, _)| i)
+    best
 }
