@@ -507,3 +507,110 @@ pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lbconf::Protocol;
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port }
+    }
+
+    fn backend(last: u8, weight: u32) -> BackendConfig {
+        BackendConfig { addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, last)), port: 8080, weight, state: BackendState::Active }
+    }
+
+    fn service(port: u16, sched: SchedKind, backends: Vec<BackendConfig>) -> ServiceConfig {
+        ServiceConfig { scheduler: sched, backends, ..ServiceConfig::new(key(port)) }
+    }
+
+    fn state() -> LbState {
+        LbState::new(limits(&ConnectionsConfig { max_backends: 4, ..Default::default() }, 8))
+    }
+
+    #[test]
+    fn slots_stay_while_backends_stay_and_removals_leave_tombstones() {
+        let mut lb = state();
+        let t = TimeoutsConfig::default();
+        let v1 = vec![service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)])];
+        let s1 = lb.build(&v1, &t, None).unwrap();
+        let (b11, b12) = (s1.list[0].backends[0], s1.list[0].backends[1]);
+        assert_ne!(b11.slot, b12.slot);
+        assert!(s1.backend_slot(b11.slot).live);
+
+        // Reweighting keeps slot and generation; removing with reset leaves a reset tombstone.
+        let v2 = vec![service(80, SchedKind::Rr, vec![backend(12, 5)])];
+        let s2 = lb.build(&v2, &t, Some(RemovalPolicy::Reset)).unwrap();
+        let b12b = s2.list[0].backends[0];
+        assert_eq!((b12b.slot, b12b.gen, b12b.weight), (b12.slot, b12.gen, 5));
+        assert_eq!(s2.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: true });
+
+        // A re-added backend is a new occupant: other slot or newer generation.
+        let s3 = lb.build(&v1, &t, None).unwrap();
+        let again = s3.list[0].backends[0];
+        assert_ne!((again.slot, again.gen), (b11.slot, b11.gen));
+        // The freed slot is reused last (oldest first), so the tombstone outlives other frees.
+        assert_ne!(again.slot, b11.slot);
+
+        // Deleting the service drains its backends by its own (default) policy.
+        let s4 = lb.build(&[], &t, None).unwrap();
+        assert!(s4.list.is_empty());
+        assert_eq!(s4.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false });
+    }
+
+    #[test]
+    fn hash_tables_are_built_once_per_backend_set() {
+        let mut lb = state();
+        let t = TimeoutsConfig::default();
+        let mut v = vec![ServiceConfig { maglev_size: 251, ..service(80, SchedKind::Mh, vec![backend(11, 1), backend(12, 3)]) }];
+        let a = lb.build(&v, &t, None).unwrap();
+        let b = lb.build(&v, &t, None).unwrap();
+        let (ta, tb) = (a.list[0].table.clone().unwrap(), b.list[0].table.clone().unwrap());
+        assert!(Arc::ptr_eq(&ta, &tb), "unchanged backends reuse the table");
+        assert_eq!(ta.len(), 251);
+        let share = ta.slots().iter().filter(|&&i| i == 1).count();
+        assert!((170..=206).contains(&share), "weight 3 of 4 gets about 3/4 of 251 slots: {share}");
+        v[0].backends[1].state = BackendState::Inhibited;
+        let c = lb.build(&v, &t, None).unwrap();
+        let tc = c.list[0].table.clone().unwrap();
+        assert!(tc.slots().iter().all(|&i| i == 0), "an inhibited backend gets no slots");
+        assert!(!c.list[0].candidates[1].schedulable);
+        let rr = lb.build(&[service(80, SchedKind::Rr, vec![backend(11, 1)])], &t, None).unwrap();
+        assert!(rr.list[0].table.is_none());
+    }
+
+    #[test]
+    fn out_of_slots_is_an_error() {
+        let mut lb = state();
+        let five: Vec<BackendConfig> = (11..16).map(|i| backend(i, 1)).collect();
+        let e = lb.build(&[service(80, SchedKind::Rr, five)], &TimeoutsConfig::default(), None).unwrap_err();
+        assert!(e.contains("more than 4 backends"), "{e}");
+    }
+
+    #[test]
+    fn edits_name_what_is_missing_or_present() {
+        let base = vec![service(80, SchedKind::Rr, vec![backend(11, 1)])];
+        let err = |e| edit(&base, e).unwrap_err();
+        assert_eq!(err(Edit::ServiceAdd(ServiceConfig::new(key(80)))), "service tcp 192.0.2.100:80 already exists (change it with fvs service set)");
+        assert_eq!(err(Edit::ServiceDel(key(81))), "no service tcp 192.0.2.100:81 (see fvs service show)");
+        assert_eq!(
+            err(Edit::BackendAdd(key(80), backend(11, 2))),
+            "backend 198.51.100.11:8080 is already in service tcp 192.0.2.100:80 (change it with fvs backend set)"
+        );
+        let addr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 99));
+        assert_eq!(err(Edit::BackendDel { service: key(80), addr, port: 8080 }), "no backend 198.51.100.99:8080 in service tcp 192.0.2.100:80");
+        assert!(err(Edit::ServiceSet(key(80), ServicePatch::default())).starts_with("nothing to change"));
+        assert!(err(Edit::LaddrDel(key(80), addr)).contains("is not a local address"));
+
+        let next = edit(&base, Edit::BackendSet { service: key(80), addr: base[0].backends[0].addr, port: 8080, weight: Some(7), state: None }).unwrap();
+        assert_eq!(next[0].backends[0].weight, 7);
+        let next = edit(&next, Edit::ServiceSet(key(80), ServicePatch { persistence_s: Some(30), ..Default::default() })).unwrap();
+        assert_eq!(next[0].persistence_s, 30);
+        assert_eq!(
+            service_changes(&base, &next),
+            vec!["service set tcp 192.0.2.100:80".to_string(), "backend set tcp 192.0.2.100:80 198.51.100.11:8080".to_string()]
+        );
+        assert_eq!(service_changes(&next, &[]), vec!["service del tcp 192.0.2.100:80".to_string()]);
+    }
+}
