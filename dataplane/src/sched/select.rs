@@ -129,8 +129,8 @@ fn round_robin(state: &mut SchedState, backends: &[Candidate]) -> Option<usize> 
 
 /// IPVS `ip_vs_wrr_schedule`: walk the list; each time it wraps, lower the current weight by
 /// the gcd of the weights (restarting from the maximum weight when it reaches 0); pick the
-/// next backend whose weight reaches the current weight. Over `sum(weights) / gcd` picks, each backend gets
-/// `weight / gcd`, interleaved.
+/// next backend whose weight reaches the current weight. Over `sum(weights) / gcd` picks,
+/// each backend gets `weight / gcd`, interleaved.
 fn weighted_round_robin(state: &mut SchedState, backends: &[Candidate]) -> Option<usize> {
     // IPVS caches max and gcd at configuration time; the list here may change under the
     // state, so they are computed per pick, in one pass without divisions (the gcd is left

@@ -808,8 +808,10 @@ proptest! {
         let mut state = SchedState::with_seed(seed);
         let mut tables: Option<(HashTable, HashTable)> = None;
         for (list, kind_index, flow_hash, rebuild) in steps {
-            let backends: Vec<Candidate> =
-                list.iter().map(|&(weight, schedulable)| Candidate { weight, schedulable }).collect();
+            let backends: Vec<Candidate> = list
+                .iter()
+                .map(|&(weight, schedulable)| Candidate { weight, schedulable })
+                .collect();
             let weights: Vec<u32> = list.iter().map(|&(w, _)| w).collect();
             if rebuild || tables.is_none() {
                 tables = Some((
@@ -824,7 +826,8 @@ proptest! {
                 SchedKind::Mh => Some(mh),
                 _ => None,
             };
-            let chosen = select(kind, &mut state, &backends, table, flow_hash, |i| (i as u32 * 3) % 4);
+            let load = |i: usize| (i as u32 * 3) % 4;
+            let chosen = select(kind, &mut state, &backends, table, flow_hash, load);
             let any_eligible = backends.iter().any(Candidate::is_eligible);
             match chosen {
                 Some(i) => prop_assert!(i < backends.len() && backends[i].is_eligible()),
