@@ -176,7 +176,8 @@ fvs_backends_start() {
 
 # fvs_write_lb_config FILE ID SOCKET [HUGEPAGES]: a ferrovs config for fvs_lb_topology ID with
 # three backends: NAT services on VIP 192.0.2.100 (tcp 80 round robin, udp 53) and FullNAT
-# services (tcp 8080 weighted 1:2:3, udp 5354) from local address 198.51.100.200. Short
+# services (tcp 8080 weighted 1:2:3, udp 5354, udp 5355 to a closed port) from local address
+# 198.51.100.200. Short
 # timeouts so finished connections visibly leave `fvs conn list`.
 fvs_write_lb_config() {
   local file=$1 id=$2 socket=$3 huge=${4:-true}
@@ -223,6 +224,9 @@ services:
     mode: fullnat
     laddrs: [ 198.51.100.200 ]
     backends: [ ${b//PORT/5353} ]
+  # Nothing listens on 5399: the backend's port-unreachable comes back translated.
+  - { vip: 192.0.2.100, port: 5355, protocol: udp, mode: fullnat, laddrs: [ 198.51.100.200 ],
+      backends: [ { addr: 198.51.100.11, port: 5399 } ] }
 api: { socket: $socket }
 YAML
 }

@@ -50,6 +50,21 @@ client udp 192.0.2.100 5354 --count 30 --sport-range 43000-43029 >"$dir/fnat_udp
 expect "$dir/fnat_udp.json" "d['ok']" 30 "FullNAT UDP answered"
 expect "$dir/fnat_udp.json" "list(d['peers'])" "['198.51.100.200']" "FullNAT UDP: backends see the local address"
 
+# ICMP errors follow their connection: the backend's port unreachable (sent to the local
+# address) reaches the client from the VIP, and its connected socket sees the refusal.
+refused=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect(('192.0.2.100', 5355)); s.send(b'anyone?')
+try:
+    s.recv(100); print('answered')
+except ConnectionRefusedError:
+    print('refused')
+except socket.timeout:
+    print('timeout')")
+[ "$refused" = refused ] || fail "UDP to a closed backend port: $refused (want refused)"
+[ "$(counter icmp_errors_translated)" -ge 1 ] || fail "icmp_errors_translated not counted"
+
 # The connections are listed, with their local address in FullNAT.
 fvs --json conn list service udp 192.0.2.100:5354 >"$dir/conns.json"
 expect "$dir/conns.json" "d['matched']" 30 "conn list of the FullNAT UDP service"
@@ -108,6 +123,15 @@ expect "$dir/udp_after.json" "d['matched']" 0 "UDP connections expired"
 fvs --json conn list service tcp 192.0.2.100:8080 >"$dir/tcp_after.json"
 expect "$dir/tcp_after.json" "d['matched']" 0 "closed TCP connections expired"
 [ "$(counter conns_expired)" -ge 60 ] || fail "conns_expired $(counter conns_expired) < 60"
+
+# fvs apply: a file with one more service and a longer UDP timeout is applied as one change.
+awk '/^api:/ { print "  - { vip: 192.0.2.100, port: 5356, protocol: udp, backends: [ { addr: 198.51.100.12, port: 5353 } ] }" } { print }' \
+  "$dir/ferrovs.yaml" | sed 's/udp: 3 }/udp: 4 }/' >"$dir/applied.yaml"
+fvs apply -f "$dir/applied.yaml" >"$dir/apply.out" || fail "apply: $(cat "$dir/apply.out")"
+grep -q "service add udp 192.0.2.100:5356" "$dir/apply.out" || fail "apply output: $(cat "$dir/apply.out")"
+grep -q "connections timeouts set" "$dir/apply.out" || fail "apply output: $(cat "$dir/apply.out")"
+client udp 192.0.2.100 5356 --count 3 >"$dir/applied.json"
+expect "$dir/applied.json" "d['backends']" "{'b2': 3}" "the applied service answers"
 
 # Bad commands are refused and change nothing.
 # The services as configured (without the live connection counts).
