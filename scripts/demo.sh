@@ -31,12 +31,12 @@ fvs service show
 
 say "client: 9 HTTP requests to the VIP (NAT, round robin): the backend sees the client's address"
 for i in $(seq 1 9); do
-  printf 'request %d -> %s' "$i" "$(in_client curl -s --max-time 3 http://192.0.2.100/)" || echo "request $i failed"
+  echo "request $i -> $(in_client curl -s --max-time 3 http://192.0.2.100/ || echo failed)"
 done
 
 say "client: 6 HTTP requests to 192.0.2.100:8080 (FullNAT, weights 1:2:3): the backend sees ferrovs' 198.51.100.200"
 for i in $(seq 1 6); do
-  printf 'request %d -> %s' "$i" "$(in_client curl -s --max-time 3 http://192.0.2.100:8080/)" || echo "request $i failed"
+  echo "request $i -> $(in_client curl -s --max-time 3 http://192.0.2.100:8080/ || echo failed)"
 done
 
 say "client: 3 UDP datagrams to 192.0.2.100:53 (NAT), each a new flow"
@@ -48,7 +48,7 @@ fvs conn list
 say "taking b3 out of the NAT service while the client keeps requesting"
 fvs backend set tcp 192.0.2.100:80 198.51.100.13:8080 state draining
 for i in $(seq 1 4); do
-  printf 'request %d -> %s' "$i" "$(in_client curl -s --max-time 3 http://192.0.2.100/)" || echo "request $i failed"
+  echo "request $i -> $(in_client curl -s --max-time 3 http://192.0.2.100/ || echo failed)"
 done
 
 say "fvs service show --stats (like ipvsadm -Ln --stats)"
