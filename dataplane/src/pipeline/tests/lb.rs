@@ -374,3 +374,41 @@ fn icmp_errors_follow_their_connection_both_ways() {
     assert_eq!(&quoted[12..16], &ip4("198.51.100.11").octets());
     assert_eq!(&f[14 + 20 + 6..14 + 20 + 8], &[0x05, 0xdc], "the MTU is kept");
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes behind a valid IPv4 header to the VIP or from a backend, in NAT and
+    /// FullNAT, with tracked connections present: never a panic, and every frame is either
+    /// sent or counted.
+    #[test]
+    fn arbitrary_l4_to_services_never_panics(
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        proto in proptest::sample::select(vec![1u8, 6, 17]),
+        from_backend in proptest::prelude::any::<bool>(),
+        full_nat in proptest::prelude::any::<bool>(),
+    ) {
+        let mode = if full_nat { FwdMode::FullNat } else { FwdMode::Nat };
+        let spec = Spec { proto: 17, mode, persistence_ms: 0, reset: true, backends: vec![backend(1, 1)] };
+        let mut rig = Rig::lb(&spec, LbLimits::default());
+        rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"open"));
+        let (src, dst, port, mac) = if from_backend {
+            ("198.51.100.11", if full_nat { "198.51.100.1" } else { "192.0.2.2" }, 1, OUR_MAC1)
+        } else {
+            ("192.0.2.2", VIP, 0, OUR_MAC)
+        };
+        let total = 20 + tail.len();
+        let mut frame = eth(mac, CLIENT_MAC, 0x0800);
+        let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0, 0, 64, proto, 0, 0];
+        ip.extend_from_slice(&ip4(src).octets());
+        ip.extend_from_slice(&ip4(dst).octets());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        frame.extend(ip);
+        frame.extend(tail);
+        let before_tx = rig.event(Event::TxPackets);
+        let before_drops = rig.ctx.counters.drops_total();
+        let sent = rig.rx(port, frame).len() as u64;
+        let dropped = rig.ctx.counters.drops_total() - before_drops;
+        proptest::prop_assert_eq!(rig.event(Event::TxPackets) - before_tx, sent);
+        proptest::prop_assert!(sent + dropped >= 1, "a frame vanished uncounted");
+    }
+}
