@@ -121,7 +121,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let timeout = self.timeout_for(snap, &conn);
         let attempts = if full_nat { LOCAL_PORT_ATTEMPTS } else { 1 };
-        let mut inserted = None;
+        let mut inserted = false;
         for _ in 0..attempts {
             if full_nat {
                 let Ok((laddr, lport, slot)) = self.lb.take_local_port(svc, t.proto) else {
@@ -130,8 +130,8 @@ impl<F: Frame> CoreCtx<F> {
                 (conn.laddr, conn.lport, conn.laddr_slot) = (laddr, lport, slot);
             }
             match self.lb.conns.insert(conn, now_ms, timeout) {
-                Ok(id) => {
-                    inserted = Some(id);
+                Ok(_) => {
+                    inserted = true;
                     break;
                 }
                 Err(e) => {
@@ -145,15 +145,15 @@ impl<F: Frame> CoreCtx<F> {
                 }
             }
         }
-        let Some(id) = inserted else {
+        if !inserted {
             return self.drop(frame, DropReason::ConnKeyExists);
-        };
+        }
         self.counters.event(Event::ConnsCreated).inc();
         self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
         if svc.persistence_ms > 0 && self.lb.persist(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
-        self.forward(snap, now_ms, frame, &conn, id, Dir::Original, pool, tx);
+        self.forward(snap, now_ms, frame, &conn, Dir::Original, pool, tx);
     }
 
     /// The backend (index into `svc.backends`) for a new connection from `client`: its
@@ -217,7 +217,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let timeout = self.timeout_for(snap, &conn);
         self.lb.conns.touch(id, now_ms, timeout);
-        self.forward(snap, now_ms, frame, &conn, id, dir, pool, tx);
+        self.forward(snap, now_ms, frame, &conn, dir, pool, tx);
     }
 
     /// Rewrites a connection's packet for its direction and sends it on.
@@ -228,7 +228,6 @@ impl<F: Frame> CoreCtx<F> {
         now_ms: u64,
         mut frame: F,
         conn: &Conn,
-        _id: ConnId,
         dir: Dir,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
