@@ -44,8 +44,7 @@ impl<F: Frame> CoreCtx<F> {
             Err(_) => return Some(frame),
         };
         let tcp_flags = tcp_flags(&frame, t.proto);
-        let key = ConnKey { src: t.src, dst: t.dst, sport: t.sport, dport: t.dport, proto: t.proto };
-        if let Some((id, dir)) = self.lb.conns.lookup(&key) {
+        if let Some((id, dir)) = self.lb.conns.lookup(&t) {
             let conn = *self.lb.conns.get(id);
             let reuse = dir == Dir::Original
                 && t.proto == IpProtocol::TCP.0

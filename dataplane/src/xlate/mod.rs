@@ -49,16 +49,8 @@ pub struct Rewrite4 {
     pub dport: u16,
 }
 
-/// A TCP/UDP packet's 5-tuple.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tuple4 {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
-    pub sport: u16,
-    pub dport: u16,
-    /// The IP protocol number: 6 (TCP) or 17 (UDP).
-    pub proto: u8,
-}
+/// A TCP/UDP packet's 5-tuple: the same thing the connection table keys on.
+pub type Tuple4 = crate::conn::ConnKey;
 
 /// Why a packet was not translated. The buffer is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
