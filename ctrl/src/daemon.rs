@@ -13,7 +13,7 @@ use dataplane::counters::CoreCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
 use dataplane::rcu::{self, Publisher};
-use dataplane::lb::{conn_state_name, ConnQuery, LbCounters};
+use dataplane::lb::{ConnQuery, LbCounters};
 use dataplane::service::Services;
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
@@ -467,7 +467,7 @@ impl Control {
                     virtual_addr: sock(c.vip, c.vport),
                     local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
                     backend: sock(c.backend, c.bport),
-                    state: conn_state_name(&c).to_string(),
+                    state: c.state_name().to_string(),
                     expires_ms: v.expires_ms,
                 });
             }

@@ -301,19 +301,7 @@ impl LbState {
                         }
                     })
                     .collect();
-                ServiceInfo {
-                    protocol: s.protocol,
-                    vip: s.vip,
-                    port: s.port,
-                    scheduler: s.scheduler,
-                    mode: s.mode,
-                    persistence_s: s.persistence_s,
-                    on_backend_removal: s.on_backend_removal,
-                    maglev_size: s.maglev_size,
-                    laddrs: s.laddrs.clone(),
-                    backends,
-                    stats: stats.then_some(total),
-                }
+                ServiceInfo::new(s, backends, stats.then_some(total))
             })
             .collect()
     }

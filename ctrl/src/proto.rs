@@ -309,6 +309,25 @@ pub struct ServiceInfo {
     pub stats: Option<TrafficStats>,
 }
 
+impl ServiceInfo {
+    /// A service as configured, with its backends' lines and (for `--stats`) its totals.
+    pub fn new(s: &ServiceConfig, backends: Vec<BackendInfo>, stats: Option<TrafficStats>) -> ServiceInfo {
+        ServiceInfo {
+            protocol: s.protocol,
+            vip: s.vip,
+            port: s.port,
+            scheduler: s.scheduler,
+            mode: s.mode,
+            persistence_s: s.persistence_s,
+            on_backend_removal: s.on_backend_removal,
+            maglev_size: s.maglev_size,
+            laddrs: s.laddrs.clone(),
+            backends,
+            stats,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct BackendInfo {
     pub addr: IpAddr,

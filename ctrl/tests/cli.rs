@@ -14,31 +14,20 @@ use ctrl::proto::{
 };
 
 fn service_info(s: &ServiceConfig) -> ServiceInfo {
-    ServiceInfo {
-        protocol: s.protocol,
-        vip: s.vip,
-        port: s.port,
-        scheduler: s.scheduler,
-        mode: s.mode,
-        persistence_s: s.persistence_s,
-        on_backend_removal: s.on_backend_removal,
-        maglev_size: s.maglev_size,
-        laddrs: s.laddrs.clone(),
-        backends: s
-            .backends
-            .iter()
-            .map(|b| BackendInfo {
-                addr: b.addr,
-                port: b.port,
-                weight: b.weight,
-                state: b.state,
-                active_conns: 0,
-                inactive_conns: 0,
-                stats: None,
-            })
-            .collect(),
-        stats: None,
-    }
+    let backends = s
+        .backends
+        .iter()
+        .map(|b| BackendInfo {
+            addr: b.addr,
+            port: b.port,
+            weight: b.weight,
+            state: b.state,
+            active_conns: 0,
+            inactive_conns: 0,
+            stats: None,
+        })
+        .collect();
+    ServiceInfo::new(s, backends, None)
 }
 
 /// Service changes checked with the real validation, like the daemon.

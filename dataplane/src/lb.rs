@@ -190,7 +190,7 @@ pub struct ConnQuery {
     /// (VIP, port, IP protocol).
     pub service: Option<(Ipv4Addr, u16, u8)>,
     pub backend: Option<(Ipv4Addr, u16)>,
-    /// State name as [`conn_state_name`] gives it.
+    /// State name as [`Conn::state_name`] gives it.
     pub state: Option<String>,
     pub limit: usize,
 }
@@ -199,13 +199,14 @@ impl ConnQuery {
     pub fn matches(&self, c: &Conn) -> bool {
         self.service.is_none_or(|s| s == (c.vip, c.vport, c.proto))
             && self.backend.is_none_or(|b| b == (c.backend, c.bport))
-            && self.state.as_deref().is_none_or(|s| s == conn_state_name(c))
+            && self.state.as_deref().is_none_or(|s| s == c.state_name())
     }
 }
 
-/// The state `conn list` shows: the LVS TCP state name, or `UDP`.
-pub fn conn_state_name(c: &Conn) -> &'static str {
-    c.state_name()
+/// Whether a connection in `state` counts as active (IPVS: ESTABLISHED; every UDP flow).
+#[inline]
+pub fn is_active(proto: u8, state: crate::conn::TcpState) -> bool {
+    proto != 6 || state == crate::conn::TcpState::Established
 }
 
 /// A connection as `conn list` reports it.
@@ -238,8 +239,8 @@ impl LbCore {
     }
 
     /// Expires at most EXPIRE_BUDGET idle connections and releases what they held; returns
-    /// how many. `is_active` tells which count a connection was in.
-    pub fn expire(&mut self, now_ms: u64, is_active: impl Fn(u8, crate::conn::TcpState) -> bool) -> usize {
+    /// how many.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
         self.conns.expire(now_ms, EXPIRE_BUDGET, |c| {
@@ -248,7 +249,7 @@ impl LbCore {
             }
         });
         for c in &expired {
-            self.release(c, is_active(c.proto, c.state), now_ms);
+            self.release(c, now_ms);
         }
         let n = expired.len();
         self.expired = expired;
@@ -464,7 +465,8 @@ impl LbCore {
 
     /// Everything a connection holds, given back when it ends (expired, reset or replaced):
     /// its backend count, its local port, and its persistence record's lease.
-    pub fn release(&mut self, conn: &Conn, was_active: bool, now_ms: u64) {
+    pub fn release(&mut self, conn: &Conn, now_ms: u64) {
+        let was_active = is_active(conn.proto, conn.state);
         let (slot, gen) = (conn.backend_slot, conn.backend_gen);
         if let Some(b) = self.backends.get_mut(usize::from(slot)) {
             if b.gen == gen {

@@ -25,6 +25,16 @@ expect() { # expect FILE EXPR WANT WHAT
   local got; got=$(json "$1" "$2")
   [ "$got" = "$3" ] || fail "$4: got $got, want $3 ($(cat "$1"))"
 }
+# hold_start NAME CONNS: CONNS keep-alive connections to the NAT service, each with one
+# answer, held until $dir/go-NAME exists; the report goes to $dir/NAME.json.
+hold_start() {
+  client hold http://192.0.2.100/ --conns "$2" --ready-file "$dir/ready-$1" --go-file "$dir/go-$1" --timeout 30 >"$dir/$1.json" &
+  hold_pid=$!
+  for _ in $(seq 1 100); do [ -e "$dir/ready-$1" ] && break; sleep 0.1; done
+  [ -e "$dir/ready-$1" ] || fail "hold client $1 did not get ready"
+}
+# hold_finish NAME: lets the held connections send their second request and waits for the report.
+hold_finish() { touch "$dir/go-$1"; wait "$hold_pid" || true; }
 counter() { fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('$1', 0))"; }
 
 # NAT, TCP: 60 new connections, round robin 20/20/20, the backends see the client itself.
@@ -75,13 +85,9 @@ fvs laddr show | grep -q "198.51.100.200" || fail "laddr show: $(fvs laddr show)
 # Live change under load, reset: b3 is removed while 30 keep-alive connections are open.
 # Its 10 are reset; the 20 to b1 and b2 carry on.
 fvs service set tcp 192.0.2.100:80 removal reset || fail "service set removal reset"
-client hold http://192.0.2.100/ --conns 30 --ready-file "$dir/ready1" --go-file "$dir/go1" --timeout 30 >"$dir/hold1.json" &
-hold_pid=$!
-for _ in $(seq 1 100); do [ -e "$dir/ready1" ] && break; sleep 0.1; done
-[ -e "$dir/ready1" ] || fail "hold client did not get ready"
+hold_start hold1 30
 fvs backend del tcp 192.0.2.100:80 198.51.100.13:8080 || fail "backend del"
-touch "$dir/go1"
-wait "$hold_pid" || true
+hold_finish hold1
 expect "$dir/hold1.json" "sorted(d['survived_by_backend'].items())" "[('b1', 10), ('b2', 10)]" "connections to b1/b2 survive b3's removal"
 expect "$dir/hold1.json" "d['broken_by_backend'].get('b3', 0)" 10 "b3's connections are reset"
 expect "$dir/hold1.json" "d['switched']" 0 "no connection moved between backends"
@@ -90,15 +96,11 @@ expect "$dir/hold1.json" "d['switched']" 0 "no connection moved between backends
 # Live change under load, drain: b2 is removed and b3 added back while 20 connections are
 # open. Every one of them survives (b2's drain), and new connections go to b1 and b3 only.
 fvs service set tcp 192.0.2.100:80 removal drain || fail "service set removal drain"
-client hold http://192.0.2.100/ --conns 20 --ready-file "$dir/ready2" --go-file "$dir/go2" --timeout 30 >"$dir/hold2.json" &
-hold_pid=$!
-for _ in $(seq 1 100); do [ -e "$dir/ready2" ] && break; sleep 0.1; done
-[ -e "$dir/ready2" ] || fail "hold client did not get ready (2)"
+hold_start hold2 20
 fvs backend del tcp 192.0.2.100:80 198.51.100.12:8080 || fail "backend del (drain)"
 fvs backend add tcp 192.0.2.100:80 198.51.100.13:8080 weight 1 || fail "backend add"
 client http http://192.0.2.100/ --count 20 >"$dir/after.json"
-touch "$dir/go2"
-wait "$hold_pid" || true
+hold_finish hold2
 expect "$dir/hold2.json" "d['survived']" 20 "all connections survive a drain and an add"
 expect "$dir/hold2.json" "d['broken']" 0 "no broken connection on drain"
 expect "$dir/after.json" "d['ok']" 20 "requests during the change"

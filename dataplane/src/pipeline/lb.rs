@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{next_state, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError, TcpState};
 use crate::counters::{DropReason, Event};
+use crate::lb::is_active;
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, FwdMode, Service};
 use crate::snapshot::Snapshot;
@@ -17,12 +18,6 @@ use crate::xlate::{self, Rewrite4, Tuple4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
 const LOCAL_PORT_ATTEMPTS: usize = 4;
-
-/// Whether a connection in `state` counts as active (IPVS: ESTABLISHED; every UDP flow).
-#[inline]
-fn is_active(proto: u8, state: TcpState) -> bool {
-    proto != IpProtocol::TCP.0 || state == TcpState::Established
-}
 
 impl<F: Frame> CoreCtx<F> {
     /// TCP or UDP over IPv4 (not a fragment). Returns the frame when it is not load-balancing
@@ -118,7 +113,7 @@ impl<F: Frame> CoreCtx<F> {
         if svc.reset_on_removal {
             conn.flags |= ConnFlags::RESET;
         }
-        let timeout = self.timeout_for(snap, &conn);
+        let timeout = snap.services.timeouts.for_conn(&conn);
         let attempts = if full_nat { LOCAL_PORT_ATTEMPTS } else { 1 };
         let mut inserted = false;
         for _ in 0..attempts {
@@ -214,7 +209,7 @@ impl<F: Frame> CoreCtx<F> {
             conn.flags |= ConnFlags::REPLIED;
             self.lb.conns.get_mut(id).flags = conn.flags;
         }
-        let timeout = self.timeout_for(snap, &conn);
+        let timeout = snap.services.timeouts.for_conn(&conn);
         self.lb.conns.touch(id, now_ms, timeout);
         self.forward(snap, now_ms, frame, &conn, dir, pool, tx);
     }
@@ -329,18 +324,15 @@ impl<F: Frame> CoreCtx<F> {
     /// Removes a connection and gives back what it held.
     fn end_conn(&mut self, id: ConnId, now_ms: u64) {
         let conn = self.lb.conns.remove(id);
-        self.lb.release(&conn, is_active(conn.proto, conn.state), now_ms);
+        self.lb.release(&conn, now_ms);
     }
 
     /// Expires a bounded number of idle connections.
     pub(super) fn expire_conns(&mut self, now_ms: u64) {
-        let expired = self.lb.expire(now_ms, is_active);
+        let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
     }
 
-    fn timeout_for(&self, snap: &Snapshot, conn: &Conn) -> u32 {
-        snap.services.timeouts.for_conn(conn)
-    }
 }
 
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
