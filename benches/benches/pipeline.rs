@@ -40,6 +40,14 @@ impl Frame for BenchFrame {
         self.len = len;
         true
     }
+    fn prepend(&mut self, n: usize) -> bool {
+        if self.len + n > self.buf.len() {
+            return false;
+        }
+        self.buf.copy_within(..self.len, n);
+        self.len += n;
+        true
+    }
 }
 
 struct NoPool;

@@ -154,7 +154,7 @@ impl LbState {
                 .or_else(|| policy_of.get(&svc).copied())
                 .or_else(|| self.policies.get(&svc).copied())
                 .unwrap_or_default();
-            self.backend_slots[usize::from(slot)] = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset };
+            self.backend_slots[usize::from(slot)] = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset, ..Default::default() };
         }
         let keys: std::collections::HashSet<ServiceKey> = services.iter().map(ServiceConfig::key).collect();
         self.services.release_others(&|k| keys.contains(k));
@@ -180,7 +180,7 @@ impl LbState {
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false };
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false, ..Default::default() };
             backends.push(Backend {
                 addr: v4(b.addr),
                 port: b.port,
@@ -220,6 +220,7 @@ impl LbState {
                 ForwardMode::Nat => FwdMode::Nat,
                 ForwardMode::Fullnat => FwdMode::FullNat,
             },
+            tunnel: Default::default(),
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
             backends,
@@ -532,7 +533,7 @@ mod tests {
         let s2 = lb.build(&v2, &t, Some(RemovalPolicy::Reset)).unwrap();
         let b12b = s2.list[0].backends[0];
         assert_eq!((b12b.slot, b12b.gen, b12b.weight), (b12.slot, b12.gen, 5));
-        assert_eq!(s2.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: true });
+        assert_eq!(s2.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: true, ..Default::default() });
 
         // A re-added backend is a new occupant: other slot or newer generation.
         let s3 = lb.build(&v1, &t, None).unwrap();
@@ -544,7 +545,7 @@ mod tests {
         // Deleting the service drains its backends by its own (default) policy.
         let s4 = lb.build(&[], &t, None).unwrap();
         assert!(s4.list.is_empty());
-        assert_eq!(s4.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false });
+        assert_eq!(s4.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false, ..Default::default() });
     }
 
     #[test]

@@ -506,6 +506,7 @@ mod tests {
             proto: 6,
             sched: crate::sched::SchedKind::Rr,
             mode: crate::service::FwdMode::FullNat,
+            tunnel: Default::default(),
             persistence_ms,
             reset_on_removal: false,
             backends: vec![],

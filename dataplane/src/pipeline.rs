@@ -36,6 +36,9 @@ pub trait Frame {
     fn rx_port(&self) -> u16;
     /// Sets the frame length (grow or shrink at the tail). False if it does not fit.
     fn set_len(&mut self, len: usize) -> bool;
+    /// Grows the frame by `n` bytes at the front (into the buffer's headroom), leaving them
+    /// unspecified. False, and the frame unchanged, if the headroom is too small.
+    fn prepend(&mut self, n: usize) -> bool;
 }
 
 /// Source of fresh frames for what the box originates (ARP requests, solicitations).

@@ -13,8 +13,63 @@ use crate::sched::{Candidate, HashTable, SchedKind};
 /// How a service forwards (see the config's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FwdMode {
+    /// Destination rewritten to the backend; its replies come back through us.
     Nat,
+    /// Both ends rewritten: source is a local address and port of ours.
     FullNat,
+    /// Direct routing: the frame goes unchanged above L2 to the backend's MAC; the backend
+    /// holds the VIP itself and answers the client directly.
+    Dr,
+    /// IP-in-IP (or GUE) to the backend, which decapsulates and answers directly.
+    Tun,
+}
+
+impl FwdMode {
+    /// DR and TUN see only the client's side of a connection.
+    #[inline]
+    pub fn is_one_way(self) -> bool {
+        matches!(self, FwdMode::Dr | FwdMode::Tun)
+    }
+}
+
+/// The outer header of TUN mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Encap {
+    /// IPv4 in IPv4 (protocol 4), RFC 2003.
+    #[default]
+    Ipip,
+    /// GUE variant 1 (the inner IP packet right after the UDP header) to this UDP port. The
+    /// outer source port varies per flow so the backends' RSS spreads the load.
+    Gue { port: u16 },
+}
+
+/// What happens to a packet that no longer fits the egress MTU once encapsulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TooBig {
+    /// ICMP fragmentation-needed back to the client with the MTU that fits (when the packet
+    /// has DF set; others are dropped and counted like `Drop`).
+    #[default]
+    Icmp,
+    /// Dropped and counted (`tunnel_too_big`).
+    Drop,
+}
+
+/// TUN-mode settings of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    pub encap: Encap,
+    pub too_big: TooBig,
+}
+
+impl Tunnel {
+    /// Bytes the encapsulation adds in front of the client's IP packet.
+    #[inline]
+    pub fn overhead(&self) -> usize {
+        match self.encap {
+            Encap::Ipip => 20,
+            Encap::Gue { .. } => 28,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +109,8 @@ pub struct Service {
     pub proto: u8,
     pub sched: SchedKind,
     pub mode: FwdMode,
+    /// Used in TUN mode.
+    pub tunnel: Tunnel,
     /// 0: no persistence.
     pub persistence_ms: u32,
     /// Connections of a backend removed from this service are reset rather than drained.
@@ -74,6 +131,26 @@ pub struct BackendSlot {
     pub live: bool,
     /// For a removed backend: its connections are reset at their next packet.
     pub reset: bool,
+    /// The tunnel of the backend's service (kept after removal, for draining connections).
+    pub tunnel: Tunnel,
+}
+
+/// Source NAT for outbound connections: TCP and UDP from `prefix` that leave by `out_port`
+/// get one of `addrs` and a port of this core's pool as their source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnatRule {
+    pub prefix: Ipv4Addr,
+    pub prefix_len: u8,
+    pub out_port: u16,
+    pub addrs: Vec<Laddr>,
+}
+
+impl SnatRule {
+    #[inline]
+    pub fn matches(&self, src: Ipv4Addr, out_port: u16) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+        out_port == self.out_port && u32::from(src) & mask == u32::from(self.prefix) & mask
+    }
 }
 
 /// The fixed sizes of per-core load-balancing state (set at start; changing them needs a
@@ -114,6 +191,8 @@ pub struct Services {
     /// By backend slot.
     pub backend_slots: Vec<BackendSlot>,
     pub timeouts: Timeouts,
+    /// First match wins.
+    pub snat: Vec<SnatRule>,
 }
 
 #[inline]
@@ -129,7 +208,19 @@ impl Services {
         let mut vips: Vec<Ipv4Addr> = list.iter().map(|s| s.vip).collect();
         vips.sort_unstable();
         vips.dedup();
-        Services { list, index, vips, backend_slots, timeouts }
+        Services { list, index, vips, backend_slots, timeouts, snat: Vec::new() }
+    }
+
+    /// With these SNAT rules (their addresses take local-address slots like FullNAT's).
+    pub fn with_snat(mut self, snat: Vec<SnatRule>) -> Services {
+        self.snat = snat;
+        self
+    }
+
+    /// The SNAT rule for a packet from `src` leaving by `out_port`.
+    #[inline]
+    pub fn snat_rule(&self, src: Ipv4Addr, out_port: u16) -> Option<&SnatRule> {
+        self.snat.iter().find(|r| r.matches(src, out_port))
     }
 
     #[inline]
@@ -151,6 +242,6 @@ impl Services {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.is_empty() && self.snat.is_empty()
     }
 }

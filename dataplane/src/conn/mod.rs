@@ -38,6 +38,21 @@ bitflags! {
         const REPLIED = 1 << 1;
         /// When the backend is removed, reset this connection instead of letting it drain.
         const RESET = 1 << 2;
+        /// Direct routing: only the client's side passes here.
+        const DR = 1 << 3;
+        /// IP-in-IP / GUE: only the client's side passes here.
+        const TUN = 1 << 4;
+        /// An outbound connection under a SNAT rule (also FULLNAT: same rewrite, `vip` and
+        /// `backend` are both the remote server).
+        const SNAT = 1 << 5;
+    }
+}
+
+impl ConnFlags {
+    /// DR and TUN connections: replies bypass us, state follows the client's packets only.
+    #[inline]
+    pub fn is_one_way(self) -> bool {
+        self.intersects(ConnFlags::DR | ConnFlags::TUN)
     }
 }
 

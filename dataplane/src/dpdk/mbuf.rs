@@ -149,6 +149,21 @@ impl Frame for Mbuf {
         m.pkt_len = len as u32;
         true
     }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        let m = self.raw();
+        if n > usize::from(m.data_off) || usize::from(m.data_len) + n > usize::from(u16::MAX) {
+            return false;
+        }
+        // SAFETY: we own the mbuf; the new data start stays inside its buffer (n <= data_off),
+        // single segment, so pkt_len == data_len. (This is rte_pktmbuf_prepend.)
+        let m = unsafe { self.0.as_mut() };
+        m.data_off -= n as u16;
+        m.data_len += n as u16;
+        m.pkt_len += n as u32;
+        true
+    }
 }
 
 impl Drop for Mbuf {

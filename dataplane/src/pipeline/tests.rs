@@ -35,6 +35,14 @@ impl Frame for TestFrame {
         self.buf.resize(len, 0xAA); // Garbage, as a recycled mbuf would hold.
         true
     }
+    fn prepend(&mut self, n: usize) -> bool {
+        // An mbuf has 128 bytes of headroom.
+        if n > 128 || self.buf.len() + n > CAPACITY {
+            return false;
+        }
+        self.buf.splice(0..0, std::iter::repeat(0xBB).take(n));
+        true
+    }
 }
 
 struct Pool {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::conn::{Dir, TcpState, Timeouts};
 use crate::sched::{Candidate, SchedKind};
-use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services};
+use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services, Tunnel};
 
 const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
 const B2_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x12]);
@@ -30,6 +30,7 @@ fn backend(n: u8, slot: u16) -> Backend {
 struct Spec {
     proto: u8,
     mode: FwdMode,
+    tunnel: Tunnel,
     persistence_ms: u32,
     reset: bool,
     backends: Vec<Backend>,
@@ -38,7 +39,7 @@ struct Spec {
 fn service(spec: &Spec) -> Service {
     let laddrs = match spec.mode {
         FwdMode::FullNat => vec![Laddr { addr: ip4("198.51.100.1"), slot: 0, gen: 1 }],
-        FwdMode::Nat => vec![],
+        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun => vec![],
     };
     Service {
         slot: 0,
@@ -48,6 +49,7 @@ fn service(spec: &Spec) -> Service {
         proto: spec.proto,
         sched: SchedKind::Rr,
         mode: spec.mode,
+        tunnel: spec.tunnel,
         persistence_ms: spec.persistence_ms,
         reset_on_removal: spec.reset,
         candidates: spec
@@ -64,10 +66,10 @@ fn service(spec: &Spec) -> Service {
 fn services(spec: &Spec, removed: &[(u16, u32, bool)]) -> Arc<Services> {
     let mut slots = vec![BackendSlot::default(); 16];
     for b in &spec.backends {
-        slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: false };
+        slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: false, ..Default::default() };
     }
     for &(slot, gen, reset) in removed {
-        slots[usize::from(slot)] = BackendSlot { gen, live: false, reset };
+        slots[usize::from(slot)] = BackendSlot { gen, live: false, reset, ..Default::default() };
     }
     let timeouts = Timeouts { udp_ms: 5_000, established_ms: 60_000, ..Timeouts::default() };
     Arc::new(Services::new(vec![service(spec)], slots, timeouts))
@@ -146,7 +148,7 @@ fn parse(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
 }
 
 fn nat_tcp() -> Spec {
-    Spec { proto: 6, mode: FwdMode::Nat, persistence_ms: 0, reset: false, backends: vec![backend(1, 1), backend(2, 2)] }
+    Spec { proto: 6, mode: FwdMode::Nat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1), backend(2, 2)] }
 }
 
 #[test]
@@ -192,7 +194,7 @@ fn nat_tcp_connection_is_translated_both_ways() {
 
 #[test]
 fn fullnat_udp_uses_a_local_address_and_port() {
-    let spec = Spec { proto: 17, mode: FwdMode::FullNat, persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
+    let spec = Spec { proto: 17, mode: FwdMode::FullNat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
     let limits = LbLimits { lport_min: 5000, lport_max: 5009, ..LbLimits::default() };
     let mut rig = Rig::lb(&spec, limits);
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"ping"));
@@ -340,7 +342,7 @@ fn icmp_error(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str, icmp_typ
 
 #[test]
 fn icmp_errors_follow_their_connection_both_ways() {
-    let spec = Spec { proto: 17, mode: FwdMode::Nat, persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
+    let spec = Spec { proto: 17, mode: FwdMode::Nat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
     let mut rig = Rig::lb(&spec, LbLimits::default());
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"query"));
     let to_backend = out[0].1.clone();
@@ -387,7 +389,7 @@ proptest::proptest! {
         full_nat in proptest::prelude::any::<bool>(),
     ) {
         let mode = if full_nat { FwdMode::FullNat } else { FwdMode::Nat };
-        let spec = Spec { proto: 17, mode, persistence_ms: 0, reset: true, backends: vec![backend(1, 1)] };
+        let spec = Spec { proto: 17, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends: vec![backend(1, 1)] };
         let mut rig = Rig::lb(&spec, LbLimits::default());
         rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"open"));
         let (src, dst, port, mac) = if from_backend {
