@@ -183,6 +183,74 @@ fvs_backends_start() {
   done
 }
 
+# fvs_dsr_return ID VIP...: for fvs_lb_topology ID, a return path for DR/TUN replies that
+# bypasses ferrovs (which only sees client->VIP packets in those modes):
+#   backends --bridge-- ID-rt 198.51.100.254/24 | 203.0.113.1/24 <-> client 203.0.113.2/24
+# on the client's second interface ${ID}c1 (set as IF_CLIENT_RETURN; the router namespace is
+# NS_RT). Each backend gets every VIP on lo (/32), arp_ignore=1/arp_announce=2 (it never
+# answers ARP for a VIP) and a policy rule so that only packets FROM a VIP take the router
+# (`from VIP lookup 100`, table 100: default via 198.51.100.254); everything else, such as
+# NAT/FullNAT replies from the backend's own address, keeps the default route via ferrovs, so
+# all modes work in one topology. rp_filter is 0 in the router and the client (replies from
+# the VIP arrive on ${ID}c1, not where the VIP is routed). With FVS_DSR_ADVMSS=N (unset by
+# default) the table-100 route advertises TCP MSS N (1432: full-size client segments still
+# fit in 1500 bytes after IPIP's 20 or GUE's 28 bytes; without it they rely on ferrovs' PMTU
+# handling). UDP backends must answer from the VIP: bound to it, or with IP_PKTINFO.
+fvs_dsr_return() {
+  local id=$1 vip ns i=0 k
+  shift
+  local advmss=${FVS_DSR_ADVMSS:-}
+  NS_RT="$id-rt" IF_CLIENT_RETURN="${id}c1"
+  fvs_netns_add "$NS_RT"
+  fvs_veth "$NS_SW" "${id}pr" "$NS_RT" "${id}r0"
+  ip -n "$NS_SW" link set "${id}pr" master br0
+  fvs_veth "$NS_RT" "${id}r1" "$NS_CLIENT" "$IF_CLIENT_RETURN"
+  ip -n "$NS_RT" addr add 198.51.100.254/24 dev "${id}r0"
+  ip -n "$NS_RT" addr add 203.0.113.1/24 dev "${id}r1"
+  ip -n "$NS_RT" route add 192.0.2.0/24 via 203.0.113.2
+  ip netns exec "$NS_RT" sysctl -qw net.ipv4.ip_forward=1
+  for k in all default "${id}r0" "${id}r1"; do
+    ip netns exec "$NS_RT" sysctl -qw "net.ipv4.conf.$k.rp_filter=0"
+  done
+  ip -n "$NS_CLIENT" addr add 203.0.113.2/24 dev "$IF_CLIENT_RETURN"
+  for k in all default "$IF_CLIENT" "$IF_CLIENT_RETURN"; do
+    ip netns exec "$NS_CLIENT" sysctl -qw "net.ipv4.conf.$k.rp_filter=0"
+  done
+  for ns in "${NS_BACKENDS[@]}"; do
+    i=$((i + 1))
+    for k in all "${id}b$i"; do
+      ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$k.arp_ignore=1" "net.ipv4.conf.$k.arp_announce=2"
+    done
+    for vip in "$@"; do
+      ip -n "$ns" addr add "$vip/32" dev lo
+      ip -n "$ns" rule add from "$vip/32" lookup 100
+    done
+    ip -n "$ns" route add default via 198.51.100.254 table 100 ${advmss:+advmss "$advmss"}
+  done
+}
+
+# fvs_decap_start DIR [--gue PORT]: starts tests/e2e/tools/decap.py (userspace IPIP, and GUE
+# on UDP PORT, decapsulation into a TUN device decap0: the kernel has no ipip module) in every
+# backend namespace and waits until each is ready. Output goes to DIR/decap-bI.out (the last
+# line is the JSON counters, written on SIGTERM or SIGUSR1); the PIDs are also in
+# FVS_DECAP_PIDS. Use with fvs_dsr_return (the VIPs on lo, the return path).
+fvs_decap_start() {
+  local dir=$1 i=0 ns n
+  shift
+  FVS_DECAP_PIDS=()
+  for ns in "${NS_BACKENDS[@]}"; do
+    i=$((i + 1))
+    ip netns exec "$ns" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/decap.py" "$@" \
+      >"$dir/decap-b$i.out" 2>&1 &
+    FVS_PIDS+=($!)
+    FVS_DECAP_PIDS+=($!)
+  done
+  for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
+    for n in $(seq 1 100); do grep -q ready "$dir/decap-b$i.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$dir/decap-b$i.out" || { echo "decap in b$i did not start:" >&2; cat "$dir/decap-b$i.out" >&2; return 1; }
+  done
+}
+
 # fvs_write_lb_config FILE ID SOCKET [HUGEPAGES]: a ferrovs config for fvs_lb_topology ID with
 # three backends: NAT services on VIP 192.0.2.100 (tcp 80 round robin, udp 53) and FullNAT
 # services (tcp 8080 weighted 1:2:3, udp 5354, udp 5355 to a closed port) from local address

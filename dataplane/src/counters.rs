@@ -104,6 +104,19 @@ enum_with_names! {
         TtlExpired = "ttl_expired",
         /// A packet of a connection whose backend was removed with `reset` (a RST answers TCP).
         BackendRemoved = "backend_removed",
+        /// TUN: the encapsulated packet would not fit the egress MTU (policy `drop`, or DF
+        /// clear, or an ICMP error that must not be answered with another).
+        TunnelTooBig = "tunnel_too_big",
+        /// DR: the backend's route is not a directly connected network (routes changed since
+        /// the service was accepted).
+        DrBackendNotConnected = "dr_backend_not_connected",
+        /// Nothing to put as a generated packet's source: the egress port has no IPv4 address.
+        NoSourceAddress = "no_source_address",
+        /// Encapsulation needs more headroom than the buffer has.
+        NoHeadroom = "no_headroom",
+        /// A packet from a DR/TUN backend to its client reached ferrovs: those replies must go
+        /// to the client directly (is the VIP configured on the backend?).
+        OneWayReply = "one_way_reply",
     }
 }
 
@@ -143,6 +156,12 @@ enum_with_names! {
         /// ICMP errors about a tracked connection, translated and forwarded.
         IcmpErrorsTranslated = "icmp_errors_translated",
         TcpResetsSent = "tcp_resets_sent",
+        /// TUN: ICMP fragmentation-needed sent to a client whose packet did not fit once
+        /// encapsulated.
+        IcmpFragNeededSent = "icmp_frag_needed_sent",
+        /// SNAT: packets of outbound connections, leaving (out) and replies coming back (in).
+        SnatOutPackets = "snat_out_packets",
+        SnatInPackets = "snat_in_packets",
         /// Burst-boundary snapshot switches.
         SnapshotSwitches = "snapshot_switches",
         /// Poll-loop iterations, and those that received nothing (idle share).

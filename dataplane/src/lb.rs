@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::conn::{Conn, ConnTable};
 use crate::counters::Counter;
 use crate::sched::SchedState;
-use crate::service::{LbLimits, Service, Services};
+use crate::service::{Laddr, LbLimits, Service, Services};
 
 /// Per-backend-slot counters of one core. Valid for the backend whose generation `gen` holds;
 /// the core resets them when the slot gets a new occupant.
@@ -301,6 +301,11 @@ impl LbCore {
                 self.fill_pool(l.slot, l.gen);
             }
         }
+        for rule in &services.snat {
+            for l in &rule.addrs {
+                self.fill_pool(l.slot, l.gen);
+            }
+        }
     }
 
     /// This core's state for a backend slot, reset when the slot has a new occupant.
@@ -375,10 +380,20 @@ impl LbCore {
     pub fn take_local_port(&mut self, svc: &Service, proto: u8) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
         let n = svc.laddrs.len();
         let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
-        for _ in 0..n {
-            let i = usize::from(local.next_laddr) % n;
-            local.next_laddr = ((i + 1) % n) as u16;
-            let l = svc.laddrs[i];
+        if n == 0 {
+            return Err(PortsExhausted);
+        }
+        let start = usize::from(local.next_laddr) % n;
+        local.next_laddr = ((start + 1) % n) as u16;
+        self.take_port_from(&svc.laddrs, start, proto)
+    }
+
+    /// A port of this core's pool for one of `laddrs`, trying them in order from `start`:
+    /// (address, port, laddr slot).
+    pub fn take_port_from(&mut self, laddrs: &[Laddr], start: usize, proto: u8) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+        let n = laddrs.len();
+        for k in 0..n {
+            let l = laddrs[(start + k) % n];
             let Some(pool) = self.pools.get_mut(usize::from(l.slot)) else { continue };
             if pool.gen != l.gen {
                 continue;

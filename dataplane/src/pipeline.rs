@@ -273,10 +273,16 @@ impl<F: Frame> CoreCtx<F> {
                 None => return,
             }
         }
-        let ip = Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         if !snap.is_local(IpAddr::V4(dst)) {
+            if (protocol == IpProtocol::TCP || protocol == IpProtocol::UDP) && !snap.services.snat.is_empty() {
+                match self.snat_input(snap, now_ms, frame, pool, tx) {
+                    Some(f) => frame = f,
+                    None => return,
+                }
+            }
             return self.drop(frame, DropReason::IpNotForUs);
         }
+        let ip = Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         if ip.protocol() != IpProtocol::ICMP {
             return self.drop(frame, DropReason::UnsupportedProtocol);
         }
@@ -420,7 +426,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        mut frame: F,
+        frame: F,
         dst: IpAddr,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
@@ -428,7 +434,22 @@ impl<F: Frame> CoreCtx<F> {
         let Some(route) = snap.routes.lookup(dst) else {
             return self.drop(frame, DropReason::NoRoute);
         };
-        let (port, next_hop) = (route.port, route.next_hop(dst));
+        self.send_via(snap, now_ms, frame, route.port, route.next_hop(dst), pool, tx);
+    }
+
+    /// Sends an IP packet (Ethernet header present, MACs to be filled) out of `port` to
+    /// `next_hop`'s MAC, or holds it while that resolves.
+    #[allow(clippy::too_many_arguments)]
+    fn send_via(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        next_hop: IpAddr,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
         let Some(our_mac) = snap.port(port).map(|p| p.mac) else {
             return self.drop(frame, DropReason::UnknownPort);
         };

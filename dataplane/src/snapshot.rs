@@ -63,11 +63,16 @@ impl Snapshot {
         Snapshot { ports: by_id, addrs, local_index, routes, services: Arc::default() }
     }
 
-    /// Adds the services. Their VIPs and local addresses become addresses of the box: one
+    /// Adds the services. Their VIPs and local addresses (FullNAT and SNAT) become addresses
+    /// of the box: one
     /// inside a connected network is answered for ARP/ND on that network's port, like an
     /// interface address, so no separate `addr add` is needed for it.
     pub fn with_services(mut self, services: Arc<Services>) -> Snapshot {
-        let service_addrs = services.list.iter().flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)));
+        let service_addrs = services
+            .list
+            .iter()
+            .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)))
+            .chain(services.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)));
         for addr in service_addrs {
             let ip = IpAddr::V4(addr);
             let port = match self.routes.lookup(ip) {

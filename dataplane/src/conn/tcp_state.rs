@@ -1,10 +1,12 @@
 //! The LVS TCP state machine and per-state timeouts.
 //!
-//! The transition table is IPVS's `tcp_states` (Linux `net/netfilter/ipvs/ip_vs_proto_tcp.c`,
-//! the normal table, not `tcp_states_dos`), for a balancer that sees both directions (NAT
-//! and FullNAT), so IPVS's INPUT-ONLY rows (DR/TUN without replies) are not used. These
-//! states track what the balancer has seen, not either end's real TCP state: a FIN from the
-//! client moves ESTABLISHED to CLOSE_WAIT, a FIN from the backend to FIN_WAIT.
+//! The transition tables are IPVS's `tcp_states` (Linux `net/netfilter/ipvs/ip_vs_proto_tcp.c`,
+//! the normal table, not `tcp_states_dos`): INPUT and OUTPUT for a balancer that sees both
+//! directions (NAT, FullNAT, SNAT), INPUT-ONLY for one that sees only the client's packets
+//! (DR and TUN, where backends answer clients directly). These states track what the balancer
+//! has seen, not either end's real TCP state: with both directions a FIN from the client
+//! moves ESTABLISHED to CLOSE_WAIT and a FIN from the backend to FIN_WAIT; seeing only the
+//! client, its FIN moves ESTABLISHED to FIN_WAIT and the idle timeout ends the entry.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +96,14 @@ const FROM_BACKEND: StateTable = [
     /* RST */ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
 ];
 
+/// Packets from the client when the backend's never pass here (IPVS INPUT-ONLY).
+const FROM_CLIENT_ONLY: StateTable = [
+    /* SYN */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /* FIN */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /* ACK */ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /* RST */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+];
+
 /// The state after a packet with `flags` travelling `dir`. One flag decides, in IPVS's
 /// priority: RST, then SYN, then FIN, then ACK.
 ///
@@ -102,6 +112,22 @@ const FROM_BACKEND: StateTable = [
 /// timeout to CLOSE's.)
 #[inline]
 pub fn next_state(state: TcpState, dir: Dir, flags: TcpFlags) -> TcpState {
+    let table = match dir {
+        Dir::Original => &FROM_CLIENT,
+        Dir::Reply => &FROM_BACKEND,
+    };
+    transition(table, state, flags)
+}
+
+/// The state after a client packet with `flags` on a connection whose replies bypass the
+/// balancer (DR, TUN). Same flag priority as [`next_state`].
+#[inline]
+pub fn next_state_client_only(state: TcpState, flags: TcpFlags) -> TcpState {
+    transition(&FROM_CLIENT_ONLY, state, flags)
+}
+
+#[inline]
+fn transition(table: &StateTable, state: TcpState, flags: TcpFlags) -> TcpState {
     let row = if flags.contains(TcpFlags::RST) {
         3
     } else if flags.contains(TcpFlags::SYN) {
@@ -112,10 +138,6 @@ pub fn next_state(state: TcpState, dir: Dir, flags: TcpFlags) -> TcpState {
         2
     } else {
         return state;
-    };
-    let table = match dir {
-        Dir::Original => &FROM_CLIENT,
-        Dir::Reply => &FROM_BACKEND,
     };
     table[row][state as usize]
 }
@@ -239,6 +261,32 @@ mod tests {
                 (C, ACK, TW),
             ],
         );
+    }
+
+    #[test]
+    fn client_only_follows_ipvs_input_only() {
+        // DR/TUN: a whole connection as the balancer sees it, the client's packets only.
+        let mut s = NO;
+        for (flags, want) in [(SYN, SR), (SYN, SR), (ACK, ES), (PSH | ACK, ES), (FIN | ACK, FW), (ACK, FW)] {
+            s = next_state_client_only(s, flags);
+            assert_eq!(s, want, "{flags:?}");
+        }
+        // The rows that differ from the two-way client table: a bare ACK opens nothing, and a
+        // FIN from ESTABLISHED or FIN_WAIT is FIN_WAIT, not CLOSE_WAIT / TIME_WAIT.
+        let cases: &[(TcpState, TcpFlags, TcpState)] = &[
+            (NO, ACK, CL),
+            (ES, FIN, FW),
+            (FW, FIN, FW),
+            (SR, FIN, TW),
+            (ES, RST, CL),
+            (LA, RST, LA),
+            (TW, SYN, SR),
+            (SA, ACK, ES),
+        ];
+        for &(from, flags, want) in cases {
+            assert_eq!(next_state_client_only(from, flags), want, "{from} + {flags:?}");
+        }
+        assert_eq!(next_state_client_only(ES, TcpFlags::empty()), ES);
     }
 
     #[test]

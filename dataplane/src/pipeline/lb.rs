@@ -2,22 +2,31 @@
 //! first packets to a service are scheduled onto a backend, ICMP errors about a connection
 //! follow it. NAT rewrites the destination (and the source of replies); FullNAT also puts a
 //! local address and port of this core in the source, so replies come back to us whatever
-//! the backends' routes are.
+//! the backends' routes are. DR sends the client's frame to the backend's MAC and TUN
+//! encapsulates it; in both the backend answers the client directly, so only the client's
+//! side is tracked. SNAT gives outbound connections from inside a source address and port of
+//! ours, the same rewrite as FullNAT with the remote server as "backend".
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
-use crate::conn::{next_state, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError, TcpState};
+use crate::wire::{EtherType, EthernetFrame};
+use crate::conn::{
+    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
+    TcpState,
+};
 use crate::counters::{DropReason, Event};
-use crate::lb::is_active;
+use crate::lb::{is_active, LbCore, PortsExhausted};
 use crate::sched::{select, source_hash_v4};
-use crate::service::{BackendState, FwdMode, Service};
+use crate::service::{BackendState, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{IpProtocol, TcpFlags, TcpPacket};
 use crate::xlate::{self, Rewrite4, Tuple4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
 const LOCAL_PORT_ATTEMPTS: usize = 4;
+/// The longest ICMP error we build (RFC 1812 4.3.2.3: at most 576 bytes).
+const ICMP_ERROR_MAX_LEN: usize = 576;
 
 impl<F: Frame> CoreCtx<F> {
     /// TCP or UDP over IPv4 (not a fragment). Returns the frame when it is not load-balancing
@@ -88,11 +97,20 @@ impl<F: Frame> CoreCtx<F> {
         };
         let backend = svc.backends[index];
         let full_nat = svc.mode == FwdMode::FullNat;
-        let state = if t.proto == IpProtocol::TCP.0 {
-            next_state(TcpState::None, Dir::Original, tcp_flags)
-        } else {
-            TcpState::None
+        let state = match (t.proto == IpProtocol::TCP.0, svc.mode.is_one_way()) {
+            (false, _) => TcpState::None,
+            (true, false) => next_state(TcpState::None, Dir::Original, tcp_flags),
+            (true, true) => next_state_client_only(TcpState::None, tcp_flags),
         };
+        let mut flags = match svc.mode {
+            FwdMode::Nat => ConnFlags::empty(),
+            FwdMode::FullNat => ConnFlags::FULLNAT,
+            FwdMode::Dr => ConnFlags::DR,
+            FwdMode::Tun => ConnFlags::TUN,
+        };
+        if svc.reset_on_removal {
+            flags |= ConnFlags::RESET;
+        }
         let mut conn = Conn {
             client: t.src,
             vip: t.dst,
@@ -104,43 +122,20 @@ impl<F: Frame> CoreCtx<F> {
             lport: t.sport,
             proto: t.proto,
             state,
-            flags: if full_nat { ConnFlags::FULLNAT } else { ConnFlags::empty() },
+            flags,
             service: svc.slot,
             backend_slot: backend.slot,
             backend_gen: backend.gen,
             laddr_slot: u16::MAX,
         };
-        if svc.reset_on_removal {
-            conn.flags |= ConnFlags::RESET;
-        }
         let timeout = snap.services.timeouts.for_conn(&conn);
-        let attempts = if full_nat { LOCAL_PORT_ATTEMPTS } else { 1 };
-        let mut inserted = false;
-        for _ in 0..attempts {
-            if full_nat {
-                let Ok((laddr, lport, slot)) = self.lb.take_local_port(svc, t.proto) else {
-                    return self.drop(frame, DropReason::LocalPortsExhausted);
-                };
-                (conn.laddr, conn.lport, conn.laddr_slot) = (laddr, lport, slot);
-            }
-            match self.lb.conns.insert(conn, now_ms, timeout) {
-                Ok(_) => {
-                    inserted = true;
-                    break;
-                }
-                Err(e) => {
-                    if full_nat {
-                        self.lb.return_local_port(conn.laddr_slot, None, conn.proto, conn.lport);
-                    }
-                    if e == InsertError::Full || !full_nat {
-                        let reason = if e == InsertError::Full { DropReason::ConnTableFull } else { DropReason::ConnKeyExists };
-                        return self.drop(frame, reason);
-                    }
-                }
-            }
-        }
-        if !inserted {
-            return self.drop(frame, DropReason::ConnKeyExists);
+        let inserted = if full_nat {
+            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_local_port(svc, t.proto))
+        } else {
+            self.insert(&conn, now_ms, timeout)
+        };
+        if let Err(reason) = inserted {
+            return self.drop(frame, reason);
         }
         self.counters.event(Event::ConnsCreated).inc();
         self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
@@ -148,6 +143,96 @@ impl<F: Frame> CoreCtx<F> {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
         self.forward(snap, now_ms, frame, &conn, Dir::Original, pool, tx);
+    }
+
+    /// Records a connection whose tuples are its own (NAT, DR, TUN).
+    fn insert(&mut self, conn: &Conn, now_ms: u64, timeout: u32) -> Result<(), DropReason> {
+        match self.lb.conns.insert(*conn, now_ms, timeout) {
+            Ok(_) => Ok(()),
+            Err(InsertError::Full) => Err(DropReason::ConnTableFull),
+            Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
+        }
+    }
+
+    /// Records a connection with a local address and port from `take` (FullNAT, SNAT). A port
+    /// whose reply tuple is already tracked goes back and another is tried.
+    fn insert_with_local_port(
+        &mut self,
+        conn: &mut Conn,
+        now_ms: u64,
+        timeout: u32,
+        mut take: impl FnMut(&mut LbCore) -> Result<(Ipv4Addr, u16, u16), PortsExhausted>,
+    ) -> Result<(), DropReason> {
+        for _ in 0..LOCAL_PORT_ATTEMPTS {
+            let Ok((laddr, lport, slot)) = take(&mut self.lb) else {
+                return Err(DropReason::LocalPortsExhausted);
+            };
+            (conn.laddr, conn.lport, conn.laddr_slot) = (laddr, lport, slot);
+            match self.lb.conns.insert(*conn, now_ms, timeout) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    self.lb.return_local_port(slot, None, conn.proto, lport);
+                    if e == InsertError::Full {
+                        return Err(DropReason::ConnTableFull);
+                    }
+                }
+            }
+        }
+        Err(DropReason::ConnKeyExists)
+    }
+
+    /// TCP or UDP passing through (not to us, not to a VIP): when a SNAT rule covers its
+    /// source and egress port, a new outbound connection. Otherwise the frame is returned.
+    pub(super) fn snat_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let Ok(t) = xlate::tuple_v4(&frame.data()[ETH_LEN..]) else { return Some(frame) };
+        let Some(route) = snap.routes.lookup(IpAddr::V4(t.dst)) else { return Some(frame) };
+        let Some(rule) = snap.services.snat_rule(t.src, route.port) else { return Some(frame) };
+        let tcp_flags = tcp_flags(&frame, t.proto);
+        if t.proto == IpProtocol::TCP.0 && !is_new_syn(tcp_flags) {
+            self.drop(frame, DropReason::NoConnection);
+            return None;
+        }
+        let state = if t.proto == IpProtocol::TCP.0 {
+            next_state(TcpState::None, Dir::Original, tcp_flags)
+        } else {
+            TcpState::None
+        };
+        let mut conn = Conn {
+            client: t.src,
+            vip: t.dst,
+            backend: t.dst,
+            laddr: t.src,
+            cport: t.sport,
+            vport: t.dport,
+            bport: t.dport,
+            lport: t.sport,
+            proto: t.proto,
+            state,
+            flags: ConnFlags::FULLNAT | ConnFlags::SNAT,
+            service: u16::MAX,
+            backend_slot: u16::MAX,
+            backend_gen: 0,
+            laddr_slot: u16::MAX,
+        };
+        let timeout = snap.services.timeouts.for_conn(&conn);
+        // The client's hash picks its first address: a host keeps one public address while
+        // that address has ports (protocols that open several connections expect that).
+        let start = source_hash_v4(t.src) as usize % rule.addrs.len().max(1);
+        let addrs = &rule.addrs;
+        if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_port_from(addrs, start, t.proto)) {
+            self.drop(frame, reason);
+            return None;
+        }
+        self.counters.event(Event::ConnsCreated).inc();
+        self.forward(snap, now_ms, frame, &conn, Dir::Original, pool, tx);
+        None
     }
 
     /// The backend (index into `svc.backends`) for a new connection from `client`: its
@@ -194,8 +279,12 @@ impl<F: Frame> CoreCtx<F> {
         if slot.gen == conn.backend_gen && !slot.live && slot.reset {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
+        let one_way = conn.flags.is_one_way();
+        if one_way && dir == Dir::Reply {
+            return self.drop(frame, DropReason::OneWayReply);
+        }
         if conn.proto == IpProtocol::TCP.0 {
-            let state = next_state(conn.state, dir, tcp_flags);
+            let state = if one_way { next_state_client_only(conn.state, tcp_flags) } else { next_state(conn.state, dir, tcp_flags) };
             if state != conn.state {
                 let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
                 if was != now {
@@ -226,6 +315,12 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        if conn.flags.contains(ConnFlags::DR) {
+            return self.forward_dr(snap, now_ms, frame, conn, pool, tx);
+        }
+        if conn.flags.contains(ConnFlags::TUN) {
+            return self.forward_tun(snap, now_ms, frame, conn, pool, tx);
+        }
         let rewrite = match dir {
             Dir::Original => Rewrite4 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite4 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
@@ -238,8 +333,119 @@ impl<F: Frame> CoreCtx<F> {
         }
         let inbound = dir == Dir::Original;
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
-        self.counters.event(if inbound { Event::LbInPackets } else { Event::LbOutPackets }).inc();
+        let event = match (conn.flags.contains(ConnFlags::SNAT), inbound) {
+            (false, true) => Event::LbInPackets,
+            (false, false) => Event::LbOutPackets,
+            (true, true) => Event::SnatOutPackets,
+            (true, false) => Event::SnatInPackets,
+        };
+        self.counters.event(event).inc();
         self.route_output(snap, now_ms, frame, IpAddr::V4(rewrite.dst), pool, tx);
+    }
+
+    /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
+    fn forward_dr(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        conn: &Conn,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let backend = IpAddr::V4(conn.backend);
+        let Some(route) = snap.routes.lookup(backend) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        if route.next_hop(backend) != backend {
+            return self.drop(frame, DropReason::DrBackendNotConnected);
+        }
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.counters.event(Event::LbInPackets).inc();
+        self.send_via(snap, now_ms, frame, route.port, backend, pool, tx);
+    }
+
+    /// TUN: the client's IP packet, unchanged, inside an outer IPv4 header (and UDP for GUE)
+    /// from our address on the egress port to the backend. A packet that would no longer fit
+    /// the egress MTU gets the service's `too_big` treatment.
+    fn forward_tun(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        conn: &Conn,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        // A slot reused since the connection began no longer knows its tunnel: IPIP, the
+        // default every decapsulator handles.
+        let slot = snap.services.backend_slot(conn.backend_slot);
+        let tunnel = if slot.gen == conn.backend_gen { slot.tunnel } else { Tunnel::default() };
+        let backend = IpAddr::V4(conn.backend);
+        let Some(route) = snap.routes.lookup(backend) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(backend));
+        let Some(mtu) = snap.port(port).map(|p| usize::from(p.mtu)) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        let Some(IpAddr::V4(src)) = snap.source_for(port, next_hop) else {
+            return self.drop(frame, DropReason::NoSourceAddress);
+        };
+        // tuple_v4 (or the ICMP quote check) validated the IPv4 header and its total length.
+        let ip = &frame.data()[ETH_LEN..];
+        let inner_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let overhead = tunnel.overhead();
+        if inner_len + overhead > mtu {
+            let dont_fragment = ip[6] & 0x40 != 0;
+            return self.tunnel_too_big(snap, now_ms, frame, conn, (mtu - overhead.min(mtu)) as u16, tunnel.too_big, dont_fragment, pool, tx);
+        }
+        // Ethernet padding must not end up inside the tunnel.
+        if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
+            return self.drop(frame, DropReason::NoHeadroom);
+        }
+        let gue_port = xlate::gue_source_port(&conn.original_key());
+        let data = frame.data_mut();
+        EthernetFrame::new_unchecked(&mut *data).set_ethertype(EtherType::IPV4);
+        if xlate::encap_v4(&mut data[ETH_LEN..], src, conn.backend, tunnel.encap, gue_port).is_err() {
+            return self.drop(frame, DropReason::MalformedL4);
+        }
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.counters.event(Event::LbInPackets).inc();
+        self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
+    }
+
+    /// A TUN packet that would exceed the egress MTU once encapsulated: with policy `icmp`
+    /// and DF set, the client is told the MTU that fits (from the VIP, as the hop it sent
+    /// to); otherwise it is dropped and counted.
+    #[allow(clippy::too_many_arguments)]
+    fn tunnel_too_big(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        conn: &Conn,
+        mtu: u16,
+        policy: TooBig,
+        dont_fragment: bool,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if policy == TooBig::Drop || !dont_fragment {
+            return self.drop(frame, DropReason::TunnelTooBig);
+        }
+        let ip_len = frame.data().len() - ETH_LEN;
+        if !frame.set_len(ETH_LEN + ip_len.max(ICMP_ERROR_MAX_LEN)) {
+            return self.drop(frame, DropReason::TunnelTooBig);
+        }
+        let len = match xlate::icmp_frag_needed_v4(&mut frame.data_mut()[ETH_LEN..], conn.vip, mtu) {
+            Ok(len) => len,
+            Err(_) => return self.drop(frame, DropReason::TunnelTooBig),
+        };
+        frame.set_len(ETH_LEN + len);
+        self.counters.drop_reason(DropReason::TunnelTooBig).inc();
+        self.counters.event(Event::IcmpFragNeededSent).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V4(conn.client), pool, tx);
     }
 
     /// The backend of this connection was removed with `reset`: forget the connection and,
@@ -289,11 +495,22 @@ impl<F: Frame> CoreCtx<F> {
             return Some(frame);
         };
         let conn = *self.lb.conns.get(id);
+        if conn.flags.is_one_way() {
+            if dir == Dir::Reply {
+                return Some(frame);
+            }
+            // From the client's side about a reply the backend sent it directly: to the
+            // backend the way the connection's packets go, unchanged inside.
+            self.counters.event(Event::IcmpErrorsTranslated).inc();
+            self.forward(snap, now_ms, frame, &conn, dir, pool, tx);
+            return None;
+        }
         let outer_src = crate::wire::Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]).src_addr();
         let (outer_src, outer_dst, quote) = match dir {
-            // From the backend's side, about a packet we sent it: to the client, as from the VIP.
+            // From the backend's side, about a packet we sent it: to the client, as from the
+            // VIP. Under SNAT the sender is on the far side anyway and keeps its own address.
             Dir::Reply => (
-                conn.vip,
+                if conn.flags.contains(ConnFlags::SNAT) { outer_src } else { conn.vip },
                 conn.client,
                 Rewrite4 { src: conn.client, dst: conn.vip, sport: conn.cport, dport: conn.vport },
             ),

@@ -40,7 +40,7 @@ impl Frame for TestFrame {
         if n > 128 || self.buf.len() + n > CAPACITY {
             return false;
         }
-        self.buf.splice(0..0, std::iter::repeat(0xBB).take(n));
+        self.buf.splice(0..0, std::iter::repeat_n(0xBB, n));
         true
     }
 }

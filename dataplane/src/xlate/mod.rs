@@ -1,5 +1,6 @@
 //! Header rewrites for NAT and FullNAT: addresses, ports and TTL of TCP/UDP packets, the ICMP
-//! errors that quote them, and TCP resets.
+//! errors that quote them, and TCP resets; TUN-mode encapsulation (IPIP, GUE) and the
+//! fragmentation-needed errors it sends.
 //!
 //! Every function takes an IPv4 packet starting at its IPv4 header. Bytes past `total_len`
 //! (Ethernet padding) are neither read nor written. Each function validates everything it relies
@@ -15,8 +16,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::wire::checksum::{update_bytes, update_u16, update_u32};
 use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, WireError};
 
+mod encap;
 #[cfg(test)]
 mod tests;
+
+pub use encap::{encap_v4, gue_source_port, icmp_frag_needed_v4};
 
 const IPV4_HEADER_LEN: usize = Ipv4Packet::<&[u8]>::HEADER_LEN;
 const TCP_HEADER_LEN: usize = TcpPacket::<&[u8]>::HEADER_LEN;

@@ -299,6 +299,31 @@ fn nat_reply_udp() {
     check_rewrite(&reply, rw(VIP, VPORT, CLIENT, CPORT), &[], &REPLY_UDP_TO_CLIENT);
 }
 
+/// SNAT: a backend opens a connection to the outside from behind the balancer's address.
+const SNAT_BACKEND_PORT: u16 = 40000;
+const SNAT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+const SNAT_PORT: u16 = 2000;
+/// The server the backend connects to.
+const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const REMOTE_PORT: u16 = 8080;
+
+#[test]
+fn snat_outbound_syn() {
+    let syn = Datagram::tcp(rw(BACKEND, SNAT_BACKEND_PORT, REMOTE, REMOTE_PORT), TcpFlags::SYN, SEQ, 0, &[]);
+    assert_eq!(syn.build(), SNAT_SYN_BEFORE);
+    assert_checksums_recomputed(&SNAT_SYN_BEFORE);
+    check_rewrite(&syn, rw(SNAT_ADDR, SNAT_PORT, REMOTE, REMOTE_PORT), &[], &SNAT_SYN_AFTER);
+}
+
+#[test]
+fn snat_reply_back_to_the_backend() {
+    let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
+    let reply = Datagram::tcp(rw(REMOTE, REMOTE_PORT, SNAT_ADDR, SNAT_PORT), syn_ack, ACK, SEQ + 1, &[]);
+    assert_eq!(reply.build(), SNAT_SYN_ACK_BEFORE);
+    assert_checksums_recomputed(&SNAT_SYN_ACK_BEFORE);
+    check_rewrite(&reply, rw(REMOTE, REMOTE_PORT, BACKEND, SNAT_BACKEND_PORT), &[], &SNAT_SYN_ACK_AFTER);
+}
+
 #[test]
 fn udp_without_checksum_stays_without() {
     let request = Datagram {
@@ -958,4 +983,52 @@ const RESET_TO_ACK: [u8; 40] = [
     0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0xb6, 0x69, 0xc0, 0x00, 0x02, 0x64, 0xc0, 0x00, 0x02,
     0x02, 0x00, 0x50, 0x9c, 0x40, 0x0a, 0x0b, 0x0c, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x50, 0x04, 0x00, 0x00, 0x78, 0xd1,
     0x00, 0x00,
+];
+const SNAT_SYN_BEFORE: [u8; 40] = [
+    0x45, 0x00, 0x00, 0x28, // version 4, IHL 5; TOS 0; total length 40
+    0x12, 0x34, 0x40, 0x00, // identification; DF
+    0x40, 0x06, 0x3c, 0x5b, // TTL 64; TCP; header checksum
+    0xc6, 0x33, 0x64, 0x0b, // source 198.51.100.11 (the backend)
+    0xc0, 0x00, 0x02, 0x02, // destination 192.0.2.2 (the remote server)
+    0x9c, 0x40, 0x1f, 0x90, // source port 40000; destination port 8080
+    0x01, 0x02, 0x03, 0x04, // sequence number
+    0x00, 0x00, 0x00, 0x00, // acknowledgment number
+    0x50, 0x02, 0xfa, 0xf0, // data offset 5; SYN; window
+    0x08, 0xda, 0x00, 0x00, // TCP checksum; urgent pointer
+];
+const SNAT_SYN_AFTER: [u8; 40] = [
+    0x45, 0x00, 0x00, 0x28, //
+    0x12, 0x34, 0x40, 0x00, //
+    0x3f, 0x06, 0xa5, 0x67, // TTL 63; TCP; header checksum patched
+    0xc0, 0x00, 0x02, 0x32, // source 192.0.2.50 (the SNAT address)
+    0xc0, 0x00, 0x02, 0x02, // destination unchanged
+    0x07, 0xd0, 0x1f, 0x90, // source port 2000 (the SNAT port); destination port unchanged
+    0x01, 0x02, 0x03, 0x04, //
+    0x00, 0x00, 0x00, 0x00, //
+    0x50, 0x02, 0xfa, 0xf0, //
+    0x05, 0x57, 0x00, 0x00, // TCP checksum patched
+];
+const SNAT_SYN_ACK_BEFORE: [u8; 40] = [
+    0x45, 0x00, 0x00, 0x28, // version 4, IHL 5; TOS 0; total length 40
+    0x12, 0x34, 0x40, 0x00, // identification; DF
+    0x40, 0x06, 0xa4, 0x67, // TTL 64; TCP; header checksum
+    0xc0, 0x00, 0x02, 0x02, // source 192.0.2.2 (the remote server)
+    0xc0, 0x00, 0x02, 0x32, // destination 192.0.2.50 (the SNAT address)
+    0x1f, 0x90, 0x07, 0xd0, // source port 8080; destination port 2000
+    0x0a, 0x0b, 0x0c, 0x0d, // sequence number
+    0x01, 0x02, 0x03, 0x05, // acknowledgment number: the SYN's + 1
+    0x50, 0x12, 0xfa, 0xf0, // data offset 5; SYN|ACK; window
+    0xef, 0x2d, 0x00, 0x00, // TCP checksum; urgent pointer
+];
+const SNAT_SYN_ACK_AFTER: [u8; 40] = [
+    0x45, 0x00, 0x00, 0x28, //
+    0x12, 0x34, 0x40, 0x00, //
+    0x3f, 0x06, 0x3d, 0x5b, // TTL 63; TCP; header checksum patched
+    0xc0, 0x00, 0x02, 0x02, // source unchanged
+    0xc6, 0x33, 0x64, 0x0b, // destination 198.51.100.11 (the backend)
+    0x1f, 0x90, 0x9c, 0x40, // source port unchanged; destination port 40000 (the backend's)
+    0x0a, 0x0b, 0x0c, 0x0d, //
+    0x01, 0x02, 0x03, 0x05, //
+    0x50, 0x12, 0xfa, 0xf0, //
+    0xf2, 0xb0, 0x00, 0x00, // TCP checksum patched
 ];

@@ -15,11 +15,13 @@ import http.server
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
 import urllib.parse
 
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # not in Python 3.11's socket module
 MAX_BYTES = 1 << 31  # upper bound for /bytes?n=
 MAX_SLEEP_MS = 600_000
 CHUNK = b"x" * 65536
@@ -114,6 +116,30 @@ def make_http_server(name, family, host, port, logger):
         def do_GET(self):
             self._answer(True)
 
+        def do_POST(self):
+            # An upload: read the whole body, answer with its size (client -> backend is the
+            # direction DR/TUN carry, so large uploads exercise the tunnel's MTU handling).
+            peer = fmt_peer(self.client_address)
+            try:
+                left = min(max(int(self.headers.get("Content-Length", "0")), 0), MAX_BYTES)
+            except ValueError:
+                self.send_error(400, "bad Content-Length")
+                return
+            received = 0
+            while left > 0:
+                chunk = self.rfile.read(min(left, 65536))
+                if not chunk:
+                    break
+                received += len(chunk)
+                left -= len(chunk)
+            logger.line(f"proto=http peer={peer} path={self.path} received={received}")
+            body = f"backend={name} peer={peer} received={received}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_HEAD(self):
             self._answer(False)
 
@@ -138,7 +164,7 @@ def make_http_server(name, family, host, port, logger):
 def udp_loop(sock, name, logger, stop):
     while not stop.is_set():
         try:
-            data, addr = sock.recvfrom(65535)
+            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
         except socket.timeout:
             continue
         except OSError:
@@ -148,7 +174,13 @@ def udp_loop(sock, name, logger, stop):
         peer = fmt_peer(addr)
         logger.line(f"proto=udp peer={peer} len={len(data)}")
         try:
-            sock.sendto(f"backend={name} peer={peer} ".encode() + data, addr)
+            # Answer from the address the datagram was sent to (DR/TUN: the VIP on lo), not
+            # the one the route to the client would pick.
+            # in_pktinfo {ifindex, spec_dst, addr}: keep spec_dst only (a non-zero ifindex would
+            # force the answer out of the interface the request came in on).
+            cmsg = [(lvl, typ, struct.pack("=i4s4x", 0, d[4:8])) for lvl, typ, d in anc
+                    if (lvl, typ) == (socket.IPPROTO_IP, IP_PKTINFO) and len(d) >= 12]
+            sock.sendmsg([f"backend={name} peer={peer} ".encode() + data], cmsg, 0, addr)
         except OSError:
             pass
 
@@ -172,6 +204,8 @@ def main():
         usock = socket.socket(ufam, socket.SOCK_DGRAM)
         usock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         usock.bind((uhost, uport))
+        if ufam == socket.AF_INET:
+            usock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         usock.settimeout(0.2)
     except OSError as e:
         print(f"backend {args.name}: cannot listen: {e}", file=sys.stderr)

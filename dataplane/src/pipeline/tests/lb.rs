@@ -8,6 +8,8 @@ use crate::conn::{Dir, TcpState, Timeouts};
 use crate::sched::{Candidate, SchedKind};
 use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services, Tunnel};
 
+mod modes;
+
 const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
 const B2_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x12]);
 const VIP: &str = "192.0.2.100";
@@ -66,7 +68,7 @@ fn service(spec: &Spec) -> Service {
 fn services(spec: &Spec, removed: &[(u16, u32, bool)]) -> Arc<Services> {
     let mut slots = vec![BackendSlot::default(); 16];
     for b in &spec.backends {
-        slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: false, ..Default::default() };
+        slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: false, tunnel: spec.tunnel };
     }
     for &(slot, gen, reset) in removed {
         slots[usize::from(slot)] = BackendSlot { gen, live: false, reset, ..Default::default() };
