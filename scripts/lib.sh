@@ -299,3 +299,33 @@ services:
 api: { socket: $socket }
 YAML
 }
+
+# fvs_write_demo_config FILE ID SOCKET MODE [HUGEPAGES]: the demo's config for fvs_lb_topology
+# ID with three backends: VIP 192.0.2.100 with tcp 8080 and udp 5353, round robin, forwarded in
+# MODE (nat | fullnat | dr | tun; the ports stay equal so every mode can serve them), and SNAT
+# for the backends' own outbound connections (source 198.51.100.0/24 leaving by dp0 gets
+# 192.0.2.50). dr and tun need fvs_dsr_return; tun needs fvs_decap_start.
+fvs_write_demo_config() {
+  local file=$1 id=$2 socket=$3 mode=$4 huge=${5:-true} extra=""
+  local b="{ addr: 198.51.100.11, port: PORT }, { addr: 198.51.100.12, port: PORT }, { addr: 198.51.100.13, port: PORT }"
+  case "$mode" in
+    nat|dr|tun) ;;
+    fullnat) extra=", laddrs: [ 198.51.100.200 ]" ;;
+    *) echo "unknown demo mode '$mode' (nat, fullnat, dr or tun)" >&2; return 1 ;;
+  esac
+  fvs_config_head "$id" "$huge" >"$file"
+  cat >>"$file" <<YAML
+  - { port: dp1, addr: 198.51.100.1/24 }
+connections:
+  capacity: 65536
+  timeouts: { tcp_time_wait: 2, tcp_close: 2, tcp_fin_wait: 5, tcp_close_wait: 5, tcp_last_ack: 5, udp: 3 }
+services:
+  - { vip: 192.0.2.100, port: 8080, protocol: tcp, scheduler: rr, mode: $mode$extra,
+      backends: [ ${b//PORT/8080} ] }
+  - { vip: 192.0.2.100, port: 5353, protocol: udp, scheduler: rr, mode: $mode$extra,
+      backends: [ ${b//PORT/5353} ] }
+snat:
+  - { source: 198.51.100.0/24, out_port: dp0, addresses: [ 192.0.2.50 ] }
+api: { socket: $socket }
+YAML
+}

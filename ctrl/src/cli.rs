@@ -3,7 +3,8 @@
 //! clap handles the global options and the object/verb structure; the `ip`-style keyword
 //! tails (`dev PORT`, `via ADDR`) are parsed here so their errors can read like `ip`'s.
 //! Output formatting is in plain functions from response data to `String`. The
-//! load-balancing objects (service, backend, laddr, conn) are in the `lb` submodule.
+//! load-balancing objects (service, backend, laddr, conn) are in the `lb` submodule, the
+//! SNAT rules in `snat`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -18,10 +19,11 @@ use crate::client;
 use crate::config::{RouteConfig, DEFAULT_SOCKET};
 use crate::proto::{
     AddrInfo, ApplyResult, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats, Request, Response,
-    RouteInfo, ServiceInfo, StatsInfo,
+    RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
 };
 
 mod lb;
+mod snat;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -40,6 +42,8 @@ Load balancing (like ipvsadm):
   fvs service show --stats           their connections, packets and bytes
   fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300
   fvs service add tcp 192.0.2.100:443 mode fullnat laddr 198.51.100.1
+  fvs service add tcp 192.0.2.100:8080 mode dr
+  fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080
   fvs service set tcp 192.0.2.100:80 scheduler mh
   fvs service del tcp 192.0.2.100:80
   fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2
@@ -49,7 +53,12 @@ Load balancing (like ipvsadm):
   fvs laddr add tcp 192.0.2.100:443 198.51.100.2
   fvs laddr del tcp 192.0.2.100:443 198.51.100.2
   fvs conn list                      connections (ipvsadm -Lnc)
-  fvs conn list service tcp 192.0.2.100:80 state established limit 20";
+  fvs conn list service tcp 192.0.2.100:80 state established limit 20
+
+Source NAT for outbound connections (rules tried in order, first match wins):
+  fvs snat show                      rules and their addresses' ports in use
+  fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50
+  fvs snat del source 198.51.100.0/24 out-port dp0";
 
 /// Control a running ferrovs load balancer (like `ip` and `ipvsadm` control Linux).
 #[derive(Parser, Debug)]
@@ -121,7 +130,7 @@ enum Object {
     /// Show, add, change or delete virtual services (ipvsadm -L, -A, -E, -D).
     #[command(
         aliases = ["se", "ser", "serv", "svc", "services"],
-        after_help = "Examples:\n  fvs service show\n  fvs service show --stats\n  fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service del tcp 192.0.2.100:80"
+        after_help = "Examples:\n  fvs service show\n  fvs service show --stats\n  fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300\n  fvs service add tcp 192.0.2.100:8080 mode dr\n  fvs service add tcp 192.0.2.100:8443 mode tun encap gue\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service del tcp 192.0.2.100:80"
     )]
     Service {
         #[command(subcommand)]
@@ -153,6 +162,15 @@ enum Object {
     Conn {
         #[command(subcommand)]
         verb: Option<lb::ConnVerb>,
+    },
+    /// Show, add or delete source-NAT rules for outbound connections.
+    #[command(
+        aliases = ["sn", "sna"],
+        after_help = "Examples:\n  fvs snat show\n  fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50\n  fvs snat del source 198.51.100.0/24 out-port dp0\n\nRules are tried in order: the first whose source prefix holds the connection's source\naddress and whose out-port it leaves by wins. snat add appends."
+    )]
+    Snat {
+        #[command(subcommand)]
+        verb: Option<snat::SnatVerb>,
     },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
@@ -268,6 +286,7 @@ where
         Object::Backend { verb } => (Command::Send(lb::backend_request(verb)?), false),
         Object::Laddr { verb } => (Command::Send(lb::laddr_request(verb)?), false),
         Object::Conn { verb } => (Command::Send(lb::conn_request(verb)?), false),
+        Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
     };
     Ok(Invocation {
@@ -507,6 +526,7 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         }),
         Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| lb::format_laddrs(&d)),
         Request::ConnList { .. } => view(response, json, |d: ConnList| lb::format_conns(&d)),
+        Request::SnatShow => view(response, json, |d: Vec<SnatInfo>| snat::format_snat(&d)),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
         | Request::RouteAdd { .. }
@@ -518,7 +538,9 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         | Request::BackendSet { .. }
         | Request::BackendDel { .. }
         | Request::LaddrAdd { .. }
-        | Request::LaddrDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
+        | Request::LaddrDel { .. }
+        | Request::SnatAdd { .. }
+        | Request::SnatDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use dataplane::net::Prefix;
 use serde::{Deserialize, Serialize};
 
-use crate::lbconf::{validate_connections, validate_services, ConnectionsConfig, ServiceConfig};
+use crate::lbconf::{validate_connections, validate_services, ConnectionsConfig, ServiceConfig, SnatConfig};
 
 /// Where the admin socket lives unless the config or `fvs --socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovs.sock";
@@ -83,6 +83,9 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    /// Source NAT for outbound connections; the first matching rule wins.
+    #[serde(default)]
+    pub snat: Vec<SnatConfig>,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default = "default_log_level")]
@@ -318,16 +321,11 @@ impl Config {
         validate_log_level(&self.log_level)?;
         validate_connections(&self.connections)?;
         validate_l3(&self.ports, &self.addresses, &self.routes)?;
-        validate_services(&self.services, &self.connections, &self.local_ips())
+        validate_services(&self.services, &self.snat, &self.connections, &self.ports, &self.addresses)
     }
 
-    /// The interface addresses (no prefix length).
-    pub fn local_ips(&self) -> Vec<IpAddr> {
-        self.addresses.iter().map(|a| a.addr.addr()).collect()
-    }
-
-    /// Names of the top-level sections other than `addresses`, `routes`, `services` and
-    /// `connections.timeouts` that differ from
+    /// Names of the top-level sections other than `addresses`, `routes`, `services`, `snat`
+    /// and `connections.timeouts` that differ from
     /// `other`: the daemon decides which of them it can change without a restart.
     pub fn static_differences(&self, other: &Config) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -631,7 +629,8 @@ pub fn validate_l3(
     Ok(())
 }
 
-fn port_exists(ports: &[PortConfig], name: &str, path: String) -> Result<(), ConfigError> {
+/// Refuses a port name that no port has, listing the names there are.
+pub(crate) fn port_exists(ports: &[PortConfig], name: &str, path: String) -> Result<(), ConfigError> {
     if ports.iter().any(|p| p.name == name) {
         return Ok(());
     }
@@ -904,6 +903,26 @@ log_level: info
             serde_json::to_string(&r).unwrap(),
             r#"{"prefix":"10.0.0.0/8","port":"dp0"}"#
         );
+    }
+
+    #[test]
+    fn appliance_config_is_valid() {
+        let c = Config::from_yaml(include_str!("../../conf/appliance.yaml"), "conf/appliance.yaml").unwrap();
+        let modes: Vec<&str> = c.services.iter().map(|s| s.mode.as_str()).collect();
+        assert_eq!(modes, ["fullnat", "nat", "dr", "tun"]);
+        let tunnel = c.services[3].tunnel.unwrap();
+        assert_eq!((tunnel.encap.as_str(), tunnel.gue_port), ("gue", 6080));
+        assert_eq!(c.snat[0].name(), "source 198.51.100.0/24 out-port outside");
+        assert_eq!(Config::from_yaml(&c.to_yaml(), "again").unwrap(), c);
+    }
+
+    #[test]
+    fn snat_is_checked_against_the_ports() {
+        let snat = "snat:\n  - { source: 10.0.0.0/8, out_port: dp2, addresses: [198.51.100.50] }\n";
+        assert_refused(&two_ports(snat), &["t.yaml: snat[0].out_port: no port named 'dp2' (ports are: dp0, dp1)"]);
+        let c = Config::from_yaml(&two_ports(&snat.replace("dp2", "dp1")), "t").unwrap();
+        assert_eq!(c.snat[0].addresses, vec!["198.51.100.50".parse::<IpAddr>().unwrap()]);
+        assert_eq!(Config::from_yaml(&c.to_yaml(), "again").unwrap(), c);
     }
 
     #[test]

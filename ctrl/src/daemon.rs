@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use dataplane::conn::ConnFlags;
 use dataplane::counters::CoreCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
@@ -21,11 +22,11 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
 use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
-use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig};
-use crate::lbstate::{self, Edit, LbState};
+use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig, SnatConfig};
+use crate::lbstate::{self, Edit, LbState, SnatEdit};
 use crate::proto::{
-    AddrInfo, ApplyResult, ConnFilter, ConnInfo, ConnList, CoreStats, LinkInfo, NeighInfo, Request, Response, RouteInfo,
-    StatsInfo,
+    AddrInfo, ApplyResult, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,
+    RouteInfo, StatsInfo,
 };
 
 /// How long a change may take to reach every worker before the API says so.
@@ -115,6 +116,11 @@ fn neigh_params(config: &Config) -> NeighParams {
     }
 }
 
+/// The DPDK port id of the port with this config name.
+fn port_id(ports: &[PortRuntime], name: &str) -> Option<u16> {
+    ports.iter().find(|p| p.name == name).map(|p| p.port.id())
+}
+
 /// Builds the worker snapshot for the config's addresses, routes and services.
 fn build_snapshot(
     ports: &[PortRuntime],
@@ -122,7 +128,7 @@ fn build_snapshot(
     routes: &[RouteConfig],
     services: Arc<Services>,
 ) -> Snapshot {
-    let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.port.id());
+    let id_of = |name: &str| port_id(ports, name);
     let port_l3 = ports
         .iter()
         .map(|p| (p.port.id(), PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu }))
@@ -233,7 +239,13 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     ports.sort_by_key(|p| p.port.id());
 
     let mut lb = LbState::new(lbstate::limits(&config.connections, lbstate::MAX_SERVICES));
-    let services = Arc::new(lb.build(&config.services, &config.connections.timeouts, None)?);
+    let services = Arc::new(lb.build(
+        &config.services,
+        &config.snat,
+        &|name| port_id(&ports, name),
+        &config.connections.timeouts,
+        None,
+    )?);
     let snapshot = build_snapshot(&ports, &config.addresses, &config.routes, services);
     let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
     let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
@@ -396,6 +408,12 @@ impl Control {
             Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
             Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
             Request::ConnList { filter } => self.conn_list(&filter),
+            Request::SnatShow => {
+                let cores = self.lb_counters();
+                Response::ok(&self.lb.snat_infos(&self.config.snat, &cores))
+            }
+            Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),
+            Request::SnatDel { source, out_port } => self.edit_snat(SnatEdit::Del { source, out_port }),
         }
     }
 
@@ -410,23 +428,35 @@ impl Control {
             Ok(next) => next,
             Err(e) => return Response::err(e),
         };
-        self.change_services(next, removal)
+        self.change_lb(next, self.config.snat.clone(), removal)
     }
 
-    fn change_services(&mut self, next: Vec<ServiceConfig>, removal: Option<RemovalPolicy>) -> Response {
-        if let Err(e) = validate_services(&next, &self.config.connections, &self.config.local_ips()) {
+    /// Applies one SNAT edit, like `edit_services`.
+    fn edit_snat(&mut self, edit: SnatEdit) -> Response {
+        let next = match lbstate::edit_snat(&self.config.snat, edit) {
+            Ok(next) => next,
+            Err(e) => return Response::err(e),
+        };
+        self.change_lb(self.config.services.clone(), next, None)
+    }
+
+    fn change_lb(&mut self, services: Vec<ServiceConfig>, snat: Vec<SnatConfig>, removal: Option<RemovalPolicy>) -> Response {
+        let c = &self.config;
+        if let Err(e) = validate_services(&services, &snat, &c.connections, &c.ports, &c.addresses) {
             return Response::err(e.message);
         }
-        if let Err(e) = self.rebuild_services(&next, removal) {
+        if let Err(e) = self.rebuild_lb(&services, &snat, removal) {
             return Response::err(e);
         }
-        self.config.services = next;
+        self.config.services = services;
+        self.config.snat = snat;
         Response::ok(&())
     }
 
-    /// Builds and publishes the services (with the current addresses and routes).
-    fn rebuild_services(&mut self, services: &[ServiceConfig], removal: Option<RemovalPolicy>) -> Result<(), String> {
-        let built = self.lb.build(services, &self.config.connections.timeouts, removal)?;
+    /// Builds and publishes the services and SNAT rules (with the current addresses and routes).
+    fn rebuild_lb(&mut self, services: &[ServiceConfig], snat: &[SnatConfig], removal: Option<RemovalPolicy>) -> Result<(), String> {
+        let ports = &self.ports;
+        let built = self.lb.build(services, snat, &|name| port_id(ports, name), &self.config.connections.timeouts, removal)?;
         self.publish_with(Arc::new(built));
         Ok(())
     }
@@ -460,11 +490,14 @@ impl Control {
             for v in views {
                 let c = v.conn;
                 let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p);
+                let mode = conn_mode(c.flags);
                 out.conns.push(ConnInfo {
                     core: core as u32,
                     protocol: if c.proto == 6 { Protocol::Tcp } else { Protocol::Udp },
+                    mode,
                     client: sock(c.client, c.cport),
-                    virtual_addr: sock(c.vip, c.vport),
+                    // A SNAT connection has no service: its `vip` is the remote server.
+                    virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
                     local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
                     backend: sock(c.backend, c.bport),
                     state: c.state_name().to_string(),
@@ -485,8 +518,9 @@ impl Control {
             // command: the message alone names the value.
             return Response::err(e.message);
         }
-        let local: Vec<std::net::IpAddr> = addresses.iter().map(|a| a.addr.addr()).collect();
-        if let Err(e) = validate_services(&self.config.services, &self.config.connections, &local) {
+        // Services depend on the addresses too (backends are not ours, DR backends are on-link).
+        let c = &self.config;
+        if let Err(e) = validate_services(&c.services, &c.snat, &c.connections, &c.ports, &addresses) {
             return Response::err(e.message);
         }
         self.config.addresses = addresses;
@@ -523,7 +557,8 @@ impl Control {
             ));
         }
         let mut changes = config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
-        let service_changes = lbstate::service_changes(&self.config.services, &next.services);
+        let mut service_changes = lbstate::service_changes(&self.config.services, &next.services);
+        service_changes.extend(lbstate::snat_changes(&self.config.snat, &next.snat));
         let timeouts_changed = next.connections.timeouts != self.config.connections.timeouts;
         if timeouts_changed {
             changes.push("connections timeouts set".to_string());
@@ -533,10 +568,11 @@ impl Control {
             self.config.addresses = next.addresses;
             self.config.routes = next.routes;
             self.config.connections.timeouts = next.connections.timeouts;
-            if let Err(e) = self.rebuild_services(&next.services, None) {
+            if let Err(e) = self.rebuild_lb(&next.services, &next.snat, None) {
                 return Response::err(format!("{source}: {e}"));
             }
             self.config.services = next.services;
+            self.config.snat = next.snat;
         }
         changes.extend(service_changes);
         Response::ok(&ApplyResult { changes })
@@ -630,6 +666,22 @@ impl Control {
     }
 }
 
+/// What `conn list` calls a connection's forwarding, from its flags (SNAT ones have FULLNAT
+/// set too).
+fn conn_mode(flags: ConnFlags) -> ConnMode {
+    if flags.contains(ConnFlags::SNAT) {
+        ConnMode::Snat
+    } else if flags.contains(ConnFlags::FULLNAT) {
+        ConnMode::Fullnat
+    } else if flags.contains(ConnFlags::DR) {
+        ConnMode::Dr
+    } else if flags.contains(ConnFlags::TUN) {
+        ConnMode::Tun
+    } else {
+        ConnMode::Nat
+    }
+}
+
 /// Reads and validates the config file; the error names the file and field.
 pub fn load_config(path: &PathBuf) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
@@ -639,6 +691,15 @@ pub fn load_config(path: &PathBuf) -> Result<Config, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conn_modes_from_flags() {
+        assert_eq!(conn_mode(ConnFlags::empty()), ConnMode::Nat);
+        assert_eq!(conn_mode(ConnFlags::FULLNAT | ConnFlags::REPLIED), ConnMode::Fullnat);
+        assert_eq!(conn_mode(ConnFlags::SNAT | ConnFlags::FULLNAT), ConnMode::Snat);
+        assert_eq!(conn_mode(ConnFlags::DR), ConnMode::Dr);
+        assert_eq!(conn_mode(ConnFlags::TUN | ConnFlags::RESET), ConnMode::Tun);
+    }
 
     #[test]
     fn cpu_lists() {

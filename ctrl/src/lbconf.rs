@@ -1,17 +1,19 @@
 //! The load-balancing part of the config model: services, their backends and local
-//! addresses, and the connection-table settings. The YAML file and the admin API share these
-//! types; `validate_services` is the one check every change goes through, so `fvs service add`,
-//! `fvs backend set` and `fvs apply` are refused with the same words.
+//! addresses, SNAT rules, and the connection-table settings. The YAML file and the admin API
+//! share these types; `validate_services` is the one check every change goes through, so
+//! `fvs service add`, `fvs backend set`, `fvs snat add` and `fvs apply` are refused with the
+//! same words.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
+use dataplane::net::Prefix;
 use dataplane::sched::{is_prime, SchedKind, DEFAULT_MAGLEV_SIZE};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{port_exists, AddressConfig, ConfigError, PortConfig};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -48,13 +50,17 @@ impl FromStr for Protocol {
 }
 
 /// How a service forwards. `nat` rewrites the destination (backends route replies through
-/// ferrovs); `fullnat` rewrites both ends, so backends reply to a local address of ferrovs.
+/// ferrovs); `fullnat` rewrites both ends, so backends reply to a local address of ferrovs;
+/// `dr` sends the unchanged frame to the backend's MAC and `tun` encapsulates the packet to the
+/// backend: in both the backend holds the VIP and answers the client directly.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardMode {
     #[default]
     Nat,
     Fullnat,
+    Dr,
+    Tun,
 }
 
 impl ForwardMode {
@@ -62,7 +68,15 @@ impl ForwardMode {
         match self {
             ForwardMode::Nat => "nat",
             ForwardMode::Fullnat => "fullnat",
+            ForwardMode::Dr => "dr",
+            ForwardMode::Tun => "tun",
         }
+    }
+
+    /// DR and TUN deliver the client's packet as it came (only an outer header may be added),
+    /// so the backend listens on the service's own port.
+    pub fn keeps_packet(self) -> bool {
+        matches!(self, ForwardMode::Dr | ForwardMode::Tun)
     }
 }
 
@@ -72,8 +86,88 @@ impl FromStr for ForwardMode {
         match s {
             "nat" => Ok(ForwardMode::Nat),
             "fullnat" => Ok(ForwardMode::Fullnat),
-            _ => Err(format!("'{s}' is not a forwarding mode (nat or fullnat)")),
+            "dr" => Ok(ForwardMode::Dr),
+            "tun" => Ok(ForwardMode::Tun),
+            _ => Err(format!("'{s}' is not a forwarding mode (nat, fullnat, dr or tun)")),
         }
+    }
+}
+
+/// The outer header of TUN mode: IPv4 in IPv4, or GUE (the inner packet in UDP to `gue_port`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    #[default]
+    Ipip,
+    Gue,
+}
+
+impl Encapsulation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encapsulation::Ipip => "ipip",
+            Encapsulation::Gue => "gue",
+        }
+    }
+}
+
+impl FromStr for Encapsulation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ipip" => Ok(Encapsulation::Ipip),
+            "gue" => Ok(Encapsulation::Gue),
+            _ => Err(format!("'{s}' is not an encapsulation (ipip or gue)")),
+        }
+    }
+}
+
+/// What happens to a TUN packet that no longer fits the MTU once encapsulated: `icmp` tells
+/// the client the size that fits (fragmentation needed), `drop` drops it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TooBigPolicy {
+    #[default]
+    Icmp,
+    Drop,
+}
+
+impl TooBigPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TooBigPolicy::Icmp => "icmp",
+            TooBigPolicy::Drop => "drop",
+        }
+    }
+}
+
+impl FromStr for TooBigPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "icmp" => Ok(TooBigPolicy::Icmp),
+            "drop" => Ok(TooBigPolicy::Drop),
+            _ => Err(format!("'{s}' is not a too-big policy (icmp or drop)")),
+        }
+    }
+}
+
+/// The UDP port of GUE unless the service says otherwise.
+pub const DEFAULT_GUE_PORT: u16 = 6080;
+
+/// The `tunnel` section of a TUN service.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelConfig {
+    pub encap: Encapsulation,
+    /// Where GUE packets go on the backend (its decapsulating listener); unused with ipip.
+    pub gue_port: u16,
+    pub too_big: TooBigPolicy,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        TunnelConfig { encap: Encapsulation::default(), gue_port: DEFAULT_GUE_PORT, too_big: TooBigPolicy::default() }
     }
 }
 
@@ -177,6 +271,9 @@ pub struct ServiceConfig {
     /// FullNAT source addresses. Each worker core owns its own share of their ports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub laddrs: Vec<IpAddr>,
+    /// TUN settings; only a `tun` service may have them (defaults when it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelConfig>,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
 }
@@ -208,8 +305,14 @@ impl ServiceConfig {
             on_backend_removal: RemovalPolicy::default(),
             maglev_size: default_maglev_size(),
             laddrs: Vec::new(),
+            tunnel: None,
             backends: Vec::new(),
         }
+    }
+
+    /// The tunnel this service uses in TUN mode: its own settings or the defaults.
+    pub fn tunnel_or_default(&self) -> TunnelConfig {
+        self.tunnel.unwrap_or_default()
     }
 
     pub fn backend(&self, addr: IpAddr, port: u16) -> Option<usize> {
@@ -228,6 +331,29 @@ pub struct BackendConfig {
     pub state: BackendState,
 }
 
+/// A source-NAT rule: outbound TCP and UDP connections from `source` that leave by the port
+/// named `out_port` get one of `addresses` (and a local port of it) as their source. Rules are
+/// tried in order; the first that matches wins.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct SnatConfig {
+    pub source: Prefix,
+    pub out_port: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+impl SnatConfig {
+    /// What names a rule, in the words of `fvs snat del`: `source 198.51.100.0/24 out-port dp0`.
+    pub fn name(&self) -> String {
+        snat_name(self.source, &self.out_port)
+    }
+}
+
+/// `source PREFIX out-port PORT`, as a rule is named in messages and commands.
+pub fn snat_name(source: Prefix, out_port: &str) -> String {
+    format!("source {source} out-port {out_port}")
+}
+
 /// The connection tables: sizes are fixed at start (restart to change), timeouts are not.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -238,9 +364,10 @@ pub struct ConnectionsConfig {
     pub persistence_capacity: u32,
     /// Most backends alive at once, over all services.
     pub max_backends: u32,
-    /// Most distinct FullNAT local addresses, over all services.
+    /// Most distinct local addresses: FullNAT laddrs of all services and SNAT addresses.
     pub max_laddrs: u32,
-    /// FullNAT local ports are taken from this range (inclusive), split between the cores.
+    /// FullNAT and SNAT local ports are taken from this range (inclusive), split between the
+    /// cores.
     pub lport_min: u16,
     pub lport_max: u16,
     pub timeouts: TimeoutsConfig,
@@ -358,17 +485,25 @@ fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError
     match ip {
         IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() => Ok(v4),
         IpAddr::V4(v4) => Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)"))),
-        IpAddr::V6(_) => Err(err(path.into(), format!("{ip}: IPv6 {what}s are not supported yet (IPv4 only)"))),
+        IpAddr::V6(_) => {
+            let plural = if what.ends_with('s') { format!("{what}es") } else { format!("{what}s") };
+            Err(err(path.into(), format!("{ip}: IPv6 {plural} are not supported yet (IPv4 only)")))
+        }
     }
 }
 
-/// Checks the whole service list against the connection settings. `local` is the box's own
-/// interface addresses (a backend cannot be one of them).
+/// Checks the whole service list and the SNAT rules together (they share the local-address
+/// slots) against the connection settings and the box: `ports` (a SNAT rule names one) and
+/// `addresses`, the ports' own addresses (a backend cannot be one of them; a DR backend must
+/// be inside one of their networks).
 pub fn validate_services(
     services: &[ServiceConfig],
+    snat: &[SnatConfig],
     conns: &ConnectionsConfig,
-    local: &[IpAddr],
+    ports: &[PortConfig],
+    addresses: &[AddressConfig],
 ) -> Result<(), ConfigError> {
+    let local: Vec<IpAddr> = addresses.iter().map(|a| a.addr.addr()).collect();
     let mut keys: HashMap<ServiceKey, usize> = HashMap::new();
     let mut backend_total = 0u32;
     let mut laddrs_all: HashSet<IpAddr> = HashSet::new();
@@ -392,13 +527,28 @@ pub fn validate_services(
             ));
         }
         match s.mode {
-            ForwardMode::Nat if !s.laddrs.is_empty() => {
-                return Err(err(at("laddrs"), format!("service {} is in nat mode; local addresses are only used in fullnat mode", s.key())));
-            }
             ForwardMode::Fullnat if s.laddrs.is_empty() => {
                 return Err(err(at("laddrs"), format!("service {} is in fullnat mode and needs at least one local address (laddrs)", s.key())));
             }
+            ForwardMode::Fullnat => {}
+            mode if !s.laddrs.is_empty() => {
+                return Err(err(
+                    at("laddrs"),
+                    format!("service {} is in {} mode; local addresses are only used in fullnat mode", s.key(), mode.as_str()),
+                ));
+            }
             _ => {}
+        }
+        if let Some(t) = s.tunnel {
+            if s.mode != ForwardMode::Tun {
+                return Err(err(
+                    at("tunnel"),
+                    format!("service {} is in {} mode; tunnel settings are only used in tun mode", s.key(), s.mode.as_str()),
+                ));
+            }
+            if t.gue_port == 0 {
+                return Err(err(at("tunnel.gue_port"), "port 0 is not a GUE port (1..=65535)".into()));
+            }
         }
         let mut seen_laddrs = HashSet::new();
         for (k, l) in s.laddrs.iter().enumerate() {
@@ -431,6 +581,27 @@ pub fn validate_services(
                     format!("backend {} is already in service {} (backends[{j}])", std::net::SocketAddr::new(b.addr, b.port), s.key()),
                 ));
             }
+            if s.mode.keeps_packet() && b.port != s.port {
+                return Err(err(
+                    path("port"),
+                    format!(
+                        "service {} is in {} mode, which cannot change ports: backend port must be {}",
+                        s.key(),
+                        s.mode.as_str(),
+                        s.port
+                    ),
+                ));
+            }
+            if s.mode == ForwardMode::Dr && !addresses.iter().any(|a| a.addr.contains(b.addr)) {
+                return Err(err(
+                    path("addr"),
+                    format!(
+                        "service {} is in dr mode and backend {} is not on a directly connected network (dr sends frames to the backend's MAC)",
+                        s.key(),
+                        b.addr
+                    ),
+                ));
+            }
         }
         backend_total += s.backends.len() as u32;
     }
@@ -446,6 +617,64 @@ pub fn validate_services(
             format!("{} distinct local addresses; connections.max_laddrs allows {}", laddrs_all.len(), conns.max_laddrs),
         ));
     }
+    let backends: HashMap<IpAddr, ServiceKey> =
+        services.iter().flat_map(|s| s.backends.iter().map(move |b| (b.addr, s.key()))).collect();
+    validate_snat(snat, conns, ports, &vips, &backends, laddrs_all)
+}
+
+/// The SNAT rules, after the services: `vips` and `backends` are the services', `laddrs` their
+/// FullNAT addresses (SNAT addresses count with them against `max_laddrs`).
+fn validate_snat(
+    snat: &[SnatConfig],
+    conns: &ConnectionsConfig,
+    ports: &[PortConfig],
+    vips: &HashSet<IpAddr>,
+    backends: &HashMap<IpAddr, ServiceKey>,
+    mut laddrs: HashSet<IpAddr>,
+) -> Result<(), ConfigError> {
+    let mut rules: HashMap<(Prefix, &str), usize> = HashMap::new();
+    for (i, r) in snat.iter().enumerate() {
+        let at = |field: &str| format!("snat[{i}].{field}");
+        if !r.source.is_ipv4() {
+            return Err(err(at("source"), format!("{}: IPv6 SNAT sources are not supported yet (IPv4 only)", r.source)));
+        }
+        let network = r.source.network();
+        if network != r.source {
+            return Err(err(at("source"), format!("{} has host bits set, did you mean {network}?", r.source)));
+        }
+        port_exists(ports, &r.out_port, at("out_port"))?;
+        if let Some(j) = rules.insert((r.source, r.out_port.as_str()), i) {
+            return Err(err(at("source"), format!("SNAT rule {} is already defined (snat[{j}])", r.name())));
+        }
+        if r.addresses.is_empty() {
+            return Err(err(at("addresses"), format!("SNAT rule {} needs at least one address", r.name())));
+        }
+        let mut seen = HashSet::new();
+        for (k, a) in r.addresses.iter().enumerate() {
+            let path = at(&format!("addresses[{k}]"));
+            ipv4_only(*a, &path, "SNAT address")?;
+            if !seen.insert(*a) {
+                return Err(err(path, format!("SNAT address {a} is listed twice")));
+            }
+            if vips.contains(a) {
+                return Err(err(path, format!("SNAT address {a} is also a VIP")));
+            }
+            if let Some(key) = backends.get(a) {
+                return Err(err(path, format!("SNAT address {a} is also a backend of service {key}")));
+            }
+            laddrs.insert(*a);
+        }
+    }
+    if laddrs.len() as u32 > conns.max_laddrs {
+        return Err(err(
+            "snat".into(),
+            format!(
+                "{} distinct local addresses (FullNAT laddrs and SNAT addresses); connections.max_laddrs allows {}",
+                laddrs.len(),
+                conns.max_laddrs
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -457,9 +686,24 @@ mod tests {
         serde_norway::from_str(yaml).unwrap()
     }
 
-    fn check(yaml: &str) -> Result<(), String> {
-        validate_services(&svc(yaml), &ConnectionsConfig::default(), &["192.0.2.1".parse().unwrap()])
+    /// Two ports: dp0 on 192.0.2.1/24, dp1 on 203.0.113.1/24.
+    fn ports() -> Vec<PortConfig> {
+        serde_norway::from_str("- { name: dp0, device: net_null0 }\n- { name: dp1, device: net_null1 }").unwrap()
+    }
+
+    fn addresses() -> Vec<AddressConfig> {
+        serde_norway::from_str("- { port: dp0, addr: 192.0.2.1/24 }\n- { port: dp1, addr: 203.0.113.1/24 }").unwrap()
+    }
+
+    /// Services and SNAT rules (YAML lists) against `ports()` and `addresses()`.
+    fn check_lb(services: &str, snat: &str) -> Result<(), String> {
+        let snat: Vec<SnatConfig> = serde_norway::from_str(snat).unwrap();
+        validate_services(&svc(services), &snat, &ConnectionsConfig::default(), &ports(), &addresses())
             .map_err(|e| e.to_string())
+    }
+
+    fn check(yaml: &str) -> Result<(), String> {
+        check_lb(yaml, "[]")
     }
 
     #[test]
@@ -473,6 +717,33 @@ mod tests {
         let back: Vec<ServiceConfig> = serde_norway::from_str(&serde_norway::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(check("- {vip: 192.0.2.100, port: 80, protocol: tcp}").is_ok());
+    }
+
+    #[test]
+    fn dr_tun_and_snat_round_trip() {
+        let s = svc(
+            "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 192.0.2.11, port: 80}]}\n\
+             - {vip: 192.0.2.100, port: 443, protocol: tcp, mode: tun, tunnel: {encap: gue}, backends: [{addr: 198.51.100.11, port: 443}]}\n\
+             - {vip: 192.0.2.100, port: 53, protocol: udp, mode: tun}",
+        );
+        assert_eq!(s[0].mode, ForwardMode::Dr);
+        assert_eq!(s[1].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 6080, too_big: TooBigPolicy::Icmp }));
+        assert_eq!(s[2].tunnel, None);
+        assert_eq!(s[2].tunnel_or_default(), TunnelConfig { encap: Encapsulation::Ipip, gue_port: 6080, too_big: TooBigPolicy::Icmp });
+        let yaml = serde_norway::to_string(&s).unwrap();
+        assert!(yaml.contains("tunnel:\n    encap: gue\n    gue_port: 6080\n    too_big: icmp\n"), "{yaml}");
+        assert_eq!(yaml.matches("tunnel:").count(), 1, "a service without a tunnel section gets none: {yaml}");
+        assert_eq!(serde_norway::from_str::<Vec<ServiceConfig>>(&yaml).unwrap(), s);
+        assert_eq!(check_lb(&yaml, "[]"), Ok(()));
+
+        let snat: Vec<SnatConfig> =
+            serde_norway::from_str("- { source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.51] }").unwrap();
+        assert_eq!(snat[0].name(), "source 198.51.100.0/24 out-port dp0");
+        let back: Vec<SnatConfig> = serde_norway::from_str(&serde_norway::to_string(&snat).unwrap()).unwrap();
+        assert_eq!(back, snat);
+        let e = serde_norway::from_str::<Vec<ServiceConfig>>("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, tunnel: {encap: vxlan}}")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown variant `vxlan`, expected `ipip` or `gue`"), "{e}");
     }
 
     #[test]
@@ -493,6 +764,10 @@ mod tests {
             ),
             ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 192.0.2.1, port: 80}]}", "is an address of ferrovs itself"),
             ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80, weight: 70000}]}", "backends[0].weight: 70000 is out of range"),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: '2001:db8::11', port: 80}]}",
+                "services[0].backends[0].addr: 2001:db8::11: IPv6 backend addresses are not supported yet (IPv4 only)",
+            ),
         ];
         for (yaml, want) in cases {
             let got = check(yaml).unwrap_err();
@@ -503,10 +778,91 @@ mod tests {
     }
 
     #[test]
+    fn dr_and_tun_refusals() {
+        let cases = [
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 192.0.2.11, port: 80}, {addr: 192.0.2.12, port: 8080}]}",
+                "services[0].backends[1].port: service tcp 192.0.2.100:80 is in dr mode, which cannot change ports: backend port must be 80",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, backends: [{addr: 198.51.100.11, port: 8080}]}",
+                "services[0].backends[0].port: service tcp 192.0.2.100:80 is in tun mode, which cannot change ports: backend port must be 80",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 198.51.100.9, port: 80}]}",
+                "services[0].backends[0].addr: service tcp 192.0.2.100:80 is in dr mode and backend 198.51.100.9 is not on a directly connected network (dr sends frames to the backend's MAC)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, tunnel: {encap: gue}}",
+                "services[0].tunnel: service tcp 192.0.2.100:80 is in nat mode; tunnel settings are only used in tun mode",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, tunnel: {}}",
+                "services[0].tunnel: service tcp 192.0.2.100:80 is in dr mode; tunnel settings are only used in tun mode",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, tunnel: {encap: gue, gue_port: 0}}",
+                "services[0].tunnel.gue_port: port 0 is not a GUE port (1..=65535)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, laddrs: [198.51.100.1]}",
+                "services[0].laddrs: service tcp 192.0.2.100:80 is in dr mode; local addresses are only used in fullnat mode",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(check(yaml).unwrap_err(), want, "{yaml}");
+        }
+        // A TUN backend may be anywhere routed; a DR one on either port's network.
+        assert_eq!(
+            check("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, backends: [{addr: 198.51.100.9, port: 80}]}"),
+            Ok(())
+        );
+        assert_eq!(
+            check("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 203.0.113.9, port: 80}, {addr: 192.0.2.9, port: 80}]}"),
+            Ok(())
+        );
+        // Without the address, the same DR backend is refused (fvs addr del goes through this).
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 203.0.113.9, port: 80}]}");
+        let e = validate_services(&s, &[], &ConnectionsConfig::default(), &ports(), &addresses()[..1]).unwrap_err();
+        assert!(e.message.contains("backend 203.0.113.9 is not on a directly connected network"), "{e}");
+    }
+
+    #[test]
+    fn snat_refusals_name_the_field() {
+        let web = "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [192.0.2.200], backends: [{addr: 198.51.100.11, port: 80}]}";
+        let cases = [
+            ("- {source: 198.51.100.7/24, out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 198.51.100.7/24 has host bits set, did you mean 198.51.100.0/24?"),
+            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 2001:db8::/32: IPv6 SNAT sources are not supported yet (IPv4 only)"),
+            ("- {source: 198.51.100.0/24, out_port: dp9, addresses: [192.0.2.50]}", "snat[0].out_port: no port named 'dp9' (ports are: dp0, dp1)"),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: []}", "snat[0].addresses: SNAT rule source 198.51.100.0/24 out-port dp0 needs at least one address"),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: 2001:db8::50: IPv6 SNAT addresses are not supported yet (IPv4 only)"),
+            (
+                "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.50]}",
+                "snat[0].addresses[1]: SNAT address 192.0.2.50 is listed twice",
+            ),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.100]}", "snat[0].addresses[0]: SNAT address 192.0.2.100 is also a VIP"),
+            (
+                "- {source: 10.0.0.0/8, out_port: dp0, addresses: [198.51.100.11]}",
+                "snat[0].addresses[0]: SNAT address 198.51.100.11 is also a backend of service tcp 192.0.2.100:80",
+            ),
+            (
+                "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50]}\n- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.51]}",
+                "snat[1].source: SNAT rule source 198.51.100.0/24 out-port dp0 is already defined (snat[0])",
+            ),
+        ];
+        for (snat, want) in cases {
+            assert_eq!(check_lb(web, snat).unwrap_err(), want, "{snat}");
+        }
+        // One source may leave by two ports; a FullNAT laddr may also serve SNAT.
+        let fine = "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.200]}\n- {source: 198.51.100.0/24, out_port: dp1, addresses: [203.0.113.50]}";
+        assert_eq!(check_lb(web, fine), Ok(()));
+    }
+
+    #[test]
     fn limits() {
         let few = ConnectionsConfig { max_backends: 1, ..Default::default() };
         let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80}, {addr: 198.51.100.12, port: 80}]}");
-        let e = validate_services(&s, &few, &[]).unwrap_err().to_string();
+        let e = validate_services(&s, &[], &few, &ports(), &[]).unwrap_err().to_string();
         assert!(e.contains("2 backends in all; connections.max_backends allows 1"), "{e}");
         let bad = ConnectionsConfig { lport_min: 2000, lport_max: 1000, ..Default::default() };
         assert!(validate_connections(&bad).unwrap_err().to_string().contains("connections.lport_min"));
@@ -514,5 +870,21 @@ mod tests {
         t.timeouts.udp = 0;
         assert!(validate_connections(&t).unwrap_err().to_string().contains("connections.timeouts.udp: 0 is out of range"));
         assert!(validate_connections(&ConnectionsConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn snat_addresses_count_with_laddrs() {
+        let two = ConnectionsConfig { max_laddrs: 2, ..Default::default() };
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [192.0.2.200, 192.0.2.201]}");
+        let snat = |yaml: &str| serde_norway::from_str::<Vec<SnatConfig>>(yaml).unwrap();
+        // An address both use is counted once.
+        let shared = snat("- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.201]}");
+        assert_eq!(validate_services(&s, &shared, &two, &ports(), &addresses()), Ok(()));
+        let third = snat("- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.201, 192.0.2.202]}");
+        let e = validate_services(&s, &third, &two, &ports(), &addresses()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "snat: 3 distinct local addresses (FullNAT laddrs and SNAT addresses); connections.max_laddrs allows 2"
+        );
     }
 }

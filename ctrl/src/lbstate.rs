@@ -1,6 +1,7 @@
-//! The control plane's side of load balancing: turns the service config into the workers'
-//! [`Services`] (slots and generations, scheduler tables), applies `fvs service/backend/laddr`
-//! edits to the config, and sums the per-core counters. No DPDK here: unit-tested as is.
+//! The control plane's side of load balancing: turns the service config and the SNAT rules
+//! into the workers' [`Services`] (slots and generations, scheduler tables), applies
+//! `fvs service/backend/laddr/snat` edits to the config, and sums the per-core counters. No
+//! DPDK here: unit-tested as is.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
@@ -9,13 +10,16 @@ use std::sync::Arc;
 use dataplane::conn::Timeouts;
 use dataplane::lb::LbCounters;
 use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
-use dataplane::service::{Backend, BackendSlot, FwdMode, Laddr, LbLimits, Service, Services};
+use dataplane::net::Prefix;
+use dataplane::service::{
+    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
+};
 
 use crate::lbconf::{
-    BackendConfig, BackendState, ConnectionsConfig, ForwardMode, RemovalPolicy, ServiceConfig, ServiceKey,
-    TimeoutsConfig,
+    snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
+    ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
-use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, TrafficStats};
+use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo, TrafficStats};
 
 /// Slots of one kind: a slot keeps its (slot, generation) while its key exists; freed slots
 /// are reused oldest first, each time with a new generation.
@@ -66,8 +70,9 @@ pub struct LbState {
     limits: LbLimits,
     backends: Slots<BackendId>,
     services: Slots<ServiceKey>,
-    /// Local addresses keep their slot for the life of the process (until the slots run out):
-    /// re-adding an address must not hand out ports its old connections still use.
+    /// Local addresses (FullNAT laddrs and SNAT addresses: one address, one slot and port pool,
+    /// whichever uses it) keep their slot for the life of the process (until the slots run
+    /// out): re-adding an address must not hand out ports its old connections still use.
     laddrs: Slots<Ipv4Addr>,
     backend_slots: Vec<BackendSlot>,
     tables: HashMap<ServiceKey, CachedTable>,
@@ -112,8 +117,26 @@ pub fn timeouts(t: &TimeoutsConfig) -> Timeouts {
 fn v4(ip: IpAddr) -> Ipv4Addr {
     match ip {
         IpAddr::V4(a) => a,
-        // Validation refuses IPv6 services before they get here.
+        // Validation refuses IPv6 services and SNAT rules before they get here.
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// The workers' tunnel of a service (the defaults, unused, for a service not in TUN mode).
+fn tunnel_of(s: &ServiceConfig) -> Tunnel {
+    if s.mode != ForwardMode::Tun {
+        return Tunnel::default();
+    }
+    let t = s.tunnel_or_default();
+    Tunnel {
+        encap: match t.encap {
+            Encapsulation::Ipip => Encap::Ipip,
+            Encapsulation::Gue => Encap::Gue { port: t.gue_port },
+        },
+        too_big: match t.too_big {
+            TooBigPolicy::Icmp => TooBig::Icmp,
+            TooBigPolicy::Drop => TooBig::Drop,
+        },
     }
 }
 
@@ -135,15 +158,23 @@ impl LbState {
         &self.limits
     }
 
-    /// Builds the workers' view of a validated service list. Backends that disappeared since
-    /// the last build are marked removed, with their service's policy unless `removal`
-    /// overrides it (`fvs backend del ... reset`).
+    /// Builds the workers' view of a validated service list and SNAT rules. Backends that
+    /// disappeared since the last build are marked removed, with their service's policy unless
+    /// `removal` overrides it (`fvs backend del ... reset`); their slot keeps its tunnel for the
+    /// connections still draining. `port_id` gives the DPDK port id of a port name (a SNAT
+    /// rule's `out_port`); nothing changes when one is unknown.
     pub fn build(
         &mut self,
         services: &[ServiceConfig],
+        snat: &[SnatConfig],
+        port_id: &dyn Fn(&str) -> Option<u16>,
         timeouts_config: &TimeoutsConfig,
         removal: Option<RemovalPolicy>,
     ) -> Result<Services, String> {
+        let out_ports = snat
+            .iter()
+            .map(|r| port_id(&r.out_port).ok_or_else(|| format!("SNAT rule {}: no port named '{}'", r.name(), r.out_port)))
+            .collect::<Result<Vec<u16>, String>>()?;
         let policy_of: HashMap<ServiceKey, RemovalPolicy> =
             services.iter().map(|s| (s.key(), s.on_backend_removal)).collect();
         let wanted: std::collections::HashSet<BackendId> =
@@ -154,7 +185,8 @@ impl LbState {
                 .or_else(|| policy_of.get(&svc).copied())
                 .or_else(|| self.policies.get(&svc).copied())
                 .unwrap_or_default();
-            self.backend_slots[usize::from(slot)] = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset, ..Default::default() };
+            let entry = &mut self.backend_slots[usize::from(slot)];
+            *entry = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset, tunnel: entry.tunnel };
         }
         let keys: std::collections::HashSet<ServiceKey> = services.iter().map(ServiceConfig::key).collect();
         self.services.release_others(&|k| keys.contains(k));
@@ -164,8 +196,23 @@ impl LbState {
         for s in services {
             list.push(self.build_service(s)?);
         }
+        let mut rules = Vec::with_capacity(snat.len());
+        for (r, out_port) in snat.iter().zip(out_ports) {
+            let source = r.source.network();
+            let addrs = r.addresses.iter().map(|a| self.local_addr(v4(*a))).collect::<Result<Vec<Laddr>, String>>()?;
+            rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
+        }
         self.policies = policy_of;
-        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config)))
+        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config)).with_snat(rules))
+    }
+
+    /// The slot of a local address, assigned on first use.
+    fn local_addr(&mut self, addr: Ipv4Addr) -> Result<Laddr, String> {
+        let (slot, gen) = self
+            .laddrs
+            .get_or_assign(&addr, &mut self.next_gen)
+            .ok_or_else(|| format!("more than {} local addresses (connections.max_laddrs)", self.limits.max_laddrs))?;
+        Ok(Laddr { addr, slot, gen })
     }
 
     fn build_service(&mut self, s: &ServiceConfig) -> Result<Service, String> {
@@ -174,13 +221,14 @@ impl LbState {
             .services
             .get_or_assign(&key, &mut self.next_gen)
             .ok_or_else(|| format!("more than {} services", self.limits.max_services))?;
+        let tunnel = tunnel_of(s);
         let mut backends = Vec::with_capacity(s.backends.len());
         for b in &s.backends {
             let (bslot, bgen) = self
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false, ..Default::default() };
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false, tunnel };
             backends.push(Backend {
                 addr: v4(b.addr),
                 port: b.port,
@@ -194,15 +242,7 @@ impl LbState {
                 gen: bgen,
             });
         }
-        let mut laddrs = Vec::with_capacity(s.laddrs.len());
-        for l in &s.laddrs {
-            let addr = v4(*l);
-            let (lslot, lgen) = self
-                .laddrs
-                .get_or_assign(&addr, &mut self.next_gen)
-                .ok_or_else(|| format!("more than {} local addresses (connections.max_laddrs)", self.limits.max_laddrs))?;
-            laddrs.push(Laddr { addr, slot: lslot, gen: lgen });
-        }
+        let laddrs = s.laddrs.iter().map(|l| self.local_addr(v4(*l))).collect::<Result<Vec<Laddr>, String>>()?;
         let candidates: Vec<Candidate> = s
             .backends
             .iter()
@@ -219,8 +259,10 @@ impl LbState {
             mode: match s.mode {
                 ForwardMode::Nat => FwdMode::Nat,
                 ForwardMode::Fullnat => FwdMode::FullNat,
+                ForwardMode::Dr => FwdMode::Dr,
+                ForwardMode::Tun => FwdMode::Tun,
             },
-            tunnel: Default::default(),
+            tunnel,
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
             backends,
@@ -271,8 +313,17 @@ impl LbState {
         self.backends.assigned.get(&(key, addr, port)).copied()
     }
 
-    fn laddr_slot(&self, addr: IpAddr) -> Option<(u16, u32)> {
-        self.laddrs.assigned.get(&v4(addr)).copied()
+    /// (ports in use, ports in all) of a local address, over all cores.
+    fn laddr_ports(&self, addr: IpAddr, cores: &[Arc<LbCounters>]) -> (u64, u64) {
+        let Some(&(slot, gen)) = self.laddrs.assigned.get(&v4(addr)) else { return (0, 0) };
+        cores.iter().fold((0, 0), |(used, total), c| {
+            let l = &c.laddrs[usize::from(slot)];
+            if l.gen.get() == u64::from(gen) {
+                (used + l.ports_in_use.get(), total + l.ports_total.get())
+            } else {
+                (used, total) // This core has not filled the address's pool yet.
+            }
+        })
     }
 
     /// `service show`: the config with per-backend counts and, with `stats`, traffic, summed
@@ -311,23 +362,30 @@ impl LbState {
         let mut out = Vec::new();
         for s in services {
             for l in &s.laddrs {
-                let (in_use, total) = self
-                    .laddr_slot(*l)
-                    .map(|(slot, gen)| {
-                        cores.iter().fold((0, 0), |(u, t), c| {
-                            let l = &c.laddrs[usize::from(slot)];
-                            if l.gen.get() == u64::from(gen) {
-                                (u + l.ports_in_use.get(), t + l.ports_total.get())
-                            } else {
-                                (u, t)
-                            }
-                        })
-                    })
-                    .unwrap_or_default();
+                let (in_use, total) = self.laddr_ports(*l, cores);
                 out.push(LaddrInfo { service: s.key(), addr: *l, ports_in_use: in_use, ports_total: total });
             }
         }
         out
+    }
+
+    /// `snat show`: the rules in order, with the ports in use of each address (counted over
+    /// everything that uses the address, FullNAT services included).
+    pub fn snat_infos(&self, snat: &[SnatConfig], cores: &[Arc<LbCounters>]) -> Vec<SnatInfo> {
+        snat.iter()
+            .map(|r| SnatInfo {
+                source: r.source,
+                out_port: r.out_port.clone(),
+                addresses: r
+                    .addresses
+                    .iter()
+                    .map(|a| {
+                        let (ports_in_use, ports_total) = self.laddr_ports(*a, cores);
+                        SnatAddrInfo { addr: *a, ports_in_use, ports_total }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -386,13 +444,27 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
         Edit::ServiceSet(key, patch) => {
             let s = find(&mut out, key)?;
             if patch == ServicePatch::default() {
-                return Err("nothing to change: give scheduler, mode, persistence, removal or maglev-size".into());
+                return Err(
+                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big"
+                        .into(),
+                );
             }
             if let Some(v) = patch.scheduler {
                 s.scheduler = v;
             }
             if let Some(v) = patch.mode {
                 s.mode = v;
+                // Tunnel settings mean nothing in the other modes (validation refuses them there).
+                if v != ForwardMode::Tun {
+                    s.tunnel = None;
+                }
+            }
+            if patch.encap.is_some() || patch.gue_port.is_some() || patch.too_big.is_some() {
+                let mut t = s.tunnel_or_default();
+                t.encap = patch.encap.unwrap_or(t.encap);
+                t.gue_port = patch.gue_port.unwrap_or(t.gue_port);
+                t.too_big = patch.too_big.unwrap_or(t.too_big);
+                s.tunnel = Some(t);
             }
             if let Some(v) = patch.persistence_s {
                 s.persistence_s = v;
@@ -459,6 +531,54 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
     Ok(out)
 }
 
+/// An edit of the SNAT rules, as `fvs snat add|del` ask.
+pub enum SnatEdit {
+    /// Appends the rule: it is tried after the existing ones.
+    Add(SnatConfig),
+    Del { source: Prefix, out_port: String },
+}
+
+/// Applies `edit` to a copy of `snat`; like [`edit`], errors name what is missing or already
+/// there and validation judges the rest.
+pub fn edit_snat(snat: &[SnatConfig], edit: SnatEdit) -> Result<Vec<SnatConfig>, String> {
+    let mut out = snat.to_vec();
+    match edit {
+        SnatEdit::Add(rule) => {
+            if out.iter().any(|r| r.source == rule.source && r.out_port == rule.out_port) {
+                return Err(format!("SNAT rule {} already exists (delete it first with fvs snat del)", rule.name()));
+            }
+            out.push(rule);
+        }
+        SnatEdit::Del { source, out_port } => {
+            let before = out.len();
+            out.retain(|r| !(r.source == source && r.out_port == out_port));
+            if out.len() == before {
+                return Err(format!("no SNAT rule {} (see fvs snat show)", snat_name(source, &out_port)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `snat add` and `snat del` lines for `fvs apply`'s report; a rule whose addresses changed is
+/// deleted and added, and a mere change of order says so.
+pub fn snat_changes(prev: &[SnatConfig], next: &[SnatConfig]) -> Vec<String> {
+    let same_name = |a: &SnatConfig, b: &SnatConfig| a.source == b.source && a.out_port == b.out_port;
+    let mut out = Vec::new();
+    for p in prev.iter().filter(|p| !next.contains(p)) {
+        out.push(format!("snat del {}", p.name()));
+    }
+    for n in next.iter().filter(|n| !prev.contains(n)) {
+        let addresses: Vec<String> = n.addresses.iter().map(|a| format!("address {a}")).collect();
+        out.push(format!("snat add {} {}", n.name(), addresses.join(" ")));
+    }
+    let reordered = prev.len() == next.len() && prev.iter().zip(next).any(|(p, n)| !same_name(p, n));
+    if out.is_empty() && reordered {
+        out.push("snat rules reordered".to_string());
+    }
+    out
+}
+
 /// Lines describing how `next` differs from `prev`, for `fvs apply`'s report.
 pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<String> {
     let mut out = Vec::new();
@@ -500,7 +620,7 @@ pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lbconf::Protocol;
+    use crate::lbconf::{Protocol, TunnelConfig};
 
     fn key(port: u16) -> ServiceKey {
         ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port }
@@ -515,35 +635,56 @@ mod tests {
     }
 
     fn state() -> LbState {
-        LbState::new(limits(&ConnectionsConfig { max_backends: 4, ..Default::default() }, 8))
+        LbState::new(limits(&ConnectionsConfig { max_backends: 4, max_laddrs: 4, ..Default::default() }, 8))
+    }
+
+    /// Port names as the daemon maps them: dp0 is DPDK port 0, dp1 port 3.
+    fn port_id(name: &str) -> Option<u16> {
+        match name {
+            "dp0" => Some(0),
+            "dp1" => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Builds services without SNAT rules.
+    fn build(lb: &mut LbState, services: &[ServiceConfig], removal: Option<RemovalPolicy>) -> Result<Services, String> {
+        lb.build(services, &[], &port_id, &TimeoutsConfig::default(), removal)
+    }
+
+    fn snat_rule(source: &str, out_port: &str, addresses: &[&str]) -> SnatConfig {
+        SnatConfig {
+            source: source.parse().unwrap(),
+            out_port: out_port.into(),
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        }
     }
 
     #[test]
     fn slots_stay_while_backends_stay_and_removals_leave_tombstones() {
         let mut lb = state();
-        let t = TimeoutsConfig::default();
         let v1 = vec![service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)])];
-        let s1 = lb.build(&v1, &t, None).unwrap();
+        let s1 = build(&mut lb, &v1, None).unwrap();
         let (b11, b12) = (s1.list[0].backends[0], s1.list[0].backends[1]);
         assert_ne!(b11.slot, b12.slot);
         assert!(s1.backend_slot(b11.slot).live);
 
         // Reweighting keeps slot and generation; removing with reset leaves a reset tombstone.
         let v2 = vec![service(80, SchedKind::Rr, vec![backend(12, 5)])];
-        let s2 = lb.build(&v2, &t, Some(RemovalPolicy::Reset)).unwrap();
+        let s2 = build(&mut lb, &v2, Some(RemovalPolicy::Reset)).unwrap();
         let b12b = s2.list[0].backends[0];
         assert_eq!((b12b.slot, b12b.gen, b12b.weight), (b12.slot, b12.gen, 5));
         assert_eq!(s2.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: true, ..Default::default() });
 
         // A re-added backend is a new occupant: other slot or newer generation.
-        let s3 = lb.build(&v1, &t, None).unwrap();
+        let s3 = build(&mut lb, &v1, None).unwrap();
         let again = s3.list[0].backends[0];
         assert_ne!((again.slot, again.gen), (b11.slot, b11.gen));
         // The freed slot is reused last (oldest first), so the tombstone outlives other frees.
         assert_ne!(again.slot, b11.slot);
 
         // Deleting the service drains its backends by its own (default) policy.
-        let s4 = lb.build(&[], &t, None).unwrap();
+        let s4 = build(&mut lb, &[], None).unwrap();
         assert!(s4.list.is_empty());
         assert_eq!(s4.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false, ..Default::default() });
     }
@@ -551,21 +692,20 @@ mod tests {
     #[test]
     fn hash_tables_are_built_once_per_backend_set() {
         let mut lb = state();
-        let t = TimeoutsConfig::default();
         let mut v = vec![ServiceConfig { maglev_size: 251, ..service(80, SchedKind::Mh, vec![backend(11, 1), backend(12, 3)]) }];
-        let a = lb.build(&v, &t, None).unwrap();
-        let b = lb.build(&v, &t, None).unwrap();
+        let a = build(&mut lb, &v, None).unwrap();
+        let b = build(&mut lb, &v, None).unwrap();
         let (ta, tb) = (a.list[0].table.clone().unwrap(), b.list[0].table.clone().unwrap());
         assert!(Arc::ptr_eq(&ta, &tb), "unchanged backends reuse the table");
         assert_eq!(ta.len(), 251);
         let share = ta.slots().iter().filter(|&&i| i == 1).count();
         assert!((170..=206).contains(&share), "weight 3 of 4 gets about 3/4 of 251 slots: {share}");
         v[0].backends[1].state = BackendState::Inhibited;
-        let c = lb.build(&v, &t, None).unwrap();
+        let c = build(&mut lb, &v, None).unwrap();
         let tc = c.list[0].table.clone().unwrap();
         assert!(tc.slots().iter().all(|&i| i == 0), "an inhibited backend gets no slots");
         assert!(!c.list[0].candidates[1].schedulable);
-        let rr = lb.build(&[service(80, SchedKind::Rr, vec![backend(11, 1)])], &t, None).unwrap();
+        let rr = build(&mut lb, &[service(80, SchedKind::Rr, vec![backend(11, 1)])], None).unwrap();
         assert!(rr.list[0].table.is_none());
     }
 
@@ -573,7 +713,7 @@ mod tests {
     fn out_of_slots_is_an_error() {
         let mut lb = state();
         let five: Vec<BackendConfig> = (11..16).map(|i| backend(i, 1)).collect();
-        let e = lb.build(&[service(80, SchedKind::Rr, five)], &TimeoutsConfig::default(), None).unwrap_err();
+        let e = build(&mut lb, &[service(80, SchedKind::Rr, five)], None).unwrap_err();
         assert!(e.contains("more than 4 backends"), "{e}");
     }
 
@@ -601,5 +741,134 @@ mod tests {
             vec!["service set tcp 192.0.2.100:80".to_string(), "backend set tcp 192.0.2.100:80 198.51.100.11:8080".to_string()]
         );
         assert_eq!(service_changes(&next, &[]), vec!["service del tcp 192.0.2.100:80".to_string()]);
+    }
+
+    #[test]
+    fn modes_and_tunnels_reach_the_workers_and_tombstones_keep_the_tunnel() {
+        let mut lb = state();
+        let gue = TunnelConfig { encap: Encapsulation::Gue, gue_port: 7777, too_big: TooBigPolicy::Drop };
+        let tun = ServiceConfig { mode: ForwardMode::Tun, tunnel: Some(gue), ..service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)]) };
+        let dr = ServiceConfig { mode: ForwardMode::Dr, ..service(81, SchedKind::Rr, vec![backend(13, 1)]) };
+        let built = build(&mut lb, &[tun.clone(), dr.clone()], None).unwrap();
+        let want = Tunnel { encap: Encap::Gue { port: 7777 }, too_big: TooBig::Drop };
+        let (t, d) = (&built.list[0], &built.list[1]);
+        assert_eq!((t.mode, t.tunnel), (FwdMode::Tun, want));
+        assert_eq!((d.mode, d.tunnel), (FwdMode::Dr, Tunnel::default()));
+        let (b11, b12) = (t.backends[0], t.backends[1]);
+        assert_eq!(built.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: true, reset: false, tunnel: want });
+        assert_eq!(built.backend_slot(d.backends[0].slot).tunnel, Tunnel::default());
+
+        // A removed backend's connections still drain through its tunnel.
+        let one = ServiceConfig { backends: vec![backend(12, 1)], ..tun.clone() };
+        let after = build(&mut lb, &[one, dr.clone()], Some(RemovalPolicy::Drain)).unwrap();
+        assert_eq!(after.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: false, tunnel: want });
+        // So do those of a deleted TUN service, by its policy.
+        let gone = build(&mut lb, &[dr], None).unwrap();
+        assert_eq!(gone.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false, tunnel: want });
+
+        // A TUN service without a tunnel section uses the defaults: IPIP, ICMP.
+        let plain = ServiceConfig { mode: ForwardMode::Tun, ..service(82, SchedKind::Rr, vec![]) };
+        let built = build(&mut lb, &[plain], None).unwrap();
+        assert_eq!(built.list[0].tunnel, Tunnel { encap: Encap::Ipip, too_big: TooBig::Icmp });
+    }
+
+    #[test]
+    fn snat_rules_get_port_ids_and_share_local_address_slots() {
+        let mut lb = state();
+        let t = TimeoutsConfig::default();
+        let web = vec![ServiceConfig {
+            mode: ForwardMode::Fullnat,
+            laddrs: vec!["192.0.2.200".parse().unwrap()],
+            ..service(80, SchedKind::Rr, vec![backend(11, 1)])
+        }];
+        let snat = vec![
+            snat_rule("198.51.100.0/24", "dp1", &["192.0.2.200", "192.0.2.201"]),
+            snat_rule("0.0.0.0/0", "dp0", &["192.0.2.202"]),
+        ];
+        let built = lb.build(&web, &snat, &port_id, &t, None).unwrap();
+        let laddr = built.list[0].laddrs[0];
+        assert_eq!(built.snat.len(), 2);
+        let (first, second) = (&built.snat[0], &built.snat[1]);
+        assert_eq!((first.prefix, first.prefix_len, first.out_port), (Ipv4Addr::new(198, 51, 100, 0), 24, 3));
+        assert_eq!(first.addrs[0], laddr, "the address FullNAT uses has one slot");
+        assert_ne!(first.addrs[1].slot, laddr.slot);
+        assert_eq!((second.prefix, second.prefix_len, second.out_port), (Ipv4Addr::UNSPECIFIED, 0, 0));
+        // In config order: the first match wins.
+        let src = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(built.snat_rule(src, 3), Some(first));
+        assert_eq!(built.snat_rule(src, 0), Some(second));
+        assert_eq!(built.snat_rule(src, 1), None);
+
+        // An unknown port changes nothing; 4 slots: a fifth address is one too many.
+        let bad = vec![snat_rule("198.51.100.0/24", "dp7", &["192.0.2.203"])];
+        let e = lb.build(&web, &bad, &port_id, &t, None).unwrap_err();
+        assert_eq!(e, "SNAT rule source 198.51.100.0/24 out-port dp7: no port named 'dp7'");
+        let again = lb.build(&web, &snat, &port_id, &t, None).unwrap();
+        assert_eq!(again.snat, built.snat);
+        let five = vec![snat_rule("198.51.100.0/24", "dp0", &["192.0.2.203", "192.0.2.204"])];
+        let e = lb.build(&web, &five, &port_id, &t, None).unwrap_err();
+        assert_eq!(e, "more than 4 local addresses (connections.max_laddrs)");
+    }
+
+    #[test]
+    fn snat_infos_sum_the_cores_ports() {
+        let mut lb = state();
+        let snat = vec![snat_rule("198.51.100.0/24", "dp0", &["192.0.2.50", "192.0.2.51"])];
+        let built = lb.build(&[], &snat, &port_id, &TimeoutsConfig::default(), None).unwrap();
+        let cores: Vec<Arc<LbCounters>> = (0..2).map(|_| Arc::new(LbCounters::new(lb.limits()))).collect();
+        let filled = built.snat[0].addrs[0];
+        for (core, used) in cores.iter().zip([3, 4]) {
+            let c = &core.laddrs[usize::from(filled.slot)];
+            c.gen.set(u64::from(filled.gen));
+            c.ports_in_use.set(used);
+            c.ports_total.set(1000);
+        }
+        let infos = lb.snat_infos(&snat, &cores);
+        assert_eq!(
+            infos,
+            vec![SnatInfo {
+                source: snat[0].source,
+                out_port: "dp0".into(),
+                addresses: vec![
+                    SnatAddrInfo { addr: "192.0.2.50".parse().unwrap(), ports_in_use: 7, ports_total: 2000 },
+                    // No core has filled this pool yet.
+                    SnatAddrInfo { addr: "192.0.2.51".parse().unwrap(), ports_in_use: 0, ports_total: 0 },
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn snat_edits_and_changes() {
+        let base = vec![snat_rule("198.51.100.0/24", "dp0", &["192.0.2.50"])];
+        let dup = edit_snat(&base, SnatEdit::Add(snat_rule("198.51.100.0/24", "dp0", &["192.0.2.51"]))).unwrap_err();
+        assert_eq!(dup, "SNAT rule source 198.51.100.0/24 out-port dp0 already exists (delete it first with fvs snat del)");
+        let missing = edit_snat(&base, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp1".into() }).unwrap_err();
+        assert_eq!(missing, "no SNAT rule source 198.51.100.0/24 out-port dp1 (see fvs snat show)");
+
+        let two = edit_snat(&base, SnatEdit::Add(snat_rule("0.0.0.0/0", "dp0", &["192.0.2.51", "192.0.2.52"]))).unwrap();
+        assert_eq!(two[1].source.to_string(), "0.0.0.0/0", "added rules go last");
+        assert_eq!(snat_changes(&base, &two), vec!["snat add source 0.0.0.0/0 out-port dp0 address 192.0.2.51 address 192.0.2.52"]);
+        let one = edit_snat(&two, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp0".into() }).unwrap();
+        assert_eq!(one, two[1..].to_vec());
+        assert_eq!(snat_changes(&two, &one), vec!["snat del source 198.51.100.0/24 out-port dp0"]);
+        let swapped = vec![two[1].clone(), two[0].clone()];
+        assert_eq!(snat_changes(&two, &swapped), vec!["snat rules reordered"]);
+        assert!(snat_changes(&two, &two).is_empty());
+    }
+
+    #[test]
+    fn service_set_changes_the_tunnel() {
+        let base = vec![ServiceConfig { mode: ForwardMode::Tun, ..service(80, SchedKind::Rr, vec![]) }];
+        let gue = edit(&base, Edit::ServiceSet(key(80), ServicePatch { encap: Some(Encapsulation::Gue), ..Default::default() })).unwrap();
+        assert_eq!(gue[0].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, ..TunnelConfig::default() }));
+        let port = edit(&gue, Edit::ServiceSet(key(80), ServicePatch { gue_port: Some(7000), ..Default::default() })).unwrap();
+        assert_eq!(port[0].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 7000, too_big: TooBigPolicy::Icmp }));
+        // Leaving tun mode drops the tunnel settings; validation refuses them in other modes.
+        let nat = edit(&port, Edit::ServiceSet(key(80), ServicePatch { mode: Some(ForwardMode::Nat), ..Default::default() })).unwrap();
+        assert_eq!((nat[0].mode, nat[0].tunnel), (ForwardMode::Nat, None));
+        let nat_gue = edit(&nat, Edit::ServiceSet(key(80), ServicePatch { too_big: Some(TooBigPolicy::Drop), ..Default::default() })).unwrap();
+        assert_eq!(nat_gue[0].tunnel.map(|t| t.too_big), Some(TooBigPolicy::Drop));
+        assert_eq!(service_changes(&port, &nat), vec!["service set tcp 192.0.2.100:80".to_string()]);
     }
 }

@@ -16,7 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::RouteConfig;
-use crate::lbconf::{BackendConfig, BackendState, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey};
+use crate::lbconf::{
+    BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
+    SnatConfig, TooBigPolicy, TunnelConfig,
+};
 use dataplane::sched::SchedKind;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -100,6 +103,15 @@ pub enum Request {
         #[serde(default)]
         filter: ConnFilter,
     },
+    SnatShow,
+    /// Appends a SNAT rule: it is tried after the existing ones.
+    SnatAdd {
+        rule: SnatConfig,
+    },
+    SnatDel {
+        source: Prefix,
+        out_port: String,
+    },
 }
 
 /// The attributes `service set` can change; `None` keeps the current value.
@@ -116,6 +128,13 @@ pub struct ServicePatch {
     pub on_backend_removal: Option<RemovalPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maglev_size: Option<u32>,
+    /// Tunnel settings (tun mode only); those not given keep their value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encap: Option<Encapsulation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gue_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_big: Option<TooBigPolicy>,
 }
 
 /// Which connections `conn list` shows; every given field must match.
@@ -303,6 +322,9 @@ pub struct ServiceInfo {
     pub on_backend_removal: RemovalPolicy,
     pub maglev_size: u32,
     pub laddrs: Vec<IpAddr>,
+    /// The tunnel a tun service uses (its settings or the defaults); absent in other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelConfig>,
     pub backends: Vec<BackendInfo>,
     /// Sum over the service's current backends (with `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,6 +344,7 @@ impl ServiceInfo {
             on_backend_removal: s.on_backend_removal,
             maglev_size: s.maglev_size,
             laddrs: s.laddrs.clone(),
+            tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             backends,
             stats,
         }
@@ -352,13 +375,57 @@ pub struct LaddrInfo {
     pub ports_total: u64,
 }
 
+/// A SNAT rule as `snat show` reports it, in rule order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SnatInfo {
+    pub source: Prefix,
+    pub out_port: String,
+    pub addresses: Vec<SnatAddrInfo>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SnatAddrInfo {
+    pub addr: IpAddr,
+    /// Local ports of this address in use (by SNAT and any FullNAT service using it, all cores).
+    pub ports_in_use: u64,
+    /// Local ports available (the configured range, all cores).
+    pub ports_total: u64,
+}
+
+/// How a connection is forwarded: its service's mode, or `snat` for an outbound connection
+/// under a SNAT rule.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnMode {
+    Nat,
+    Fullnat,
+    Dr,
+    Tun,
+    Snat,
+}
+
+impl ConnMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnMode::Nat => "nat",
+            ConnMode::Fullnat => "fullnat",
+            ConnMode::Dr => "dr",
+            ConnMode::Tun => "tun",
+            ConnMode::Snat => "snat",
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ConnInfo {
     pub core: u32,
     pub protocol: Protocol,
+    pub mode: ConnMode,
     pub client: std::net::SocketAddr,
-    pub virtual_addr: std::net::SocketAddr,
-    /// The FullNAT local address:port; None in NAT mode.
+    /// The service's VIP:port; None for SNAT (no service: `backend` is the remote server).
+    #[serde(default)]
+    pub virtual_addr: Option<std::net::SocketAddr>,
+    /// The FullNAT or SNAT local address:port; None in NAT, DR and TUN modes.
     #[serde(default)]
     pub local: Option<std::net::SocketAddr>,
     pub backend: std::net::SocketAddr,
@@ -425,6 +492,55 @@ mod tests {
             serde_json::from_str::<Request>(r#"{"op":"link_show"}"#).unwrap(),
             Request::LinkShow { stats: false }
         );
+    }
+
+    #[test]
+    fn lb_requests_on_the_wire() {
+        round_trip(
+            Request::SnatAdd {
+                rule: SnatConfig {
+                    source: "198.51.100.0/24".parse().unwrap(),
+                    out_port: "dp0".into(),
+                    addresses: vec!["192.0.2.50".parse().unwrap()],
+                },
+            },
+            r#"{"op":"snat_add","rule":{"source":"198.51.100.0/24","out_port":"dp0","addresses":["192.0.2.50"]}}"#,
+        );
+        round_trip(
+            Request::SnatDel {
+                source: "198.51.100.0/24".parse().unwrap(),
+                out_port: "dp0".into(),
+            },
+            r#"{"op":"snat_del","source":"198.51.100.0/24","out_port":"dp0"}"#,
+        );
+        round_trip(Request::SnatShow, r#"{"op":"snat_show"}"#);
+        let key = ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: "192.0.2.100".parse().unwrap(),
+            port: 443,
+        };
+        round_trip(
+            Request::ServiceSet {
+                key,
+                set: ServicePatch {
+                    mode: Some(ForwardMode::Tun),
+                    encap: Some(Encapsulation::Gue),
+                    gue_port: Some(6081),
+                    too_big: Some(TooBigPolicy::Drop),
+                    ..Default::default()
+                },
+            },
+            r#"{"op":"service_set","key":{"protocol":"tcp","vip":"192.0.2.100","port":443},"set":{"mode":"tun","encap":"gue","gue_port":6081,"too_big":"drop"}}"#,
+        );
+        let mut tun = ServiceConfig::new(key);
+        tun.mode = ForwardMode::Tun;
+        let info = serde_json::to_value(ServiceInfo::new(&tun, vec![], None)).unwrap();
+        assert_eq!(
+            info["tunnel"],
+            serde_json::json!({ "encap": "ipip", "gue_port": 6080, "too_big": "icmp" })
+        );
+        let nat = serde_json::to_value(ServiceInfo::new(&ServiceConfig::new(key), vec![], None)).unwrap();
+        assert!(nat.get("tunnel").is_none(), "{nat}");
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::thread;
 
 use ctrl::api::{self, ApiCall};
 use ctrl::config::{self, Config};
-use ctrl::lbconf::{self, ConnectionsConfig, Protocol, ServiceConfig};
+use ctrl::lbconf::{self, ConnectionsConfig, Protocol, ServiceConfig, SnatConfig};
+use ctrl::lbstate::{self, SnatEdit};
 use ctrl::proto::{
-    AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, Request, Response, RouteInfo,
-    ServiceInfo,
+    AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, ConnMode, Request, Response, RouteInfo,
+    ServiceInfo, SnatAddrInfo, SnatInfo,
 };
 
 fn service_info(s: &ServiceConfig) -> ServiceInfo {
@@ -30,18 +31,29 @@ fn service_info(s: &ServiceConfig) -> ServiceInfo {
     ServiceInfo::new(s, backends, None)
 }
 
-/// Service changes checked with the real validation, like the daemon.
-fn change_services(
-    services: &mut Vec<ServiceConfig>,
-    change: impl FnOnce(&mut Vec<ServiceConfig>) -> Result<(), String>,
+/// The services and SNAT rules of the fake daemon, checked together like the daemon does.
+#[derive(Clone, Default)]
+struct Lb {
+    services: Vec<ServiceConfig>,
+    snat: Vec<SnatConfig>,
+}
+
+/// Service and SNAT changes checked with the real validation, like the daemon.
+fn change_lb(
+    lb: &mut Lb,
+    base: &Config,
+    addresses: &[config::AddressConfig],
+    change: impl FnOnce(&mut Lb) -> Result<(), String>,
 ) -> Response {
-    let mut next = services.clone();
+    let mut next = lb.clone();
     let checked = change(&mut next).and_then(|()| {
-        lbconf::validate_services(&next, &ConnectionsConfig::default(), &[]).map_err(|e| e.message)
+        let conns = ConnectionsConfig::default();
+        lbconf::validate_services(&next.services, &next.snat, &conns, &base.ports, addresses)
+            .map_err(|e| e.message)
     });
     match checked {
         Ok(()) => {
-            *services = next;
+            *lb = next;
             Response::ok(&())
         }
         Err(e) => Response::err(e),
@@ -52,7 +64,7 @@ fn change_services(
 fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
     let base = Config::from_yaml("ports:\n  - { name: dp0, device: net_null0 }\n", "base").unwrap();
     let mut addresses: Vec<config::AddressConfig> = Vec::new();
-    let mut services: Vec<ServiceConfig> = Vec::new();
+    let mut lb = Lb::default();
     for call in calls {
         let response = match call.request {
             Request::AddrShow => {
@@ -89,27 +101,60 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                 Err(e) => Response::err(e.to_string()),
             },
             Request::ServiceShow { .. } => {
-                Response::ok(&services.iter().map(service_info).collect::<Vec<_>>())
+                Response::ok(&lb.services.iter().map(service_info).collect::<Vec<_>>())
             }
-            Request::ServiceAdd { service } => change_services(&mut services, |next| {
-                next.push(service);
+            Request::ServiceAdd { service } => change_lb(&mut lb, &base, &addresses, |next| {
+                next.services.push(service);
                 Ok(())
             }),
-            Request::BackendAdd { service, backend } => change_services(&mut services, |next| {
-                let s = next
-                    .iter_mut()
-                    .find(|s| s.key() == service)
-                    .ok_or(format!("no service {service}"))?;
-                s.backends.push(backend);
+            Request::BackendAdd { service, backend } => {
+                change_lb(&mut lb, &base, &addresses, |next| {
+                    let s = next
+                        .services
+                        .iter_mut()
+                        .find(|s| s.key() == service)
+                        .ok_or(format!("no service {service}"))?;
+                    s.backends.push(backend);
+                    Ok(())
+                })
+            }
+            // No worker cores here: every address shows no ports.
+            Request::SnatShow => Response::ok(
+                &lb.snat
+                    .iter()
+                    .map(|r| SnatInfo {
+                        source: r.source,
+                        out_port: r.out_port.clone(),
+                        addresses: r
+                            .addresses
+                            .iter()
+                            .map(|a| SnatAddrInfo {
+                                addr: *a,
+                                ports_in_use: 0,
+                                ports_total: 0,
+                            })
+                            .collect(),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Request::SnatAdd { rule } => change_lb(&mut lb, &base, &addresses, |next| {
+                next.snat = lbstate::edit_snat(&next.snat, SnatEdit::Add(rule))?;
                 Ok(())
             }),
+            Request::SnatDel { source, out_port } => {
+                change_lb(&mut lb, &base, &addresses, |next| {
+                    next.snat = lbstate::edit_snat(&next.snat, SnatEdit::Del { source, out_port })?;
+                    Ok(())
+                })
+            }
             // Three connections match; the limit keeps the first ones.
             Request::ConnList { filter } => {
                 let conn = |client: &str| ConnInfo {
                     core: 0,
                     protocol: Protocol::Tcp,
+                    mode: ConnMode::Nat,
                     client: client.parse().unwrap(),
-                    virtual_addr: "192.0.2.100:80".parse().unwrap(),
+                    virtual_addr: Some("192.0.2.100:80".parse().unwrap()),
                     local: None,
                     backend: "198.51.100.11:8080".parse().unwrap(),
                     state: "ESTABLISHED".into(),
@@ -324,12 +369,94 @@ fn conn_list_says_when_cut() {
     assert_eq!(
         out,
         "\
-core pro expire state       client             virtual            local              backend
-0    TCP 14:59  ESTABLISHED 192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
+core pro expire state       mode    client             virtual            local              backend
+0    TCP 14:59  ESTABLISHED nat     192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
 1 of 3 connections shown
 "
     );
     let (code, out, _) = fvs(&["conn"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 4, "{out}");
+}
+
+#[test]
+fn snat_add_show_del() {
+    let ok = (0, String::new(), String::new());
+    let add = [
+        "snat",
+        "add",
+        "source",
+        "10.20.0.0/16",
+        "out-port",
+        "dp0",
+        "address",
+        "203.0.113.250",
+    ];
+    assert_eq!(fvs(&add), ok);
+    let (code, out, err) = fvs(&["snat"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.starts_with("Source  "), "{out}");
+    assert!(
+        out.contains("\n10.20.0.0/16  dp0      203.0.113.250           0           0\n"),
+        "{out}"
+    );
+    let (code, out, _) = fvs(&["-j", "snat", "show"]);
+    assert_eq!(code, 0);
+    let rules: Vec<SnatInfo> = serde_json::from_str(&out).unwrap();
+    assert!(
+        rules.iter().any(|r| r.source.to_string() == "10.20.0.0/16"),
+        "{out}"
+    );
+
+    // The daemon's refusals: exit 1, its words.
+    let (code, _, err) = fvs(&add);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "fvs: SNAT rule source 10.20.0.0/16 out-port dp0 already exists (delete it first with fvs snat del)\n"
+        )
+    );
+    let (code, _, err) = fvs(&[
+        "snat",
+        "add",
+        "source",
+        "10.21.0.5/16",
+        "out-port",
+        "dp0",
+        "address",
+        "203.0.113.251",
+    ]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "fvs: 10.21.0.5/16 has host bits set, did you mean 10.21.0.0/16?\n"
+        )
+    );
+    let (code, _, err) = fvs(&[
+        "snat",
+        "add",
+        "source",
+        "10.22.0.0/16",
+        "out-port",
+        "dp7",
+        "address",
+        "203.0.113.252",
+    ]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "fvs: no port named 'dp7' (ports are: dp0)\n")
+    );
+
+    let del = ["snat", "del", "source", "10.20.0.0/16", "out-port", "dp0"];
+    assert_eq!(fvs(&del), ok);
+    let (code, _, err) = fvs(&del);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "fvs: no SNAT rule source 10.20.0.0/16 out-port dp0 (see fvs snat show)\n"
+        )
+    );
 }

@@ -991,3 +991,149 @@ fn bad_commands_change_nothing() {
     daemon.stop();
     assert_nothing_left(&prefix, &socket);
 }
+
+#[test]
+fn lb_commands_refused_change_nothing() {
+    let _guard = lock();
+    let dir = TempDir::new("lbcmds");
+    let (yaml, prefix, socket) = pcap_config(dir.path(), "lbcmds");
+    let config = dir.join("ferrovs.yaml");
+    fs::write(&config, &yaml).unwrap();
+    write_pcap(&dir.join("in.pcap"), &[]);
+    let daemon = Daemon::start(&config, &socket, dir.path());
+    let run = |args: &[&str], code: i32| {
+        let out = fvs(&socket, args);
+        assert_eq!(
+            out.code,
+            Some(code),
+            "fvs {}: {}",
+            args.join(" "),
+            out.describe()
+        );
+        out
+    };
+    let state = || {
+        (
+            fvs_json(&socket, &["service", "show"]),
+            fvs_json(&socket, &["snat", "show"]),
+            fvs_json(&socket, &["addr", "show"]),
+        )
+    };
+
+    run(
+        &["service", "add", "tcp", "192.0.2.100:80", "mode", "dr"],
+        0,
+    );
+    run(
+        &["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.11:80"],
+        0,
+    );
+    run(
+        &[
+            "service",
+            "add",
+            "tcp",
+            "192.0.2.100:443",
+            "mode",
+            "tun",
+            "encap",
+            "gue",
+        ],
+        0,
+    );
+    run(
+        &[
+            "snat",
+            "add",
+            "source",
+            "198.51.100.0/24",
+            "out-port",
+            "dp0",
+            "address",
+            "192.0.2.50",
+        ],
+        0,
+    );
+    let before = state();
+    assert_eq!(
+        before.0[1]["tunnel"],
+        serde_json::json!({ "encap": "gue", "gue_port": 6080, "too_big": "icmp" })
+    );
+    let services = run(&["service", "show"], 0).stdout;
+    assert!(
+        services.contains("\nTCP  192.0.2.100:443   wlc       tun/gue:6080\n"),
+        "{services}"
+    );
+    let snat = run(&["snat", "show"], 0).stdout;
+    assert!(
+        snat.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("198.51.100.0/24  dp0      192.0.2.50")),
+        "{snat}"
+    );
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["backend", "add", "tcp", "192.0.2.100:80", "203.0.113.9:80"],
+            "fvs: service tcp 192.0.2.100:80 is in dr mode and backend 203.0.113.9 is not on a directly connected network (dr sends frames to the backend's MAC)\n",
+        ),
+        (
+            vec!["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.12:8080"],
+            "fvs: service tcp 192.0.2.100:80 is in dr mode, which cannot change ports: backend port must be 80\n",
+        ),
+        (
+            vec!["addr", "del", "192.0.2.1/24", "dev", "dp0"],
+            "fvs: service tcp 192.0.2.100:80 is in dr mode and backend 192.0.2.11 is not on a directly connected network (dr sends frames to the backend's MAC)\n",
+        ),
+        (
+            vec!["service", "add", "tcp", "192.0.2.100:8443", "encap", "gue"],
+            "fvs: service tcp 192.0.2.100:8443 is in nat mode; tunnel settings are only used in tun mode\n",
+        ),
+        (
+            vec!["service", "set", "tcp", "192.0.2.100:443", "gue-port", "0"],
+            "fvs: port 0 is not a GUE port (1..=65535)\n",
+        ),
+        (
+            vec!["snat", "add", "source", "198.51.100.5/24", "out-port", "dp0", "address", "192.0.2.51"],
+            "fvs: 198.51.100.5/24 has host bits set, did you mean 198.51.100.0/24?\n",
+        ),
+        (
+            vec!["snat", "add", "source", "10.0.0.0/8", "out-port", "dp0", "address", "192.0.2.100"],
+            "fvs: SNAT address 192.0.2.100 is also a VIP\n",
+        ),
+        (
+            vec!["snat", "add", "source", "10.0.0.0/8", "out-port", "dp1", "address", "192.0.2.51"],
+            "fvs: no port named 'dp1' (ports are: dp0)\n",
+        ),
+        (
+            vec!["snat", "del", "source", "10.0.0.0/8", "out-port", "dp0"],
+            "fvs: no SNAT rule source 10.0.0.0/8 out-port dp0 (see fvs snat show)\n",
+        ),
+    ];
+    for (args, want) in &cases {
+        let out = run(args, 1);
+        assert_eq!(out.stderr, *want, "fvs {}", args.join(" "));
+        assert_eq!(
+            state(),
+            before,
+            "the state changed after fvs {}",
+            args.join(" ")
+        );
+    }
+
+    // Applying the original config takes everything back out.
+    let applied = fvs_json(&socket, &["apply", "-f", &config.display().to_string()]);
+    assert_eq!(
+        applied["changes"],
+        serde_json::json!([
+            "service del tcp 192.0.2.100:80",
+            "service del tcp 192.0.2.100:443",
+            "snat del source 198.51.100.0/24 out-port dp0"
+        ]),
+        "{applied}"
+    );
+    assert_eq!(fvs_json(&socket, &["snat", "show"]), serde_json::json!([]));
+
+    daemon.stop();
+    assert_nothing_left(&prefix, &socket);
+}

@@ -114,9 +114,6 @@ enum_with_names! {
         NoSourceAddress = "no_source_address",
         /// Encapsulation needs more headroom than the buffer has.
         NoHeadroom = "no_headroom",
-        /// A packet from a DR/TUN backend to its client reached ferrovs: those replies must go
-        /// to the client directly (is the VIP configured on the backend?).
-        OneWayReply = "one_way_reply",
     }
 }
 

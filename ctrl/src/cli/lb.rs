@@ -1,6 +1,7 @@
 //! The load-balancing objects of `fvs`: services, their backends, FullNAT local addresses and
 //! connections. They do what `ipvsadm -A/-E/-D`, `-a/-e/-d`, `-Ln` and `-Lnc` do, with
-//! `ip`-style keywords: `fvs service add tcp 192.0.2.100:80 scheduler wrr`.
+//! `ip`-style keywords: `fvs service add tcp 192.0.2.100:80 scheduler wrr`. The keyword reader
+//! and table layout here also serve the SNAT rules (`snat`).
 //!
 //! A service is always named by its first two words, `tcp|udp VIP:PORT`; a backend by the
 //! `ADDR:PORT` after them. Keywords and their values follow in any order.
@@ -13,12 +14,13 @@ use dataplane::sched::SchedKind;
 
 use super::{usage, ArgsError};
 use crate::lbconf::{
-    BackendConfig, BackendState, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
+    BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy,
+    ServiceConfig, ServiceKey, TooBigPolicy, TunnelConfig,
 };
 use crate::proto::{ConnFilter, ConnList, LaddrInfo, Request, ServiceInfo, ServicePatch};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]...";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat] [persistence SECONDS] [removal drain|reset] [maglev-size N]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 pub(super) const BACKEND_ADD_USAGE: &str =
     "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
@@ -38,6 +40,8 @@ Examples:
   fvs service add tcp 192.0.2.100:80 scheduler wrr persistence 300 removal reset
   fvs service add udp 192.0.2.100:53 scheduler mh maglev-size 65537
   fvs service add tcp 192.0.2.100:443 mode fullnat laddr 198.51.100.1 laddr 198.51.100.2
+  fvs service add tcp 192.0.2.100:8080 mode dr
+  fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080 too-big icmp
 
 ",
     "\
@@ -45,7 +49,21 @@ Schedulers:
   rr    round robin              wrr   weighted round robin
   lc    least connections        wlc   weighted least connections (the default)
   sh    source hash              mh    Maglev hash (maglev-size: a prime, e.g. 65537)
-  twos  best of two random       fo    weighted failover (highest weight wins)"
+  twos  best of two random       fo    weighted failover (highest weight wins)
+
+",
+    "\
+Modes:
+  nat      the destination becomes the backend; backends route their replies through ferrovs
+  fullnat  the source becomes a local address of ferrovs too (laddr, one at least)
+  dr       the frame goes unchanged to the backend's MAC: the backend is on a network of a
+           ferrovs port, holds the VIP (on lo, arp_ignore=1, arp_announce=2) and answers the
+           client directly; backend port = service port
+  tun      the packet goes to the backend inside IPIP (encap ipip, the default) or GUE (encap
+           gue, to UDP gue-port, default 6080); the backend decapsulates, holds the VIP and
+           answers the client directly; backend port = service port. too-big icmp (the
+           default) tells the client when a packet no longer fits once encapsulated, too-big
+           drop drops it"
 );
 
 /// The scheduler names, in the words of the errors: `rr, wrr, ... or fo`.
@@ -92,8 +110,9 @@ pub(super) enum ServiceVerb {
         visible_alias = "change",
         override_usage = SERVICE_SET_USAGE,
         after_help = concat!(
-            "Examples:\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service set tcp 192.0.2.100:80 persistence 0 removal drain\n\n",
-            "Schedulers: rr, wrr, lc, wlc, sh, mh, twos, fo (see fvs service add --help)"
+            "Examples:\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service set tcp 192.0.2.100:80 persistence 0 removal drain\n  fvs service set tcp 192.0.2.100:8443 mode tun encap gue\n\n",
+            "Schedulers: rr, wrr, lc, wlc, sh, mh, twos, fo; modes: nat, fullnat, dr, tun (see fvs service add --help).\n",
+            "Leaving tun mode drops the service's tunnel settings."
         )
     )]
     Set {
@@ -211,6 +230,9 @@ pub(super) fn service_request(
                 persistence_s,
                 on_backend_removal,
                 maglev_size,
+                encap,
+                gue_port,
+                too_big,
             } = patch;
             service.scheduler = scheduler.unwrap_or(service.scheduler);
             service.mode = mode.unwrap_or(service.mode);
@@ -218,6 +240,15 @@ pub(super) fn service_request(
             service.on_backend_removal = on_backend_removal.unwrap_or(service.on_backend_removal);
             service.maglev_size = maglev_size.unwrap_or(service.maglev_size);
             service.laddrs = laddrs;
+            // Only a service given tunnel keywords gets a tunnel section, as in the YAML.
+            if encap.is_some() || gue_port.is_some() || too_big.is_some() {
+                let d = TunnelConfig::default();
+                service.tunnel = Some(TunnelConfig {
+                    encap: encap.unwrap_or(d.encap),
+                    gue_port: gue_port.unwrap_or(d.gue_port),
+                    too_big: too_big.unwrap_or(d.too_big),
+                });
+            }
             Ok(Request::ServiceAdd { service })
         }
         Some(ServiceVerb::Set { args }) => {
@@ -248,9 +279,20 @@ const SERVICE_ADD_KEYWORDS: &[&str] = &[
     "removal",
     "maglev-size",
     "laddr",
+    "encap",
+    "gue-port",
+    "too-big",
 ];
-const SERVICE_SET_KEYWORDS: &[&str] =
-    &["scheduler", "mode", "persistence", "removal", "maglev-size"];
+const SERVICE_SET_KEYWORDS: &[&str] = &[
+    "scheduler",
+    "mode",
+    "persistence",
+    "removal",
+    "maglev-size",
+    "encap",
+    "gue-port",
+    "too-big",
+];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
 fn service_attrs(
@@ -266,10 +308,31 @@ fn service_attrs(
                 w.once(&mut p.scheduler, "scheduler", s)?;
             }
             "mode" => {
-                let v = w.value("mode", "nat or fullnat")?;
+                let v = w.value("mode", "nat, fullnat, dr or tun")?;
                 let m = v.to_ascii_lowercase().parse::<ForwardMode>();
-                let m = m.map_err(|_| w.error(format!("'{v}' is not a forwarding mode (nat or fullnat)")))?;
+                let m = m.map_err(|_| {
+                    w.error(format!(
+                        "'{v}' is not a forwarding mode (nat, fullnat, dr or tun)"
+                    ))
+                })?;
                 w.once(&mut p.mode, "mode", m)?;
+            }
+            "encap" => {
+                let v = w.value("encap", "ipip or gue")?;
+                let e = v.to_ascii_lowercase().parse::<Encapsulation>();
+                let e = e.map_err(|_| w.error(format!("'{v}' is not an encapsulation (ipip or gue)")))?;
+                w.once(&mut p.encap, "encap", e)?;
+            }
+            "gue-port" => {
+                let v = w.value("gue-port", "a UDP port number")?;
+                let n = w.port(v, "gue-port")?;
+                w.once(&mut p.gue_port, "gue-port", n)?;
+            }
+            "too-big" => {
+                let v = w.value("too-big", "icmp or drop")?;
+                let t = v.to_ascii_lowercase().parse::<TooBigPolicy>();
+                let t = t.map_err(|_| w.error(format!("'{v}' is not a too-big policy (icmp or drop)")))?;
+                w.once(&mut p.too_big, "too-big", t)?;
             }
             "persistence" | "persistent" => {
                 let v = w.value("persistence", "a number of seconds (0: off)")?;
@@ -462,35 +525,40 @@ pub(super) fn conn_request(verb: Option<ConnVerb>) -> Result<Request, ArgsError>
 }
 
 /// The words after the verb, read front to back; errors start with the command's name.
-struct Words<'a> {
+pub(super) struct Words<'a> {
     cmd: &'static str,
     words: std::slice::Iter<'a, String>,
 }
 
 impl<'a> Words<'a> {
-    fn new(cmd: &'static str, args: &'a [String]) -> Words<'a> {
+    pub(super) fn new(cmd: &'static str, args: &'a [String]) -> Words<'a> {
         Words {
             cmd,
             words: args.iter(),
         }
     }
 
-    fn next(&mut self) -> Option<&'a str> {
+    pub(super) fn next(&mut self) -> Option<&'a str> {
         self.words.next().map(String::as_str)
     }
 
-    fn error(&self, message: String) -> ArgsError {
+    pub(super) fn error(&self, message: String) -> ArgsError {
         usage(self.cmd, message)
     }
 
     /// The value after keyword `key`; `what` says what it should be.
-    fn value(&mut self, key: &str, what: &str) -> Result<&'a str, ArgsError> {
+    pub(super) fn value(&mut self, key: &str, what: &str) -> Result<&'a str, ArgsError> {
         self.next()
             .ok_or_else(|| self.error(format!("'{key}' needs {what}")))
     }
 
     /// Fills `slot`, refusing a keyword given twice.
-    fn once<T>(&self, slot: &mut Option<T>, key: &str, value: T) -> Result<(), ArgsError> {
+    pub(super) fn once<T>(
+        &self,
+        slot: &mut Option<T>,
+        key: &str,
+        value: T,
+    ) -> Result<(), ArgsError> {
         if slot.is_some() {
             return Err(self.error(format!("'{key}' given twice")));
         }
@@ -501,6 +569,11 @@ impl<'a> Words<'a> {
     fn number(&self, word: &str, key: &str) -> Result<u32, ArgsError> {
         word.parse()
             .map_err(|_| self.error(format!("'{word}' is not a number (after '{key}')")))
+    }
+
+    fn port(&self, word: &str, key: &str) -> Result<u16, ArgsError> {
+        word.parse()
+            .map_err(|_| self.error(format!("'{word}' is not a port number (after '{key}')")))
     }
 
     /// `tcp|udp VIP:PORT`, the first two words.
@@ -541,12 +614,14 @@ impl<'a> Words<'a> {
 
     /// An unknown keyword: names the valid ones, and guesses the keyword when `word` looks
     /// like one of their values (`wrr` -> `scheduler wrr`).
-    fn unknown(&self, word: &str, keywords: &[&str]) -> ArgsError {
+    pub(super) fn unknown(&self, word: &str, keywords: &[&str]) -> ArgsError {
         let lower = word.to_ascii_lowercase();
         let guesses = [
             ("scheduler", lower.parse::<SchedKind>().is_ok()),
             ("mode", lower.parse::<ForwardMode>().is_ok()),
             ("removal", lower.parse::<RemovalPolicy>().is_ok()),
+            ("encap", lower.parse::<Encapsulation>().is_ok()),
+            ("too-big", lower.parse::<TooBigPolicy>().is_ok()),
             (
                 "state",
                 lower.parse::<BackendState>().is_ok() || parse_conn_state(word).is_ok(),
@@ -556,6 +631,11 @@ impl<'a> Words<'a> {
                 keywords.contains(&"weight") && word.parse::<u32>().is_ok(),
             ),
             ("laddr", word.parse::<IpAddr>().is_ok()),
+            ("address", word.parse::<IpAddr>().is_ok()),
+            (
+                "source",
+                word.contains('/') && word.parse::<dataplane::net::Prefix>().is_ok(),
+            ),
             ("backend", parse_socket(word).is_ok()),
         ];
         let guess = guesses
@@ -571,7 +651,7 @@ impl<'a> Words<'a> {
 }
 
 /// `a, b or c`.
-fn or_list(items: &[&str]) -> String {
+pub(super) fn or_list(items: &[&str]) -> String {
     match items {
         [] => String::new(),
         [one] => (*one).to_string(),
@@ -655,14 +735,14 @@ fn parse_conn_state(word: &str) -> Result<String, String> {
 
 /// Column widths for rows of cells: each column as wide as its widest cell, at least its
 /// minimum. Columns from `right_from` on are right-aligned.
-struct Layout {
+pub(super) struct Layout {
     widths: Vec<usize>,
     right_from: usize,
     sep: &'static str,
 }
 
 impl Layout {
-    fn new<'r>(
+    pub(super) fn new<'r>(
         mins: &[usize],
         right_from: usize,
         sep: &'static str,
@@ -685,7 +765,7 @@ impl Layout {
     }
 
     /// One line, without trailing blanks.
-    fn line(&self, cells: &[String]) -> String {
+    pub(super) fn line(&self, cells: &[String]) -> String {
         let mut s = String::new();
         for (c, cell) in cells.iter().enumerate() {
             if c > 0 {
@@ -704,7 +784,7 @@ impl Layout {
     }
 }
 
-fn cells<const N: usize>(items: [&str; N]) -> Vec<String> {
+pub(super) fn cells<const N: usize>(items: [&str; N]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -759,11 +839,14 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
             let laddrs: Vec<String> = s.laddrs.iter().map(IpAddr::to_string).collect();
             flags.push(format!("local {}", laddrs.join(",")));
         }
+        if s.tunnel.is_some_and(|t| t.too_big == TooBigPolicy::Drop) {
+            flags.push("too-big drop".to_string());
+        }
         service_rows.push(vec![
             upper(s.protocol).to_string(),
             SocketAddr::new(s.vip, s.port).to_string(),
             s.scheduler.as_str().to_string(),
-            s.mode.as_str().to_string(),
+            mode_text(s),
             flags.join(" "),
         ]);
         for b in &s.backends {
@@ -788,6 +871,17 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         }
     }
     out
+}
+
+/// The mode, with the encapsulation for tun: `tun/ipip`, `tun/gue:6080`.
+fn mode_text(s: &ServiceInfo) -> String {
+    match (s.mode, s.tunnel) {
+        (ForwardMode::Tun, Some(t)) => match t.encap {
+            Encapsulation::Ipip => "tun/ipip".to_string(),
+            Encapsulation::Gue => format!("tun/gue:{}", t.gue_port),
+        },
+        (mode, _) => mode.as_str().to_string(),
+    }
 }
 
 /// `ipvsadm -Ln --stats`-style: connections, packets and bytes per service and backend.
@@ -849,12 +943,14 @@ pub(super) fn format_laddrs(laddrs: &[LaddrInfo]) -> String {
     rows.iter().map(|r| layout.line(r)).collect()
 }
 
-/// `ipvsadm -Lnc`-style, plus the worker core and the FullNAT local address; in the daemon's
-/// order. Says so when the limit cut the list.
+/// `ipvsadm -Lnc`-style, plus the worker core, the forwarding mode and the FullNAT/SNAT local
+/// address; in the daemon's order. Says so when the limit cut the list. A SNAT connection has
+/// no virtual address: its backend is the remote server.
 pub(super) fn format_conns(list: &ConnList) -> String {
     let mut rows = vec![cells([
-        "core", "pro", "expire", "state", "client", "virtual", "local", "backend",
+        "core", "pro", "expire", "state", "mode", "client", "virtual", "local", "backend",
     ])];
+    let or_dash = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
     for c in &list.conns {
         let secs = c.expires_ms / 1000;
         rows.push(vec![
@@ -862,13 +958,14 @@ pub(super) fn format_conns(list: &ConnList) -> String {
             upper(c.protocol).to_string(),
             format!("{:02}:{:02}", secs / 60, secs % 60),
             c.state.clone(),
+            c.mode.as_str().to_string(),
             c.client.to_string(),
-            c.virtual_addr.to_string(),
-            c.local.map_or_else(|| "-".to_string(), |l| l.to_string()),
+            or_dash(c.virtual_addr),
+            or_dash(c.local),
             c.backend.to_string(),
         ]);
     }
-    let layout = Layout::new(&[4, 3, 6, 11, 18, 18, 18], usize::MAX, " ", &rows);
+    let layout = Layout::new(&[4, 3, 6, 11, 7, 18, 18, 18], usize::MAX, " ", &rows);
     let mut out: String = rows.iter().map(|r| layout.line(r)).collect();
     if list.matched > list.conns.len() as u64 {
         let _ = writeln!(
@@ -886,7 +983,7 @@ mod tests {
     use super::super::tests::{request, usage_error};
     use super::super::{parse_args, render, Command, Invocation};
     use super::*;
-    use crate::proto::{BackendInfo, ConnInfo, Response, TrafficStats};
+    use crate::proto::{BackendInfo, ConnInfo, ConnMode, Response, TrafficStats};
 
     fn key(s: &str) -> ServiceKey {
         let (proto, addr) = s.split_once(' ').unwrap();
@@ -957,6 +1054,24 @@ mod tests {
             request("svc add TCP 192.0.2.100:80 laddr 198.51.100.1 removal reset sched WRR persistent 300 laddr 198.51.100.2 maglev-size 251 mode fullnat"),
             want
         );
+        let mut tun = ServiceConfig::new(k);
+        tun.mode = ForwardMode::Tun;
+        tun.tunnel = Some(TunnelConfig {
+            encap: Encapsulation::Gue,
+            gue_port: 7000,
+            too_big: TooBigPolicy::Icmp,
+        });
+        assert_eq!(
+            request("service add tcp 192.0.2.100:80 mode tun encap gue gue-port 7000"),
+            Request::ServiceAdd { service: tun }
+        );
+        // Without tunnel keywords a tun service has no tunnel section: the defaults apply.
+        let mut dr = ServiceConfig::new(k);
+        dr.mode = ForwardMode::Dr;
+        assert_eq!(
+            request("service add tcp 192.0.2.100:80 mode DR"),
+            Request::ServiceAdd { service: dr }
+        );
         let mut udp6 = ServiceConfig::new(key("udp [2001:db8::1]:53"));
         udp6.scheduler = SchedKind::Mh;
         assert_eq!(
@@ -987,6 +1102,28 @@ mod tests {
                     mode: Some(ForwardMode::Nat),
                     persistence_s: Some(0),
                     on_backend_removal: Some(RemovalPolicy::Drain),
+                    ..Default::default()
+                }
+            }
+        );
+        assert_eq!(
+            request("service set tcp 192.0.2.100:80 too-big drop encap ipip"),
+            Request::ServiceSet {
+                key: k,
+                set: ServicePatch {
+                    encap: Some(Encapsulation::Ipip),
+                    too_big: Some(TooBigPolicy::Drop),
+                    ..Default::default()
+                }
+            }
+        );
+        assert_eq!(
+            request("service set tcp 192.0.2.100:80 mode tun gue-port 6081"),
+            Request::ServiceSet {
+                key: k,
+                set: ServicePatch {
+                    mode: Some(ForwardMode::Tun),
+                    gue_port: Some(6081),
                     ..Default::default()
                 }
             }
@@ -1047,8 +1184,32 @@ mod tests {
                 "fvs service add: 'fastest' is not a scheduler (rr, wrr, lc, wlc, sh, mh, twos or fo)",
             ),
             (
-                "service add tcp 192.0.2.100:80 mode dr",
-                "fvs service add: 'dr' is not a forwarding mode (nat or fullnat)",
+                "service add tcp 192.0.2.100:80 mode dsr",
+                "fvs service add: 'dsr' is not a forwarding mode (nat, fullnat, dr or tun)",
+            ),
+            (
+                "service add tcp 192.0.2.100:80 mode",
+                "fvs service add: 'mode' needs nat, fullnat, dr or tun",
+            ),
+            (
+                "service add tcp 192.0.2.100:80 mode tun encap vxlan",
+                "fvs service add: 'vxlan' is not an encapsulation (ipip or gue)",
+            ),
+            (
+                "service add tcp 192.0.2.100:80 mode tun gue-port 70000",
+                "fvs service add: '70000' is not a port number (after 'gue-port')",
+            ),
+            (
+                "service add tcp 192.0.2.100:80 mode tun too-big fragment",
+                "fvs service add: 'fragment' is not a too-big policy (icmp or drop)",
+            ),
+            (
+                "service add tcp 192.0.2.100:80 mode tun gue",
+                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'encap gue'?)",
+            ),
+            (
+                "service set tcp 192.0.2.100:80 drop",
+                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; did you mean 'too-big drop'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 persistence 5m",
@@ -1080,27 +1241,27 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 weight 2",
-                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size or laddr)",
+                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big)",
             ),
             (
                 "service add tcp 192.0.2.100:80 wrr",
-                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size or laddr; did you mean 'scheduler wrr'?)",
+                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'scheduler wrr'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 fullnat",
-                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size or laddr; did you mean 'mode fullnat'?)",
+                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'mode fullnat'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80",
-                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal or maglev-size (usage: {SERVICE_SET_USAGE})"),
+                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big (usage: {SERVICE_SET_USAGE})"),
             ),
             (
                 "service set tcp 192.0.2.100:80 laddr 198.51.100.1",
-                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal or maglev-size; local addresses change with 'fvs laddr add|del')",
+                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; local addresses change with 'fvs laddr add|del')",
             ),
             (
                 "service set tcp 192.0.2.100:80 reset",
-                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal or maglev-size; did you mean 'removal reset'?)",
+                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; did you mean 'removal reset'?)",
             ),
             (
                 "service del tcp 192.0.2.100:80 now",
@@ -1380,9 +1541,28 @@ mod tests {
         ] {
             assert!(top.contains(want), "{want}\n{top}");
         }
+        for want in [
+            "snat  ",
+            "fvs service add tcp 192.0.2.100:8080 mode dr",
+            "fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080",
+            "fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50",
+        ] {
+            assert!(top.contains(want), "{want}\n{top}");
+        }
         let add = help("service add --help");
         assert!(add.contains(SERVICE_ADD_USAGE), "{add}");
         assert!(add.contains("twos  best of two random"), "{add}");
+        assert!(add.contains("arp_ignore=1, arp_announce=2"), "{add}");
+        assert!(
+            add.contains("tun      the packet goes to the backend inside IPIP"),
+            "{add}"
+        );
+        let snat_add = help("snat add --help");
+        assert!(
+            snat_add.contains(super::super::snat::SNAT_ADD_USAGE),
+            "{snat_add}"
+        );
+        assert!(help("snat --help").contains("the first whose source prefix holds"));
         assert!(help("backend del --help").contains(BACKEND_DEL_USAGE));
         assert!(help("laddr add --help").contains(LADDR_ADD_USAGE));
         assert!(help("conn list --help").contains(CONN_LIST_USAGE));
@@ -1430,6 +1610,7 @@ mod tests {
             on_backend_removal: RemovalPolicy::Drain,
             maglev_size: 65537,
             laddrs: vec![],
+            tunnel: None,
             // Out of order: the view sorts.
             backends: vec![b12, b11],
             stats: Some(TrafficStats {
@@ -1450,6 +1631,7 @@ mod tests {
             on_backend_removal: RemovalPolicy::Reset,
             maglev_size: 65537,
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
+            tunnel: None,
             backends: vec![backend(
                 "198.51.100.21:53",
                 10,
@@ -1472,6 +1654,7 @@ mod tests {
             on_backend_removal: RemovalPolicy::Drain,
             maglev_size: 65537,
             laddrs: vec![],
+            tunnel: None,
             backends: vec![],
             stats: None,
         };
@@ -1579,12 +1762,17 @@ udp 192.0.2.100:53   198.51.100.1       12345       64512
             } else {
                 Protocol::Tcp
             },
+            mode: if local.is_some() {
+                ConnMode::Fullnat
+            } else {
+                ConnMode::Nat
+            },
             client: sock(client),
-            virtual_addr: sock(if state == "UDP" {
+            virtual_addr: Some(sock(if state == "UDP" {
                 "192.0.2.100:53"
             } else {
                 "192.0.2.100:80"
-            }),
+            })),
             local: local.map(sock),
             backend: sock(backend),
             state: state.into(),
@@ -1624,10 +1812,10 @@ udp 192.0.2.100:53   198.51.100.1       12345       64512
             matched: 3,
         };
         let want = "\
-core pro expire state       client             virtual            local              backend
-0    TCP 14:58  ESTABLISHED 192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
-1    TCP 00:59  SYN_RECV    192.0.2.3:40001    192.0.2.100:80     -                  198.51.100.12:8080
-1    UDP 05:00  UDP         192.0.2.2:5353     192.0.2.100:53     198.51.100.1:1025  198.51.100.21:53
+core pro expire state       mode    client             virtual            local              backend
+0    TCP 14:58  ESTABLISHED nat     192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
+1    TCP 00:59  SYN_RECV    nat     192.0.2.3:40001    192.0.2.100:80     -                  198.51.100.12:8080
+1    UDP 05:00  UDP         fullnat 192.0.2.2:5353     192.0.2.100:53     198.51.100.1:1025  198.51.100.21:53
 ";
         assert_eq!(format_conns(&list), want);
         let cut = ConnList {
@@ -1635,8 +1823,8 @@ core pro expire state       client             virtual            local         
             matched: 1500,
         };
         let want = "\
-core pro expire state       client             virtual            local              backend
-0    TCP 14:58  ESTABLISHED 192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
+core pro expire state       mode    client             virtual            local              backend
+0    TCP 14:58  ESTABLISHED nat     192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
 1 of 1500 connections shown
 ";
         assert_eq!(format_conns(&cut), want);
@@ -1646,7 +1834,7 @@ core pro expire state       client             virtual            local         
         };
         assert_eq!(
             format_conns(&none),
-            "core pro expire state       client             virtual            local              backend\n0 of 7 connections shown\n"
+            "core pro expire state       mode    client             virtual            local              backend\n0 of 7 connections shown\n"
         );
         let v6 = ConnList {
             conns: vec![conn(
@@ -1660,10 +1848,88 @@ core pro expire state       client             virtual            local         
             matched: 1,
         };
         let want = "\
-core pro expire state       client              virtual            local                backend
-0    TCP 00:01  TIME_WAIT   [2001:db8::2]:40000 192.0.2.100:80     [2001:db8:1::1]:1024 [2001:db8:2::11]:8080
+core pro expire state       mode    client              virtual            local                backend
+0    TCP 00:01  TIME_WAIT   fullnat [2001:db8::2]:40000 192.0.2.100:80     [2001:db8:1::1]:1024 [2001:db8:2::11]:8080
 ";
         assert_eq!(format_conns(&v6), want);
+    }
+
+    #[test]
+    fn conns_show_their_mode() {
+        let mut dr = conn(
+            0,
+            "ESTABLISHED",
+            "192.0.2.2:40000",
+            None,
+            "192.0.2.11:80",
+            60_000,
+        );
+        dr.mode = ConnMode::Dr;
+        let mut tun = conn(
+            0,
+            "SYN_RECV",
+            "192.0.2.3:40000",
+            None,
+            "203.0.113.11:80",
+            30_000,
+        );
+        tun.mode = ConnMode::Tun;
+        // An outbound connection: no service; the backend is the remote server.
+        let mut snat = conn(
+            1,
+            "ESTABLISHED",
+            "198.51.100.7:51000",
+            Some("192.0.2.50:1030"),
+            "203.0.113.9:443",
+            900_000,
+        );
+        snat.mode = ConnMode::Snat;
+        snat.virtual_addr = None;
+        let list = ConnList {
+            conns: vec![dr, tun, snat],
+            matched: 3,
+        };
+        let want = "\
+core pro expire state       mode    client             virtual            local              backend
+0    TCP 01:00  ESTABLISHED dr      192.0.2.2:40000    192.0.2.100:80     -                  192.0.2.11:80
+0    TCP 00:30  SYN_RECV    tun     192.0.2.3:40000    192.0.2.100:80     -                  203.0.113.11:80
+1    TCP 15:00  ESTABLISHED snat    198.51.100.7:51000 -                  192.0.2.50:1030    203.0.113.9:443
+";
+        assert_eq!(format_conns(&list), want);
+        let json = serde_json::to_string(&list.conns[2]).unwrap();
+        assert!(
+            json.contains(r#""mode":"snat""#) && json.contains(r#""virtual_addr":null"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn dr_and_tun_services_formatted() {
+        let mut dr = services().remove(1);
+        dr.mode = ForwardMode::Dr;
+        dr.backends = vec![backend("192.0.2.11:443", 1, BackendState::Active, 2, 0)];
+        let mut tun = services().remove(2);
+        tun.mode = ForwardMode::Tun;
+        tun.tunnel = Some(TunnelConfig {
+            encap: Encapsulation::Gue,
+            gue_port: 6080,
+            too_big: TooBigPolicy::Drop,
+        });
+        tun.backends.truncate(1);
+        let mut ipip = services().remove(1);
+        ipip.port = 444;
+        ipip.mode = ForwardMode::Tun;
+        ipip.tunnel = Some(TunnelConfig::default());
+        let want = "\
+Prot LocalAddress:Port Scheduler Mode         Flags
+  -> RemoteAddress:Port           Weight State     ActiveConn InActConn
+TCP  192.0.2.100:80    wrr       tun/gue:6080 persistent 300 too-big drop
+  -> 198.51.100.12:8080           2      draining  0          1
+TCP  192.0.2.101:443   wlc       dr
+  -> 192.0.2.11:443               1      active    2          0
+TCP  192.0.2.101:444   wlc       tun/ipip
+";
+        assert_eq!(format_services(&[tun, dr, ipip]), want);
     }
 
     #[test]

@@ -283,8 +283,10 @@ impl ConnTable {
         &mut slot.conn
     }
 
-    /// Inserts both keys; fails (changing nothing) when full or when either key already
-    /// exists. The connection expires `timeout_ms` after `now_ms` unless touched.
+    /// Inserts both keys (only the original one for a DR/TUN connection: its replies never
+    /// pass here, and its reply tuple may well equal another connection's); fails (changing
+    /// nothing) when full or when a key already exists. The connection expires `timeout_ms`
+    /// after `now_ms` unless touched.
     pub fn insert(
         &mut self,
         conn: Conn,
@@ -296,9 +298,9 @@ impl ConnTable {
         }
         let (original, reply) = (conn.original_key(), conn.reply_key());
         let (original_hash, reply_hash) = (self.hash(&original), self.hash(&reply));
-        if original == reply
+        let keyed_reply = !conn.flags.is_one_way();
+        if (keyed_reply && (original == reply || self.find(&reply, reply_hash).is_some()))
             || self.find(&original, original_hash).is_some()
-            || self.find(&reply, reply_hash).is_some()
         {
             return Err(InsertError::KeyExists);
         }
@@ -313,7 +315,9 @@ impl ConnTable {
         slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         self.wheel_file(id);
         self.index_insert(original_hash, entry_ref(id, Dir::Original));
-        self.index_insert(reply_hash, entry_ref(id, Dir::Reply));
+        if keyed_reply {
+            self.index_insert(reply_hash, entry_ref(id, Dir::Reply));
+        }
         self.len += 1;
         Ok(id)
     }
@@ -328,7 +332,9 @@ impl ConnTable {
         let original = conn.original_key();
         let reply = conn.reply_key();
         self.index_remove(self.hash(&original), entry_ref(id, Dir::Original));
-        self.index_remove(self.hash(&reply), entry_ref(id, Dir::Reply));
+        if !conn.flags.is_one_way() {
+            self.index_remove(self.hash(&reply), entry_ref(id, Dir::Reply));
+        }
         self.wheel_unlink(id);
         let slot = &mut self.slots[id as usize];
         slot.prev = FREE;

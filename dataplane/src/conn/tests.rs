@@ -104,6 +104,31 @@ fn remove_frees_both_keys_and_the_slot() {
 }
 
 #[test]
+fn one_way_connections_are_keyed_by_the_client_side_only() {
+    let mut t = ConnTable::new(4);
+    // Two DR connections from one client port to one backend through two VIPs: their reply
+    // tuples are equal, and never looked up (the backend answers the client directly).
+    let dr = Conn { flags: ConnFlags::DR, ..nat(1) };
+    let tun = Conn { flags: ConnFlags::TUN, vip: Ipv4Addr::new(192, 0, 2, 2), ..nat(1) };
+    assert_eq!(dr.reply_key(), tun.reply_key());
+    let a = t.insert(dr, 0, 1000).unwrap();
+    let b = t.insert(tun, 0, 1000).unwrap();
+    assert_eq!(t.lookup(&dr.original_key()), Some((a, Dir::Original)));
+    assert_eq!(t.lookup(&tun.original_key()), Some((b, Dir::Original)));
+    assert_eq!(t.lookup(&dr.reply_key()), None);
+    // A two-way connection with that reply tuple still gets it.
+    let nat_conn = Conn { vip: Ipv4Addr::new(192, 0, 2, 3), ..nat(1) };
+    let c = t.insert(nat_conn, 0, 1000).unwrap();
+    assert_eq!(t.lookup(&nat_conn.reply_key()), Some((c, Dir::Reply)));
+    // Removing the one-way connections leaves the two-way one's keys alone.
+    t.remove(a);
+    t.remove(b);
+    assert_eq!(t.lookup(&nat_conn.reply_key()), Some((c, Dir::Reply)));
+    assert_eq!(t.lookup(&dr.original_key()), None);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
 fn existing_keys_are_refused_without_change() {
     let mut t = ConnTable::new(4);
     let a = nat(1);

@@ -279,10 +279,8 @@ impl<F: Frame> CoreCtx<F> {
         if slot.gen == conn.backend_gen && !slot.live && slot.reset {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
+        // DR/TUN connections are keyed by the client's side only: `dir` is Original.
         let one_way = conn.flags.is_one_way();
-        if one_way && dir == Dir::Reply {
-            return self.drop(frame, DropReason::OneWayReply);
-        }
         if conn.proto == IpProtocol::TCP.0 {
             let state = if one_way { next_state_client_only(conn.state, tcp_flags) } else { next_state(conn.state, dir, tcp_flags) };
             if state != conn.state {
@@ -496,9 +494,6 @@ impl<F: Frame> CoreCtx<F> {
         };
         let conn = *self.lb.conns.get(id);
         if conn.flags.is_one_way() {
-            if dir == Dir::Reply {
-                return Some(frame);
-            }
             // From the client's side about a reply the backend sent it directly: to the
             // backend the way the connection's packets go, unchanged inside.
             self.counters.event(Event::IcmpErrorsTranslated).inc();
