@@ -329,3 +329,13 @@ snat:
 api: { socket: $socket }
 YAML
 }
+
+# fvs_services_config SOCKET: the services as configured, as one line of JSON without the live
+# connection counts, so a before/after comparison shows configuration changes only.
+fvs_services_config() {
+  "$(fvs_bin fvs)" --socket "$1" --json service show | /usr/bin/python3 -c "import json,sys
+d=json.load(sys.stdin)
+for s in d:
+    for b in s['backends']: b.pop('active_conns'); b.pop('inactive_conns')
+print(json.dumps(d, sort_keys=True))"
+}

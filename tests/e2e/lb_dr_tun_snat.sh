@@ -70,6 +70,8 @@ for vip in $dr_vip $ipip_vip $gue_vip; do
   expect "$dir/http-$vip.json" "d['ok']" 30 "HTTP through $vip answered"
   expect "$dir/http-$vip.json" "sorted(d['backends'].values())" "[10, 10, 10]" "HTTP through $vip: round robin"
   expect "$dir/http-$vip.json" "list(d['peers'])" "['192.0.2.2']" "HTTP through $vip: backends see the client"
+  got=$(ip netns exec "$NS_CLIENT" curl -s --max-time 3 "http://$vip:8080/")
+  case "$got" in "backend=b"[123]" peer=192.0.2.2:"*) ;; *) fail "curl through $vip: '$got'" ;; esac
   client udp "$vip" 5353 --count 15 --sport-range 44000-44014 >"$dir/udp-$vip.json"
   expect "$dir/udp-$vip.json" "d['ok']" 15 "UDP through $vip answered"
   expect "$dir/udp-$vip.json" "sorted(d['backends'].values())" "[5, 5, 5]" "UDP through $vip: round robin"
@@ -147,11 +149,11 @@ print(sum(r['ipip'] for r in rows) > 0, sum(r['gue'] for r in rows) > 0, sum(r['
 [ "$decap" = "True True 0" ] || fail "decapsulation counters (ipip>0, gue>0, bad): $decap"
 
 # A DR backend must be on a directly connected network; refused, and nothing changes.
-before=$(fvs --json service show)
+before=$(fvs_services_config "$socket")
 if fvs backend add tcp $dr_vip:8080 203.0.113.77:8080 2>"$dir/err"; then fail "DR backend off-link accepted"; fi
 grep -q "directly connected" "$dir/err" || fail "DR refusal message: $(cat "$dir/err")"
 if fvs backend add tcp $ipip_vip:8080 198.51.100.14:9090 2>"$dir/err"; then fail "TUN backend with another port accepted"; fi
-[ "$(fvs --json service show)" = "$before" ] || fail "a refused command changed the services"
+[ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
 
 # SNAT: backend b1 fetches from a server outside (in the client namespace, which has no
 # route to the backends' network); the server sees the SNAT address.

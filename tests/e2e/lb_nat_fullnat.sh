@@ -136,21 +136,13 @@ client udp 192.0.2.100 5356 --count 3 >"$dir/applied.json"
 expect "$dir/applied.json" "d['backends']" "{'b2': 3}" "the applied service answers"
 
 # Bad commands are refused and change nothing.
-# The services as configured (without the live connection counts).
-svc_config() {
-  fvs --json service show | /usr/bin/python3 -c "import json,sys
-d=json.load(sys.stdin)
-for s in d:
-    for b in s['backends']: b.pop('active_conns'); b.pop('inactive_conns')
-print(json.dumps(d, sort_keys=True))"
-}
-before=$(svc_config)
+before=$(fvs_services_config "$socket")
 for bad in "service add tcp 192.0.2.100:80" "backend add tcp 192.0.2.100:81 198.51.100.11:80" \
            "backend del tcp 192.0.2.100:80 198.51.100.99:8080" "service set tcp 192.0.2.100:80 scheduler mh maglev-size 100"; do
   if fvs $bad 2>"$dir/err"; then fail "'fvs $bad' was accepted"; fi
   [ -s "$dir/err" ] || fail "'fvs $bad' gave no message"
 done
-[ "$(svc_config)" = "$before" ] || fail "a refused command changed the services"
+[ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
 
 fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
 echo "ok: NAT and FullNAT over TCP and UDP, distribution, live reset/drain/add, persistence, expiry"

@@ -10,7 +10,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
-use crate::wire::{EtherType, EthernetFrame};
 use crate::conn::{
     next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
     TcpState,
@@ -20,7 +19,7 @@ use crate::lb::{is_active, LbCore, PortsExhausted};
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
-use crate::wire::{IpProtocol, TcpFlags, TcpPacket};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpPacket};
 use crate::xlate::{self, Rewrite4, Tuple4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
@@ -226,7 +225,8 @@ impl<F: Frame> CoreCtx<F> {
         // that address has ports (protocols that open several connections expect that).
         let start = source_hash_v4(t.src) as usize % rule.addrs.len().max(1);
         let addrs = &rule.addrs;
-        if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_port_from(addrs, start, t.proto)) {
+        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto);
+        if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;
         }
@@ -282,7 +282,11 @@ impl<F: Frame> CoreCtx<F> {
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
         let one_way = conn.flags.is_one_way();
         if conn.proto == IpProtocol::TCP.0 {
-            let state = if one_way { next_state_client_only(conn.state, tcp_flags) } else { next_state(conn.state, dir, tcp_flags) };
+            let state = if one_way {
+                next_state_client_only(conn.state, tcp_flags)
+            } else {
+                next_state(conn.state, dir, tcp_flags)
+            };
             if state != conn.state {
                 let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
                 if was != now {
@@ -396,7 +400,8 @@ impl<F: Frame> CoreCtx<F> {
         let overhead = tunnel.overhead();
         if inner_len + overhead > mtu {
             let dont_fragment = ip[6] & 0x40 != 0;
-            return self.tunnel_too_big(snap, now_ms, frame, conn, (mtu - overhead.min(mtu)) as u16, tunnel.too_big, dont_fragment, pool, tx);
+            let fits = (mtu - overhead.min(mtu)) as u16;
+            return self.tunnel_too_big(snap, now_ms, frame, conn, fits, tunnel.too_big, dont_fragment, pool, tx);
         }
         // Ethernet padding must not end up inside the tunnel.
         if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
