@@ -79,9 +79,7 @@ for i in $(seq 1 4); do
 done
 
 say "SNAT: backend b1 fetches from a server outside (192.0.2.2:9000, which has no route to the backends); it sees 192.0.2.50"
-in_client /usr/bin/python3 tests/e2e/tools/backend.py outside --http 192.0.2.2:9000 --udp 192.0.2.2:9001 >"$dir/outside.out" 2>&1 &
-FVS_PIDS+=($!)
-for _ in $(seq 1 50); do grep -q ready "$dir/outside.out" 2>/dev/null && break; sleep 0.1; done
+fvs_outside_start "$dir"
 for i in 1 2 3; do
   echo "fetch $i -> $(ip netns exec "${NS_BACKENDS[0]}" curl -s --max-time 3 http://192.0.2.2:9000/ || echo failed)"
 done

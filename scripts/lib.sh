@@ -167,10 +167,18 @@ fvs_lb_topology() {
   done
 }
 
+# fvs_wait_ready FILE WHAT: waits (at most 10 s) until the tool writing FILE printed `ready`.
+fvs_wait_ready() {
+  local n
+  for n in $(seq 1 100); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "$2 did not start:" >&2; cat "$1" >&2
+  return 1
+}
+
 # fvs_backends_start DIR: starts tests/e2e/tools/backend.py in every backend namespace
 # (b1..bN: HTTP on :8080, UDP echo on :5353) and waits until each listens.
 fvs_backends_start() {
-  local dir=$1 i=0 ns n
+  local dir=$1 i=0 ns
   for ns in "${NS_BACKENDS[@]}"; do
     i=$((i + 1))
     ip netns exec "$ns" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/backend.py" "b$i" \
@@ -178,8 +186,7 @@ fvs_backends_start() {
     FVS_PIDS+=($!)
   done
   for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
-    for n in $(seq 1 100); do grep -q ready "$dir/b$i.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q ready "$dir/b$i.out" || { echo "backend b$i did not start:" >&2; cat "$dir/b$i.out" >&2; return 1; }
+    fvs_wait_ready "$dir/b$i.out" "backend b$i" || return 1
   done
 }
 
@@ -235,7 +242,7 @@ fvs_dsr_return() {
 # line is the JSON counters, written on SIGTERM or SIGUSR1); the PIDs are also in
 # FVS_DECAP_PIDS. Use with fvs_dsr_return (the VIPs on lo, the return path).
 fvs_decap_start() {
-  local dir=$1 i=0 ns n
+  local dir=$1 i=0 ns
   shift
   FVS_DECAP_PIDS=()
   for ns in "${NS_BACKENDS[@]}"; do
@@ -246,8 +253,7 @@ fvs_decap_start() {
     FVS_DECAP_PIDS+=($!)
   done
   for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
-    for n in $(seq 1 100); do grep -q ready "$dir/decap-b$i.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q ready "$dir/decap-b$i.out" || { echo "decap in b$i did not start:" >&2; cat "$dir/decap-b$i.out" >&2; return 1; }
+    fvs_wait_ready "$dir/decap-b$i.out" "decap in b$i" || return 1
   done
 }
 
@@ -338,4 +344,30 @@ d=json.load(sys.stdin)
 for s in d:
     for b in s['backends']: b.pop('active_conns'); b.pop('inactive_conns')
 print(json.dumps(d, sort_keys=True))"
+}
+
+# fvs_outside_start DIR: an HTTP (:9000) and UDP echo (:9001) server at 192.0.2.2 in the
+# client namespace of fvs_lb_topology, for SNAT: "outside", with no route to the backends.
+fvs_outside_start() {
+  ip netns exec "$NS_CLIENT" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/backend.py" outside \
+    --http 192.0.2.2:9000 --udp 192.0.2.2:9001 >"$1/outside.out" 2>&1 &
+  FVS_PIDS+=($!)
+  fvs_wait_ready "$1/outside.out" "the outside server"
+}
+
+# fvs_lb_test_helpers: defines what the load-balancing e2e tests share, over their globals
+# socket, dir, tools and NS_CLIENT: fvs (the CLI on $socket), fail MSG (exits with ferrovs'
+# log tail), client (lbclient.py in the client namespace), json FILE EXPR (a Python
+# expression over the JSON object `d` in FILE), expect FILE EXPR WANT WHAT, counter NAME (a
+# total from `fvs stats`).
+fvs_lb_test_helpers() {
+  fvs() { "$(fvs_bin fvs)" --socket "$socket" "$@"; }
+  fail() { echo "FAIL: $*" >&2; tail -20 "$dir/ferrovs.log" >&2; exit 1; }
+  client() { ip netns exec "$NS_CLIENT" /usr/bin/python3 "$tools/lbclient.py" "$@" 2>/dev/null; }
+  json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+  expect() {
+    local got; got=$(json "$1" "$2")
+    [ "$got" = "$3" ] || fail "$4: got $got, want $3 ($(cat "$1"))"
+  }
+  counter() { fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('$1', 0))"; }
 }

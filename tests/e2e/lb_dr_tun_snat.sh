@@ -41,23 +41,14 @@ YAML
 fvs_backends_start "$dir"
 fvs_decap_start "$dir" --gue 6080
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
-fvs() { "$(fvs_bin fvs)" --socket "$socket" "$@"; }
-fail() { echo "FAIL: $*" >&2; tail -20 "$dir/ferrovs.log" >&2; exit 1; }
-client() { ip netns exec "$NS_CLIENT" /usr/bin/python3 "$tools/lbclient.py" "$@" 2>/dev/null; }
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() { # expect FILE EXPR WANT WHAT
-  local got; got=$(json "$1" "$2")
-  [ "$got" = "$3" ] || fail "$4: got $got, want $3 ($(cat "$1"))"
-}
-counter() { fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('$1', 0))"; }
+fvs_lb_test_helpers
 # capture_start NAME IFACE: summarises the frames the client receives on IFACE, into
 # $dir/NAME.json at capture_stop NAME.
 capture_start() {
   ip netns exec "$NS_CLIENT" /usr/bin/python3 "$tools/capture.py" "$2" --seconds 120 --in-only >"$dir/$1.out" 2>&1 &
   eval "cap_$1=$!"
   FVS_PIDS+=($!)
-  for _ in $(seq 1 50); do grep -q ready "$dir/$1.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q ready "$dir/$1.out" || fail "capture on $2 did not start"
+  fvs_wait_ready "$dir/$1.out" "capture on $2" || fail "capture"
 }
 capture_stop() { local pid; eval "pid=\$cap_$1"; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; tail -1 "$dir/$1.out" >"$dir/$1.json"; }
 
@@ -157,10 +148,7 @@ if fvs backend add tcp $ipip_vip:8080 198.51.100.14:9090 2>"$dir/err"; then fail
 
 # SNAT: backend b1 fetches from a server outside (in the client namespace, which has no
 # route to the backends' network); the server sees the SNAT address.
-ip netns exec "$NS_CLIENT" /usr/bin/python3 "$tools/backend.py" outside --http 192.0.2.2:9000 --udp 192.0.2.2:9001 \
-  >"$dir/outside.out" 2>&1 &
-FVS_PIDS+=($!)
-for _ in $(seq 1 100); do grep -q ready "$dir/outside.out" 2>/dev/null && break; sleep 0.1; done
+fvs_outside_start "$dir" || fail "outside server"
 for i in 1 2 3; do
   got=$(ip netns exec "${NS_BACKENDS[0]}" curl -s --max-time 3 http://192.0.2.2:9000/)
   case "$got" in "backend=outside peer=$snat_addr:"*) ;; *) fail "SNAT fetch $i: '$got'" ;; esac

@@ -16,15 +16,7 @@ fvs_lb_topology "$id" 3
 fvs_write_lb_config "$dir/ferrovs.yaml" "$id" "$socket" false
 fvs_backends_start "$dir"
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
-fvs() { "$(fvs_bin fvs)" --socket "$socket" "$@"; }
-fail() { echo "FAIL: $*" >&2; tail -20 "$dir/ferrovs.log" >&2; exit 1; }
-client() { ip netns exec "$NS_CLIENT" /usr/bin/python3 "$tools/lbclient.py" "$@" 2>/dev/null; }
-# json FILE EXPR: evaluates a Python expression over the JSON object `d` read from FILE.
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
-expect() { # expect FILE EXPR WANT WHAT
-  local got; got=$(json "$1" "$2")
-  [ "$got" = "$3" ] || fail "$4: got $got, want $3 ($(cat "$1"))"
-}
+fvs_lb_test_helpers
 # hold_start NAME CONNS: CONNS keep-alive connections to the NAT service, each with one
 # answer, held until $dir/go-NAME exists; the report goes to $dir/NAME.json.
 hold_start() {
@@ -35,7 +27,6 @@ hold_start() {
 }
 # hold_finish NAME: lets the held connections send their second request and waits for the report.
 hold_finish() { touch "$dir/go-$1"; wait "$hold_pid" || true; }
-counter() { fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('$1', 0))"; }
 
 # NAT, TCP: 60 new connections, round robin 20/20/20, the backends see the client itself.
 client http http://192.0.2.100/ --count 60 >"$dir/nat_http.json"
