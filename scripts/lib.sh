@@ -178,15 +178,25 @@ fvs_wait_ready() {
 # fvs_backends_start DIR: starts tests/e2e/tools/backend.py in every backend namespace
 # (b1..bN: HTTP on :8080, UDP echo on :5353) and waits until each listens.
 fvs_backends_start() {
-  local dir=$1 i=0 ns
+  fvs_backends_spawn "$1" b backend.py @NAME@ --http 0.0.0.0:8080 --udp 0.0.0.0:5353
+}
+
+# fvs_backends_spawn DIR OUT TOOL ARGS...: runs tests/e2e/tools/TOOL in every backend
+# namespace (@NAME@ in ARGS becomes b1..bN), output in DIR/OUTI.out, PIDs in FVS_PIDS and
+# FVS_SPAWNED_PIDS, and waits until each printed `ready`.
+fvs_backends_spawn() {
+  local dir=$1 out=$2 tool=$3 i=0 ns
+  shift 3
+  FVS_SPAWNED_PIDS=()
   for ns in "${NS_BACKENDS[@]}"; do
     i=$((i + 1))
-    ip netns exec "$ns" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/backend.py" "b$i" \
-      --http 0.0.0.0:8080 --udp 0.0.0.0:5353 >"$dir/b$i.out" 2>&1 &
+    ip netns exec "$ns" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/$tool" "${@//@NAME@/b$i}" \
+      >"$dir/$out$i.out" 2>&1 &
     FVS_PIDS+=($!)
+    FVS_SPAWNED_PIDS+=($!)
   done
   for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
-    fvs_wait_ready "$dir/b$i.out" "backend b$i" || return 1
+    fvs_wait_ready "$dir/$out$i.out" "$tool in b$i" || return 1
   done
 }
 
@@ -242,26 +252,16 @@ fvs_dsr_return() {
 # line is the JSON counters, written on SIGTERM or SIGUSR1); the PIDs are also in
 # FVS_DECAP_PIDS. Use with fvs_dsr_return (the VIPs on lo, the return path).
 fvs_decap_start() {
-  local dir=$1 i=0 ns
+  local dir=$1
   shift
-  FVS_DECAP_PIDS=()
-  for ns in "${NS_BACKENDS[@]}"; do
-    i=$((i + 1))
-    ip netns exec "$ns" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/decap.py" "$@" \
-      >"$dir/decap-b$i.out" 2>&1 &
-    FVS_PIDS+=($!)
-    FVS_DECAP_PIDS+=($!)
-  done
-  for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
-    fvs_wait_ready "$dir/decap-b$i.out" "decap in b$i" || return 1
-  done
+  fvs_backends_spawn "$dir" decap-b decap.py "$@" || return 1
+  FVS_DECAP_PIDS=("${FVS_SPAWNED_PIDS[@]}")
 }
 
 # fvs_write_lb_config FILE ID SOCKET [HUGEPAGES]: a ferrovs config for fvs_lb_topology ID with
 # three backends: NAT services on VIP 192.0.2.100 (tcp 80 round robin, udp 53) and FullNAT
 # services (tcp 8080 weighted 1:2:3, udp 5354, udp 5355 to a closed port) from local address
-# 198.51.100.200. Short
-# timeouts so finished connections visibly leave `fvs conn list`.
+# 198.51.100.200. Short timeouts so finished connections visibly leave `fvs conn list`.
 fvs_write_lb_config() {
   local file=$1 id=$2 socket=$3 huge=${4:-true}
   local b="{ addr: 198.51.100.11, port: PORT }, { addr: 198.51.100.12, port: PORT }, { addr: 198.51.100.13, port: PORT }"

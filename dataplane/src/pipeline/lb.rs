@@ -17,7 +17,7 @@ use crate::conn::{
 use crate::counters::{DropReason, Event};
 use crate::lb::{is_active, LbCore, PortsExhausted};
 use crate::sched::{select, source_hash_v4};
-use crate::service::{BackendState, FwdMode, Service, TooBig, Tunnel};
+use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpPacket};
 use crate::xlate::{self, Rewrite4, Tuple4, XlateError};
@@ -407,7 +407,11 @@ impl<F: Frame> CoreCtx<F> {
         if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
             return self.drop(frame, DropReason::NoHeadroom);
         }
-        let gue_port = xlate::gue_source_port(&conn.original_key());
+        // Only GUE uses the per-flow source port: IPIP skips the hash.
+        let gue_port = match tunnel.encap {
+            Encap::Gue { .. } => xlate::gue_source_port(&conn.original_key()),
+            Encap::Ipip => 0,
+        };
         let data = frame.data_mut();
         EthernetFrame::new_unchecked(&mut *data).set_ethertype(EtherType::IPV4);
         if xlate::encap_v4(&mut data[ETH_LEN..], src, conn.backend, tunnel.encap, gue_port).is_err() {
