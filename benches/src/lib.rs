@@ -1,1 +1,4 @@
-//! Benchmarks live in benches/benches; run `cargo bench -p ferrovs-benches`.
+//! Benchmarks live in benches/benches; run `cargo bench -p ferrovs-benches`. This library holds
+//! what several of them share.
+
+pub mod lb_rig;
