@@ -42,10 +42,15 @@ fvs_dataplane_if() {
   ip -n "$1" link set "$2" arp off
 }
 
-# fvs_start NS CONFIG SOCKET LOG: starts ferrovs inside NS and waits for its API.
+# fvs_start NS CONFIG SOCKET LOG: starts ferrovs inside NS ('-': in this namespace, for
+# vdevs such as memif that need no interface) and waits for its API.
 fvs_start() {
   local ns=$1 config=$2 socket=$3 log=$4
-  ip netns exec "$ns" "$(fvs_bin ferrovs)" -c "$config" >"$log" 2>&1 &
+  if [ "$ns" = - ]; then
+    "$(fvs_bin ferrovs)" -c "$config" >"$log" 2>&1 &
+  else
+    ip netns exec "$ns" "$(fvs_bin ferrovs)" -c "$config" >"$log" 2>&1 &
+  fi
   FVS_PIDS+=($!)
   FVS_DAEMON_PID=$!
   local i

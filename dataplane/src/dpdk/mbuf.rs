@@ -258,6 +258,32 @@ impl TxBuffer {
         Ok(())
     }
 
+    /// Frames buffered, not yet sent.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sends what the NIC takes now and keeps the rest, in order, for the next call: a traffic
+    /// generator retries instead of dropping. Returns how many were sent.
+    #[inline]
+    pub fn send_retaining(&mut self, port: Port, queue: u16) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
+        // the caller owns this queue.
+        let sent = usize::from(unsafe { dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16) });
+        self.pkts.copy_within(sent..self.len, 0);
+        self.len -= sent;
+        sent
+    }
+
     /// Sends what is buffered on `queue` of `port`; frees and returns the count of frames the
     /// NIC did not take (the caller counts them as drops).
     #[inline]
