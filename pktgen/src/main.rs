@@ -11,8 +11,8 @@
 //! A run: wait for both links; probe until a packet comes back through; (tcp-est) open every
 //! flow with a SYN, twice, at a gentle rate; warm up (neighbours resolve, caches fill); a short
 //! pause so nothing from the warm-up is in flight; then the measured period; then a drain. It
-//! prints one JSON line: packets sent and received
-//! in the measured period, Mpps, loss, and latency percentiles.
+//! prints one JSON line: packets sent and received in the measured period, Mpps, loss, and
+//! latency percentiles.
 //!
 //!   fvs-pktgen [EAL options] -- --tx-port DEV --rx-port DEV --dst-mac MAC [options]
 
