@@ -6,7 +6,8 @@
 # them) and once through ferrovs. It prints Mpps for each and the ratio ferrovs/testpmd.
 #
 #   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn] [--rounds N] [--duration S]
-#                           [--warmup S] [--flows N] [--size BYTES] [--churn] [--keep DIR]
+#                           [--warmup S] [--flows N] [--size BYTES] [--rate-mpps R]
+#                           [--dut both|ferrovs|testpmd] [--max-loss PCT] [--churn] [--keep DIR]
 #
 # Cases (all TCP to the VIP 192.0.2.100:80 with 8 backends, round robin):
 #   nat, fullnat, dr, tun   established: --flows connections opened by SYNs first, then ACKs
@@ -16,6 +17,10 @@
 # benches/config_churn.sh changes a backend's weight continuously: it reports the packets lost
 # and how long each change took to be visible on every worker.
 #
+# --rate-mpps sends at a fixed rate instead of as fast as the DUT takes packets; --max-loss
+# makes the script fail when a run loses more than PCT percent or receives nothing (the
+# end-to-end test tests/e2e/bench_harness.sh uses both). $FVS_PROFILE picks the build (release).
+#
 # Takes about (warmup + duration + 4 s) x 2 x cases x rounds: ~2 minutes with the defaults.
 # Needs root and hugepages (scripts/setup.sh reserves them). Results go to stdout; --keep DIR
 # keeps every run's output (generator JSON, ferrovs log and stats).
@@ -23,7 +28,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-cases=nat,fullnat,dr,tun,syn rounds=2 duration=3 warmup=1 flows=65536 size=60 churn=0 keep=""
+cases=nat,fullnat,dr,tun,syn rounds=2 duration=3 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" max_loss="" churn=0 keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases=$2; shift ;;
@@ -32,6 +37,10 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift ;;
     --flows) flows=$2; shift ;;
     --size) size=$2; shift ;;
+    --rate-mpps) rate=$2; shift ;;
+    --dut) case "$2" in both) duts="testpmd ferrovs" ;; ferrovs|testpmd) duts=$2 ;;
+             *) echo "harness.sh: --dut wants both, ferrovs or testpmd" >&2; exit 2 ;; esac; shift ;;
+    --max-loss) max_loss=$2; shift ;;
     --churn) churn=1 ;;
     --keep) keep=$2; shift ;;
     *) echo "harness.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
@@ -44,8 +53,9 @@ for c in ${cases//,/ }; do
 done
 
 scripts/setup.sh --no-build --hugepages "${FVS_HUGEPAGES:-1024}" || exit 1
-cargo build --release -p ctrl -p pktgen --bins 2>&1 | grep -E '^(error|warning)' && exit 1
-FVS_PROFILE=release
+FVS_PROFILE=${FVS_PROFILE:-release}
+profile_flag=$([ "$FVS_PROFILE" = release ] && echo --release)
+cargo build $profile_flag -p ctrl -p pktgen --bins 2>&1 | grep -E '^(error|warning)' && exit 1
 pktgen=$(fvs_bin fvs-pktgen)
 dir=$(fvs_tmpdir)
 trap 'fvs_cleanup' EXIT
@@ -58,14 +68,18 @@ DUT_MAC0=02:d0:00:00:00:01 DUT_MAC1=02:d0:00:00:00:02
 memif_dev() {
   local mac
   if [ "$2" = server ]; then mac=$([ "$1" = 0 ] && echo $GEN_MAC0 || echo $GEN_MAC1); else mac=$([ "$1" = 0 ] && echo $DUT_MAC0 || echo $DUT_MAC1); fi
-  echo "net_memif$1,role=$2,socket=$dir/memif$1.sock,mac=$mac"
+  # A socket file (not the abstract namespace, memif's default) so the harness can wait for it.
+  echo "net_memif$1,role=$2,socket=$dir/memif$1.sock,socket-abstract=no,mac=$mac"
 }
 
 # ferrovs_config CASE: ferrovs on the two memif links; the generator stands in for the
 # client router (192.0.2.2) and the backends (198.51.100.11-18).
 ferrovs_config() {
   local mode=$1 capacity=262144 extra=""
-  [ "$mode" = syn ] && mode=nat capacity=16777216
+  # A SYN flood fills the table at the rate sent: as fast as possible needs the largest.
+  [ "$mode" = syn ] && mode=nat capacity=$(/usr/bin/python3 -c "
+r = $rate * 1e6 * ($warmup + $duration + 2) * 1.5
+print(16777216 if $rate == 0 else max(262144, 1 << int(r).bit_length()))")
   [ "$mode" = fullnat ] && extra="laddrs: [ 198.51.100.200, 198.51.100.201, 198.51.100.202, 198.51.100.203 ],"
   [ "$mode" = tun ] && extra="tunnel: { encap: ipip },"
   cat <<YAML
@@ -101,16 +115,22 @@ run_case() {
   local mode=tcp-est
   [ "$case" = syn ] && mode=syn
   rm -f "$dir"/memif*.sock
-  "$pktgen" -l 0 --in-memory --file-prefix "fvs-pktgen-$$" -m 256 --log-level='*:warning' \
+  "$pktgen" -l 0 --in-memory --file-prefix "fvs-pktgen-$$" -m 256 --no-pci --log-level='*:warning' \
     --vdev="$(memif_dev 0 server)" --vdev="$(memif_dev 1 server)" -- \
     --tx-port net_memif0 --rx-port net_memif1 --dst-mac $DUT_MAC0 --mode $mode --flows "$flows" \
     --size "$size" --warmup "$warmup" --duration "$duration" \
-    --answer-arp 198.51.100.0/27,192.0.2.2 --linger 60 "$@" >"$out.gen" 2>"$out.gen.err" &
-  local gen=$!
+    --answer-arp 198.51.100.0/27,192.0.2.2 --rate-mpps "$rate" --linger 60 "$@" >"$out.gen" 2>"$out.gen.err" &
+  local gen=$! i
+  # The device under test connects to the generator's memif sockets: they must exist first.
+  for i in $(seq 1 200); do
+    [ -S "$dir/memif0.sock" ] && [ -S "$dir/memif1.sock" ] && break
+    kill -0 "$gen" 2>/dev/null || break
+    sleep 0.1
+  done
   local dut_pid
   if [ "$dut" = testpmd ]; then
     # io forwarding between the two ports, its forwarding lcore on CPU 1, statistics off.
-    dpdk-testpmd -l 0,1 --in-memory --file-prefix "fvs-testpmd-$$" -m 256 --log-level='*:warning' \
+    dpdk-testpmd -l 0,1 --in-memory --file-prefix "fvs-testpmd-$$" -m 256 --no-pci --log-level='*:warning' \
       --vdev="$(memif_dev 0 client)" --vdev="$(memif_dev 1 client)" -- \
       --forward-mode=io --auto-start --stats-period 1 >"$out.dut" 2>&1 &
     dut_pid=$!
@@ -127,7 +147,6 @@ run_case() {
   fi
   # The generator prints its result, then keeps the links up (--linger) while the device
   # under test is read and stopped: memif peers may crash when the other side leaves.
-  local i
   for i in $(seq 1 600); do
     grep -q '^{' "$out.gen" 2>/dev/null && break
     kill -0 "$gen" 2>/dev/null || break
@@ -164,16 +183,25 @@ echo "harness: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "harness: frames $size B (+4 FCS), $flows flows (established cases), warm-up $warmup s, measured $duration s, $rounds round(s)"
 for round in $(seq 1 "$rounds"); do
   for c in ${cases//,/ }; do
-    for dut in testpmd ferrovs; do
+    for dut in $duts; do
       line=$(run_case "$dut" "$c" "$round") || exit 1
       results[$dut.$c.$round]=$line
       printf 'round %s %-8s %-8s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns\n' \
         "$round" "$c" "$dut" "$(field "$line" rx_mpps)" "$(field "$line" tx_mpps)" "$(field "$line" loss)" \
         "$(field "$line" latency_ns.p50)" "$(field "$line" latency_ns.p99)"
+      if [ -n "$max_loss" ] && ! /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+sys.exit(0 if d["rx"] > 0 and d["loss"] <= d["tx"] * float(sys.argv[2]) / 100 else 1)' "$line" "$max_loss"; then
+        echo "harness: $dut $c round $round lost more than $max_loss% (or received nothing)" >&2
+        failed=1
+      fi
     done
   done
 done
 
+if [ "$duts" != "testpmd ferrovs" ]; then
+  [ -n "$keep" ] && mkdir -p "$keep" && cp -r "$dir"/. "$keep"/
+  exit "${failed:-0}"
+fi
 echo
 echo "case      testpmd Mpps  ferrovs Mpps  ferrovs/testpmd   (median of $rounds round(s); rx at the sink)"
 for c in ${cases//,/ }; do
@@ -204,3 +232,4 @@ if [ "$churn" = 1 ]; then
 fi
 
 if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$dir"/. "$keep"/ && echo "harness: runs kept in $keep"; fi
+exit "${failed:-0}"

@@ -18,8 +18,8 @@ use dataplane::net::Prefix;
 use crate::client;
 use crate::config::{RouteConfig, DEFAULT_SOCKET};
 use crate::proto::{
-    AddrInfo, ApplyResult, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats, Request, Response,
-    RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConfigStats, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats,
+    Request, Response, RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
 };
 
 mod lb;
@@ -33,7 +33,7 @@ Examples:
   fvs route add 203.0.113.0/24 via 192.0.2.2
   fvs route show
   fvs neigh show
-  fvs stats
+  fvs stats                          counters per core; delay of config changes to all workers
   fvs apply -f /etc/ferrovs/ferrovs.yaml
   fvs -j route show                  JSON for scripts
 
@@ -117,10 +117,14 @@ enum Object {
         #[command(subcommand)]
         verb: Option<ShowVerb>,
     },
-    /// Show the per-core packet counters and their totals.
+    /// Show the per-core packet counters and their totals, and how fast config changes
+    /// reach every worker.
     #[command(
         alias = "stat",
-        after_help = "Examples:\n  fvs stats\n  fvs stats --all        include counters that are zero"
+        after_help = "Examples:\n  fvs stats\n  fvs stats --all        include counters that are zero\n  fvs -j stats           JSON; the config delays in exact microseconds\n\n\
+The config section counts the config snapshots published (one per accepted change) and the\n\
+delay from publishing one until every worker uses it: last, max, mean and a histogram.\n\
+Timed out ones are counted apart; a worker that stops polling would cause them."
     )]
     Stats {
         /// Also show counters that are zero.
@@ -747,7 +751,67 @@ pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
             "({hidden} zero counters hidden; fvs stats --all shows them)"
         );
     }
+    if let Some(config) = &stats.config {
+        s.push_str(&format_config_stats(config));
+    }
     s
+}
+
+/// The config publication line and, once something was published, the delay histogram.
+fn format_config_stats(c: &ConfigStats) -> String {
+    let mut s = format!("\nconfig: {} published", c.published);
+    if c.not_visible > 0 {
+        let _ = write!(
+            s,
+            ", {} not visible on every worker within {}",
+            c.not_visible,
+            format_micros(c.timeout_us)
+        );
+    }
+    let visible = c.visible();
+    let Some(last) = c.visible_last_us.filter(|_| visible > 0) else {
+        s.push('\n');
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "; visible on all workers after: last {}, max {}, mean {}",
+        format_micros(last),
+        format_micros(c.visible_max_us),
+        format_micros(c.visible_sum_us / visible)
+    );
+    let mut previous = None;
+    let headers: Vec<String> = c
+        .visible_buckets
+        .iter()
+        .map(|b| {
+            let h = match b.below_us {
+                Some(bound) => format!("<{}", format_micros(bound)),
+                None => format!(">={}", format_micros(previous.unwrap_or(0))),
+            };
+            previous = b.below_us;
+            h
+        })
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let counts: Vec<u64> = c.visible_buckets.iter().map(|b| b.count).collect();
+    s + &stat_block("visible:", &headers, &counts)
+}
+
+/// Microseconds as `850us`, `1.2ms` or `2s`: the unit a reader expects at that size.
+fn format_micros(us: u64) -> String {
+    // One decimal (truncated) only where it matters; --json has the exact value.
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 10_000 && us % 1_000 >= 100 {
+        format!("{}.{}ms", us / 1_000, us % 1_000 / 100)
+    } else if us < 1_000_000 {
+        format!("{}ms", us / 1_000)
+    } else if us < 10_000_000 && us % 1_000_000 >= 100_000 {
+        format!("{}.{}s", us / 1_000_000, us % 1_000_000 / 100_000)
+    } else {
+        format!("{}s", us / 1_000_000)
+    }
 }
 
 /// First column left-aligned, the others right-aligned, two spaces apart.
@@ -1242,6 +1306,7 @@ default via 2001:db8::ff dev dp0 proto static
                 ("drop_no_route", 0),
                 ("tx_packets", 123463),
             ]),
+            config: None,
         };
         let want = "\
 counter     core0(lcore1)  core1(lcore2)   total
@@ -1261,6 +1326,50 @@ tx_packets              7         123456  123463
             format_stats(&StatsInfo::default(), false),
             "no counters to show\n"
         );
+    }
+
+    #[test]
+    fn config_stats_formatted() {
+        use std::time::Duration;
+        let mut config = ConfigStats::new(Duration::from_secs(2));
+        let with = |config: &ConfigStats| StatsInfo {
+            config: Some(config.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            format_stats(&with(&config), false),
+            "no counters to show\n\nconfig: 0 published\n"
+        );
+        for us in [4, 40, 60, 1_250] {
+            config.record(Some(Duration::from_micros(us)));
+        }
+        let want = "\
+no counters to show
+
+config: 4 published; visible on all workers after: last 1.2ms, max 1.2ms, mean 338us
+    visible:  <10us  <100us  <1ms  <10ms  <100ms  >=100ms
+                  1       2     0      1       0        0
+";
+        assert_eq!(format_stats(&with(&config), false), want);
+        config.record(None);
+        let text = format_stats(&with(&config), false);
+        assert!(
+            text.contains("\nconfig: 5 published, 1 not visible on every worker within 2s; visible on all workers after: last 1.2ms,"),
+            "{text}"
+        );
+        let micros: Vec<String> = [0, 999, 1_000, 1_099, 1_100, 9_999, 10_500, 999_999, 1_000_000, 2_500_000, 12_345_678]
+            .iter()
+            .map(|us| format_micros(*us))
+            .collect();
+        assert_eq!(
+            micros,
+            ["0us", "999us", "1ms", "1ms", "1.1ms", "9.9ms", "10ms", "999ms", "1s", "2.5s", "12s"]
+        );
+        // JSON keeps the exact microseconds.
+        let json = render(&Request::Stats, Response::ok(&with(&config)), true, false).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["config"]["visible_last_us"], 1_250);
+        assert_eq!(v["config"]["visible_sum_us"], 1_354);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
 use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig, SnatConfig};
 use crate::lbstate::{self, Edit, LbState, SnatEdit};
 use crate::proto::{
-    AddrInfo, ApplyResult, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,
-    RouteInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request,
+    Response, RouteInfo, StatsInfo,
 };
 
 /// How long a change may take to reach every worker before the API says so.
@@ -281,7 +281,8 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     }
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
-    let mut control = Control { config, ports, publisher, workers, events: event_rx, lb };
+    let mut control =
+        Control { config, ports, publisher, workers, events: event_rx, lb, publish_stats: ConfigStats::new(VISIBLE_TIMEOUT) };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
         info!(socket = %control.config.api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
@@ -320,6 +321,8 @@ struct Control {
     workers: Vec<WorkerHandle>,
     events: Receiver<CoreEvent>,
     lb: LbState,
+    /// Publications and their delay until every worker used them, for `fvs stats`.
+    publish_stats: ConfigStats,
 }
 
 impl Control {
@@ -538,7 +541,9 @@ impl Control {
     fn publish_with(&mut self, services: Arc<Services>) {
         let snapshot = build_snapshot(&self.ports, &self.config.addresses, &self.config.routes, services);
         let generation = self.publisher.publish(snapshot);
-        match self.publisher.wait_visible(generation, VISIBLE_TIMEOUT) {
+        let visible = self.publisher.wait_visible(generation, VISIBLE_TIMEOUT);
+        self.publish_stats.record(visible);
+        match visible {
             Some(took) => info!(generation, micros = took.as_micros() as u64, "config visible on all workers"),
             None => warn!(generation, "config not yet visible on every worker after {VISIBLE_TIMEOUT:?}"),
         }
@@ -662,7 +667,7 @@ impl Control {
                 CoreStats { core: core as u32, lcore: w.lcore, counters }
             })
             .collect();
-        StatsInfo { cores, total }
+        StatsInfo { cores, total, config: Some(self.publish_stats.clone()) }
     }
 }
 

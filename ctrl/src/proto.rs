@@ -276,6 +276,78 @@ pub struct NeighInfo {
 pub struct StatsInfo {
     pub cores: Vec<CoreStats>,
     pub total: BTreeMap<String, u64>,
+    /// Config publication; None from a daemon that does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigStats>,
+}
+
+/// Upper bounds (exclusive, microseconds) of the publish-to-visible histogram buckets; a last
+/// bucket takes everything slower.
+pub const VISIBLE_BUCKETS_US: [u64; 5] = [10, 100, 1_000, 10_000, 100_000];
+
+/// Config snapshots published since the daemon started, and how long each took from
+/// publication until every worker used it. Kept by the control thread alone.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ConfigStats {
+    /// Snapshots published (each accepted change publishes one).
+    pub published: u64,
+    /// Publishes not used by every worker within `timeout_us` (not in the delays below).
+    pub not_visible: u64,
+    pub timeout_us: u64,
+    /// Delay of the last publish that became visible; None before the first.
+    pub visible_last_us: Option<u64>,
+    pub visible_max_us: u64,
+    /// Sum of all measured delays (the mean is this over the buckets' total).
+    pub visible_sum_us: u64,
+    /// One per `VISIBLE_BUCKETS_US` bound, then one for slower.
+    pub visible_buckets: Vec<VisibleBucket>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisibleBucket {
+    /// Exclusive upper bound; None for the last bucket (no bound).
+    pub below_us: Option<u64>,
+    pub count: u64,
+}
+
+impl ConfigStats {
+    pub fn new(timeout: std::time::Duration) -> ConfigStats {
+        let bounds = VISIBLE_BUCKETS_US.iter().map(|b| Some(*b)).chain([None]);
+        ConfigStats {
+            published: 0,
+            not_visible: 0,
+            timeout_us: saturating_micros(timeout),
+            visible_last_us: None,
+            visible_max_us: 0,
+            visible_sum_us: 0,
+            visible_buckets: bounds.map(|below_us| VisibleBucket { below_us, count: 0 }).collect(),
+        }
+    }
+
+    /// Records one publish: how long it took to reach every worker, None on timeout.
+    pub fn record(&mut self, visible_after: Option<std::time::Duration>) {
+        self.published += 1;
+        let Some(took) = visible_after else {
+            self.not_visible += 1;
+            return;
+        };
+        let us = saturating_micros(took);
+        self.visible_last_us = Some(us);
+        self.visible_max_us = self.visible_max_us.max(us);
+        self.visible_sum_us = self.visible_sum_us.saturating_add(us);
+        if let Some(b) = self.visible_buckets.iter_mut().find(|b| !matches!(b.below_us, Some(bound) if us >= bound)) {
+            b.count += 1;
+        }
+    }
+
+    /// Publishes whose delay was measured (all but the timed out ones).
+    pub fn visible(&self) -> u64 {
+        self.visible_buckets.iter().map(|b| b.count).sum()
+    }
+}
+
+fn saturating_micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -605,6 +677,30 @@ mod tests {
             err.into_data::<()>(),
             Err("no port named 'dp9'".to_string())
         );
+    }
+
+    #[test]
+    fn config_stats_bucket_delays() {
+        use std::time::Duration;
+        let mut c = ConfigStats::new(Duration::from_secs(2));
+        assert_eq!((c.published, c.visible(), c.visible_last_us), (0, 0, None));
+        for us in [3, 10, 999, 1_000, 250_000] {
+            c.record(Some(Duration::from_micros(us)));
+        }
+        c.record(None);
+        let counts: Vec<u64> = c.visible_buckets.iter().map(|b| b.count).collect();
+        // Bounds are exclusive: 10us is in <100us, 1000us in <10ms.
+        assert_eq!(counts, [1, 1, 1, 1, 0, 1]);
+        assert_eq!((c.published, c.not_visible, c.visible()), (6, 1, 5));
+        assert_eq!((c.visible_last_us, c.visible_max_us, c.visible_sum_us), (Some(250_000), 250_000, 252_012));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["timeout_us"], 2_000_000);
+        assert_eq!(v["visible_buckets"][0], serde_json::json!({ "below_us": 10, "count": 1 }));
+        assert_eq!(v["visible_buckets"][5], serde_json::json!({ "below_us": null, "count": 1 }));
+        assert_eq!(serde_json::from_value::<ConfigStats>(v).unwrap(), c);
+        // An older daemon's answer has no config section.
+        let old: StatsInfo = serde_json::from_str(r#"{"cores":[],"total":{}}"#).unwrap();
+        assert_eq!(old.config, None);
     }
 
     #[test]
