@@ -13,7 +13,7 @@
 //! - `established`: a 60-byte frame (64 B on the wire) carrying a TCP ACK of one of the N
 //!   connections, client -> VIP. `reply` (NAT, FullNAT): the backend's ACK back to the client.
 //!   The packets visit all N connections in a random order fixed at setup, so at 1M the
-//!   connection table (about 150 MB) is read as traffic spread over 1M flows reads it: from
+//!   connection table (128 MB at capacity 2M) is read as traffic spread over 1M flows reads it: from
 //!   memory, not cache. `established_hot4096` (NAT, 1M) cycles through 4,096 of them only:
 //!   their table lines stay in cache, which shows how much of the 1M figure is memory latency.
 //! - `new_syn`: a SYN from a tuple not in the table, into a table of N connections: the
@@ -29,6 +29,11 @@
 //!   packet's addresses, ports and precomputed checksums (16 bytes per packet, read in
 //!   sequence). That preparation is part of every number; `copy_only` measures it alone
 //!   (everything but `process_frame`) so it can be subtracted.
+//! - `*_burst` cases push the same packets 32 at a time through `CoreCtx::process_burst`, as a
+//!   worker hands it an rx burst: the burst's connection-table lookups are prefetched together
+//!   (see `process_burst`). They report ns per packet (a burst's time divided by 32) and have
+//!   their own `copy_only_burst` baseline (32 frames prepared and handed back). A stream whose
+//!   length is not a multiple of 32 skips its last few packets.
 //! - After each case every received frame must have been sent exactly once, none dropped.
 
 use std::hint::black_box;
@@ -37,6 +42,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use ferrovs_benches::lb_rig::*;
+use dataplane::pipeline::BURST;
 use dataplane::service::FwdMode;
 
 /// ns per packet of `stream`, visited in order and round again.
@@ -62,7 +68,7 @@ fn bench_copy_only(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
     let mut next = 0;
     group.bench_function(name, |b| {
         b.iter(|| {
-            let mut frame = rig.sink.frame.take().unwrap_or_else(BenchFrame::new);
+            let mut frame = rig.sink.frame.take().unwrap_or_default();
             stream.template.load(&packets[next], &mut frame);
             rig.sink.frame = Some(black_box(frame));
             next += 1;
@@ -73,8 +79,55 @@ fn bench_copy_only(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
     });
 }
 
+/// ns per packet of `stream` pushed `BURST` packets at a time.
+fn bench_stream_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
+    rig.push_checked(&stream.template, &stream.packets[0], stream.tx_port);
+    let packets = &stream.packets;
+    let mut next = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                if next + BURST > packets.len() {
+                    next = 0;
+                }
+                rig.push_burst(&stream.template, &packets[next..next + BURST]);
+                next += BURST;
+            }
+            start.elapsed() / BURST as u32
+        })
+    });
+    rig.assert_all_forwarded();
+}
+
+/// The preparation alone of `bench_stream_burst`.
+fn bench_copy_only_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
+    let packets = &stream.packets;
+    let mut next = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                if next + BURST > packets.len() {
+                    next = 0;
+                }
+                rig.push_burst_copy_only(&stream.template, &packets[next..next + BURST]);
+                next += BURST;
+            }
+            start.elapsed() / BURST as u32
+        })
+    });
+}
+
 /// ns per SYN opening a new connection; see the module documentation for the chunks.
-fn bench_new_conns(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, conns: usize, rng: &mut Rng) {
+fn bench_new_conns(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rig: &mut Rig,
+    conns: usize,
+    rng: &mut Rng,
+    burst: bool,
+) {
     let syn = Template::from_client(SYN);
     let mut fresh: Vec<Packet> = (0..FRESH_TUPLES)
         .map(|j| {
@@ -87,13 +140,23 @@ fn bench_new_conns(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
     let mut cursor = 0;
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
+            // Burst cases time bursts: `iters` of them, `BURST` SYNs each.
+            let per_iter = if burst { BURST } else { 1 };
             let mut timed = Duration::ZERO;
-            let mut left = iters;
+            let mut left = iters as usize * per_iter;
             while left > 0 {
-                let count = (left as usize).min(chunk);
+                let count = left.min(chunk - chunk % per_iter);
+                // FRESH_TUPLES is a multiple of BURST: a burst never wraps around.
                 let start = Instant::now();
-                for k in 0..count {
-                    rig.push(&syn, &fresh[(cursor + k) & (FRESH_TUPLES - 1)]);
+                if burst {
+                    for k in (0..count).step_by(BURST) {
+                        let at = (cursor + k) & (FRESH_TUPLES - 1);
+                        rig.push_burst(&syn, &fresh[at..at + BURST]);
+                    }
+                } else {
+                    for k in 0..count {
+                        rig.push(&syn, &fresh[(cursor + k) & (FRESH_TUPLES - 1)]);
+                    }
                 }
                 timed += start.elapsed();
                 for k in 0..count {
@@ -103,9 +166,9 @@ fn bench_new_conns(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
                     rig.ctx.lb.release(&conn, NOW_MS);
                 }
                 cursor = (cursor + count) & (FRESH_TUPLES - 1);
-                left -= count as u64;
+                left -= count;
             }
-            timed
+            timed / per_iter as u32
         })
     });
     assert_eq!(rig.ctx.lb.conns.len(), conns);
@@ -124,8 +187,10 @@ fn bench(c: &mut Criterion) {
             let (originals, replies) = open_connections(&mut rig, mode, conns, &mut rng);
             if mode == FwdMode::Nat {
                 bench_copy_only(&mut group, &format!("copy_only/{size}"), &mut rig, &originals);
+                bench_copy_only_burst(&mut group, &format!("copy_only_burst/{size}"), &mut rig, &originals);
             }
             bench_stream(&mut group, &format!("{mode_name}/established/{size}"), &mut rig, &originals);
+            bench_stream_burst(&mut group, &format!("{mode_name}/established_burst/{size}"), &mut rig, &originals);
             if mode == FwdMode::Nat && conns > HOT_TUPLES {
                 let hot = Stream {
                     template: Template::from_client(ACK),
@@ -133,11 +198,15 @@ fn bench(c: &mut Criterion) {
                     tx_port: 1,
                 };
                 bench_stream(&mut group, &format!("{mode_name}/established_hot4096/{size}"), &mut rig, &hot);
+                let name = format!("{mode_name}/established_hot4096_burst/{size}");
+                bench_stream_burst(&mut group, &name, &mut rig, &hot);
             }
             if !replies.packets.is_empty() {
                 bench_stream(&mut group, &format!("{mode_name}/reply/{size}"), &mut rig, &replies);
+                bench_stream_burst(&mut group, &format!("{mode_name}/reply_burst/{size}"), &mut rig, &replies);
             }
-            bench_new_conns(&mut group, &format!("{mode_name}/new_syn/{size}"), &mut rig, conns, &mut rng);
+            bench_new_conns(&mut group, &format!("{mode_name}/new_syn/{size}"), &mut rig, conns, &mut rng, false);
+            bench_new_conns(&mut group, &format!("{mode_name}/new_syn_burst/{size}"), &mut rig, conns, &mut rng, true);
         }
     }
     group.finish();

@@ -10,7 +10,7 @@ use dataplane::counters::{CoreCounters, Event};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
 use dataplane::lb::LbCore;
 use dataplane::net::MacAddr;
-use dataplane::pipeline::{CoreCtx, Frame, FramePool, NeighLearned, TxSink};
+use dataplane::pipeline::{CoreCtx, Frame, FramePool, NeighLearned, TxSink, BURST};
 use dataplane::sched::{Candidate, SchedKind};
 use dataplane::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, LbLimits, Service, Services, Tunnel};
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
@@ -66,12 +66,15 @@ impl BenchFrame {
 }
 
 impl Frame for BenchFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
     }
+    #[inline]
     fn rx_port(&self) -> u16 {
         self.port
     }
@@ -99,15 +102,20 @@ impl FramePool<BenchFrame> for NoPool {
     }
 }
 
-/// Keeps the frame sent so the next packet reuses its buffer.
+/// Keeps the frames sent so the next packets reuse their buffers: the last one in `frame`
+/// (`push`), the others of a burst in `spare` (`push_burst`).
 pub struct Keep {
     pub frame: Option<BenchFrame>,
     pub port: u16,
+    pub spare: Vec<BenchFrame>,
 }
 
 impl TxSink<BenchFrame> for Keep {
     fn send(&mut self, port: u16, frame: BenchFrame) {
-        self.frame = Some(frame);
+        if let Some(previous) = self.frame.replace(frame) {
+            // Within capacity (BURST): no allocation once the burst buffers exist.
+            self.spare.push(previous);
+        }
         self.port = port;
     }
 }
@@ -306,6 +314,8 @@ pub struct Rig {
     pub ctx: CoreCtx<BenchFrame>,
     pub snap: Snapshot,
     pub sink: Keep,
+    /// The frames of the burst being pushed (`push_burst`), empty in between.
+    burst: Vec<BenchFrame>,
 }
 
 impl Rig {
@@ -316,22 +326,52 @@ impl Rig {
         let mut ctx = CoreCtx::new(0, Arc::new(CoreCounters::default()), neigh, LbCore::standalone(limits));
         let snap = snapshot(mode);
         ctx.snapshot_changed(&snap);
-        let mut sink = Keep { frame: Some(BenchFrame::new()), port: u16::MAX };
+        let mut sink = Keep { frame: Some(BenchFrame::new()), port: u16::MAX, spare: Vec::with_capacity(BURST) };
         let router = NeighLearned { port: 0, ip: "192.0.2.2".parse().unwrap(), mac: ROUTER_MAC };
         ctx.learn_remote(&snap, NOW_MS, router, &mut sink);
         for k in 1..=BACKENDS {
             let ip = Ipv4Addr::new(198, 51, 100, 10 + k).into();
             ctx.learn_remote(&snap, NOW_MS, NeighLearned { port: 1, ip, mac: backend_mac(k) }, &mut sink);
         }
-        Rig { ctx, snap, sink }
+        Rig { ctx, snap, sink, burst: Vec::with_capacity(BURST) }
     }
 
     /// One packet through the pipeline, in the frame buffer the last one left in.
     #[inline]
     pub fn push(&mut self, template: &Template, p: &Packet) {
-        let mut frame = self.sink.frame.take().unwrap_or_else(BenchFrame::new);
+        let mut frame = self.sink.frame.take().unwrap_or_default();
         template.load(p, &mut frame);
         self.ctx.process_frame(&self.snap, NOW_MS, frame, &mut NoPool, &mut self.sink);
+    }
+
+    /// Up to `BURST` packets through the pipeline as one burst (`process_burst`, as a worker
+    /// hands it an rx burst), in the frame buffers earlier packets left in.
+    #[inline]
+    pub fn push_burst(&mut self, template: &Template, packets: &[Packet]) {
+        assert!(packets.len() <= BURST, "a burst is at most {BURST} packets");
+        self.load_burst(template, packets);
+        self.ctx.process_burst(&self.snap, NOW_MS, self.burst.drain(..), &mut NoPool, &mut self.sink);
+    }
+
+    /// Everything `push_burst` does but `process_burst`: the frames go straight back to the
+    /// sink (the burst cases' `copy_only`).
+    #[inline]
+    pub fn push_burst_copy_only(&mut self, template: &Template, packets: &[Packet]) {
+        assert!(packets.len() <= BURST, "a burst is at most {BURST} packets");
+        self.load_burst(template, packets);
+        for frame in self.burst.drain(..) {
+            self.sink.send(u16::MAX, std::hint::black_box(frame));
+        }
+    }
+
+    /// The packets into `burst`, in the frame buffers the sink holds.
+    #[inline]
+    fn load_burst(&mut self, template: &Template, packets: &[Packet]) {
+        for p in packets {
+            let mut frame = self.sink.spare.pop().or_else(|| self.sink.frame.take()).unwrap_or_default();
+            template.load(p, &mut frame);
+            self.burst.push(frame);
+        }
     }
 
     /// `push`, checking (setup only) that the packet went out by `tx_port`.
@@ -343,7 +383,7 @@ impl Rig {
 
     pub fn conn(&self, key: &ConnKey) -> Conn {
         let (id, _) = self.ctx.lb.conns.lookup(key).expect("connection tracked");
-        *self.ctx.lb.conns.get(id)
+        self.ctx.lb.conns.get(id)
     }
 
     /// Every frame received so far was sent once; none dropped or held.

@@ -271,10 +271,10 @@ impl LbCore {
         let mut out = Vec::new();
         let mut matched = 0u64;
         for (id, c) in self.conns.iter() {
-            if query.matches(c) {
+            if query.matches(&c) {
                 matched += 1;
                 if out.len() < query.limit {
-                    out.push(ConnView { conn: *c, expires_ms: self.conns.expires_in_ms(id, now_ms) });
+                    out.push(ConnView { conn: c, expires_ms: self.conns.expires_in_ms(id, now_ms) });
                 }
             }
         }

@@ -12,7 +12,7 @@ use bitflags::bitflags;
 mod table;
 pub mod tcp_state;
 
-pub use table::{ConnId, ConnTable, InsertError, TimerStats, TICK_MS, WHEEL_LAP_MS};
+pub use table::{ConnId, ConnTable, Hint, InsertError, TimerStats, TICK_MS, WHEEL_LAP_MS};
 pub use tcp_state::{next_state, next_state_client_only, syn_starts_new_connection, TcpState, Timeouts};
 
 #[cfg(test)]
@@ -70,7 +70,11 @@ pub struct ConnKey {
 ///
 /// `state` is the LVS TCP state for TCP; UDP has no states and its connections stay in
 /// [`TcpState::None`] (their timeout is [`Timeouts::udp_ms`], see [`Timeouts::for_conn`]).
+///
+/// `repr(C)`, in the order the connection table packs it (its slot differs only from `proto`
+/// on), so unpacking is nearly a copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Conn {
     pub client: Ipv4Addr,
     pub vip: Ipv4Addr,
@@ -81,18 +85,18 @@ pub struct Conn {
     pub vport: u16,
     pub bport: u16,
     pub lport: u16,
-    /// IP protocol: 6 (TCP) or 17 (UDP).
-    pub proto: u8,
-    pub state: TcpState,
-    pub flags: ConnFlags,
+    /// Generation of the backend slot when the connection was made.
+    pub backend_gen: u32,
     /// Service slot (index assigned by the control plane).
     pub service: u16,
     /// Backend slot (index assigned by the control plane).
     pub backend_slot: u16,
-    /// Generation of that backend slot when the connection was made.
-    pub backend_gen: u32,
     /// Local-address slot the FullNAT port returns to; `u16::MAX` in NAT.
     pub laddr_slot: u16,
+    pub state: TcpState,
+    pub flags: ConnFlags,
+    /// IP protocol: 6 (TCP) or 17 (UDP).
+    pub proto: u8,
 }
 
 impl Conn {

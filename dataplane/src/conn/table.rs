@@ -1,18 +1,22 @@
 //! [`ConnTable`]: a slab of connections, a hash index with two entries per connection (one
-//! per direction) and a timer wheel, all allocated by the constructor.
+//! per direction) and a timer wheel, all allocated by the constructor. 64 bytes per connection
+//! of capacity in all, both directions keyed exactly.
 //!
-//! **Slab.** `slots[id]` holds the connection, its deadline and its wheel links. Free slots
-//! are chained through `next`, last freed first (it is the one most likely still cached).
+//! **Slab.** `slots[id]` holds the connection, its deadline and its wheel links: 48 bytes, the
+//! connection packed (`Conn` itself is 40 bytes with padding; here TCP or UDP is one flag bit).
+//! Free slots are chained through `next`, last freed first (it is the one most likely still
+//! cached).
 //!
-//! **Index.** Open addressing over 64-byte buckets, one cache line each: 10 ways of
-//! (16-bit tag, 32-bit `id << 1 | dir`), an occupancy mask and an overflow count. A key's
-//! home bucket comes from the high half of its hash (multiply-shift, so the bucket count
-//! need not be a power of two and memory follows capacity closely), its tag from the low
-//! bits. A full bucket sends new entries on to the next one and counts them in its overflow
-//! count; a lookup stops at the first bucket on its way whose count is zero, so misses stay
-//! nearly as short as hits, and removal just decrements the counts on the way (no tombstones, no
-//! rehash; F14's scheme). Buckets are sized for a load of 2/3 when the slab is full. A tag
-//! match is confirmed against the full key stored in the connection.
+//! **Index.** Open addressing over 64-byte buckets, one cache line each: 12 ways of (8-bit tag,
+//! 32-bit `id << 1 | dir`), an occupancy mask and an overflow count. A key's home bucket comes
+//! from the high half of its hash (multiply-shift, so the bucket count need not be a power of
+//! two and memory follows capacity closely), its tag from the low bits. A full bucket sends new
+//! entries on to the next one and counts them in its overflow count; a lookup stops at the
+//! first bucket on its way whose count is zero, so misses stay nearly as short as hits, and
+//! removal just decrements the counts on the way (no tombstones, no rehash; F14's scheme).
+//! Buckets are sized for a load of 2/3 when the slab is full (16 bytes per connection). A tag
+//! match is confirmed against the full key stored in the connection; with 8-bit tags about one
+//! lookup in 40 also reads a connection that is not its own.
 //!
 //! **Wheel.** [`TICK_MS`]-ms ticks over 8192 buckets (a lap of [`WHEEL_LAP_MS`], 131 s); each
 //! bucket is a doubly linked list threaded through the slots. Deadlines are kept in ticks,
@@ -33,6 +37,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
 use super::{Conn, ConnFlags, ConnKey, Dir, TcpState};
+use crate::dpdk::prefetch;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
 
 /// A connection's slot number: stable while the connection lives.
 pub type ConnId = u32;
@@ -48,11 +56,11 @@ const WHEEL_MASK: u32 = WHEEL_BUCKETS - 1;
 /// One turn of the wheel.
 pub const WHEEL_LAP_MS: u64 = (WHEEL_BUCKETS as u64) << TICK_SHIFT;
 
-const INDEX_WAYS: usize = 10;
+const INDEX_WAYS: usize = 12;
 const INDEX_FULL: u16 = (1 << INDEX_WAYS) - 1;
 /// Index buckets per connection of capacity, as a fraction: 2 entries per connection over
-/// 10 ways at load 2/3 is one bucket per 3 connections.
-const INDEX_BUCKETS_PER_CONN: (u64, u64) = (1, 3);
+/// 12 ways at load 2/3 is one bucket per 4 connections.
+const INDEX_BUCKETS_PER_CONN: (u64, u64) = (1, 4);
 
 /// Ids need one spare bit: index entries carry the direction in bit 0, and wheel links mark
 /// a bucket head with bit 31.
@@ -65,8 +73,31 @@ const FREE: u32 = u32::MAX;
 /// `Slot::prev` of the first entry of a wheel bucket: this bit | the bucket number.
 const WHEEL_HEAD: u32 = 1 << 31;
 
+/// `ConnFlags` uses bits 0..=5 of `Slot::bits`; this one says UDP (else TCP).
+const BIT_UDP: u8 = 1 << 7;
+
+/// A connection packed into 48 bytes with its deadline and wheel links. `repr(C)`, laid out
+/// as `Conn` up to its flags (so `conn()` is nearly a copy), the protocol one bit of `bits`:
+/// what the fast path reads (keys, rewrite, backend, state, flags, deadline) lies in bytes
+/// 0..40, which a prefetch of `client` and of `deadline` covers; `next`/`prev` are for the
+/// wheel.
+#[repr(C)]
 struct Slot {
-    conn: Conn,
+    client: Ipv4Addr,
+    vip: Ipv4Addr,
+    backend: Ipv4Addr,
+    laddr: Ipv4Addr,
+    cport: u16,
+    vport: u16,
+    bport: u16,
+    lport: u16,
+    backend_gen: u32,
+    service: u16,
+    backend_slot: u16,
+    laddr_slot: u16,
+    state: TcpState,
+    /// `ConnFlags` bits, and `BIT_UDP`.
+    bits: u8,
     /// Expiry in ticks (rounded up), next to the connection: `touch` follows `lookup`.
     deadline: u32,
     /// Next entry in the same wheel bucket, or next free slot.
@@ -76,11 +107,101 @@ struct Slot {
     prev: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+
+impl Slot {
+    /// A free slot, `next` in the free list.
+    fn free(next: u32) -> Slot {
+        Slot {
+            client: Ipv4Addr::UNSPECIFIED,
+            vip: Ipv4Addr::UNSPECIFIED,
+            backend: Ipv4Addr::UNSPECIFIED,
+            laddr: Ipv4Addr::UNSPECIFIED,
+            cport: 0,
+            vport: 0,
+            bport: 0,
+            lport: 0,
+            backend_gen: 0,
+            deadline: 0,
+            service: 0,
+            backend_slot: 0,
+            laddr_slot: u16::MAX,
+            state: TcpState::None,
+            bits: 0,
+            next,
+            prev: FREE,
+        }
+    }
+
+    /// Stores `conn` (TCP or UDP: `insert` checked), leaving deadline and links alone.
+    #[inline]
+    fn store(&mut self, conn: &Conn) {
+        self.client = conn.client;
+        self.vip = conn.vip;
+        self.backend = conn.backend;
+        self.laddr = conn.laddr;
+        self.cport = conn.cport;
+        self.vport = conn.vport;
+        self.bport = conn.bport;
+        self.lport = conn.lport;
+        self.backend_gen = conn.backend_gen;
+        self.service = conn.service;
+        self.backend_slot = conn.backend_slot;
+        self.laddr_slot = conn.laddr_slot;
+        self.state = conn.state;
+        self.bits = conn.flags.bits() | if conn.proto == UDP { BIT_UDP } else { 0 };
+    }
+
+    /// TCP or UDP, without a branch.
+    #[inline]
+    fn proto(&self) -> u8 {
+        TCP + (self.bits >> 7) * (UDP - TCP)
+    }
+
+    #[inline]
+    fn flags(&self) -> ConnFlags {
+        ConnFlags::from_bits_truncate(self.bits)
+    }
+
+    #[inline]
+    fn conn(&self) -> Conn {
+        Conn {
+            client: self.client,
+            vip: self.vip,
+            backend: self.backend,
+            laddr: self.laddr,
+            cport: self.cport,
+            vport: self.vport,
+            bport: self.bport,
+            lport: self.lport,
+            proto: self.proto(),
+            state: self.state,
+            flags: self.flags(),
+            service: self.service,
+            backend_slot: self.backend_slot,
+            backend_gen: self.backend_gen,
+            laddr_slot: self.laddr_slot,
+        }
+    }
+
+    /// Whether `key` is this connection's key of direction `reply` (its `reply_key` or
+    /// `original_key`), compared in place.
+    #[inline]
+    fn has_key(&self, key: &ConnKey, reply: bool) -> bool {
+        let (src, dst, sport, dport) = if reply {
+            (self.backend, self.laddr, self.bport, self.lport)
+        } else {
+            (self.client, self.vip, self.cport, self.vport)
+        };
+        src == key.src && dst == key.dst && sport == key.sport && dport == key.dport && self.proto() == key.proto
+    }
+}
+
 /// One cache line of the index.
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 struct IndexBucket {
-    tags: [u16; INDEX_WAYS],
+    tags: [u8; INDEX_WAYS],
     /// Bit i: way i holds an entry.
     used: u16,
     /// Entries stored past this bucket because it was full when they were inserted and their
@@ -95,40 +216,40 @@ const EMPTY_BUCKET: IndexBucket =
     IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
 
 impl IndexBucket {
-    /// Ways holding an entry with `tag`, as a bit mask.
+    /// Ways holding an entry with `tag`, as a bit mask. SWAR over the 12 tag bytes (8 + 4): a
+    /// byte of `tags ^ tag` is zero where the tag matches; the exact zero-byte test sets its
+    /// top bit, and a multiply gathers those bits into the mask.
     #[inline]
-    fn tag_matches(&self, tag: u16) -> u16 {
-        let mut m = 0u16;
-        for (way, &t) in self.tags.iter().enumerate() {
-            m |= u16::from(t == tag) << way;
-        }
-        m & self.used
+    fn tag_matches(&self, tag: u8) -> u16 {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let t = &self.tags;
+        let splat = u64::from(tag) * ONES;
+        let lo = u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]]) ^ splat;
+        let hi = u64::from(u32::from_le_bytes([t[8], t[9], t[10], t[11]])) ^ (splat & 0xffff_ffff);
+        let zero = |x: u64| !(((x & !HIGH) + !HIGH) | x) & HIGH;
+        // Byte k's top bit, moved to bit 0 of its byte, lands on bit 56 + k of the product.
+        let gather = |z: u64| ((z >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u16;
+        (gather(zero(lo)) | gather(zero(hi) & 0x8080_8080) << 8) & self.used
     }
 }
 
-const EMPTY_CONN: Conn = Conn {
-    client: Ipv4Addr::UNSPECIFIED,
-    vip: Ipv4Addr::UNSPECIFIED,
-    backend: Ipv4Addr::UNSPECIFIED,
-    laddr: Ipv4Addr::UNSPECIFIED,
-    cport: 0,
-    vport: 0,
-    bport: 0,
-    lport: 0,
-    proto: 0,
-    state: TcpState::None,
-    flags: ConnFlags::empty(),
-    service: 0,
-    backend_slot: 0,
-    backend_gen: 0,
-    laddr_slot: u16::MAX,
-};
+/// Where a key's index entry may be: see [`ConnTable::lookup_hinted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hint(u32);
+
+impl Hint {
+    /// No guess: `lookup_hinted` searches the index.
+    pub const NONE: Hint = Hint(NIL);
+}
 
 /// Why `insert` refused a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertError {
     /// The table holds `capacity` connections.
     Full,
+    /// Neither TCP nor UDP: the table keeps only those (in one bit).
+    Protocol,
     /// One of the connection's two keys is already in the table (or both keys are equal).
     KeyExists,
 }
@@ -137,6 +258,7 @@ impl std::fmt::Display for InsertError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             InsertError::Full => "connection table full",
+            InsertError::Protocol => "connection neither TCP nor UDP",
             InsertError::KeyExists => "connection key already in the table",
         })
     }
@@ -228,7 +350,7 @@ impl ConnTable {
         ConnTable::build(capacity, seed, n_buckets)
     }
 
-    /// A table whose index has `n_buckets` buckets: as few as `2 * capacity / 10 + 1` makes
+    /// A table whose index has `n_buckets` buckets: as few as `2 * capacity / 12 + 1` makes
     /// every bucket overflow, for tests of the overflow counts.
     #[cfg(test)]
     pub(super) fn with_index_buckets(capacity: u32, seed: u64, n_buckets: usize) -> ConnTable {
@@ -240,14 +362,8 @@ impl ConnTable {
         assert!(capacity <= MAX_CAPACITY, "connection table capacity {capacity} > {MAX_CAPACITY}");
         // Written element by element (not zero pages): all memory is faulted in here, not
         // on the first packets.
-        let slots: Box<[Slot]> = (0..capacity)
-            .map(|id| Slot {
-                conn: EMPTY_CONN,
-                deadline: 0,
-                next: if id + 1 < capacity { id + 1 } else { NIL },
-                prev: FREE,
-            })
-            .collect();
+        let slots: Box<[Slot]> =
+            (0..capacity).map(|id| Slot::free(if id + 1 < capacity { id + 1 } else { NIL })).collect();
         ConnTable {
             slots,
             buckets: vec![EMPTY_BUCKET; n_buckets].into_boxed_slice(),
@@ -266,21 +382,91 @@ impl ConnTable {
         self.find(key, self.hash(key)).map(decode_ref)
     }
 
-    /// The connection in slot `id`; `id` must be live (from `lookup`, `insert` or `iter`).
+    /// `lookup` with the key's [`hash`](Self::hash) already computed (a burst hashes its
+    /// packets' keys once, to prefetch, then looks them up).
     #[inline]
-    pub fn get(&self, id: ConnId) -> &Conn {
-        let slot = &self.slots[id as usize];
-        debug_assert!(slot.prev != FREE, "connection {id} is not live");
-        &slot.conn
+    pub fn lookup_hashed(&self, key: &ConnKey, hash: u64) -> Option<(ConnId, Dir)> {
+        debug_assert_eq!(hash, self.hash(key));
+        self.find(key, hash).map(decode_ref)
     }
 
-    /// The connection in slot `id`, to update its state, flags and so on. The fields of its two
-    /// keys (addresses, ports, proto) must not change: the index is built from them.
+    /// `lookup_hashed`, trying first the entry `hint` (from `prefetch_conns` of this hash,
+    /// however long ago) names. A live connection whose indexed key in that direction is `key`
+    /// is the one the index holds for it (indexed keys are unique), whatever changed since;
+    /// otherwise the index is searched as usual.
     #[inline]
-    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+    pub fn lookup_hinted(&self, key: &ConnKey, hash: u64, hint: Hint) -> Option<(ConnId, Dir)> {
+        if hint.0 != NIL {
+            let slot = &self.slots[(hint.0 >> 1) as usize];
+            // A one-way (DR/TUN) connection's reply key is not indexed: it may be another's.
+            let indexed = hint.0 & 1 == 0 || !slot.flags().is_one_way();
+            if slot.prev != FREE && indexed && slot.has_key(key, hint.0 & 1 != 0) {
+                return Some(decode_ref(hint.0));
+            }
+        }
+        self.lookup_hashed(key, hash)
+    }
+
+    /// The index hash of a key, for `lookup_hashed` and the prefetches.
+    #[inline]
+    pub fn hash(&self, key: &ConnKey) -> u64 {
+        let addrs = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
+        let rest = u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
+        let h = fold_mul(addrs ^ self.seed[0], rest ^ self.seed[1]);
+        fold_mul(h ^ self.seed[2], 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// Starts loading the home bucket of a key with this hash: the first of a lookup's two
+    /// dependent cache misses, to overlap with other work (a burst's other packets).
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        prefetch(&self.buckets[self.home_bucket(hash)].refs[0]);
+    }
+
+    /// Starts loading the connections whose tags match in the home bucket of a key with this
+    /// hash: the second miss. Call it some time after `prefetch_bucket`, as it reads the
+    /// bucket. A tag match is not yet a hit: a wrong guess costs a wasted load, never a
+    /// wrong answer. Returns the first match, for `lookup_hinted`.
+    #[inline]
+    pub fn prefetch_conns(&self, hash: u64) -> Hint {
+        let bucket = &self.buckets[self.home_bucket(hash)];
+        let mut hits = bucket.tag_matches(hash as u8);
+        let first = if hits != 0 { bucket.refs[hits.trailing_zeros() as usize] } else { NIL };
+        while hits != 0 {
+            let slot = &self.slots[(bucket.refs[hits.trailing_zeros() as usize] >> 1) as usize];
+            // A 48-byte slot may span two lines: its first and its 40th byte cover what the
+            // fast path reads.
+            prefetch(&slot.client);
+            prefetch(&slot.deadline);
+            hits &= hits - 1;
+        }
+        Hint(first)
+    }
+
+    /// The connection in slot `id`; `id` must be live (from `lookup`, `insert` or `iter`).
+    #[inline]
+    pub fn get(&self, id: ConnId) -> Conn {
+        let slot = &self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        slot.conn()
+    }
+
+    /// Sets the TCP state of the live connection in slot `id`.
+    #[inline]
+    pub fn set_state(&mut self, id: ConnId, state: TcpState) {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
-        &mut slot.conn
+        slot.state = state;
+    }
+
+    /// Sets the flags of the live connection in slot `id`. Whether it is one-way (DR/TUN)
+    /// must not change: that decides which of its keys the index holds.
+    #[inline]
+    pub fn set_flags(&mut self, id: ConnId, flags: ConnFlags) {
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        debug_assert_eq!(slot.flags().is_one_way(), flags.is_one_way(), "connection {id} changes direction keying");
+        slot.bits = flags.bits() | (slot.bits & BIT_UDP);
     }
 
     /// Inserts both keys (only the original one for a DR/TUN connection: its replies never
@@ -295,6 +481,9 @@ impl ConnTable {
     ) -> Result<ConnId, InsertError> {
         if self.len as usize == self.slots.len() {
             return Err(InsertError::Full);
+        }
+        if conn.proto != TCP && conn.proto != UDP {
+            return Err(InsertError::Protocol);
         }
         let (original, reply) = (conn.original_key(), conn.reply_key());
         let (original_hash, reply_hash) = (self.hash(&original), self.hash(&reply));
@@ -311,7 +500,7 @@ impl ConnTable {
         let id = self.free_head;
         let slot = &mut self.slots[id as usize];
         self.free_head = slot.next;
-        slot.conn = conn;
+        slot.store(&conn);
         slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         self.wheel_file(id);
         self.index_insert(original_hash, entry_ref(id, Dir::Original));
@@ -328,7 +517,7 @@ impl ConnTable {
             self.slots[id as usize].prev != FREE,
             "remove of connection {id}, which is not live"
         );
-        let conn = self.slots[id as usize].conn;
+        let conn = self.slots[id as usize].conn();
         let original = conn.original_key();
         let reply = conn.reply_key();
         self.index_remove(self.hash(&original), entry_ref(id, Dir::Original));
@@ -401,7 +590,7 @@ impl ConnTable {
             }
             self.stats.examined += 1;
             if ticks_after(self.slots[id as usize].deadline, now) <= 0 {
-                on_expire(&self.slots[id as usize].conn);
+                on_expire(&self.slots[id as usize].conn());
                 self.remove(id);
                 self.stats.expired += 1;
                 removed += 1;
@@ -446,12 +635,12 @@ impl ConnTable {
     }
 
     /// Live connections, in slot order (walks the whole slab).
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, Conn)> + '_ {
         self.slots
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.prev != FREE)
-            .map(|(id, slot)| (id as ConnId, &slot.conn))
+            .map(|(id, slot)| (id as ConnId, slot.conn()))
     }
 
     /// Memory allocated by the table divided by capacity: bytes per tracked connection,
@@ -469,14 +658,6 @@ impl ConnTable {
     }
 
     #[inline]
-    fn hash(&self, key: &ConnKey) -> u64 {
-        let addrs = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
-        let rest = u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
-        let h = fold_mul(addrs ^ self.seed[0], rest ^ self.seed[1]);
-        fold_mul(h ^ self.seed[2], 0x9e37_79b9_7f4a_7c15)
-    }
-
-    #[inline]
     fn home_bucket(&self, hash: u64) -> usize {
         (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
     }
@@ -490,20 +671,10 @@ impl ConnTable {
         }
     }
 
-    #[inline]
-    fn key_of(&self, entry: u32) -> ConnKey {
-        let conn = &self.slots[(entry >> 1) as usize].conn;
-        if entry & 1 == 0 {
-            conn.original_key()
-        } else {
-            conn.reply_key()
-        }
-    }
-
     /// The index entry for `key`.
     #[inline]
     fn find(&self, key: &ConnKey, hash: u64) -> Option<u32> {
-        let tag = hash as u16;
+        let tag = hash as u8;
         let mut b = self.home_bucket(hash);
         // Bounded by the bucket count, in case saturated overflow counts form a ring.
         for _ in 0..self.buckets.len() {
@@ -511,7 +682,7 @@ impl ConnTable {
             let mut hits = bucket.tag_matches(tag);
             while hits != 0 {
                 let entry = bucket.refs[hits.trailing_zeros() as usize];
-                if self.key_of(entry) == *key {
+                if self.slots[(entry >> 1) as usize].has_key(key, entry & 1 != 0) {
                     return Some(entry);
                 }
                 hits &= hits - 1;
@@ -531,7 +702,7 @@ impl ConnTable {
             let bucket = &mut self.buckets[b];
             if bucket.used != INDEX_FULL {
                 let way = (!bucket.used).trailing_zeros() as usize;
-                bucket.tags[way] = hash as u16;
+                bucket.tags[way] = hash as u8;
                 bucket.refs[way] = entry;
                 bucket.used |= 1 << way;
                 return;
@@ -543,7 +714,7 @@ impl ConnTable {
 
     /// Removes an entry, then takes it off the overflow counts of the buckets it passed.
     fn index_remove(&mut self, hash: u64, entry: u32) {
-        let tag = hash as u16;
+        let tag = hash as u8;
         let home = self.home_bucket(hash);
         let mut b = home;
         for passed in 0..self.buckets.len() {
@@ -607,13 +778,14 @@ impl ConnTable {
     #[cfg(test)]
     pub(super) fn probe_len(&self, key: &ConnKey) -> usize {
         let hash = self.hash(key);
-        let tag = hash as u16;
+        let tag = hash as u8;
         let mut b = self.home_bucket(hash);
         for probes in 1..=self.buckets.len() {
             let bucket = &self.buckets[b];
             let mut hits = bucket.tag_matches(tag);
             while hits != 0 {
-                if self.key_of(bucket.refs[hits.trailing_zeros() as usize]) == *key {
+                let entry = bucket.refs[hits.trailing_zeros() as usize];
+                if self.slots[(entry >> 1) as usize].has_key(key, entry & 1 != 0) {
                     return probes;
                 }
                 hits &= hits - 1;
@@ -624,5 +796,28 @@ impl ConnTable {
             b = self.next_bucket(b);
         }
         self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn tag_matches_is_the_plain_comparison(
+            tags in any::<[u8; INDEX_WAYS]>(),
+            used in 0..=INDEX_FULL,
+            pick in any::<usize>(),
+            other in any::<u8>(),
+        ) {
+            let bucket = IndexBucket { tags, used, overflow: 0, refs: [NIL; INDEX_WAYS] };
+            for tag in [tags[pick % INDEX_WAYS], other] {
+                let plain = (0..INDEX_WAYS).fold(0u16, |m, way| m | u16::from(tags[way] == tag) << way) & used;
+                prop_assert_eq!(bucket.tag_matches(tag), plain);
+            }
+        }
     }
 }

@@ -4,24 +4,39 @@
 //! Ownership: an [`Mbuf`] owns one packet buffer and frees it on drop. A [`Port`] is a port id;
 //! the queues a worker uses belong to that worker alone (DPDK queues are not thread-safe).
 
+//!
+//! [`prefetch`] is built without the `dpdk` feature too: the pure packet path uses it.
+
+#[cfg(feature = "dpdk")]
 mod eal;
+#[cfg(feature = "dpdk")]
 mod mbuf;
+#[cfg(feature = "dpdk")]
 mod port;
+mod prefetch;
 
+#[cfg(feature = "dpdk")]
 pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
+#[cfg(feature = "dpdk")]
 pub use mbuf::{Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
+#[cfg(feature = "dpdk")]
 pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup};
+pub use prefetch::prefetch;
 
+#[cfg(feature = "dpdk")]
 use std::ffi::CStr;
+#[cfg(feature = "dpdk")]
 use std::fmt;
 
 /// A failed DPDK call: which call, on what, and DPDK's own words for the error code.
+#[cfg(feature = "dpdk")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpdkError {
     pub call: String,
     pub code: i32,
 }
 
+#[cfg(feature = "dpdk")]
 impl DpdkError {
     /// `code` is a negative errno as ethdev returns, or a positive rte_errno.
     pub(crate) fn new(call: impl Into<String>, code: i32) -> DpdkError {
@@ -36,6 +51,7 @@ impl DpdkError {
     }
 }
 
+#[cfg(feature = "dpdk")]
 impl fmt::Display for DpdkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated
@@ -45,4 +61,5 @@ impl fmt::Display for DpdkError {
     }
 }
 
+#[cfg(feature = "dpdk")]
 impl std::error::Error for DpdkError {}

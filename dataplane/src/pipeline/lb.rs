@@ -9,18 +9,18 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
+use super::{CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
 use crate::conn::{
-    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
-    TcpState,
+    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, Hint,
+    InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
 use crate::lb::{is_active, LbCore, PortsExhausted};
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
-use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpPacket};
-use crate::xlate::{self, Rewrite4, Tuple4, XlateError};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
+use crate::xlate::{self, Parsed4, Rewrite4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
 const LOCAL_PORT_ATTEMPTS: usize = 4;
@@ -38,23 +38,40 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
-        let t = match xlate::tuple_v4(&frame.data()[ETH_LEN..]) {
-            Ok(t) => t,
+        let l4 = match xlate::parse_v4(&frame.data()[ETH_LEN..]) {
+            Ok(l4) => l4,
             Err(XlateError::Malformed) if is_to_vip(snap, &frame) => {
                 self.drop(frame, DropReason::MalformedL4);
                 return None;
             }
             Err(_) => return Some(frame),
         };
-        let tcp_flags = tcp_flags(&frame, t.proto);
-        if let Some((id, dir)) = self.lb.conns.lookup(&t) {
-            let conn = *self.lb.conns.get(id);
+        let hash = self.lb.conns.hash(&l4.tuple);
+        self.lb_input(snap, now_ms, frame, &LbCandidate { l4, hash, hint: Hint::NONE }, pool, tx)
+    }
+
+    /// A parsed TCP/UDP packet: a tracked connection's, a new connection to a service, or
+    /// (returned) not load-balancing traffic.
+    #[inline]
+    pub(super) fn lb_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        candidate: &LbCandidate,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let l4 = &candidate.l4;
+        let t = l4.tuple;
+        let tcp_flags = l4.tcp_flags;
+        if let Some((id, dir)) = self.lb.conns.lookup_hinted(&t, candidate.hash, candidate.hint) {
             let reuse = dir == Dir::Original
                 && t.proto == IpProtocol::TCP.0
                 && is_new_syn(tcp_flags)
-                && syn_starts_new_connection(conn.state);
+                && syn_starts_new_connection(self.lb.conns.get(id).state);
             if !reuse {
-                self.conn_packet(snap, now_ms, frame, id, dir, tcp_flags, pool, tx);
+                self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
                 return None;
             }
             // The client reuses the tuple of a finished connection: forget it, schedule anew.
@@ -74,7 +91,7 @@ impl<F: Frame> CoreCtx<F> {
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        self.new_conn(snap, now_ms, frame, svc, t, tcp_flags, pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, l4, pool, tx);
         None
     }
 
@@ -86,11 +103,11 @@ impl<F: Frame> CoreCtx<F> {
         now_ms: u64,
         frame: F,
         svc: &Service,
-        t: Tuple4,
-        tcp_flags: TcpFlags,
+        l4: &Parsed4,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         let Some(index) = self.choose_backend(svc, t.src, now_ms) else {
             return self.drop(frame, DropReason::NoBackend);
         };
@@ -141,7 +158,7 @@ impl<F: Frame> CoreCtx<F> {
         if svc.persistence_ms > 0 && self.lb.persist(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
-        self.forward(snap, now_ms, frame, &conn, Dir::Original, pool, tx);
+        self.forward(snap, now_ms, frame, Some(l4), &conn, Dir::Original, pool, tx);
     }
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN).
@@ -150,6 +167,8 @@ impl<F: Frame> CoreCtx<F> {
             Ok(_) => Ok(()),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
+            // Only TCP and UDP come here.
+            Err(InsertError::Protocol) => Err(DropReason::UnsupportedProtocol),
         }
     }
 
@@ -171,8 +190,10 @@ impl<F: Frame> CoreCtx<F> {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     self.lb.return_local_port(slot, None, conn.proto, lport);
-                    if e == InsertError::Full {
-                        return Err(DropReason::ConnTableFull);
+                    match e {
+                        InsertError::Full => return Err(DropReason::ConnTableFull),
+                        InsertError::Protocol => return Err(DropReason::UnsupportedProtocol),
+                        InsertError::KeyExists => {}
                     }
                 }
             }
@@ -190,10 +211,10 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
-        let Ok(t) = xlate::tuple_v4(&frame.data()[ETH_LEN..]) else { return Some(frame) };
+        let Ok(l4) = xlate::parse_v4(&frame.data()[ETH_LEN..]) else { return Some(frame) };
+        let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         let Some(route) = snap.routes.lookup(IpAddr::V4(t.dst)) else { return Some(frame) };
         let Some(rule) = snap.services.snat_rule(t.src, route.port) else { return Some(frame) };
-        let tcp_flags = tcp_flags(&frame, t.proto);
         if t.proto == IpProtocol::TCP.0 && !is_new_syn(tcp_flags) {
             self.drop(frame, DropReason::NoConnection);
             return None;
@@ -231,7 +252,7 @@ impl<F: Frame> CoreCtx<F> {
             return None;
         }
         self.counters.event(Event::ConnsCreated).inc();
-        self.forward(snap, now_ms, frame, &conn, Dir::Original, pool, tx);
+        self.forward(snap, now_ms, frame, Some(&l4), &conn, Dir::Original, pool, tx);
         None
     }
 
@@ -268,13 +289,14 @@ impl<F: Frame> CoreCtx<F> {
         snap: &Snapshot,
         now_ms: u64,
         frame: F,
+        l4: &Parsed4,
         id: ConnId,
         dir: Dir,
-        tcp_flags: TcpFlags,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let mut conn = *self.lb.conns.get(id);
+        let tcp_flags = l4.tcp_flags;
+        let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
         if slot.gen == conn.backend_gen && !slot.live && slot.reset {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
@@ -293,25 +315,27 @@ impl<F: Frame> CoreCtx<F> {
                     self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
                 }
                 conn.state = state;
-                self.lb.conns.get_mut(id).state = state;
+                self.lb.conns.set_state(id, state);
             }
         }
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;
-            self.lb.conns.get_mut(id).flags = conn.flags;
+            self.lb.conns.set_flags(id, conn.flags);
         }
         let timeout = snap.services.timeouts.for_conn(&conn);
         self.lb.conns.touch(id, now_ms, timeout);
-        self.forward(snap, now_ms, frame, &conn, dir, pool, tx);
+        self.forward(snap, now_ms, frame, Some(l4), &conn, dir, pool, tx);
     }
 
-    /// Rewrites a connection's packet for its direction and sends it on.
+    /// Rewrites a connection's packet for its direction and sends it on. `l4`: the packet as
+    /// `parse_v4` saw it, when it is a TCP/UDP packet already parsed (not an ICMP error).
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
+        l4: Option<&Parsed4>,
         conn: &Conn,
         dir: Dir,
         pool: &mut impl FramePool<F>,
@@ -328,7 +352,12 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Reply => Rewrite4 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
         let len = frame.data().len();
-        match xlate::rewrite_v4(&mut frame.data_mut()[ETH_LEN..], &rewrite) {
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        let rewritten = match l4 {
+            Some(l4) => xlate::rewrite_parsed_v4(packet, l4, &rewrite),
+            None => xlate::rewrite_v4(packet, &rewrite),
+        };
+        match rewritten {
             Ok(()) => {}
             Err(XlateError::TtlExpired) => return self.drop(frame, DropReason::TtlExpired),
             Err(_) => return self.drop(frame, DropReason::MalformedL4),
@@ -501,12 +530,12 @@ impl<F: Frame> CoreCtx<F> {
         let Some((id, dir)) = self.lb.conns.lookup(&key) else {
             return Some(frame);
         };
-        let conn = *self.lb.conns.get(id);
+        let conn = self.lb.conns.get(id);
         if conn.flags.is_one_way() {
             // From the client's side about a reply the backend sent it directly: to the
             // backend the way the connection's packets go, unchanged inside.
             self.counters.event(Event::IcmpErrorsTranslated).inc();
-            self.forward(snap, now_ms, frame, &conn, dir, pool, tx);
+            self.forward(snap, now_ms, frame, None, &conn, dir, pool, tx);
             return None;
         }
         let outer_src = crate::wire::Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]).src_addr();
@@ -565,15 +594,4 @@ fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
 #[inline]
 fn is_new_syn(flags: TcpFlags) -> bool {
     flags.contains(TcpFlags::SYN) && !flags.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN)
-}
-
-#[inline]
-fn tcp_flags<F: Frame>(frame: &F, proto: u8) -> TcpFlags {
-    if proto != IpProtocol::TCP.0 {
-        return TcpFlags::empty();
-    }
-    let data = &frame.data()[ETH_LEN..];
-    let ihl = usize::from(data[0] & 0x0f) * 4;
-    // tuple_v4 checked the IP header and the first 8 bytes of TCP; the flags are byte 13.
-    data.get(ihl..).and_then(|tcp| TcpPacket::new_checked(tcp).ok()).map_or(TcpFlags::empty(), |t| t.flags())
 }

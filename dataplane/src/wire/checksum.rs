@@ -56,6 +56,34 @@ pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(data))
 }
 
+/// The folded one's-complement sum of an IPv4 header without options, in native byte order
+/// (`to_ne_bytes` gives the bytes it stands for): five 32-bit words in a u64. Their plain sum
+/// is congruent to the 16-bit one's-complement sum modulo 0xffff (2^16 = 1) and zero only
+/// when that is, so it folds to the same value; and a one's-complement sum taken in the other
+/// byte order is the byte swap of the same result (RFC 1071 section 2(B)).
+#[inline(always)]
+fn header20_sum_ne(h: &[u8; 20]) -> u16 {
+    let word = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let s = word(0) + word(4) + word(8) + word(12) + word(16);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32)
+}
+
+/// True when an IPv4 header without options checksums correctly (sums to all ones, in either
+/// byte order).
+#[inline(always)]
+pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
+    header20_sum_ne(h) == 0xffff
+}
+
+/// The checksum field (bytes 10..12) of an IPv4 header without options whose checksum field
+/// holds zero: `checksum(h).to_be_bytes()`, without byte swaps.
+#[inline(always)]
+pub fn ipv4_header_checksum(h: &[u8; 20]) -> [u8; 2] {
+    (!header20_sum_ne(h)).to_ne_bytes()
+}
+
 /// Partial sum of the IPv4 pseudo-header (RFC 793 / RFC 768).
 #[inline]
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u32) -> u32 {
@@ -179,6 +207,24 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_header_check_matches_the_sum() {
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
+        ];
+        assert!(ipv4_header_ok(&h));
+        for i in 0..20 {
+            for bit in 0..8 {
+                h[i] ^= 1 << bit;
+                assert_eq!(ipv4_header_ok(&h), fold(sum(&h)) == 0xffff, "byte {i} bit {bit}");
+                h[i] ^= 1 << bit;
+            }
+        }
+        assert!(!ipv4_header_ok(&[0; 20]));
+        assert!(ipv4_header_ok(&[0xff; 20]));
+    }
+
+    #[test]
     fn pseudo_headers() {
         let v4 = pseudo_header_v4(Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 2), 6, 0x0014);
         let bytes = [192, 0, 2, 1, 198, 51, 100, 2, 0, 6, 0x00, 0x14];
@@ -203,6 +249,18 @@ mod tests {
         #[test]
         fn fast_sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(fold(sum(&data)), reference_sum(&data));
+        }
+
+        #[test]
+        fn ipv4_header_check_matches_reference(h in any::<[u8; 20]>()) {
+            prop_assert_eq!(ipv4_header_ok(&h), reference_sum(&h) == 0xffff);
+        }
+
+        #[test]
+        fn ipv4_header_checksum_matches_reference(mut h in any::<[u8; 20]>()) {
+            h[10] = 0;
+            h[11] = 0;
+            prop_assert_eq!(ipv4_header_checksum(&h), checksum(&h).to_be_bytes());
         }
 
         #[test]

@@ -181,7 +181,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// True when the header checksum is correct.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(self.header())) == 0xffff
+        let header = self.header();
+        match header.first_chunk() {
+            Some(h) if header.len() == field::OPTIONS => checksum::ipv4_header_ok(h),
+            _ => checksum::fold(checksum::sum(header)) == 0xffff,
+        }
     }
 }
 
@@ -283,8 +287,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let c = checksum::checksum(self.header());
-        self.set_checksum(c);
+        let hl = self.header_len() as usize;
+        let buf = self.buffer.as_mut();
+        match buf.first_chunk_mut::<{ field::OPTIONS }>() {
+            Some(h) if hl == field::OPTIONS => {
+                let c = checksum::ipv4_header_checksum(h);
+                h[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c);
+            }
+            _ => {
+                let c = checksum::checksum(self.header());
+                self.set_checksum(c);
+            }
+        }
     }
 
     #[inline]

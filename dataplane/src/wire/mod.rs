@@ -135,16 +135,26 @@ impl From<IpProtocol> for u8 {
 }
 
 // Big-endian field helpers. They index the buffer directly: on a checked view the offsets are
-// within the validated length, so the bounds checks never fire.
+// within the validated length, so the bounds checks never fire. Each reads a sub-slice of the
+// field's size, so one bounds check covers the field (not one per byte).
 
 #[inline]
 fn read_u16(d: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([d[at], d[at + 1]])
+    u16::from_be_bytes(field(d, at))
 }
 
 #[inline]
 fn read_u32(d: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+    u32::from_be_bytes(field(d, at))
+}
+
+/// The `N` bytes at `at`; panics when they are not all in `d`.
+#[inline(always)]
+fn field<const N: usize>(d: &[u8], at: usize) -> [u8; N] {
+    match d[at..].first_chunk::<N>() {
+        Some(bytes) => *bytes,
+        None => panic!("header field at {at}..{} past the {}-byte buffer", at + N, d.len()),
+    }
 }
 
 #[inline]
@@ -159,7 +169,7 @@ fn write_u32(d: &mut [u8], at: usize, v: u32) {
 
 #[inline]
 fn read_mac(d: &[u8], at: usize) -> MacAddr {
-    MacAddr([d[at], d[at + 1], d[at + 2], d[at + 3], d[at + 4], d[at + 5]])
+    MacAddr(field(d, at))
 }
 
 #[inline]
@@ -169,7 +179,7 @@ fn write_mac(d: &mut [u8], at: usize, v: MacAddr) {
 
 #[inline]
 fn read_ipv4(d: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3])
+    Ipv4Addr::from(field::<4>(d, at))
 }
 
 #[inline]
@@ -179,9 +189,7 @@ fn write_ipv4(d: &mut [u8], at: usize, v: Ipv4Addr) {
 
 #[inline]
 fn read_ipv6(d: &[u8], at: usize) -> Ipv6Addr {
-    let mut o = [0u8; 16];
-    o.copy_from_slice(&d[at..at + 16]);
-    Ipv6Addr::from(o)
+    Ipv6Addr::from(field::<16>(d, at))
 }
 
 #[inline]

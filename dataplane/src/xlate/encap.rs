@@ -14,7 +14,7 @@ use super::{
 };
 use crate::service::Encap;
 use crate::wire::icmpv4::CODE_FRAG_NEEDED;
-use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, UdpPacket};
+use crate::wire::{checksum, Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, UdpPacket};
 
 #[cfg(test)]
 #[path = "encap_tests.rs"]
@@ -70,26 +70,29 @@ pub fn encap_v4(
     let inner = Ipv4Packet::new_checked(inner).map_err(|_| XlateError::Malformed)?;
     let inner_len = inner.total_len();
     let outer_len = u16::try_from(overhead + usize::from(inner_len)).map_err(|_| XlateError::Unsupported)?;
-    let (dscp, ecn, ident, dont_frag) = (inner.dscp(), inner.ecn(), inner.ident(), inner.dont_frag());
-
-    let (ip_header, udp_header) = buf[..overhead].split_at_mut(IPV4_HEADER_LEN);
-    ip_header.fill(0);
-    let mut ip = Ipv4Packet::new_unchecked(ip_header);
-    ip.set_version(4);
-    ip.set_header_len(IPV4_HEADER_LEN as u8);
-    ip.set_dscp(dscp);
-    ip.set_ecn(ecn);
-    ip.set_total_len(outer_len);
-    ip.set_ident(ident);
-    ip.set_dont_frag(dont_frag);
-    ip.set_ttl(OUTER_TTL);
-    ip.set_protocol(match encap {
+    let inner = inner.as_bytes();
+    // TOS (DSCP and ECN), identification, and of the flags DF alone.
+    let (tos, ident, dont_frag) = (inner[1], [inner[4], inner[5]], inner[6] & 0x40);
+    let proto = match encap {
         Encap::Ipip => IpProtocol::IPIP,
         Encap::Gue { .. } => IpProtocol::UDP,
-    });
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.fill_checksum();
+    };
+
+    // Built whole in a local array and summed in one pass: this runs for every TUN packet.
+    let mut h = [0u8; IPV4_HEADER_LEN];
+    h[0] = 0x45; // version 4, header length 20
+    h[1] = tos;
+    h[2..4].copy_from_slice(&outer_len.to_be_bytes());
+    h[4..6].copy_from_slice(&ident);
+    h[6] = dont_frag;
+    h[8] = OUTER_TTL;
+    h[9] = proto.0;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let sum = checksum::ipv4_header_checksum(&h);
+    h[10..12].copy_from_slice(&sum);
+    let (ip_header, udp_header) = buf[..overhead].split_at_mut(IPV4_HEADER_LEN);
+    ip_header.copy_from_slice(&h);
     if let Encap::Gue { port } = encap {
         udp_header.fill(0);
         let mut udp = UdpPacket::new_unchecked(udp_header);

@@ -13,8 +13,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::wire::checksum::{update_bytes, update_u16, update_u32};
-use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, WireError};
+use crate::wire::checksum::{fold, update_bytes, update_u32};
+use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 
 mod encap;
 #[cfg(test)]
@@ -30,6 +30,9 @@ const ICMP_HEADER_LEN: usize = Icmpv4Packet::<&[u8]>::HEADER_LEN;
 /// A TCP header is quoted up to and including its checksum (bytes 16..18) when this many bytes
 /// of it are there.
 const TCP_THROUGH_CHECKSUM: usize = 18;
+/// IPv4 flags and fragment offset (bytes 6..8): more fragments, and the offset.
+const FLAG_MF: u16 = 0x2000;
+const FRAG_OFFSET_MASK: u16 = 0x1fff;
 /// Bytes 10..20 of an IPv4 header: checksum, source and destination, the only ones NAT changes
 /// in a quoted header. Contiguous and 16-bit aligned, so one `update_bytes` covers them.
 const IPV4_NAT_FIELDS: std::ops::Range<usize> = 10..20;
@@ -93,14 +96,94 @@ impl fmt::Display for XlateError {
 
 impl std::error::Error for XlateError {}
 
+/// A TCP/UDP packet [`parse_v4`] accepted: its tuple, its TCP flags and where its transport
+/// header is, so the caller can look it up and then [`rewrite_parsed_v4`] it without parsing
+/// it again. It describes the buffer it was parsed from, as long as that is not changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parsed4 {
+    pub tuple: Tuple4,
+    /// Byte 13 of the TCP header; empty for UDP.
+    pub tcp_flags: TcpFlags,
+    /// The IPv4 header length: where the TCP/UDP header starts.
+    l4_at: u8,
+    /// The IPv4 total length: the packet's end.
+    end: u16,
+}
+
+impl Parsed4 {
+    /// The IPv4 header length.
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.l4_at)
+    }
+
+    /// The IPv4 total length.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        usize::from(self.end)
+    }
+}
+
 /// The packet's 5-tuple. Checks the IPv4 header, that the protocol is TCP or UDP, that the
 /// packet is not a non-first fragment (`Unsupported`: no ports) and that the TCP header (with
 /// its options) or the UDP header is within `total_len`.
 pub fn tuple_v4(packet: &[u8]) -> Result<Tuple4, XlateError> {
-    let layout = transport_layout(packet)?;
-    let ip = Ipv4Packet::new_unchecked(packet);
-    let (sport, dport) = ports(&packet[layout.l4_at..]);
-    Ok(Tuple4 { src: ip.src_addr(), dst: ip.dst_addr(), sport, dport, proto: layout.proto.0 })
+    parse_v4(packet).map(|p| p.tuple)
+}
+
+/// What [`tuple_v4`] checks and returns, with the TCP flags and the header layout. One pass
+/// over fixed offsets: this runs for every load-balanced packet (inlined into its caller).
+#[inline(always)]
+pub fn parse_v4(packet: &[u8]) -> Result<Parsed4, XlateError> {
+    let Some(h) = packet.first_chunk::<IPV4_HEADER_LEN>() else { return Err(XlateError::Malformed) };
+    let len = packet.len();
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    // Ipv4Packet::new_checked's conditions.
+    if h[0] >> 4 != 4 || header_len < IPV4_HEADER_LEN || header_len > len || total_len < header_len || total_len > len
+    {
+        return Err(XlateError::Malformed);
+    }
+    let proto = IpProtocol(h[9]);
+    if proto != IpProtocol::TCP && proto != IpProtocol::UDP {
+        return Err(XlateError::Unsupported);
+    }
+    // Only the first fragment carries the transport header.
+    let flags_frag = u16::from_be_bytes([h[6], h[7]]);
+    if flags_frag & FRAG_OFFSET_MASK != 0 {
+        return Err(XlateError::Unsupported);
+    }
+    let l4 = &packet[header_len..total_len];
+    let (ports_ok, tcp_flags) = if proto == IpProtocol::TCP {
+        // TcpPacket::new_checked's conditions.
+        match l4.first_chunk::<TCP_HEADER_LEN>() {
+            Some(t) => {
+                let data_offset = usize::from(t[12] >> 4) * 4;
+                (data_offset >= TCP_HEADER_LEN && data_offset <= l4.len(), TcpFlags::from_bits_retain(t[13]))
+            }
+            None => (false, TcpFlags::empty()),
+        }
+    } else {
+        // UdpPacket::new_checked's; but a first fragment's UDP length counts the whole
+        // datagram, beyond this fragment.
+        let ok = l4.first_chunk::<UDP_HEADER_LEN>().is_some_and(|u| {
+            let udp_len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            udp_len >= UDP_HEADER_LEN && (udp_len <= l4.len() || flags_frag & FLAG_MF != 0)
+        });
+        (ok, TcpFlags::empty())
+    };
+    if !ports_ok {
+        return Err(XlateError::Malformed);
+    }
+    let tuple = Tuple4 {
+        src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+        dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        sport: u16::from_be_bytes([l4[0], l4[1]]),
+        dport: u16::from_be_bytes([l4[2], l4[3]]),
+        proto: proto.0,
+    };
+    // header_len <= 60 and total_len came from a u16.
+    Ok(Parsed4 { tuple, tcp_flags, l4_at: header_len as u8, end: total_len as u16 })
 }
 
 /// Rewrites the addresses and ports of a TCP or UDP packet in place and decrements its TTL:
@@ -109,9 +192,19 @@ pub fn tuple_v4(packet: &[u8]) -> Result<Tuple4, XlateError> {
 /// through the pseudo-header. A UDP checksum of 0 ("none") stays 0; a patched UDP checksum of 0
 /// is written 0xffff.
 pub fn rewrite_v4(packet: &mut [u8], new: &Rewrite4) -> Result<(), XlateError> {
-    let layout = transport_layout(packet)?;
-    let (old_src, old_dst) = forward_ip_header(packet, new.src, new.dst)?;
-    rewrite_transport(&mut packet[layout.l4_at..layout.end], layout.proto, old_src, old_dst, new);
+    let parsed = parse_v4(packet)?;
+    rewrite_parsed_v4(packet, &parsed, new)
+}
+
+/// [`rewrite_v4`] of a packet `parse_v4` accepted as `parsed` and that has not changed since:
+/// only the TTL is left to check. (Given another packet it may panic or write nonsense, but
+/// only inside `packet`.)
+#[inline]
+pub fn rewrite_parsed_v4(packet: &mut [u8], parsed: &Parsed4, new: &Rewrite4) -> Result<(), XlateError> {
+    let (ip, l4) = packet[..usize::from(parsed.end)].split_at_mut(usize::from(parsed.l4_at));
+    // The addresses' change counts in the L4 checksum too (pseudo-header): summed once.
+    let addrs = forward_ip_header(ip, new.src, new.dst)?;
+    set_ports(l4, IpProtocol(parsed.tuple.proto), addrs, new);
     Ok(())
 }
 
@@ -238,30 +331,12 @@ struct TransportLayout {
 }
 
 fn transport_layout(packet: &[u8]) -> Result<TransportLayout, XlateError> {
-    let ip = Ipv4Packet::new_checked(packet).map_err(|_| XlateError::Malformed)?;
-    let proto = ip.protocol();
-    if proto != IpProtocol::TCP && proto != IpProtocol::UDP {
-        return Err(XlateError::Unsupported);
-    }
-    // Only the first fragment carries the transport header.
-    if ip.frag_offset() != 0 {
-        return Err(XlateError::Unsupported);
-    }
-    let l4 = ip.payload();
-    let header_ok = if proto == IpProtocol::TCP {
-        TcpPacket::new_checked(l4).is_ok()
-    } else {
-        match UdpPacket::new_checked(l4) {
-            Ok(_) => true,
-            // A first fragment's UDP length counts the whole datagram, beyond this fragment.
-            Err(WireError::Truncated) => ip.more_frags() && l4.len() >= UDP_HEADER_LEN,
-            Err(_) => false,
-        }
-    };
-    if !header_ok {
-        return Err(XlateError::Malformed);
-    }
-    Ok(TransportLayout { l4_at: usize::from(ip.header_len()), end: usize::from(ip.total_len()), proto })
+    let parsed = parse_v4(packet)?;
+    Ok(TransportLayout {
+        l4_at: usize::from(parsed.l4_at),
+        end: usize::from(parsed.end),
+        proto: IpProtocol(parsed.tuple.proto),
+    })
 }
 
 /// Where a validated ICMP error's parts are, as offsets into the packet.
@@ -327,55 +402,85 @@ fn ports(l4: &[u8]) -> (u16, u16) {
     (header.src_port(), header.dst_port())
 }
 
+// Checksum patches (RFC 1624 eqn. 3) are summed in native byte order, which a one's-complement
+// sum does not care about (RFC 1071 section 2(B)): no byte swaps. Fields are read with
+// `from_ne_bytes` and patched checksums written with `to_ne_bytes`.
+
+/// RFC 1624 eqn. 3 for several changed fields at once: `delta` is the sum, over the changed
+/// 16-bit words, of `!old + new`. Patching once with the sum of the changes gives the same
+/// checksum as patching field by field (every sum involved is positive, so each fold picks the
+/// same representative), with one fold instead of one per field.
+#[inline(always)]
+fn patch(csum: u16, delta: u32) -> u16 {
+    !fold(u32::from(!csum) + delta)
+}
+
+/// `!old + new` over the words of two addresses changing (source and destination): their
+/// share of a patch, in the IP header and in the pseudo-header. At most 0x1fffe.
+#[inline(always)]
+fn addrs_delta(old_src: [u8; 4], old_dst: [u8; 4], src: Ipv4Addr, dst: Ipv4Addr) -> u32 {
+    let ne = |a: [u8; 4]| u64::from(u32::from_ne_bytes(a));
+    // Four 32-bit values; 2^32 = 2^16 = 1 modulo 0xffff, so folding keeps the sum's class.
+    let s = (ne(old_src) ^ 0xffff_ffff) + (ne(old_dst) ^ 0xffff_ffff) + ne(src.octets()) + ne(dst.octets());
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    ((s >> 16) + (s & 0xffff)) as u32
+}
+
 /// Moves an IPv4 header one hop on with new addresses: TTL decremented, header checksum
-/// patched. Returns the old source and destination. Writes nothing when the TTL has expired.
-fn forward_ip_header(packet: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(Ipv4Addr, Ipv4Addr), XlateError> {
-    let mut ip = Ipv4Packet::new_unchecked(packet);
-    let ttl = ip.ttl();
+/// patched. Returns the addresses' `addrs_delta`, for the L4 checksum. Writes nothing when the
+/// TTL has expired.
+#[inline(always)]
+fn forward_ip_header(packet: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<u32, XlateError> {
+    let h: &mut [u8; IPV4_HEADER_LEN] = packet.first_chunk_mut().ok_or(XlateError::Malformed)?;
+    let ttl = h[8];
     if ttl <= 1 {
         return Err(XlateError::TtlExpired);
     }
-    let (old_src, old_dst) = (ip.src_addr(), ip.dst_addr());
-    // TTL shares its 16-bit checksum word with the protocol byte.
-    let proto = u16::from(ip.protocol().0);
-    let mut sum = update_u32(ip.checksum(), old_src.into(), src.into());
-    sum = update_u32(sum, old_dst.into(), dst.into());
-    sum = update_u16(sum, u16::from(ttl) << 8 | proto, u16::from(ttl - 1) << 8 | proto);
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.set_ttl(ttl - 1);
-    ip.set_checksum(sum);
-    Ok((old_src, old_dst))
+    let addrs = addrs_delta([h[12], h[13], h[14], h[15]], [h[16], h[17], h[18], h[19]], src, dst);
+    // TTL shares its 16-bit word with the protocol.
+    let ttl_delta = u32::from(!u16::from_ne_bytes([ttl, h[9]])) + u32::from(u16::from_ne_bytes([ttl - 1, h[9]]));
+    let sum = patch(u16::from_ne_bytes([h[10], h[11]]), addrs + ttl_delta);
+    h[8] = ttl - 1;
+    h[10..12].copy_from_slice(&sum.to_ne_bytes());
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    Ok(addrs)
 }
 
 /// Sets the ports of a TCP/UDP header and patches its checksum for them and for the
 /// pseudo-header's addresses changing from `old_src`/`old_dst` to `new`'s. `l4` may be a quote
 /// cut short: a TCP checksum past its end is left alone.
 fn rewrite_transport(l4: &mut [u8], proto: IpProtocol, old_src: Ipv4Addr, old_dst: Ipv4Addr, new: &Rewrite4) {
-    let patch = |sum: u16, old_ports: (u16, u16)| {
-        let mut sum = update_u32(sum, old_src.into(), new.src.into());
-        sum = update_u32(sum, old_dst.into(), new.dst.into());
-        sum = update_u16(sum, old_ports.0, new.sport);
-        update_u16(sum, old_ports.1, new.dport)
-    };
-    let old_ports = ports(l4);
+    set_ports(l4, proto, addrs_delta(old_src.octets(), old_dst.octets(), new.src, new.dst), new);
+}
+
+/// `rewrite_transport` with the addresses' share of the patch given (`addrs_delta`). `l4`
+/// holds at least a UDP header's 8 bytes (every caller checked that).
+#[inline(always)]
+fn set_ports(l4: &mut [u8], proto: IpProtocol, addrs_delta: u32, new: &Rewrite4) {
+    let Some(ports) = l4.first_chunk_mut::<UDP_HEADER_LEN>() else { return };
+    let (old_sport, old_dport) = (u16::from_ne_bytes([ports[0], ports[1]]), u16::from_ne_bytes([ports[2], ports[3]]));
+    let (sport, dport) = (new.sport.to_be_bytes(), new.dport.to_be_bytes());
+    ports[0..2].copy_from_slice(&sport);
+    ports[2..4].copy_from_slice(&dport);
+    let delta = addrs_delta
+        + u32::from(!old_sport)
+        + u32::from(u16::from_ne_bytes(sport))
+        + u32::from(!old_dport)
+        + u32::from(u16::from_ne_bytes(dport));
     if proto == IpProtocol::TCP {
-        let has_checksum = l4.len() >= TCP_THROUGH_CHECKSUM;
-        let mut tcp = TcpPacket::new_unchecked(l4);
-        tcp.set_src_port(new.sport);
-        tcp.set_dst_port(new.dport);
-        if has_checksum {
-            tcp.set_checksum(patch(tcp.checksum(), old_ports));
+        if let Some(tcp) = l4.first_chunk_mut::<TCP_THROUGH_CHECKSUM>() {
+            let sum = patch(u16::from_ne_bytes([tcp[16], tcp[17]]), delta);
+            tcp[16..18].copy_from_slice(&sum.to_ne_bytes());
         }
     } else {
-        let mut udp = UdpPacket::new_unchecked(l4);
-        udp.set_src_port(new.sport);
-        udp.set_dst_port(new.dport);
         // 0 means the sender computed none. A patched sum of 0 is sent as 0xffff, its other
-        // one's-complement form (RFC 768).
-        if udp.checksum() != 0 {
-            let sum = patch(udp.checksum(), old_ports);
-            udp.set_checksum(if sum == 0 { 0xffff } else { sum });
+        // one's-complement form (RFC 768); both read the same in either byte order.
+        let old = u16::from_ne_bytes([ports[6], ports[7]]);
+        if old != 0 {
+            let sum = patch(old, delta);
+            ports[6..8].copy_from_slice(&if sum == 0 { 0xffff_u16 } else { sum }.to_ne_bytes());
         }
     }
 }
