@@ -12,11 +12,17 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// A reader's acknowledged generation, alone on its cache line: only its worker writes it.
+/// A reader's acknowledged generation and when it switched to it (nanoseconds since the
+/// channel's epoch), alone on their cache line: only its worker writes them.
 #[repr(align(64))]
-struct ReaderSlot(AtomicU64);
+struct ReaderSlot {
+    generation: AtomicU64,
+    switched_ns: AtomicU64,
+}
 
 struct Shared<T> {
+    /// Where readers' switch times count from.
+    epoch: Instant,
     generation: AtomicU64,
     current: Mutex<Arc<T>>,
     readers: Box<[ReaderSlot]>,
@@ -28,6 +34,8 @@ pub struct Publisher<T> {
     /// Replaced snapshots with the generation that replaced them; dropped once every reader
     /// has acknowledged that generation or a later one.
     retired: Vec<(u64, Arc<T>)>,
+    /// When the last `publish` made its snapshot current.
+    published_at: Instant,
 }
 
 /// A worker's end; owned by its core.
@@ -42,14 +50,17 @@ pub struct Reader<T> {
 pub fn channel<T>(initial: T, readers: usize) -> (Publisher<T>, Vec<Reader<T>>) {
     let initial = Arc::new(initial);
     let shared = Arc::new(Shared {
+        epoch: Instant::now(),
         generation: AtomicU64::new(1),
         current: Mutex::new(initial.clone()),
-        readers: (0..readers).map(|_| ReaderSlot(AtomicU64::new(1))).collect(),
+        readers: (0..readers)
+            .map(|_| ReaderSlot { generation: AtomicU64::new(1), switched_ns: AtomicU64::new(0) })
+            .collect(),
     });
     let rs = (0..readers)
         .map(|slot| Reader { shared: shared.clone(), local: initial.clone(), seen: 1, slot })
         .collect();
-    (Publisher { shared, retired: Vec::new() }, rs)
+    (Publisher { shared, retired: Vec::new(), published_at: Instant::now() }, rs)
 }
 
 impl<T> Publisher<T> {
@@ -57,12 +68,12 @@ impl<T> Publisher<T> {
     /// burst boundary.
     pub fn publish(&mut self, next: T) -> u64 {
         let next = Arc::new(next);
-        let mut current = self.shared.current.lock();
-        let old = std::mem::replace(&mut *current, next);
-        // Bumped under the lock so a reader that sees generation g and then locks gets
-        // generation g or newer, never older.
+        let old = std::mem::replace(&mut *self.shared.current.lock(), next);
+        // Bumped after the snapshot is in place (and the lock released, so no reader that
+        // sees it waits for us): a reader that sees generation g and then locks gets g's
+        // snapshot or a newer one, never an older one.
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        drop(current);
+        self.published_at = Instant::now();
         self.retired.push((generation, old));
         self.reclaim();
         generation
@@ -79,7 +90,7 @@ impl<T> Publisher<T> {
 
     /// The oldest generation any reader still uses.
     pub fn min_seen(&self) -> u64 {
-        self.shared.readers.iter().map(|r| r.0.load(Ordering::Acquire)).min().unwrap_or(u64::MAX)
+        self.shared.readers.iter().map(|r| r.generation.load(Ordering::Acquire)).min().unwrap_or(u64::MAX)
     }
 
     /// Drops retired snapshots no reader can hold any more. Returns how many remain.
@@ -89,14 +100,18 @@ impl<T> Publisher<T> {
         self.retired.len()
     }
 
-    /// Waits until every reader uses `generation` or later; returns how long that took, or
-    /// None on timeout (a reader that is not polling, e.g. a stalled worker).
+    /// Waits until every reader uses `generation` (the last one published) or later; returns
+    /// the time from its publication until the last reader switched, as the readers recorded
+    /// it (so a publisher that is slow to look does not inflate it), or None on timeout (a
+    /// reader that is not polling, e.g. a stalled worker).
     pub fn wait_visible(&mut self, generation: u64, timeout: Duration) -> Option<Duration> {
         let start = Instant::now();
         loop {
             if self.min_seen() >= generation {
                 self.reclaim();
-                return Some(start.elapsed());
+                let last_switch = self.shared.readers.iter().map(|r| r.switched_ns.load(Ordering::Acquire)).max();
+                let last_switch = self.shared.epoch + Duration::from_nanos(last_switch.unwrap_or(0));
+                return Some(last_switch.saturating_duration_since(self.published_at));
             }
             if start.elapsed() >= timeout {
                 return None;
@@ -122,8 +137,7 @@ impl<T> Reader<T> {
         if generation == self.seen {
             return false;
         }
-        self.switch_to(generation);
-        true
+        self.switch_to(generation)
     }
 
     /// The snapshot picked up by the last `get` or `refresh`.
@@ -132,13 +146,22 @@ impl<T> Reader<T> {
         &self.local
     }
 
+    /// False when the publisher holds the lock right now: a worker never waits for the
+    /// control thread (which may be descheduled while holding it); it tries again next burst.
     #[cold]
-    fn switch_to(&mut self, generation: u64) {
+    fn switch_to(&mut self, generation: u64) -> bool {
+        let Some(current) = self.shared.current.try_lock() else { return false };
         // The publisher keeps the replaced snapshot in `retired` until this reader's
         // acknowledgement below, so this assignment never runs a destructor here.
-        self.local = self.shared.current.lock().clone();
+        self.local = current.clone();
+        drop(current);
         self.seen = generation;
-        self.shared.readers[self.slot].0.store(generation, Ordering::Release);
+        let slot = &self.shared.readers[self.slot];
+        // A clock read per configuration change, not per packet; stored before the
+        // generation, which publishes it.
+        slot.switched_ns.store(self.shared.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        slot.generation.store(generation, Ordering::Release);
+        true
     }
 }
 
@@ -172,6 +195,19 @@ mod tests {
         assert!(publisher.wait_visible(g, Duration::from_millis(10)).is_some());
         let g3 = publisher.publish(Counted(drops.clone(), 3));
         assert!(publisher.wait_visible(g3, Duration::from_millis(10)).is_none());
+    }
+
+    #[test]
+    fn visible_delay_is_the_last_readers_switch_not_when_the_publisher_looks() {
+        let (mut publisher, mut readers) = channel(0u32, 2);
+        let g = publisher.publish(1);
+        readers[0].refresh();
+        std::thread::sleep(Duration::from_millis(20));
+        readers[1].refresh();
+        // The publisher looks only now, 40 ms after the last switch.
+        std::thread::sleep(Duration::from_millis(40));
+        let took = publisher.wait_visible(g, Duration::from_millis(10)).unwrap();
+        assert!(took >= Duration::from_millis(20) && took < Duration::from_millis(60), "{took:?}");
     }
 
     #[test]
