@@ -202,7 +202,8 @@ done
 
 [ "$duts" = "testpmd ferrovs" ] || exit "${failed:-0}"
 echo
-echo "case      testpmd Mpps  ferrovs Mpps  ferrovs/testpmd   (median of $rounds round(s); rx at the sink)"
+echo "rx at the sink, Mpps: median of $rounds round(s), and the best round of each"
+echo "case      testpmd  ferrovs  ratio | ratio per round (median) | best testpmd  best ferrovs  ratio"
 for c in ${cases//,/ }; do
   tp=() fv=()
   for round in $(seq 1 "$rounds"); do
@@ -213,7 +214,8 @@ for c in ${cases//,/ }; do
 import statistics, sys
 case, tp, fv = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
 t, f = statistics.median(tp), statistics.median(fv)
-print(f"{case:<9} {t:12.3f}  {f:12.3f}  {f / t if t else 0:15.2f}")
+per_round = statistics.median(b / a for a, b in zip(tp, fv) if a)
+print(f"{case:<9} {t:7.3f}  {f:7.3f}  {f / t:5.2f} | {per_round:23.2f} | {max(tp):12.3f}  {max(fv):12.3f}  {max(fv) / max(tp):5.2f}")
 PY
 done
 
