@@ -79,10 +79,8 @@ fn bench_copy_only(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
     });
 }
 
-/// ns per packet of `stream` pushed `BURST` packets at a time.
-fn bench_stream_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
-    rig.push_checked(&stream.template, &stream.packets[0], stream.tx_port);
-    let packets = &stream.packets;
+/// ns per packet of `packets` handed to `push` `BURST` at a time, in order and round again.
+fn bench_bursts(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, packets: &[Packet], mut push: impl FnMut(&[Packet])) {
     let mut next = 0;
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
@@ -91,32 +89,24 @@ fn bench_stream_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig:
                 if next + BURST > packets.len() {
                     next = 0;
                 }
-                rig.push_burst(&stream.template, &packets[next..next + BURST]);
+                push(&packets[next..next + BURST]);
                 next += BURST;
             }
             start.elapsed() / BURST as u32
         })
     });
+}
+
+/// ns per packet of `stream` pushed `BURST` packets at a time.
+fn bench_stream_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
+    rig.push_checked(&stream.template, &stream.packets[0], stream.tx_port);
+    bench_bursts(group, name, &stream.packets, |chunk| rig.push_burst(&stream.template, chunk));
     rig.assert_all_forwarded();
 }
 
 /// The preparation alone of `bench_stream_burst`.
 fn bench_copy_only_burst(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
-    let packets = &stream.packets;
-    let mut next = 0;
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                if next + BURST > packets.len() {
-                    next = 0;
-                }
-                rig.push_burst_copy_only(&stream.template, &packets[next..next + BURST]);
-                next += BURST;
-            }
-            start.elapsed() / BURST as u32
-        })
-    });
+    bench_bursts(group, name, &stream.packets, |chunk| rig.push_burst_copy_only(&stream.template, chunk));
 }
 
 /// ns per SYN opening a new connection; see the module documentation for the chunks.
@@ -129,13 +119,7 @@ fn bench_new_conns(
     burst: bool,
 ) {
     let syn = Template::from_client(SYN);
-    let mut fresh: Vec<Packet> = (0..FRESH_TUPLES)
-        .map(|j| {
-            let (addr, port) = fresh_client(j);
-            Packet::new(&syn, addr, port, VIP, VPORT)
-        })
-        .collect();
-    rng.shuffle(&mut fresh);
+    let fresh = fresh_syns(rng);
     let chunk = NEW_CONN_CHUNK.min(conns);
     let mut cursor = 0;
     group.bench_function(name, |b| {

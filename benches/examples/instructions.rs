@@ -109,13 +109,7 @@ fn main() {
 
     // Fresh tuples, shuffled as in lb.rs; no more than the table has room for beyond N.
     let syn = Template::from_client(SYN);
-    let mut fresh: Vec<Packet> = (0..FRESH_TUPLES)
-        .map(|j| {
-            let (addr, port) = fresh_client(j);
-            Packet::new(&syn, addr, port, VIP, VPORT)
-        })
-        .collect();
-    rng.shuffle(&mut fresh);
+    let fresh = fresh_syns(&mut rng);
     let syns = &fresh[..k.min(NEW_CONN_CHUNK.min(conns))];
     println!("case new_syn {}", syns.len());
     measure_new_syns(&mut rig, &syn, syns);

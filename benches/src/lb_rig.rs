@@ -250,6 +250,20 @@ pub fn fresh_client(j: usize) -> (Ipv4Addr, u16) {
     (Ipv4Addr::new(203, 0, 113, 201 + (j % 50) as u8), 1024 + (j / 50) as u16)
 }
 
+/// SYNs from all [`FRESH_TUPLES`] never-opened tuples, in a random order: the new-connection
+/// cases' packets.
+pub fn fresh_syns(rng: &mut Rng) -> Vec<Packet> {
+    let syn = Template::from_client(SYN);
+    let mut fresh: Vec<Packet> = (0..FRESH_TUPLES)
+        .map(|j| {
+            let (addr, port) = fresh_client(j);
+            Packet::new(&syn, addr, port, VIP, VPORT)
+        })
+        .collect();
+    rng.shuffle(&mut fresh);
+    fresh
+}
+
 pub fn services(mode: FwdMode) -> Arc<Services> {
     let backends: Vec<Backend> = (1..=BACKENDS)
         .map(|k| Backend {
