@@ -13,6 +13,7 @@ pub mod lb;
 pub mod net;
 pub mod pipeline;
 pub mod rcu;
+pub mod rss;
 pub mod sched;
 pub mod service;
 pub mod snapshot;

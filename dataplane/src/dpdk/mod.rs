@@ -14,6 +14,8 @@ mod mbuf;
 #[cfg(feature = "dpdk")]
 mod port;
 mod prefetch;
+#[cfg(feature = "dpdk")]
+mod rss;
 
 #[cfg(feature = "dpdk")]
 pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
@@ -22,6 +24,8 @@ pub use mbuf::{Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
 #[cfg(feature = "dpdk")]
 pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup};
 pub use prefetch::prefetch;
+#[cfg(feature = "dpdk")]
+pub use rss::soft_rss_ipv4_l4;
 
 #[cfg(feature = "dpdk")]
 use std::ffi::CStr;
