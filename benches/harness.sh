@@ -22,7 +22,7 @@
 # makes the script fail when a run loses more than PCT percent or receives nothing (the
 # end-to-end test tests/e2e/bench_harness.sh uses both). $FVS_PROFILE picks the build (release).
 #
-# Takes about (warmup + duration + 4 s) x 2 x cases x rounds: ~2 minutes with the defaults.
+# Takes about (warmup + duration + 9 s) x 2 x cases x rounds: ~3.5 minutes with the defaults.
 # Needs root and hugepages (scripts/setup.sh reserves them). Results go to stdout; --keep DIR
 # keeps every run's output (generator JSON, ferrovs log and stats).
 set -uo pipefail
