@@ -1137,3 +1137,58 @@ fn lb_commands_refused_change_nothing() {
     daemon.stop();
     assert_nothing_left(&prefix, &socket);
 }
+
+#[test]
+fn service_changes_are_counted_with_their_delay_to_all_workers() {
+    const CHANGES: u64 = 50;
+    let _guard = lock();
+    let dir = TempDir::new("cfgvis");
+    let (yaml, prefix, socket) = pcap_config(dir.path(), "cfgvis");
+    let config = dir.join("ferrovs.yaml");
+    fs::write(&config, &yaml).unwrap();
+    write_pcap(&dir.join("in.pcap"), &[]);
+    let daemon = Daemon::start(&config, &socket, dir.path());
+    let config_stats = || fvs_json(&socket, &["stats"])["config"].clone();
+    let ok = |args: &[&str]| {
+        let out = fvs(&socket, args);
+        assert_eq!(out.code, Some(0), "fvs {}: {}", args.join(" "), out.describe());
+        out.stdout
+    };
+
+    let at_start = config_stats();
+    assert_eq!((&at_start["published"], &at_start["visible_last_us"]), (&Value::from(0), &Value::Null), "{at_start}");
+    assert!(ok(&["stats"]).contains("\nconfig: 0 published\n"));
+
+    ok(&["service", "add", "tcp", "192.0.2.100:80", "scheduler", "wrr"]);
+    ok(&["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.11:8080"]);
+    let before = config_stats();
+    assert_eq!(before["published"], 2, "{before}");
+    for i in 0..CHANGES {
+        // 2, 3, 2, ...: each differs from the backend's current weight (1 at first).
+        let weight = (2 + i % 2).to_string();
+        ok(&["backend", "set", "tcp", "192.0.2.100:80", "192.0.2.11:8080", "weight", &weight]);
+    }
+    // A refused change publishes nothing.
+    let refused = fvs(&socket, &["backend", "set", "tcp", "192.0.2.100:80", "192.0.2.12:8080", "weight", "3"]);
+    assert_ne!(refused.code, Some(0), "{}", refused.describe());
+
+    let after = config_stats();
+    let n = |v: &Value, field: &str| v[field].as_u64().unwrap_or_else(|| panic!("{field} in {v}"));
+    let published = n(&after, "published");
+    assert!(published >= n(&before, "published") + CHANGES, "{before} -> {after}");
+    assert_eq!(n(&after, "not_visible"), 0, "a live worker took over the timeout: {after}");
+    let buckets = after["visible_buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 6, "{after}");
+    let counted: u64 = buckets.iter().map(|b| n(b, "count")).sum();
+    assert_eq!(counted, published, "every publish is in the histogram: {after}");
+    assert!(buckets.iter().any(|b| n(b, "count") > 0), "{after}");
+    let (last, max, sum) = (n(&after, "visible_last_us"), n(&after, "visible_max_us"), n(&after, "visible_sum_us"));
+    assert!(last <= max && max <= sum, "{after}");
+
+    let text = ok(&["stats"]);
+    assert!(text.contains(&format!("\nconfig: {published} published; visible on all workers after: last ")), "{text}");
+    assert!(text.contains("\n    visible:  <10us  <100us  <1ms  <10ms  <100ms  >=100ms\n"), "{text}");
+
+    daemon.stop();
+    assert_nothing_left(&prefix, &socket);
+}
