@@ -145,10 +145,7 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let mut candidates: [Option<LbCandidate>; BURST] = [None; BURST];
         for (frame, c) in group.iter().zip(candidates.iter_mut()) {
-            if let Some(l4) = frame.as_ref().and_then(|f| lb_candidate(snap, f)) {
-                let hash = self.lb.conns.hash(&l4.tuple);
-                *c = Some(LbCandidate { l4, hash, hint: Hint::NONE });
-            }
+            *c = frame.as_ref().and_then(|f| lb_candidate(snap, f)).map(|l4| self.candidate(l4));
         }
         // Each stage in a loop of its own: all of a group's bucket loads are under way before
         // the first is needed to find its connections.
@@ -178,11 +175,24 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         match lb_candidate(snap, &frame) {
             Some(l4) => {
-                let hash = self.lb.conns.hash(&l4.tuple);
-                self.lb_frame(snap, now_ms, frame, &LbCandidate { l4, hash, hint: Hint::NONE }, pool, tx)
+                let candidate = self.candidate(l4);
+                self.lb_frame(snap, now_ms, frame, &candidate, pool, tx)
             }
             None => self.other_frame(snap, now_ms, frame, pool, tx),
         }
+    }
+
+    /// A parsed TCP/UDP packet with its connection-table hash, not yet prefetched.
+    #[inline]
+    fn candidate(&self, l4: Parsed4) -> LbCandidate {
+        LbCandidate { hash: self.lb.conns.hash(&l4.tuple), l4, hint: Hint::NONE }
+    }
+
+    /// Every received frame counts once, whichever way it goes.
+    #[inline]
+    fn count_rx(&self, frame: &F) {
+        self.counters.event(Event::RxPackets).inc();
+        self.counters.event(Event::RxBytes).add(frame.data().len() as u64);
     }
 
     /// A frame [`lb_candidate`] accepted: what `other_frame` would do with it, without
@@ -197,9 +207,7 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let c = &self.counters;
-        c.event(Event::RxPackets).inc();
-        c.event(Event::RxBytes).add(frame.data().len() as u64);
+        self.count_rx(&frame);
         if let Some(frame) = self.lb_input(snap, now_ms, frame, candidate, pool, tx) {
             let t = &candidate.l4.tuple;
             self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, IpProtocol(t.proto), pool, tx);
@@ -215,9 +223,7 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let c = &self.counters;
-        c.event(Event::RxPackets).inc();
-        c.event(Event::RxBytes).add(frame.data().len() as u64);
+        self.count_rx(&frame);
         let port = frame.rx_port();
         let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
             return self.drop(frame, DropReason::MalformedEthernet);

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
 use crate::conn::{
-    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, Hint,
-    InsertError, TcpState,
+    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
+    TcpState,
 };
 use crate::counters::{DropReason, Event};
 use crate::lb::{is_active, LbCore, PortsExhausted};
@@ -46,8 +46,8 @@ impl<F: Frame> CoreCtx<F> {
             }
             Err(_) => return Some(frame),
         };
-        let hash = self.lb.conns.hash(&l4.tuple);
-        self.lb_input(snap, now_ms, frame, &LbCandidate { l4, hash, hint: Hint::NONE }, pool, tx)
+        let candidate = self.candidate(l4);
+        self.lb_input(snap, now_ms, frame, &candidate, pool, tx)
     }
 
     /// A parsed TCP/UDP packet: a tracked connection's, a new connection to a service, or
