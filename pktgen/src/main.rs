@@ -127,7 +127,7 @@ struct Generator {
 }
 
 /// What a phase sends.
-struct Send<'a> {
+struct Traffic<'a> {
     template: Option<&'a Template>,
     /// Packets per TSC cycle; 0: as fast as possible.
     rate: f64,
@@ -139,7 +139,7 @@ struct Send<'a> {
 
 impl Generator {
     /// Runs one phase for `seconds` (or until `send.count` packets went out).
-    fn phase(&mut self, seconds: f64, send: &Send<'_>) {
+    fn phase(&mut self, seconds: f64, send: &Traffic<'_>) {
         let start = rdtsc();
         let end = start + (seconds * self.hz) as u64;
         let mut sent = 0u64;
@@ -167,17 +167,16 @@ impl Generator {
     }
 
     /// Tops the tx buffer up with at most `due` more frames (minus what is still waiting).
-    fn fill(&mut self, template: &Template, send: &Send<'_>, due: u64, stamp: u32) {
+    fn fill(&mut self, template: &Template, send: &Traffic<'_>, due: u64, stamp: u32) {
         let room = (BURST_SIZE - self.tx.len()) as u64;
         for _ in 0..room.min(due.saturating_sub(self.tx.len() as u64)) {
             let Some(mut m) = self.pool.alloc() else {
                 self.c.tx_nombuf += 1;
                 return;
             };
-            if !m.set_len(template.len()) {
-                self.c.tx_nombuf += 1;
-                return;
-            }
+            // Templates are at most 1514 bytes; an mbuf holds 2 KiB.
+            let fits = m.set_len(template.len());
+            debug_assert!(fits);
             let i = if send.flows == u64::MAX { self.next_flow } else { self.next_flow % send.flows };
             self.next_flow += 1;
             let (src, sport) = client_tuple(self.clients, i);
@@ -287,7 +286,7 @@ fn run(args: &Args) -> Result<(), String> {
         if std::time::Instant::now() >= deadline {
             return Err(format!("nothing came back within {} s: is the device under test forwarding?", args.ready_timeout));
         }
-        g.phase(0.05, &Send { template: Some(probe), rate: per_cycle(0.001), flows: u64::MAX, count: 50 });
+        g.phase(0.05, &Traffic { template: Some(probe), rate: per_cycle(0.001), flows: u64::MAX, count: 50 });
     }
     if args.mode != Mode::Syn {
         g.next_flow = 0;
@@ -298,17 +297,17 @@ fn run(args: &Args) -> Result<(), String> {
         // Two passes: a SYN lost while the device under test still resolved a backend's MAC
         // would leave its flow unopened; a second SYN on an open flow is a retransmission.
         let seconds = 2.0 * args.flows as f64 / (args.open_rate_mpps * 1e6) * 1.5 + 0.5;
-        let send = Send { template: Some(&syn), rate: per_cycle(args.open_rate_mpps), flows, count: 2 * args.flows };
+        let send = Traffic { template: Some(&syn), rate: per_cycle(args.open_rate_mpps), flows, count: 2 * args.flows };
         g.phase(seconds, &send);
-        g.phase(PAUSE_S * 4.0, &Send { template: None, ..send });
+        g.phase(PAUSE_S * 4.0, &Traffic { template: None, ..send });
         open = (g.c.tx - open.0, g.c.rx - open.1);
         g.next_flow = 0;
     } else {
         open = (0, 0);
     }
-    let send = Send { template: Some(&main), rate: per_cycle(args.rate_mpps), flows, count: u64::MAX };
+    let send = Traffic { template: Some(&main), rate: per_cycle(args.rate_mpps), flows, count: u64::MAX };
     g.phase(args.warmup, &send);
-    g.phase(PAUSE_S, &Send { template: None, ..send });
+    g.phase(PAUSE_S, &Traffic { template: None, ..send });
     // The measured period starts with a clean slate.
     g.c = Counters { latency: Histogram::default(), ..g.c };
     let (tx0, rx0, back0, other0) = (g.c.tx, g.c.rx, g.c.rx_back, g.c.rx_other);
@@ -317,7 +316,7 @@ fn run(args: &Args) -> Result<(), String> {
     let elapsed = (rdtsc() - start) as f64 / hz;
     let rx_in_period = g.c.rx - rx0;
     // Frames still in the tx buffer were never sent: the count is of what went out.
-    g.phase(DRAIN_S, &Send { template: None, ..send });
+    g.phase(DRAIN_S, &Traffic { template: None, ..send });
     let tx = g.c.tx - tx0;
     let rx = g.c.rx - rx0;
     let ns = |cycles: u64| cycles as f64 * 1e9 / hz;
@@ -358,7 +357,7 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // The links stay up (and ARP answered) while the harness reads the device under test's
     // counters: a memif peer that loses its link mid-run may not survive it.
-    g.phase(args.linger, &Send { template: None, ..send });
+    g.phase(args.linger, &Traffic { template: None, ..send });
     for port in if ports_differ { vec![tx_port, rx_port] } else { vec![tx_port] } {
         port.stop();
         port.close();
