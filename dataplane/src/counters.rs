@@ -114,6 +114,8 @@ enum_with_names! {
         NoSourceAddress = "no_source_address",
         /// Encapsulation needs more headroom than the buffer has.
         NoHeadroom = "no_headroom",
+        /// The ring to the core that owns the packet's connection was full.
+        HandoffFull = "handoff_full",
     }
 }
 
@@ -159,6 +161,11 @@ enum_with_names! {
         /// SNAT: packets of outbound connections, leaving (out) and replies coming back (in).
         SnatOutPackets = "snat_out_packets",
         SnatInPackets = "snat_in_packets",
+        /// Packets this core received for a connection another core owns, passed to that core
+        /// over a ring (NAT; FullNAT/SNAT replies on a port without flow rules or RSS
+        /// steering), and packets it took from other cores' rings.
+        HandedOff = "handed_off",
+        HandedIn = "handed_in",
         /// Burst-boundary snapshot switches.
         SnapshotSwitches = "snapshot_switches",
         /// Poll-loop iterations, and those that received nothing (idle share).

@@ -10,6 +10,7 @@ use crate::conn::{Conn, ConnTable};
 use crate::counters::Counter;
 use crate::sched::SchedState;
 use crate::service::{Laddr, LbLimits, Service, Services};
+use crate::steer::Ownership;
 
 /// Per-backend-slot counters of one core. Valid for the backend whose generation `gen` holds;
 /// the core resets them when the slot gets a new occupant.
@@ -174,8 +175,8 @@ pub struct LbCore {
     /// Persistence (ms) per service slot, for extending records when connections end.
     persistence_ms: Vec<u32>,
     pub counters: Arc<LbCounters>,
-    core: u32,
-    cores: u32,
+    /// Which core owns which local port, and so which ports this core may hand out.
+    pub ownership: Ownership,
     limits: LbLimits,
     /// Connections the timer wheel just expired, released after it returns.
     expired: Vec<Conn>,
@@ -216,13 +217,24 @@ pub struct ConnView {
     pub expires_ms: u64,
 }
 
+/// Where the replies of a FullNAT/SNAT connection come from: the port they arrive on and the
+/// remote end (backend or server) that sends them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyFrom {
+    pub port: u16,
+    pub addr: Ipv4Addr,
+    pub rport: u16,
+}
+
 /// Why a new connection could not get a local address and port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortsExhausted;
 
 impl LbCore {
-    /// `core` of `cores` workers: FullNAT local ports are split between them.
+    /// `core` of `cores` workers: FullNAT local ports are split between them by number
+    /// (replies steered by rings or flow rules) until [`LbCore::with_ownership`] says otherwise.
     pub fn new(core: u32, cores: u32, limits: LbLimits, counters: Arc<LbCounters>) -> LbCore {
+        let cores = cores.max(1);
         LbCore {
             conns: ConnTable::new(limits.conn_capacity),
             persist: PersistTable::new(limits.persistence_capacity),
@@ -231,11 +243,17 @@ impl LbCore {
             pools: (0..limits.max_laddrs).map(|_| PortPool::default()).collect(),
             persistence_ms: vec![0; usize::from(limits.max_services)],
             counters,
-            core,
-            cores: cores.max(1),
+            ownership: Ownership::new(core, cores, Vec::new()),
             limits,
             expired: Vec::with_capacity(EXPIRE_BUDGET),
         }
+    }
+
+    /// With each port's steering (before the first `sync`): it decides which local ports
+    /// this core may use.
+    pub fn with_ownership(mut self, ownership: Ownership) -> LbCore {
+        self.ownership = ownership;
+        self
     }
 
     /// Expires at most EXPIRE_BUDGET idle connections and releases what they held; returns
@@ -290,7 +308,7 @@ impl LbCore {
             if let Some(local) = self.services.get_mut(s) {
                 if local.gen != svc.gen {
                     *local = ServiceLocal { gen: svc.gen, ..Default::default() };
-                    local.sched = SchedState::with_seed(u64::from(svc.gen) << 32 | u64::from(self.core));
+                    local.sched = SchedState::with_seed(u64::from(svc.gen) << 32 | u64::from(self.ownership.core));
                 }
                 self.persistence_ms[s] = svc.persistence_ms;
             }
@@ -327,13 +345,19 @@ impl LbCore {
         if pool.gen == gen && pool.total > 0 {
             return;
         }
-        let (min, max) = (u32::from(self.limits.lport_min), u32::from(self.limits.lport_max));
-        let mine = (min..=max).filter(|p| (p - min) % self.cores == self.core).map(|p| p as u16);
+        let (min, max) = (self.limits.lport_min, self.limits.lport_max);
+        let own = &self.ownership;
+        // Where a NIC's hash steers replies, every core may use every port (for a given
+        // backend the hash gives each port to one core); otherwise the ports split by number.
+        let whole_range = own.any_toeplitz();
+        let mine = (min..=max).filter(|&p| whole_range || own.port_owner(p) == own.core);
         pool.tcp.clear();
         pool.udp.clear();
         pool.tcp.extend(mine.clone());
         pool.udp.extend(mine);
-        pool.total = (pool.tcp.len() + pool.udp.len()) as u32;
+        let cores = if whole_range { own.cores as usize } else { 1 };
+        // Counted as this core's share, so the sum over cores is the range.
+        pool.total = ((pool.tcp.len() + pool.udp.len()) / cores) as u32;
         pool.gen = gen;
         let c = &self.counters.laddrs[usize::from(slot)];
         c.gen.set(u64::from(gen));
@@ -376,8 +400,8 @@ impl LbCore {
     }
 
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
-    /// service's addresses.
-    pub fn take_local_port(&mut self, svc: &Service, proto: u8) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+    /// service's addresses, whose replies (from `reply`) reach this core.
+    pub fn take_local_port(&mut self, svc: &Service, proto: u8, reply: ReplyFrom) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
         let n = svc.laddrs.len();
         let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
         if n == 0 {
@@ -385,20 +409,42 @@ impl LbCore {
         }
         let start = usize::from(local.next_laddr) % n;
         local.next_laddr = ((start + 1) % n) as u16;
-        self.take_port_from(&svc.laddrs, start, proto)
+        self.take_port_from(&svc.laddrs, start, proto, reply)
     }
 
     /// A port of this core's pool for one of `laddrs`, trying them in order from `start`:
     /// (address, port, laddr slot).
-    pub fn take_port_from(&mut self, laddrs: &[Laddr], start: usize, proto: u8) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+    pub fn take_port_from(
+        &mut self,
+        laddrs: &[Laddr],
+        start: usize,
+        proto: u8,
+        reply: ReplyFrom,
+    ) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
         let n = laddrs.len();
+        let own = &self.ownership;
+        let check = own.any_toeplitz();
+        // A port that does not fit goes to the back: it fits other backends. With a fair
+        // redirection table one in `cores` fits; give up on an address well after that.
+        let attempts = 16 * own.cores as usize;
         for k in 0..n {
             let l = laddrs[(start + k) % n];
             let Some(pool) = self.pools.get_mut(usize::from(l.slot)) else { continue };
             if pool.gen != l.gen {
                 continue;
             }
-            if let Some(port) = pool.queue(proto).pop_front() {
+            let queue = pool.queue(proto);
+            let fits = |p: u16| !check || own.lport_fits(reply.port, reply.addr, reply.rport, l.addr, p);
+            let mut taken = None;
+            for _ in 0..attempts.min(queue.len()) {
+                let Some(p) = queue.pop_front() else { break };
+                if fits(p) {
+                    taken = Some(p);
+                    break;
+                }
+                queue.push_back(p);
+            }
+            if let Some(port) = taken {
                 let c = &self.counters.laddrs[usize::from(l.slot)];
                 c.ports_in_use.add(1);
                 return Ok((l.addr, port, l.slot));
@@ -539,6 +585,9 @@ mod tests {
         LbCore::new(core, cores, limits, Arc::new(LbCounters::new(&limits)))
     }
 
+    /// Replies from a backend on port 1 (the split by number ignores it).
+    const REPLY: ReplyFrom = ReplyFrom { port: 1, addr: Ipv4Addr::new(198, 51, 100, 11), rport: 8080 };
+
     #[test]
     fn local_ports_are_split_between_cores_and_round_robin_over_addresses() {
         let s = svc(0);
@@ -548,30 +597,62 @@ mod tests {
         c0.sync(&services);
         c1.sync(&services);
         let mut got0 = Vec::new();
-        while let Ok(p) = c0.take_local_port(&s, 6) {
+        while let Ok(p) = c0.take_local_port(&s, 6, REPLY) {
             got0.push(p);
         }
         let mut got1 = Vec::new();
-        while let Ok(p) = c1.take_local_port(&s, 6) {
+        while let Ok(p) = c1.take_local_port(&s, 6, REPLY) {
             got1.push(p);
         }
         // Each core has the 5 ports of its parity on each of the 2 addresses.
         assert_eq!(got0.len(), 10);
         assert_eq!(got1.len(), 10);
-        assert!(got0.iter().all(|(_, p, _)| (p - 1000) % 2 == 0));
-        assert!(got1.iter().all(|(_, p, _)| (p - 1000) % 2 == 1));
+        assert!(got0.iter().all(|(_, p, _)| p % 2 == 0));
+        assert!(got1.iter().all(|(_, p, _)| p % 2 == 1));
         assert_eq!(got0[0].0, Ipv4Addr::new(198, 51, 100, 1));
         assert_eq!(got0[1].0, Ipv4Addr::new(198, 51, 100, 2));
         assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
         // A returned port is handed out again (the only free TCP port left on either address).
         c0.return_local_port(0, Some(3), 6, 1004);
         assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 4);
-        assert_eq!(c0.take_local_port(&s, 6), Ok((Ipv4Addr::new(198, 51, 100, 1), 1004, 0)));
+        assert_eq!(c0.take_local_port(&s, 6, REPLY), Ok((Ipv4Addr::new(198, 51, 100, 1), 1004, 0)));
         // A port of a stale generation is not taken back.
         c0.return_local_port(0, Some(99), 6, 1002);
         assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
         // UDP has ports of its own.
-        assert!(c0.take_local_port(&s, 17).is_ok());
+        assert!(c0.take_local_port(&s, 17, REPLY).is_ok());
+    }
+
+    #[test]
+    fn where_a_nic_hash_steers_replies_each_core_takes_the_ports_that_land_on_its_queue() {
+        use crate::rss::{Reta, ReplySteering, Toeplitz, MICROSOFT_KEY};
+        use crate::steer::Steering;
+        let rss = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+        let s = svc(0);
+        let services = Services::new(vec![s.clone()], vec![], Default::default());
+        let mut taken = Vec::new();
+        for c in 0..2 {
+            let own = Ownership::new(c, 2, vec![Steering::Rings, Steering::Toeplitz(rss.clone())]);
+            let mut core = core(c, 2).with_ownership(own);
+            core.sync(&services);
+            // Each core's share, as counted, is half of the 2 x 10 ports.
+            assert_eq!(core.counters.laddrs[0].ports_total.get(), 10);
+            let mut mine = Vec::new();
+            while let Ok((addr, port, _)) = core.take_local_port(&s, 6, REPLY) {
+                assert_eq!(u32::from(rss.reply_queue(REPLY.addr, REPLY.rport, addr, port)), c, "{addr}:{port}");
+                mine.push((addr, port));
+            }
+            taken.push(mine);
+        }
+        // Between them the two cores use every port of both addresses once for this backend.
+        let mut all: Vec<_> = taken.concat();
+        all.sort();
+        let want: Vec<_> = [Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2)]
+            .iter()
+            .flat_map(|&a| (1000..=1009).map(move |p| (a, p)))
+            .collect();
+        assert_eq!(all, want);
+        assert!(taken.iter().all(|t| !t.is_empty()));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod rss;
 pub mod sched;
 pub mod service;
 pub mod snapshot;
+pub mod steer;
 pub mod wire;
 pub mod xlate;
 

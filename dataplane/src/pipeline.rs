@@ -55,6 +55,19 @@ pub trait FramePool<F> {
 /// Where frames leave.
 pub trait TxSink<F> {
     fn send(&mut self, port: u16, frame: F);
+    /// Passes a frame to worker `core`, which owns its connection; gives it back when that
+    /// core's ring is full. Only asked with more than one worker.
+    fn hand_off(&mut self, core: u32, frame: F) -> Result<(), F> {
+        let _ = core;
+        Err(frame)
+    }
+}
+
+/// Where a frame comes from: a NIC queue, or another core that received it for this one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    Nic,
+    HandedIn,
 }
 
 /// A frame `lb_candidate` accepted, with its connection-table hash and (in a burst) the
@@ -116,6 +129,33 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        self.process_frames(snap, now_ms, frames, Arrival::Nic, pool, tx)
+    }
+
+    /// Like `process_burst`, for frames another core handed to this one: they are its own
+    /// and were counted as received where they arrived.
+    #[inline]
+    pub fn process_handed_in(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frames: impl IntoIterator<Item = F>,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.process_frames(snap, now_ms, frames, Arrival::HandedIn, pool, tx)
+    }
+
+    #[inline]
+    fn process_frames(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frames: impl IntoIterator<Item = F>,
+        arrival: Arrival,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
         let mut frames = frames.into_iter();
         loop {
             let mut group: [Option<F>; BURST] = [const { None }; BURST];
@@ -127,7 +167,7 @@ impl<F: Frame> CoreCtx<F> {
             if n == 0 {
                 return;
             }
-            self.process_group(snap, now_ms, &mut group[..n], pool, tx);
+            self.process_group(snap, now_ms, &mut group[..n], arrival, pool, tx);
             if n < BURST {
                 return;
             }
@@ -140,12 +180,28 @@ impl<F: Frame> CoreCtx<F> {
         snap: &Snapshot,
         now_ms: u64,
         group: &mut [Option<F>],
+        arrival: Arrival,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
         let mut candidates: [Option<LbCandidate>; BURST] = [None; BURST];
-        for (frame, c) in group.iter().zip(candidates.iter_mut()) {
-            *c = frame.as_ref().and_then(|f| lb_candidate(snap, f)).map(|l4| self.candidate(l4));
+        for (slot, c) in group.iter_mut().zip(candidates.iter_mut()) {
+            let Some(frame) = slot else { continue };
+            match arrival {
+                Arrival::Nic => self.count_rx(frame),
+                Arrival::HandedIn => self.counters.event(Event::HandedIn).inc(),
+            }
+            let Some(l4) = lb_candidate(snap, frame) else { continue };
+            if arrival == Arrival::Nic && !self.lb.ownership.is_single() {
+                let owner = self.lb.ownership.owner(&snap.services, &l4.tuple, frame.rx_port());
+                if owner != self.core {
+                    if let Some(frame) = slot.take() {
+                        self.hand_off(owner, frame, tx);
+                    }
+                    continue;
+                }
+            }
+            *c = Some(self.candidate(l4));
         }
         // Each stage in a loop of its own: all of a group's bucket loads are under way before
         // the first is needed to find its connections.
@@ -173,12 +229,28 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        self.count_rx(&frame);
         match lb_candidate(snap, &frame) {
             Some(l4) => {
+                if !self.lb.ownership.is_single() {
+                    let owner = self.lb.ownership.owner(&snap.services, &l4.tuple, frame.rx_port());
+                    if owner != self.core {
+                        return self.hand_off(owner, frame, tx);
+                    }
+                }
                 let candidate = self.candidate(l4);
                 self.lb_frame(snap, now_ms, frame, &candidate, pool, tx)
             }
             None => self.other_frame(snap, now_ms, frame, pool, tx),
+        }
+    }
+
+    /// Passes a frame to the core that owns its connection, or drops it when that core's
+    /// ring is full.
+    fn hand_off(&self, owner: u32, frame: F, tx: &mut impl TxSink<F>) {
+        match tx.hand_off(owner, frame) {
+            Ok(()) => self.counters.event(Event::HandedOff).inc(),
+            Err(frame) => self.drop(frame, DropReason::HandoffFull),
         }
     }
 
@@ -188,7 +260,8 @@ impl<F: Frame> CoreCtx<F> {
         LbCandidate { hash: self.lb.conns.hash(&l4.tuple), l4, hint: Hint::NONE }
     }
 
-    /// Every received frame counts once, whichever way it goes.
+    /// Every frame received from a NIC counts once, whichever way it goes (also when it is
+    /// handed to another core).
     #[inline]
     fn count_rx(&self, frame: &F) {
         self.counters.event(Event::RxPackets).inc();
@@ -207,7 +280,6 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        self.count_rx(&frame);
         if let Some(frame) = self.lb_input(snap, now_ms, frame, candidate, pool, tx) {
             let t = &candidate.l4.tuple;
             self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, IpProtocol(t.proto), pool, tx);
@@ -223,7 +295,6 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        self.count_rx(&frame);
         let port = frame.rx_port();
         let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
             return self.drop(frame, DropReason::MalformedEthernet);

@@ -193,6 +193,11 @@ pub struct Services {
     pub timeouts: Timeouts,
     /// First match wins.
     pub snat: Vec<SnatRule>,
+    /// Sorted FullNAT and SNAT local addresses: replies to them find their owner by port.
+    local_port_addrs: Vec<Ipv4Addr>,
+    /// NAT backends (addr, port, proto) packed, sorted: their replies find their owner by
+    /// the client they go to.
+    nat_backends: Vec<u64>,
 }
 
 #[inline]
@@ -208,13 +213,44 @@ impl Services {
         let mut vips: Vec<Ipv4Addr> = list.iter().map(|s| s.vip).collect();
         vips.sort_unstable();
         vips.dedup();
-        Services { list, index, vips, backend_slots, timeouts, snat: Vec::new() }
+        let mut nat_backends: Vec<u64> = list
+            .iter()
+            .filter(|s| s.mode == FwdMode::Nat)
+            .flat_map(|s| s.backends.iter().map(|b| pack(b.addr, b.port, s.proto)))
+            .collect();
+        nat_backends.sort_unstable();
+        nat_backends.dedup();
+        let mut services =
+            Services { list, index, vips, backend_slots, timeouts, snat: Vec::new(), local_port_addrs: Vec::new(), nat_backends };
+        services.index_local_port_addrs();
+        services
     }
 
     /// With these SNAT rules (their addresses take local-address slots like FullNAT's).
     pub fn with_snat(mut self, snat: Vec<SnatRule>) -> Services {
         self.snat = snat;
+        self.index_local_port_addrs();
         self
+    }
+
+    fn index_local_port_addrs(&mut self) {
+        let fullnat = self.list.iter().flat_map(|s| s.laddrs.iter().map(|l| l.addr));
+        let snat = self.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr));
+        self.local_port_addrs = fullnat.chain(snat).collect();
+        self.local_port_addrs.sort_unstable();
+        self.local_port_addrs.dedup();
+    }
+
+    /// True for a FullNAT or SNAT local address.
+    #[inline]
+    pub fn is_local_port_addr(&self, addr: Ipv4Addr) -> bool {
+        self.local_port_addrs.binary_search(&addr).is_ok()
+    }
+
+    /// True when `addr:port` is a backend of a NAT service of this protocol.
+    #[inline]
+    pub fn is_nat_backend(&self, addr: Ipv4Addr, port: u16, proto: u8) -> bool {
+        !self.nat_backends.is_empty() && self.nat_backends.binary_search(&pack(addr, port, proto)).is_ok()
     }
 
     /// The SNAT rule for a packet from `src` leaving by `out_port`.

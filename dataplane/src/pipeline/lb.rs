@@ -15,7 +15,7 @@ use crate::conn::{
     TcpState,
 };
 use crate::counters::{DropReason, Event};
-use crate::lb::{is_active, LbCore, PortsExhausted};
+use crate::lb::{is_active, LbCore, PortsExhausted, ReplyFrom};
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
@@ -146,7 +146,8 @@ impl<F: Frame> CoreCtx<F> {
         };
         let timeout = snap.services.timeouts.for_conn(&conn);
         let inserted = if full_nat {
-            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_local_port(svc, t.proto))
+            let reply = self.reply_from(snap, backend.addr, backend.port);
+            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_local_port(svc, t.proto, reply))
         } else {
             self.insert(&conn, now_ms, timeout)
         };
@@ -246,7 +247,8 @@ impl<F: Frame> CoreCtx<F> {
         // that address has ports (protocols that open several connections expect that).
         let start = source_hash_v4(t.src) as usize % rule.addrs.len().max(1);
         let addrs = &rule.addrs;
-        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto);
+        let reply = ReplyFrom { port: route.port, addr: t.dst, rport: t.dport };
+        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply);
         if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;
@@ -254,6 +256,17 @@ impl<F: Frame> CoreCtx<F> {
         self.counters.event(Event::ConnsCreated).inc();
         self.forward(snap, now_ms, frame, Some(&l4), &conn, Dir::Original, pool, tx);
         None
+    }
+
+    /// Where the replies of a new FullNAT connection to `backend:bport` will come from. The
+    /// port only matters where a NIC's hash picks local ports: only then is the route looked up.
+    fn reply_from(&self, snap: &Snapshot, backend: Ipv4Addr, bport: u16) -> ReplyFrom {
+        let port = if self.lb.ownership.any_toeplitz() {
+            snap.routes.lookup(IpAddr::V4(backend)).map_or(u16::MAX, |r| r.port)
+        } else {
+            u16::MAX
+        };
+        ReplyFrom { port, addr: backend, rport: bport }
     }
 
     /// The backend (index into `svc.backends`) for a new connection from `client`: its

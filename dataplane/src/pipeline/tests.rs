@@ -58,11 +58,16 @@ impl FramePool<TestFrame> for Pool {
     }
 }
 
+/// Frames sent (port, bytes), and frames handed to another core (core, frame).
 #[derive(Default)]
-struct Sent(Vec<(u16, Vec<u8>)>);
+struct Sent(Vec<(u16, Vec<u8>)>, Vec<(u32, TestFrame)>);
 impl TxSink<TestFrame> for Sent {
     fn send(&mut self, port: u16, frame: TestFrame) {
         self.0.push((port, frame.buf));
+    }
+    fn hand_off(&mut self, core: u32, frame: TestFrame) -> Result<(), TestFrame> {
+        self.1.push((core, frame));
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::sched::{Candidate, SchedKind};
 use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services, Tunnel};
 
 mod burst;
+mod cores;
 mod modes;
 
 const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
