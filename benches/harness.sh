@@ -7,7 +7,17 @@
 #
 #   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn] [--rounds N] [--duration S]
 #                           [--warmup S] [--flows N] [--size BYTES] [--rate-mpps R]
-#                           [--dut both|ferrovs|testpmd] [--max-loss PCT] [--churn] [--keep DIR]
+#                           [--dut both|ferrovs|testpmd] [--workers 1|2|1,2] [--max-loss PCT]
+#                           [--churn] [--keep DIR]
+#
+# --workers picks ferrovs' worker count: 1 (the default, as above), 2, or 1,2 (every case and
+# round runs ferrovs with 1 and then with 2 workers, and the summary gives 2w/1w). With 2
+# workers, worker lcore 1 runs on CPU 1 and worker lcore 2 on CPU 0 (ferrovs' main lcore stays
+# lcore 0 on CPU 0), and the memif links get 2 queue pairs (the generator: --queues 2, flow i
+# on queue i % 2). The layout is for a machine with only 2 CPUs: the second worker shares CPU 0
+# with the generator (and ferrovs' control thread), so both get a part of that CPU and 2w/1w
+# says what a second worker gives here, not what a second free core would. testpmd stays one
+# queue pair and one forwarding core: the ceiling of the 1-worker runs.
 #
 # Cases (all TCP to the VIP 192.0.2.100:80 with 8 backends, round robin):
 #   nat, fullnat, dr, tun   established: --flows connections opened by SYNs first, then ACKs
@@ -22,14 +32,15 @@
 # makes the script fail when a run loses more than PCT percent or receives nothing (the
 # end-to-end test tests/e2e/bench_harness.sh uses both). $FVS_PROFILE picks the build (release).
 #
-# Takes about (warmup + duration + 9 s) x 2 x cases x rounds: ~3.5 minutes with the defaults.
+# Takes about (warmup + duration + 9 s) x runs x cases x rounds, the runs being testpmd's and
+# ferrovs' (one per worker count): ~3.5 minutes with the defaults.
 # Needs root and hugepages (scripts/setup.sh reserves them). Results go to stdout; --keep DIR
 # keeps every run's output (generator JSON, ferrovs log and stats).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-cases=nat,fullnat,dr,tun,syn rounds=2 duration=3 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" max_loss="" churn=0 keep=""
+cases=nat,fullnat,dr,tun,syn rounds=2 duration=3 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" workers=1 max_loss="" churn=0 keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases=$2; shift ;;
@@ -41,6 +52,8 @@ while [ $# -gt 0 ]; do
     --rate-mpps) rate=$2; shift ;;
     --dut) case "$2" in both) duts="testpmd ferrovs" ;; ferrovs|testpmd) duts=$2 ;;
              *) echo "harness.sh: --dut wants both, ferrovs or testpmd" >&2; exit 2 ;; esac; shift ;;
+    --workers) case "$2" in 1|2|1,2) workers=$2 ;; 2,1) workers=1,2 ;;
+                 *) echo "harness.sh: --workers wants 1, 2 or 1,2" >&2; exit 2 ;; esac; shift ;;
     --max-loss) max_loss=$2; shift ;;
     --churn) churn=1 ;;
     --keep) keep=$2; shift ;;
@@ -52,6 +65,25 @@ done
 for c in ${cases//,/ }; do
   case "$c" in nat|fullnat|dr|tun|syn) ;; *) echo "harness.sh: unknown case '$c' (want nat, fullnat, dr, tun, syn)" >&2; exit 2 ;; esac
 done
+# The runs of each case and round: testpmd, and ferrovs once per worker count ("ferrovs" is
+# 1 worker, "ferrovs2w" 2: the names of the files --keep keeps).
+runs=""
+for dut in $duts; do
+  if [ "$dut" = ferrovs ]; then
+    for w in ${workers//,/ }; do runs+=" $([ "$w" = 1 ] && echo ferrovs || echo ferrovs2w)"; done
+  else
+    runs+=" $dut"
+  fi
+done
+runs=${runs# }
+# label RUN: a run's name in the output.
+label() {
+  case "$1" in
+    ferrovs) [ "$workers" = 1 ] && echo ferrovs || echo "ferrovs 1w" ;;
+    ferrovs2w) echo "ferrovs 2w" ;;
+    *) echo "$1" ;;
+  esac
+}
 
 scripts/setup.sh --no-build --hugepages "${FVS_HUGEPAGES:-1024}" || exit 1
 FVS_PROFILE=${FVS_PROFILE:-release}
@@ -74,10 +106,16 @@ memif_dev() {
   echo "net_memif$1,role=$2,socket=$dir/memif$1.sock,socket-abstract=no,mac=$mac"
 }
 
-# ferrovs_config CASE: ferrovs on the two memif links; the generator stands in for the
-# client router (192.0.2.2) and the backends (198.51.100.11-18).
+# ferrovs_config CASE WORKERS: ferrovs on the two memif links; the generator stands in for
+# the client router (192.0.2.2) and the backends (198.51.100.11-18).
 ferrovs_config() {
-  local mode=$1 capacity=262144 extra=""
+  local mode=$1 capacity=262144 extra="" workers_line
+  if [ "$2" = 2 ]; then
+    # Only 2 CPUs here: worker lcore 2 shares CPU 0 with the generator and the main lcore.
+    workers_line="workers: { lcores: [1, 2], cpus: [1, 0], idle_sleep_us: 0 }"
+  else
+    workers_line="workers: { lcores: [1], idle_sleep_us: 0 }"
+  fi
   # A SYN flood fills the table at the rate sent: as fast as possible needs the largest.
   [ "$mode" = syn ] && mode=nat capacity=$(/usr/bin/python3 -c "
 r = $rate * 1e6 * ($warmup + $duration + 2) * 1.5
@@ -86,9 +124,10 @@ print(16777216 if $rate == 0 else max(262144, 1 << int(r).bit_length()))")
   [ "$mode" = tun ] && extra="tunnel: { encap: ipip },"
   cat <<YAML
 # Generated by benches/harness.sh. Main lcore (control thread) 0, shared with the generator;
-# the worker has CPU 1 to itself.
+# worker lcore 1 has CPU 1 to itself; with 2 workers, worker lcore 2 runs on CPU 0, shared
+# with the generator and the main lcore (this machine has only 2 CPUs).
 eal: { file_prefix: fvs-harness-$$, hugepages: true, memory_mb: 512, main_lcore: 0 }
-workers: { lcores: [1], idle_sleep_us: 0 }
+$workers_line
 mempool: { mbufs: 16383, cache_size: 256 }
 ports:
   - { name: dp0, device: "$(memif_dev 0 client)", rx_descriptors: 1024, tx_descriptors: 1024 }
@@ -110,10 +149,13 @@ api: { socket: $dir/api.sock }
 YAML
 }
 
-# run_case DUT CASE ROUND [GENERATOR ARGS...]: one run; prints the generator's JSON line.
+# run_case RUN CASE ROUND [GENERATOR ARGS...]: one run (testpmd, ferrovs, or ferrovs2w: 2
+# workers); prints the generator's JSON line.
 run_case() {
-  local dut=$1 case=$2 round=$3 out="$dir/$2.$1.$3"
+  local run=$1 dut=$1 case=$2 round=$3 out="$dir/$2.$1.$3" nworkers=1
   shift 3
+  # One memif queue pair per worker, on both sides.
+  [ "$dut" = ferrovs2w ] && dut=ferrovs nworkers=2
   local mode=tcp-est
   [ "$case" = syn ] && mode=syn
   rm -f "$dir"/memif*.sock
@@ -121,7 +163,8 @@ run_case() {
     --vdev="$(memif_dev 0 server)" --vdev="$(memif_dev 1 server)" -- \
     --tx-port net_memif0 --rx-port net_memif1 --dst-mac $DUT_MAC0 --mode $mode --flows "$flows" \
     --size "$size" --warmup "$warmup" --duration "$duration" \
-    --answer-arp 198.51.100.0/27,192.0.2.2 --rate-mpps "$rate" --linger 60 "$@" >"$out.gen" 2>"$out.gen.err" &
+    --answer-arp 198.51.100.0/27,192.0.2.2 --rate-mpps "$rate" --queues "$nworkers" --linger 60 "$@" \
+    >"$out.gen" 2>"$out.gen.err" &
   local gen=$! i
   # The device under test connects to the generator's memif sockets: they must exist first.
   for i in $(seq 1 200); do
@@ -137,7 +180,7 @@ run_case() {
       --forward-mode=io --auto-start --stats-period 1 >"$out.dut" 2>&1 &
     dut_pid=$!
   else
-    ferrovs_config "$case" >"$out.yaml"
+    ferrovs_config "$case" "$nworkers" >"$out.yaml"
     fvs_start - "$out.yaml" "$dir/api.sock" "$out.dut" || { kill "$gen" 2>/dev/null; wait "$gen"; return 1; }
     dut_pid=$FVS_DAEMON_PID
   fi
@@ -167,7 +210,7 @@ run_case() {
   kill -TERM "$gen" 2>/dev/null
   wait "$gen" 2>/dev/null
   if ! grep -q '^{' "$out.gen"; then
-    echo "harness: $dut $case round $round: the generator failed:" >&2
+    echo "harness: $(label "$run") $case round $round: the generator failed:" >&2
     cat "$out.gen.err" "$out.gen" >&2
     tail -5 "$out.dut" >&2
     return 1
@@ -180,66 +223,96 @@ field() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d
 for k in sys.argv[2].split("."): v=v[k]
 print(v)' "$1" "$2"; }
 
-declare -A results
+declare -A results mpps
 echo "harness: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "harness: frames $size B (+4 FCS), $flows flows (established cases), warm-up $warmup s, measured $duration s, $rounds round(s)"
+if [[ " $runs " == *" ferrovs2w "* ]]; then
+  echo "harness: ferrovs 2w: worker lcores 1 and 2 on CPUs 1 and 0, 2 memif queue pairs. This machine has only"
+  echo "harness: $(nproc) CPUs: the second worker shares CPU 0 with the generator (and ferrovs' control thread),"
+  echo "harness: so 2w/1w is what a second worker gives HERE, not what it would give on a core of its own."
+fi
 for round in $(seq 1 "$rounds"); do
   for c in ${cases//,/ }; do
-    for dut in $duts; do
-      line=$(run_case "$dut" "$c" "$round") || exit 1
-      results[$dut.$c.$round]=$line
-      printf 'round %s %-8s %-8s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns\n' \
-        "$round" "$c" "$dut" "$(field "$line" rx_mpps)" "$(field "$line" tx_mpps)" "$(field "$line" loss)" \
-        "$(field "$line" latency_ns.p50)" "$(field "$line" latency_ns.p99)"
+    for run in $runs; do
+      line=$(run_case "$run" "$c" "$round") || exit 1
+      results[$run.$c.$round]=$line
+      mpps[$run.$c.$round]=$(field "$line" rx_mpps)
+      per_queue=""
+      [ "$run" = ferrovs2w ] && per_queue=$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+t = d["seconds"] * 1e6
+print("  rx per queue " + " + ".join("%.3f" % (n / t) for n in d["rx_per_queue"]))' "$line")
+      printf 'round %s %-8s %-10s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns%s\n' \
+        "$round" "$c" "$(label "$run")" "${mpps[$run.$c.$round]}" "$(field "$line" tx_mpps)" "$(field "$line" loss)" \
+        "$(field "$line" latency_ns.p50)" "$(field "$line" latency_ns.p99)" "$per_queue"
       if [ -n "$max_loss" ] && ! /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
 sys.exit(0 if d["rx"] > 0 and d["loss"] <= d["tx"] * float(sys.argv[2]) / 100 else 1)' "$line" "$max_loss"; then
-        echo "harness: $dut $c round $round lost more than $max_loss% (or received nothing)" >&2
+        echo "harness: $(label "$run") $c round $round lost more than $max_loss% (or received nothing)" >&2
         failed=1
       fi
     done
   done
 done
 
-[ "$duts" = "testpmd ferrovs" ] || exit "${failed:-0}"
-echo
-echo "rx at the sink, Mpps: median of $rounds round(s), and the best round of each"
-echo "case      testpmd  ferrovs  ratio | ratio per round (median) | best testpmd  best ferrovs  ratio"
-for c in ${cases//,/ }; do
-  tp=() fv=()
-  for round in $(seq 1 "$rounds"); do
-    tp+=("$(field "${results[testpmd.$c.$round]}" rx_mpps)")
-    fv+=("$(field "${results[ferrovs.$c.$round]}" rx_mpps)")
+# compare A B: per case, the medians of A's and B's rounds and their ratio B/A, the median of
+# the per-round ratios, and the best round of each.
+compare() {
+  local a=$1 b=$2 c round args=()
+  for c in ${cases//,/ }; do
+    local xs=() ys=()
+    for round in $(seq 1 "$rounds"); do xs+=("${mpps[$a.$c.$round]}"); ys+=("${mpps[$b.$c.$round]}"); done
+    args+=("$c" "${xs[*]}" "${ys[*]}")
   done
-  /usr/bin/python3 - "$c" "${tp[*]}" "${fv[*]}" <<'PY'
+  /usr/bin/python3 - "$(label "$a")" "$(label "$b")" "${args[@]}" <<'PY'
 import statistics, sys
-case, tp, fv = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
-t, f = statistics.median(tp), statistics.median(fv)
-per_round = statistics.median(b / a for a, b in zip(tp, fv) if a)
-print(f"{case:<9} {t:7.3f}  {f:7.3f}  {f / t:5.2f} | {per_round:23.2f} | {max(tp):12.3f}  {max(fv):12.3f}  {max(fv) / max(tp):5.2f}")
+a, b, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+w = max(7, len(a), len(b))
+ratio = lambda p, q: f"{q / p:5.2f}" if p else "    -"
+print(f"case      {a:>{w}}  {b:>{w}}  ratio | ratio per round (median) | best {a:>{w}}  best {b:>{w}}  ratio")
+for i in range(0, len(rest), 3):
+    case, xs, ys = rest[i], [float(x) for x in rest[i + 1].split()], [float(y) for y in rest[i + 2].split()]
+    x, y = statistics.median(xs), statistics.median(ys)
+    ratios = [q / p for p, q in zip(xs, ys) if p]
+    per_round = f"{statistics.median(ratios):23.2f}" if ratios else f"{'-':>23}"
+    print(f"{case:<9} {x:{w}.3f}  {y:{w}.3f}  {ratio(x, y)} | {per_round} | {max(xs):{w + 5}.3f}  {max(ys):{w + 5}.3f}  {ratio(max(xs), max(ys))}")
 PY
-done
+}
+
+if [[ " $runs " == *" testpmd "* ]] && [[ " $runs " == *" ferrovs"* ]]; then
+  echo
+  echo "rx at the sink, Mpps: median of $rounds round(s), and the best round of each"
+  for run in $runs; do
+    [ "$run" = testpmd ] || compare testpmd "$run"
+  done
+fi
+if [[ " $runs " == *" ferrovs "* ]] && [[ " $runs " == *" ferrovs2w "* ]]; then
+  echo
+  echo "ferrovs, 2 workers against 1 (ratio 2w/1w); rx at the sink, Mpps: median of $rounds round(s), and the best"
+  echo "round of each. Only $(nproc) CPUs: the second worker shares CPU 0 with the generator."
+  compare ferrovs ferrovs2w
+fi
 
 if [ "$churn" = 1 ]; then
   # Half what ferrovs forwarded in the first NAT round: loss here is the changes', not
-  # overload's.
-  [ -n "${results[ferrovs.nat.1]:-}" ] || { echo "harness: --churn needs the nat case" >&2; exit 2; }
-  rate=$(/usr/bin/python3 -c "print(round($(field "${results[ferrovs.nat.1]}" rx_mpps) / 2, 3))")
+  # overload's. With ferrovs' first worker count.
+  cr=$([ "${workers%%,*}" = 1 ] && echo ferrovs || echo ferrovs2w)
+  [ -n "${results[$cr.nat.1]:-}" ] || { echo "harness: --churn needs the nat case and ferrovs" >&2; exit 2; }
+  rate=$(/usr/bin/python3 -c "print(round($(field "${results[$cr.nat.1]}" rx_mpps) / 2, 3))")
   # ferrovs' own drops, by reason, from its counters after a run.
   ferrovs_drops() { /usr/bin/python3 -c 'import json,sys
 t = json.load(open(sys.argv[1]))["total"]
 d = {k: v for k, v in t.items() if k.startswith("drop_") and v}
 print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items())))' "$1"; }
   echo
-  echo "config churn: established NAT at $rate Mpps for $duration s, first steady, then while a backend's"
+  echo "config churn: $(label $cr), established NAT at $rate Mpps for $duration s, first steady, then while a backend's"
   echo "weight changes continuously (benches/config_churn.sh)"
-  line=$(run_case ferrovs nat steady) || exit 1
-  echo "  steady: sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.ferrovs.steady.stats")"
+  line=$(run_case $cr nat steady) || exit 1
+  echo "  steady: sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.steady.stats")"
   CHURN_DELAY=$(/usr/bin/python3 -c "print(2 * $flows / 0.5e6 * 1.5 + 0.7 + $warmup + 0.1)")
   CHURN_SECONDS=$duration
   export CHURN_DELAY CHURN_SECONDS
-  line=$(run_case ferrovs nat churn) || exit 1
-  echo "  churn:  sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.ferrovs.churn.stats")"
-  echo "  $(cat "$dir/nat.ferrovs.churn.churn")"
+  line=$(run_case $cr nat churn) || exit 1
+  echo "  churn:  sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.churn.stats")"
+  echo "  $(cat "$dir/nat.$cr.churn.churn")"
 fi
 
 exit "${failed:-0}"

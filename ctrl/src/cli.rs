@@ -583,6 +583,9 @@ pub fn format_links(links: &[LinkInfo]) -> String {
             let _ = write!(s, " speed {}Mb/s", l.speed_mbps);
         }
         let _ = writeln!(s, "\n    link/ether {} device {}", l.mac, l.device);
+        if !l.steering.is_empty() {
+            let _ = writeln!(s, "    steering {} ({})", l.steering, l.steering_detail);
+        }
         if let Some(st) = &l.stats {
             s.push_str(&format_port_stats(st));
         }
@@ -1147,6 +1150,8 @@ mod tests {
             tx_queues: 1,
             rss: false,
             numa_socket: 0,
+            steering: "single".into(),
+            steering_detail: "one worker".into(),
             stats,
         }
     }
@@ -1155,7 +1160,7 @@ mod tests {
     fn links_formatted() {
         assert_eq!(
             format_links(&[link(None)]),
-            "0: dp0: <UP> mtu 1500 driver net_af_packet numa 0 queues rx 1 tx 1 rss off\n    link/ether 02:00:00:00:00:01 device net_af_packet0,iface=veth-lb0\n"
+            "0: dp0: <UP> mtu 1500 driver net_af_packet numa 0 queues rx 1 tx 1 rss off\n    link/ether 02:00:00:00:00:01 device net_af_packet0,iface=veth-lb0\n    steering single (one worker)\n"
         );
         let stats = PortStats {
             rx_packets: 12,
@@ -1173,6 +1178,7 @@ mod tests {
         let want = "\
 0: dp0: <DOWN> mtu 1500 driver net_af_packet numa any queues rx 1 tx 1 rss on
     link/ether 02:00:00:00:00:01 device net_af_packet0,iface=veth-lb0
+    steering single (one worker)
     RX:  packets      bytes  missed  errors  nombuf
               12  123456789       1       0       0
     TX:  packets  bytes  errors

@@ -121,7 +121,12 @@ impl Default for EalConfig {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
+    /// One worker per lcore, each with its own rx/tx queue on every port. Empty (the
+    /// default): every online CPU but `eal.main_lcore`, as many as the ports have queues for.
     pub lcores: Vec<u32>,
+    /// The CPU each lcore runs on, same order (default: lcore n on CPU n). Lets two lcores
+    /// share a CPU, e.g. two workers on a two-CPU test machine; never do that for speed.
+    pub cpus: Vec<u32>,
     /// Sleep this many microseconds after a poll that received nothing. 0 (the default)
     /// polls without pause, as an appliance should; a demo on a laptop may prefer 50.
     pub idle_sleep_us: u32,
@@ -129,7 +134,7 @@ pub struct WorkersConfig {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        WorkersConfig { lcores: vec![1], idle_sleep_us: 0 }
+        WorkersConfig { lcores: Vec::new(), cpus: Vec::new(), idle_sleep_us: 0 }
     }
 }
 
@@ -469,8 +474,13 @@ fn validate_eal(eal: &EalConfig) -> Result<(), ConfigError> {
 
 fn validate_workers(w: &WorkersConfig, main_lcore: u32) -> Result<(), ConfigError> {
     let n = w.lcores.len();
-    check((1..=128).contains(&n), "workers.lcores", || {
-        format!("{n} worker lcores given, must be 1 to 128")
+    check(n <= 128, "workers.lcores", || format!("{n} worker lcores given, at most 128"))?;
+    check(w.cpus.is_empty() || w.cpus.len() == n, "workers.cpus", || {
+        if n == 0 {
+            "cpus needs lcores: list the lcores they map".to_string()
+        } else {
+            format!("{} cpus for {n} lcores: give one per lcore, in the same order", w.cpus.len())
+        }
     })?;
     let mut seen = HashSet::new();
     for (i, &lcore) in w.lcores.iter().enumerate() {
@@ -929,7 +939,8 @@ log_level: info
     fn minimal_gets_defaults() {
         let c = Config::from_yaml(MINIMAL, "m").unwrap();
         assert_eq!(c.eal, EalConfig::default());
-        assert_eq!(c.workers.lcores, vec![1]);
+        assert!(c.workers.lcores.is_empty(), "derived at start-up");
+        assert!(c.workers.cpus.is_empty());
         assert_eq!(c.mempool, MempoolConfig::default());
         assert_eq!(c.neighbours, NeighbourConfig::default());
         assert_eq!(c.log_level, "info");
@@ -1048,8 +1059,12 @@ log_level: info
                 "eal.memory_mb: 32 is out of range, must be 64..=1048576",
             ),
             (
-                "workers:\n  lcores: []\n",
-                "workers.lcores: 0 worker lcores given",
+                "workers:\n  cpus: [1]\n",
+                "workers.cpus: cpus needs lcores",
+            ),
+            (
+                "workers:\n  lcores: [1, 2]\n  cpus: [1]\n",
+                "workers.cpus: 1 cpus for 2 lcores",
             ),
             (
                 "workers:\n  lcores: [1, 2, 1]\n",

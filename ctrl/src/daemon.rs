@@ -11,9 +11,11 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dataplane::conn::ConnFlags;
 use dataplane::counters::CoreCounters;
-use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup};
+use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup, RingConsumer, RingProducer};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
 use dataplane::rcu::{self, Publisher};
+use dataplane::rss::{ReplySteering, Reta, Toeplitz};
+use dataplane::steer::{Ownership, Steering};
 use dataplane::lb::{ConnQuery, LbCounters};
 use dataplane::service::Services;
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
@@ -34,6 +36,9 @@ const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `neigh show` waits for each worker's table.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 const MAILBOX_DEPTH: usize = 1024;
+/// Frames in flight from one worker to another (a power of two; holds one less). Taken from
+/// the mbuf pool, like a queue's descriptors.
+const HANDOFF_RING_SIZE: u32 = 1024;
 
 /// A started port.
 struct PortRuntime {
@@ -45,6 +50,8 @@ struct PortRuntime {
     socket: i32,
     mac: dataplane::net::MacAddr,
     mtu: u16,
+    steering: Steering,
+    steering_detail: String,
 }
 
 struct WorkerHandle {
@@ -57,12 +64,19 @@ struct WorkerHandle {
 /// The arguments `rte_eal_init` gets for `config`.
 pub fn eal_args(config: &Config) -> Vec<String> {
     let eal = &config.eal;
-    let lcores: BTreeSet<u32> = std::iter::once(eal.main_lcore).chain(config.workers.lcores.iter().copied()).collect();
-    let lcore_list = lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let workers = &config.workers;
+    let lcore_flag = if workers.cpus.is_empty() {
+        let lcores: BTreeSet<u32> = std::iter::once(eal.main_lcore).chain(workers.lcores.iter().copied()).collect();
+        ["-l".to_string(), lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(",")]
+    } else {
+        // lcore@cpu: the main lcore on its own CPU number, each worker where `cpus` says.
+        let map = std::iter::once((eal.main_lcore, eal.main_lcore)).chain(workers.lcores.iter().copied().zip(workers.cpus.iter().copied()));
+        ["--lcores".to_string(), map.map(|(l, c)| format!("{l}@{c}")).collect::<Vec<_>>().join(",")]
+    };
     let mut args = vec![
         "ferrovs".to_string(),
-        "-l".into(),
-        lcore_list,
+        lcore_flag[0].clone(),
+        lcore_flag[1].clone(),
         "--main-lcore".into(),
         eal.main_lcore.to_string(),
         "--file-prefix".into(),
@@ -171,26 +185,111 @@ fn parse_cpu_list(list: &str) -> Option<BTreeSet<u32>> {
     Some(cpus)
 }
 
+/// How replies to local addresses reach their owner on this port, best first: the NIC's
+/// Toeplitz RSS (local ports chosen so their replies hash to the owner's queue), else rings.
+/// Flow rules are probed and reported; ferrovs does not install them yet. Returns the method
+/// and what the probe found.
+fn probe_steering(port: Port, setup: &PortSetup, queues: u16) -> (Steering, String) {
+    if queues == 1 {
+        return (Steering::Single, "one worker".into());
+    }
+    let flow = match port.flow_steering_probe(queues) {
+        Ok(()) => "flow rules: offered, not used by ferrovs yet".to_string(),
+        Err(why) => format!("flow rules: not offered: {why}"),
+    };
+    if !setup.rss {
+        return (Steering::Rings, format!("{flow}; rss: off (the device has no RSS)"));
+    }
+    let rss = port.rss_steering(queues).and_then(|(key, reta)| {
+        let toeplitz = Toeplitz::new(&key)?;
+        let entries = reta.len();
+        Ok((ReplySteering { toeplitz, reta: Reta::new(reta)? }, key, entries))
+    });
+    match rss {
+        Ok((steering, key, entries)) => {
+            let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            (Steering::Toeplitz(steering), format!("{flow}; rss key {key} reta {entries} entries"))
+        }
+        Err(why) => (Steering::Rings, format!("{flow}; rss: {why}")),
+    }
+}
+
+/// Rings between every pair of workers: `out[a][b]` is a's end of the ring a -> b, `in[b]`
+/// the receiving ends b polls. Each ring lives on its consumer's NUMA socket.
+#[allow(clippy::type_complexity)]
+fn handoff_rings(
+    cores: usize,
+    lcores: &[u32],
+    eal: &Eal,
+) -> Result<(Vec<Vec<Option<RingProducer>>>, Vec<Vec<RingConsumer>>), String> {
+    let mut out: Vec<Vec<Option<RingProducer>>> = (0..cores).map(|_| (0..cores).map(|_| None).collect()).collect();
+    let mut inbound: Vec<Vec<RingConsumer>> = (0..cores).map(|_| Vec::new()).collect();
+    if cores == 1 {
+        return Ok((out, inbound));
+    }
+    for (from, outs) in out.iter_mut().enumerate() {
+        for (to, slot) in outs.iter_mut().enumerate() {
+            if from == to {
+                continue;
+            }
+            let socket = eal.lcore_socket(lcores[to]) as i32;
+            let (producer, consumer) = dpdk::handoff_ring(&format!("fvs_handoff_{from}_{to}"), HANDOFF_RING_SIZE, socket)
+                .map_err(|e| format!("hand-off ring from worker {from} to {to}: {e}"))?;
+            *slot = Some(producer);
+            inbound[to].push(consumer);
+        }
+    }
+    Ok((out, inbound))
+}
+
+/// The machine's online CPUs.
+fn online_cpus() -> Result<Vec<u32>, String> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_err(|e| format!("workers.lcores not set and /sys/devices/system/cpu/online unreadable ({e}): list the lcores"))?;
+    let cpus = parse_cpu_list(&text).ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
+    Ok(cpus.into_iter().collect())
+}
+
 /// Refuses lcores that are not online CPUs here, before the EAL buries the reason in its
 /// usage text.
 fn check_lcores(config: &Config) -> Result<(), String> {
     let Ok(online_text) = std::fs::read_to_string("/sys/devices/system/cpu/online") else { return Ok(()) };
     let Some(online) = parse_cpu_list(&online_text) else { return Ok(()) };
-    let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore))
-        .chain(config.workers.lcores.iter().map(|l| ("workers.lcores", *l)));
+    let w = &config.workers;
+    let cpus = if w.cpus.is_empty() { (&w.lcores, "workers.lcores") } else { (&w.cpus, "workers.cpus") };
+    let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore)).chain(cpus.0.iter().map(|l| (cpus.1, *l)));
     for (field, lcore) in wanted {
         if !online.contains(&lcore) {
-            return Err(format!("{field}: lcore {lcore} is not an online CPU of this machine (online: {})", online_text.trim()));
+            return Err(format!("{field}: {lcore} is not an online CPU of this machine (online: {})", online_text.trim()));
         }
     }
     Ok(())
 }
 
-fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: Arc<AtomicBool>) -> Result<(), String> {
+fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let auto_lcores = config.workers.lcores.is_empty();
+    if auto_lcores {
+        config.workers.lcores = online_cpus()?.into_iter().filter(|&c| c != config.eal.main_lcore).take(128).collect();
+        if config.workers.lcores.is_empty() {
+            return Err(format!("workers.lcores: no online CPU besides eal.main_lcore {} to run a worker", config.eal.main_lcore));
+        }
+    }
     check_lcores(&config)?;
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
+    if auto_lcores {
+        // As many workers as every port has queue pairs for (af_packet: its qpairs=N).
+        let mut queues = config.workers.lcores.len();
+        for (index, pc) in config.ports.iter().enumerate() {
+            let name = dpdk_port_name(&pc.device_kind());
+            let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
+            let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+            queues = queues.min(usize::from(info.max_rx_queues.min(info.max_tx_queues)).max(1));
+        }
+        config.workers.lcores.truncate(queues);
+        info!(lcores = ?config.workers.lcores, "workers.lcores not set: one worker per online CPU but the main lcore, as many as the ports have queues for");
+    }
     // One mbuf pool per NUMA socket that has workers; each rx queue uses its worker's.
     let mut pools: BTreeMap<u32, Arc<Mempool>> = BTreeMap::new();
     for lcore in &config.workers.lcores {
@@ -223,7 +322,9 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
         let setup = port.configure(&conf, &rx_pools).map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
         port.start(pc.promiscuous).map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
         let mac = port.mac();
-        info!(port = %pc.name, id = port.id(), driver = %info.driver, %mac, rss = setup.rss, queues, "port started");
+        let (steering, steering_detail) = probe_steering(port, &setup, queues);
+        info!(port = %pc.name, id = port.id(), driver = %info.driver, %mac, rss = setup.rss, queues,
+            steering = steering.name(), detail = %steering_detail, "port started");
         ports.push(PortRuntime {
             name: pc.name.clone(),
             device: pc.device.clone(),
@@ -233,6 +334,8 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
             socket: info.socket,
             mac,
             mtu: pc.mtu,
+            steering,
+            steering_detail,
         });
     }
     // Workers index their tx buffers by position: keep ports in id order.
@@ -252,6 +355,15 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
     let workers_stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     let mut launch_error = None;
+    let cores = config.workers.lcores.len();
+    let steering_by_port = {
+        let mut v = vec![Steering::Rings; ports.iter().map(|p| usize::from(p.port.id()) + 1).max().unwrap_or(0)];
+        for p in &ports {
+            v[usize::from(p.port.id())] = p.steering.clone();
+        }
+        v
+    };
+    let (mut handoff_out, mut handoff_in) = handoff_rings(cores, &config.workers.lcores, &eal)?;
     for (core, (reader, lcore)) in readers.into_iter().zip(config.workers.lcores.iter().copied()).enumerate() {
         let counters = Arc::new(CoreCounters::default());
         let lb_counters = Arc::new(LbCounters::new(lb.limits()));
@@ -263,7 +375,9 @@ fn run_bound(config: Config, listener: std::os::unix::net::UnixListener, stop: A
             snapshots: reader,
             counters: counters.clone(),
             neigh: neigh_params(&config),
-            cores: config.workers.lcores.len() as u32,
+            ownership: Ownership::new(core as u32, cores as u32, steering_by_port.clone()),
+            handoff_out: std::mem::take(&mut handoff_out[core]),
+            handoff_in: std::mem::take(&mut handoff_in[core]),
             lb_limits: *lb.limits(),
             lb_counters: lb_counters.clone(),
             stop: workers_stop.clone(),
@@ -601,6 +715,8 @@ impl Control {
                     tx_queues: p.setup.tx_queues,
                     rss: p.setup.rss,
                     numa_socket: p.socket,
+                    steering: p.steering.name().into(),
+                    steering_detail: p.steering_detail.clone(),
                     stats: with_stats.then(|| p.port.stats()),
                 }
             })

@@ -239,6 +239,13 @@ pub struct LinkInfo {
     pub tx_queues: u16,
     pub rss: bool,
     pub numa_socket: i32,
+    /// How replies reach the worker that owns their connection: single, toeplitz or rings.
+    #[serde(default)]
+    pub steering: String,
+    /// What the start-up probe found: why a better method was not used, or the RSS key and
+    /// table size a Toeplitz choice rests on.
+    #[serde(default)]
+    pub steering_detail: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<PortStats>,
 }
@@ -718,6 +725,8 @@ mod tests {
             tx_queues: 1,
             rss: false,
             numa_socket: 0,
+            steering: "rings".into(),
+            steering_detail: "flow rules: not offered".into(),
             stats: Some(PortStats {
                 rx_packets: 1,
                 ..Default::default()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::counters::{CoreCounters, DropReason, Event};
-use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RxBurst, TxBuffer};
+use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RingConsumer, RingProducer, RxBurst, TxBuffer};
 use crate::l3::neigh::NeighView;
 use crate::l3::NeighParams;
 use crate::lb::{ConnQuery, ConnView, LbCore, LbCounters};
@@ -17,6 +17,7 @@ use crate::service::LbLimits;
 use crate::pipeline::{CoreCtx, NeighLearned, TxSink};
 use crate::rcu::Reader;
 use crate::snapshot::Snapshot;
+use crate::steer::Ownership;
 
 /// What the control thread asks of a worker.
 pub enum CoreMsg {
@@ -42,8 +43,12 @@ pub struct WorkerSetup {
     pub snapshots: Reader<Snapshot>,
     pub counters: Arc<CoreCounters>,
     pub neigh: NeighParams,
-    /// How many workers there are (FullNAT local ports are split between them).
-    pub cores: u32,
+    /// How many workers there are and which of them owns what.
+    pub ownership: Ownership,
+    /// Rings to the other workers, by core (None for this one).
+    pub handoff_out: Vec<Option<RingProducer>>,
+    /// Rings from the other workers.
+    pub handoff_in: Vec<RingConsumer>,
     pub lb_limits: LbLimits,
     pub lb_counters: Arc<LbCounters>,
     pub stop: Arc<AtomicBool>,
@@ -54,12 +59,14 @@ pub struct WorkerSetup {
     pub idle_sleep: Duration,
 }
 
-/// Per-port tx buffers of this worker's queue.
+/// Per-port tx buffers of this worker's queue, and per-core buffers of the rings to the
+/// other workers.
 struct TxPorts<'a> {
     ports: &'a [Port],
     bufs: Vec<TxBuffer>,
     queue: u16,
     counters: &'a CoreCounters,
+    handoff: Vec<(Option<RingProducer>, TxBuffer)>,
 }
 
 impl TxPorts<'_> {
@@ -68,6 +75,12 @@ impl TxPorts<'_> {
             let unsent = buf.flush(*port, self.queue);
             // tx_packets counted what the pipeline sent; these are the ones the NIC refused.
             self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
+        }
+        for (ring, buf) in &mut self.handoff {
+            if let Some(ring) = ring {
+                let unsent = buf.flush_to_ring(ring);
+                self.counters.drop_reason(DropReason::HandoffFull).add(unsent as u64);
+            }
         }
     }
 }
@@ -90,6 +103,17 @@ impl TxSink<Mbuf> for TxPorts<'_> {
             self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
         }
     }
+
+    #[inline]
+    fn hand_off(&mut self, core: u32, frame: Mbuf) -> Result<(), Mbuf> {
+        let Some((Some(ring), buf)) = self.handoff.get_mut(core as usize) else { return Err(frame) };
+        buf.push(frame)?;
+        if buf.is_full() {
+            let unsent = buf.flush_to_ring(ring);
+            self.counters.drop_reason(DropReason::HandoffFull).add(unsent as u64);
+        }
+        Ok(())
+    }
 }
 
 /// Runs until `stop` is set. Returns 0 (the lcore's exit code).
@@ -101,7 +125,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
         mut snapshots,
         counters,
         neigh,
-        cores,
+        ownership,
+        handoff_out,
+        mut handoff_in,
         lb_limits,
         lb_counters,
         stop,
@@ -111,11 +137,17 @@ pub fn run(setup: WorkerSetup) -> i32 {
         idle_sleep,
     } = setup;
     let queue = core as u16;
-    let lb = LbCore::new(core, cores, lb_limits, lb_counters);
+    let lb = LbCore::new(core, ownership.cores, lb_limits, lb_counters).with_ownership(ownership);
     let mut ctx: CoreCtx<Mbuf> = CoreCtx::new(core, counters.clone(), neigh, lb);
     snapshots.refresh();
     ctx.snapshot_changed(snapshots.current());
-    let mut tx = TxPorts { ports: &ports, bufs: ports.iter().map(|_| TxBuffer::default()).collect(), queue, counters: &counters };
+    let mut tx = TxPorts {
+        ports: &ports,
+        bufs: ports.iter().map(|_| TxBuffer::default()).collect(),
+        queue,
+        counters: &counters,
+        handoff: handoff_out.into_iter().map(|ring| (ring, TxBuffer::default())).collect(),
+    };
     let mut rx = RxBurst::default();
     let mut pool = MempoolRef(&mempool);
     let tsc_per_ms = (tsc_hz / 1000).max(1);
@@ -133,6 +165,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
         for port in &ports {
             received += rx.receive(*port, queue);
             ctx.process_burst(snap, now_ms, &mut rx, &mut pool, &mut tx);
+        }
+        for ring in &mut handoff_in {
+            received += rx.receive_ring(ring);
+            ctx.process_handed_in(snap, now_ms, &mut rx, &mut pool, &mut tx);
         }
         ctx.run_timers(snap, now_ms, &mut pool, &mut tx);
         while let Ok(msg) = mailbox.try_recv() {

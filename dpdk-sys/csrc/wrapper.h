@@ -14,6 +14,7 @@
 #include <rte_bus_vdev.h>
 #include <rte_thash.h>
 #include <rte_ring.h>
+#include <rte_flow.h>
 #include <rte_version.h>
 
 /* Macros and thread-locals that bindgen cannot turn into functions: csrc/extra.c. */

@@ -56,6 +56,73 @@ pub fn client_tuple(base: Ipv4Addr, i: u64) -> (Ipv4Addr, u16) {
     (Ipv4Addr::new(a, b, c, host), (FIRST_SPORT + i / HOSTS) as u16)
 }
 
+/// How a run's packets are spread over the tx queues: flow `f` always goes out on queue
+/// `f % queues`, and each queue cycles through its own flows in order, as its own stream (a
+/// queue whose ring is full never holds the others back). With one queue it is the plain
+/// sequence 0, 1, 2... (modulo `flows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spread {
+    /// Distinct flows, cycled through; `u64::MAX`: never repeat (a SYN flood).
+    pub flows: u64,
+    /// Tx queues, at least 1.
+    pub queues: u16,
+}
+
+/// How many of the flows `0..m` go out on queue `q` of `n`.
+fn flows_below(m: u64, n: u64, q: u64) -> u64 {
+    if m > q {
+        (m - q - 1) / n + 1
+    } else {
+        0
+    }
+}
+
+impl Spread {
+    pub fn new(flows: u64, queues: u16) -> Spread {
+        assert!(queues >= 1, "at least one queue");
+        Spread { flows, queues }
+    }
+
+    /// The queue flow `f` goes out on.
+    pub fn queue_of(&self, f: u64) -> u16 {
+        (f % u64::from(self.queues)) as u16
+    }
+
+    /// How many distinct flows go out on queue `q` (0 when there are fewer flows than queues).
+    pub fn flows_on(&self, q: u16) -> u64 {
+        flows_below(self.flows, u64::from(self.queues), u64::from(q))
+    }
+
+    /// The flow (tuple index) of the `k`-th packet (from 0) queue `q` sends. Queue `q` must
+    /// have flows (see [`Spread::flows_on`]).
+    pub fn flow(&self, q: u16, k: u64) -> u64 {
+        let n = u64::from(self.queues);
+        if self.flows == u64::MAX {
+            u64::from(q).wrapping_add(k.wrapping_mul(n))
+        } else {
+            u64::from(q) + (k % self.flows_on(q)) * n
+        }
+    }
+
+    /// Queue `q`'s share of a phase of `count` packets: how many of the first `count` packets
+    /// of the single sequence (packet s is flow `s % flows`) are its flows'. So a phase that
+    /// sends every flow twice (`count` = 2 x flows) sends every flow twice on its queue.
+    pub fn share(&self, count: u64, q: u16) -> u64 {
+        let (n, q) = (u64::from(self.queues), u64::from(q));
+        let cycles = count / self.flows;
+        cycles.saturating_mul(flows_below(self.flows, n, q)).saturating_add(flows_below(count % self.flows, n, q))
+    }
+
+    /// Queue `q`'s fraction of the packets sent: of a fixed rate, the part it sends.
+    pub fn fraction(&self, q: u16) -> f64 {
+        if self.flows == u64::MAX {
+            1.0 / f64::from(self.queues)
+        } else {
+            self.flows_on(q) as f64 / self.flows as f64
+        }
+    }
+}
+
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_ACK: u8 = 0x10;
 

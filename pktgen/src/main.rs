@@ -2,7 +2,8 @@
 //! anything that forwards between two ports, such as dpdk-testpmd, the harness's ceiling).
 //!
 //! It sends on one port (to the device under test's MAC) and counts what arrives on the
-//! other, unwrapping IPIP and GUE as ferrovs' TUN mode sends them. Every packet carries the
+//! other (with --queues N: N queues on each port, flow i sent on tx queue i % N, every rx
+//! queue polled; still one lcore), unwrapping IPIP and GUE as ferrovs' TUN mode sends them. Every packet carries the
 //! low 32 bits of the TSC at send time (TCP: the sequence number; UDP: the first payload
 //! bytes), so every packet that comes back is a latency sample. It answers ARP on both ports
 //! for the prefixes it stands in for (the backends on the sink side, the client router on the
@@ -23,7 +24,9 @@ use clap::Parser;
 use dataplane::dpdk::{rdtsc, tsc_hz, Eal, Mempool, Port, PortConf, RxBurst, TxBuffer, BURST_SIZE};
 use dataplane::net::MacAddr;
 use dataplane::pipeline::Frame;
-use pktgen::{arp_reply_in_place, classify, client_tuple, Histogram, Mode, Prefix, Received, Template, TCP_ACK, TCP_SYN};
+use pktgen::{
+    arp_reply_in_place, classify, client_tuple, Histogram, Mode, Prefix, Received, Spread, Template, TCP_ACK, TCP_SYN,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -89,6 +92,10 @@ struct Args {
     /// Mbufs in the generator's pool.
     #[arg(long, default_value_t = 16383)]
     mbufs: u32,
+    /// Rx and tx queues on each port (a device under test with N workers, one queue pair
+    /// each): flow i goes out on tx queue i % N, every rx queue is polled. Still one lcore.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    queues: u16,
 }
 
 /// Seconds with nothing sent between warm-up and measurement, and after the measurement.
@@ -97,6 +104,10 @@ const DRAIN_S: f64 = 0.3;
 
 struct Counters {
     tx: u64,
+    /// Sent, per tx queue.
+    tx_queue: Vec<u64>,
+    /// Stamped packets received on the rx port, per rx queue.
+    rx_queue: Vec<u64>,
     tx_nombuf: u64,
     /// Stamped packets received on the rx port.
     rx: u64,
@@ -113,17 +124,21 @@ struct Generator {
     ports_differ: bool,
     macs: [MacAddr; 2],
     pool: std::sync::Arc<Mempool>,
-    tx: TxBuffer,
-    /// ARP replies, per port (0: tx port, 1: rx port).
-    replies: [TxBuffer; 2],
+    /// Queues on each port.
+    queues: u16,
+    /// Frames waiting, per tx queue of the tx port.
+    tx: Vec<TxBuffer>,
+    /// ARP replies, per port (0: tx port, 1: rx port) and queue (each goes back out on the
+    /// queue its request came in on).
+    replies: [Vec<TxBuffer>; 2],
     rx: RxBurst,
     answer_arp: Vec<Prefix>,
     gue_port: u16,
     clients: Ipv4Addr,
     hz: f64,
     c: Counters,
-    /// Next tuple index of the stream being sent.
-    next_flow: u64,
+    /// Per tx queue: packets of its stream sent so far (see [`Spread::flow`]).
+    next_flow: Vec<u64>,
 }
 
 /// What a phase sends.
@@ -138,38 +153,50 @@ struct Traffic<'a> {
 }
 
 impl Generator {
-    /// Runs one phase for `seconds` (or until `send.count` packets went out).
+    /// Runs one phase for `seconds` (or until `send.count` packets went out). Each tx queue
+    /// sends its own flows, its share of the count and of the rate.
     fn phase(&mut self, seconds: f64, send: &Traffic<'_>) {
         let start = rdtsc();
         let end = start + (seconds * self.hz) as u64;
-        let mut sent = 0u64;
+        let spread = Spread::new(send.flows, self.queues);
+        let queues = usize::from(self.queues);
+        let quota: Vec<u64> = (0..self.queues).map(|q| spread.share(send.count, q)).collect();
+        let rate: Vec<f64> = (0..self.queues).map(|q| send.rate * spread.fraction(q)).collect();
+        let mut sent = vec![0u64; queues];
         loop {
             let now = rdtsc();
             if now >= end {
                 break;
             }
             if let Some(t) = send.template {
-                if sent < send.count {
-                    let target = if send.rate == 0.0 { u64::MAX } else { ((now - start) as f64 * send.rate) as u64 };
-                    self.fill(t, send, target.saturating_sub(sent).min(send.count - sent), now as u32);
-                    let n = self.tx.send_retaining(self.tx_port, 0) as u64;
-                    sent += n;
-                    self.c.tx += n;
-                } else if !self.tx.is_empty() {
-                    self.c.tx += self.tx.send_retaining(self.tx_port, 0) as u64;
+                for q in 0..queues {
+                    if sent[q] < quota[q] {
+                        let target = if send.rate == 0.0 { u64::MAX } else { ((now - start) as f64 * rate[q]) as u64 };
+                        self.fill(t, &spread, q, target.saturating_sub(sent[q]).min(quota[q] - sent[q]), now as u32);
+                    }
+                    if !self.tx[q].is_empty() {
+                        let n = self.tx[q].send_retaining(self.tx_port, q as u16) as u64;
+                        sent[q] += n;
+                        self.c.tx += n;
+                        self.c.tx_queue[q] += n;
+                    }
                 }
             }
-            self.poll(self.rx_port, 1);
-            if self.ports_differ {
-                self.poll(self.tx_port, 0);
+            for q in 0..self.queues {
+                self.poll(self.rx_port, 1, q);
+                if self.ports_differ {
+                    self.poll(self.tx_port, 0, q);
+                }
             }
         }
     }
 
-    /// Tops the tx buffer up with at most `due` more frames (minus what is still waiting).
-    fn fill(&mut self, template: &Template, send: &Traffic<'_>, due: u64, stamp: u32) {
-        let room = (BURST_SIZE - self.tx.len()) as u64;
-        for _ in 0..room.min(due.saturating_sub(self.tx.len() as u64)) {
+    /// Tops tx queue `q`'s buffer up with at most `due` more frames (minus what is still
+    /// waiting).
+    fn fill(&mut self, template: &Template, spread: &Spread, q: usize, due: u64, stamp: u32) {
+        let tx = &mut self.tx[q];
+        let room = (BURST_SIZE - tx.len()) as u64;
+        for _ in 0..room.min(due.saturating_sub(tx.len() as u64)) {
             let Some(mut m) = self.pool.alloc() else {
                 self.c.tx_nombuf += 1;
                 return;
@@ -177,30 +204,32 @@ impl Generator {
             // Templates are at most 1514 bytes; an mbuf holds 2 KiB.
             let fits = m.set_len(template.len());
             debug_assert!(fits);
-            let i = if send.flows == u64::MAX { self.next_flow } else { self.next_flow % send.flows };
-            self.next_flow += 1;
+            let i = spread.flow(q as u16, self.next_flow[q]);
+            self.next_flow[q] += 1;
             let (src, sport) = client_tuple(self.clients, i);
             template.stamp(m.data_mut(), src, sport, stamp);
-            if self.tx.push(m).is_err() {
+            if tx.push(m).is_err() {
                 return;
             }
         }
     }
 
-    /// Receives one burst on `port` (index `which`: 0 tx port, 1 rx port).
-    fn poll(&mut self, port: Port, which: usize) {
-        if self.rx.receive(port, 0) == 0 {
-            if !self.replies[which].is_empty() {
-                self.replies[which].send_retaining(port, 0);
+    /// Receives one burst on queue `queue` of `port` (index `which`: 0 tx port, 1 rx port).
+    fn poll(&mut self, port: Port, which: usize, queue: u16) {
+        let replies = &mut self.replies[which][usize::from(queue)];
+        if self.rx.receive(port, queue) == 0 {
+            if !replies.is_empty() {
+                replies.send_retaining(port, queue);
             }
             return;
         }
         let now = rdtsc() as u32;
-        while let Some(mut m) = self.rx.next() {
+        for mut m in self.rx.by_ref() {
             match classify(m.data(), self.gue_port) {
                 Received::Stamped(stamp) => {
                     if which == 1 {
                         self.c.rx += 1;
+                        self.c.rx_queue[usize::from(queue)] += 1;
                     } else {
                         self.c.rx_back += 1;
                     }
@@ -208,21 +237,28 @@ impl Generator {
                 }
                 Received::ArpRequest { target, .. } if self.answer_arp.iter().any(|p| p.contains(target)) => {
                     arp_reply_in_place(m.data_mut(), self.macs[which]);
-                    if self.replies[which].push(m).is_ok() {
+                    if replies.push(m).is_ok() {
                         self.c.arp_replies += 1;
                     }
                 }
                 _ => self.c.rx_other += 1,
             }
         }
-        self.replies[which].send_retaining(port, 0);
+        replies.send_retaining(port, queue);
     }
 }
 
-fn open_port(name: &str, pool: &Mempool) -> Result<Port, String> {
+fn open_port(name: &str, pool: &Mempool, queues: u16) -> Result<Port, String> {
     let port = Port::by_name(name).map_err(|e| format!("port {name}: {e} (is it in the EAL's --vdev/-a list?)"))?;
-    let conf = PortConf { rx_queues: 1, tx_queues: 1, rx_descriptors: 1024, tx_descriptors: 1024, mtu: 1500, promiscuous: true };
-    port.configure(&conf, &[pool]).map_err(|e| format!("port {name}: {e}"))?;
+    let conf = PortConf {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: 1024,
+        tx_descriptors: 1024,
+        mtu: 1500,
+        promiscuous: true,
+    };
+    port.configure(&conf, &vec![pool; usize::from(queues)]).map_err(|e| format!("port {name}: {e}"))?;
     port.start(true).map_err(|e| format!("port {name}: {e}"))?;
     Ok(port)
 }
@@ -251,27 +287,40 @@ fn run(args: &Args) -> Result<(), String> {
         return Err("--flows must be at least 1".into());
     }
     let pool = Mempool::create("pktgen", args.mbufs, 256, -1).map_err(|e| e.to_string())?;
-    let tx_port = open_port(&args.tx_port, &pool)?;
+    let tx_port = open_port(&args.tx_port, &pool, args.queues)?;
     let ports_differ = args.rx_port != args.tx_port;
-    let rx_port = if ports_differ { open_port(&args.rx_port, &pool)? } else { tx_port };
+    let rx_port = if ports_differ { open_port(&args.rx_port, &pool, args.queues)? } else { tx_port };
     wait_link(&[tx_port, rx_port], &[&args.tx_port, &args.rx_port], args.link_timeout)?;
     let main = Template::new(tx_port.mac(), args.dst_mac, proto, *args.dst.ip(), args.dst.port(), flags, args.size)?;
     let hz = tsc_hz() as f64;
     let per_cycle = |mpps: f64| mpps * 1e6 / hz;
+    let queues = usize::from(args.queues);
+    let buffers = || (0..queues).map(|_| TxBuffer::default()).collect::<Vec<_>>();
     let mut g = Generator {
         tx_port,
         rx_port,
         ports_differ,
         macs: [tx_port.mac(), rx_port.mac()],
         pool,
-        tx: TxBuffer::default(),
-        replies: [TxBuffer::default(), TxBuffer::default()],
+        queues: args.queues,
+        tx: buffers(),
+        replies: [buffers(), buffers()],
         rx: RxBurst::default(),
         answer_arp: args.answer_arp.clone(),
         gue_port: args.gue_port,
         hz,
-        c: Counters { tx: 0, tx_nombuf: 0, rx: 0, rx_back: 0, rx_other: 0, arp_replies: 0, latency: Histogram::default() },
-        next_flow: 0,
+        c: Counters {
+            tx: 0,
+            tx_queue: vec![0; queues],
+            rx_queue: vec![0; queues],
+            tx_nombuf: 0,
+            rx: 0,
+            rx_back: 0,
+            rx_other: 0,
+            arp_replies: 0,
+            latency: Histogram::default(),
+        },
+        next_flow: vec![0; queues],
         clients: args.clients,
     };
     let flows = if args.mode == Mode::Syn { u64::MAX } else { args.flows };
@@ -289,7 +338,7 @@ fn run(args: &Args) -> Result<(), String> {
         g.phase(0.05, &Traffic { template: Some(probe), rate: per_cycle(0.001), flows: u64::MAX, count: 50 });
     }
     if args.mode != Mode::Syn {
-        g.next_flow = 0;
+        g.next_flow.fill(0);
     }
     let mut open = (g.c.tx, g.c.rx);
     if args.mode == Mode::TcpEstablished {
@@ -301,7 +350,7 @@ fn run(args: &Args) -> Result<(), String> {
         g.phase(seconds, &send);
         g.phase(PAUSE_S * 4.0, &Traffic { template: None, ..send });
         open = (g.c.tx - open.0, g.c.rx - open.1);
-        g.next_flow = 0;
+        g.next_flow.fill(0);
     } else {
         open = (0, 0);
     }
@@ -311,6 +360,7 @@ fn run(args: &Args) -> Result<(), String> {
     // The measured period starts with a clean slate.
     g.c = Counters { latency: Histogram::default(), ..g.c };
     let (tx0, rx0, back0, other0) = (g.c.tx, g.c.rx, g.c.rx_back, g.c.rx_other);
+    let (txq0, rxq0) = (g.c.tx_queue.clone(), g.c.rx_queue.clone());
     let start = rdtsc();
     g.phase(args.duration, &send);
     let elapsed = (rdtsc() - start) as f64 / hz;
@@ -319,6 +369,10 @@ fn run(args: &Args) -> Result<(), String> {
     g.phase(DRAIN_S, &Traffic { template: None, ..send });
     let tx = g.c.tx - tx0;
     let rx = g.c.rx - rx0;
+    let per_queue = |now: &[u64], then: &[u64]| {
+        now.iter().zip(then).map(|(n, t)| (n - t).to_string()).collect::<Vec<_>>().join(",")
+    };
+    let (tx_queues, rx_queues) = (per_queue(&g.c.tx_queue, &txq0), per_queue(&g.c.rx_queue, &rxq0));
     let ns = |cycles: u64| cycles as f64 * 1e9 / hz;
     let l = &g.c.latency;
     let mode = match args.mode {
@@ -330,7 +384,7 @@ fn run(args: &Args) -> Result<(), String> {
         concat!(
             "{{\"mode\":\"{}\",\"size\":{},\"flows\":{},\"seconds\":{:.3},\"tx\":{},\"rx\":{},\"tx_mpps\":{:.4},",
             "\"rx_mpps\":{:.4},\"loss\":{},\"rx_back\":{},\"rx_other\":{},\"tx_nombuf\":{},\"arp_replies\":{},",
-            "\"open_tx\":{},\"open_rx\":{},\"latency_ns\":{{\"samples\":{},\"p50\":{:.0},\"p99\":{:.0},\"p999\":{:.0},\"max\":{:.0}}}}}"
+            "\"open_tx\":{},\"open_rx\":{},\"queues\":{},\"tx_per_queue\":[{}],\"rx_per_queue\":[{}],\"latency_ns\":{{\"samples\":{},\"p50\":{:.0},\"p99\":{:.0},\"p999\":{:.0},\"max\":{:.0}}}}}"
         ),
         mode,
         args.size,
@@ -347,6 +401,9 @@ fn run(args: &Args) -> Result<(), String> {
         g.c.arp_replies,
         open.0,
         open.1,
+        args.queues,
+        tx_queues,
+        rx_queues,
         l.count(),
         ns(l.quantile(0.5)),
         ns(l.quantile(0.99)),

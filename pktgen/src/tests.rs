@@ -69,6 +69,85 @@ fn client_tuples_are_unique_across_the_space_and_avoid_network_and_broadcast_hos
     assert_eq!(client_tuple(base, TUPLE_SPACE), client_tuple(base, 0), "wraps after the space");
 }
 
+#[test]
+fn one_queue_is_the_plain_sequence() {
+    let s = Spread::new(5, 1);
+    assert_eq!((0..12).map(|k| s.flow(0, k)).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
+    assert_eq!(s.share(10, 0), 10);
+    assert_eq!(s.share(u64::MAX, 0), u64::MAX);
+    assert_eq!(s.fraction(0), 1.0);
+    let flood = Spread::new(u64::MAX, 1);
+    assert_eq!(flood.flow(0, 123_456_789), 123_456_789);
+    assert_eq!(flood.share(50, 0), 50);
+}
+
+#[test]
+fn every_flow_goes_out_on_queue_flow_mod_queues_and_each_queue_cycles_its_own() {
+    for queues in 1..=4u16 {
+        for flows in [1u64, 2, 3, 7, 8, 1000, 65536] {
+            let s = Spread::new(flows, queues);
+            let mut seen = vec![0u32; flows as usize];
+            for q in 0..queues {
+                let on = s.flows_on(q);
+                assert_eq!(on, (0..flows).filter(|f| s.queue_of(*f) == q).count() as u64, "{flows} flows, queue {q}");
+                // Two cycles of the queue's own flows: each exactly twice, all on this queue.
+                for k in 0..2 * on {
+                    let f = s.flow(q, k);
+                    assert!(f < flows);
+                    assert_eq!(s.queue_of(f), q);
+                    assert_eq!(f % queues as u64, q as u64);
+                    seen[f as usize] += 1;
+                }
+                if on > 0 {
+                    assert_eq!(s.flow(q, 0), s.flow(q, on), "the queue's cycle repeats");
+                }
+            }
+            assert!(seen.iter().all(|n| *n == 2), "{flows} flows over {queues} queues: every flow on one queue");
+        }
+    }
+}
+
+#[test]
+fn shares_of_a_phase_add_up_and_follow_the_single_sequence() {
+    for queues in 1..=3u16 {
+        for flows in [1u64, 2, 5, 6, 100] {
+            let s = Spread::new(flows, queues);
+            for count in [0u64, 1, 2, 3, 7, 2 * flows, 2 * flows + 1, 1000] {
+                let mut expect = vec![0u64; queues as usize];
+                for i in 0..count {
+                    expect[s.queue_of(i % flows) as usize] += 1;
+                }
+                let got: Vec<u64> = (0..queues).map(|q| s.share(count, q)).collect();
+                assert_eq!(got, expect, "{count} packets, {flows} flows, {queues} queues");
+            }
+            // Fractions of a fixed rate add up to the rate.
+            let total: f64 = (0..queues).map(|q| s.fraction(q)).sum();
+            assert!((total - 1.0).abs() < 1e-12);
+            // Unlimited stays (practically) unlimited on every queue that has flows.
+            for q in 0..queues {
+                let share = s.share(u64::MAX, q);
+                assert!(if s.flows_on(q) == 0 { share == 0 } else { share > u64::MAX / (2 * flows * queues as u64) });
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flood_never_repeats_a_tuple_across_queues() {
+    let s = Spread::new(u64::MAX, 2);
+    let mut seen = std::collections::HashSet::new();
+    for q in 0..2 {
+        for k in 0..10_000 {
+            let f = s.flow(q, k);
+            assert_eq!(s.queue_of(f), q);
+            assert!(seen.insert(f));
+        }
+    }
+    assert_eq!((s.share(50, 0), s.share(50, 1)), (25, 25));
+    assert_eq!((s.share(5, 0), s.share(5, 1)), (3, 2));
+    assert_eq!(s.fraction(1), 0.5);
+}
+
 /// Wraps an IP packet (the frame's bytes after Ethernet) as ferrovs' TUN mode does.
 fn encapsulate(frame: &[u8], gue_port: Option<u16>) -> Vec<u8> {
     let inner = &frame[14..];

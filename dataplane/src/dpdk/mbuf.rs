@@ -7,6 +7,7 @@ use std::sync::Arc;
 use dpdk_sys::{rte_mbuf, rte_mempool};
 
 use super::port::Port;
+use super::ring::{RingConsumer, RingProducer};
 use super::DpdkError;
 use crate::pipeline::{Frame, FramePool};
 
@@ -89,7 +90,7 @@ impl Mbuf {
     /// # Safety
     /// `raw` must be a valid, single-segment mbuf that nothing else owns.
     #[inline]
-    unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
+    pub(super) unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
         NonNull::new(raw).map(Mbuf)
     }
 
@@ -200,6 +201,16 @@ impl RxBurst {
         self.len
     }
 
+    /// Takes up to BURST_SIZE frames another worker handed to this one. Frames not yet taken
+    /// from the previous burst are freed first.
+    #[inline]
+    pub fn receive_ring(&mut self, ring: &mut RingConsumer) -> usize {
+        self.free_rest();
+        self.len = ring.dequeue(&mut self.pkts);
+        self.next = 0;
+        self.len
+    }
+
     fn free_rest(&mut self) {
         while self.next < self.len {
             // SAFETY: entries next..len are mbufs from rx_burst not yet handed out.
@@ -282,6 +293,19 @@ impl TxBuffer {
         self.pkts.copy_within(sent..self.len, 0);
         self.len -= sent;
         sent
+    }
+
+    /// Hands what is buffered to another worker's ring; frees and returns the count of
+    /// frames the ring did not take (the caller counts them as drops).
+    #[inline]
+    pub fn flush_to_ring(&mut self, ring: &mut RingProducer) -> usize {
+        let unsent = ring.enqueue(&self.pkts[..self.len]);
+        for raw in &self.pkts[self.len - unsent..self.len] {
+            // SAFETY: the ring did not take these; we still own them.
+            drop(unsafe { Mbuf::from_raw(*raw) });
+        }
+        self.len = 0;
+        unsent
     }
 
     /// Sends what is buffered on `queue` of `port`; frees and returns the count of frames the

@@ -15,6 +15,8 @@ mod mbuf;
 mod port;
 mod prefetch;
 #[cfg(feature = "dpdk")]
+mod ring;
+#[cfg(feature = "dpdk")]
 mod rss;
 
 #[cfg(feature = "dpdk")]
@@ -24,6 +26,8 @@ pub use mbuf::{Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
 #[cfg(feature = "dpdk")]
 pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup};
 pub use prefetch::prefetch;
+#[cfg(feature = "dpdk")]
+pub use ring::{handoff_ring, RingConsumer, RingProducer};
 #[cfg(feature = "dpdk")]
 pub use rss::soft_rss_ipv4_l4;
 

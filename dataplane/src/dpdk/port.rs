@@ -160,6 +160,101 @@ impl Port {
         })
     }
 
+    /// Spreads the RSS redirection table round robin over the first `queues` queues and
+    /// reads back what the NIC now uses: its hash key and its table. Replies can then be
+    /// steered by choosing ports whose hash lands on the right queue. Fails, saying why, when
+    /// the device does not report both (then replies go over rings).
+    pub fn rss_steering(self, queues: u16) -> Result<(Vec<u8>, Vec<u16>), String> {
+        let info = self.info().map_err(|e| e.to_string())?;
+        let size = usize::from(info.reta_size);
+        if info.rss_offloads == 0 || size == 0 {
+            return Err(format!("driver {} has no RSS redirection table", info.driver));
+        }
+        let group = dpdk_sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut table: Vec<dpdk_sys::rte_eth_rss_reta_entry64> = (0..size.div_ceil(group))
+            .map(|g| {
+                let mut e = dpdk_sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, reta: [0; 64] };
+                for (i, q) in e.reta.iter_mut().enumerate() {
+                    *q = ((g * group + i) % usize::from(queues)) as u16;
+                }
+                e
+            })
+            .collect();
+        // SAFETY: `table` holds size entries in groups of 64, as the call expects. A device
+        // that cannot update keeps its own table, which the query below reads.
+        unsafe { dpdk_sys::rte_eth_dev_rss_reta_update(self.0, table.as_mut_ptr(), info.reta_size) };
+        for e in &mut table {
+            e.mask = u64::MAX;
+        }
+        // SAFETY: as above; the device fills the masked entries.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_reta_query(self.0, table.as_mut_ptr(), info.reta_size) };
+        check(|| "rte_eth_dev_rss_reta_query".into(), ret).map_err(|e| e.to_string())?;
+        let reta: Vec<u16> = table.iter().flat_map(|e| e.reta).take(size).collect();
+        if let Some(q) = (0..queues).find(|q| !reta.contains(q)) {
+            return Err(format!("the RSS redirection table sends nothing to queue {q}"));
+        }
+        // Devices that do not report a key size (virtual ones) use a 40-byte key.
+        let mut key = vec![0u8; if info.hash_key_size == 0 { 40 } else { usize::from(info.hash_key_size) }];
+        let mut conf = dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: key.len() as u8, rss_hf: 0 };
+        // SAFETY: rss_key points to rss_key_len writable bytes.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.0, &mut conf) };
+        check(|| "rte_eth_dev_rss_hash_conf_get".into(), ret).map_err(|e| e.to_string())?;
+        key.truncate(usize::from(conf.rss_key_len).min(key.len()));
+        if key.iter().all(|&b| b == 0) {
+            return Err("the device reports an all-zero RSS key".into());
+        }
+        Ok((key, reta))
+    }
+
+    /// Whether the NIC takes the flow rule that local-port steering needs: TCP to one of our
+    /// addresses whose destination port, masked to the worker count, names the queue.
+    /// Validated only, nothing is installed. Err says why not (the driver's words).
+    pub fn flow_steering_probe(self, queues: u16) -> Result<(), String> {
+        if !queues.is_power_of_two() {
+            return Err(format!("{queues} workers: port masks need a power of two"));
+        }
+        let mut attr = dpdk_sys::rte_flow_attr::default();
+        attr.set_ingress(1);
+        let mut ip_spec = dpdk_sys::rte_flow_item_ipv4::default();
+        let mut ip_mask = dpdk_sys::rte_flow_item_ipv4::default();
+        ip_spec.hdr.dst_addr = u32::from(std::net::Ipv4Addr::new(192, 0, 2, 1)).to_be();
+        ip_mask.hdr.dst_addr = u32::MAX;
+        let mut tcp_spec = dpdk_sys::rte_flow_item_tcp::default();
+        let mut tcp_mask = dpdk_sys::rte_flow_item_tcp::default();
+        tcp_spec.hdr.dst_port = 0;
+        tcp_mask.hdr.dst_port = (queues - 1).to_be();
+        let item = |type_, spec: *const std::ffi::c_void, mask: *const std::ffi::c_void| dpdk_sys::rte_flow_item {
+            type_,
+            spec,
+            last: std::ptr::null(),
+            mask,
+        };
+        let pattern = [
+            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_ETH, std::ptr::null(), std::ptr::null()),
+            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_IPV4, (&raw const ip_spec).cast(), (&raw const ip_mask).cast()),
+            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_TCP, (&raw const tcp_spec).cast(), (&raw const tcp_mask).cast()),
+            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_END, std::ptr::null(), std::ptr::null()),
+        ];
+        let queue = dpdk_sys::rte_flow_action_queue { index: 0 };
+        let actions = [
+            dpdk_sys::rte_flow_action { type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_QUEUE, conf: (&raw const queue).cast() },
+            dpdk_sys::rte_flow_action { type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_END, conf: std::ptr::null() },
+        ];
+        let mut error = dpdk_sys::rte_flow_error::default();
+        // SAFETY: every pointer refers to a local that outlives the call; the lists end with END.
+        let ret = unsafe { dpdk_sys::rte_flow_validate(self.0, &attr, pattern.as_ptr(), actions.as_ptr(), &mut error) };
+        if ret == 0 {
+            return Ok(());
+        }
+        let why = if error.message.is_null() {
+            DpdkError::new("rte_flow_validate", ret).to_string()
+        } else {
+            // SAFETY: the driver's message is a static NUL-terminated string.
+            unsafe { CStr::from_ptr(error.message) }.to_string_lossy().into_owned()
+        };
+        Err(why)
+    }
+
     pub fn start(self, promiscuous: bool) -> Result<(), DpdkError> {
         // SAFETY: the port is configured.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.0) };
