@@ -27,7 +27,7 @@ mod snat;
 
 const EXAMPLES: &str = "\
 Examples:
-  fvs link show                      ports, their driver, queues and link state
+  fvs link show                      ports, their driver, queues, reply steering and link state
   fvs -s link                        the same with packet counters
   fvs addr add 192.0.2.1/24 dev dp0
   fvs route add 203.0.113.0/24 via 192.0.2.2

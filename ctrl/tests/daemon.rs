@@ -1192,3 +1192,47 @@ fn service_changes_are_counted_with_their_delay_to_all_workers() {
     daemon.stop();
     assert_nothing_left(&prefix, &socket);
 }
+
+/// Two workers on a port whose driver reports an RSS key and table (net_null) and one that
+/// has neither (net_pcap): the start-up probe picks Toeplitz steering for the first, with the
+/// key the driver reports and a table spread over both queues, and rings for the second.
+#[test]
+fn two_workers_steer_replies_by_what_each_port_offers() {
+    let _guard = lock();
+    let dir = TempDir::new("steer");
+    let prefix = format!("fvs-it-{}-steer", std::process::id());
+    let socket = dir.join("fvs.sock");
+    let d = dir.path().display();
+    // Both worker lcores on CPU 1 (a two-CPU machine has no more): this test only reads
+    // state. net_pcap gets a queue per rx_pcap/tx_pcap pair.
+    let yaml = format!(
+        "eal: {{ file_prefix: {prefix}, hugepages: false, memory_mb: 128 }}\n\
+         workers: {{ lcores: [1, 2], cpus: [1, 1], idle_sleep_us: 100 }}\n\
+         mempool: {{ mbufs: 4095, cache_size: 64 }}\n\
+         ports:\n  - {{ name: dp0, device: \"net_null0,no-rx=1\" }}\n  \
+           - {{ name: dp1, device: \"net_pcap0,rx_pcap={d}/in.pcap,rx_pcap={d}/in.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap\" }}\n\
+         addresses:\n  - {{ port: dp0, addr: 192.0.2.1/24 }}\n\
+         api: {{ socket: {} }}\n",
+        socket.display()
+    );
+    let config = dir.join("ferrovs.yaml");
+    fs::write(&config, &yaml).unwrap();
+    write_pcap(&dir.join("in.pcap"), &[]);
+    let daemon = Daemon::start(&config, &socket, dir.path());
+    let links = fvs_json(&socket, &["link", "show"]);
+    let by_name = |name: &str| links.as_array().unwrap().iter().find(|l| l["name"] == name).cloned().unwrap();
+    let (null, pcap) = (by_name("dp0"), by_name("dp1"));
+    assert_eq!((&null["rx_queues"], &null["rss"], &null["steering"]), (&Value::from(2), &Value::from(true), &Value::from("toeplitz")), "{null}");
+    let detail = null["steering_detail"].as_str().unwrap();
+    // net_null's default key is the well-known 40-byte one DPDK's drivers share.
+    assert!(detail.contains("rss key 6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa reta 128 entries"), "{detail}");
+    assert!(detail.starts_with("flow rules: not offered"), "{detail}");
+    assert_eq!(pcap["steering"], "rings", "{pcap}");
+    let text = fvs(&socket, &["link", "show"]).stdout;
+    assert!(text.contains("\n    steering toeplitz (flow rules: not offered"), "{text}");
+    assert!(text.contains("\n    steering rings (flow rules: not offered"), "{text}");
+    let stats = fvs_json(&socket, &["stats"]);
+    assert_eq!(stats["cores"].as_array().unwrap().len(), 2, "{stats}");
+    daemon.stop();
+    assert_nothing_left(&prefix, &socket);
+}
