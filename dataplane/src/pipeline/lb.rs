@@ -541,6 +541,15 @@ impl<F: Frame> CoreCtx<F> {
         // The quoted packet went the other way: reversing it gives a key of ours.
         let key = ConnKey { src: quoted.dst, dst: quoted.src, sport: quoted.dport, dport: quoted.sport, proto: quoted.proto };
         let Some((id, dir)) = self.lb.conns.lookup(&key) else {
+            // The error follows its connection to the core that owns it, found the way a
+            // packet of the connection finds it (a frame handed in finds itself the owner).
+            if !self.lb.ownership.is_single() {
+                let owner = self.lb.ownership.owner(&snap.services, &key, frame.rx_port());
+                if owner != self.core {
+                    self.hand_off(owner, frame, tx);
+                    return None;
+                }
+            }
             return Some(frame);
         };
         let conn = self.lb.conns.get(id);

@@ -164,3 +164,21 @@ fn where_the_nic_hashes_replies_to_the_owner_nothing_is_handed_off() {
     assert_eq!(cores.event(Event::ConnsCreated), [20, 20]);
     cores.no_drops();
 }
+
+#[test]
+fn icmp_errors_about_a_connection_reach_its_core() {
+    let mut cores = Cores::new(&nat_tcp(), LbLimits::default(), vec![Steering::Rings; 2]);
+    let owner = Ownership::new(0, 2, Vec::new());
+    // A client port owned by core 1; its SYN arrives there.
+    let cport = (40000..).find(|&p| owner.client_owner(ip4("192.0.2.2"), p) == 1).unwrap();
+    let out = cores.deliver(1, 0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", cport, VIP, 80, 6, SYN, b""));
+    let sent = out[0].1.clone();
+    // The backend's port unreachable about that packet arrives on core 0.
+    let err = icmp_error(B1_MAC, OUR_MAC1, "198.51.100.11", "192.0.2.2", 3, 3, &sent);
+    let out = cores.deliver(0, 1, err);
+    assert_eq!(out.len(), 1, "translated by the owner");
+    assert_eq!(out[0].0, 0);
+    assert_eq!(cores.event(Event::IcmpErrorsTranslated), [0, 1]);
+    assert_eq!(cores.event(Event::HandedOff), [1, 0]);
+    cores.no_drops();
+}
