@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::conn::Hint;
+use crate::conn::{ConnKey, Hint};
 use crate::counters::{CoreCounters, DropReason, Event};
 use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
@@ -192,9 +192,8 @@ impl<F: Frame> CoreCtx<F> {
                 Arrival::HandedIn => self.counters.event(Event::HandedIn).inc(),
             }
             let Some(l4) = lb_candidate(snap, frame) else { continue };
-            if arrival == Arrival::Nic && !self.lb.ownership.is_single() {
-                let owner = self.lb.ownership.owner(&snap.services, &l4.tuple, frame.rx_port());
-                if owner != self.core {
+            if arrival == Arrival::Nic {
+                if let Some(owner) = self.other_owner(snap, &l4.tuple, frame.rx_port()) {
                     if let Some(frame) = slot.take() {
                         self.hand_off(owner, frame, tx);
                     }
@@ -232,17 +231,24 @@ impl<F: Frame> CoreCtx<F> {
         self.count_rx(&frame);
         match lb_candidate(snap, &frame) {
             Some(l4) => {
-                if !self.lb.ownership.is_single() {
-                    let owner = self.lb.ownership.owner(&snap.services, &l4.tuple, frame.rx_port());
-                    if owner != self.core {
-                        return self.hand_off(owner, frame, tx);
-                    }
+                if let Some(owner) = self.other_owner(snap, &l4.tuple, frame.rx_port()) {
+                    return self.hand_off(owner, frame, tx);
                 }
                 let candidate = self.candidate(l4);
                 self.lb_frame(snap, now_ms, frame, &candidate, pool, tx)
             }
             None => self.other_frame(snap, now_ms, frame, pool, tx),
         }
+    }
+
+    /// The core that owns a packet with this tuple received on `rx_port`, when not this one.
+    #[inline]
+    fn other_owner(&self, snap: &Snapshot, tuple: &ConnKey, rx_port: u16) -> Option<u32> {
+        if self.lb.ownership.is_single() {
+            return None;
+        }
+        let owner = self.lb.ownership.owner(&snap.services, tuple, rx_port);
+        (owner != self.core).then_some(owner)
     }
 
     /// Passes a frame to the core that owns its connection, or drops it when that core's

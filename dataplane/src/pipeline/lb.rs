@@ -543,12 +543,9 @@ impl<F: Frame> CoreCtx<F> {
         let Some((id, dir)) = self.lb.conns.lookup(&key) else {
             // The error follows its connection to the core that owns it, found the way a
             // packet of the connection finds it (a frame handed in finds itself the owner).
-            if !self.lb.ownership.is_single() {
-                let owner = self.lb.ownership.owner(&snap.services, &key, frame.rx_port());
-                if owner != self.core {
-                    self.hand_off(owner, frame, tx);
-                    return None;
-                }
+            if let Some(owner) = self.other_owner(snap, &key, frame.rx_port()) {
+                self.hand_off(owner, frame, tx);
+                return None;
             }
             return Some(frame);
         };
