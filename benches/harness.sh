@@ -10,14 +10,14 @@
 #                           [--dut both|ferrovs|testpmd] [--workers 1|2|1,2] [--max-loss PCT]
 #                           [--churn] [--keep DIR]
 #
-# --workers picks ferrovs' worker count: 1 (the default, as above), 2, or 1,2 (every case and
-# round runs ferrovs with 1 and then with 2 workers, and the summary gives 2w/1w). With 2
-# workers, worker lcore 1 runs on CPU 1 and worker lcore 2 on CPU 0 (ferrovs' main lcore stays
-# lcore 0 on CPU 0), and the memif links get 2 queue pairs (the generator: --queues 2, flow i
-# on queue i % 2). The layout is for a machine with only 2 CPUs: the second worker shares CPU 0
-# with the generator (and ferrovs' control thread), so both get a part of that CPU and 2w/1w
-# says what a second worker gives here, not what a second free core would. testpmd stays one
-# queue pair and one forwarding core: the ceiling of the 1-worker runs.
+# --workers picks the worker count: 1 (the default, as above), 2, or 1,2 (every case and round
+# runs with 1 and then with 2 workers, and the summary gives 2w/1w). With 2 workers, worker
+# lcore 1 runs on CPU 1 and worker lcore 2 on CPU 0 (ferrovs' main lcore stays lcore 0 on
+# CPU 0), and the memif links get 2 queue pairs (the generator: --queues 2, flow i on queue
+# i % 2). testpmd, the ceiling, does the same with 2 forwarding lcores: --lcores 0@0,1@1,2@0,
+# 2 queues. The layout is for a machine with only 2 CPUs: the second worker shares CPU 0 with
+# the generator (and the main lcore), so each gets a part of that CPU, and 2w/1w says what a
+# second worker gives here, not what a second free core would.
 #
 # Cases (all TCP to the VIP 192.0.2.100:80 with 8 backends, round robin):
 #   nat, fullnat, dr, tun   established: --flows connections opened by SYNs first, then ACKs
@@ -65,23 +65,18 @@ done
 for c in ${cases//,/ }; do
   case "$c" in nat|fullnat|dr|tun|syn) ;; *) echo "harness.sh: unknown case '$c' (want nat, fullnat, dr, tun, syn)" >&2; exit 2 ;; esac
 done
-# The runs of each case and round: testpmd, and ferrovs once per worker count ("ferrovs" is
-# 1 worker, "ferrovs2w" 2: the names of the files --keep keeps).
+# The runs of each case and round: testpmd and ferrovs, each once per worker count ("ferrovs"
+# is 1 worker, "ferrovs2w" 2; the names of the files --keep keeps).
 runs=""
-for dut in $duts; do
-  if [ "$dut" = ferrovs ]; then
-    for w in ${workers//,/ }; do runs+=" $([ "$w" = 1 ] && echo ferrovs || echo ferrovs2w)"; done
-  else
-    runs+=" $dut"
-  fi
+for w in ${workers//,/ }; do
+  for dut in $duts; do runs+=" $dut$([ "$w" = 2 ] && echo 2w)"; done
 done
 runs=${runs# }
 # label RUN: a run's name in the output.
 label() {
   case "$1" in
-    ferrovs) [ "$workers" = 1 ] && echo ferrovs || echo "ferrovs 1w" ;;
-    ferrovs2w) echo "ferrovs 2w" ;;
-    *) echo "$1" ;;
+    *2w) echo "${1%2w} 2w" ;;
+    *) [ "$workers" = 1 ] && echo "$1" || echo "$1 1w" ;;
   esac
 }
 
@@ -149,13 +144,13 @@ api: { socket: $dir/api.sock }
 YAML
 }
 
-# run_case RUN CASE ROUND [GENERATOR ARGS...]: one run (testpmd, ferrovs, or ferrovs2w: 2
-# workers); prints the generator's JSON line.
+# run_case RUN CASE ROUND [GENERATOR ARGS...]: one run (testpmd or ferrovs; testpmd2w or
+# ferrovs2w: 2 workers); prints the generator's JSON line.
 run_case() {
   local run=$1 dut=$1 case=$2 round=$3 out="$dir/$2.$1.$3" nworkers=1
   shift 3
   # One memif queue pair per worker, on both sides.
-  [ "$dut" = ferrovs2w ] && dut=ferrovs nworkers=2
+  case "$dut" in *2w) dut=${dut%2w} nworkers=2 ;; esac
   local mode=tcp-est
   [ "$case" = syn ] && mode=syn
   rm -f "$dir"/memif*.sock
@@ -175,9 +170,12 @@ run_case() {
   local dut_pid
   if [ "$dut" = testpmd ]; then
     # io forwarding between the two ports, its forwarding lcore on CPU 1, statistics off.
-    dpdk-testpmd -l 0,1 --in-memory --file-prefix "fvs-testpmd-$$" -m 256 --no-pci --log-level='*:warning' \
+    # Two workers: forwarding lcores 1 and 2 on CPUs 1 and 0, as ferrovs' (only 2 CPUs here).
+    local cores=(-l 0,1) queues=()
+    [ "$nworkers" = 2 ] && cores=(--lcores 0@0,1@1,2@0) queues=(--rxq=2 --txq=2 --nb-cores=2)
+    dpdk-testpmd "${cores[@]}" --in-memory --file-prefix "fvs-testpmd-$$" -m 256 --no-pci --log-level='*:warning' \
       --vdev="$(memif_dev 0 client)" --vdev="$(memif_dev 1 client)" -- \
-      --forward-mode=io --auto-start --stats-period 1 >"$out.dut" 2>&1 &
+      --forward-mode=io --auto-start --stats-period 1 "${queues[@]}" >"$out.dut" 2>&1 &
     dut_pid=$!
   else
     ferrovs_config "$case" "$nworkers" >"$out.yaml"
@@ -226,10 +224,10 @@ print(v)' "$1" "$2"; }
 declare -A results mpps
 echo "harness: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "harness: frames $size B (+4 FCS), $flows flows (established cases), warm-up $warmup s, measured $duration s, $rounds round(s)"
-if [[ " $runs " == *" ferrovs2w "* ]]; then
-  echo "harness: ferrovs 2w: worker lcores 1 and 2 on CPUs 1 and 0, 2 memif queue pairs. This machine has only"
-  echo "harness: $(nproc) CPUs: the second worker shares CPU 0 with the generator (and ferrovs' control thread),"
-  echo "harness: so 2w/1w is what a second worker gives HERE, not what it would give on a core of its own."
+if [[ " $runs " == *"2w "* ]]; then
+  echo "harness: 2w: worker lcores 1 and 2 on CPUs 1 and 0, 2 memif queue pairs. This machine has only $(nproc) CPUs:"
+  echo "harness: the second worker shares CPU 0 with the generator (and the main lcore), so neither has a CPU"
+  echo "harness: to itself and 2w/1w is what a second worker gives HERE, not what it would on a core of its own."
 fi
 for round in $(seq 1 "$rounds"); do
   for c in ${cases//,/ }; do
@@ -238,7 +236,7 @@ for round in $(seq 1 "$rounds"); do
       results[$run.$c.$round]=$line
       mpps[$run.$c.$round]=$(field "$line" rx_mpps)
       per_queue=""
-      [ "$run" = ferrovs2w ] && per_queue=$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+      [[ "$run" == *2w ]] && per_queue=$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
 t = d["seconds"] * 1e6
 print("  rx per queue " + " + ".join("%.3f" % (n / t) for n in d["rx_per_queue"]))' "$line")
       printf 'round %s %-8s %-10s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns%s\n' \
@@ -267,7 +265,7 @@ import statistics, sys
 a, b, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
 w = max(7, len(a), len(b))
 ratio = lambda p, q: f"{q / p:5.2f}" if p else "    -"
-print(f"case      {a:>{w}}  {b:>{w}}  ratio | ratio per round (median) | best {a:>{w}}  best {b:>{w}}  ratio")
+print(f"case      {a:>{w}}  {b:>{w}}  ratio | ratio per round (median) | {'best ' + a:>{w + 5}}  {'best ' + b:>{w + 5}}  ratio")
 for i in range(0, len(rest), 3):
     case, xs, ys = rest[i], [float(x) for x in rest[i + 1].split()], [float(y) for y in rest[i + 2].split()]
     x, y = statistics.median(xs), statistics.median(ys)
@@ -277,18 +275,19 @@ for i in range(0, len(rest), 3):
 PY
 }
 
-if [[ " $runs " == *" testpmd "* ]] && [[ " $runs " == *" ferrovs"* ]]; then
+if [[ " $runs " == *" testpmd"* ]] && [[ " $runs " == *" ferrovs"* ]]; then
   echo
   echo "rx at the sink, Mpps: median of $rounds round(s), and the best round of each"
-  for run in $runs; do
-    [ "$run" = testpmd ] || compare testpmd "$run"
+  for w in ${workers//,/ }; do
+    w=$([ "$w" = 2 ] && echo 2w)
+    compare "testpmd$w" "ferrovs$w"
   done
 fi
-if [[ " $runs " == *" ferrovs "* ]] && [[ " $runs " == *" ferrovs2w "* ]]; then
+if [ "$workers" = 1,2 ]; then
   echo
-  echo "ferrovs, 2 workers against 1 (ratio 2w/1w); rx at the sink, Mpps: median of $rounds round(s), and the best"
-  echo "round of each. Only $(nproc) CPUs: the second worker shares CPU 0 with the generator."
-  compare ferrovs ferrovs2w
+  echo "2 workers against 1 (ratio 2w/1w); rx at the sink, Mpps: median of $rounds round(s), and the best round"
+  echo "of each. Only $(nproc) CPUs: the second worker shares CPU 0 with the generator."
+  for dut in $duts; do compare "$dut" "${dut}2w"; done
 fi
 
 if [ "$churn" = 1 ]; then
