@@ -1,7 +1,7 @@
 //! Rings of mbufs from one worker to another: the hand-off path for packets that arrive on a
 //! core that does not own their connection. One producer and one consumer per ring, so
-//! DPDK's single-producer/single-consumer mode applies: a burst costs two loads and a store
-//! on each side, no compare-and-swap.
+//! DPDK's single-producer/single-consumer mode applies: each side moves its index with plain
+//! loads and stores, no compare-and-swap, once per burst.
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -21,7 +21,8 @@ struct Ring {
 }
 
 // SAFETY: the ring is shared by exactly one producer and one consumer (the halves below are
-// neither Clone nor Sync); DPDK's SP/SC ring is safe for that pair on different threads.
+// not Clone and enqueue/dequeue take &mut self); DPDK's SP/SC ring is safe for that pair on
+// different threads.
 unsafe impl Send for Ring {}
 // SAFETY: as above; `&Ring` is only used through the halves, each owned by one thread.
 unsafe impl Sync for Ring {}
