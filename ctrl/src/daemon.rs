@@ -242,6 +242,14 @@ fn handoff_rings(
     Ok((out, inbound))
 }
 
+/// The port the EAL made for `ports[index]`, and what its device can do.
+fn probed_port(index: usize, pc: &config::PortConfig) -> Result<(Port, dataplane::dpdk::PortInfo), String> {
+    let name = dpdk_port_name(&pc.device_kind());
+    let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
+    let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+    Ok((port, info))
+}
+
 /// The machine's online CPUs.
 fn online_cpus() -> Result<Vec<u32>, String> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
@@ -282,9 +290,7 @@ fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, sto
         // As many workers as every port has queue pairs for (af_packet: its qpairs=N).
         let mut queues = config.workers.lcores.len();
         for (index, pc) in config.ports.iter().enumerate() {
-            let name = dpdk_port_name(&pc.device_kind());
-            let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
-            let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+            let (_, info) = probed_port(index, pc)?;
             queues = queues.min(usize::from(info.max_rx_queues.min(info.max_tx_queues)).max(1));
         }
         config.workers.lcores.truncate(queues);
@@ -306,10 +312,7 @@ fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, sto
     let queues = config.workers.lcores.len() as u16;
     let mut ports: Vec<PortRuntime> = Vec::new();
     for (index, pc) in config.ports.iter().enumerate() {
-        let kind = pc.device_kind();
-        let name = dpdk_port_name(&kind);
-        let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
-        let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
+        let (port, info) = probed_port(index, pc)?;
         let conf = PortConf {
             rx_queues: queues,
             tx_queues: queues,
