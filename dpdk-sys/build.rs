@@ -13,8 +13,7 @@ struct Bit64Macros;
 
 impl ParseCallbacks for Bit64Macros {
     fn int_macro(&self, name: &str, _value: i64) -> Option<IntKind> {
-        const U64_PREFIXES: &[&str] =
-            &["RTE_ETH_RSS_", "RTE_ETH_RX_OFFLOAD_", "RTE_ETH_TX_OFFLOAD_", "RTE_MBUF_F_"];
+        const U64_PREFIXES: &[&str] = &["RTE_ETH_RSS_", "RTE_ETH_RX_OFFLOAD_", "RTE_ETH_TX_OFFLOAD_", "RTE_MBUF_F_"];
         U64_PREFIXES.iter().any(|p| name.starts_with(p)).then_some(IntKind::U64)
     }
 }

@@ -41,9 +41,9 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use ferrovs_benches::lb_rig::*;
 use dataplane::pipeline::BURST;
 use dataplane::service::FwdMode;
+use ferrovs_benches::lb_rig::*;
 
 /// ns per packet of `stream`, visited in order and round again.
 fn bench_stream(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &mut Rig, stream: &Stream) {
@@ -80,7 +80,12 @@ fn bench_copy_only(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, rig: &m
 }
 
 /// ns per packet of `packets` handed to `push` `BURST` at a time, in order and round again.
-fn bench_bursts(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, packets: &[Packet], mut push: impl FnMut(&[Packet])) {
+fn bench_bursts(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    packets: &[Packet],
+    mut push: impl FnMut(&[Packet]),
+) {
     let mut next = 0;
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {

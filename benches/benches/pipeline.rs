@@ -114,24 +114,21 @@ fn not_for_us() -> BenchFrame {
 
 fn bench(c: &mut Criterion) {
     let snap = snapshot();
-    let mut ctx: CoreCtx<BenchFrame> =
-        CoreCtx::new(
-            0,
-            Arc::new(CoreCounters::default()),
-            NeighParams { capacity: 1024, ..Default::default() },
-            dataplane::lb::LbCore::standalone(dataplane::service::LbLimits::default()),
-        );
+    let mut ctx: CoreCtx<BenchFrame> = CoreCtx::new(
+        0,
+        Arc::new(CoreCounters::default()),
+        NeighParams { capacity: 1024, ..Default::default() },
+        dataplane::lb::LbCore::standalone(dataplane::service::LbLimits::default()),
+    );
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
 
     // Learn the peer first so echo replies go straight out.
     let mut keep = Keep(None);
     ctx.process_frame(&snap, 0, arp_request(), &mut NoPool, &mut keep);
-    for (name, template) in [
-        ("icmp_echo_reply", echo_request()),
-        ("arp_reply", arp_request()),
-        ("drop_ip_not_for_us", not_for_us()),
-    ] {
+    for (name, template) in
+        [("icmp_echo_reply", echo_request()), ("arp_reply", arp_request()), ("drop_ip_not_for_us", not_for_us())]
+    {
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || BenchFrame { buf: template.buf, len: template.len },

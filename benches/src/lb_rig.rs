@@ -276,9 +276,9 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         })
         .collect();
     let laddrs = match mode {
-        FwdMode::FullNat => {
-            (0..LADDRS).map(|k| Laddr { addr: Ipv4Addr::new(198, 51, 100, 200 + k), slot: u16::from(k), gen: 1 }).collect()
-        }
+        FwdMode::FullNat => (0..LADDRS)
+            .map(|k| Laddr { addr: Ipv4Addr::new(198, 51, 100, 200 + k), slot: u16::from(k), gen: 1 })
+            .collect(),
         FwdMode::Nat | FwdMode::Dr | FwdMode::Tun => vec![],
     };
     let tunnel = Tunnel::default();
@@ -441,4 +441,3 @@ pub fn open_connections(rig: &mut Rig, mode: FwdMode, n: usize, rng: &mut Rng) -
         Stream { template: backend_ack, packets: replies, tx_port: 0 },
     )
 }
-

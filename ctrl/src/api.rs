@@ -39,8 +39,7 @@ pub struct ApiCall {
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     create_parent(path)?;
     remove_stale(path)?;
-    let listener =
-        UnixListener::bind(path).map_err(|e| with_path(e, "cannot bind the admin socket", path))?;
+    let listener = UnixListener::bind(path).map_err(|e| with_path(e, "cannot bind the admin socket", path))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .map_err(|e| with_path(e, "cannot chmod the admin socket", path))?;
     Ok(listener)
@@ -63,8 +62,7 @@ fn create_parent(path: &Path) -> io::Result<()> {
         .create(dir)
         .map_err(|e| with_path(e, "cannot create the directory", dir))?;
     // The umask may have taken bits away; `fvs` users need to reach the socket's directory.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-        .map_err(|e| with_path(e, "cannot chmod", dir))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| with_path(e, "cannot chmod", dir))
 }
 
 fn remove_stale(path: &Path) -> io::Result<()> {
@@ -76,19 +74,13 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(
             ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            ),
+            format!("{} exists and is not a socket; refusing to replace it", path.display()),
         ));
     }
     match UnixStream::connect(path) {
         Ok(_) => Err(io::Error::new(
             ErrorKind::AddrInUse,
-            format!(
-                "another ferrovs is serving {}; stop it first or use another api.socket",
-                path.display()
-            ),
+            format!("another ferrovs is serving {}; stop it first or use another api.socket", path.display()),
         )),
         // Nobody listens: a leftover of a ferrovs that did not exit cleanly.
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
@@ -151,25 +143,16 @@ fn refuse(mut stream: UnixStream, why: &str) {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(
-            libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOBUFS
-                | libc::ENOMEM
-                | libc::EINTR
-                | libc::ECONNABORTED
-        )
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EINTR | libc::ECONNABORTED)
     )
 }
 
 fn spawn_connection(stream: UnixStream, calls: Sender<ApiCall>) {
-    let spawned = thread::Builder::new()
-        .name("api-conn".into())
-        .spawn(move || {
-            if let Err(e) = serve_connection(stream, &calls) {
-                tracing::debug!("admin API: connection ended: {e}");
-            }
-        });
+    let spawned = thread::Builder::new().name("api-conn".into()).spawn(move || {
+        if let Err(e) = serve_connection(stream, &calls) {
+            tracing::debug!("admin API: connection ended: {e}");
+        }
+    });
     if let Err(e) = spawned {
         tracing::warn!("admin API: cannot spawn a connection thread: {e}");
     }
@@ -213,10 +196,7 @@ fn answer(line: &[u8], calls: &Sender<ApiCall>) -> (Response, bool) {
     }
     match replies.recv() {
         Ok(r) => (r, true),
-        Err(_) => (
-            Response::err("internal error: ferrovs dropped the request without answering"),
-            true,
-        ),
+        Err(_) => (Response::err("internal error: ferrovs dropped the request without answering"), true),
     }
 }
 
@@ -243,11 +223,7 @@ fn read_line_limited<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io
             Err(e) => return Err(e),
         };
         if chunk.is_empty() {
-            return Ok(if buf.is_empty() {
-                LineRead::Eof
-            } else {
-                LineRead::Line
-            });
+            return Ok(if buf.is_empty() { LineRead::Eof } else { LineRead::Line });
         }
         let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (i, true),
@@ -311,43 +287,21 @@ mod tests {
         let (dir, path) = start("serve");
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(
-            fs::metadata(path.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o755
-        );
+        assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
 
         let mut s = BufReader::new(UnixStream::connect(&path).unwrap());
+        assert_eq!(exchange(&mut s, "{\"op\":\"addr_show\"}\n"), "{\"ok\":true,\"data\":[\"192.0.2.1/24\"]}\n");
         assert_eq!(
-            exchange(&mut s, "{\"op\":\"addr_show\"}\n"),
-            "{\"ok\":true,\"data\":[\"192.0.2.1/24\"]}\n"
-        );
-        assert_eq!(
-            exchange(
-                &mut s,
-                "\n{\"op\":\"addr_add\",\"port\":\"dp9\",\"addr\":\"10.0.0.1/8\"}\n"
-            ),
+            exchange(&mut s, "\n{\"op\":\"addr_add\",\"port\":\"dp9\",\"addr\":\"10.0.0.1/8\"}\n"),
             "{\"ok\":false,\"error\":\"no port named 'dp9'\"}\n"
         );
         let bad = exchange(&mut s, "{\"op\":\"frobnicate\"}\n");
-        assert!(
-            bad.starts_with("{\"ok\":false,\"error\":\"bad request: unknown variant `frobnicate`"),
-            "{bad}"
-        );
+        assert!(bad.starts_with("{\"ok\":false,\"error\":\"bad request: unknown variant `frobnicate`"), "{bad}");
         let bad = exchange(&mut s, "not json\n");
-        assert!(
-            bad.starts_with("{\"ok\":false,\"error\":\"bad request: expected"),
-            "{bad}"
-        );
+        assert!(bad.starts_with("{\"ok\":false,\"error\":\"bad request: expected"), "{bad}");
         let dropped = exchange(&mut s, "{\"op\":\"stats\"}\n");
         assert!(dropped.contains("dropped the request"), "{dropped}");
-        assert_eq!(
-            exchange(&mut s, "{\"op\":\"route_show\"}\n"),
-            "{\"ok\":true,\"data\":null}\n"
-        );
+        assert_eq!(exchange(&mut s, "{\"op\":\"route_show\"}\n"), "{\"ok\":true,\"data\":null}\n");
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -364,12 +318,7 @@ mod tests {
         };
         let mut answer = String::new();
         s.read_to_string(&mut answer).unwrap();
-        assert_eq!(
-            answer,
-            format!(
-                "{{\"ok\":false,\"error\":\"bad request: line longer than {MAX_LINE} bytes\"}}\n"
-            )
-        );
+        assert_eq!(answer, format!("{{\"ok\":false,\"error\":\"bad request: line longer than {MAX_LINE} bytes\"}}\n"));
         writer.join().unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
@@ -383,10 +332,7 @@ mod tests {
         drop(rx);
         spawn_server(listener, tx);
         let mut s = BufReader::new(UnixStream::connect(&path).unwrap());
-        assert_eq!(
-            exchange(&mut s, "{\"op\":\"stats\"}\n"),
-            "{\"ok\":false,\"error\":\"ferrovs is shutting down\"}\n"
-        );
+        assert_eq!(exchange(&mut s, "{\"op\":\"stats\"}\n"), "{\"ok\":false,\"error\":\"ferrovs is shutting down\"}\n");
         let mut rest = String::new();
         assert_eq!(s.read_line(&mut rest).unwrap(), 0);
         fs::remove_dir_all(dir).unwrap();
@@ -399,11 +345,7 @@ mod tests {
         let live = bind(&path).unwrap();
         let err = bind(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
-        assert!(
-            err.to_string()
-                .contains(&format!("another ferrovs is serving {}", path.display())),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("another ferrovs is serving {}", path.display())), "{err}");
         drop(live); // the file stays behind, like after a crash
         assert!(path.exists());
         let _again = bind(&path).unwrap();
@@ -411,10 +353,7 @@ mod tests {
         let file = dir.join("plain");
         fs::write(&file, "keep me").unwrap();
         let err = bind(&file).unwrap_err();
-        assert!(
-            err.to_string().contains("exists and is not a socket"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("exists and is not a socket"), "{err}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
         fs::remove_dir_all(dir).unwrap();
     }
@@ -423,32 +362,17 @@ mod tests {
     fn line_reader_limits() {
         let mut r = BufReader::with_capacity(4, &b"abc\ndefgh\nlast"[..]);
         let mut buf = Vec::new();
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 8).unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
         assert_eq!(buf, b"abc");
         buf.clear();
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 8).unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
         assert_eq!(buf, b"defgh");
         buf.clear();
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 8).unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Line));
         assert_eq!(buf, b"last");
         buf.clear();
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 8).unwrap(),
-            LineRead::Eof
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::Eof));
         let mut r = BufReader::with_capacity(4, &b"0123456789\n"[..]);
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 8).unwrap(),
-            LineRead::TooLong
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 8).unwrap(), LineRead::TooLong));
     }
 }

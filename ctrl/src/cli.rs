@@ -18,8 +18,8 @@ use dataplane::net::Prefix;
 use crate::client;
 use crate::config::{RouteConfig, DEFAULT_SOCKET};
 use crate::proto::{
-    AddrInfo, ApplyResult, ConfigStats, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats,
-    Request, Response, RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConfigStats, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats, Request, Response,
+    RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
 };
 
 mod lb;
@@ -293,12 +293,7 @@ where
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
     };
-    Ok(Invocation {
-        socket: cli.socket,
-        json: cli.json,
-        all,
-        command,
-    })
+    Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
 }
 
 fn addr_request(verb: Option<AddrVerb>) -> Result<Request, ArgsError> {
@@ -310,17 +305,10 @@ fn addr_request(verb: Option<AddrVerb>) -> Result<Request, ArgsError> {
     let tail = Tail::parse(cmd, &args, &[("dev", "a port name")])?;
     let addr = parse_prefix(cmd, tail.positional(cmd, "PREFIX")?, None)?;
     let Some(port) = tail.value("dev") else {
-        return Err(usage(
-            cmd,
-            format!("missing 'dev PORT' (usage: {cmd} PREFIX dev PORT)"),
-        ));
+        return Err(usage(cmd, format!("missing 'dev PORT' (usage: {cmd} PREFIX dev PORT)")));
     };
     let port = port.to_string();
-    Ok(if add {
-        Request::AddrAdd { port, addr }
-    } else {
-        Request::AddrDel { port, addr }
-    })
+    Ok(if add { Request::AddrAdd { port, addr } } else { Request::AddrDel { port, addr } })
 }
 
 fn route_request(verb: Option<RouteVerb>) -> Result<Request, ArgsError> {
@@ -329,21 +317,13 @@ fn route_request(verb: Option<RouteVerb>) -> Result<Request, ArgsError> {
         Some(RouteVerb::Add { args }) => {
             let cmd = "fvs route add";
             let tail = Tail::parse(cmd, &args, &[("via", "an address"), ("dev", "a port name")])?;
-            let via = tail
-                .value("via")
-                .map(|v| parse_ip(cmd, v, "via"))
-                .transpose()?;
+            let via = tail.value("via").map(|v| parse_ip(cmd, v, "via")).transpose()?;
             let prefix = parse_prefix(cmd, tail.positional(cmd, "PREFIX")?, via)?;
             let port = tail.value("dev").map(str::to_string);
             if via.is_none() && port.is_none() {
-                return Err(usage(
-                    cmd,
-                    "give 'via ADDR', 'dev PORT' or both".to_string(),
-                ));
+                return Err(usage(cmd, "give 'via ADDR', 'dev PORT' or both".to_string()));
             }
-            Ok(Request::RouteAdd {
-                route: RouteConfig { prefix, via, port },
-            })
+            Ok(Request::RouteAdd { route: RouteConfig { prefix, via, port } })
         }
         Some(RouteVerb::Del { args }) => {
             let cmd = "fvs route del";
@@ -366,21 +346,12 @@ struct Tail<'a> {
 
 impl<'a> Tail<'a> {
     /// `keywords` pairs each keyword with what its value is, for "'via' needs an address".
-    fn parse(
-        cmd: &str,
-        args: &'a [String],
-        keywords: &[(&'static str, &str)],
-    ) -> Result<Tail<'a>, ArgsError> {
-        let mut tail = Tail {
-            positional: None,
-            values: Vec::new(),
-        };
+    fn parse(cmd: &str, args: &'a [String], keywords: &[(&'static str, &str)]) -> Result<Tail<'a>, ArgsError> {
+        let mut tail = Tail { positional: None, values: Vec::new() };
         let mut words = args.iter().map(String::as_str);
         while let Some(word) = words.next() {
             if let Some(&(key, what)) = keywords.iter().find(|(k, _)| *k == word) {
-                let value = words
-                    .next()
-                    .ok_or_else(|| usage(cmd, format!("'{key}' needs {what}")))?;
+                let value = words.next().ok_or_else(|| usage(cmd, format!("'{key}' needs {what}")))?;
                 if tail.value(key).is_some() {
                     return Err(usage(cmd, format!("'{key}' given twice")));
                 }
@@ -399,8 +370,7 @@ impl<'a> Tail<'a> {
     }
 
     fn positional(&self, cmd: &str, name: &str) -> Result<&'a str, ArgsError> {
-        self.positional
-            .ok_or_else(|| usage(cmd, format!("missing {name}")))
+        self.positional.ok_or_else(|| usage(cmd, format!("missing {name}")))
     }
 }
 
@@ -413,17 +383,11 @@ fn parse_prefix(cmd: &str, word: &str, via: Option<IpAddr>) -> Result<Prefix, Ar
         };
         return Prefix::new(any, 0).map_err(|e| usage(cmd, e));
     }
-    word.parse()
-        .map_err(|e| usage(cmd, format!("'{word}' is not a prefix ({e})")))
+    word.parse().map_err(|e| usage(cmd, format!("'{word}' is not a prefix ({e})")))
 }
 
 fn parse_ip(cmd: &str, word: &str, after: &str) -> Result<IpAddr, ArgsError> {
-    word.parse().map_err(|_| {
-        usage(
-            cmd,
-            format!("'{word}' is not an IP address (after '{after}')"),
-        )
-    })
+    word.parse().map_err(|_| usage(cmd, format!("'{word}' is not an IP address (after '{after}')")))
 }
 
 /// Runs `fvs` with real stdout and stderr; returns the exit status.
@@ -456,11 +420,7 @@ where
         Ok(inv) => execute(&inv, out, err),
         Err(ArgsError::Clap(e)) => {
             let text = e.render().to_string();
-            let _ = if e.use_stderr() {
-                err.write_all(text.as_bytes())
-            } else {
-                out.write_all(text.as_bytes())
-            };
+            let _ = if e.use_stderr() { err.write_all(text.as_bytes()) } else { out.write_all(text.as_bytes()) };
             e.exit_code()
         }
         Err(ArgsError::Usage(msg)) => {
@@ -491,12 +451,8 @@ fn request_for(command: &Command) -> Result<Request, String> {
     match command {
         Command::Send(req) => Ok(req.clone()),
         Command::ApplyFile(file) => {
-            let yaml = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            Ok(Request::Apply {
-                source: file.display().to_string(),
-                yaml,
-            })
+            let yaml = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            Ok(Request::Apply { source: file.display().to_string(), yaml })
         }
     }
 }
@@ -504,9 +460,7 @@ fn request_for(command: &Command) -> Result<Request, String> {
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), String> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // `fvs stats | head`: the reader left, nothing to complain about.
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(format!("cannot write the output: {e}"))
-        }
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(format!("cannot write the output: {e}")),
         _ => Ok(()),
     }
 }
@@ -522,12 +476,10 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::NeighShow => view(response, json, |d: Vec<NeighInfo>| format_neighs(&d)),
         Request::Stats => view(response, json, |d: StatsInfo| format_stats(&d, all)),
         Request::Apply { .. } => view(response, json, |d: ApplyResult| format_apply(&d)),
-        Request::ServiceShow { stats: false } => view(response, json, |d: Vec<ServiceInfo>| {
-            lb::format_services(&d)
-        }),
-        Request::ServiceShow { stats: true } => view(response, json, |d: Vec<ServiceInfo>| {
-            lb::format_service_stats(&d)
-        }),
+        Request::ServiceShow { stats: false } => view(response, json, |d: Vec<ServiceInfo>| lb::format_services(&d)),
+        Request::ServiceShow { stats: true } => {
+            view(response, json, |d: Vec<ServiceInfo>| lb::format_service_stats(&d))
+        }
         Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| lb::format_laddrs(&d)),
         Request::ConnList { .. } => view(response, json, |d: ConnList| lb::format_conns(&d)),
         Request::SnatShow => view(response, json, |d: Vec<SnatInfo>| snat::format_snat(&d)),
@@ -555,9 +507,7 @@ where
 {
     let data: T = response.into_data()?;
     if json {
-        serde_json::to_string_pretty(&data)
-            .map(|s| s + "\n")
-            .map_err(|e| e.to_string())
+        serde_json::to_string_pretty(&data).map(|s| s + "\n").map_err(|e| e.to_string())
     } else {
         Ok(format(data))
     }
@@ -568,11 +518,7 @@ pub fn format_links(links: &[LinkInfo]) -> String {
     let mut s = String::new();
     for l in links {
         let state = if l.link_up { "UP" } else { "DOWN" };
-        let numa = if l.numa_socket < 0 {
-            "any".to_string()
-        } else {
-            l.numa_socket.to_string()
-        };
+        let numa = if l.numa_socket < 0 { "any".to_string() } else { l.numa_socket.to_string() };
         let rss = if l.rss { "on" } else { "off" };
         let _ = write!(
             s,
@@ -594,19 +540,10 @@ pub fn format_links(links: &[LinkInfo]) -> String {
 }
 
 fn format_port_stats(st: &PortStats) -> String {
-    let rx = [
-        st.rx_packets,
-        st.rx_bytes,
-        st.rx_missed,
-        st.rx_errors,
-        st.rx_nombuf,
-    ];
+    let rx = [st.rx_packets, st.rx_bytes, st.rx_missed, st.rx_errors, st.rx_nombuf];
     let tx = [st.tx_packets, st.tx_bytes, st.tx_errors];
-    stat_block(
-        "RX:",
-        &["packets", "bytes", "missed", "errors", "nombuf"],
-        &rx,
-    ) + &stat_block("TX:", &["packets", "bytes", "errors"], &tx)
+    stat_block("RX:", &["packets", "bytes", "missed", "errors", "nombuf"], &rx)
+        + &stat_block("TX:", &["packets", "bytes", "errors"], &tx)
 }
 
 /// A header line and a value line, columns right-aligned under each other.
@@ -644,13 +581,7 @@ pub fn format_addrs(addrs: &[AddrInfo]) -> String {
 /// IPv4 then IPv6, longest prefix first, as a lookup would meet them.
 pub fn format_routes(routes: &[RouteInfo]) -> String {
     let mut sorted: Vec<&RouteInfo> = routes.iter().collect();
-    sorted.sort_by_key(|r| {
-        (
-            !r.prefix.is_ipv4(),
-            std::cmp::Reverse(r.prefix.len()),
-            r.prefix.addr(),
-        )
-    });
+    sorted.sort_by_key(|r| (!r.prefix.is_ipv4(), std::cmp::Reverse(r.prefix.len()), r.prefix.addr()));
     let mut s = String::new();
     for r in sorted {
         if r.prefix.len() == 0 {
@@ -676,13 +607,7 @@ pub fn format_neighs(neighs: &[NeighInfo]) -> String {
         if let Some(mac) = n.mac {
             let _ = write!(s, " lladdr {mac}");
         }
-        let _ = write!(
-            s,
-            " {} core {} age {}",
-            n.state.to_uppercase(),
-            n.core,
-            format_age(n.age_ms)
-        );
+        let _ = write!(s, " {} core {} age {}", n.state.to_uppercase(), n.core, format_age(n.age_ms));
         if n.queued > 0 {
             let _ = write!(s, " queued {}", n.queued);
         }
@@ -703,27 +628,13 @@ fn format_age(ms: u64) -> String {
 /// A table: one row per counter (sorted), one column per core and a total. Counters that are
 /// zero in total are left out unless `all`, with a note saying how many.
 pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
-    let names: BTreeSet<&String> = stats
-        .total
-        .keys()
-        .chain(stats.cores.iter().flat_map(|c| c.counters.keys()))
-        .collect();
+    let names: BTreeSet<&String> =
+        stats.total.keys().chain(stats.cores.iter().flat_map(|c| c.counters.keys())).collect();
     let total = |name: &String| {
-        stats.total.get(name).copied().unwrap_or_else(|| {
-            stats
-                .cores
-                .iter()
-                .filter_map(|c| c.counters.get(name))
-                .sum()
-        })
+        stats.total.get(name).copied().unwrap_or_else(|| stats.cores.iter().filter_map(|c| c.counters.get(name)).sum())
     };
     let mut header = vec!["counter".to_string()];
-    header.extend(
-        stats
-            .cores
-            .iter()
-            .map(|c| format!("core{}(lcore{})", c.core, c.lcore)),
-    );
+    header.extend(stats.cores.iter().map(|c| format!("core{}(lcore{})", c.core, c.lcore)));
     header.push("total".to_string());
     let mut rows = vec![header];
     let mut hidden = 0;
@@ -734,25 +645,13 @@ pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
             continue;
         }
         let mut row = vec![name.clone()];
-        row.extend(
-            stats
-                .cores
-                .iter()
-                .map(|c| c.counters.get(name).copied().unwrap_or(0).to_string()),
-        );
+        row.extend(stats.cores.iter().map(|c| c.counters.get(name).copied().unwrap_or(0).to_string()));
         row.push(sum.to_string());
         rows.push(row);
     }
-    let mut s = if rows.len() > 1 {
-        format_table(&rows)
-    } else {
-        "no counters to show\n".to_string()
-    };
+    let mut s = if rows.len() > 1 { format_table(&rows) } else { "no counters to show\n".to_string() };
     if hidden > 0 {
-        let _ = writeln!(
-            s,
-            "({hidden} zero counters hidden; fvs stats --all shows them)"
-        );
+        let _ = writeln!(s, "({hidden} zero counters hidden; fvs stats --all shows them)");
     }
     if let Some(config) = &stats.config {
         s.push_str(&format_config_stats(config));
@@ -764,12 +663,7 @@ pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
 fn format_config_stats(c: &ConfigStats) -> String {
     let mut s = format!("\nconfig: {} published", c.published);
     if c.not_visible > 0 {
-        let _ = write!(
-            s,
-            ", {} not visible on every worker within {}",
-            c.not_visible,
-            format_micros(c.timeout_us)
-        );
+        let _ = write!(s, ", {} not visible on every worker within {}", c.not_visible, format_micros(c.timeout_us));
     }
     let visible = c.visible();
     let Some(last) = c.visible_last_us.filter(|_| visible > 0) else {
@@ -820,24 +714,13 @@ fn format_micros(us: u64) -> String {
 /// First column left-aligned, the others right-aligned, two spaces apart.
 fn format_table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> =
+        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0)).collect();
     let mut s = String::new();
     for row in rows {
         for (c, cell) in row.iter().enumerate() {
             let w = widths[c];
-            let _ = if c == 0 {
-                write!(s, "{cell:<w$}")
-            } else {
-                write!(s, "  {cell:>w$}")
-            };
+            let _ = if c == 0 { write!(s, "{cell:<w$}") } else { write!(s, "  {cell:>w$}") };
         }
         s.push('\n');
     }
@@ -864,10 +747,7 @@ mod tests {
 
     pub(super) fn request(line: &str) -> Request {
         match parse(line) {
-            Ok(Invocation {
-                command: Command::Send(req),
-                ..
-            }) => req,
+            Ok(Invocation { command: Command::Send(req), .. }) => req,
             other => panic!("{line}: {other:?}"),
         }
     }
@@ -926,72 +806,39 @@ mod tests {
         assert_eq!((inv.socket, inv.json), (PathBuf::from("/tmp/y.sock"), true));
         let inv = parse("addr add 192.0.2.1/24 dev dp0 -j").unwrap();
         assert!(inv.json);
-        assert_eq!(
-            inv.command,
-            Command::Send(Request::AddrAdd {
-                port: "dp0".into(),
-                addr: prefix("192.0.2.1/24")
-            })
-        );
+        assert_eq!(inv.command, Command::Send(Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/24") }));
         let inv = parse("stats").unwrap();
-        assert_eq!(
-            (inv.socket, inv.json, inv.all),
-            (PathBuf::from(DEFAULT_SOCKET), false, false)
-        );
+        assert_eq!((inv.socket, inv.json, inv.all), (PathBuf::from(DEFAULT_SOCKET), false, false));
         assert!(parse("stats --all").unwrap().all);
-        assert_eq!(
-            parse("apply -f conf/demo.yaml").unwrap().command,
-            Command::ApplyFile("conf/demo.yaml".into())
-        );
+        assert_eq!(parse("apply -f conf/demo.yaml").unwrap().command, Command::ApplyFile("conf/demo.yaml".into()));
     }
 
     #[test]
     fn addr_changes() {
-        let add = Request::AddrAdd {
-            port: "dp0".into(),
-            addr: prefix("192.0.2.1/24"),
-        };
+        let add = Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/24") };
         assert_eq!(request("addr add 192.0.2.1/24 dev dp0"), add);
         assert_eq!(request("a add dev dp0 192.0.2.1/24"), add);
-        let del = Request::AddrDel {
-            port: "dp1".into(),
-            addr: prefix("2001:db8::1/64"),
-        };
+        let del = Request::AddrDel { port: "dp1".into(), addr: prefix("2001:db8::1/64") };
         assert_eq!(request("addr del 2001:db8::1/64 dev dp1"), del);
         assert_eq!(request("address delete 2001:db8::1/64 dev dp1"), del);
         // A bare address is a host prefix, like `ip addr add`.
         assert_eq!(
             request("addr add 192.0.2.1 dev dp0"),
-            Request::AddrAdd {
-                port: "dp0".into(),
-                addr: prefix("192.0.2.1/32")
-            }
+            Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/32") }
         );
     }
 
     #[test]
     fn addr_errors() {
-        assert_eq!(
-            usage_error("addr add 192.0.2.1/24 dev dp0 foo"),
-            "fvs addr add: unexpected argument 'foo'"
-        );
-        assert_eq!(
-            usage_error("addr add 192.0.2.1/24 dev"),
-            "fvs addr add: 'dev' needs a port name"
-        );
+        assert_eq!(usage_error("addr add 192.0.2.1/24 dev dp0 foo"), "fvs addr add: unexpected argument 'foo'");
+        assert_eq!(usage_error("addr add 192.0.2.1/24 dev"), "fvs addr add: 'dev' needs a port name");
         assert_eq!(
             usage_error("addr add 192.0.2.1/24"),
             "fvs addr add: missing 'dev PORT' (usage: fvs addr add PREFIX dev PORT)"
         );
-        assert_eq!(
-            usage_error("addr add dev dp0"),
-            "fvs addr add: missing PREFIX"
-        );
+        assert_eq!(usage_error("addr add dev dp0"), "fvs addr add: missing PREFIX");
         assert_eq!(usage_error("addr add"), "fvs addr add: missing PREFIX");
-        assert_eq!(
-            usage_error("addr del 192.0.2.1/24 dev dp0 dev dp1"),
-            "fvs addr del: 'dev' given twice"
-        );
+        assert_eq!(usage_error("addr del 192.0.2.1/24 dev dp0 dev dp1"), "fvs addr del: 'dev' given twice");
         assert_eq!(
             usage_error("addr add 192.0.2.300/24 dev dp0"),
             "fvs addr add: '192.0.2.300/24' is not a prefix ('192.0.2.300' is not an IPv4 or IPv6 address)"
@@ -1011,66 +858,29 @@ mod tests {
                 port: port.map(str::to_string),
             },
         };
-        assert_eq!(
-            request("route add 203.0.113.0/24 via 192.0.2.2"),
-            route("203.0.113.0/24", Some("192.0.2.2"), None)
-        );
-        assert_eq!(
-            request("r add 203.0.113.0/24 dev dp1"),
-            route("203.0.113.0/24", None, Some("dp1"))
-        );
+        assert_eq!(request("route add 203.0.113.0/24 via 192.0.2.2"), route("203.0.113.0/24", Some("192.0.2.2"), None));
+        assert_eq!(request("r add 203.0.113.0/24 dev dp1"), route("203.0.113.0/24", None, Some("dp1")));
         assert_eq!(
             request("route add via 192.0.2.2 203.0.113.0/24 dev dp0"),
             route("203.0.113.0/24", Some("192.0.2.2"), Some("dp0"))
         );
-        assert_eq!(
-            request("route add default via 192.0.2.254"),
-            route("0.0.0.0/0", Some("192.0.2.254"), None)
-        );
-        assert_eq!(
-            request("route add default via 2001:db8::1"),
-            route("::/0", Some("2001:db8::1"), None)
-        );
-        assert_eq!(
-            request("route del 203.0.113.0/24"),
-            Request::RouteDel {
-                prefix: prefix("203.0.113.0/24")
-            }
-        );
-        assert_eq!(
-            request("route delete default"),
-            Request::RouteDel {
-                prefix: prefix("0.0.0.0/0")
-            }
-        );
+        assert_eq!(request("route add default via 192.0.2.254"), route("0.0.0.0/0", Some("192.0.2.254"), None));
+        assert_eq!(request("route add default via 2001:db8::1"), route("::/0", Some("2001:db8::1"), None));
+        assert_eq!(request("route del 203.0.113.0/24"), Request::RouteDel { prefix: prefix("203.0.113.0/24") });
+        assert_eq!(request("route delete default"), Request::RouteDel { prefix: prefix("0.0.0.0/0") });
     }
 
     #[test]
     fn route_errors() {
-        assert_eq!(
-            usage_error("route add 203.0.113.0/24 via"),
-            "fvs route add: 'via' needs an address"
-        );
+        assert_eq!(usage_error("route add 203.0.113.0/24 via"), "fvs route add: 'via' needs an address");
         assert_eq!(
             usage_error("route add 203.0.113.0/24 via 198.51.100.300"),
             "fvs route add: '198.51.100.300' is not an IP address (after 'via')"
         );
-        assert_eq!(
-            usage_error("route add 203.0.113.0/24"),
-            "fvs route add: give 'via ADDR', 'dev PORT' or both"
-        );
-        assert_eq!(
-            usage_error("route add via 192.0.2.2"),
-            "fvs route add: missing PREFIX"
-        );
-        assert_eq!(
-            usage_error("route add 203.0.113.0/24 192.0.2.2"),
-            "fvs route add: unexpected argument '192.0.2.2'"
-        );
-        assert_eq!(
-            usage_error("route del 203.0.113.0/24 via 192.0.2.2"),
-            "fvs route del: unexpected argument 'via'"
-        );
+        assert_eq!(usage_error("route add 203.0.113.0/24"), "fvs route add: give 'via ADDR', 'dev PORT' or both");
+        assert_eq!(usage_error("route add via 192.0.2.2"), "fvs route add: missing PREFIX");
+        assert_eq!(usage_error("route add 203.0.113.0/24 192.0.2.2"), "fvs route add: unexpected argument '192.0.2.2'");
+        assert_eq!(usage_error("route del 203.0.113.0/24 via 192.0.2.2"), "fvs route del: unexpected argument 'via'");
         assert_eq!(usage_error("route del"), "fvs route del: missing PREFIX");
     }
 
@@ -1085,10 +895,7 @@ mod tests {
             Err(ArgsError::Clap(e)) => {
                 assert_eq!(e.exit_code(), 0);
                 let help = e.render().to_string();
-                assert!(
-                    help.contains("fvs route add 203.0.113.0/24 via 192.0.2.2"),
-                    "{help}"
-                );
+                assert!(help.contains("fvs route add 203.0.113.0/24 via 192.0.2.2"), "{help}");
             }
             other => panic!("{other:?}"),
         }
@@ -1098,39 +905,20 @@ mod tests {
     fn run_reports_errors_with_exit_codes() {
         let run_line = |line: &str| {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let code = run(
-                std::iter::once("fvs").chain(line.split_whitespace()),
-                &mut out,
-                &mut err,
-            );
-            (
-                code,
-                String::from_utf8(out).unwrap(),
-                String::from_utf8(err).unwrap(),
-            )
+            let code = run(std::iter::once("fvs").chain(line.split_whitespace()), &mut out, &mut err);
+            (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
         };
         let (code, out, err) = run_line("route add 10.0.0.0/8 via x");
         assert_eq!(
             (code, out.as_str(), err.as_str()),
-            (
-                2,
-                "",
-                "fvs route add: 'x' is not an IP address (after 'via')\n"
-            )
+            (2, "", "fvs route add: 'x' is not an IP address (after 'via')\n")
         );
         let (code, _, err) = run_line("--socket /nonexistent/fvs.sock stats");
         assert_eq!(code, 1);
-        assert!(
-            err.starts_with("fvs: cannot reach ferrovs at /nonexistent/fvs.sock: "),
-            "{err}"
-        );
-        let (code, _, err) =
-            run_line("--socket /nonexistent/fvs.sock apply -f /nonexistent/ferrovs.yaml");
+        assert!(err.starts_with("fvs: cannot reach ferrovs at /nonexistent/fvs.sock: "), "{err}");
+        let (code, _, err) = run_line("--socket /nonexistent/fvs.sock apply -f /nonexistent/ferrovs.yaml");
         assert_eq!(code, 1);
-        assert!(
-            err.starts_with("fvs: cannot read /nonexistent/ferrovs.yaml: "),
-            "{err}"
-        );
+        assert!(err.starts_with("fvs: cannot read /nonexistent/ferrovs.yaml: "), "{err}");
         let (code, out, _) = run_line("link --help");
         assert_eq!(code, 0);
         assert!(out.contains("fvs link show -s"), "{out}");
@@ -1187,29 +975,15 @@ mod tests {
         assert_eq!(text, want);
         let mut fast = link(None);
         fast.speed_mbps = 25000;
-        assert!(format_links(&[fast])
-            .lines()
-            .next()
-            .unwrap()
-            .ends_with("rss off speed 25000Mb/s"));
+        assert!(format_links(&[fast]).lines().next().unwrap().ends_with("rss off speed 25000Mb/s"));
     }
 
     #[test]
     fn addrs_formatted() {
-        let a = |port: &str, addr: &str| AddrInfo {
-            port: port.into(),
-            addr: prefix(addr),
-        };
-        let text = format_addrs(&[
-            a("dp0", "192.0.2.1/24"),
-            a("dp10", "198.51.100.1/24"),
-            a("dp0", "2001:db8::1/64"),
-        ]);
+        let a = |port: &str, addr: &str| AddrInfo { port: port.into(), addr: prefix(addr) };
+        let text = format_addrs(&[a("dp0", "192.0.2.1/24"), a("dp10", "198.51.100.1/24"), a("dp0", "2001:db8::1/64")]);
         assert_eq!(text, "dp0     inet 192.0.2.1/24\ndp0     inet6 2001:db8::1/64\ndp10    inet 198.51.100.1/24\n");
-        assert_eq!(
-            format_addrs(&[a("dp0", "192.0.2.1/24")]),
-            "dp0    inet 192.0.2.1/24\n"
-        );
+        assert_eq!(format_addrs(&[a("dp0", "192.0.2.1/24")]), "dp0    inet 192.0.2.1/24\n");
         assert_eq!(format_addrs(&[]), "");
     }
 
@@ -1252,23 +1026,9 @@ default via 2001:db8::ff dev dp0 proto static
             queued,
         };
         let text = format_neighs(&[
-            n(
-                1,
-                "192.0.2.2",
-                Some("02:00:00:00:00:02"),
-                "stale",
-                250_000,
-                0,
-            ),
+            n(1, "192.0.2.2", Some("02:00:00:00:00:02"), "stale", 250_000, 0),
             n(0, "192.0.2.9", None, "incomplete", 300, 2),
-            n(
-                0,
-                "192.0.2.2",
-                Some("02:00:00:00:00:02"),
-                "reachable",
-                1234,
-                0,
-            ),
+            n(0, "192.0.2.2", Some("02:00:00:00:00:02"), "reachable", 1234, 0),
         ]);
         let want = "\
 192.0.2.2 dev dp0 lladdr 02:00:00:00:00:02 REACHABLE core 0 age 1.2s
@@ -1280,38 +1040,22 @@ default via 2001:db8::ff dev dp0 proto static
 
     #[test]
     fn stats_formatted() {
-        let counters = |pairs: &[(&str, u64)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect::<BTreeMap<_, _>>()
-        };
+        let counters =
+            |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
         let stats = StatsInfo {
             cores: vec![
                 CoreStats {
                     core: 0,
                     lcore: 1,
-                    counters: counters(&[
-                        ("rx_packets", 10),
-                        ("drop_no_route", 0),
-                        ("tx_packets", 7),
-                    ]),
+                    counters: counters(&[("rx_packets", 10), ("drop_no_route", 0), ("tx_packets", 7)]),
                 },
                 CoreStats {
                     core: 1,
                     lcore: 2,
-                    counters: counters(&[
-                        ("rx_packets", 5),
-                        ("drop_no_route", 0),
-                        ("tx_packets", 123456),
-                    ]),
+                    counters: counters(&[("rx_packets", 5), ("drop_no_route", 0), ("tx_packets", 123456)]),
                 },
             ],
-            total: counters(&[
-                ("rx_packets", 15),
-                ("drop_no_route", 0),
-                ("tx_packets", 123463),
-            ]),
+            total: counters(&[("rx_packets", 15), ("drop_no_route", 0), ("tx_packets", 123463)]),
             config: None,
         };
         let want = "\
@@ -1323,29 +1067,17 @@ tx_packets              7         123456  123463
         assert_eq!(format_stats(&stats, false), want);
         let all = format_stats(&stats, true);
         assert!(all.starts_with("counter        core0(lcore1)"), "{all}");
-        assert!(
-            all.contains("\ndrop_no_route              0              0       0\n"),
-            "{all}"
-        );
+        assert!(all.contains("\ndrop_no_route              0              0       0\n"), "{all}");
         assert!(!all.contains("hidden"));
-        assert_eq!(
-            format_stats(&StatsInfo::default(), false),
-            "no counters to show\n"
-        );
+        assert_eq!(format_stats(&StatsInfo::default(), false), "no counters to show\n");
     }
 
     #[test]
     fn config_stats_formatted() {
         use std::time::Duration;
         let mut config = ConfigStats::new(Duration::from_secs(2));
-        let with = |config: &ConfigStats| StatsInfo {
-            config: Some(config.clone()),
-            ..Default::default()
-        };
-        assert_eq!(
-            format_stats(&with(&config), false),
-            "no counters to show\n\nconfig: 0 published\n"
-        );
+        let with = |config: &ConfigStats| StatsInfo { config: Some(config.clone()), ..Default::default() };
+        assert_eq!(format_stats(&with(&config), false), "no counters to show\n\nconfig: 0 published\n");
         for us in [4, 40, 60, 1_250] {
             config.record(Some(Duration::from_micros(us)));
         }
@@ -1363,14 +1095,12 @@ config: 4 published; visible on all workers after: last 1.2ms, max 1.2ms, mean 3
             text.contains("\nconfig: 5 published, 1 not visible on every worker within 2s; visible on all workers after: last 1.2ms,"),
             "{text}"
         );
-        let micros: Vec<String> = [0, 999, 1_000, 1_099, 1_100, 9_999, 10_500, 999_999, 1_000_000, 2_500_000, 12_345_678]
-            .iter()
-            .map(|us| format_micros(*us))
-            .collect();
-        assert_eq!(
-            micros,
-            ["0us", "999us", "1ms", "1ms", "1.1ms", "9.9ms", "10ms", "999ms", "1s", "2.5s", "12s"]
-        );
+        let micros: Vec<String> =
+            [0, 999, 1_000, 1_099, 1_100, 9_999, 10_500, 999_999, 1_000_000, 2_500_000, 12_345_678]
+                .iter()
+                .map(|us| format_micros(*us))
+                .collect();
+        assert_eq!(micros, ["0us", "999us", "1ms", "1ms", "1.1ms", "9.9ms", "10ms", "999ms", "1s", "2.5s", "12s"]);
         // JSON keeps the exact microseconds.
         let json = render(&Request::Stats, Response::ok(&with(&config)), true, false).unwrap();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -1382,52 +1112,31 @@ config: 4 published; visible on all workers after: last 1.2ms, max 1.2ms, mean 3
     fn apply_formatted() {
         assert_eq!(format_apply(&ApplyResult::default()), "no changes\n");
         let r = ApplyResult {
-            changes: vec![
-                "addr add 192.0.2.1/24 dev dp0".into(),
-                "route del 10.0.0.0/8 dev dp0".into(),
-            ],
+            changes: vec!["addr add 192.0.2.1/24 dev dp0".into(), "route del 10.0.0.0/8 dev dp0".into()],
         };
-        assert_eq!(
-            format_apply(&r),
-            "addr add 192.0.2.1/24 dev dp0\nroute del 10.0.0.0/8 dev dp0\n"
-        );
+        assert_eq!(format_apply(&r), "addr add 192.0.2.1/24 dev dp0\nroute del 10.0.0.0/8 dev dp0\n");
     }
 
     #[test]
     fn render_picks_the_view() {
         let ok_null = Response::ok(&());
-        let add = Request::AddrAdd {
-            port: "dp0".into(),
-            addr: prefix("192.0.2.1/24"),
-        };
-        assert_eq!(
-            render(&add, ok_null.clone(), false, false),
-            Ok(String::new())
-        );
+        let add = Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/24") };
+        assert_eq!(render(&add, ok_null.clone(), false, false), Ok(String::new()));
         assert_eq!(render(&add, ok_null, true, false), Ok("null\n".to_string()));
         assert_eq!(
             render(&add, Response::err("no port named 'dp0'"), false, false),
             Err("no port named 'dp0'".to_string())
         );
-        let addrs = Response::ok(&vec![AddrInfo {
-            port: "dp0".into(),
-            addr: prefix("192.0.2.1/24"),
-        }]);
+        let addrs = Response::ok(&vec![AddrInfo { port: "dp0".into(), addr: prefix("192.0.2.1/24") }]);
         assert_eq!(
             render(&Request::AddrShow, addrs.clone(), false, false),
             Ok("dp0    inet 192.0.2.1/24\n".to_string())
         );
         assert_eq!(
             render(&Request::AddrShow, addrs, true, false),
-            Ok(
-                "[\n  {\n    \"port\": \"dp0\",\n    \"addr\": \"192.0.2.1/24\"\n  }\n]\n"
-                    .to_string()
-            )
+            Ok("[\n  {\n    \"port\": \"dp0\",\n    \"addr\": \"192.0.2.1/24\"\n  }\n]\n".to_string())
         );
         let wrong = render(&Request::RouteShow, Response::ok(&5), false, false).unwrap_err();
-        assert!(
-            wrong.starts_with("unexpected answer from ferrovs"),
-            "{wrong}"
-        );
+        assert!(wrong.starts_with("unexpected answer from ferrovs"), "{wrong}");
     }
 }

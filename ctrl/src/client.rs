@@ -29,14 +29,8 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect { socket, error }
-                if error.kind() == ErrorKind::PermissionDenied =>
-            {
-                write!(
-                    f,
-                    "cannot reach ferrovs at {}: {error}; the admin socket is for root only",
-                    socket.display()
-                )
+            ClientError::Connect { socket, error } if error.kind() == ErrorKind::PermissionDenied => {
+                write!(f, "cannot reach ferrovs at {}: {error}; the admin socket is for root only", socket.display())
             }
             ClientError::Connect { socket, error } => write!(
                 f,
@@ -44,25 +38,13 @@ impl fmt::Display for ClientError {
                 socket.display()
             ),
             ClientError::Timeout { socket, after } => {
-                write!(
-                    f,
-                    "ferrovs at {} did not answer within {after:?}",
-                    socket.display()
-                )
+                write!(f, "ferrovs at {} did not answer within {after:?}", socket.display())
             }
             ClientError::Io { socket, error } => {
-                write!(
-                    f,
-                    "lost the connection to ferrovs at {}: {error}",
-                    socket.display()
-                )
+                write!(f, "lost the connection to ferrovs at {}: {error}", socket.display())
             }
             ClientError::Protocol { socket, message } => {
-                write!(
-                    f,
-                    "ferrovs at {} answered something unexpected: {message}",
-                    socket.display()
-                )
+                write!(f, "ferrovs at {} answered something unexpected: {message}", socket.display())
             }
         }
     }
@@ -75,39 +57,24 @@ pub fn call(socket: &Path, req: &Request) -> Result<Response, ClientError> {
     call_with_timeout(socket, req, TIMEOUT)
 }
 
-pub fn call_with_timeout(
-    socket: &Path,
-    req: &Request,
-    timeout: Duration,
-) -> Result<Response, ClientError> {
+pub fn call_with_timeout(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     // Connecting to a Unix socket does not wait on a network; it fails at once when nobody
     // listens, so only the exchange needs timeouts.
-    let stream = UnixStream::connect(socket).map_err(|error| ClientError::Connect {
-        socket: socket.to_path_buf(),
-        error,
-    })?;
+    let stream =
+        UnixStream::connect(socket).map_err(|error| ClientError::Connect { socket: socket.to_path_buf(), error })?;
     let io_err = |error: io::Error| match error.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => ClientError::Timeout {
-            socket: socket.to_path_buf(),
-            after: timeout,
-        },
-        _ => ClientError::Io {
-            socket: socket.to_path_buf(),
-            error,
-        },
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            ClientError::Timeout { socket: socket.to_path_buf(), after: timeout }
+        }
+        _ => ClientError::Io { socket: socket.to_path_buf(), error },
     };
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
     send(&stream, req).map_err(io_err)?;
     let line = receive(&stream).map_err(io_err)?;
-    let protocol = |message: String| ClientError::Protocol {
-        socket: socket.to_path_buf(),
-        message,
-    };
+    let protocol = |message: String| ClientError::Protocol { socket: socket.to_path_buf(), message };
     if line.is_empty() {
-        return Err(protocol(
-            "it closed the connection without answering".to_string(),
-        ));
+        return Err(protocol("it closed the connection without answering".to_string()));
     }
     serde_json::from_str(&line).map_err(|e| protocol(e.to_string()))
 }
@@ -133,8 +100,7 @@ mod tests {
     use std::thread;
 
     fn socket_path(name: &str) -> PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("ferrovs-client-{name}-{}.sock", std::process::id()));
+        let path = std::env::temp_dir().join(format!("ferrovs-client-{name}-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         path
     }
@@ -144,14 +110,8 @@ mod tests {
         let path = socket_path("none");
         let err = call(&path, &Request::Stats).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with(&format!("cannot reach ferrovs at {}: ", path.display())),
-            "{msg}"
-        );
-        assert!(
-            msg.ends_with("; is the daemon running? (see --socket)"),
-            "{msg}"
-        );
+        assert!(msg.starts_with(&format!("cannot reach ferrovs at {}: ", path.display())), "{msg}");
+        assert!(msg.ends_with("; is the daemon running? (see --socket)"), "{msg}");
     }
 
     #[test]
@@ -164,9 +124,7 @@ mod tests {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
             assert_eq!(line, "{\"op\":\"stats\"}\n");
-            (&stream)
-                .write_all(b"{\"ok\":false,\"error\":\"nope\"}\n")
-                .unwrap();
+            (&stream).write_all(b"{\"ok\":false,\"error\":\"nope\"}\n").unwrap();
         });
         assert_eq!(call(&path, &Request::Stats).unwrap(), Response::err("nope"));
         server.join().unwrap();
@@ -188,19 +146,14 @@ mod tests {
             let _ = (&silent).read(&mut buf);
             thread::sleep(Duration::from_millis(300));
         });
-        let err =
-            call_with_timeout(&path, &Request::Stats, Duration::from_millis(100)).unwrap_err();
+        let err = call_with_timeout(&path, &Request::Stats, Duration::from_millis(100)).unwrap_err();
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
         assert!(err.to_string().contains("did not answer within"));
         let err = call(&path, &Request::Stats).unwrap_err();
-        assert!(
-            err.to_string().contains("answered something unexpected"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("answered something unexpected"), "{err}");
         let err = call(&path, &Request::Stats).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("closed the connection without answering")
+            err.to_string().contains("closed the connection without answering")
                 || matches!(err, ClientError::Io { .. }),
             "{err}"
         );

@@ -31,12 +31,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            source: String::new(),
-            path: path.into(),
-            message: message.into(),
-            location: None,
-        }
+        ConfigError { source: String::new(), path: path.into(), message: message.into(), location: None }
     }
 
     pub fn with_source(mut self, source: &str) -> ConfigError {
@@ -147,10 +142,7 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig {
-            mbufs: 8191,
-            cache_size: 256,
-        }
+        MempoolConfig { mbufs: 8191, cache_size: 256 }
     }
 }
 
@@ -195,10 +187,7 @@ impl PortConfig {
     pub fn device_kind(&self) -> DeviceKind {
         if self.device.starts_with("net_") {
             let (name, args) = self.device.split_once(',').unwrap_or((&self.device, ""));
-            return DeviceKind::Vdev {
-                name: name.to_string(),
-                args: args.to_string(),
-            };
+            return DeviceKind::Vdev { name: name.to_string(), args: args.to_string() };
         }
         DeviceKind::Pci(normalise_pci(&self.device).unwrap_or_else(|| self.device.clone()))
     }
@@ -206,11 +195,7 @@ impl PortConfig {
 
 /// `0000:3b:00.0` or the short `3b:00.0`, hex digits, returned as long lower case.
 fn normalise_pci(s: &str) -> Option<String> {
-    let long = if s.matches(':').count() == 1 {
-        format!("0000:{s}")
-    } else {
-        s.to_string()
-    };
+    let long = if s.matches(':').count() == 1 { format!("0000:{s}") } else { s.to_string() };
     let (domain, rest) = long.split_once(':')?;
     let (bus, rest) = rest.split_once(':')?;
     let (dev, func) = rest.split_once('.')?;
@@ -255,10 +240,7 @@ impl RouteConfig {
 
 /// The address whose network holds `ip`, longest network first.
 fn connected_for(addresses: &[AddressConfig], ip: IpAddr) -> Option<&AddressConfig> {
-    addresses
-        .iter()
-        .filter(|a| a.addr.contains(ip))
-        .max_by_key(|a| a.addr.len())
+    addresses.iter().filter(|a| a.addr.contains(ip)).max_by_key(|a| a.addr.len())
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -296,9 +278,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig {
-            socket: PathBuf::from(DEFAULT_SOCKET),
-        }
+        ApiConfig { socket: PathBuf::from(DEFAULT_SOCKET) }
     }
 }
 
@@ -353,14 +333,8 @@ impl Config {
 }
 
 fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
-        return Err(ConfigError::new(
-            "",
-            "the config is empty; at least 'ports' is required",
-        ));
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(ConfigError::new("", "the config is empty; at least 'ports' is required"));
     }
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -398,12 +372,7 @@ fn yaml_error(path: String, err: &serde_norway::Error) -> ConfigError {
     if let Some(hint) = typo_hint(&message) {
         message.push_str(&hint);
     }
-    ConfigError {
-        source: String::new(),
-        path,
-        message,
-        location,
-    }
+    ConfigError { source: String::new(), path, message, location }
 }
 
 /// For serde's "unknown field `portz`, expected one of `eal`, ..., `ports`": "; did you mean
@@ -411,12 +380,7 @@ fn yaml_error(path: String, err: &serde_norway::Error) -> ConfigError {
 fn typo_hint(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (unknown, expected) = rest.split_once("`, expected ")?;
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|name| (edit_distance(unknown, name), name))
-        .min()?;
+    let best = expected.split('`').skip(1).step_by(2).map(|name| (edit_distance(unknown, name), name)).min()?;
     (best.0 <= 2).then(|| format!("; did you mean `{}`?", best.1))
 }
 
@@ -444,31 +408,18 @@ fn check(ok: bool, path: &str, message: impl FnOnce() -> String) -> Result<(), C
     }
 }
 
-fn in_range<T: PartialOrd + fmt::Display + Copy>(
-    v: T,
-    lo: T,
-    hi: T,
-    path: &str,
-) -> Result<(), ConfigError> {
-    check(v >= lo && v <= hi, path, || {
-        format!("{v} is out of range, must be {lo}..={hi}")
-    })
+fn in_range<T: PartialOrd + fmt::Display + Copy>(v: T, lo: T, hi: T, path: &str) -> Result<(), ConfigError> {
+    check(v >= lo && v <= hi, path, || format!("{v} is out of range, must be {lo}..={hi}"))
 }
 
 fn power_of_two_in(v: u64, lo: u64, hi: u64, path: &str) -> Result<(), ConfigError> {
-    check(v.is_power_of_two() && v >= lo && v <= hi, path, || {
-        format!("{v} must be a power of two from {lo} to {hi}")
-    })
+    check(v.is_power_of_two() && v >= lo && v <= hi, path, || format!("{v} must be a power of two from {lo} to {hi}"))
 }
 
 fn validate_eal(eal: &EalConfig) -> Result<(), ConfigError> {
     let p = &eal.file_prefix;
-    let ok = (1..=32).contains(&p.len())
-        && p.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    check(ok, "eal.file_prefix", || {
-        format!("'{p}' is not a valid file prefix (1 to 32 of A-Z a-z 0-9 _ -)")
-    })?;
+    let ok = (1..=32).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    check(ok, "eal.file_prefix", || format!("'{p}' is not a valid file prefix (1 to 32 of A-Z a-z 0-9 _ -)"))?;
     in_range(eal.memory_mb, 64, 1_048_576, "eal.memory_mb")
 }
 
@@ -485,9 +436,7 @@ fn validate_workers(w: &WorkersConfig, main_lcore: u32) -> Result<(), ConfigErro
     let mut seen = HashSet::new();
     for (i, &lcore) in w.lcores.iter().enumerate() {
         let path = format!("workers.lcores[{i}]");
-        check(seen.insert(lcore), &path, || {
-            format!("lcore {lcore} is listed twice")
-        })?;
+        check(seen.insert(lcore), &path, || format!("lcore {lcore} is listed twice"))?;
         check(lcore != main_lcore, &path, || {
             format!("lcore {lcore} is eal.main_lcore, which runs the control thread; pick another lcore")
         })?;
@@ -502,9 +451,7 @@ fn validate_mempool(m: &MempoolConfig) -> Result<(), ConfigError> {
 
 fn validate_ports(ports: &[PortConfig]) -> Result<(), ConfigError> {
     let n = ports.len();
-    check((1..=16).contains(&n), "ports", || {
-        format!("{n} ports given, must be 1 to 16")
-    })?;
+    check((1..=16).contains(&n), "ports", || format!("{n} ports given, must be 1 to 16"))?;
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut devices: HashMap<String, usize> = HashMap::new();
     for (i, port) in ports.iter().enumerate() {
@@ -519,10 +466,7 @@ fn validate_ports(ports: &[PortConfig]) -> Result<(), ConfigError> {
         if let Some(j) = devices.insert(key.clone(), i) {
             return Err(ConfigError::new(
                 format!("ports[{i}].device"),
-                format!(
-                    "device '{key}' is already used by ports[{j}] ({})",
-                    ports[j].name
-                ),
+                format!("device '{key}' is already used by ports[{j}] ({})", ports[j].name),
             ));
         }
     }
@@ -540,10 +484,7 @@ fn device_key(port: &PortConfig) -> String {
 fn validate_port(i: usize, port: &PortConfig) -> Result<(), ConfigError> {
     let at = |field: &str| format!("ports[{i}].{field}");
     check(valid_port_name(&port.name), &at("name"), || {
-        format!(
-            "'{}' is not a valid port name (a lower-case letter then up to 14 of a-z 0-9 _ -)",
-            port.name
-        )
+        format!("'{}' is not a valid port name (a lower-case letter then up to 14 of a-z 0-9 _ -)", port.name)
     })?;
     let d = &port.device;
     let vdev_ok = d.starts_with("net_") && d.split(',').next().is_some_and(|name| name.len() > 4);
@@ -558,48 +499,27 @@ fn validate_port(i: usize, port: &PortConfig) -> Result<(), ConfigError> {
 fn valid_port_name(name: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok =
-        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     first_ok && rest_ok && name.len() <= 15
 }
 
 fn validate_neighbours(n: &NeighbourConfig) -> Result<(), ConfigError> {
     power_of_two_in(n.capacity.into(), 16, 1_048_576, "neighbours.capacity")?;
-    in_range(
-        n.pending_per_neighbour,
-        1,
-        64,
-        "neighbours.pending_per_neighbour",
-    )?;
-    check(n.reachable_ms > 0, "neighbours.reachable_ms", || {
-        "must be more than 0".to_string()
-    })?;
-    check(
-        n.probe_interval_ms > 0,
-        "neighbours.probe_interval_ms",
-        || "must be more than 0".to_string(),
-    )?;
-    check(n.max_probes > 0, "neighbours.max_probes", || {
-        "must be at least 1".to_string()
-    })?;
+    in_range(n.pending_per_neighbour, 1, 64, "neighbours.pending_per_neighbour")?;
+    check(n.reachable_ms > 0, "neighbours.reachable_ms", || "must be more than 0".to_string())?;
+    check(n.probe_interval_ms > 0, "neighbours.probe_interval_ms", || "must be more than 0".to_string())?;
+    check(n.max_probes > 0, "neighbours.max_probes", || "must be at least 1".to_string())?;
     check(n.stale_ms >= n.reachable_ms, "neighbours.stale_ms", || {
-        format!(
-            "{} is shorter than neighbours.reachable_ms ({})",
-            n.stale_ms, n.reachable_ms
-        )
+        format!("{} is shorter than neighbours.reachable_ms ({})", n.stale_ms, n.reachable_ms)
     })
 }
 
 fn validate_api(api: &ApiConfig) -> Result<(), ConfigError> {
     use std::os::unix::ffi::OsStrExt;
     let len = api.socket.as_os_str().as_bytes().len();
-    check(len > 0, "api.socket", || {
-        "the socket path is empty".to_string()
-    })?;
+    check(len > 0, "api.socket", || "the socket path is empty".to_string())?;
     // sun_path holds 108 bytes including the terminating NUL.
-    check(len < 108, "api.socket", || {
-        format!("the socket path is {len} bytes long, the limit is 107")
-    })
+    check(len < 108, "api.socket", || format!("the socket path is {len} bytes long, the limit is 107"))
 }
 
 fn validate_log_level(level: &str) -> Result<(), ConfigError> {
@@ -607,12 +527,7 @@ fn validate_log_level(level: &str) -> Result<(), ConfigError> {
     // (`info`, `ctrl=debug,warn`, ...).
     tracing_subscriber::EnvFilter::try_new(level)
         .map(|_| ())
-        .map_err(|e| {
-            ConfigError::new(
-                "log_level",
-                format!("'{level}' is not a log level or filter: {e}"),
-            )
-        })
+        .map_err(|e| ConfigError::new("log_level", format!("'{level}' is not a log level or filter: {e}")))
 }
 
 /// Checks addresses and routes against the port list: everything that can change while
@@ -645,10 +560,7 @@ pub(crate) fn port_exists(ports: &[PortConfig], name: &str, path: String) -> Res
         return Ok(());
     }
     let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
-    Err(ConfigError::new(
-        path,
-        format!("no port named '{name}' (ports are: {})", names.join(", ")),
-    ))
+    Err(ConfigError::new(path, format!("no port named '{name}' (ports are: {})", names.join(", "))))
 }
 
 fn validate_address(
@@ -660,27 +572,18 @@ fn validate_address(
     port_exists(ports, &a.port, format!("addresses[{i}].port"))?;
     let path = format!("addresses[{i}].addr");
     let ip = a.addr.addr();
-    check(
-        !ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback(),
-        &path,
-        || format!("{ip} cannot be an interface address (unspecified, multicast or loopback)"),
-    )?;
+    check(!ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback(), &path, || {
+        format!("{ip} cannot be an interface address (unspecified, multicast or loopback)")
+    })?;
     check_not_network_or_broadcast(a.addr, &path)?;
     for (j, e) in earlier.iter().enumerate() {
         check(e.addr.addr() != ip, &path, || {
-            format!(
-                "{ip} is already an address of port {} (addresses[{j}])",
-                e.port
-            )
+            format!("{ip} is already an address of port {} (addresses[{j}])", e.port)
         })?;
         // Two ports on one network would make the connected route ambiguous.
         let clash = e.port != a.port && e.addr.network() == a.addr.network();
         check(!clash, &path, || {
-            format!(
-                "network {} is already connected to port {} (addresses[{j}])",
-                a.addr.network(),
-                e.port
-            )
+            format!("network {} is already connected to port {} (addresses[{j}])", a.addr.network(), e.port)
         })?;
     }
     Ok(())
@@ -704,9 +607,7 @@ fn check_not_network_or_broadcast(p: Prefix, path: &str) -> Result<(), ConfigErr
             p.len()
         )
     })?;
-    check(host != host_mask, path, || {
-        format!("{p} is the broadcast address of {}", p.network())
-    })
+    check(host != host_mask, path, || format!("{p} is the broadcast address of {}", p.network()))
 }
 
 fn validate_route(
@@ -717,16 +618,11 @@ fn validate_route(
 ) -> Result<(), ConfigError> {
     let at = |field: &str| format!("routes[{i}].{field}");
     let network = r.prefix.network();
-    check(network == r.prefix, &at("prefix"), || {
-        format!("{} has host bits set, did you mean {network}?", r.prefix)
-    })?;
+    check(network == r.prefix, &at("prefix"), || format!("{} has host bits set, did you mean {network}?", r.prefix))?;
     if let Some(c) = addresses.iter().find(|a| a.addr.network() == network) {
         return Err(ConfigError::new(
             at("prefix"),
-            format!(
-                "{network} is the connected network of {} on port {}; it needs no route",
-                c.addr, c.port
-            ),
+            format!("{network} is the connected network of {} on port {}; it needs no route", c.addr, c.port),
         ));
     }
     if let Some(port) = &r.port {
@@ -735,20 +631,12 @@ fn validate_route(
     match r.via {
         Some(via) => validate_via(r, via, addresses, &at("via")),
         None => check(r.port.is_some(), &at("via"), || {
-            format!(
-                "route to {} needs a 'via' next hop, a 'port', or both",
-                r.prefix
-            )
+            format!("route to {} needs a 'via' next hop, a 'port', or both", r.prefix)
         }),
     }
 }
 
-fn validate_via(
-    r: &RouteConfig,
-    via: IpAddr,
-    addresses: &[AddressConfig],
-    path: &str,
-) -> Result<(), ConfigError> {
+fn validate_via(r: &RouteConfig, via: IpAddr, addresses: &[AddressConfig], path: &str) -> Result<(), ConfigError> {
     check(via.is_ipv4() == r.prefix.is_ipv4(), path, || {
         let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
         format!(
@@ -758,16 +646,11 @@ fn validate_via(
             family(r.prefix.is_ipv4())
         )
     })?;
-    check(
-        !via.is_unspecified() && !via.is_multicast() && !via.is_loopback(),
-        path,
-        || format!("{via} cannot be a next hop (unspecified, multicast or loopback)"),
-    )?;
+    check(!via.is_unspecified() && !via.is_multicast() && !via.is_loopback(), path, || {
+        format!("{via} cannot be a next hop (unspecified, multicast or loopback)")
+    })?;
     if let Some(own) = addresses.iter().find(|a| a.addr.addr() == via) {
-        return Err(ConfigError::new(
-            path,
-            format!("{via} is ferrovs's own address on port {}", own.port),
-        ));
+        return Err(ConfigError::new(path, format!("{via} is ferrovs's own address on port {}", own.port)));
     }
     let connected = connected_for(addresses, via);
     match (&r.port, connected) {
@@ -888,10 +771,7 @@ log_level: info
         assert_eq!(c.eal.file_prefix, "ferrovs-demo");
         assert_eq!(
             c.ports[0].device_kind(),
-            DeviceKind::Vdev {
-                name: "net_af_packet0".into(),
-                args: "iface=veth-lb0".into()
-            }
+            DeviceKind::Vdev { name: "net_af_packet0".into(), args: "iface=veth-lb0".into() }
         );
         assert_eq!(c.addresses[0].addr.to_string(), "192.0.2.1/24");
         assert_eq!(c.routes[0].via, Some("192.0.2.2".parse().unwrap()));
@@ -904,15 +784,8 @@ log_level: info
         let again = Config::from_yaml(&c.to_yaml(), "again").unwrap();
         assert_eq!(c, again);
         // A route without via/port serialises without those keys.
-        let r = RouteConfig {
-            prefix: "10.0.0.0/8".parse().unwrap(),
-            via: None,
-            port: Some("dp0".into()),
-        };
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"prefix":"10.0.0.0/8","port":"dp0"}"#
-        );
+        let r = RouteConfig { prefix: "10.0.0.0/8".parse().unwrap(), via: None, port: Some("dp0".into()) };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"prefix":"10.0.0.0/8","port":"dp0"}"#);
     }
 
     #[test]
@@ -945,38 +818,24 @@ log_level: info
         assert_eq!(c.neighbours, NeighbourConfig::default());
         assert_eq!(c.log_level, "info");
         let p = &c.ports[0];
-        assert_eq!(
-            (p.rx_descriptors, p.tx_descriptors, p.mtu, p.promiscuous),
-            (1024, 1024, 1500, true)
-        );
-        assert_eq!(
-            p.device_kind(),
-            DeviceKind::Vdev {
-                name: "net_null0".into(),
-                args: String::new()
-            }
-        );
+        assert_eq!((p.rx_descriptors, p.tx_descriptors, p.mtu, p.promiscuous), (1024, 1024, 1500, true));
+        assert_eq!(p.device_kind(), DeviceKind::Vdev { name: "net_null0".into(), args: String::new() });
     }
 
     #[test]
     fn pci_devices() {
-        let c = Config::from_yaml("ports:\n  - { name: p0, device: '0000:3B:00.0' }\n  - { name: p1, device: '3b:00.1' }\n", "t").unwrap();
-        assert_eq!(
-            c.ports[0].device_kind(),
-            DeviceKind::Pci("0000:3b:00.0".into())
-        );
-        assert_eq!(
-            c.ports[1].device_kind(),
-            DeviceKind::Pci("0000:3b:00.1".into())
-        );
+        let c = Config::from_yaml(
+            "ports:\n  - { name: p0, device: '0000:3B:00.0' }\n  - { name: p1, device: '3b:00.1' }\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.ports[0].device_kind(), DeviceKind::Pci("0000:3b:00.0".into()));
+        assert_eq!(c.ports[1].device_kind(), DeviceKind::Pci("0000:3b:00.1".into()));
         assert_refused(
             "ports:\n  - { name: p0, device: '0000:3b:00.0' }\n  - { name: p1, device: '3b:00.0' }\n",
             &["t.yaml: ports[1].device: device '0000:3b:00.0' is already used by ports[0] (p0)"],
         );
-        assert_refused(
-            "ports:\n  - { name: p0, device: eth0 }\n",
-            &["ports[0].device: 'eth0' is neither"],
-        );
+        assert_refused("ports:\n  - { name: p0, device: eth0 }\n", &["ports[0].device: 'eth0' is neither"]);
     }
 
     #[test]
@@ -986,14 +845,10 @@ log_level: info
         assert_eq!(err.path, "routes[0].via");
         assert!(err.location.is_some());
         let msg = err.to_string();
-        assert!(
-            msg.starts_with(
-                "conf/demo.yaml: routes[0].via: invalid IP address syntax (line 23, column "
-            ),
-            "{msg}"
-        );
+        assert!(msg.starts_with("conf/demo.yaml: routes[0].via: invalid IP address syntax (line 23, column "), "{msg}");
         // The path of a field in the second list element.
-        let text = two_ports("routes:\n  - { prefix: 10.0.0.0/8, port: dp0 }\n  - { prefix: 10.1.0.0/16, via: nope }\n");
+        let text =
+            two_ports("routes:\n  - { prefix: 10.0.0.0/8, port: dp0 }\n  - { prefix: 10.1.0.0/16, via: nope }\n");
         let err = Config::from_yaml(&text, "t").unwrap_err();
         assert_eq!(err.path, "routes[1].via");
         assert!(!err.message.contains("line"), "{err:?}");
@@ -1011,10 +866,7 @@ log_level: info
     fn unknown_fields_refused() {
         assert_refused(
             &format!("{MINIMAL}portz: []\n"),
-            &[
-                "t.yaml: portz: unknown field `portz`, expected one of",
-                "; did you mean `ports`? (line 4, column 1)",
-            ],
+            &["t.yaml: portz: unknown field `portz`, expected one of", "; did you mean `ports`? (line 4, column 1)"],
         );
         assert_refused(&format!("{MINIMAL}bogus: 1\n"), &["unknown field `bogus`"]);
         assert!(!refused(&format!("{MINIMAL}bogus: 1\n")).contains("did you mean"));
@@ -1022,14 +874,8 @@ log_level: info
             "ports:\n  - name: dp0\n    device: net_null0\n    mtuu: 9000\n",
             &["ports[0]", "unknown field `mtuu`"],
         );
-        assert_refused(
-            &format!("{MINIMAL}eal:\n  memory: 1024\n"),
-            &["eal.memory: unknown field `memory`"],
-        );
-        assert_refused(
-            &format!("{MINIMAL}neighbors:\n  capacity: 16\n"),
-            &["did you mean `neighbours`?"],
-        );
+        assert_refused(&format!("{MINIMAL}eal:\n  memory: 1024\n"), &["eal.memory: unknown field `memory`"]);
+        assert_refused(&format!("{MINIMAL}neighbors:\n  capacity: 16\n"), &["did you mean `neighbours`?"]);
         assert_refused("eal: {}\n", &["missing field `ports`"]);
         assert_refused("", &["the config is empty"]);
         assert_refused("ports: [\n", &["t.yaml: "]);
@@ -1037,10 +883,7 @@ log_level: info
 
     #[test]
     fn wrong_types_refused() {
-        assert_refused(
-            &format!("{MINIMAL}mempool:\n  mbufs: lots\n"),
-            &["mempool.mbufs: invalid type"],
-        );
+        assert_refused(&format!("{MINIMAL}mempool:\n  mbufs: lots\n"), &["mempool.mbufs: invalid type"]);
         assert_refused(
             "ports:\n  - { name: dp0, device: net_null0, mtu: 70000 }\n",
             &["ports[0].mtu: invalid value: integer `70000`"],
@@ -1050,62 +893,20 @@ log_level: info
     #[test]
     fn ranges_refused() {
         let cases: &[(&str, &str)] = &[
-            (
-                "eal:\n  file_prefix: 'a b'\n",
-                "eal.file_prefix: 'a b' is not a valid file prefix",
-            ),
-            (
-                "eal:\n  memory_mb: 32\n",
-                "eal.memory_mb: 32 is out of range, must be 64..=1048576",
-            ),
-            (
-                "workers:\n  cpus: [1]\n",
-                "workers.cpus: cpus needs lcores",
-            ),
-            (
-                "workers:\n  lcores: [1, 2]\n  cpus: [1]\n",
-                "workers.cpus: 1 cpus for 2 lcores",
-            ),
-            (
-                "workers:\n  lcores: [1, 2, 1]\n",
-                "workers.lcores[2]: lcore 1 is listed twice",
-            ),
-            (
-                "workers:\n  lcores: [0]\n",
-                "workers.lcores[0]: lcore 0 is eal.main_lcore",
-            ),
-            (
-                "mempool:\n  mbufs: 100\n",
-                "mempool.mbufs: 100 is out of range",
-            ),
-            (
-                "mempool:\n  cache_size: 513\n",
-                "mempool.cache_size: 513 is out of range, must be 0..=512",
-            ),
-            (
-                "neighbours:\n  capacity: 1000\n",
-                "neighbours.capacity: 1000 must be a power of two from 16 to 1048576",
-            ),
-            (
-                "neighbours:\n  pending_per_neighbour: 0\n",
-                "neighbours.pending_per_neighbour: 0 is out of range",
-            ),
-            (
-                "neighbours:\n  stale_ms: 10\n",
-                "neighbours.stale_ms: 10 is shorter than neighbours.reachable_ms",
-            ),
-            (
-                "neighbours:\n  max_probes: 0\n",
-                "neighbours.max_probes: must be at least 1",
-            ),
-            (
-                "log_level: 'debug=debug=x'\n",
-                "log_level: 'debug=debug=x' is not a log level",
-            ),
-            (
-                "api:\n  socket: ''\n",
-                "api.socket: the socket path is empty",
-            ),
+            ("eal:\n  file_prefix: 'a b'\n", "eal.file_prefix: 'a b' is not a valid file prefix"),
+            ("eal:\n  memory_mb: 32\n", "eal.memory_mb: 32 is out of range, must be 64..=1048576"),
+            ("workers:\n  cpus: [1]\n", "workers.cpus: cpus needs lcores"),
+            ("workers:\n  lcores: [1, 2]\n  cpus: [1]\n", "workers.cpus: 1 cpus for 2 lcores"),
+            ("workers:\n  lcores: [1, 2, 1]\n", "workers.lcores[2]: lcore 1 is listed twice"),
+            ("workers:\n  lcores: [0]\n", "workers.lcores[0]: lcore 0 is eal.main_lcore"),
+            ("mempool:\n  mbufs: 100\n", "mempool.mbufs: 100 is out of range"),
+            ("mempool:\n  cache_size: 513\n", "mempool.cache_size: 513 is out of range, must be 0..=512"),
+            ("neighbours:\n  capacity: 1000\n", "neighbours.capacity: 1000 must be a power of two from 16 to 1048576"),
+            ("neighbours:\n  pending_per_neighbour: 0\n", "neighbours.pending_per_neighbour: 0 is out of range"),
+            ("neighbours:\n  stale_ms: 10\n", "neighbours.stale_ms: 10 is shorter than neighbours.reachable_ms"),
+            ("neighbours:\n  max_probes: 0\n", "neighbours.max_probes: must be at least 1"),
+            ("log_level: 'debug=debug=x'\n", "log_level: 'debug=debug=x' is not a log level"),
+            ("api:\n  socket: ''\n", "api.socket: the socket path is empty"),
         ];
         for (extra, want) in cases {
             assert_refused(&format!("{MINIMAL}{extra}"), &[want]);
@@ -1167,15 +968,10 @@ log_level: info
             &two_ports("  - { port: dp1, addr: 10.255.255.255/8 }\n"),
             &["is the broadcast address of 10.0.0.0/8"],
         );
-        assert_refused(
-            &two_ports("  - { port: dp1, addr: 0.0.0.0/0 }\n"),
-            &["0.0.0.0 cannot be an interface address"],
-        );
+        assert_refused(&two_ports("  - { port: dp1, addr: 0.0.0.0/0 }\n"), &["0.0.0.0 cannot be an interface address"]);
         // Two addresses of one network on one port are fine, so is a /31 or /32.
         Config::from_yaml(
-            &two_ports(
-                "  - { port: dp0, addr: 192.0.2.7/24 }\n  - { port: dp1, addr: 10.0.0.0/31 }\n",
-            ),
+            &two_ports("  - { port: dp0, addr: 192.0.2.7/24 }\n  - { port: dp1, addr: 10.0.0.0/31 }\n"),
             "t",
         )
         .unwrap();
@@ -1208,18 +1004,11 @@ log_level: info
             "routes:\n  - { prefix: 0.0.0.0/0, via: 198.51.100.254 }\n  - { prefix: 10.0.0.0/8, port: dp0 }\n  - { prefix: 172.16.0.0/12, via: 172.31.0.1, port: dp1 }\n  - { prefix: '2001:db8:1::/48', via: '2001:db8::ff' }\n",
         );
         let c = Config::from_yaml(&text, "t").unwrap();
-        let ports: Vec<_> = c
-            .routes
-            .iter()
-            .map(|r| r.resolved_port(&c.addresses))
-            .collect();
+        let ports: Vec<_> = c.routes.iter().map(|r| r.resolved_port(&c.addresses)).collect();
         let want = ["dp1", "dp0", "dp1", "dp0"].map(|p| Some(p.to_string()));
         assert_eq!(ports, want);
-        let orphan = RouteConfig {
-            prefix: "10.0.0.0/8".parse().unwrap(),
-            via: Some("10.1.1.1".parse().unwrap()),
-            port: None,
-        };
+        let orphan =
+            RouteConfig { prefix: "10.0.0.0/8".parse().unwrap(), via: Some("10.1.1.1".parse().unwrap()), port: None };
         assert_eq!(orphan.resolved_port(&c.addresses), None);
     }
 
@@ -1227,26 +1016,16 @@ log_level: info
     fn validate_l3_on_its_own() {
         let c = Config::from_yaml(EXAMPLE, "demo.yaml").unwrap();
         let mut addresses = c.addresses.clone();
-        addresses.push(AddressConfig {
-            port: "dp1".into(),
-            addr: "10.0.0.1/8".parse().unwrap(),
-        });
+        addresses.push(AddressConfig { port: "dp1".into(), addr: "10.0.0.1/8".parse().unwrap() });
         let err = validate_l3(&c.ports, &addresses, &c.routes).unwrap_err();
         assert_eq!(err.message, "no port named 'dp1' (ports are: dp0)");
-        assert_eq!(
-            err.to_string(),
-            "addresses[1].port: no port named 'dp1' (ports are: dp0)"
-        );
+        assert_eq!(err.to_string(), "addresses[1].port: no port named 'dp1' (ports are: dp0)");
         // Removing the address a port-less route's next hop depends on is refused.
         let mut routes = c.routes.clone();
         routes[0].port = None;
         validate_l3(&c.ports, &c.addresses, &routes).unwrap();
         let err = validate_l3(&c.ports, &[], &routes).unwrap_err();
-        assert!(
-            err.message
-                .starts_with("next hop 192.0.2.2 is not in any connected network"),
-            "{err}"
-        );
+        assert!(err.message.starts_with("next hop 192.0.2.2 is not in any connected network"), "{err}");
         // With a port the next hop is on-link there even without an address on its network.
         validate_l3(&c.ports, &[], &c.routes).unwrap();
     }
@@ -1255,10 +1034,7 @@ log_level: info
     fn changes_and_differences() {
         let old = Config::from_yaml(EXAMPLE, "a").unwrap();
         let mut new = old.clone();
-        new.addresses.push(AddressConfig {
-            port: "dp0".into(),
-            addr: "198.51.100.1/24".parse().unwrap(),
-        });
+        new.addresses.push(AddressConfig { port: "dp0".into(), addr: "198.51.100.1/24".parse().unwrap() });
         new.routes.clear();
         new.eal.memory_mb = 1024;
         new.log_level = "debug".into();

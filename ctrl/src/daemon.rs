@@ -13,12 +13,12 @@ use dataplane::conn::ConnFlags;
 use dataplane::counters::CoreCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup, RingConsumer, RingProducer};
 use dataplane::l3::{NeighParams, Route, RouteOrigin};
+use dataplane::lb::{ConnQuery, LbCounters};
 use dataplane::rcu::{self, Publisher};
 use dataplane::rss::{ReplySteering, Reta, Toeplitz};
-use dataplane::steer::{Ownership, Steering};
-use dataplane::lb::{ConnQuery, LbCounters};
 use dataplane::service::Services;
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
+use dataplane::steer::{Ownership, Steering};
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
@@ -27,8 +27,8 @@ use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
 use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig, SnatConfig};
 use crate::lbstate::{self, Edit, LbState, SnatEdit};
 use crate::proto::{
-    AddrInfo, ApplyResult, ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request,
-    Response, RouteInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo,
+    Request, Response, RouteInfo, StatsInfo,
 };
 
 /// How long a change may take to reach every worker before the API says so.
@@ -70,7 +70,8 @@ pub fn eal_args(config: &Config) -> Vec<String> {
         ["-l".to_string(), lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(",")]
     } else {
         // lcore@cpu: the main lcore on its own CPU number, each worker where `cpus` says.
-        let map = std::iter::once((eal.main_lcore, eal.main_lcore)).chain(workers.lcores.iter().copied().zip(workers.cpus.iter().copied()));
+        let map = std::iter::once((eal.main_lcore, eal.main_lcore))
+            .chain(workers.lcores.iter().copied().zip(workers.cpus.iter().copied()));
         ["--lcores".to_string(), map.map(|(l, c)| format!("{l}@{c}")).collect::<Vec<_>>().join(",")]
     };
     let mut args = vec![
@@ -143,14 +144,9 @@ fn build_snapshot(
     services: Arc<Services>,
 ) -> Snapshot {
     let id_of = |name: &str| port_id(ports, name);
-    let port_l3 = ports
-        .iter()
-        .map(|p| (p.port.id(), PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu }))
-        .collect();
-    let addrs = addresses
-        .iter()
-        .filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr }))
-        .collect();
+    let port_l3 =
+        ports.iter().map(|p| (p.port.id(), PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu })).collect();
+    let addrs = addresses.iter().filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr })).collect();
     let static_routes = routes
         .iter()
         .filter_map(|r| {
@@ -168,7 +164,8 @@ pub fn run(config: Config) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
     // Bind first: a second daemon on the same socket fails before touching DPDK.
-    let listener = api::bind(&config.api.socket).map_err(|e| format!("api.socket {}: {e}", config.api.socket.display()))?;
+    let listener =
+        api::bind(&config.api.socket).map_err(|e| format!("api.socket {}: {e}", config.api.socket.display()))?;
     let socket_path = config.api.socket.clone();
     let result = run_bound(config, listener, stop);
     let _ = std::fs::remove_file(&socket_path);
@@ -233,8 +230,9 @@ fn handoff_rings(
                 continue;
             }
             let socket = eal.lcore_socket(lcores[to]) as i32;
-            let (producer, consumer) = dpdk::handoff_ring(&format!("fvs_handoff_{from}_{to}"), HANDOFF_RING_SIZE, socket)
-                .map_err(|e| format!("hand-off ring from worker {from} to {to}: {e}"))?;
+            let (producer, consumer) =
+                dpdk::handoff_ring(&format!("fvs_handoff_{from}_{to}"), HANDOFF_RING_SIZE, socket)
+                    .map_err(|e| format!("hand-off ring from worker {from} to {to}: {e}"))?;
             *slot = Some(producer);
             inbound[to].push(consumer);
         }
@@ -245,16 +243,19 @@ fn handoff_rings(
 /// The port the EAL made for `ports[index]`, and what its device can do.
 fn probed_port(index: usize, pc: &config::PortConfig) -> Result<(Port, dataplane::dpdk::PortInfo), String> {
     let name = dpdk_port_name(&pc.device_kind());
-    let port = Port::by_name(&name).map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
+    let port = Port::by_name(&name)
+        .map_err(|e| format!("ports[{index}] ({}): device '{name}' did not come up: {e}", pc.name))?;
     let info = port.info().map_err(|e| format!("ports[{index}] ({}): {e}", pc.name))?;
     Ok((port, info))
 }
 
 /// The machine's online CPUs.
 fn online_cpus() -> Result<Vec<u32>, String> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .map_err(|e| format!("workers.lcores not set and /sys/devices/system/cpu/online unreadable ({e}): list the lcores"))?;
-    let cpus = parse_cpu_list(&text).ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").map_err(|e| {
+        format!("workers.lcores not set and /sys/devices/system/cpu/online unreadable ({e}): list the lcores")
+    })?;
+    let cpus = parse_cpu_list(&text)
+        .ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
     Ok(cpus.into_iter().collect())
 }
 
@@ -268,18 +269,28 @@ fn check_lcores(config: &Config) -> Result<(), String> {
     let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore)).chain(cpus.0.iter().map(|l| (cpus.1, *l)));
     for (field, lcore) in wanted {
         if !online.contains(&lcore) {
-            return Err(format!("{field}: {lcore} is not an online CPU of this machine (online: {})", online_text.trim()));
+            return Err(format!(
+                "{field}: {lcore} is not an online CPU of this machine (online: {})",
+                online_text.trim()
+            ));
         }
     }
     Ok(())
 }
 
-fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, stop: Arc<AtomicBool>) -> Result<(), String> {
+fn run_bound(
+    mut config: Config,
+    listener: std::os::unix::net::UnixListener,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     let auto_lcores = config.workers.lcores.is_empty();
     if auto_lcores {
         config.workers.lcores = online_cpus()?.into_iter().filter(|&c| c != config.eal.main_lcore).take(128).collect();
         if config.workers.lcores.is_empty() {
-            return Err(format!("workers.lcores: no online CPU besides eal.main_lcore {} to run a worker", config.eal.main_lcore));
+            return Err(format!(
+                "workers.lcores: no online CPU besides eal.main_lcore {} to run a worker",
+                config.eal.main_lcore
+            ));
         }
     }
     check_lcores(&config)?;
@@ -301,8 +312,15 @@ fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, sto
     for lcore in &config.workers.lcores {
         let socket = eal.lcore_socket(*lcore);
         if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(socket) {
-            let pool = Mempool::create(&format!("fvs_mbuf_s{socket}"), config.mempool.mbufs, config.mempool.cache_size, socket as i32)
-                .map_err(|e| format!("mempool: {e} (is memory_mb / are hugepages enough? scripts/setup.sh reserves them)"))?;
+            let pool = Mempool::create(
+                &format!("fvs_mbuf_s{socket}"),
+                config.mempool.mbufs,
+                config.mempool.cache_size,
+                socket as i32,
+            )
+            .map_err(|e| {
+                format!("mempool: {e} (is memory_mb / are hugepages enough? scripts/setup.sh reserves them)")
+            })?;
             slot.insert(pool);
         }
     }
@@ -398,8 +416,15 @@ fn run_bound(mut config: Config, listener: std::os::unix::net::UnixListener, sto
     }
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
-    let mut control =
-        Control { config, ports, publisher, workers, events: event_rx, lb, publish_stats: ConfigStats::new(VISIBLE_TIMEOUT) };
+    let mut control = Control {
+        config,
+        ports,
+        publisher,
+        workers,
+        events: event_rx,
+        lb,
+        publish_stats: ConfigStats::new(VISIBLE_TIMEOUT),
+    };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
         info!(socket = %control.config.api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
@@ -469,7 +494,12 @@ impl Control {
         match request {
             Request::LinkShow { stats } => Response::ok(&self.links(stats)),
             Request::AddrShow => Response::ok(
-                &self.config.addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect::<Vec<_>>(),
+                &self
+                    .config
+                    .addresses
+                    .iter()
+                    .map(|a| AddrInfo { port: a.port.clone(), addr: a.addr })
+                    .collect::<Vec<_>>(),
             ),
             Request::AddrAdd { port, addr } => {
                 // Validation refuses an address that is already configured, naming where.
@@ -560,7 +590,12 @@ impl Control {
         self.change_lb(self.config.services.clone(), next, None)
     }
 
-    fn change_lb(&mut self, services: Vec<ServiceConfig>, snat: Vec<SnatConfig>, removal: Option<RemovalPolicy>) -> Response {
+    fn change_lb(
+        &mut self,
+        services: Vec<ServiceConfig>,
+        snat: Vec<SnatConfig>,
+        removal: Option<RemovalPolicy>,
+    ) -> Response {
         let c = &self.config;
         if let Err(e) = validate_services(&services, &snat, &c.connections, &c.ports, &c.addresses) {
             return Response::err(e.message);
@@ -574,9 +609,15 @@ impl Control {
     }
 
     /// Builds and publishes the services and SNAT rules (with the current addresses and routes).
-    fn rebuild_lb(&mut self, services: &[ServiceConfig], snat: &[SnatConfig], removal: Option<RemovalPolicy>) -> Result<(), String> {
+    fn rebuild_lb(
+        &mut self,
+        services: &[ServiceConfig],
+        snat: &[SnatConfig],
+        removal: Option<RemovalPolicy>,
+    ) -> Result<(), String> {
         let ports = &self.ports;
-        let built = self.lb.build(services, snat, &|name| port_id(ports, name), &self.config.connections.timeouts, removal)?;
+        let built =
+            self.lb.build(services, snat, &|name| port_id(ports, name), &self.config.connections.timeouts, removal)?;
         self.publish_with(Arc::new(built));
         Ok(())
     }
@@ -594,7 +635,9 @@ impl Control {
             state: filter.state.clone(),
             limit,
         };
-        if (filter.service.is_some() && query.service.is_none()) || (filter.backend.is_some() && query.backend.is_none()) {
+        if (filter.service.is_some() && query.service.is_none())
+            || (filter.backend.is_some() && query.backend.is_none())
+        {
             return Response::ok(&ConnList::default());
         }
         let mut out = ConnList::default();
@@ -604,7 +647,10 @@ impl Control {
                 return Response::err(format!("worker {core} (lcore {}) did not take the request", w.lcore));
             }
             let Ok((views, matched)) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
-                return Response::err(format!("worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}", w.lcore));
+                return Response::err(format!(
+                    "worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}",
+                    w.lcore
+                ));
             };
             out.matched += matched;
             for v in views {
@@ -678,7 +724,8 @@ impl Control {
                 fixed.join(", ")
             ));
         }
-        let mut changes = config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
+        let mut changes =
+            config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
         let mut service_changes = lbstate::service_changes(&self.config.services, &next.services);
         service_changes.extend(lbstate::snat_changes(&self.config.snat, &next.snat));
         let timeouts_changed = next.connections.timeouts != self.config.connections.timeouts;
@@ -756,7 +803,10 @@ impl Control {
                 return Response::err(format!("worker {core} (lcore {}) did not take the request", w.lcore));
             }
             let Ok(entries) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
-                return Response::err(format!("worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}", w.lcore));
+                return Response::err(format!(
+                    "worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}",
+                    w.lcore
+                ));
             };
             out.extend(entries.into_iter().map(|n| NeighInfo {
                 core: core as u32,

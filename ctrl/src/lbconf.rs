@@ -469,10 +469,7 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
     if c.lport_min == 0 || c.lport_min > c.lport_max {
         return Err(err(
             "connections.lport_min".into(),
-            format!(
-                "the local port range {}..={} is empty or starts at 0",
-                c.lport_min, c.lport_max
-            ),
+            format!("the local port range {}..={} is empty or starts at 0", c.lport_min, c.lport_max),
         ));
     }
     for (name, v) in c.timeouts.fields() {
@@ -484,7 +481,9 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
 fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
     match ip {
         IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() => Ok(v4),
-        IpAddr::V4(v4) => Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)"))),
+        IpAddr::V4(v4) => {
+            Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)")))
+        }
         IpAddr::V6(_) => {
             let plural = if what.ends_with('s') { format!("{what}es") } else { format!("{what}s") };
             Err(err(path.into(), format!("{ip}: IPv6 {plural} are not supported yet (IPv4 only)")))
@@ -518,9 +517,14 @@ pub fn validate_services(
             return Err(err(at("port"), format!("service {} is already defined (services[{j}])", s.key())));
         }
         if s.persistence_s > MAX_TIMEOUT_S {
-            return Err(err(at("persistence_s"), format!("{} is out of range, must be 0..={MAX_TIMEOUT_S}", s.persistence_s)));
+            return Err(err(
+                at("persistence_s"),
+                format!("{} is out of range, must be 0..={MAX_TIMEOUT_S}", s.persistence_s),
+            ));
         }
-        if s.scheduler == SchedKind::Mh && (!is_prime(s.maglev_size as usize) || s.maglev_size < 7 || s.maglev_size > MAX_MAGLEV_SIZE) {
+        if s.scheduler == SchedKind::Mh
+            && (!is_prime(s.maglev_size as usize) || s.maglev_size < 7 || s.maglev_size > MAX_MAGLEV_SIZE)
+        {
             return Err(err(
                 at("maglev_size"),
                 format!("{} must be a prime from 7 to {MAX_MAGLEV_SIZE} (65537 is a good choice)", s.maglev_size),
@@ -528,13 +532,20 @@ pub fn validate_services(
         }
         match s.mode {
             ForwardMode::Fullnat if s.laddrs.is_empty() => {
-                return Err(err(at("laddrs"), format!("service {} is in fullnat mode and needs at least one local address (laddrs)", s.key())));
+                return Err(err(
+                    at("laddrs"),
+                    format!("service {} is in fullnat mode and needs at least one local address (laddrs)", s.key()),
+                ));
             }
             ForwardMode::Fullnat => {}
             mode if !s.laddrs.is_empty() => {
                 return Err(err(
                     at("laddrs"),
-                    format!("service {} is in {} mode; local addresses are only used in fullnat mode", s.key(), mode.as_str()),
+                    format!(
+                        "service {} is in {} mode; local addresses are only used in fullnat mode",
+                        s.key(),
+                        mode.as_str()
+                    ),
                 ));
             }
             _ => {}
@@ -543,7 +554,11 @@ pub fn validate_services(
             if s.mode != ForwardMode::Tun {
                 return Err(err(
                     at("tunnel"),
-                    format!("service {} is in {} mode; tunnel settings are only used in tun mode", s.key(), s.mode.as_str()),
+                    format!(
+                        "service {} is in {} mode; tunnel settings are only used in tun mode",
+                        s.key(),
+                        s.mode.as_str()
+                    ),
                 ));
             }
             if t.gue_port == 0 {
@@ -578,7 +593,11 @@ pub fn validate_services(
             if let Some(j) = seen.insert((b.addr, b.port), k) {
                 return Err(err(
                     path("addr"),
-                    format!("backend {} is already in service {} (backends[{j}])", std::net::SocketAddr::new(b.addr, b.port), s.key()),
+                    format!(
+                        "backend {} is already in service {} (backends[{j}])",
+                        std::net::SocketAddr::new(b.addr, b.port),
+                        s.key()
+                    ),
                 ));
             }
             if s.mode.keeps_packet() && b.port != s.port {
@@ -614,7 +633,11 @@ pub fn validate_services(
     if laddrs_all.len() as u32 > conns.max_laddrs {
         return Err(err(
             "services".into(),
-            format!("{} distinct local addresses; connections.max_laddrs allows {}", laddrs_all.len(), conns.max_laddrs),
+            format!(
+                "{} distinct local addresses; connections.max_laddrs allows {}",
+                laddrs_all.len(),
+                conns.max_laddrs
+            ),
         ));
     }
     let backends: HashMap<IpAddr, ServiceKey> =
@@ -636,7 +659,10 @@ fn validate_snat(
     for (i, r) in snat.iter().enumerate() {
         let at = |field: &str| format!("snat[{i}].{field}");
         if !r.source.is_ipv4() {
-            return Err(err(at("source"), format!("{}: IPv6 SNAT sources are not supported yet (IPv4 only)", r.source)));
+            return Err(err(
+                at("source"),
+                format!("{}: IPv6 SNAT sources are not supported yet (IPv4 only)", r.source),
+            ));
         }
         let network = r.source.network();
         if network != r.source {
@@ -727,9 +753,15 @@ mod tests {
              - {vip: 192.0.2.100, port: 53, protocol: udp, mode: tun}",
         );
         assert_eq!(s[0].mode, ForwardMode::Dr);
-        assert_eq!(s[1].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 6080, too_big: TooBigPolicy::Icmp }));
+        assert_eq!(
+            s[1].tunnel,
+            Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 6080, too_big: TooBigPolicy::Icmp })
+        );
         assert_eq!(s[2].tunnel, None);
-        assert_eq!(s[2].tunnel_or_default(), TunnelConfig { encap: Encapsulation::Ipip, gue_port: 6080, too_big: TooBigPolicy::Icmp });
+        assert_eq!(
+            s[2].tunnel_or_default(),
+            TunnelConfig { encap: Encapsulation::Ipip, gue_port: 6080, too_big: TooBigPolicy::Icmp }
+        );
         let yaml = serde_norway::to_string(&s).unwrap();
         assert!(yaml.contains("tunnel:\n    encap: gue\n    gue_port: 6080\n    too_big: icmp\n"), "{yaml}");
         assert_eq!(yaml.matches("tunnel:").count(), 1, "a service without a tunnel section gets none: {yaml}");
@@ -737,12 +769,15 @@ mod tests {
         assert_eq!(check_lb(&yaml, "[]"), Ok(()));
 
         let snat: Vec<SnatConfig> =
-            serde_norway::from_str("- { source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.51] }").unwrap();
+            serde_norway::from_str("- { source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.51] }")
+                .unwrap();
         assert_eq!(snat[0].name(), "source 198.51.100.0/24 out-port dp0");
         let back: Vec<SnatConfig> = serde_norway::from_str(&serde_norway::to_string(&snat).unwrap()).unwrap();
         assert_eq!(back, snat);
-        let e = serde_norway::from_str::<Vec<ServiceConfig>>("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, tunnel: {encap: vxlan}}")
-            .unwrap_err();
+        let e = serde_norway::from_str::<Vec<ServiceConfig>>(
+            "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, tunnel: {encap: vxlan}}",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unknown variant `vxlan`, expected `ipip` or `gue`"), "{e}");
     }
 
@@ -773,7 +808,8 @@ mod tests {
             let got = check(yaml).unwrap_err();
             assert!(got.contains(want), "{yaml}\n got: {got}\nwant: {want}");
         }
-        let e = serde_norway::from_str::<Vec<ServiceConfig>>("- {vip: 192.0.2.100, port: 80, protocol: sctp}").unwrap_err();
+        let e =
+            serde_norway::from_str::<Vec<ServiceConfig>>("- {vip: 192.0.2.100, port: 80, protocol: sctp}").unwrap_err();
         assert!(e.to_string().contains("unknown variant `sctp`"), "{e}");
     }
 
@@ -814,7 +850,9 @@ mod tests {
         }
         // A TUN backend may be anywhere routed; a DR one on either port's network.
         assert_eq!(
-            check("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, backends: [{addr: 198.51.100.9, port: 80}]}"),
+            check(
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, backends: [{addr: 198.51.100.9, port: 80}]}"
+            ),
             Ok(())
         );
         assert_eq!(
@@ -822,7 +860,8 @@ mod tests {
             Ok(())
         );
         // Without the address, the same DR backend is refused (fvs addr del goes through this).
-        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 203.0.113.9, port: 80}]}");
+        let s =
+            svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 203.0.113.9, port: 80}]}");
         let e = validate_services(&s, &[], &ConnectionsConfig::default(), &ports(), &addresses()[..1]).unwrap_err();
         assert!(e.message.contains("backend 203.0.113.9 is not on a directly connected network"), "{e}");
     }
@@ -868,7 +907,10 @@ mod tests {
         assert!(validate_connections(&bad).unwrap_err().to_string().contains("connections.lport_min"));
         let mut t = ConnectionsConfig::default();
         t.timeouts.udp = 0;
-        assert!(validate_connections(&t).unwrap_err().to_string().contains("connections.timeouts.udp: 0 is out of range"));
+        assert!(validate_connections(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("connections.timeouts.udp: 0 is out of range"));
         assert!(validate_connections(&ConnectionsConfig::default()).is_ok());
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use dataplane::conn::Timeouts;
 use dataplane::lb::LbCounters;
-use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::net::Prefix;
+use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::service::{
     Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
 };
@@ -173,7 +173,9 @@ impl LbState {
     ) -> Result<Services, String> {
         let out_ports = snat
             .iter()
-            .map(|r| port_id(&r.out_port).ok_or_else(|| format!("SNAT rule {}: no port named '{}'", r.name(), r.out_port)))
+            .map(|r| {
+                port_id(&r.out_port).ok_or_else(|| format!("SNAT rule {}: no port named '{}'", r.name(), r.out_port))
+            })
             .collect::<Result<Vec<u16>, String>>()?;
         let policy_of: HashMap<ServiceKey, RemovalPolicy> =
             services.iter().map(|s| (s.key(), s.on_backend_removal)).collect();
@@ -296,15 +298,14 @@ impl LbState {
         let table = match s.scheduler {
             SchedKind::Mh => {
                 let keys: Vec<u64> = inputs.iter().map(|i| i.0).collect();
-                HashTable::maglev(&keys, &weights, s.maglev_size as usize).map_err(|e| format!("service {}: {e}", s.key()))?
+                HashTable::maglev(&keys, &weights, s.maglev_size as usize)
+                    .map_err(|e| format!("service {}: {e}", s.key()))?
             }
             _ => HashTable::source_hash(&weights),
         };
         let table = Arc::new(table);
-        self.tables.insert(
-            s.key(),
-            CachedTable { sched: s.scheduler, size: s.maglev_size, inputs, table: table.clone() },
-        );
+        self.tables
+            .insert(s.key(), CachedTable { sched: s.scheduler, size: s.maglev_size, inputs, table: table.clone() });
         Ok(Some(table))
     }
 
@@ -328,7 +329,12 @@ impl LbState {
 
     /// `service show`: the config with per-backend counts and, with `stats`, traffic, summed
     /// over the cores' counters.
-    pub fn service_infos(&self, services: &[ServiceConfig], cores: &[Arc<LbCounters>], stats: bool) -> Vec<ServiceInfo> {
+    pub fn service_infos(
+        &self,
+        services: &[ServiceConfig],
+        cores: &[Arc<LbCounters>],
+        stats: bool,
+    ) -> Vec<ServiceInfo> {
         services
             .iter()
             .map(|s| {
@@ -424,10 +430,7 @@ pub enum Edit {
 }
 
 fn find(services: &mut [ServiceConfig], key: ServiceKey) -> Result<&mut ServiceConfig, String> {
-    services
-        .iter_mut()
-        .find(|s| s.key() == key)
-        .ok_or_else(|| format!("no service {key} (see fvs service show)"))
+    services.iter_mut().find(|s| s.key() == key).ok_or_else(|| format!("no service {key} (see fvs service show)"))
 }
 
 /// Applies `edit` to a copy of `services`. Errors name what is missing or already there;
@@ -535,7 +538,10 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
 pub enum SnatEdit {
     /// Appends the rule: it is tried after the existing ones.
     Add(SnatConfig),
-    Del { source: Prefix, out_port: String },
+    Del {
+        source: Prefix,
+        out_port: String,
+    },
 }
 
 /// Applies `edit` to a copy of `snat`; like [`edit`], errors name what is missing or already
@@ -603,7 +609,9 @@ pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<St
                 }
                 for b in &n.backends {
                     match p.backend(b.addr, b.port) {
-                        None => out.push(format!("backend add {} {}", n.key(), std::net::SocketAddr::new(b.addr, b.port))),
+                        None => {
+                            out.push(format!("backend add {} {}", n.key(), std::net::SocketAddr::new(b.addr, b.port)))
+                        }
                         Some(i) if p.backends[i] != *b => {
                             out.push(format!("backend set {} {}", n.key(), std::net::SocketAddr::new(b.addr, b.port)))
                         }
@@ -627,7 +635,12 @@ mod tests {
     }
 
     fn backend(last: u8, weight: u32) -> BackendConfig {
-        BackendConfig { addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, last)), port: 8080, weight, state: BackendState::Active }
+        BackendConfig {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, last)),
+            port: 8080,
+            weight,
+            state: BackendState::Active,
+        }
     }
 
     fn service(port: u16, sched: SchedKind, backends: Vec<BackendConfig>) -> ServiceConfig {
@@ -674,7 +687,10 @@ mod tests {
         let s2 = build(&mut lb, &v2, Some(RemovalPolicy::Reset)).unwrap();
         let b12b = s2.list[0].backends[0];
         assert_eq!((b12b.slot, b12b.gen, b12b.weight), (b12.slot, b12.gen, 5));
-        assert_eq!(s2.backend_slot(b11.slot), BackendSlot { gen: b11.gen, live: false, reset: true, ..Default::default() });
+        assert_eq!(
+            s2.backend_slot(b11.slot),
+            BackendSlot { gen: b11.gen, live: false, reset: true, ..Default::default() }
+        );
 
         // A re-added backend is a new occupant: other slot or newer generation.
         let s3 = build(&mut lb, &v1, None).unwrap();
@@ -686,13 +702,19 @@ mod tests {
         // Deleting the service drains its backends by its own (default) policy.
         let s4 = build(&mut lb, &[], None).unwrap();
         assert!(s4.list.is_empty());
-        assert_eq!(s4.backend_slot(b12.slot), BackendSlot { gen: b12.gen, live: false, reset: false, ..Default::default() });
+        assert_eq!(
+            s4.backend_slot(b12.slot),
+            BackendSlot { gen: b12.gen, live: false, reset: false, ..Default::default() }
+        );
     }
 
     #[test]
     fn hash_tables_are_built_once_per_backend_set() {
         let mut lb = state();
-        let mut v = vec![ServiceConfig { maglev_size: 251, ..service(80, SchedKind::Mh, vec![backend(11, 1), backend(12, 3)]) }];
+        let mut v = vec![ServiceConfig {
+            maglev_size: 251,
+            ..service(80, SchedKind::Mh, vec![backend(11, 1), backend(12, 3)])
+        }];
         let a = build(&mut lb, &v, None).unwrap();
         let b = build(&mut lb, &v, None).unwrap();
         let (ta, tb) = (a.list[0].table.clone().unwrap(), b.list[0].table.clone().unwrap());
@@ -721,24 +743,45 @@ mod tests {
     fn edits_name_what_is_missing_or_present() {
         let base = vec![service(80, SchedKind::Rr, vec![backend(11, 1)])];
         let err = |e| edit(&base, e).unwrap_err();
-        assert_eq!(err(Edit::ServiceAdd(ServiceConfig::new(key(80)))), "service tcp 192.0.2.100:80 already exists (change it with fvs service set)");
+        assert_eq!(
+            err(Edit::ServiceAdd(ServiceConfig::new(key(80)))),
+            "service tcp 192.0.2.100:80 already exists (change it with fvs service set)"
+        );
         assert_eq!(err(Edit::ServiceDel(key(81))), "no service tcp 192.0.2.100:81 (see fvs service show)");
         assert_eq!(
             err(Edit::BackendAdd(key(80), backend(11, 2))),
             "backend 198.51.100.11:8080 is already in service tcp 192.0.2.100:80 (change it with fvs backend set)"
         );
         let addr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 99));
-        assert_eq!(err(Edit::BackendDel { service: key(80), addr, port: 8080 }), "no backend 198.51.100.99:8080 in service tcp 192.0.2.100:80");
+        assert_eq!(
+            err(Edit::BackendDel { service: key(80), addr, port: 8080 }),
+            "no backend 198.51.100.99:8080 in service tcp 192.0.2.100:80"
+        );
         assert!(err(Edit::ServiceSet(key(80), ServicePatch::default())).starts_with("nothing to change"));
         assert!(err(Edit::LaddrDel(key(80), addr)).contains("is not a local address"));
 
-        let next = edit(&base, Edit::BackendSet { service: key(80), addr: base[0].backends[0].addr, port: 8080, weight: Some(7), state: None }).unwrap();
+        let next = edit(
+            &base,
+            Edit::BackendSet {
+                service: key(80),
+                addr: base[0].backends[0].addr,
+                port: 8080,
+                weight: Some(7),
+                state: None,
+            },
+        )
+        .unwrap();
         assert_eq!(next[0].backends[0].weight, 7);
-        let next = edit(&next, Edit::ServiceSet(key(80), ServicePatch { persistence_s: Some(30), ..Default::default() })).unwrap();
+        let next =
+            edit(&next, Edit::ServiceSet(key(80), ServicePatch { persistence_s: Some(30), ..Default::default() }))
+                .unwrap();
         assert_eq!(next[0].persistence_s, 30);
         assert_eq!(
             service_changes(&base, &next),
-            vec!["service set tcp 192.0.2.100:80".to_string(), "backend set tcp 192.0.2.100:80 198.51.100.11:8080".to_string()]
+            vec![
+                "service set tcp 192.0.2.100:80".to_string(),
+                "backend set tcp 192.0.2.100:80 198.51.100.11:8080".to_string()
+            ]
         );
         assert_eq!(service_changes(&next, &[]), vec!["service del tcp 192.0.2.100:80".to_string()]);
     }
@@ -747,7 +790,11 @@ mod tests {
     fn modes_and_tunnels_reach_the_workers_and_tombstones_keep_the_tunnel() {
         let mut lb = state();
         let gue = TunnelConfig { encap: Encapsulation::Gue, gue_port: 7777, too_big: TooBigPolicy::Drop };
-        let tun = ServiceConfig { mode: ForwardMode::Tun, tunnel: Some(gue), ..service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)]) };
+        let tun = ServiceConfig {
+            mode: ForwardMode::Tun,
+            tunnel: Some(gue),
+            ..service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)])
+        };
         let dr = ServiceConfig { mode: ForwardMode::Dr, ..service(81, SchedKind::Rr, vec![backend(13, 1)]) };
         let built = build(&mut lb, &[tun.clone(), dr.clone()], None).unwrap();
         let want = Tunnel { encap: Encap::Gue { port: 7777 }, too_big: TooBig::Drop };
@@ -842,14 +889,24 @@ mod tests {
     fn snat_edits_and_changes() {
         let base = vec![snat_rule("198.51.100.0/24", "dp0", &["192.0.2.50"])];
         let dup = edit_snat(&base, SnatEdit::Add(snat_rule("198.51.100.0/24", "dp0", &["192.0.2.51"]))).unwrap_err();
-        assert_eq!(dup, "SNAT rule source 198.51.100.0/24 out-port dp0 already exists (delete it first with fvs snat del)");
-        let missing = edit_snat(&base, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp1".into() }).unwrap_err();
+        assert_eq!(
+            dup,
+            "SNAT rule source 198.51.100.0/24 out-port dp0 already exists (delete it first with fvs snat del)"
+        );
+        let missing =
+            edit_snat(&base, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp1".into() })
+                .unwrap_err();
         assert_eq!(missing, "no SNAT rule source 198.51.100.0/24 out-port dp1 (see fvs snat show)");
 
-        let two = edit_snat(&base, SnatEdit::Add(snat_rule("0.0.0.0/0", "dp0", &["192.0.2.51", "192.0.2.52"]))).unwrap();
+        let two =
+            edit_snat(&base, SnatEdit::Add(snat_rule("0.0.0.0/0", "dp0", &["192.0.2.51", "192.0.2.52"]))).unwrap();
         assert_eq!(two[1].source.to_string(), "0.0.0.0/0", "added rules go last");
-        assert_eq!(snat_changes(&base, &two), vec!["snat add source 0.0.0.0/0 out-port dp0 address 192.0.2.51 address 192.0.2.52"]);
-        let one = edit_snat(&two, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp0".into() }).unwrap();
+        assert_eq!(
+            snat_changes(&base, &two),
+            vec!["snat add source 0.0.0.0/0 out-port dp0 address 192.0.2.51 address 192.0.2.52"]
+        );
+        let one = edit_snat(&two, SnatEdit::Del { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp0".into() })
+            .unwrap();
         assert_eq!(one, two[1..].to_vec());
         assert_eq!(snat_changes(&two, &one), vec!["snat del source 198.51.100.0/24 out-port dp0"]);
         let swapped = vec![two[1].clone(), two[0].clone()];
@@ -860,14 +917,28 @@ mod tests {
     #[test]
     fn service_set_changes_the_tunnel() {
         let base = vec![ServiceConfig { mode: ForwardMode::Tun, ..service(80, SchedKind::Rr, vec![]) }];
-        let gue = edit(&base, Edit::ServiceSet(key(80), ServicePatch { encap: Some(Encapsulation::Gue), ..Default::default() })).unwrap();
+        let gue = edit(
+            &base,
+            Edit::ServiceSet(key(80), ServicePatch { encap: Some(Encapsulation::Gue), ..Default::default() }),
+        )
+        .unwrap();
         assert_eq!(gue[0].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, ..TunnelConfig::default() }));
-        let port = edit(&gue, Edit::ServiceSet(key(80), ServicePatch { gue_port: Some(7000), ..Default::default() })).unwrap();
-        assert_eq!(port[0].tunnel, Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 7000, too_big: TooBigPolicy::Icmp }));
+        let port =
+            edit(&gue, Edit::ServiceSet(key(80), ServicePatch { gue_port: Some(7000), ..Default::default() })).unwrap();
+        assert_eq!(
+            port[0].tunnel,
+            Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 7000, too_big: TooBigPolicy::Icmp })
+        );
         // Leaving tun mode drops the tunnel settings; validation refuses them in other modes.
-        let nat = edit(&port, Edit::ServiceSet(key(80), ServicePatch { mode: Some(ForwardMode::Nat), ..Default::default() })).unwrap();
+        let nat =
+            edit(&port, Edit::ServiceSet(key(80), ServicePatch { mode: Some(ForwardMode::Nat), ..Default::default() }))
+                .unwrap();
         assert_eq!((nat[0].mode, nat[0].tunnel), (ForwardMode::Nat, None));
-        let nat_gue = edit(&nat, Edit::ServiceSet(key(80), ServicePatch { too_big: Some(TooBigPolicy::Drop), ..Default::default() })).unwrap();
+        let nat_gue = edit(
+            &nat,
+            Edit::ServiceSet(key(80), ServicePatch { too_big: Some(TooBigPolicy::Drop), ..Default::default() }),
+        )
+        .unwrap();
         assert_eq!(nat_gue[0].tunnel.map(|t| t.too_big), Some(TooBigPolicy::Drop));
         assert_eq!(service_changes(&port, &nat), vec!["service set tcp 192.0.2.100:80".to_string()]);
     }

@@ -7,8 +7,8 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod lbconf;
-pub mod lbstate;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
+pub mod lbconf;
+pub mod lbstate;
 pub mod proto;

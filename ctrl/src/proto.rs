@@ -176,8 +176,7 @@ impl Response {
     /// The data decoded as `T`, or the daemon's error text.
     pub fn into_data<T: DeserializeOwned>(self) -> Result<T, String> {
         match self {
-            Response::Ok(v) => serde_json::from_value(v)
-                .map_err(|e| format!("unexpected answer from ferrovs: {e}")),
+            Response::Ok(v) => serde_json::from_value(v).map_err(|e| format!("unexpected answer from ferrovs: {e}")),
             Response::Err(e) => Err(e),
         }
     }
@@ -196,16 +195,8 @@ struct WireResponse {
 impl Serialize for Response {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let wire = match self {
-            Response::Ok(v) => WireResponse {
-                ok: true,
-                data: Some(v.clone()),
-                error: None,
-            },
-            Response::Err(e) => WireResponse {
-                ok: false,
-                data: None,
-                error: Some(e.clone()),
-            },
+            Response::Ok(v) => WireResponse { ok: true, data: Some(v.clone()), error: None },
+            Response::Err(e) => WireResponse { ok: false, data: None, error: Some(e.clone()) },
         };
         wire.serialize(s)
     }
@@ -218,9 +209,7 @@ impl<'de> Deserialize<'de> for Response {
             // `"data": null` arrives as None.
             (true, _) => Ok(Response::Ok(wire.data.unwrap_or(serde_json::Value::Null))),
             (false, Some(e)) => Ok(Response::Err(e)),
-            (false, None) => Err(serde::de::Error::custom(
-                "an error response without \"error\"",
-            )),
+            (false, None) => Err(serde::de::Error::custom("an error response without \"error\"")),
         }
     }
 }
@@ -531,16 +520,10 @@ mod tests {
 
     #[test]
     fn requests_on_the_wire() {
-        round_trip(
-            Request::LinkShow { stats: true },
-            r#"{"op":"link_show","stats":true}"#,
-        );
+        round_trip(Request::LinkShow { stats: true }, r#"{"op":"link_show","stats":true}"#);
         round_trip(Request::AddrShow, r#"{"op":"addr_show"}"#);
         round_trip(
-            Request::AddrAdd {
-                port: "dp0".into(),
-                addr: "192.0.2.1/24".parse().unwrap(),
-            },
+            Request::AddrAdd { port: "dp0".into(), addr: "192.0.2.1/24".parse().unwrap() },
             r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.1/24"}"#,
         );
         round_trip(
@@ -554,17 +537,12 @@ mod tests {
             r#"{"op":"route_add","route":{"prefix":"203.0.113.0/24","via":"192.0.2.2"}}"#,
         );
         round_trip(
-            Request::RouteDel {
-                prefix: "2001:db8::/32".parse().unwrap(),
-            },
+            Request::RouteDel { prefix: "2001:db8::/32".parse().unwrap() },
             r#"{"op":"route_del","prefix":"2001:db8::/32"}"#,
         );
         round_trip(Request::Stats, r#"{"op":"stats"}"#);
         round_trip(
-            Request::Apply {
-                source: "a.yaml".into(),
-                yaml: "ports: []\n".into(),
-            },
+            Request::Apply { source: "a.yaml".into(), yaml: "ports: []\n".into() },
             r#"{"op":"apply","source":"a.yaml","yaml":"ports: []\n"}"#,
         );
         assert_eq!(
@@ -586,18 +564,11 @@ mod tests {
             r#"{"op":"snat_add","rule":{"source":"198.51.100.0/24","out_port":"dp0","addresses":["192.0.2.50"]}}"#,
         );
         round_trip(
-            Request::SnatDel {
-                source: "198.51.100.0/24".parse().unwrap(),
-                out_port: "dp0".into(),
-            },
+            Request::SnatDel { source: "198.51.100.0/24".parse().unwrap(), out_port: "dp0".into() },
             r#"{"op":"snat_del","source":"198.51.100.0/24","out_port":"dp0"}"#,
         );
         round_trip(Request::SnatShow, r#"{"op":"snat_show"}"#);
-        let key = ServiceKey {
-            protocol: Protocol::Tcp,
-            vip: "192.0.2.100".parse().unwrap(),
-            port: 443,
-        };
+        let key = ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port: 443 };
         round_trip(
             Request::ServiceSet {
                 key,
@@ -614,10 +585,7 @@ mod tests {
         let mut tun = ServiceConfig::new(key);
         tun.mode = ForwardMode::Tun;
         let info = serde_json::to_value(ServiceInfo::new(&tun, vec![], None)).unwrap();
-        assert_eq!(
-            info["tunnel"],
-            serde_json::json!({ "encap": "ipip", "gue_port": 6080, "too_big": "icmp" })
-        );
+        assert_eq!(info["tunnel"], serde_json::json!({ "encap": "ipip", "gue_port": 6080, "too_big": "icmp" }));
         let nat = serde_json::to_value(ServiceInfo::new(&ServiceConfig::new(key), vec![], None)).unwrap();
         assert!(nat.get("tunnel").is_none(), "{nat}");
     }
@@ -627,63 +595,33 @@ mod tests {
         let err = |s: &str| serde_json::from_str::<Request>(s).unwrap_err().to_string();
         assert!(err(r#"{"op":"link_sho"}"#).contains("unknown variant `link_sho`"));
         assert!(err(r#"{"op":"addr_add","port":"dp0"}"#).contains("missing field `addr`"));
+        assert!(err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.1/24","x":1}"#).contains("unknown field `x`"));
         assert!(
-            err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.1/24","x":1}"#)
-                .contains("unknown field `x`")
+            err(r#"{"op":"route_add","route":{"prefix":"10.0.0.0/8","dev":"dp0"}}"#).contains("unknown field `dev`")
         );
-        assert!(
-            err(r#"{"op":"route_add","route":{"prefix":"10.0.0.0/8","dev":"dp0"}}"#)
-                .contains("unknown field `dev`")
-        );
-        assert!(
-            err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.300/24"}"#)
-                .contains("192.0.2.300")
-        );
+        assert!(err(r#"{"op":"addr_add","port":"dp0","addr":"192.0.2.300/24"}"#).contains("192.0.2.300"));
         assert!(err(r#"{"port":"dp0"}"#).contains("missing field `op`"));
     }
 
     #[test]
     fn responses_on_the_wire() {
-        let ok = Response::ok(&ApplyResult {
-            changes: vec!["addr add 192.0.2.1/24 dev dp0".into()],
-        });
+        let ok = Response::ok(&ApplyResult { changes: vec!["addr add 192.0.2.1/24 dev dp0".into()] });
         let json = serde_json::to_string(&ok).unwrap();
-        assert_eq!(
-            json,
-            r#"{"ok":true,"data":{"changes":["addr add 192.0.2.1/24 dev dp0"]}}"#
-        );
+        assert_eq!(json, r#"{"ok":true,"data":{"changes":["addr add 192.0.2.1/24 dev dp0"]}}"#);
         assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), ok);
         let back: ApplyResult = ok.into_data().unwrap();
         assert_eq!(back.changes.len(), 1);
 
         let unit = Response::ok(&());
-        assert_eq!(
-            serde_json::to_string(&unit).unwrap(),
-            r#"{"ok":true,"data":null}"#
-        );
-        assert_eq!(
-            serde_json::from_str::<Response>(r#"{"ok":true,"data":null}"#).unwrap(),
-            unit
-        );
-        assert_eq!(
-            serde_json::from_str::<Response>(r#"{"ok":true}"#).unwrap(),
-            unit
-        );
+        assert_eq!(serde_json::to_string(&unit).unwrap(), r#"{"ok":true,"data":null}"#);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":true,"data":null}"#).unwrap(), unit);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":true}"#).unwrap(), unit);
 
         let err = Response::err("no port named 'dp9'");
-        assert_eq!(
-            serde_json::to_string(&err).unwrap(),
-            r#"{"ok":false,"error":"no port named 'dp9'"}"#
-        );
-        assert_eq!(
-            serde_json::from_str::<Response>(r#"{"ok":false,"error":"x"}"#).unwrap(),
-            Response::err("x")
-        );
+        assert_eq!(serde_json::to_string(&err).unwrap(), r#"{"ok":false,"error":"no port named 'dp9'"}"#);
+        assert_eq!(serde_json::from_str::<Response>(r#"{"ok":false,"error":"x"}"#).unwrap(), Response::err("x"));
         assert!(serde_json::from_str::<Response>(r#"{"ok":false}"#).is_err());
-        assert_eq!(
-            err.into_data::<()>(),
-            Err("no port named 'dp9'".to_string())
-        );
+        assert_eq!(err.into_data::<()>(), Err("no port named 'dp9'".to_string()));
     }
 
     #[test]
@@ -727,10 +665,7 @@ mod tests {
             numa_socket: 0,
             steering: "rings".into(),
             steering_detail: "flow rules: not offered".into(),
-            stats: Some(PortStats {
-                rx_packets: 1,
-                ..Default::default()
-            }),
+            stats: Some(PortStats { rx_packets: 1, ..Default::default() }),
         };
         let v = serde_json::to_value(&link).unwrap();
         assert_eq!(v["mac"], "02:00:00:00:00:01");

@@ -10,8 +10,8 @@ use ctrl::config::{self, Config};
 use ctrl::lbconf::{self, ConnectionsConfig, Protocol, ServiceConfig, SnatConfig};
 use ctrl::lbstate::{self, SnatEdit};
 use ctrl::proto::{
-    AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, ConnMode, Request, Response, RouteInfo,
-    ServiceInfo, SnatAddrInfo, SnatInfo,
+    AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, ConnMode, Request, Response, RouteInfo, ServiceInfo,
+    SnatAddrInfo, SnatInfo,
 };
 
 fn service_info(s: &ServiceConfig) -> ServiceInfo {
@@ -48,8 +48,7 @@ fn change_lb(
     let mut next = lb.clone();
     let checked = change(&mut next).and_then(|()| {
         let conns = ConnectionsConfig::default();
-        lbconf::validate_services(&next.services, &next.snat, &conns, &base.ports, addresses)
-            .map_err(|e| e.message)
+        lbconf::validate_services(&next.services, &next.snat, &conns, &base.ports, addresses).map_err(|e| e.message)
     });
     match checked {
         Ok(()) => {
@@ -68,13 +67,8 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
     for call in calls {
         let response = match call.request {
             Request::AddrShow => {
-                let list: Vec<AddrInfo> = addresses
-                    .iter()
-                    .map(|a| AddrInfo {
-                        port: a.port.clone(),
-                        addr: a.addr,
-                    })
-                    .collect();
+                let list: Vec<AddrInfo> =
+                    addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect();
                 Response::ok(&list)
             }
             Request::AddrAdd { port, addr } => {
@@ -95,29 +89,19 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                 origin: "connected".into(),
             }]),
             Request::Apply { source, yaml } => match Config::from_yaml(&yaml, &source) {
-                Ok(c) => Response::ok(&ApplyResult {
-                    changes: config::l3_changes(&[], &[], &c.addresses, &c.routes),
-                }),
+                Ok(c) => Response::ok(&ApplyResult { changes: config::l3_changes(&[], &[], &c.addresses, &c.routes) }),
                 Err(e) => Response::err(e.to_string()),
             },
-            Request::ServiceShow { .. } => {
-                Response::ok(&lb.services.iter().map(service_info).collect::<Vec<_>>())
-            }
+            Request::ServiceShow { .. } => Response::ok(&lb.services.iter().map(service_info).collect::<Vec<_>>()),
             Request::ServiceAdd { service } => change_lb(&mut lb, &base, &addresses, |next| {
                 next.services.push(service);
                 Ok(())
             }),
-            Request::BackendAdd { service, backend } => {
-                change_lb(&mut lb, &base, &addresses, |next| {
-                    let s = next
-                        .services
-                        .iter_mut()
-                        .find(|s| s.key() == service)
-                        .ok_or(format!("no service {service}"))?;
-                    s.backends.push(backend);
-                    Ok(())
-                })
-            }
+            Request::BackendAdd { service, backend } => change_lb(&mut lb, &base, &addresses, |next| {
+                let s = next.services.iter_mut().find(|s| s.key() == service).ok_or(format!("no service {service}"))?;
+                s.backends.push(backend);
+                Ok(())
+            }),
             // No worker cores here: every address shows no ports.
             Request::SnatShow => Response::ok(
                 &lb.snat
@@ -128,11 +112,7 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                         addresses: r
                             .addresses
                             .iter()
-                            .map(|a| SnatAddrInfo {
-                                addr: *a,
-                                ports_in_use: 0,
-                                ports_total: 0,
-                            })
+                            .map(|a| SnatAddrInfo { addr: *a, ports_in_use: 0, ports_total: 0 })
                             .collect(),
                     })
                     .collect::<Vec<_>>(),
@@ -141,12 +121,10 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                 next.snat = lbstate::edit_snat(&next.snat, SnatEdit::Add(rule))?;
                 Ok(())
             }),
-            Request::SnatDel { source, out_port } => {
-                change_lb(&mut lb, &base, &addresses, |next| {
-                    next.snat = lbstate::edit_snat(&next.snat, SnatEdit::Del { source, out_port })?;
-                    Ok(())
-                })
-            }
+            Request::SnatDel { source, out_port } => change_lb(&mut lb, &base, &addresses, |next| {
+                next.snat = lbstate::edit_snat(&next.snat, SnatEdit::Del { source, out_port })?;
+                Ok(())
+            }),
             // Three connections match; the limit keeps the first ones.
             Request::ConnList { filter } => {
                 let conn = |client: &str| ConnInfo {
@@ -160,11 +138,7 @@ fn fake_daemon(calls: crossbeam_channel::Receiver<ApiCall>) {
                     state: "ESTABLISHED".into(),
                     expires_ms: 899_000,
                 };
-                let mut conns = vec![
-                    conn("192.0.2.2:40000"),
-                    conn("192.0.2.2:40001"),
-                    conn("192.0.2.2:40002"),
-                ];
+                let mut conns = vec![conn("192.0.2.2:40000"), conn("192.0.2.2:40001"), conn("192.0.2.2:40002")];
                 conns.truncate(filter.limit.unwrap_or(1000) as usize);
                 Response::ok(&ConnList { conns, matched: 3 })
             }
@@ -192,26 +166,14 @@ fn socket() -> &'static Path {
 
 /// Runs fvs with `args`; returns (exit status, stdout, stderr).
 fn fvs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fvs"))
-        .arg("--socket")
-        .arg(socket())
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fvs")).arg("--socket").arg(socket()).args(args).output().unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
 
 #[test]
 fn add_then_show() {
-    assert_eq!(
-        fvs(&["addr", "add", "192.0.2.1/24", "dev", "dp0"]),
-        (0, String::new(), String::new())
-    );
+    assert_eq!(fvs(&["addr", "add", "192.0.2.1/24", "dev", "dp0"]), (0, String::new(), String::new()));
     let (code, out, err) = fvs(&["a"]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.contains("dp0    inet 192.0.2.1/24\n"), "{out}");
@@ -231,10 +193,7 @@ fn daemon_refusal_exits_1() {
 fn usage_error_exits_2_without_calling() {
     let (code, out, err) = fvs(&["route", "add", "203.0.113.0/24", "via", "198.51.100.300"]);
     assert_eq!((code, out.as_str()), (2, ""));
-    assert_eq!(
-        err,
-        "fvs route add: '198.51.100.300' is not an IP address (after 'via')\n"
-    );
+    assert_eq!(err, "fvs route add: '198.51.100.300' is not an IP address (after 'via')\n");
     let (code, _, err) = fvs(&["rooute"]);
     assert_eq!(code, 2);
     assert!(err.contains("unrecognized subcommand 'rooute'"), "{err}");
@@ -242,72 +201,44 @@ fn usage_error_exits_2_without_calling() {
 
 #[test]
 fn route_show_human() {
-    assert_eq!(
-        fvs(&["route"]),
-        (
-            0,
-            "192.0.2.0/24 dev dp0 proto connected\n".to_string(),
-            String::new()
-        )
-    );
+    assert_eq!(fvs(&["route"]), (0, "192.0.2.0/24 dev dp0 proto connected\n".to_string(), String::new()));
 }
 
 #[test]
 fn apply_sends_the_file() {
     let dir = socket().parent().unwrap();
     let good = dir.join("good.yaml");
-    std::fs::write(&good, "ports:\n  - { name: dp0, device: net_null0 }\naddresses:\n  - { port: dp0, addr: 10.1.0.1/16 }\n").unwrap();
+    std::fs::write(
+        &good,
+        "ports:\n  - { name: dp0, device: net_null0 }\naddresses:\n  - { port: dp0, addr: 10.1.0.1/16 }\n",
+    )
+    .unwrap();
     let (code, out, _) = fvs(&["apply", "-f", good.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (0, "addr add 10.1.0.1/16 dev dp0\n"));
 
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "ports:\n  - { name: dp0, device: net_null0 }\nroutes:\n  - { prefix: 10.2.0.0/16, via: 10.9.9.300 }\n").unwrap();
+    std::fs::write(
+        &bad,
+        "ports:\n  - { name: dp0, device: net_null0 }\nroutes:\n  - { prefix: 10.2.0.0/16, via: 10.9.9.300 }\n",
+    )
+    .unwrap();
     let (code, _, err) = fvs(&["apply", "-f", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.starts_with(&format!(
-            "fvs: {}: routes[0].via: invalid IP address syntax (line 4",
-            bad.display()
-        )),
+        err.starts_with(&format!("fvs: {}: routes[0].via: invalid IP address syntax (line 4", bad.display())),
         "{err}"
     );
 
     let (code, _, err) = fvs(&["apply", "-f", "/nonexistent/x.yaml"]);
     assert_eq!(code, 1);
-    assert!(
-        err.starts_with("fvs: cannot read /nonexistent/x.yaml: No such file"),
-        "{err}"
-    );
+    assert!(err.starts_with("fvs: cannot read /nonexistent/x.yaml: No such file"), "{err}");
 }
 
 #[test]
 fn service_and_backend_add_then_show() {
     let ok = (0, String::new(), String::new());
-    assert_eq!(
-        fvs(&[
-            "service",
-            "add",
-            "tcp",
-            "203.0.113.80:80",
-            "scheduler",
-            "wrr",
-            "persistence",
-            "300"
-        ]),
-        ok
-    );
-    assert_eq!(
-        fvs(&[
-            "backend",
-            "add",
-            "tcp",
-            "203.0.113.80:80",
-            "198.51.100.11:8080",
-            "weight",
-            "2"
-        ]),
-        ok
-    );
+    assert_eq!(fvs(&["service", "add", "tcp", "203.0.113.80:80", "scheduler", "wrr", "persistence", "300"]), ok);
+    assert_eq!(fvs(&["backend", "add", "tcp", "203.0.113.80:80", "198.51.100.11:8080", "weight", "2"]), ok);
     let (code, out, err) = fvs(&["service"]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(
@@ -321,45 +252,24 @@ fn service_and_backend_add_then_show() {
     let (code, out, _) = fvs(&["-j", "service", "show", "--stats"]);
     assert_eq!(code, 0);
     let list: Vec<ServiceInfo> = serde_json::from_str(&out).unwrap();
-    assert!(
-        list.iter().any(|s| s.port == 80 && s.backends.len() == 1),
-        "{out}"
-    );
+    assert!(list.iter().any(|s| s.port == 80 && s.backends.len() == 1), "{out}");
 
     // The daemon's refusal: exit 1, its words.
     let (code, out, err) = fvs(&["service", "add", "tcp", "203.0.113.80:80"]);
     assert_eq!((code, out.as_str()), (1, ""));
-    assert!(
-        err.starts_with("fvs: service tcp 203.0.113.80:80 is already defined"),
-        "{err}"
-    );
-    let (code, _, err) = fvs(&[
-        "backend",
-        "add",
-        "udp",
-        "203.0.113.80:80",
-        "198.51.100.11:8080",
-    ]);
-    assert_eq!(
-        (code, err.as_str()),
-        (1, "fvs: no service udp 203.0.113.80:80\n")
-    );
+    assert!(err.starts_with("fvs: service tcp 203.0.113.80:80 is already defined"), "{err}");
+    let (code, _, err) = fvs(&["backend", "add", "udp", "203.0.113.80:80", "198.51.100.11:8080"]);
+    assert_eq!((code, err.as_str()), (1, "fvs: no service udp 203.0.113.80:80\n"));
 }
 
 #[test]
 fn lb_usage_errors_exit_2() {
     let (code, out, err) = fvs(&["service", "add", "tcp", "192.0.2.100", "scheduler", "wrr"]);
     assert_eq!((code, out.as_str()), (2, ""));
-    assert_eq!(
-        err,
-        "fvs service add: '192.0.2.100' is not ADDR:PORT (e.g. 192.0.2.100:80)\n"
-    );
+    assert_eq!(err, "fvs service add: '192.0.2.100' is not ADDR:PORT (e.g. 192.0.2.100:80)\n");
     let (code, _, err) = fvs(&["conn", "list", "state", "open"]);
     assert_eq!(code, 2);
-    assert!(
-        err.starts_with("fvs conn list: 'open' is not a connection state (NONE, ESTABLISHED,"),
-        "{err}"
-    );
+    assert!(err.starts_with("fvs conn list: 'open' is not a connection state (NONE, ESTABLISHED,"), "{err}");
 }
 
 #[test]
@@ -382,81 +292,30 @@ core pro expire state       mode    client             virtual            local 
 #[test]
 fn snat_add_show_del() {
     let ok = (0, String::new(), String::new());
-    let add = [
-        "snat",
-        "add",
-        "source",
-        "10.20.0.0/16",
-        "out-port",
-        "dp0",
-        "address",
-        "203.0.113.250",
-    ];
+    let add = ["snat", "add", "source", "10.20.0.0/16", "out-port", "dp0", "address", "203.0.113.250"];
     assert_eq!(fvs(&add), ok);
     let (code, out, err) = fvs(&["snat"]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.starts_with("Source  "), "{out}");
-    assert!(
-        out.contains("\n10.20.0.0/16  dp0      203.0.113.250           0           0\n"),
-        "{out}"
-    );
+    assert!(out.contains("\n10.20.0.0/16  dp0      203.0.113.250           0           0\n"), "{out}");
     let (code, out, _) = fvs(&["-j", "snat", "show"]);
     assert_eq!(code, 0);
     let rules: Vec<SnatInfo> = serde_json::from_str(&out).unwrap();
-    assert!(
-        rules.iter().any(|r| r.source.to_string() == "10.20.0.0/16"),
-        "{out}"
-    );
+    assert!(rules.iter().any(|r| r.source.to_string() == "10.20.0.0/16"), "{out}");
 
     // The daemon's refusals: exit 1, its words.
     let (code, _, err) = fvs(&add);
     assert_eq!(
         (code, err.as_str()),
-        (
-            1,
-            "fvs: SNAT rule source 10.20.0.0/16 out-port dp0 already exists (delete it first with fvs snat del)\n"
-        )
+        (1, "fvs: SNAT rule source 10.20.0.0/16 out-port dp0 already exists (delete it first with fvs snat del)\n")
     );
-    let (code, _, err) = fvs(&[
-        "snat",
-        "add",
-        "source",
-        "10.21.0.5/16",
-        "out-port",
-        "dp0",
-        "address",
-        "203.0.113.251",
-    ]);
-    assert_eq!(
-        (code, err.as_str()),
-        (
-            1,
-            "fvs: 10.21.0.5/16 has host bits set, did you mean 10.21.0.0/16?\n"
-        )
-    );
-    let (code, _, err) = fvs(&[
-        "snat",
-        "add",
-        "source",
-        "10.22.0.0/16",
-        "out-port",
-        "dp7",
-        "address",
-        "203.0.113.252",
-    ]);
-    assert_eq!(
-        (code, err.as_str()),
-        (1, "fvs: no port named 'dp7' (ports are: dp0)\n")
-    );
+    let (code, _, err) = fvs(&["snat", "add", "source", "10.21.0.5/16", "out-port", "dp0", "address", "203.0.113.251"]);
+    assert_eq!((code, err.as_str()), (1, "fvs: 10.21.0.5/16 has host bits set, did you mean 10.21.0.0/16?\n"));
+    let (code, _, err) = fvs(&["snat", "add", "source", "10.22.0.0/16", "out-port", "dp7", "address", "203.0.113.252"]);
+    assert_eq!((code, err.as_str()), (1, "fvs: no port named 'dp7' (ports are: dp0)\n"));
 
     let del = ["snat", "del", "source", "10.20.0.0/16", "out-port", "dp0"];
     assert_eq!(fvs(&del), ok);
     let (code, _, err) = fvs(&del);
-    assert_eq!(
-        (code, err.as_str()),
-        (
-            1,
-            "fvs: no SNAT rule source 10.20.0.0/16 out-port dp0 (see fvs snat show)\n"
-        )
-    );
+    assert_eq!((code, err.as_str()), (1, "fvs: no SNAT rule source 10.20.0.0/16 out-port dp0 (see fvs snat show)\n"));
 }

@@ -79,10 +79,7 @@ struct Outcome {
 
 impl Outcome {
     fn describe(&self) -> String {
-        format!(
-            "exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}---",
-            self.code, self.took, self.stdout, self.stderr
-        )
+        format!("exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}---", self.code, self.took, self.stdout, self.stderr)
     }
 }
 
@@ -116,12 +113,7 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Outcome {
         thread::sleep(Duration::from_millis(10));
     };
     let took = start.elapsed();
-    Outcome {
-        code,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        took,
-    }
+    Outcome { code, stdout: out.join().unwrap(), stderr: err.join().unwrap(), took }
 }
 
 /// `fvs --socket SOCKET ARGS...`.
@@ -143,11 +135,7 @@ fn fvs_json(socket: &Path, args: &[&str]) -> Value {
 
 /// Sends SIGTERM to `pid` (no libc::kill: this crate has no unsafe).
 fn sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// A running ferrovs; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -170,19 +158,12 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {FERROVS}: {e}"));
-        let mut daemon = Daemon {
-            child: Some(child),
-            socket: socket.to_path_buf(),
-            stderr_path,
-        };
+        let mut daemon = Daemon { child: Some(child), socket: socket.to_path_buf(), stderr_path };
         let start = Instant::now();
         loop {
             if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
                 daemon.child = None;
-                panic!(
-                    "ferrovs exited during start-up with {status}; stderr:\n{}",
-                    daemon.stderr()
-                );
+                panic!("ferrovs exited during start-up with {status}; stderr:\n{}", daemon.stderr());
             }
             // The socket is bound before DPDK starts but answered only once it runs.
             if daemon.stderr().contains("ferrovs running") {
@@ -249,11 +230,7 @@ impl Drop for Daemon {
             let _ = self.terminate();
         }
         if thread::panicking() {
-            eprintln!(
-                "--- ferrovs stderr ({}):\n{}---",
-                self.socket.display(),
-                self.stderr()
-            );
+            eprintln!("--- ferrovs stderr ({}):\n{}---", self.socket.display(), self.stderr());
         }
     }
 }
@@ -277,27 +254,16 @@ fn pcap_config(dir: &Path, tag: &str) -> (String, String, PathBuf) {
 
 /// Asserts that the daemon with EAL file prefix `prefix` left nothing behind.
 fn assert_nothing_left(prefix: &str, socket: &Path) {
-    assert!(
-        !socket.exists(),
-        "the API socket {} is still there",
-        socket.display()
-    );
+    assert!(!socket.exists(), "the API socket {} is still there", socket.display());
     let runtime = Path::new("/var/run/dpdk").join(prefix);
-    assert!(
-        !runtime.exists(),
-        "the DPDK runtime dir {} is still there",
-        runtime.display()
-    );
+    assert!(!runtime.exists(), "the DPDK runtime dir {} is still there", runtime.display());
     if let Ok(entries) = fs::read_dir("/dev/hugepages") {
         let left: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(prefix))
             .collect();
-        assert!(
-            left.is_empty(),
-            "hugepage files left in /dev/hugepages: {left:?}"
-        );
+        assert!(left.is_empty(), "hugepage files left in /dev/hugepages: {left:?}");
     }
 }
 
@@ -326,47 +292,19 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// The frames of a little-endian pcap file (microsecond or nanosecond timestamps).
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let data = fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    assert!(
-        data.len() >= 24,
-        "{} is {} bytes, no pcap header",
-        path.display(),
-        data.len()
-    );
+    assert!(data.len() >= 24, "{} is {} bytes, no pcap header", path.display(), data.len());
     let u32_at = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
     let magic = u32_at(0);
-    assert!(
-        magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d,
-        "{}: unexpected pcap magic {magic:#x}",
-        path.display()
-    );
-    assert_eq!(
-        u32_at(20),
-        1,
-        "{}: link type is not Ethernet",
-        path.display()
-    );
+    assert!(magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d, "{}: unexpected pcap magic {magic:#x}", path.display());
+    assert_eq!(u32_at(20), 1, "{}: link type is not Ethernet", path.display());
     let mut frames = Vec::new();
     let mut at = 24;
     while at < data.len() {
-        assert!(
-            at + 16 <= data.len(),
-            "{}: truncated record header",
-            path.display()
-        );
+        assert!(at + 16 <= data.len(), "{}: truncated record header", path.display());
         let (incl, orig) = (u32_at(at + 8) as usize, u32_at(at + 12) as usize);
-        assert_eq!(
-            incl,
-            orig,
-            "{}: frame {} was cut by the snap length",
-            path.display(),
-            frames.len()
-        );
+        assert_eq!(incl, orig, "{}: frame {} was cut by the snap length", path.display(), frames.len());
         at += 16;
-        assert!(
-            at + incl <= data.len(),
-            "{}: truncated frame",
-            path.display()
-        );
+        assert!(at + incl <= data.len(), "{}: truncated frame", path.display());
         frames.push(data[at..at + incl].to_vec());
         at += incl;
     }
@@ -495,11 +433,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn assert_frame(n: usize, what: &str, got: &[u8], want: &[u8]) {
     if got != want {
-        let first = got
-            .iter()
-            .zip(want)
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(want.len()));
+        let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
         panic!(
             "tx frame {n} ({what}) differs from the expected reply: {} bytes, want {}, first difference at byte {first}\ngot:\n{}want:\n{}",
             got.len(),
@@ -516,9 +450,7 @@ fn totals(socket: &Path) -> Value {
 }
 
 fn counter(total: &Value, name: &str) -> u64 {
-    total[name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name} in {total}"))
+    total[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {total}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -538,25 +470,14 @@ fn pcap_frames_get_exact_replies() {
     let client6: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
     let solicited: Ipv6Addr = "ff02::1:ff00:1".parse().unwrap();
     let solicited_mac = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
-    let ping_data: Vec<u8> = (0..56u8)
-        .map(|i| i.wrapping_mul(7).wrapping_add(0x10))
-        .collect();
+    let ping_data: Vec<u8> = (0..56u8).map(|i| i.wrapping_mul(7).wrapping_add(0x10)).collect();
     let ping6_data: Vec<u8> = (0..32u8).map(|i| 0xa0 ^ i).collect();
 
     // (a) who-has 192.0.2.1 tell 192.0.2.2, padded to 60 bytes.
-    let arp_request = pad60(ethernet(
-        [0xff; 6],
-        CLIENT_MAC,
-        0x0806,
-        &arp(1, CLIENT_MAC, client4, [0; 6], us4),
-    ));
+    let arp_request = pad60(ethernet([0xff; 6], CLIENT_MAC, 0x0806, &arp(1, CLIENT_MAC, client4, [0; 6], us4)));
     // (b) ping 192.0.2.1, TTL 63 so the reply's 64 is visibly ferrovs's own.
-    let echo_request = ethernet(
-        PCAP_MAC,
-        CLIENT_MAC,
-        0x0800,
-        &ipv4(client4, us4, 63, 1, &icmp4_echo(8, 0x1234, 1, &ping_data)),
-    );
+    let echo_request =
+        ethernet(PCAP_MAC, CLIENT_MAC, 0x0800, &ipv4(client4, us4, 63, 1, &icmp4_echo(8, 0x1234, 1, &ping_data)));
     assert_eq!(echo_request.len(), 98);
     // (c) an IPv4 frame cut after 10 bytes of header.
     let full = ipv4(client4, us4, 64, 1, &icmp4_echo(8, 0x1234, 2, &[0; 8]));
@@ -578,43 +499,16 @@ fn pcap_frames_get_exact_replies() {
     );
     assert_eq!(ns.len(), 86);
     // (f) ping6 2001:db8:1::1, hop limit 60.
-    let echo6_request = ethernet(
-        PCAP_MAC,
-        CLIENT_MAC,
-        0x86dd,
-        &ipv6_icmp(client6, us6, 60, &icmp6_echo(128, 0x4321, 7, &ping6_data)),
-    );
-    write_pcap(
-        &dir.join("in.pcap"),
-        &[
-            arp_request,
-            echo_request,
-            truncated,
-            other_mac,
-            ns,
-            echo6_request,
-        ],
-    );
+    let echo6_request =
+        ethernet(PCAP_MAC, CLIENT_MAC, 0x86dd, &ipv6_icmp(client6, us6, 60, &icmp6_echo(128, 0x4321, 7, &ping6_data)));
+    write_pcap(&dir.join("in.pcap"), &[arp_request, echo_request, truncated, other_mac, ns, echo6_request]);
 
     // What must come out, in this order.
     let want: [(&str, Vec<u8>); 4] = [
-        (
-            "ARP reply",
-            pad60(ethernet(
-                CLIENT_MAC,
-                PCAP_MAC,
-                0x0806,
-                &arp(2, PCAP_MAC, us4, CLIENT_MAC, client4),
-            )),
-        ),
+        ("ARP reply", pad60(ethernet(CLIENT_MAC, PCAP_MAC, 0x0806, &arp(2, PCAP_MAC, us4, CLIENT_MAC, client4)))),
         (
             "ICMP echo reply",
-            ethernet(
-                CLIENT_MAC,
-                PCAP_MAC,
-                0x0800,
-                &ipv4(us4, client4, 64, 1, &icmp4_echo(0, 0x1234, 1, &ping_data)),
-            ),
+            ethernet(CLIENT_MAC, PCAP_MAC, 0x0800, &ipv4(us4, client4, 64, 1, &icmp4_echo(0, 0x1234, 1, &ping_data))),
         ),
         (
             "neighbour advertisement",
@@ -673,11 +567,7 @@ fn pcap_frames_get_exact_replies() {
         ("arp_requests_out", 0),
         ("nd_solicits_out", 0),
     ] {
-        assert_eq!(
-            counter(&total, name),
-            value,
-            "counter {name}; all counters: {total}"
-        );
+        assert_eq!(counter(&total, name), value, "counter {name}; all counters: {total}");
     }
     // Exactly the two drops above, nothing else dropped.
     let drops: u64 = total
@@ -691,17 +581,8 @@ fn pcap_frames_get_exact_replies() {
 
     let neighs = fvs_json(&socket, &["neigh", "show"]);
     for addr in ["192.0.2.2", "2001:db8:1::2"] {
-        let entries: Vec<&Value> = neighs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["addr"] == addr)
-            .collect();
-        assert_eq!(
-            entries.len(),
-            1,
-            "neighbour {addr} once (one worker): {neighs}"
-        );
+        let entries: Vec<&Value> = neighs.as_array().unwrap().iter().filter(|n| n["addr"] == addr).collect();
+        assert_eq!(entries.len(), 1, "neighbour {addr} once (one worker): {neighs}");
         let n = entries[0];
         assert_eq!(n["mac"], "02:c1:00:00:00:02", "neighbour {addr}: {n}");
         assert_eq!(n["state"], "reachable", "neighbour {addr}: {n}");
@@ -724,11 +605,7 @@ fn pcap_frames_get_exact_replies() {
         "out.pcap holds {} frames, want {}:\n{}",
         frames.len(),
         want.len(),
-        frames
-            .iter()
-            .map(|f| hex(f))
-            .collect::<Vec<_>>()
-            .join("--\n")
+        frames.iter().map(|f| hex(f)).collect::<Vec<_>>().join("--\n")
     );
     for (n, (got, (what, want))) in frames.iter().zip(&want).enumerate() {
         assert_frame(n, what, got, want);
@@ -749,17 +626,10 @@ fn bad_config_is_refused_with_the_field_named() {
 
     // (name, config text, what stderr must contain besides the file path)
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        (
-            "unknown-key",
-            format!("{good}portz: []\n"),
-            vec!["portz: unknown field `portz`", "did you mean `ports`?"],
-        ),
+        ("unknown-key", format!("{good}portz: []\n"), vec!["portz: unknown field `portz`", "did you mean `ports`?"]),
         (
             "address-port",
-            good.replace(
-                "{ port: dp0, addr: 192.0.2.1/24 }",
-                "{ port: dp9, addr: 192.0.2.1/24 }",
-            ),
+            good.replace("{ port: dp0, addr: 192.0.2.1/24 }", "{ port: dp9, addr: 192.0.2.1/24 }"),
             vec!["addresses[0].port: no port named 'dp9' (ports are: dp0)"],
         ),
         (
@@ -774,10 +644,7 @@ fn bad_config_is_refused_with_the_field_named() {
         ),
         (
             "mtu",
-            good.replace(
-                &device_line,
-                &format!("  - {{ name: dp0, device: \"{device}\", mtu: 20 }}\n"),
-            ),
+            good.replace(&device_line, &format!("  - {{ name: dp0, device: \"{device}\", mtu: 20 }}\n")),
             vec!["ports[0].mtu: 20 is out of range, must be 68..=9600"],
         ),
         (
@@ -794,16 +661,10 @@ fn bad_config_is_refused_with_the_field_named() {
         cmd.arg("-c").arg(&path);
         let out = run_bounded(cmd, Duration::from_secs(5));
         let what = format!("case {name}: {}\nconfig:\n{text}", out.describe());
-        assert_ne!(
-            out.code, None,
-            "ferrovs took more than 5 s to refuse a bad config; {what}"
-        );
+        assert_ne!(out.code, None, "ferrovs took more than 5 s to refuse a bad config; {what}");
         assert_eq!(out.code, Some(2), "{what}");
         let prefix = format!("ferrovs: {}: ", path.display());
-        assert!(
-            out.stderr.starts_with(&prefix),
-            "stderr does not start with {prefix:?}; {what}"
-        );
+        assert!(out.stderr.starts_with(&prefix), "stderr does not start with {prefix:?}; {what}");
         for want in wants {
             assert!(out.stderr.contains(want), "stderr lacks {want:?}; {what}");
         }
@@ -818,22 +679,13 @@ fn bad_config_is_refused_with_the_field_named() {
     let mut cmd = Command::new(FERROVS);
     cmd.arg("-c").arg(&good_path).arg("--check");
     let out = run_bounded(cmd, Duration::from_secs(5));
-    assert_eq!(
-        out.code,
-        Some(0),
-        "the base config is refused: {}",
-        out.describe()
-    );
+    assert_eq!(out.code, Some(0), "the base config is refused: {}", out.describe());
 
     let mut cmd = Command::new(FERROVS);
     cmd.args(["-c", "/nonexistent.yaml"]);
     let out = run_bounded(cmd, Duration::from_secs(5));
     assert_eq!(out.code, Some(2), "{}", out.describe());
-    assert!(
-        out.stderr.contains("/nonexistent.yaml: cannot read"),
-        "{}",
-        out.describe()
-    );
+    assert!(out.stderr.contains("/nonexistent.yaml: cannot read"), "{}", out.describe());
     assert!(!socket.exists());
 }
 
@@ -848,11 +700,7 @@ fn bad_commands_change_nothing() {
 
     // A YAML syntax error on line 4 (a second mapping value on one line).
     let syntax_error = dir.join("syntax.yaml");
-    fs::write(
-        &syntax_error,
-        "eal:\n  hugepages: false\nworkers:\n  lcores: [1]: 2\n",
-    )
-    .unwrap();
+    fs::write(&syntax_error, "eal:\n  hugepages: false\nworkers:\n  lcores: [1]: 2\n").unwrap();
     // Valid, but another mtu: only a restart could apply it.
     let other_ports = dir.join("other-ports.yaml");
     let changed = yaml.replace("out.pcap\" }", "out.pcap\", mtu: 9000 }");
@@ -879,11 +727,7 @@ fn bad_commands_change_nothing() {
     let syntax = syntax_error.display().to_string();
     let other = other_ports.display().to_string();
     let cases: Vec<(Vec<&str>, i32, Vec<&str>)> = vec![
-        (
-            vec!["addr", "add", "192.0.2.9/24", "dev", "dp9"],
-            1,
-            vec!["no port named 'dp9'"],
-        ),
+        (vec!["addr", "add", "192.0.2.9/24", "dev", "dp9"], 1, vec!["no port named 'dp9'"]),
         (
             vec!["route", "add", "203.0.113.0/24", "via", "198.51.100.300"],
             2,
@@ -894,23 +738,11 @@ fn bad_commands_change_nothing() {
             1,
             vec!["next hop 198.51.100.1 is not in any connected network"],
         ),
-        (
-            vec!["route", "del", "203.0.113.0/24"],
-            1,
-            vec!["no static route to 203.0.113.0/24"],
-        ),
-        (
-            vec!["addr", "del", "192.0.2.77/24", "dev", "dp0"],
-            1,
-            vec!["no address 192.0.2.77/24 on port dp0"],
-        ),
+        (vec!["route", "del", "203.0.113.0/24"], 1, vec!["no static route to 203.0.113.0/24"]),
+        (vec!["addr", "del", "192.0.2.77/24", "dev", "dp0"], 1, vec!["no address 192.0.2.77/24 on port dp0"]),
         (vec!["frobnicate"], 2, vec!["frobnicate"]),
         (vec!["apply", "-f", &syntax], 1, vec![&syntax, "line 4"]),
-        (
-            vec!["apply", "-f", &other],
-            1,
-            vec![&other, "ports differ", "restart", "nothing was applied"],
-        ),
+        (vec!["apply", "-f", &other], 1, vec![&other, "ports differ", "restart", "nothing was applied"]),
     ];
     for (args, code, wants) in &cases {
         let out = fvs(&socket, args);
@@ -930,47 +762,27 @@ fn bad_commands_change_nothing() {
         &["route", "add", "203.0.113.0/24", "via", "198.51.100.254"][..],
     ] {
         let out = fvs(&socket, args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "fvs {}: {}",
-            args.join(" "),
-            out.describe()
-        );
+        assert_eq!(out.code, Some(0), "fvs {}: {}", args.join(" "), out.describe());
     }
     let addr_list: Value = serde_json::from_str(&show("addr")).unwrap();
     assert!(
-        addr_list
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!({ "port": "dp0", "addr": "198.51.100.1/24" })),
+        addr_list.as_array().unwrap().contains(&serde_json::json!({ "port": "dp0", "addr": "198.51.100.1/24" })),
         "{addr_list}"
     );
     let out = fvs(&socket, &["route", "show"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
     assert!(
-        out.stdout
-            .lines()
-            .any(|l| l == "203.0.113.0/24 via 198.51.100.254 dev dp0 proto static"),
+        out.stdout.lines().any(|l| l == "203.0.113.0/24 via 198.51.100.254 dev dp0 proto static"),
         "route show:\n{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .lines()
-            .any(|l| l == "198.51.100.0/24 dev dp0 proto connected"),
-        "route show:\n{}",
-        out.stdout
-    );
+    assert!(out.stdout.lines().any(|l| l == "198.51.100.0/24 dev dp0 proto connected"), "route show:\n{}", out.stdout);
 
     // Applying the original config takes both back out.
     let applied = fvs_json(&socket, &["apply", "-f", &config.display().to_string()]);
     assert_eq!(
         applied["changes"],
-        serde_json::json!([
-            "addr del 198.51.100.1/24 dev dp0",
-            "route del 203.0.113.0/24 via 198.51.100.254"
-        ]),
+        serde_json::json!(["addr del 198.51.100.1/24 dev dp0", "route del 203.0.113.0/24 via 198.51.100.254"]),
         "{applied}"
     );
     assert_eq!(show("addr"), addrs);
@@ -981,12 +793,7 @@ fn bad_commands_change_nothing() {
     assert_eq!(out.stdout, "no changes\n");
 
     let out = fvs(&socket, &["stats"]);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "the daemon stopped answering: {}",
-        out.describe()
-    );
+    assert_eq!(out.code, Some(0), "the daemon stopped answering: {}", out.describe());
 
     daemon.stop();
     assert_nothing_left(&prefix, &socket);
@@ -1003,13 +810,7 @@ fn lb_commands_refused_change_nothing() {
     let daemon = Daemon::start(&config, &socket, dir.path());
     let run = |args: &[&str], code: i32| {
         let out = fvs(&socket, args);
-        assert_eq!(
-            out.code,
-            Some(code),
-            "fvs {}: {}",
-            args.join(" "),
-            out.describe()
-        );
+        assert_eq!(out.code, Some(code), "fvs {}: {}", args.join(" "), out.describe());
         out
     };
     let state = || {
@@ -1020,57 +821,16 @@ fn lb_commands_refused_change_nothing() {
         )
     };
 
-    run(
-        &["service", "add", "tcp", "192.0.2.100:80", "mode", "dr"],
-        0,
-    );
-    run(
-        &["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.11:80"],
-        0,
-    );
-    run(
-        &[
-            "service",
-            "add",
-            "tcp",
-            "192.0.2.100:443",
-            "mode",
-            "tun",
-            "encap",
-            "gue",
-        ],
-        0,
-    );
-    run(
-        &[
-            "snat",
-            "add",
-            "source",
-            "198.51.100.0/24",
-            "out-port",
-            "dp0",
-            "address",
-            "192.0.2.50",
-        ],
-        0,
-    );
+    run(&["service", "add", "tcp", "192.0.2.100:80", "mode", "dr"], 0);
+    run(&["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.11:80"], 0);
+    run(&["service", "add", "tcp", "192.0.2.100:443", "mode", "tun", "encap", "gue"], 0);
+    run(&["snat", "add", "source", "198.51.100.0/24", "out-port", "dp0", "address", "192.0.2.50"], 0);
     let before = state();
-    assert_eq!(
-        before.0[1]["tunnel"],
-        serde_json::json!({ "encap": "gue", "gue_port": 6080, "too_big": "icmp" })
-    );
+    assert_eq!(before.0[1]["tunnel"], serde_json::json!({ "encap": "gue", "gue_port": 6080, "too_big": "icmp" }));
     let services = run(&["service", "show"], 0).stdout;
-    assert!(
-        services.contains("\nTCP  192.0.2.100:443   wlc       tun/gue:6080\n"),
-        "{services}"
-    );
+    assert!(services.contains("\nTCP  192.0.2.100:443   wlc       tun/gue:6080\n"), "{services}");
     let snat = run(&["snat", "show"], 0).stdout;
-    assert!(
-        snat.lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("198.51.100.0/24  dp0      192.0.2.50")),
-        "{snat}"
-    );
+    assert!(snat.lines().nth(1).is_some_and(|l| l.starts_with("198.51.100.0/24  dp0      192.0.2.50")), "{snat}");
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
@@ -1113,12 +873,7 @@ fn lb_commands_refused_change_nothing() {
     for (args, want) in &cases {
         let out = run(args, 1);
         assert_eq!(out.stderr, *want, "fvs {}", args.join(" "));
-        assert_eq!(
-            state(),
-            before,
-            "the state changed after fvs {}",
-            args.join(" ")
-        );
+        assert_eq!(state(), before, "the state changed after fvs {}", args.join(" "));
     }
 
     // Applying the original config takes everything back out.
@@ -1222,10 +977,19 @@ fn two_workers_steer_replies_by_what_each_port_offers() {
     let links = fvs_json(&socket, &["link", "show"]);
     let by_name = |name: &str| links.as_array().unwrap().iter().find(|l| l["name"] == name).cloned().unwrap();
     let (null, pcap) = (by_name("dp0"), by_name("dp1"));
-    assert_eq!((&null["rx_queues"], &null["rss"], &null["steering"]), (&Value::from(2), &Value::from(true), &Value::from("toeplitz")), "{null}");
+    assert_eq!(
+        (&null["rx_queues"], &null["rss"], &null["steering"]),
+        (&Value::from(2), &Value::from(true), &Value::from("toeplitz")),
+        "{null}"
+    );
     let detail = null["steering_detail"].as_str().unwrap();
     // net_null's default key is the well-known 40-byte one DPDK's drivers share.
-    assert!(detail.contains("rss key 6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa reta 128 entries"), "{detail}");
+    assert!(
+        detail.contains(
+            "rss key 6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa reta 128 entries"
+        ),
+        "{detail}"
+    );
     assert!(detail.starts_with("flow rules: not offered"), "{detail}");
     assert_eq!(pcap["steering"], "rings", "{pcap}");
     let text = fvs(&socket, &["link", "show"]).stdout;

@@ -121,7 +121,10 @@ const PERSIST_WAYS: usize = 4;
 impl PersistTable {
     fn new(capacity: u32) -> PersistTable {
         let buckets = (capacity as usize / PERSIST_WAYS).next_power_of_two().max(1);
-        PersistTable { entries: vec![PersistEntry::default(); buckets * PERSIST_WAYS].into_boxed_slice(), mask: buckets - 1 }
+        PersistTable {
+            entries: vec![PersistEntry::default(); buckets * PERSIST_WAYS].into_boxed_slice(),
+            mask: buckets - 1,
+        }
     }
 
     #[inline]
@@ -134,7 +137,9 @@ impl PersistTable {
         let b = self.bucket(client, svc.slot);
         self.entries[b..b + PERSIST_WAYS]
             .iter()
-            .find(|e| e.expires_ms > now_ms && e.client == client && e.service_slot == svc.slot && e.service_gen == svc.gen)
+            .find(|e| {
+                e.expires_ms > now_ms && e.client == client && e.service_slot == svc.slot && e.service_gen == svc.gen
+            })
             .map(|e| (e.backend_slot, e.backend_gen))
     }
 
@@ -332,7 +337,8 @@ impl LbCore {
         if local.gen != gen {
             *local = BackendLocal { gen, active: 0, inactive: 0 };
             let c = &self.counters.backends[usize::from(slot)];
-            for counter in [&c.conns, &c.in_packets, &c.out_packets, &c.in_bytes, &c.out_bytes, &c.active, &c.inactive] {
+            for counter in [&c.conns, &c.in_packets, &c.out_packets, &c.in_bytes, &c.out_bytes, &c.active, &c.inactive]
+            {
                 counter.set(0);
             }
             c.gen.set(u64::from(gen));
@@ -387,7 +393,14 @@ impl LbCore {
     }
 
     /// Records that `client` went to backend (slot, gen); true if another record was evicted.
-    pub fn persist(&mut self, client: Ipv4Addr, svc: &Service, backend_slot: u16, backend_gen: u32, now_ms: u64) -> bool {
+    pub fn persist(
+        &mut self,
+        client: Ipv4Addr,
+        svc: &Service,
+        backend_slot: u16,
+        backend_gen: u32,
+        now_ms: u64,
+    ) -> bool {
         let entry = PersistEntry {
             client,
             service_slot: svc.slot,
@@ -401,7 +414,12 @@ impl LbCore {
 
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
     /// service's addresses, whose replies (from `reply`) reach this core.
-    pub fn take_local_port(&mut self, svc: &Service, proto: u8, reply: ReplyFrom) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+    pub fn take_local_port(
+        &mut self,
+        svc: &Service,
+        proto: u8,
+        reply: ReplyFrom,
+    ) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
         let n = svc.laddrs.len();
         let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
         if n == 0 {
@@ -625,9 +643,12 @@ mod tests {
 
     #[test]
     fn where_a_nic_hash_steers_replies_each_core_takes_the_ports_that_land_on_its_queue() {
-        use crate::rss::{Reta, ReplySteering, Toeplitz, MICROSOFT_KEY};
+        use crate::rss::{ReplySteering, Reta, Toeplitz, MICROSOFT_KEY};
         use crate::steer::Steering;
-        let rss = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+        let rss = ReplySteering {
+            toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+            reta: Reta::round_robin(128, 2).unwrap(),
+        };
         let s = svc(0);
         let services = Services::new(vec![s.clone()], vec![], Default::default());
         let mut taken = Vec::new();

@@ -50,7 +50,8 @@ impl FromStr for MacAddr {
             if part.len() != 2 {
                 return Err(format!("'{s}' is not a MAC address (want xx:xx:xx:xx:xx:xx)"));
             }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("'{s}' is not a MAC address (want xx:xx:xx:xx:xx:xx)"))?;
+            *byte = u8::from_str_radix(part, 16)
+                .map_err(|_| format!("'{s}' is not a MAC address (want xx:xx:xx:xx:xx:xx)"))?;
         }
         if parts.next().is_some() {
             return Err(format!("'{s}' is not a MAC address (want xx:xx:xx:xx:xx:xx)"));
@@ -145,9 +146,7 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = addr_part
-            .parse()
-            .map_err(|_| format!("'{addr_part}' is not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr = addr_part.parse().map_err(|_| format!("'{addr_part}' is not an IPv4 or IPv6 address"))?;
         match len_part {
             None => Ok(Prefix::host(addr)),
             Some(l) => {

@@ -14,8 +14,8 @@ use crate::lb::LbCore;
 use crate::net::MacAddr;
 use crate::snapshot::{solicited_node, Snapshot};
 use crate::wire::{
-    checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType,
-    EthernetFrame, Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
+    checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
+    Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
 use crate::xlate::{self, Parsed4};
 
@@ -529,8 +529,8 @@ impl<F: Frame> CoreCtx<F> {
         };
         let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
         let unicast_to_us = snap.is_local(IpAddr::V6(dst));
-        let multicast_to_us = dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
-            || snap.is_solicited_node_on_port(port, dst);
+        let multicast_to_us =
+            dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) || snap.is_solicited_node_on_port(port, dst);
         if !unicast_to_us && !multicast_to_us {
             return self.drop(frame, DropReason::IpNotForUs);
         }

@@ -57,9 +57,8 @@ pub fn channel<T>(initial: T, readers: usize) -> (Publisher<T>, Vec<Reader<T>>) 
             .map(|_| ReaderSlot { generation: AtomicU64::new(1), switched_ns: AtomicU64::new(0) })
             .collect(),
     });
-    let rs = (0..readers)
-        .map(|slot| Reader { shared: shared.clone(), local: initial.clone(), seen: 1, slot })
-        .collect();
+    let rs =
+        (0..readers).map(|slot| Reader { shared: shared.clone(), local: initial.clone(), seen: 1, slot }).collect();
     (Publisher { shared, retired: Vec::new(), published_at: Instant::now() }, rs)
 }
 

@@ -12,8 +12,9 @@ pub const MAX_KEY_LEN: usize = 52;
 /// The 40-byte key of Microsoft's RSS specification, many NICs' default; its published test
 /// vectors check [`Toeplitz`].
 pub const MICROSOFT_KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
-    0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b,
+    0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac,
+    0x01, 0xfa,
 ];
 
 /// A Toeplitz hash with one key.
@@ -151,7 +152,11 @@ mod tests {
             addrs[..4].copy_from_slice(&ip(src).octets());
             addrs[4..].copy_from_slice(&ip(dst).octets());
             assert_eq!(t.hash(&addrs), ip_only, "{src:?} -> {dst:?}");
-            assert_eq!(t.hash_ipv4_l4(ip(src), ip(dst), sport, dport), with_ports, "{src:?}:{sport} -> {dst:?}:{dport}");
+            assert_eq!(
+                t.hash_ipv4_l4(ip(src), ip(dst), sport, dport),
+                with_ports,
+                "{src:?}:{sport} -> {dst:?}:{dport}"
+            );
         }
     }
 
@@ -184,7 +189,9 @@ mod tests {
             let backend = Ipv4Addr::new(198, 51, 100, 11 + (k % 8) as u8);
             let bport = 8000 + k * 7;
             for queue in 0..4 {
-                let lport = steering.local_port_for(queue, backend, bport, laddr, 1024..=65535).expect("a port for every queue");
+                let lport = steering
+                    .local_port_for(queue, backend, bport, laddr, 1024..=65535)
+                    .expect("a port for every queue");
                 assert_eq!(steering.reply_queue(backend, bport, laddr, lport), queue);
                 // And the NIC's own computation agrees: the same hash, the same table entry.
                 let hash = ms().hash_ipv4_l4(backend, laddr, bport, lport);

@@ -220,8 +220,16 @@ impl Services {
             .collect();
         nat_backends.sort_unstable();
         nat_backends.dedup();
-        let mut services =
-            Services { list, index, vips, backend_slots, timeouts, snat: Vec::new(), local_port_addrs: Vec::new(), nat_backends };
+        let mut services = Services {
+            list,
+            index,
+            vips,
+            backend_slots,
+            timeouts,
+            snat: Vec::new(),
+            local_port_addrs: Vec::new(),
+            nat_backends,
+        };
         services.index_local_port_addrs();
         services
     }

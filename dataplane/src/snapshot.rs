@@ -53,7 +53,12 @@ impl Snapshot {
         }
         let mut routes = RouteTable::default();
         for a in &addrs {
-            routes.insert(Route { prefix: a.prefix.network(), via: None, port: a.port, origin: RouteOrigin::Connected });
+            routes.insert(Route {
+                prefix: a.prefix.network(),
+                via: None,
+                port: a.port,
+                origin: RouteOrigin::Connected,
+            });
         }
         for r in static_routes {
             routes.insert(Route { origin: RouteOrigin::Static, ..r });

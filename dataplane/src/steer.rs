@@ -137,8 +137,8 @@ impl Ownership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rss::{Reta, Toeplitz, MICROSOFT_KEY};
     use crate::conn::Timeouts;
+    use crate::rss::{Reta, Toeplitz, MICROSOFT_KEY};
     use crate::sched::SchedKind;
     use crate::service::{Backend, BackendState, Laddr, Service, SnatRule, Tunnel};
 
@@ -176,7 +176,11 @@ mod tests {
             addrs: vec![Laddr { addr: SNAT_ADDR, slot: 1, gen: 1 }],
         };
         Services::new(
-            vec![service(0, 80, FwdMode::Nat, Vec::new()), service(1, 8080, FwdMode::FullNat, vec![laddr]), service(2, 81, FwdMode::Dr, Vec::new())],
+            vec![
+                service(0, 80, FwdMode::Nat, Vec::new()),
+                service(1, 8080, FwdMode::FullNat, vec![laddr]),
+                service(2, 81, FwdMode::Dr, Vec::new()),
+            ],
             Vec::new(),
             Timeouts::default(),
         )
@@ -209,7 +213,10 @@ mod tests {
     #[test]
     fn replies_to_local_addresses_go_to_the_port_owner_only_where_rings_steer() {
         let s = services();
-        let rss = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+        let rss = ReplySteering {
+            toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+            reta: Reta::round_robin(128, 2).unwrap(),
+        };
         let own = Ownership::new(0, 2, vec![Steering::Rings, Steering::Toeplitz(rss)]);
         assert_eq!(own.owner(&s, &key(BACKEND, 8080, LADDR, 5001), 0), 1);
         assert_eq!(own.owner(&s, &key(BACKEND, 8080, LADDR, 5002), 0), 0);
@@ -231,7 +238,10 @@ mod tests {
 
     #[test]
     fn local_ports_fit_the_owner_by_the_reply_ports_steering() {
-        let rss = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+        let rss = ReplySteering {
+            toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+            reta: Reta::round_robin(128, 2).unwrap(),
+        };
         for core in 0..2 {
             let own = Ownership::new(core, 2, vec![Steering::Rings, Steering::Toeplitz(rss.clone())]);
             assert!(own.any_toeplitz());

@@ -13,9 +13,9 @@ use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RingConsumer, RingProd
 use crate::l3::neigh::NeighView;
 use crate::l3::NeighParams;
 use crate::lb::{ConnQuery, ConnView, LbCore, LbCounters};
-use crate::service::LbLimits;
 use crate::pipeline::{CoreCtx, NeighLearned, TxSink};
 use crate::rcu::Reader;
+use crate::service::LbLimits;
 use crate::snapshot::Snapshot;
 use crate::steer::Ownership;
 

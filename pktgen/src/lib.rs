@@ -189,8 +189,8 @@ impl Template {
         }
         let ip_sum = checksum::sum(&b[ETH_LEN..ETH_LEN + IP_LEN]);
         let l4_total = (ip_total - IP_LEN) as u32;
-        let l4_sum =
-            checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, dst, proto, l4_total) + checksum::sum(&b[ETH_LEN + IP_LEN..]);
+        let l4_sum = checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, dst, proto, l4_total)
+            + checksum::sum(&b[ETH_LEN + IP_LEN..]);
         Ok(Template { bytes: b, proto, ip_sum, l4_sum })
     }
 
@@ -322,7 +322,8 @@ impl std::str::FromStr for Prefix {
     fn from_str(s: &str) -> Result<Prefix, String> {
         let (addr, len) = s.split_once('/').unwrap_or((s, "32"));
         let addr = addr.parse().map_err(|_| format!("'{s}': not an IPv4 address or prefix"))?;
-        let len = len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("'{s}': prefix length must be 0..=32"))?;
+        let len =
+            len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("'{s}': prefix length must be 0..=32"))?;
         Ok(Prefix { addr, len })
     }
 }

@@ -333,7 +333,10 @@ fn run(args: &Args) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.ready_timeout);
     while g.c.rx == 0 {
         if std::time::Instant::now() >= deadline {
-            return Err(format!("nothing came back within {} s: is the device under test forwarding?", args.ready_timeout));
+            return Err(format!(
+                "nothing came back within {} s: is the device under test forwarding?",
+                args.ready_timeout
+            ));
         }
         g.phase(0.05, &Traffic { template: Some(probe), rate: per_cycle(0.001), flows: u64::MAX, count: 50 });
     }

@@ -14,8 +14,8 @@ use dataplane::sched::SchedKind;
 
 use super::{usage, ArgsError};
 use crate::lbconf::{
-    BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy,
-    ServiceConfig, ServiceKey, TooBigPolicy, TunnelConfig,
+    BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
+    TooBigPolicy, TunnelConfig,
 };
 use crate::proto::{ConnFilter, ConnList, LaddrInfo, Request, ServiceInfo, ServicePatch};
 
@@ -26,8 +26,7 @@ pub(super) const BACKEND_ADD_USAGE: &str =
     "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
 pub(super) const BACKEND_SET_USAGE: &str =
     "fvs backend set tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
-pub(super) const BACKEND_DEL_USAGE: &str =
-    "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
+pub(super) const BACKEND_DEL_USAGE: &str = "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
 pub(super) const LADDR_ADD_USAGE: &str = "fvs laddr add tcp|udp VIP:PORT ADDR";
 pub(super) const LADDR_DEL_USAGE: &str = "fvs laddr del tcp|udp VIP:PORT ADDR";
 pub(super) const CONN_LIST_USAGE: &str =
@@ -212,10 +211,7 @@ pub(super) enum ConnVerb {
 }
 
 /// `fvs service ...`; `stats` is the global `-s`.
-pub(super) fn service_request(
-    verb: Option<ServiceVerb>,
-    stats: bool,
-) -> Result<Request, ArgsError> {
+pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<Request, ArgsError> {
     match verb {
         None | Some(ServiceVerb::Show) => Ok(Request::ServiceShow { stats }),
         Some(ServiceVerb::Add { args }) => {
@@ -272,33 +268,13 @@ pub(super) fn service_request(
     }
 }
 
-const SERVICE_ADD_KEYWORDS: &[&str] = &[
-    "scheduler",
-    "mode",
-    "persistence",
-    "removal",
-    "maglev-size",
-    "laddr",
-    "encap",
-    "gue-port",
-    "too-big",
-];
-const SERVICE_SET_KEYWORDS: &[&str] = &[
-    "scheduler",
-    "mode",
-    "persistence",
-    "removal",
-    "maglev-size",
-    "encap",
-    "gue-port",
-    "too-big",
-];
+const SERVICE_ADD_KEYWORDS: &[&str] =
+    &["scheduler", "mode", "persistence", "removal", "maglev-size", "laddr", "encap", "gue-port", "too-big"];
+const SERVICE_SET_KEYWORDS: &[&str] =
+    &["scheduler", "mode", "persistence", "removal", "maglev-size", "encap", "gue-port", "too-big"];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
-fn service_attrs(
-    w: &mut Words<'_>,
-    mut laddrs: Option<&mut Vec<IpAddr>>,
-) -> Result<ServicePatch, ArgsError> {
+fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Result<ServicePatch, ArgsError> {
     let mut p = ServicePatch::default();
     while let Some(word) = w.next() {
         match word {
@@ -310,11 +286,7 @@ fn service_attrs(
             "mode" => {
                 let v = w.value("mode", "nat, fullnat, dr or tun")?;
                 let m = v.to_ascii_lowercase().parse::<ForwardMode>();
-                let m = m.map_err(|_| {
-                    w.error(format!(
-                        "'{v}' is not a forwarding mode (nat, fullnat, dr or tun)"
-                    ))
-                })?;
+                let m = m.map_err(|_| w.error(format!("'{v}' is not a forwarding mode (nat, fullnat, dr or tun)")))?;
                 w.once(&mut p.mode, "mode", m)?;
             }
             "encap" => {
@@ -363,11 +335,7 @@ fn service_attrs(
                 )))
             }
             other => {
-                let keywords = if laddrs.is_some() {
-                    SERVICE_ADD_KEYWORDS
-                } else {
-                    SERVICE_SET_KEYWORDS
-                };
+                let keywords = if laddrs.is_some() { SERVICE_ADD_KEYWORDS } else { SERVICE_SET_KEYWORDS };
                 return Err(w.unknown(other, keywords));
             }
         }
@@ -398,17 +366,11 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
             let addr = w.backend(BACKEND_SET_USAGE)?;
             let (weight, state) = backend_attrs(&mut w)?;
             if weight.is_none() && state.is_none() {
-                return Err(w.error(format!(
-                    "nothing to change; give weight, state or both (usage: {BACKEND_SET_USAGE})"
-                )));
+                return Err(
+                    w.error(format!("nothing to change; give weight, state or both (usage: {BACKEND_SET_USAGE})"))
+                );
             }
-            Ok(Request::BackendSet {
-                service,
-                addr: addr.ip(),
-                port: addr.port(),
-                weight,
-                state,
-            })
+            Ok(Request::BackendSet { service, addr: addr.ip(), port: addr.port(), weight, state })
         }
         BackendVerb::Del { args } => {
             let mut w = Words::new("fvs backend del", &args);
@@ -417,19 +379,12 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
             let mut policy = None;
             while let Some(word) = w.next() {
                 match word.parse::<RemovalPolicy>() {
-                    Ok(_) if policy.is_some() => {
-                        return Err(w.error("give only one of drain or reset".to_string()))
-                    }
+                    Ok(_) if policy.is_some() => return Err(w.error("give only one of drain or reset".to_string())),
                     Ok(p) => policy = Some(p),
                     Err(_) => return Err(w.unknown(word, &["drain", "reset"])),
                 }
             }
-            Ok(Request::BackendDel {
-                service,
-                addr: addr.ip(),
-                port: addr.port(),
-                policy,
-            })
+            Ok(Request::BackendDel { service, addr: addr.ip(), port: addr.port(), policy })
         }
     }
 }
@@ -449,11 +404,7 @@ fn backend_attrs(w: &mut Words<'_>) -> Result<(Option<u32>, Option<BackendState>
                 let s = v
                     .to_ascii_lowercase()
                     .parse::<BackendState>()
-                    .map_err(|_| {
-                        w.error(format!(
-                            "'{v}' is not a backend state (active, draining or inhibited)"
-                        ))
-                    })?;
+                    .map_err(|_| w.error(format!("'{v}' is not a backend state (active, draining or inhibited)")))?;
                 w.once(&mut state, "state", s)?;
             }
             other => return Err(w.unknown(other, &["weight", "state"])),
@@ -473,17 +424,11 @@ pub(super) fn laddr_request(verb: Option<LaddrVerb>) -> Result<Request, ArgsErro
     let Some(word) = w.next() else {
         return Err(w.error(format!("missing the local ADDR (usage: {line})")));
     };
-    let addr = word.parse().map_err(|_| {
-        w.error(format!(
-            "'{word}' is not an IP address (the local address, e.g. 198.51.100.1)"
-        ))
-    })?;
+    let addr = word
+        .parse()
+        .map_err(|_| w.error(format!("'{word}' is not an IP address (the local address, e.g. 198.51.100.1)")))?;
     w.end()?;
-    Ok(if add {
-        Request::LaddrAdd { service, addr }
-    } else {
-        Request::LaddrDel { service, addr }
-    })
+    Ok(if add { Request::LaddrAdd { service, addr } } else { Request::LaddrDel { service, addr } })
 }
 
 pub(super) fn conn_request(verb: Option<ConnVerb>) -> Result<Request, ArgsError> {
@@ -532,10 +477,7 @@ pub(super) struct Words<'a> {
 
 impl<'a> Words<'a> {
     pub(super) fn new(cmd: &'static str, args: &'a [String]) -> Words<'a> {
-        Words {
-            cmd,
-            words: args.iter(),
-        }
+        Words { cmd, words: args.iter() }
     }
 
     pub(super) fn next(&mut self) -> Option<&'a str> {
@@ -548,17 +490,11 @@ impl<'a> Words<'a> {
 
     /// The value after keyword `key`; `what` says what it should be.
     pub(super) fn value(&mut self, key: &str, what: &str) -> Result<&'a str, ArgsError> {
-        self.next()
-            .ok_or_else(|| self.error(format!("'{key}' needs {what}")))
+        self.next().ok_or_else(|| self.error(format!("'{key}' needs {what}")))
     }
 
     /// Fills `slot`, refusing a keyword given twice.
-    pub(super) fn once<T>(
-        &self,
-        slot: &mut Option<T>,
-        key: &str,
-        value: T,
-    ) -> Result<(), ArgsError> {
+    pub(super) fn once<T>(&self, slot: &mut Option<T>, key: &str, value: T) -> Result<(), ArgsError> {
         if slot.is_some() {
             return Err(self.error(format!("'{key}' given twice")));
         }
@@ -567,13 +503,11 @@ impl<'a> Words<'a> {
     }
 
     fn number(&self, word: &str, key: &str) -> Result<u32, ArgsError> {
-        word.parse()
-            .map_err(|_| self.error(format!("'{word}' is not a number (after '{key}')")))
+        word.parse().map_err(|_| self.error(format!("'{word}' is not a number (after '{key}')")))
     }
 
     fn port(&self, word: &str, key: &str) -> Result<u16, ArgsError> {
-        word.parse()
-            .map_err(|_| self.error(format!("'{word}' is not a port number (after '{key}')")))
+        word.parse().map_err(|_| self.error(format!("'{word}' is not a port number (after '{key}')")))
     }
 
     /// `tcp|udp VIP:PORT`, the first two words.
@@ -583,17 +517,12 @@ impl<'a> Words<'a> {
         };
         let protocol = parse_protocol(proto).map_err(|m| self.error(m))?;
         let Some(addr) = self.next() else {
-            return Err(self.error(format!(
-                "missing VIP:PORT after '{proto}' (e.g. {} 192.0.2.100:80)",
-                protocol.as_str()
-            )));
+            return Err(
+                self.error(format!("missing VIP:PORT after '{proto}' (e.g. {} 192.0.2.100:80)", protocol.as_str()))
+            );
         };
         let vip = parse_socket(addr).map_err(|m| self.error(m))?;
-        Ok(ServiceKey {
-            protocol,
-            vip: vip.ip(),
-            port: vip.port(),
-        })
+        Ok(ServiceKey { protocol, vip: vip.ip(), port: vip.port() })
     }
 
     /// The backend's `ADDR:PORT`, after the service.
@@ -622,20 +551,11 @@ impl<'a> Words<'a> {
             ("removal", lower.parse::<RemovalPolicy>().is_ok()),
             ("encap", lower.parse::<Encapsulation>().is_ok()),
             ("too-big", lower.parse::<TooBigPolicy>().is_ok()),
-            (
-                "state",
-                lower.parse::<BackendState>().is_ok() || parse_conn_state(word).is_ok(),
-            ),
-            (
-                "weight",
-                keywords.contains(&"weight") && word.parse::<u32>().is_ok(),
-            ),
+            ("state", lower.parse::<BackendState>().is_ok() || parse_conn_state(word).is_ok()),
+            ("weight", keywords.contains(&"weight") && word.parse::<u32>().is_ok()),
             ("laddr", word.parse::<IpAddr>().is_ok()),
             ("address", word.parse::<IpAddr>().is_ok()),
-            (
-                "source",
-                word.contains('/') && word.parse::<dataplane::net::Prefix>().is_ok(),
-            ),
+            ("source", word.contains('/') && word.parse::<dataplane::net::Prefix>().is_ok()),
             ("backend", parse_socket(word).is_ok()),
         ];
         let guess = guesses
@@ -643,10 +563,7 @@ impl<'a> Words<'a> {
             .find(|(key, hit)| *hit && keywords.contains(key))
             .map(|(key, _)| format!("; did you mean '{key} {word}'?"))
             .unwrap_or_default();
-        self.error(format!(
-            "unknown keyword '{word}' (expected {}{guess})",
-            or_list(keywords)
-        ))
+        self.error(format!("unknown keyword '{word}' (expected {}{guess})", or_list(keywords)))
     }
 }
 
@@ -672,30 +589,20 @@ fn parse_protocol(word: &str) -> Result<Protocol, String> {
 fn service_key(proto: &str, addr: &str) -> Result<ServiceKey, String> {
     let protocol = parse_protocol(proto)?;
     let vip = parse_socket(addr)?;
-    Ok(ServiceKey {
-        protocol,
-        vip: vip.ip(),
-        port: vip.port(),
-    })
+    Ok(ServiceKey { protocol, vip: vip.ip(), port: vip.port() })
 }
 
 /// `192.0.2.100:80` or `[2001:db8::1]:80`.
 fn parse_socket(word: &str) -> Result<SocketAddr, String> {
     word.parse().map_err(|_| {
-        let bare = word
-            .strip_prefix('[')
-            .and_then(|w| w.strip_suffix(']'))
-            .unwrap_or(word);
+        let bare = word.strip_prefix('[').and_then(|w| w.strip_suffix(']')).unwrap_or(word);
         let example = match bare.parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) => format!("{ip}:80"),
             Ok(IpAddr::V6(ip)) => format!("[{ip}]:80"),
             Err(_) => "192.0.2.100:80 or [2001:db8::1]:80".to_string(),
         };
         let port = word.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
-        if !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u16>().is_err()
-        {
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_err() {
             format!("'{word}' is not ADDR:PORT (the port must be 65535 or less)")
         } else {
             format!("'{word}' is not ADDR:PORT (e.g. {example})")
@@ -704,20 +611,15 @@ fn parse_socket(word: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_ip(word: &str, after: &str) -> Result<IpAddr, String> {
-    word.parse()
-        .map_err(|_| format!("'{word}' is not an IP address (after '{after}')"))
+    word.parse().map_err(|_| format!("'{word}' is not an IP address (after '{after}')"))
 }
 
 fn parse_scheduler(word: &str) -> Result<SchedKind, String> {
-    word.to_ascii_lowercase()
-        .parse()
-        .map_err(|_| format!("'{word}' is not a scheduler ({})", schedulers()))
+    word.to_ascii_lowercase().parse().map_err(|_| format!("'{word}' is not a scheduler ({})", schedulers()))
 }
 
 fn parse_removal(word: &str) -> Result<RemovalPolicy, String> {
-    word.to_ascii_lowercase()
-        .parse()
-        .map_err(|_| format!("'{word}' is not a removal policy (drain or reset)"))
+    word.to_ascii_lowercase().parse().map_err(|_| format!("'{word}' is not a removal policy (drain or reset)"))
 }
 
 /// Any case, `-` for `_`: `established`, `syn-recv`.
@@ -726,10 +628,7 @@ fn parse_conn_state(word: &str) -> Result<String, String> {
     if CONN_STATES.contains(&state.as_str()) {
         Ok(state)
     } else {
-        Err(format!(
-            "'{word}' is not a connection state ({})",
-            or_list(&CONN_STATES)
-        ))
+        Err(format!("'{word}' is not a connection state ({})", or_list(&CONN_STATES)))
     }
 }
 
@@ -757,11 +656,7 @@ impl Layout {
                 widths[c] = widths[c].max(cell.len());
             }
         }
-        Layout {
-            widths,
-            right_from,
-            sep,
-        }
+        Layout { widths, right_from, sep }
     }
 
     /// One line, without trailing blanks.
@@ -772,11 +667,7 @@ impl Layout {
                 s.push_str(self.sep);
             }
             let w = self.widths[c];
-            let _ = if c >= self.right_from {
-                write!(s, "{cell:>w$}")
-            } else {
-                write!(s, "{cell:<w$}")
-            };
+            let _ = if c >= self.right_from { write!(s, "{cell:>w$}") } else { write!(s, "{cell:<w$}") };
         }
         let mut line = s.trim_end().to_string();
         line.push('\n');
@@ -809,21 +700,8 @@ fn sorted(services: &[ServiceInfo]) -> Vec<ServiceInfo> {
 /// `ipvsadm -Ln`-style: a line per service, then a line per backend.
 pub(super) fn format_services(services: &[ServiceInfo]) -> String {
     let services = sorted(services);
-    let mut service_rows = vec![cells([
-        "Prot",
-        "LocalAddress:Port",
-        "Scheduler",
-        "Mode",
-        "Flags",
-    ])];
-    let mut backend_rows = vec![cells([
-        "  ->",
-        "RemoteAddress:Port",
-        "Weight",
-        "State",
-        "ActiveConn",
-        "InActConn",
-    ])];
+    let mut service_rows = vec![cells(["Prot", "LocalAddress:Port", "Scheduler", "Mode", "Flags"])];
+    let mut backend_rows = vec![cells(["  ->", "RemoteAddress:Port", "Weight", "State", "ActiveConn", "InActConn"])];
     for s in &services {
         let mut flags = Vec::new();
         if s.persistence_s > 0 {
@@ -888,32 +766,14 @@ fn mode_text(s: &ServiceInfo) -> String {
 pub(super) fn format_service_stats(services: &[ServiceInfo]) -> String {
     let numbers = |st: Option<crate::proto::TrafficStats>| {
         let st = st.unwrap_or_default();
-        [
-            st.conns,
-            st.in_packets,
-            st.out_packets,
-            st.in_bytes,
-            st.out_bytes,
-        ]
-        .map(|n| n.to_string())
+        [st.conns, st.in_packets, st.out_packets, st.in_bytes, st.out_bytes].map(|n| n.to_string())
     };
     let mut rows = vec![
-        cells([
-            "Prot LocalAddress:Port",
-            "Conns",
-            "InPkts",
-            "OutPkts",
-            "InBytes",
-            "OutBytes",
-        ]),
+        cells(["Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"]),
         cells(["  -> RemoteAddress:Port"]),
     ];
     for s in sorted(services) {
-        let mut row = vec![format!(
-            "{:<4} {}",
-            upper(s.protocol),
-            SocketAddr::new(s.vip, s.port)
-        )];
+        let mut row = vec![format!("{:<4} {}", upper(s.protocol), SocketAddr::new(s.vip, s.port))];
         row.extend(numbers(s.stats));
         rows.push(row);
         for b in &s.backends {
@@ -947,9 +807,7 @@ pub(super) fn format_laddrs(laddrs: &[LaddrInfo]) -> String {
 /// address; in the daemon's order. Says so when the limit cut the list. A SNAT connection has
 /// no virtual address: its backend is the remote server.
 pub(super) fn format_conns(list: &ConnList) -> String {
-    let mut rows = vec![cells([
-        "core", "pro", "expire", "state", "mode", "client", "virtual", "local", "backend",
-    ])];
+    let mut rows = vec![cells(["core", "pro", "expire", "state", "mode", "client", "virtual", "local", "backend"])];
     let or_dash = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
     for c in &list.conns {
         let secs = c.expires_ms / 1000;
@@ -968,12 +826,7 @@ pub(super) fn format_conns(list: &ConnList) -> String {
     let layout = Layout::new(&[4, 3, 6, 11, 7, 18, 18, 18], usize::MAX, " ", &rows);
     let mut out: String = rows.iter().map(|r| layout.line(r)).collect();
     if list.matched > list.conns.len() as u64 {
-        let _ = writeln!(
-            out,
-            "{} of {} connections shown",
-            list.conns.len(),
-            list.matched
-        );
+        let _ = writeln!(out, "{} of {} connections shown", list.conns.len(), list.matched);
     }
     out
 }
@@ -1000,43 +853,18 @@ mod tests {
 
     #[test]
     fn service_show() {
-        for line in [
-            "service show",
-            "service",
-            "service list",
-            "svc",
-            "se ls",
-            "serv s",
-        ] {
-            assert_eq!(
-                request(line),
-                Request::ServiceShow { stats: false },
-                "{line}"
-            );
+        for line in ["service show", "service", "service list", "svc", "se ls", "serv s"] {
+            assert_eq!(request(line), Request::ServiceShow { stats: false }, "{line}");
         }
-        for line in [
-            "service show --stats",
-            "-s service",
-            "service -s",
-            "service list -s",
-        ] {
-            assert_eq!(
-                request(line),
-                Request::ServiceShow { stats: true },
-                "{line}"
-            );
+        for line in ["service show --stats", "-s service", "service -s", "service list -s"] {
+            assert_eq!(request(line), Request::ServiceShow { stats: true }, "{line}");
         }
     }
 
     #[test]
     fn service_add() {
         let k = key("tcp 192.0.2.100:80");
-        assert_eq!(
-            request("service add tcp 192.0.2.100:80"),
-            Request::ServiceAdd {
-                service: ServiceConfig::new(k)
-            }
-        );
+        assert_eq!(request("service add tcp 192.0.2.100:80"), Request::ServiceAdd { service: ServiceConfig::new(k) });
         let mut want = ServiceConfig::new(k);
         want.scheduler = SchedKind::Wrr;
         want.mode = ForwardMode::Fullnat;
@@ -1056,11 +884,7 @@ mod tests {
         );
         let mut tun = ServiceConfig::new(k);
         tun.mode = ForwardMode::Tun;
-        tun.tunnel = Some(TunnelConfig {
-            encap: Encapsulation::Gue,
-            gue_port: 7000,
-            too_big: TooBigPolicy::Icmp,
-        });
+        tun.tunnel = Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 7000, too_big: TooBigPolicy::Icmp });
         assert_eq!(
             request("service add tcp 192.0.2.100:80 mode tun encap gue gue-port 7000"),
             Request::ServiceAdd { service: tun }
@@ -1068,16 +892,10 @@ mod tests {
         // Without tunnel keywords a tun service has no tunnel section: the defaults apply.
         let mut dr = ServiceConfig::new(k);
         dr.mode = ForwardMode::Dr;
-        assert_eq!(
-            request("service add tcp 192.0.2.100:80 mode DR"),
-            Request::ServiceAdd { service: dr }
-        );
+        assert_eq!(request("service add tcp 192.0.2.100:80 mode DR"), Request::ServiceAdd { service: dr });
         let mut udp6 = ServiceConfig::new(key("udp [2001:db8::1]:53"));
         udp6.scheduler = SchedKind::Mh;
-        assert_eq!(
-            request("service add udp [2001:db8::1]:53 scheduler mh"),
-            Request::ServiceAdd { service: udp6 }
-        );
+        assert_eq!(request("service add udp [2001:db8::1]:53 scheduler mh"), Request::ServiceAdd { service: udp6 });
     }
 
     #[test]
@@ -1087,11 +905,7 @@ mod tests {
             request("service set tcp 192.0.2.100:80 scheduler mh maglev-size 65537"),
             Request::ServiceSet {
                 key: k,
-                set: ServicePatch {
-                    scheduler: Some(SchedKind::Mh),
-                    maglev_size: Some(65537),
-                    ..Default::default()
-                }
+                set: ServicePatch { scheduler: Some(SchedKind::Mh), maglev_size: Some(65537), ..Default::default() }
             }
         );
         assert_eq!(
@@ -1121,17 +935,10 @@ mod tests {
             request("service set tcp 192.0.2.100:80 mode tun gue-port 6081"),
             Request::ServiceSet {
                 key: k,
-                set: ServicePatch {
-                    mode: Some(ForwardMode::Tun),
-                    gue_port: Some(6081),
-                    ..Default::default()
-                }
+                set: ServicePatch { mode: Some(ForwardMode::Tun), gue_port: Some(6081), ..Default::default() }
             }
         );
-        for line in [
-            "service del tcp 192.0.2.100:80",
-            "service delete tcp 192.0.2.100:80",
-        ] {
+        for line in ["service del tcp 192.0.2.100:80", "service delete tcp 192.0.2.100:80"] {
             assert_eq!(request(line), Request::ServiceDel { key: k }, "{line}");
         }
     }
@@ -1282,30 +1089,16 @@ mod tests {
         let service = key("tcp 192.0.2.100:80");
         let backend = |weight, state| Request::BackendAdd {
             service,
-            backend: BackendConfig {
-                addr: ip("198.51.100.11"),
-                port: 8080,
-                weight,
-                state,
-            },
+            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state },
         };
-        assert_eq!(
-            request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"),
-            backend(1, BackendState::Active)
-        );
+        assert_eq!(request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"), backend(1, BackendState::Active));
         assert_eq!(
             request("b add tcp 192.0.2.100:80 198.51.100.11:8080 state draining weight 0"),
             backend(0, BackendState::Draining)
         );
         assert_eq!(
             request("backend set tcp 192.0.2.100:80 198.51.100.11:8080 weight 5"),
-            Request::BackendSet {
-                service,
-                addr: ip("198.51.100.11"),
-                port: 8080,
-                weight: Some(5),
-                state: None,
-            }
+            Request::BackendSet { service, addr: ip("198.51.100.11"), port: 8080, weight: Some(5), state: None }
         );
         assert_eq!(
             request("backend change tcp 192.0.2.100:80 198.51.100.11:8080 state Inhibited"),
@@ -1317,24 +1110,13 @@ mod tests {
                 state: Some(BackendState::Inhibited),
             }
         );
-        let del = |policy| Request::BackendDel {
-            service,
-            addr: ip("198.51.100.11"),
-            port: 8080,
-            policy,
-        };
-        assert_eq!(
-            request("backend del tcp 192.0.2.100:80 198.51.100.11:8080"),
-            del(None)
-        );
+        let del = |policy| Request::BackendDel { service, addr: ip("198.51.100.11"), port: 8080, policy };
+        assert_eq!(request("backend del tcp 192.0.2.100:80 198.51.100.11:8080"), del(None));
         assert_eq!(
             request("backend delete tcp 192.0.2.100:80 198.51.100.11:8080 reset"),
             del(Some(RemovalPolicy::Reset))
         );
-        assert_eq!(
-            request("backend del tcp 192.0.2.100:80 198.51.100.11:8080 drain"),
-            del(Some(RemovalPolicy::Drain))
-        );
+        assert_eq!(request("backend del tcp 192.0.2.100:80 198.51.100.11:8080 drain"), del(Some(RemovalPolicy::Drain)));
         assert_eq!(
             request("backend add udp [2001:db8::1]:53 [2001:db8:1::11]:5353"),
             Request::BackendAdd {
@@ -1418,17 +1200,11 @@ mod tests {
         let service = key("tcp 192.0.2.100:443");
         assert_eq!(
             request("laddr add tcp 192.0.2.100:443 198.51.100.2"),
-            Request::LaddrAdd {
-                service,
-                addr: ip("198.51.100.2")
-            }
+            Request::LaddrAdd { service, addr: ip("198.51.100.2") }
         );
         assert_eq!(
             request("laddr delete tcp 192.0.2.100:443 198.51.100.2"),
-            Request::LaddrDel {
-                service,
-                addr: ip("198.51.100.2")
-            }
+            Request::LaddrDel { service, addr: ip("198.51.100.2") }
         );
         assert_eq!(
             usage_error("laddr add tcp 192.0.2.100:443"),
@@ -1447,13 +1223,7 @@ mod tests {
     #[test]
     fn conn_commands() {
         for line in ["conn list", "conn", "conn show", "c", "conns ls"] {
-            assert_eq!(
-                request(line),
-                Request::ConnList {
-                    filter: ConnFilter::default()
-                },
-                "{line}"
-            );
+            assert_eq!(request(line), Request::ConnList { filter: ConnFilter::default() }, "{line}");
         }
         assert_eq!(
             request("conn list service tcp 192.0.2.100:80 backend 198.51.100.11:8080 state established limit 20"),
@@ -1468,12 +1238,7 @@ mod tests {
         );
         assert_eq!(
             request("conn list state syn-recv"),
-            Request::ConnList {
-                filter: ConnFilter {
-                    state: Some("SYN_RECV".into()),
-                    ..Default::default()
-                }
-            }
+            Request::ConnList { filter: ConnFilter { state: Some("SYN_RECV".into()), ..Default::default() } }
         );
         let states = "NONE, ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, SYNACK or UDP";
         let cases = [
@@ -1521,14 +1286,13 @@ mod tests {
 
     #[test]
     fn help_documents_the_commands() {
-        let help =
-            |line: &str| match parse_args(std::iter::once("fvs").chain(line.split_whitespace())) {
-                Err(super::super::ArgsError::Clap(e)) => {
-                    assert_eq!(e.exit_code(), 0, "{line}");
-                    e.render().to_string()
-                }
-                other => panic!("{line}: {other:?}"),
-            };
+        let help = |line: &str| match parse_args(std::iter::once("fvs").chain(line.split_whitespace())) {
+            Err(super::super::ArgsError::Clap(e)) => {
+                assert_eq!(e.exit_code(), 0, "{line}");
+                e.render().to_string()
+            }
+            other => panic!("{line}: {other:?}"),
+        };
         let top = help("--help");
         for want in [
             "service  ",
@@ -1553,15 +1317,9 @@ mod tests {
         assert!(add.contains(SERVICE_ADD_USAGE), "{add}");
         assert!(add.contains("twos  best of two random"), "{add}");
         assert!(add.contains("arp_ignore=1, arp_announce=2"), "{add}");
-        assert!(
-            add.contains("tun      the packet goes to the backend inside IPIP"),
-            "{add}"
-        );
+        assert!(add.contains("tun      the packet goes to the backend inside IPIP"), "{add}");
         let snat_add = help("snat add --help");
-        assert!(
-            snat_add.contains(super::super::snat::SNAT_ADD_USAGE),
-            "{snat_add}"
-        );
+        assert!(snat_add.contains(super::super::snat::SNAT_ADD_USAGE), "{snat_add}");
         assert!(help("snat --help").contains("the first whose source prefix holds"));
         assert!(help("backend del --help").contains(BACKEND_DEL_USAGE));
         assert!(help("laddr add --help").contains(LADDR_ADD_USAGE));
@@ -1569,13 +1327,7 @@ mod tests {
         assert!(help("service set --help").contains(SERVICE_SET_USAGE));
     }
 
-    fn backend(
-        addr: &str,
-        weight: u32,
-        state: BackendState,
-        active: u64,
-        inactive: u64,
-    ) -> BackendInfo {
+    fn backend(addr: &str, weight: u32, state: BackendState, active: u64, inactive: u64) -> BackendInfo {
         let a = sock(addr);
         BackendInfo {
             addr: a.ip(),
@@ -1632,17 +1384,8 @@ mod tests {
             maglev_size: 65537,
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
             tunnel: None,
-            backends: vec![backend(
-                "198.51.100.21:53",
-                10,
-                BackendState::Inhibited,
-                1234567,
-                0,
-            )],
-            stats: Some(TrafficStats {
-                conns: 123456789012,
-                ..Default::default()
-            }),
+            backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
+            stats: Some(TrafficStats { conns: 123456789012, ..Default::default() }),
         };
         let empty = ServiceInfo {
             protocol: Protocol::Tcp,
@@ -1681,13 +1424,7 @@ UDP  192.0.2.100:53    mh        fullnat reset maglev-size 65537 local 198.51.10
         // Long addresses widen their column.
         let mut v6 = services().remove(1);
         v6.vip = ip("2001:db8:ffff::100");
-        v6.backends = vec![backend(
-            "[2001:db8:ffff:ffff::11]:8080",
-            1,
-            BackendState::Active,
-            0,
-            0,
-        )];
+        v6.backends = vec![backend("[2001:db8:ffff:ffff::11]:8080", 1, BackendState::Active, 0, 0)];
         let want = "\
 Prot LocalAddress:Port        Scheduler Mode    Flags
   -> RemoteAddress:Port            Weight State     ActiveConn InActConn
@@ -1741,38 +1478,16 @@ tcp 192.0.2.100:443  198.51.100.2           0       64512
 udp 192.0.2.100:53   198.51.100.1       12345       64512
 ";
         assert_eq!(text, want);
-        assert_eq!(
-            format_laddrs(&[]),
-            "Service  Address  PortsInUse  PortsTotal\n"
-        );
+        assert_eq!(format_laddrs(&[]), "Service  Address  PortsInUse  PortsTotal\n");
     }
 
-    fn conn(
-        core: u32,
-        state: &str,
-        client: &str,
-        local: Option<&str>,
-        backend: &str,
-        expires_ms: u64,
-    ) -> ConnInfo {
+    fn conn(core: u32, state: &str, client: &str, local: Option<&str>, backend: &str, expires_ms: u64) -> ConnInfo {
         ConnInfo {
             core,
-            protocol: if state == "UDP" {
-                Protocol::Udp
-            } else {
-                Protocol::Tcp
-            },
-            mode: if local.is_some() {
-                ConnMode::Fullnat
-            } else {
-                ConnMode::Nat
-            },
+            protocol: if state == "UDP" { Protocol::Udp } else { Protocol::Tcp },
+            mode: if local.is_some() { ConnMode::Fullnat } else { ConnMode::Nat },
             client: sock(client),
-            virtual_addr: Some(sock(if state == "UDP" {
-                "192.0.2.100:53"
-            } else {
-                "192.0.2.100:80"
-            })),
+            virtual_addr: Some(sock(if state == "UDP" { "192.0.2.100:53" } else { "192.0.2.100:80" })),
             local: local.map(sock),
             backend: sock(backend),
             state: state.into(),
@@ -1784,30 +1499,9 @@ udp 192.0.2.100:53   198.51.100.1       12345       64512
     fn conns_formatted() {
         let list = ConnList {
             conns: vec![
-                conn(
-                    0,
-                    "ESTABLISHED",
-                    "192.0.2.2:40000",
-                    None,
-                    "198.51.100.11:8080",
-                    898_999,
-                ),
-                conn(
-                    1,
-                    "SYN_RECV",
-                    "192.0.2.3:40001",
-                    None,
-                    "198.51.100.12:8080",
-                    59_000,
-                ),
-                conn(
-                    1,
-                    "UDP",
-                    "192.0.2.2:5353",
-                    Some("198.51.100.1:1025"),
-                    "198.51.100.21:53",
-                    300_000,
-                ),
+                conn(0, "ESTABLISHED", "192.0.2.2:40000", None, "198.51.100.11:8080", 898_999),
+                conn(1, "SYN_RECV", "192.0.2.3:40001", None, "198.51.100.12:8080", 59_000),
+                conn(1, "UDP", "192.0.2.2:5353", Some("198.51.100.1:1025"), "198.51.100.21:53", 300_000),
             ],
             matched: 3,
         };
@@ -1818,20 +1512,14 @@ core pro expire state       mode    client             virtual            local 
 1    UDP 05:00  UDP         fullnat 192.0.2.2:5353     192.0.2.100:53     198.51.100.1:1025  198.51.100.21:53
 ";
         assert_eq!(format_conns(&list), want);
-        let cut = ConnList {
-            conns: list.conns[..1].to_vec(),
-            matched: 1500,
-        };
+        let cut = ConnList { conns: list.conns[..1].to_vec(), matched: 1500 };
         let want = "\
 core pro expire state       mode    client             virtual            local              backend
 0    TCP 14:58  ESTABLISHED nat     192.0.2.2:40000    192.0.2.100:80     -                  198.51.100.11:8080
 1 of 1500 connections shown
 ";
         assert_eq!(format_conns(&cut), want);
-        let none = ConnList {
-            conns: vec![],
-            matched: 7,
-        };
+        let none = ConnList { conns: vec![], matched: 7 };
         assert_eq!(
             format_conns(&none),
             "core pro expire state       mode    client             virtual            local              backend\n0 of 7 connections shown\n"
@@ -1856,39 +1544,16 @@ core pro expire state       mode    client              virtual            local
 
     #[test]
     fn conns_show_their_mode() {
-        let mut dr = conn(
-            0,
-            "ESTABLISHED",
-            "192.0.2.2:40000",
-            None,
-            "192.0.2.11:80",
-            60_000,
-        );
+        let mut dr = conn(0, "ESTABLISHED", "192.0.2.2:40000", None, "192.0.2.11:80", 60_000);
         dr.mode = ConnMode::Dr;
-        let mut tun = conn(
-            0,
-            "SYN_RECV",
-            "192.0.2.3:40000",
-            None,
-            "203.0.113.11:80",
-            30_000,
-        );
+        let mut tun = conn(0, "SYN_RECV", "192.0.2.3:40000", None, "203.0.113.11:80", 30_000);
         tun.mode = ConnMode::Tun;
         // An outbound connection: no service; the backend is the remote server.
-        let mut snat = conn(
-            1,
-            "ESTABLISHED",
-            "198.51.100.7:51000",
-            Some("192.0.2.50:1030"),
-            "203.0.113.9:443",
-            900_000,
-        );
+        let mut snat =
+            conn(1, "ESTABLISHED", "198.51.100.7:51000", Some("192.0.2.50:1030"), "203.0.113.9:443", 900_000);
         snat.mode = ConnMode::Snat;
         snat.virtual_addr = None;
-        let list = ConnList {
-            conns: vec![dr, tun, snat],
-            matched: 3,
-        };
+        let list = ConnList { conns: vec![dr, tun, snat], matched: 3 };
         let want = "\
 core pro expire state       mode    client             virtual            local              backend
 0    TCP 01:00  ESTABLISHED dr      192.0.2.2:40000    192.0.2.100:80     -                  192.0.2.11:80
@@ -1897,10 +1562,7 @@ core pro expire state       mode    client             virtual            local 
 ";
         assert_eq!(format_conns(&list), want);
         let json = serde_json::to_string(&list.conns[2]).unwrap();
-        assert!(
-            json.contains(r#""mode":"snat""#) && json.contains(r#""virtual_addr":null"#),
-            "{json}"
-        );
+        assert!(json.contains(r#""mode":"snat""#) && json.contains(r#""virtual_addr":null"#), "{json}");
     }
 
     #[test]
@@ -1910,11 +1572,7 @@ core pro expire state       mode    client             virtual            local 
         dr.backends = vec![backend("192.0.2.11:443", 1, BackendState::Active, 2, 0)];
         let mut tun = services().remove(2);
         tun.mode = ForwardMode::Tun;
-        tun.tunnel = Some(TunnelConfig {
-            encap: Encapsulation::Gue,
-            gue_port: 6080,
-            too_big: TooBigPolicy::Drop,
-        });
+        tun.tunnel = Some(TunnelConfig { encap: Encapsulation::Gue, gue_port: 6080, too_big: TooBigPolicy::Drop });
         tun.backends.truncate(1);
         let mut ipip = services().remove(1);
         ipip.port = 444;
@@ -1935,47 +1593,20 @@ TCP  192.0.2.101:444   wlc       tun/ipip
     #[test]
     fn render_lb_views() {
         let show = Response::ok(&services()[2..].to_vec());
-        let text = render(
-            &Request::ServiceShow { stats: false },
-            show.clone(),
-            false,
-            false,
-        )
-        .unwrap();
-        assert!(
-            text.contains("\nTCP  192.0.2.100:80    wrr       nat     persistent 300\n"),
-            "{text}"
-        );
-        let text = render(
-            &Request::ServiceShow { stats: true },
-            show.clone(),
-            false,
-            false,
-        )
-        .unwrap();
-        assert!(
-            text.starts_with("Prot LocalAddress:Port               Conns"),
-            "{text}"
-        );
+        let text = render(&Request::ServiceShow { stats: false }, show.clone(), false, false).unwrap();
+        assert!(text.contains("\nTCP  192.0.2.100:80    wrr       nat     persistent 300\n"), "{text}");
+        let text = render(&Request::ServiceShow { stats: true }, show.clone(), false, false).unwrap();
+        assert!(text.starts_with("Prot LocalAddress:Port               Conns"), "{text}");
         let json = render(&Request::ServiceShow { stats: true }, show, true, false).unwrap();
         let back: Vec<ServiceInfo> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, services()[2..].to_vec());
         assert!(json.contains("\n    \"scheduler\": \"wrr\",\n"), "{json}");
 
         let list = ConnList {
-            conns: vec![conn(
-                0,
-                "ESTABLISHED",
-                "192.0.2.2:40000",
-                None,
-                "198.51.100.11:8080",
-                1000,
-            )],
+            conns: vec![conn(0, "ESTABLISHED", "192.0.2.2:40000", None, "198.51.100.11:8080", 1000)],
             matched: 2,
         };
-        let req = Request::ConnList {
-            filter: ConnFilter::default(),
-        };
+        let req = Request::ConnList { filter: ConnFilter::default() };
         let text = render(&req, Response::ok(&list), false, false).unwrap();
         assert!(text.ends_with("\n1 of 2 connections shown\n"), "{text}");
         let json = render(&req, Response::ok(&list), true, false).unwrap();
@@ -1989,40 +1620,19 @@ TCP  192.0.2.101:444   wlc       tun/ipip
             ports_total: 2,
         }];
         let text = render(&Request::LaddrShow, Response::ok(&laddrs), false, false).unwrap();
-        assert!(
-            text.ends_with("tcp 192.0.2.100:443  198.51.100.1           1           2\n"),
-            "{text}"
-        );
+        assert!(text.ends_with("tcp 192.0.2.100:443  198.51.100.1           1           2\n"), "{text}");
         let json = render(&Request::LaddrShow, Response::ok(&laddrs), true, false).unwrap();
         assert!(json.contains("\"ports_in_use\": 1"), "{json}");
 
         // Changes print nothing, or null with --json; refusals are errors.
         let del = request("service del tcp 192.0.2.100:80");
+        assert_eq!(render(&del, Response::ok(&()), false, false), Ok(String::new()));
+        assert_eq!(render(&del, Response::ok(&()), true, false), Ok("null\n".into()));
         assert_eq!(
-            render(&del, Response::ok(&()), false, false),
-            Ok(String::new())
-        );
-        assert_eq!(
-            render(&del, Response::ok(&()), true, false),
-            Ok("null\n".into())
-        );
-        assert_eq!(
-            render(
-                &del,
-                Response::err("no service tcp 192.0.2.100:80"),
-                false,
-                false
-            ),
+            render(&del, Response::err("no service tcp 192.0.2.100:80"), false, false),
             Err("no service tcp 192.0.2.100:80".into())
         );
         let inv = parse_args(["fvs", "-j", "conn", "list", "limit", "5"]).unwrap();
-        assert!(matches!(
-            inv,
-            Invocation {
-                json: true,
-                command: Command::Send(Request::ConnList { .. }),
-                ..
-            }
-        ));
+        assert!(matches!(inv, Invocation { json: true, command: Command::Send(Request::ConnList { .. }), .. }));
     }
 }

@@ -12,8 +12,7 @@ use super::ArgsError;
 use crate::lbconf::SnatConfig;
 use crate::proto::{Request, SnatInfo};
 
-pub(super) const SNAT_ADD_USAGE: &str =
-    "fvs snat add source PREFIX out-port PORT address ADDR [address ADDR]...";
+pub(super) const SNAT_ADD_USAGE: &str = "fvs snat add source PREFIX out-port PORT address ADDR [address ADDR]...";
 pub(super) const SNAT_DEL_USAGE: &str = "fvs snat del source PREFIX out-port PORT";
 
 #[derive(Subcommand, Debug)]
@@ -56,13 +55,7 @@ pub(super) fn snat_request(verb: Option<SnatVerb>) -> Result<Request, ArgsError>
             if addresses.is_empty() {
                 return Err(w.error(format!("missing 'address ADDR' (usage: {SNAT_ADD_USAGE})")));
             }
-            Ok(Request::SnatAdd {
-                rule: SnatConfig {
-                    source,
-                    out_port,
-                    addresses,
-                },
-            })
+            Ok(Request::SnatAdd { rule: SnatConfig { source, out_port, addresses } })
         }
         Some(SnatVerb::Del { args }) => {
             let mut w = Words::new("fvs snat del", &args);
@@ -79,19 +72,13 @@ fn rule_words(
     usage: &str,
     with_addresses: bool,
 ) -> Result<(Prefix, String, Vec<IpAddr>), ArgsError> {
-    let keywords: &[&str] = if with_addresses {
-        &["source", "out-port", "address"]
-    } else {
-        &["source", "out-port"]
-    };
+    let keywords: &[&str] = if with_addresses { &["source", "out-port", "address"] } else { &["source", "out-port"] };
     let (mut source, mut out_port, mut addresses) = (None, None, Vec::new());
     while let Some(word) = w.next() {
         match word {
             "source" => {
                 let v = w.value("source", "a prefix (e.g. 198.51.100.0/24)")?;
-                let p = v
-                    .parse::<Prefix>()
-                    .map_err(|e| w.error(format!("'{v}' is not a prefix ({e})")))?;
+                let p = v.parse::<Prefix>().map_err(|e| w.error(format!("'{v}' is not a prefix ({e})")))?;
                 w.once(&mut source, "source", p)?;
             }
             "out-port" => {
@@ -100,9 +87,7 @@ fn rule_words(
             }
             "address" if with_addresses => {
                 let v = w.value("address", "an IP address")?;
-                let ip = v.parse().map_err(|_| {
-                    w.error(format!("'{v}' is not an IP address (after 'address')"))
-                })?;
+                let ip = v.parse().map_err(|_| w.error(format!("'{v}' is not an IP address (after 'address')")))?;
                 addresses.push(ip);
             }
             other => return Err(w.unknown(other, keywords)),
@@ -119,13 +104,7 @@ fn rule_words(
 
 /// A line per address of each rule, rules in the order they are tried.
 pub(super) fn format_snat(rules: &[SnatInfo]) -> String {
-    let mut rows = vec![cells([
-        "Source",
-        "OutPort",
-        "Address",
-        "PortsInUse",
-        "PortsTotal",
-    ])];
+    let mut rows = vec![cells(["Source", "OutPort", "Address", "PortsInUse", "PortsTotal"])];
     for r in rules {
         for a in &r.addresses {
             rows.push(vec![
@@ -168,24 +147,12 @@ mod tests {
                 addresses: vec![ip("192.0.2.50"), ip("192.0.2.51")],
             },
         };
-        assert_eq!(
-            request("snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50 address 192.0.2.51"),
-            rule
-        );
+        assert_eq!(request("snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50 address 192.0.2.51"), rule);
         // Any order.
-        assert_eq!(
-            request("snat add address 192.0.2.50 out-port dp0 address 192.0.2.51 source 198.51.100.0/24"),
-            rule
-        );
-        let del = Request::SnatDel {
-            source: prefix("198.51.100.0/24"),
-            out_port: "dp0".into(),
-        };
+        assert_eq!(request("snat add address 192.0.2.50 out-port dp0 address 192.0.2.51 source 198.51.100.0/24"), rule);
+        let del = Request::SnatDel { source: prefix("198.51.100.0/24"), out_port: "dp0".into() };
         assert_eq!(request("snat del source 198.51.100.0/24 out-port dp0"), del);
-        assert_eq!(
-            request("snat delete out-port dp0 source 198.51.100.0/24"),
-            del
-        );
+        assert_eq!(request("snat delete out-port dp0 source 198.51.100.0/24"), del);
     }
 
     #[test]
@@ -242,19 +209,12 @@ mod tests {
     }
 
     fn rules() -> Vec<SnatInfo> {
-        let a = |addr: &str, used, total| SnatAddrInfo {
-            addr: ip(addr),
-            ports_in_use: used,
-            ports_total: total,
-        };
+        let a = |addr: &str, used, total| SnatAddrInfo { addr: ip(addr), ports_in_use: used, ports_total: total };
         vec![
             SnatInfo {
                 source: prefix("198.51.100.0/24"),
                 out_port: "outside".into(),
-                addresses: vec![
-                    a("203.0.113.50", 12345, 129024),
-                    a("203.0.113.51", 0, 129024),
-                ],
+                addresses: vec![a("203.0.113.50", 12345, 129024), a("203.0.113.51", 0, 129024)],
             },
             SnatInfo {
                 source: prefix("10.0.0.0/8"),
@@ -273,10 +233,7 @@ Source           OutPort  Address       PortsInUse  PortsTotal
 10.0.0.0/8       dp0      192.0.2.50             3       64512
 ";
         assert_eq!(format_snat(&rules()), want);
-        assert_eq!(
-            format_snat(&[]),
-            "Source  OutPort  Address  PortsInUse  PortsTotal\n"
-        );
+        assert_eq!(format_snat(&[]), "Source  OutPort  Address  PortsInUse  PortsTotal\n");
     }
 
     #[test]
@@ -285,23 +242,15 @@ Source           OutPort  Address       PortsInUse  PortsTotal
         let text = render(&Request::SnatShow, show.clone(), false, false).unwrap();
         assert!(text.starts_with("Source           OutPort"), "{text}");
         let json = render(&Request::SnatShow, show, true, false).unwrap();
-        assert_eq!(
-            serde_json::from_str::<Vec<SnatInfo>>(&json).unwrap(),
-            rules()
-        );
+        assert_eq!(serde_json::from_str::<Vec<SnatInfo>>(&json).unwrap(), rules());
         assert!(json.contains("\"source\": \"198.51.100.0/24\""), "{json}");
         assert!(json.contains("\"ports_in_use\": 12345"), "{json}");
         let del = request("snat del source 198.51.100.0/24 out-port dp0");
-        assert_eq!(
-            render(&del, Response::ok(&()), false, false),
-            Ok(String::new())
-        );
+        assert_eq!(render(&del, Response::ok(&()), false, false), Ok(String::new()));
         assert_eq!(
             render(
                 &del,
-                Response::err(
-                    "no SNAT rule source 198.51.100.0/24 out-port dp0 (see fvs snat show)"
-                ),
+                Response::err("no SNAT rule source 198.51.100.0/24 out-port dp0 (see fvs snat show)"),
                 false,
                 false
             ),

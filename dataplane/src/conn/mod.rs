@@ -103,25 +103,13 @@ impl Conn {
     /// The client's packets: client -> VIP.
     #[inline]
     pub fn original_key(&self) -> ConnKey {
-        ConnKey {
-            src: self.client,
-            dst: self.vip,
-            sport: self.cport,
-            dport: self.vport,
-            proto: self.proto,
-        }
+        ConnKey { src: self.client, dst: self.vip, sport: self.cport, dport: self.vport, proto: self.proto }
     }
 
     /// The backend's packets: backend -> laddr (the client itself in NAT).
     #[inline]
     pub fn reply_key(&self) -> ConnKey {
-        ConnKey {
-            src: self.backend,
-            dst: self.laddr,
-            sport: self.bport,
-            dport: self.lport,
-            proto: self.proto,
-        }
+        ConnKey { src: self.backend, dst: self.laddr, sport: self.bport, dport: self.lport, proto: self.proto }
     }
 
     #[inline]

@@ -212,8 +212,7 @@ struct IndexBucket {
     refs: [u32; INDEX_WAYS],
 }
 
-const EMPTY_BUCKET: IndexBucket =
-    IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
+const EMPTY_BUCKET: IndexBucket = IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
 
 impl IndexBucket {
     /// Ways holding an entry with `tag`, as a bit mask. SWAR over the 12 tag bytes (8 + 4): a
@@ -473,12 +472,7 @@ impl ConnTable {
     /// pass here, and its reply tuple may well equal another connection's); fails (changing
     /// nothing) when full or when a key already exists. The connection expires `timeout_ms`
     /// after `now_ms` unless touched.
-    pub fn insert(
-        &mut self,
-        conn: Conn,
-        now_ms: u64,
-        timeout_ms: u32,
-    ) -> Result<ConnId, InsertError> {
+    pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
         if self.len as usize == self.slots.len() {
             return Err(InsertError::Full);
         }
@@ -513,10 +507,7 @@ impl ConnTable {
 
     /// Removes a live connection and returns it.
     pub fn remove(&mut self, id: ConnId) -> Conn {
-        assert!(
-            self.slots[id as usize].prev != FREE,
-            "remove of connection {id}, which is not live"
-        );
+        assert!(self.slots[id as usize].prev != FREE, "remove of connection {id}, which is not live");
         let conn = self.slots[id as usize].conn();
         let original = conn.original_key();
         let reply = conn.reply_key();
@@ -558,12 +549,7 @@ impl ConnTable {
     /// examined or one empty wheel bucket passed; calls `on_expire` for each removed one
     /// before it is gone; returns how many were removed. Call it often (every few ms):
     /// repeated calls catch up with time.
-    pub fn expire(
-        &mut self,
-        now_ms: u64,
-        budget: usize,
-        mut on_expire: impl FnMut(&Conn),
-    ) -> usize {
+    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
         let now = tick_floor(now_ms);
         if self.len == 0 {
             self.cursor = now;

@@ -72,8 +72,8 @@ impl std::fmt::Display for TcpState {
 }
 
 use TcpState::{
-    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    SynRecv as SR, SynSent as SS, TimeWait as TW,
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI, SynRecv as SR,
+    SynSent as SS, TimeWait as TW,
 };
 
 /// `[flag row][current state] -> next state`, rows SYN, FIN, ACK, RST; columns in

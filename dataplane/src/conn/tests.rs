@@ -50,18 +50,14 @@ fn nat_lookup_both_directions() {
     let id = t.insert(c, 0, 1000).unwrap();
     assert_eq!(t.lookup(&c.original_key()), Some((id, Dir::Original)));
     // NAT: the backend answers the client itself.
-    let reply =
-        ConnKey { src: c.backend, dst: c.client, sport: c.bport, dport: c.cport, proto: TCP };
+    let reply = ConnKey { src: c.backend, dst: c.client, sport: c.bport, dport: c.cport, proto: TCP };
     assert_eq!(reply, c.reply_key());
     assert_eq!(t.lookup(&reply), Some((id, Dir::Reply)));
     assert_eq!(t.get(id), c);
     // Same tuple, other protocol or reversed: not this connection.
     assert_eq!(t.lookup(&ConnKey { proto: UDP, ..c.original_key() }), None);
     let o = c.original_key();
-    assert_eq!(
-        t.lookup(&ConnKey { src: o.dst, dst: o.src, sport: o.dport, dport: o.sport, proto: TCP }),
-        None
-    );
+    assert_eq!(t.lookup(&ConnKey { src: o.dst, dst: o.src, sport: o.dport, dport: o.sport, proto: TCP }), None);
     assert_eq!(t.len(), 1);
 }
 
@@ -73,8 +69,7 @@ fn fullnat_lookup_both_directions() {
     let ia = t.insert(a, 0, 1000).unwrap();
     let ib = t.insert(b, 0, 1000).unwrap();
     assert_ne!(ia, ib);
-    let reply =
-        ConnKey { src: a.backend, dst: a.laddr, sport: a.bport, dport: a.lport, proto: TCP };
+    let reply = ConnKey { src: a.backend, dst: a.laddr, sport: a.bport, dport: a.lport, proto: TCP };
     assert_eq!(t.lookup(&reply), Some((ia, Dir::Reply)));
     assert_eq!(t.lookup(&b.original_key()), Some((ib, Dir::Original)));
     assert_eq!(t.lookup(&b.reply_key()), Some((ib, Dir::Reply)));
@@ -197,12 +192,13 @@ fn probe_lengths_stay_short_when_full() {
         t.insert(fullnat(i), 0, 60_000).unwrap();
     }
     let hit: Vec<usize> = (0..cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
-    let miss: Vec<usize> =
-        (cap..2 * cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
+    let miss: Vec<usize> = (cap..2 * cap).map(|i| t.probe_len(&fullnat(i).original_key())).collect();
     let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
     let (hit_mean, miss_mean) = (mean(&hit), mean(&miss));
     let (hit_max, miss_max) = (hit.iter().max().unwrap(), miss.iter().max().unwrap());
-    eprintln!("buckets read at full capacity: hit mean {hit_mean:.3} max {hit_max}, miss mean {miss_mean:.3} max {miss_max}");
+    eprintln!(
+        "buckets read at full capacity: hit mean {hit_mean:.3} max {hit_max}, miss mean {miss_mean:.3} max {miss_max}"
+    );
     assert!(hit_mean < 1.3, "hit mean {hit_mean}");
     assert!(miss_mean < 1.6, "miss mean {miss_mean}");
     assert!(*miss_max <= 12, "miss max {miss_max}");
@@ -312,11 +308,7 @@ fn budget_bounds_the_work_per_call() {
     while removed < 5000 {
         let n = t.expire(now, 7, never_expire);
         let e = t.timer_stats().examined;
-        assert!(
-            n <= 7 && e - examined <= 7,
-            "call {calls}: removed {n}, examined {}",
-            e - examined
-        );
+        assert!(n <= 7 && e - examined <= 7, "call {calls}: removed {n}, examined {}", e - examined);
         examined = e;
         removed += n;
         calls += 1;

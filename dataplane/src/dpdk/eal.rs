@@ -16,7 +16,9 @@ impl Eal {
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         let owned: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError::new(format!("EAL argument {a:?} has a NUL byte"), 22)))
+            .map(|a| {
+                CString::new(a.as_str()).map_err(|_| DpdkError::new(format!("EAL argument {a:?} has a NUL byte"), 22))
+            })
             .collect::<Result<_, _>>()?;
         // rte_eal_init may permute argv and keeps pointers into it: leak the strings so they
         // live as long as the process, as C programs' argv does.

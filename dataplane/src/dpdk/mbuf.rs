@@ -41,9 +41,9 @@ impl Mempool {
                 socket,
             )
         };
-        NonNull::new(raw)
-            .map(|raw| Arc::new(Mempool { raw }))
-            .ok_or_else(|| DpdkError::from_errno(format!("rte_pktmbuf_pool_create({name}, {mbufs} mbufs, socket {socket})")))
+        NonNull::new(raw).map(|raw| Arc::new(Mempool { raw })).ok_or_else(|| {
+            DpdkError::from_errno(format!("rte_pktmbuf_pool_create({name}, {mbufs} mbufs, socket {socket})"))
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut rte_mempool {
@@ -56,7 +56,6 @@ impl Mempool {
         // SAFETY: the pool is valid for self's lifetime.
         NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
     }
-
 }
 
 impl Drop for Mempool {
@@ -121,7 +120,9 @@ impl Frame for Mbuf {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which we
         // own for the lifetime of the borrow. (This is rte_pktmbuf_mtod.)
-        unsafe { std::slice::from_raw_parts(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        unsafe {
+            std::slice::from_raw_parts(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len))
+        }
     }
 
     #[inline]
@@ -289,7 +290,9 @@ impl TxBuffer {
         }
         // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
         // the caller owns this queue.
-        let sent = usize::from(unsafe { dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16) });
+        let sent = usize::from(unsafe {
+            dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16)
+        });
         self.pkts.copy_within(sent..self.len, 0);
         self.len -= sent;
         sent
@@ -317,7 +320,9 @@ impl TxBuffer {
         }
         // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
         // the calling worker owns this queue.
-        let sent = usize::from(unsafe { dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16) });
+        let sent = usize::from(unsafe {
+            dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16)
+        });
         let unsent = self.len - sent;
         for raw in &self.pkts[sent..self.len] {
             // SAFETY: the NIC did not take these; we still own them.

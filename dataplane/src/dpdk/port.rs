@@ -118,17 +118,18 @@ impl Port {
             ));
         }
         if conf.mtu < info.min_mtu || conf.mtu > info.max_mtu {
-            return Err(format!("mtu {} is outside what the device allows ({}..={})", conf.mtu, info.min_mtu, info.max_mtu));
+            return Err(format!(
+                "mtu {} is outside what the device allows ({}..={})",
+                conf.mtu, info.min_mtu, info.max_mtu
+            ));
         }
         let rss = conf.rx_queues > 1 && info.rss_offloads != 0;
         let mut eth_conf = dpdk_sys::rte_eth_conf::default();
         eth_conf.rxmode.mtu = u32::from(conf.mtu);
         if rss {
             eth_conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
-            eth_conf.rx_adv_conf.rss_conf.rss_hf = (dpdk_sys::RTE_ETH_RSS_IP
-                | dpdk_sys::RTE_ETH_RSS_TCP
-                | dpdk_sys::RTE_ETH_RSS_UDP)
-                & info.rss_offloads;
+            eth_conf.rx_adv_conf.rss_conf.rss_hf =
+                (dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP) & info.rss_offloads;
         }
         // SAFETY: eth_conf is a fully initialised rte_eth_conf; the port is stopped.
         let ret = unsafe { dpdk_sys::rte_eth_dev_configure(self.0, conf.rx_queues, conf.tx_queues, &eth_conf) };
@@ -195,7 +196,8 @@ impl Port {
         }
         // Devices that do not report a key size (virtual ones) use a 40-byte key.
         let mut key = vec![0u8; if info.hash_key_size == 0 { 40 } else { usize::from(info.hash_key_size) }];
-        let mut conf = dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: key.len() as u8, rss_hf: 0 };
+        let mut conf =
+            dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: key.len() as u8, rss_hf: 0 };
         // SAFETY: rss_key points to rss_key_len writable bytes.
         let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.0, &mut conf) };
         check(|| "rte_eth_dev_rss_hash_conf_get".into(), ret).map_err(|e| e.to_string())?;
@@ -231,14 +233,28 @@ impl Port {
         };
         let pattern = [
             item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_ETH, std::ptr::null(), std::ptr::null()),
-            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_IPV4, (&raw const ip_spec).cast(), (&raw const ip_mask).cast()),
-            item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_TCP, (&raw const tcp_spec).cast(), (&raw const tcp_mask).cast()),
+            item(
+                dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_IPV4,
+                (&raw const ip_spec).cast(),
+                (&raw const ip_mask).cast(),
+            ),
+            item(
+                dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_TCP,
+                (&raw const tcp_spec).cast(),
+                (&raw const tcp_mask).cast(),
+            ),
             item(dpdk_sys::rte_flow_item_type_RTE_FLOW_ITEM_TYPE_END, std::ptr::null(), std::ptr::null()),
         ];
         let queue = dpdk_sys::rte_flow_action_queue { index: 0 };
         let actions = [
-            dpdk_sys::rte_flow_action { type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_QUEUE, conf: (&raw const queue).cast() },
-            dpdk_sys::rte_flow_action { type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_END, conf: std::ptr::null() },
+            dpdk_sys::rte_flow_action {
+                type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_QUEUE,
+                conf: (&raw const queue).cast(),
+            },
+            dpdk_sys::rte_flow_action {
+                type_: dpdk_sys::rte_flow_action_type_RTE_FLOW_ACTION_TYPE_END,
+                conf: std::ptr::null(),
+            },
         ];
         let mut error = dpdk_sys::rte_flow_error::default();
         // SAFETY: every pointer refers to a local that outlives the call; the lists end with END.

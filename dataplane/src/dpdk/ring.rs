@@ -94,7 +94,12 @@ impl RingConsumer {
         // SAFETY: this is the ring's only consumer; `out` has room for out.len() pointers,
         // which become owned by the caller.
         let n = unsafe {
-            dpdk_sys::rte_ring_sc_dequeue_burst(self.0.raw.as_ptr(), out.as_mut_ptr().cast(), out.len() as u32, std::ptr::null_mut())
+            dpdk_sys::rte_ring_sc_dequeue_burst(
+                self.0.raw.as_ptr(),
+                out.as_mut_ptr().cast(),
+                out.len() as u32,
+                std::ptr::null_mut(),
+            )
         };
         n as usize
     }

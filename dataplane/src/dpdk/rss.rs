@@ -23,7 +23,7 @@ pub fn soft_rss_ipv4_l4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, ke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rss::{Reta, ReplySteering, Toeplitz, MICROSOFT_KEY};
+    use crate::rss::{ReplySteering, Reta, Toeplitz, MICROSOFT_KEY};
 
     fn splitmix(x: &mut u64) -> u64 {
         *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -37,7 +37,8 @@ mod tests {
     fn toeplitz_matches_dpdk_soft_rss_for_known_and_random_keys_and_tuples() {
         let mut seed = 0x5eed;
         let random_key = |len: usize, seed: &mut u64| (0..len).map(|_| splitmix(seed) as u8).collect::<Vec<u8>>();
-        let keys = [MICROSOFT_KEY.to_vec(), random_key(40, &mut seed), random_key(52, &mut seed), vec![0x6d, 0x5a].repeat(20)];
+        let keys =
+            [MICROSOFT_KEY.to_vec(), random_key(40, &mut seed), random_key(52, &mut seed), vec![0x6d, 0x5a].repeat(20)];
         // Microsoft's first vector, then random tuples.
         let known = (Ipv4Addr::new(66, 9, 149, 187), Ipv4Addr::new(161, 142, 100, 80), 2794, 1766);
         assert_eq!(soft_rss_ipv4_l4(known.0, known.1, known.2, known.3, &MICROSOFT_KEY), 0x51cc_c178);
@@ -55,7 +56,10 @@ mod tests {
 
     #[test]
     fn chosen_local_ports_land_on_the_owning_queue_by_dpdks_hash_too() {
-        let steering = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(512, 2).unwrap() };
+        let steering = ReplySteering {
+            toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+            reta: Reta::round_robin(512, 2).unwrap(),
+        };
         let (backend, laddr) = (Ipv4Addr::new(198, 51, 100, 11), Ipv4Addr::new(198, 51, 100, 200));
         for queue in 0..2u16 {
             let ports: Vec<u16> = (1024..=65535u16)

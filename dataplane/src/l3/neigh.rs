@@ -71,14 +71,19 @@ struct Entry {
 pub enum Resolution {
     /// Send to `mac`; when `probe` is set the entry is stale: also send a unicast request
     /// to `mac` so it gets confirmed.
-    Known { mac: MacAddr, probe: bool },
+    Known {
+        mac: MacAddr,
+        probe: bool,
+    },
     Unknown,
 }
 
 /// What became of a packet handed to [`NeighTable::hold`].
 pub enum Held<F> {
     /// Queued. `request` is true when this created the entry: send the first request now.
-    Queued { request: bool },
+    Queued {
+        request: bool,
+    },
     QueueFull(F),
     TableFull(F),
 }

@@ -148,12 +148,7 @@ mod tests {
     use super::*;
 
     fn route(p: &str, via: Option<&str>, port: u16) -> Route {
-        Route {
-            prefix: p.parse().unwrap(),
-            via: via.map(|v| v.parse().unwrap()),
-            port,
-            origin: RouteOrigin::Static,
-        }
+        Route { prefix: p.parse().unwrap(), via: via.map(|v| v.parse().unwrap()), port, origin: RouteOrigin::Static }
     }
 
     #[test]

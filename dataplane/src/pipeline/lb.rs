@@ -288,7 +288,8 @@ impl<F: Frame> CoreCtx<F> {
         let mut state = std::mem::take(self.lb.sched_state(svc)?);
         let lb = &self.lb;
         let active = |i: usize| svc.backends.get(i).map_or(0, |b| lb.active_conns(b.slot, b.gen));
-        let chosen = select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v4(client), active);
+        let chosen =
+            select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v4(client), active);
         if let Some(s) = self.lb.sched_state(svc) {
             *s = state;
         }
@@ -539,7 +540,8 @@ impl<F: Frame> CoreCtx<F> {
             return Some(frame);
         };
         // The quoted packet went the other way: reversing it gives a key of ours.
-        let key = ConnKey { src: quoted.dst, dst: quoted.src, sport: quoted.dport, dport: quoted.sport, proto: quoted.proto };
+        let key =
+            ConnKey { src: quoted.dst, dst: quoted.src, sport: quoted.dport, dport: quoted.sport, proto: quoted.proto };
         let Some((id, dir)) = self.lb.conns.lookup(&key) else {
             // The error follows its connection to the core that owns it, found the way a
             // packet of the connection finds it (a frame handed in finds itself the owner).
@@ -601,7 +603,6 @@ impl<F: Frame> CoreCtx<F> {
         let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
     }
-
 }
 
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {

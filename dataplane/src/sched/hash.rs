@@ -44,9 +44,7 @@ pub fn stable_hash64(bytes: &[u8], seed: u64) -> u64 {
             .wrapping_add(v3.rotate_left(12))
             .wrapping_add(v4.rotate_left(18));
         for v in [v1, v2, v3, v4] {
-            acc = (acc ^ xxh_round(0, v))
-                .wrapping_mul(PRIME64_1)
-                .wrapping_add(PRIME64_4);
+            acc = (acc ^ xxh_round(0, v)).wrapping_mul(PRIME64_1).wrapping_add(PRIME64_4);
         }
         acc
     } else {
@@ -56,19 +54,13 @@ pub fn stable_hash64(bytes: &[u8], seed: u64) -> u64 {
 
     while rest.len() >= 8 {
         h ^= xxh_round(0, read_u64(&rest[0..8]));
-        h = h
-            .rotate_left(27)
-            .wrapping_mul(PRIME64_1)
-            .wrapping_add(PRIME64_4);
+        h = h.rotate_left(27).wrapping_mul(PRIME64_1).wrapping_add(PRIME64_4);
         rest = &rest[8..];
     }
     if rest.len() >= 4 {
         let word = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
         h ^= u64::from(word).wrapping_mul(PRIME64_1);
-        h = h
-            .rotate_left(23)
-            .wrapping_mul(PRIME64_2)
-            .wrapping_add(PRIME64_3);
+        h = h.rotate_left(23).wrapping_mul(PRIME64_2).wrapping_add(PRIME64_3);
         rest = &rest[4..];
     }
     for &byte in rest {
@@ -85,9 +77,7 @@ pub fn stable_hash64(bytes: &[u8], seed: u64) -> u64 {
 
 #[inline]
 fn xxh_round(acc: u64, lane: u64) -> u64 {
-    acc.wrapping_add(lane.wrapping_mul(PRIME64_2))
-        .rotate_left(31)
-        .wrapping_mul(PRIME64_1)
+    acc.wrapping_add(lane.wrapping_mul(PRIME64_2)).rotate_left(31).wrapping_mul(PRIME64_1)
 }
 
 #[inline]

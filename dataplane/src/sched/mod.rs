@@ -59,13 +59,9 @@ mod tests;
 use std::fmt;
 use std::str::FromStr;
 
-pub use hash::{
-    backend_key, source_hash, source_hash_v4, source_hash_v6, stable_hash64, BACKEND_KEY_SEED,
-};
+pub use hash::{backend_key, source_hash, source_hash_v4, source_hash_v6, stable_hash64, BACKEND_KEY_SEED};
 pub use select::{select, SchedState};
-pub use table::{
-    is_prime, HashTable, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE, MAX_TABLE_BACKENDS, SH_TABLE_SIZE,
-};
+pub use table::{is_prime, HashTable, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE, MAX_TABLE_BACKENDS, SH_TABLE_SIZE};
 
 /// Which scheduler a service uses. Serde, `FromStr` and `Display` use the lowercase IPVS
 /// names: "rr", "wrr", "lc", "wlc", "sh", "mh", "twos", "fo".
@@ -135,17 +131,10 @@ impl FromStr for SchedKind {
 
     /// Exact lowercase names, as serde accepts them.
     fn from_str(name: &str) -> Result<SchedKind, String> {
-        SchedKind::ALL
-            .iter()
-            .copied()
-            .find(|kind| kind.as_str() == name)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = SchedKind::ALL.iter().map(|kind| kind.as_str()).collect();
-                format!(
-                    "unknown scheduler {name:?}; valid schedulers: {}",
-                    valid.join(", ")
-                )
-            })
+        SchedKind::ALL.iter().copied().find(|kind| kind.as_str() == name).ok_or_else(|| {
+            let valid: Vec<&str> = SchedKind::ALL.iter().map(|kind| kind.as_str()).collect();
+            format!("unknown scheduler {name:?}; valid schedulers: {}", valid.join(", "))
+        })
     }
 }
 
@@ -193,21 +182,14 @@ impl fmt::Display for SchedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             SchedError::MaglevSizeNotPrime(size) => {
-                write!(
-                    f,
-                    "maglev table size {size} is not prime (default {DEFAULT_MAGLEV_SIZE})"
-                )
+                write!(f, "maglev table size {size} is not prime (default {DEFAULT_MAGLEV_SIZE})")
             }
             SchedError::MaglevSizeTooLarge(size) => {
-                write!(
-                    f,
-                    "maglev table size {size} is above the maximum {MAX_MAGLEV_SIZE}"
-                )
+                write!(f, "maglev table size {size} is above the maximum {MAX_MAGLEV_SIZE}")
             }
-            SchedError::TooManyBackends(count) => write!(
-                f,
-                "{count} backends, a scheduler table addresses at most {MAX_TABLE_BACKENDS}"
-            ),
+            SchedError::TooManyBackends(count) => {
+                write!(f, "{count} backends, a scheduler table addresses at most {MAX_TABLE_BACKENDS}")
+            }
             SchedError::LengthMismatch { keys, weights } => {
                 write!(f, "{keys} backend keys but {weights} weights")
             }

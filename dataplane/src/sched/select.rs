@@ -32,12 +32,7 @@ pub struct SchedState {
 
 impl Default for SchedState {
     fn default() -> SchedState {
-        SchedState {
-            cursor: 0,
-            wrr_index: usize::MAX,
-            wrr_weight: 0,
-            rng: DEFAULT_RNG_STATE,
-        }
+        SchedState { cursor: 0, wrr_index: usize::MAX, wrr_weight: 0, rng: DEFAULT_RNG_STATE }
     }
 }
 
@@ -49,10 +44,7 @@ impl SchedState {
             0 => DEFAULT_RNG_STATE,
             mixed => mixed,
         };
-        SchedState {
-            rng,
-            ..SchedState::default()
-        }
+        SchedState { rng, ..SchedState::default() }
     }
 
     /// xorshift64* (Vigna): fast, and good enough for picking backends.
@@ -95,9 +87,7 @@ pub fn select(
         SchedKind::Rr => round_robin(state, backends),
         SchedKind::Wrr => weighted_round_robin(state, backends),
         SchedKind::Lc => least_loaded(state, backends, |i| (u64::from(active(i)), 1)),
-        SchedKind::Wlc => least_loaded(state, backends, |i| {
-            (u64::from(active(i)), u64::from(backends[i].weight))
-        }),
+        SchedKind::Wlc => least_loaded(state, backends, |i| (u64::from(active(i)), u64::from(backends[i].weight))),
         SchedKind::Sh | SchedKind::Mh => hashed(backends, table, flow_hash),
         SchedKind::Twos => two_choices(state, backends, active),
         SchedKind::Fo => fail_over(backends),
@@ -194,11 +184,7 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 /// instead of piling on the first one (which matters at start-up, when every count is 0 and
 /// every core would otherwise send its first connections to backend 0).
 #[inline]
-fn least_loaded(
-    state: &mut SchedState,
-    backends: &[Candidate],
-    load: impl Fn(usize) -> (u64, u64),
-) -> Option<usize> {
+fn least_loaded(state: &mut SchedState, backends: &[Candidate], load: impl Fn(usize) -> (u64, u64)) -> Option<usize> {
     let n = backends.len();
     // "None yet" is the load 1/0, above any real one: active * 0 < 1 * weight for weight > 0.
     let (mut best, mut best_active, mut best_weight) = (None, 1, 0);
@@ -227,10 +213,7 @@ fn least_loaded(
 fn hashed(backends: &[Candidate], table: Option<&HashTable>, flow_hash: u32) -> Option<usize> {
     let eligible = |index: u16| {
         let index = usize::from(index);
-        backends
-            .get(index)
-            .is_some_and(|c| c.is_eligible())
-            .then_some(index)
+        backends.get(index).is_some_and(|c| c.is_eligible()).then_some(index)
     };
     if let Some(table) = table.filter(|t| !t.is_empty()) {
         if let Some(chosen) = table.lookup(flow_hash).and_then(eligible) {
@@ -249,15 +232,8 @@ fn hashed(backends: &[Candidate], table: Option<&HashTable>, flow_hash: u32) -> 
 
 /// Power of two choices: two distinct eligible backends drawn at random in proportion to
 /// their weights; the one with the lower active / weight wins (the first drawn on a tie).
-fn two_choices(
-    state: &mut SchedState,
-    backends: &[Candidate],
-    active: impl Fn(usize) -> u32,
-) -> Option<usize> {
-    let total: u64 = backends
-        .iter()
-        .map(|c| u64::from(c.effective_weight()))
-        .sum();
+fn two_choices(state: &mut SchedState, backends: &[Candidate], active: impl Fn(usize) -> u32) -> Option<usize> {
+    let total: u64 = backends.iter().map(|c| u64::from(c.effective_weight())).sum();
     if total == 0 {
         return None;
     }

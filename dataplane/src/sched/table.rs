@@ -65,9 +65,7 @@ impl HashTable {
             .map(|(index, (&key, &weight))| MaglevBackend::new(index as u16, key, weight, size))
             .collect();
         if backends.is_empty() {
-            return Ok(HashTable {
-                slots: Box::new([]),
-            });
+            return Ok(HashTable { slots: Box::new([]) });
         }
         backends.sort_by_key(|b| (b.key, b.index));
         let max_weight = backends.iter().map(|b| b.weight).max().unwrap_or(1);
@@ -97,16 +95,11 @@ impl HashTable {
         let weights = &weights[..weights.len().min(MAX_TABLE_BACKENDS)];
         let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
         if total == 0 {
-            return HashTable {
-                slots: Box::new([]),
-            };
+            return HashTable { slots: Box::new([]) };
         }
         let size = SH_TABLE_SIZE as u64;
         // Whole shares first; at most weights.len() - 1 buckets are left for the remainders.
-        let mut quotas: Vec<u64> = weights
-            .iter()
-            .map(|&w| size * u64::from(w) / total)
-            .collect();
+        let mut quotas: Vec<u64> = weights.iter().map(|&w| size * u64::from(w) / total).collect();
         let assigned: u64 = quotas.iter().sum();
         let mut by_remainder: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0).collect();
         by_remainder.sort_by_key(|&i| (Reverse(size * u64::from(weights[i]) % total), i));
@@ -155,10 +148,7 @@ impl HashTable {
 
 fn check_maglev_args(keys: &[u64], weights: &[u32], size: usize) -> Result<(), SchedError> {
     if keys.len() != weights.len() {
-        return Err(SchedError::LengthMismatch {
-            keys: keys.len(),
-            weights: weights.len(),
-        });
+        return Err(SchedError::LengthMismatch { keys: keys.len(), weights: weights.len() });
     }
     if keys.len() > MAX_TABLE_BACKENDS {
         return Err(SchedError::TooManyBackends(keys.len()));
@@ -190,14 +180,7 @@ impl MaglevBackend {
         let offset = stable_hash64(&key_bytes, MAGLEV_OFFSET_SEED) % size as u64;
         // size == 2 leaves skip 1, still a full permutation.
         let skip = stable_hash64(&key_bytes, MAGLEV_SKIP_SEED) % (size as u64 - 1).max(1) + 1;
-        MaglevBackend {
-            index,
-            key,
-            weight,
-            skip: skip as u32,
-            next: offset as u32,
-            turns: 0,
-        }
+        MaglevBackend { index, key, weight, skip: skip as u32, next: offset as u32, turns: 0 }
     }
 
     /// The round (from 1) of this backend's `turn`-th turn (from 1): the first round `r` with
@@ -260,21 +243,15 @@ fn fill_by_rounds(backends: &mut [MaglevBackend], max_weight: u32, size: usize) 
 /// only visiting backends whose turn it is.
 fn fill_by_heap(backends: &mut [MaglevBackend], max_weight: u32, size: usize) -> Box<[u16]> {
     let mut slots = vec![EMPTY; size].into_boxed_slice();
-    let mut queue: BinaryHeap<Reverse<(u64, usize)>> = backends
-        .iter()
-        .enumerate()
-        .map(|(rank, b)| Reverse((b.round_of_turn(1, max_weight), rank)))
-        .collect();
+    let mut queue: BinaryHeap<Reverse<(u64, usize)>> =
+        backends.iter().enumerate().map(|(rank, b)| Reverse((b.round_of_turn(1, max_weight), rank))).collect();
     for _ in 0..size {
         let Some(Reverse((_, rank))) = queue.pop() else {
             break;
         };
         let backend = &mut backends[rank];
         backend.take_turn(&mut slots);
-        queue.push(Reverse((
-            backend.round_of_turn(backend.turns + 1, max_weight),
-            rank,
-        )));
+        queue.push(Reverse((backend.round_of_turn(backend.turns + 1, max_weight), rank)));
     }
     slots
 }
@@ -335,11 +312,7 @@ pub(super) mod testing {
     //! The two Maglev fills side by side, for the test that they agree.
     use super::*;
 
-    pub(in crate::sched) fn maglev_both_fills(
-        keys: &[u64],
-        weights: &[u32],
-        size: usize,
-    ) -> (Vec<u16>, Vec<u16>) {
+    pub(in crate::sched) fn maglev_both_fills(keys: &[u64], weights: &[u32], size: usize) -> (Vec<u16>, Vec<u16>) {
         let build = || -> Vec<MaglevBackend> {
             let mut backends: Vec<MaglevBackend> = keys
                 .iter()

@@ -231,19 +231,12 @@ mod tests {
     #[test]
     fn rejects_truncated_and_unsupported() {
         for n in 0..28 {
-            assert_eq!(
-                ArpPacket::new_checked(&golden_arp()[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(ArpPacket::new_checked(&golden_arp()[..n]).unwrap_err(), WireError::Truncated);
         }
         for (at, v) in [(1, 6u8), (2, 0x86), (4, 16), (5, 16)] {
             let mut b = golden_arp().to_vec();
             b[at] = v;
-            assert_eq!(
-                ArpPacket::new_checked(&b[..]).unwrap_err(),
-                WireError::Unsupported,
-                "byte {at}"
-            );
+            assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), WireError::Unsupported, "byte {at}");
         }
     }
 

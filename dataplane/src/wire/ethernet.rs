@@ -136,10 +136,7 @@ mod tests {
     #[test]
     fn rejects_truncated() {
         for n in 0..14 {
-            assert_eq!(
-                EthernetFrame::new_checked(&golden::ARP_REQUEST[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(EthernetFrame::new_checked(&golden::ARP_REQUEST[..n]).unwrap_err(), WireError::Truncated);
         }
         assert!(EthernetFrame::new_checked(&golden::ARP_REQUEST[..14]).is_ok());
     }

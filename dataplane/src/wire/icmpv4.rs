@@ -222,10 +222,7 @@ mod tests {
     #[test]
     fn rejects_truncated() {
         for n in 0..8 {
-            assert_eq!(
-                Icmpv4Packet::new_checked(&ping()[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(Icmpv4Packet::new_checked(&ping()[..n]).unwrap_err(), WireError::Truncated);
         }
     }
 

@@ -172,14 +172,8 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
     pub fn ndisc_options(&self) -> NdiscOptions<'_> {
         let d = self.buffer.as_ref();
         match self.msg_type().ndisc_options_offset() {
-            Some(off) if off <= d.len() => NdiscOptions {
-                rest: &d[off..],
-                error: None,
-            },
-            Some(_) => NdiscOptions {
-                rest: &[],
-                error: Some(WireError::Truncated),
-            },
+            Some(off) if off <= d.len() => NdiscOptions { rest: &d[off..], error: None },
+            Some(_) => NdiscOptions { rest: &[], error: Some(WireError::Truncated) },
             None => NdiscOptions { rest: &[], error: None },
         }
     }
@@ -333,10 +327,7 @@ impl<'a> Iterator for NdiscOptions<'a> {
             return Some(Err(WireError::Truncated));
         }
         self.rest = &rest[len..];
-        Some(Ok(NdiscOption {
-            kind: rest[0],
-            data: &rest[2..len],
-        }))
+        Some(Ok(NdiscOption { kind: rest[0], data: &rest[2..len] }))
     }
 }
 
@@ -360,27 +351,13 @@ fn emit_ndisc(buf: &mut [u8], t: Icmpv6Type, flags: u8, target: Ipv6Addr, opt: u
 /// Panics if `buf` is shorter than 32 bytes.
 pub fn emit_neighbor_advert(buf: &mut [u8], target: Ipv6Addr, target_mac: MacAddr, solicited: bool) -> usize {
     let flags = NA_OVERRIDE | if solicited { NA_SOLICITED } else { 0 };
-    emit_ndisc(
-        buf,
-        Icmpv6Type::NEIGHBOR_ADVERT,
-        flags,
-        target,
-        NDISC_OPT_TARGET_LINK_ADDR,
-        target_mac,
-    )
+    emit_ndisc(buf, Icmpv6Type::NEIGHBOR_ADVERT, flags, target, NDISC_OPT_TARGET_LINK_ADDR, target_mac)
 }
 
 /// Writes a 32-byte neighbor solicitation for `target` with a source link-layer address
 /// option and returns 32. The checksum is left 0. Panics if `buf` is shorter than 32 bytes.
 pub fn emit_neighbor_solicit(buf: &mut [u8], target: Ipv6Addr, source_mac: MacAddr) -> usize {
-    emit_ndisc(
-        buf,
-        Icmpv6Type::NEIGHBOR_SOLICIT,
-        0,
-        target,
-        NDISC_OPT_SOURCE_LINK_ADDR,
-        source_mac,
-    )
+    emit_ndisc(buf, Icmpv6Type::NEIGHBOR_SOLICIT, 0, target, NDISC_OPT_SOURCE_LINK_ADDR, source_mac)
 }
 
 #[cfg(test)]
@@ -412,13 +389,7 @@ mod tests {
         assert_eq!(p.source_link_addr(), Ok(Some(A)));
         assert_eq!(p.target_link_addr(), Ok(None));
         let opts: Vec<_> = p.ndisc_options().collect();
-        assert_eq!(
-            opts,
-            vec![Ok(NdiscOption {
-                kind: 1,
-                data: &[0x52, 0x54, 0x00, 0x12, 0x34, 0x56]
-            })]
-        );
+        assert_eq!(opts, vec![Ok(NdiscOption { kind: 1, data: &[0x52, 0x54, 0x00, 0x12, 0x34, 0x56] })]);
     }
 
     #[test]
@@ -455,9 +426,7 @@ mod tests {
     fn emit_na_matches_golden() {
         let mut b = [0u8; 32];
         assert_eq!(emit_neighbor_advert(&mut b, ip("fe80::2"), B, true), 32);
-        Icmpv6Packet::new_checked(&mut b[..])
-            .unwrap()
-            .fill_checksum(ip("fe80::2"), ip("fe80::5054:ff:fe12:3456"));
+        Icmpv6Packet::new_checked(&mut b[..]).unwrap().fill_checksum(ip("fe80::2"), ip("fe80::5054:ff:fe12:3456"));
         assert_eq!(b, golden::ICMPV6_NEIGHBOR_ADVERT);
         emit_neighbor_advert(&mut b, ip("fe80::2"), B, false);
         let p = Icmpv6Packet::new_checked(&b[..]).unwrap();
@@ -502,32 +471,20 @@ mod tests {
         assert_eq!(p.ndisc_options().collect::<Vec<_>>(), vec![Err(WireError::BadLength)]);
         // Option running past the end.
         b[25] = 2;
-        assert_eq!(
-            Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(),
-            Err(WireError::Truncated)
-        );
+        assert_eq!(Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(), Err(WireError::Truncated));
         // A lone type octet.
         b[25] = 1;
         b.push(1);
-        assert_eq!(
-            Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(),
-            Err(WireError::Truncated)
-        );
+        assert_eq!(Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(), Err(WireError::Truncated));
         // Malformed after the wanted option still fails the message.
         let mut b = ns().to_vec();
         b.extend_from_slice(&[14, 0]);
-        assert_eq!(
-            Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(),
-            Err(WireError::BadLength)
-        );
+        assert_eq!(Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(), Err(WireError::BadLength));
         // An unknown option before it is skipped.
         let mut b = ns()[..24].to_vec();
         b.extend_from_slice(&[14, 1, 0, 0, 0, 0, 0, 0]);
         b.extend_from_slice(&ns()[24..]);
-        assert_eq!(
-            Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(),
-            Ok(Some(A))
-        );
+        assert_eq!(Icmpv6Packet::new_checked(&b[..]).unwrap().source_link_addr(), Ok(Some(A)));
         // NS too short for its target: no target, and the walk reports it.
         let p = Icmpv6Packet::new_checked(&ns()[..20]).unwrap();
         assert_eq!(p.ndisc_target(), None);

@@ -171,11 +171,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Bytes `header_len..total_len`: link-layer padding is excluded.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        clamped(
-            self.buffer.as_ref(),
-            self.header_len() as usize,
-            self.total_len() as usize,
-        )
+        clamped(self.buffer.as_ref(), self.header_len() as usize, self.total_len() as usize)
     }
 
     /// True when the header checksum is correct.

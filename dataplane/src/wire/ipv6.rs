@@ -111,11 +111,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Bytes `40..40 + payload_len` (extension headers included, padding excluded).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        clamped(
-            self.buffer.as_ref(),
-            field::PAYLOAD,
-            field::PAYLOAD + self.payload_len() as usize,
-        )
+        clamped(self.buffer.as_ref(), field::PAYLOAD, field::PAYLOAD + self.payload_len() as usize)
     }
 }
 
@@ -236,10 +232,7 @@ mod tests {
             assert_eq!(Ipv6Packet::new_checked(&good[..n]).unwrap_err(), WireError::Truncated);
         }
         // Shorter than the payload length says.
-        assert_eq!(
-            Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(), WireError::Truncated);
         let mut b = good.to_vec();
         b[0] = 0x45;
         assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap_err(), WireError::BadVersion);

@@ -244,9 +244,7 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(a, b, c, d))
     }
 
-    const SYN_OPTIONS: [u8; 20] = [
-        2, 4, 5, 0xb4, 4, 2, 8, 10, 0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 0, 1, 3, 3, 7,
-    ];
+    const SYN_OPTIONS: [u8; 20] = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 0, 1, 3, 3, 7];
 
     #[test]
     fn parse_golden_syn() {

@@ -209,10 +209,7 @@ mod tests {
         let mut b = dns().to_vec();
         let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
         p.set_checksum(0);
-        assert!(
-            p.verify_checksum(v4(1, 1, 1, 1), v4(2, 2, 2, 2)),
-            "IPv4: 0 means no checksum"
-        );
+        assert!(p.verify_checksum(v4(1, 1, 1, 1), v4(2, 2, 2, 2)), "IPv4: 0 means no checksum");
         let s6: IpAddr = "2001:db8::1".parse::<Ipv6Addr>().unwrap().into();
         assert!(!p.verify_checksum(s6, s6), "IPv6: checksum is mandatory");
     }

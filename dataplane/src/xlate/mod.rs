@@ -140,8 +140,7 @@ pub fn parse_v4(packet: &[u8]) -> Result<Parsed4, XlateError> {
     let header_len = usize::from(h[0] & 0x0f) * 4;
     let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
     // Ipv4Packet::new_checked's conditions.
-    if h[0] >> 4 != 4 || header_len < IPV4_HEADER_LEN || header_len > len || total_len < header_len || total_len > len
-    {
+    if h[0] >> 4 != 4 || header_len < IPV4_HEADER_LEN || header_len > len || total_len < header_len || total_len > len {
         return Err(XlateError::Malformed);
     }
     let proto = IpProtocol(h[9]);

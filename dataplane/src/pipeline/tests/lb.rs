@@ -85,7 +85,9 @@ impl Rig {
         let mut rig = Rig::new();
         rig.ctx.lb = LbCore::standalone(limits);
         rig.set_services(services(spec, &[]));
-        for (port, ip, mac) in [(0, "192.0.2.2", CLIENT_MAC), (1, "198.51.100.11", B1_MAC), (1, "198.51.100.12", B2_MAC)] {
+        for (port, ip, mac) in
+            [(0, "192.0.2.2", CLIENT_MAC), (1, "198.51.100.11", B1_MAC), (1, "198.51.100.12", B2_MAC)]
+        {
             let n = NeighLearned { port, ip: ip.parse().unwrap(), mac };
             rig.ctx.learn_remote(&rig.snap, rig.now, n, &mut rig.sent);
         }
@@ -100,7 +102,17 @@ impl Rig {
 
 /// An Ethernet + IPv4 + TCP/UDP frame with correct checksums.
 #[allow(clippy::too_many_arguments)]
-fn l4(src_mac: MacAddr, dst_mac: MacAddr, src: &str, sport: u16, dst: &str, dport: u16, proto: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+fn l4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    proto: u8,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let (src, dst) = (ip4(src), ip4(dst));
     let mut l4 = if proto == 6 {
         let mut t = vec![0u8; 20];
@@ -139,7 +151,8 @@ fn parse(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
     let ip = &frame[14..];
     assert_eq!(checksum::checksum(&ip[..20]), 0, "IPv4 header checksum");
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let (src, dst) = (Ipv4Addr::from([ip[12], ip[13], ip[14], ip[15]]), Ipv4Addr::from([ip[16], ip[17], ip[18], ip[19]]));
+    let (src, dst) =
+        (Ipv4Addr::from([ip[12], ip[13], ip[14], ip[15]]), Ipv4Addr::from([ip[16], ip[17], ip[18], ip[19]]));
     let l4 = &ip[20..total];
     let proto = ip[9];
     if proto == 1 {
@@ -152,7 +165,14 @@ fn parse(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
 }
 
 fn nat_tcp() -> Spec {
-    Spec { proto: 6, mode: FwdMode::Nat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1), backend(2, 2)] }
+    Spec {
+        proto: 6,
+        mode: FwdMode::Nat,
+        tunnel: Tunnel::default(),
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1), backend(2, 2)],
+    }
 }
 
 #[test]
@@ -175,14 +195,12 @@ fn nat_tcp_connection_is_translated_both_ways() {
 
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, ACK, b"GET / HTTP/1.0\r\n\r\n"));
     assert_eq!(parse(&out[0].1).2, ip4("198.51.100.11"));
-    let (id, dir) = rig.ctx.lb.conns.lookup(&crate::conn::ConnKey {
-        src: ip4("192.0.2.2"),
-        dst: ip4(VIP),
-        sport: 40000,
-        dport: 80,
-        proto: 6,
-    })
-    .unwrap();
+    let (id, dir) = rig
+        .ctx
+        .lb
+        .conns
+        .lookup(&crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 })
+        .unwrap();
     assert_eq!(dir, Dir::Original);
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::Established);
     assert_eq!(rig.ctx.lb.active_conns(1, 101), 1);
@@ -198,7 +216,14 @@ fn nat_tcp_connection_is_translated_both_ways() {
 
 #[test]
 fn fullnat_udp_uses_a_local_address_and_port() {
-    let spec = Spec { proto: 17, mode: FwdMode::FullNat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
+    let spec = Spec {
+        proto: 17,
+        mode: FwdMode::FullNat,
+        tunnel: Tunnel::default(),
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1)],
+    };
     let limits = LbLimits { lport_min: 5000, lport_max: 5009, ..LbLimits::default() };
     let mut rig = Rig::lb(&spec, limits);
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"ping"));
@@ -267,7 +292,7 @@ fn removed_backend_with_reset_gets_rst_and_drain_keeps_forwarding() {
     let mut rig = Rig::lb(&spec, LbLimits::default());
     rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, SYN, b"")); // -> b1
     rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40001, VIP, 80, 6, SYN, b"")); // -> b2
-    // b1 removed with reset, b2 stays.
+                                                                                  // b1 removed with reset, b2 stays.
     let b1 = spec.backends.remove(0);
     rig.set_services(services(&spec, &[(b1.slot, b1.gen, true)]));
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, ACK, b"data"));
@@ -326,7 +351,15 @@ fn syn_on_a_finished_connection_starts_a_new_one() {
 }
 
 /// An ICMP error quoting `quoted` (an IPv4 + 8 bytes of L4 from a frame), from `src` to `dst`.
-fn icmp_error(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str, icmp_type: u8, code: u8, quoted_frame: &[u8]) -> Vec<u8> {
+fn icmp_error(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    dst: &str,
+    icmp_type: u8,
+    code: u8,
+    quoted_frame: &[u8],
+) -> Vec<u8> {
     let quoted = &quoted_frame[14..14 + 28];
     let mut icmp = vec![icmp_type, code, 0, 0, 0, 0, 0x05, 0xdc];
     icmp.extend_from_slice(quoted);
@@ -346,7 +379,14 @@ fn icmp_error(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str, icmp_typ
 
 #[test]
 fn icmp_errors_follow_their_connection_both_ways() {
-    let spec = Spec { proto: 17, mode: FwdMode::Nat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
+    let spec = Spec {
+        proto: 17,
+        mode: FwdMode::Nat,
+        tunnel: Tunnel::default(),
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1)],
+    };
     let mut rig = Rig::lb(&spec, LbLimits::default());
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"query"));
     let to_backend = out[0].1.clone();

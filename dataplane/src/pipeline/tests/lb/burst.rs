@@ -45,13 +45,25 @@ const LADDR: &str = "198.51.100.1";
 #[derive(Clone, Debug)]
 enum Pkt {
     /// Client to the VIP (TCP, or UDP to a TCP service).
-    Client { cport: u16, flags: u8, udp: bool },
+    Client {
+        cport: u16,
+        flags: u8,
+        udp: bool,
+    },
     /// Backend `b` (1 or 2) back to the client (NAT) or to a local port (FullNAT).
-    Reply { b: u8, cport: u16, lport: u16, flags: u8 },
+    Reply {
+        b: u8,
+        cport: u16,
+        lport: u16,
+        flags: u8,
+    },
     /// Not load balancing: an echo request to us, an ARP request, a frame cut short.
     Echo,
     Arp,
-    Truncated { cport: u16, len: usize },
+    Truncated {
+        cport: u16,
+        len: usize,
+    },
 }
 
 fn frame(mode: FwdMode, p: &Pkt) -> (u16, Vec<u8>) {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::conn::ConnKey;
 use crate::lb::LbCounters;
-use crate::rss::{Reta, ReplySteering, Toeplitz, MICROSOFT_KEY};
+use crate::rss::{ReplySteering, Reta, Toeplitz, MICROSOFT_KEY};
 use crate::steer::{Ownership, Steering};
 
 /// Two rigs on one service, as cores 0 and 1 of two.
@@ -102,7 +102,14 @@ fn nat_connections_live_on_one_core_whichever_queues_their_packets_arrive_on() {
 
 #[test]
 fn fullnat_and_snat_replies_reach_the_core_that_chose_their_local_port() {
-    let spec = Spec { proto: 17, mode: FwdMode::FullNat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1)] };
+    let spec = Spec {
+        proto: 17,
+        mode: FwdMode::FullNat,
+        tunnel: Tunnel::default(),
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1)],
+    };
     let limits = LbLimits { lport_min: 5000, lport_max: 5099, ..LbLimits::default() };
     let mut cores = Cores::new(&spec, limits, vec![Steering::Rings; 2]);
     for i in 0..20u16 {
@@ -133,10 +140,12 @@ fn fullnat_and_snat_replies_reach_the_core_that_chose_their_local_port() {
     }
     for i in 0..10u16 {
         let rx = usize::from(i % 2);
-        let out = cores.deliver(rx, 1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 41000 + i, "203.0.113.9", 80, 6, SYN, b""));
+        let out =
+            cores.deliver(rx, 1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 41000 + i, "203.0.113.9", 80, 6, SYN, b""));
         let (src, lport, _, _, _) = parse(&out[0].1);
         assert_eq!((src, usize::from(lport % 2)), (ip4("192.0.2.50"), rx));
-        let out = cores.deliver(1 - rx, 0, l4(CLIENT_MAC, OUR_MAC, "203.0.113.9", 80, "192.0.2.50", lport, 6, SYN_ACK, b""));
+        let out =
+            cores.deliver(1 - rx, 0, l4(CLIENT_MAC, OUR_MAC, "203.0.113.9", 80, "192.0.2.50", lport, 6, SYN_ACK, b""));
         assert_eq!(parse(&out[0].1), (ip4("203.0.113.9"), 80, ip4("198.51.100.11"), 41000 + i, 63));
     }
     assert_eq!(cores.event(Event::SnatInPackets), [5, 5]);
@@ -145,9 +154,17 @@ fn fullnat_and_snat_replies_reach_the_core_that_chose_their_local_port() {
 
 #[test]
 fn where_the_nic_hashes_replies_to_the_owner_nothing_is_handed_off() {
-    let spec = Spec { proto: 6, mode: FwdMode::FullNat, tunnel: Tunnel::default(), persistence_ms: 0, reset: false, backends: vec![backend(1, 1), backend(2, 2)] };
+    let spec = Spec {
+        proto: 6,
+        mode: FwdMode::FullNat,
+        tunnel: Tunnel::default(),
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1), backend(2, 2)],
+    };
     let limits = LbLimits { lport_min: 5000, lport_max: 5999, ..LbLimits::default() };
-    let rss = ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+    let rss =
+        ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
     let mut cores = Cores::new(&spec, limits, vec![Steering::Rings, Steering::Toeplitz(rss.clone())]);
     for i in 0..40u16 {
         let rx = usize::from(i % 2);

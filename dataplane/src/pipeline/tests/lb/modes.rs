@@ -257,7 +257,10 @@ fn snat_only_covers_its_source_prefix_and_port() {
     assert_eq!(rig.drops(DropReason::NoConnection), 1);
     // Four ports on one core: the fifth flow finds none.
     for sport in 0..4 {
-        assert_eq!(rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 41000 + sport, "203.0.113.9", 53, 17, 0, b"q")).len(), 1);
+        assert_eq!(
+            rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 41000 + sport, "203.0.113.9", 53, 17, 0, b"q")).len(),
+            1
+        );
     }
     assert!(rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 41004, "203.0.113.9", 53, 17, 0, b"q")).is_empty());
     assert_eq!(rig.drops(DropReason::LocalPortsExhausted), 1);
