@@ -24,7 +24,7 @@ fn weight_sets() -> Vec<(&'static str, Vec<u32>)> {
     vec![
         ("equal", vec![1; BACKENDS]),
         ("weights_1_10", (0..BACKENDS).map(|i| 1 + (i % 10) as u32).collect()),
-        ("weights_random_1_100", (0..BACKENDS).map(|_| 1 + (rng.next() % 100) as u32).collect()),
+        ("weights_random_1_100", (0..BACKENDS).map(|_| 1 + (rng.next_u64() % 100) as u32).collect()),
         ("one_heavy", (0..BACKENDS).map(|i| if i == 0 { 10_000 } else { 1 }).collect()),
     ]
 }

@@ -224,7 +224,7 @@ pub struct Stream {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -234,7 +234,7 @@ impl Rng {
 
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
-            let j = ((u128::from(self.next()) * (i as u128 + 1)) >> 64) as usize;
+            let j = ((u128::from(self.next_u64()) * (i as u128 + 1)) >> 64) as usize;
             v.swap(i, j);
         }
     }

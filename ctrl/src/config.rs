@@ -113,7 +113,7 @@ impl Default for EalConfig {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
     /// One worker per lcore, each with its own rx/tx queue on every port. Empty (the
@@ -125,12 +125,6 @@ pub struct WorkersConfig {
     /// Sleep this many microseconds after a poll that received nothing. 0 (the default)
     /// polls without pause, as an appliance should; a demo on a laptop may prefer 50.
     pub idle_sleep_us: u32,
-}
-
-impl Default for WorkersConfig {
-    fn default() -> Self {
-        WorkersConfig { lcores: Vec::new(), cpus: Vec::new(), idle_sleep_us: 0 }
-    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

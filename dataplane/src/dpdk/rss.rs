@@ -38,7 +38,7 @@ mod tests {
         let mut seed = 0x5eed;
         let random_key = |len: usize, seed: &mut u64| (0..len).map(|_| splitmix(seed) as u8).collect::<Vec<u8>>();
         let keys =
-            [MICROSOFT_KEY.to_vec(), random_key(40, &mut seed), random_key(52, &mut seed), vec![0x6d, 0x5a].repeat(20)];
+            [MICROSOFT_KEY.to_vec(), random_key(40, &mut seed), random_key(52, &mut seed), [0x6d, 0x5a].repeat(20)];
         // Microsoft's first vector, then random tuples.
         let known = (Ipv4Addr::new(66, 9, 149, 187), Ipv4Addr::new(161, 142, 100, 80), 2794, 1766);
         assert_eq!(soft_rss_ipv4_l4(known.0, known.1, known.2, known.3, &MICROSOFT_KEY), 0x51cc_c178);
