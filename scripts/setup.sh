@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine for ferrovs: installs every package it needs through apt,
-# reserves and mounts 2 MB hugepages, and builds. Run as root. Safe to run again.
+# reserves and mounts 2 MB hugepages, and builds. Run as root (from another account it re-runs
+# itself through sudo where sudo is installed). Safe to run again.
 #
 #   scripts/setup.sh [--release|--debug] [--no-build] [--hugepages N]
 set -euo pipefail
+source "$(dirname "$0")/root.sh"
+fvs_as_root "$@"
 cd "$(dirname "$0")/.."
 
 profile=release build=1 hugepages=${FVS_HUGEPAGES:-512}
@@ -17,8 +20,6 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-
-[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (apt, hugepages, NIC access)" >&2; exit 1; }
 
 # DPDK and bindgen's libclang; iproute2/iputils/ethtool for the demo topology and tests;
 # libpcap for the pcap PMD tests; python3 runs the test backends and clients

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every ferrovs test on a Debian 12 machine (root): installs what is missing, builds,
-# then unit and property tests, the DPDK integration tests (EAL with pcap vdevs), a bounded
-# fuzz run of the parsers, and the end-to-end tests on namespaces. Prints one closing line: "N passed, M failed".
+# Runs every ferrovs test on a Debian 12 machine as root (another account re-runs it through
+# sudo where sudo is installed): installs what is missing, builds, then unit and property
+# tests, the DPDK integration tests (EAL with pcap vdevs), a bounded fuzz run of the parsers,
+# and the end-to-end tests on namespaces. Prints one closing line: "N passed, M failed".
 set -uo pipefail
+source "$(dirname "$0")/root.sh"
+fvs_as_root "$@"
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --debug || exit 1
