@@ -204,10 +204,22 @@ class Changes:
         return done.returncode == 0
 
     def bind(self, pci, old_driver):
+        """Returns False when the NIC did not end up on vfio-pci."""
         argv = [devbind(self.box), "-b", "vfio-pci", pci]
-        if self.run(argv, f"was {old_driver or 'unbound'}") and not self.dry:
-            self.made += 1
-            self.remember({"kind": "bind", "pci": pci, "old": old_driver})
+        if not self.run(argv, f"was {old_driver or 'unbound'}"):
+            return False
+        if self.dry:
+            return True
+        if not self.box.root:
+            # dpdk-devbind.py skips an interface that is up with a warning and exit code 0.
+            link = f"/sys/bus/pci/devices/{pci}/driver"
+            now = os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+            if now != "vfio-pci":
+                print(f"    {pci} is still on {now or 'no driver'}: take its interface down (ip link set DEV down)")
+                return False
+        self.made += 1
+        self.remember({"kind": "bind", "pci": pci, "old": old_driver})
+        return True
 
 
 def devbind(box):
@@ -414,7 +426,8 @@ def bootstrap(box, cfg, changes):
             changes.run(["modprobe", "vfio-pci"], "load the vfio-pci driver")
         for pci, name, driver in to_bind:
             print(f"  {name} {pci}: {driver or 'no driver'} -> vfio-pci (its kernel interface, if any, must be down)")
-            changes.bind(pci, driver)
+            if not changes.bind(pci, driver):
+                needs_user.append(f"{name} {pci} on vfio-pci (see above)")
 
     # IRQs off the worker cores.
     print("IRQs:")
@@ -501,6 +514,8 @@ def main():
     args = parser.parse_args()
     if not args.undo and not args.config:
         parser.error("-c CONFIG is needed (or --undo)")
+    if args.root and not args.root.strip("/"):
+        parser.error("--root /: that is the real tree; leave --root out")
     box = Box(args.root.rstrip("/"))
     try:
         changes = Changes(box, args.dry_run)

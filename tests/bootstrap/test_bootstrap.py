@@ -226,6 +226,12 @@ class Bootstrap(unittest.TestCase):
             self.assertIn(message, done.stderr)
             self.assertEqual(fixture.snapshot(self.root), before)
 
+    def test_root_slash_is_refused(self):
+        # --root promises that no command runs; "/" would be the real machine.
+        done = subprocess.run(["bash", SCRIPT, "--root", "/", "--dry-run", "--undo"], capture_output=True, text=True)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("--root /: that is the real tree; leave --root out", done.stderr)
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=2).result
