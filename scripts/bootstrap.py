@@ -215,7 +215,8 @@ class Changes:
             link = f"/sys/bus/pci/devices/{pci}/driver"
             now = os.path.basename(os.readlink(link)) if os.path.islink(link) else None
             if now != "vfio-pci":
-                print(f"    {pci} is still on {now or 'no driver'}: take its interface down (ip link set DEV down)")
+                print(f"    {pci} is still on {now or 'no driver'}: dpdk-devbind.py leaves a NIC with routes"
+                      " alone; take its interface down")
                 return False
         self.made += 1
         self.remember({"kind": "bind", "pci": pci, "old": old_driver})
