@@ -5,9 +5,11 @@
 # chosen forwarding mode: each answer names the backend that served it and the address it
 # saw. Then it shows the connection table, a backend drained live, a backend reaching the
 # outside through SNAT, and the counters. Removes everything on exit.
-# Run as root on Debian 12: sudo scripts/demo.sh [--mode nat|fullnat|dr|tun]   (default nat;
-# or FVS_DEMO_MODE=...)
+# Run as root on Debian 12 (another account re-runs it through sudo where sudo is installed):
+#   scripts/demo.sh [--mode nat|fullnat|dr|tun]   (default nat; or FVS_DEMO_MODE=...)
 set -euo pipefail
+source "$(dirname "$0")/root.sh"
+fvs_as_root "$@"
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine for ferrovs: installs every package it needs through apt,
-# reserves and mounts 2 MB hugepages, and builds. Run as root. Safe to run again.
+# reserves and mounts 2 MB hugepages, and builds. Run as root (from another account it re-runs
+# itself through sudo where sudo is installed). Safe to run again.
 #
 #   scripts/setup.sh [--release|--debug] [--no-build] [--hugepages N]
 set -euo pipefail
+source "$(dirname "$0")/root.sh"
+fvs_as_root "$@"
 cd "$(dirname "$0")/.."
 
 profile=release build=1 hugepages=${FVS_HUGEPAGES:-512}
@@ -18,14 +21,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (apt, hugepages, NIC access)" >&2; exit 1; }
-
 # DPDK and bindgen's libclang; iproute2/iputils/ethtool for the demo topology and tests;
 # libpcap for the pcap PMD tests; python3 runs the test backends and clients
-# (tests/e2e/tools), curl is the demo's client.
+# (tests/e2e/tools) and scripts/bootstrap.sh (with python3-yaml), curl is the demo's client.
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
           iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
-          python3 curl)
+          python3 python3-yaml curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

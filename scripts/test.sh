@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs every ferrovs test on a Debian 12 machine (root): installs what is missing, builds,
-# then unit and property tests, the DPDK integration tests (EAL with pcap vdevs), a bounded
-# fuzz run of the parsers, and the end-to-end tests on namespaces. Prints one closing line: "N passed, M failed".
+# Runs every ferrovs test on a Debian 12 machine as root (another account re-runs it through
+# sudo where sudo is installed): installs what is missing, builds, then unit and property
+# tests, the DPDK integration tests (EAL with pcap vdevs), a bounded fuzz run of the parsers,
+# scripts/bootstrap.sh on fake sysfs trees, and the end-to-end tests on namespaces. Prints one
+# closing line: "N passed, M failed".
 set -uo pipefail
+source "$(dirname "$0")/root.sh"
+fvs_as_root "$@"
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --debug || exit 1
@@ -33,6 +37,14 @@ else
   echo "fuzz: skipped (needs rustup's nightly toolchain and cargo-fuzz)"
 fi
 
+# scripts/bootstrap.sh against fake sysfs/procfs trees it builds (two NUMA nodes, three NIC
+# drivers, IOMMU or none): the files written, the dry run, the undo. Takes seconds.
+bootstrap_log=$(mktemp)
+/usr/bin/python3 tests/bootstrap/test_bootstrap.py 2>&1 | tee "$bootstrap_log"
+bootstrap_passed=$(awk '/^bootstrap:/ {print $2}' "$bootstrap_log")
+bootstrap_failed=$(awk '/^bootstrap:/ {print $4}' "$bootstrap_log")
+rm -f "$bootstrap_log"
+
 e2e_log=$(mktemp)
 bash tests/e2e/run.sh 2>&1 | tee "$e2e_log"
 e2e_passed=$(awk '/^e2e:/ {print $2}' "$e2e_log")
@@ -42,8 +54,8 @@ rm -f "$e2e_log"
 leftovers=$(ip netns list | grep -c . || true)
 [ "$leftovers" = 0 ] || { echo "test.sh: $leftovers network namespace(s) left behind:"; ip netns list; }
 
-passed=$((cargo_passed + fuzz_passed + ${e2e_passed:-0}))
-failed=$((cargo_failed + fuzz_failed + ${e2e_failed:-1}))
+passed=$((cargo_passed + fuzz_passed + ${bootstrap_passed:-0} + ${e2e_passed:-0}))
+failed=$((cargo_failed + fuzz_failed + ${bootstrap_failed:-1} + ${e2e_failed:-1}))
 echo "wall time: $(( $(date +%s) - start )) s (after setup)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
