@@ -1,9 +1,8 @@
 //! `fvs addr`: the addresses of the ports, `ip addr`-style.
 
-use std::fmt::Write as _;
-
 use clap::Subcommand;
 
+use super::table::table;
 use super::words::{parse_prefix_or_default, VerbArgs, Words};
 use super::ArgsError;
 use crate::proto::{AddrInfo, Request};
@@ -54,22 +53,15 @@ pub(super) fn addr_request(verb: Option<AddrVerb>) -> Result<Request, ArgsError>
 }
 
 /// One line per address, grouped by port in the order the daemon listed the ports.
-pub fn format_addrs(addrs: &[AddrInfo]) -> String {
-    let width = addrs.iter().map(|a| a.port.len()).max().unwrap_or(0);
-    let mut ports: Vec<&str> = Vec::new();
-    for a in addrs {
-        if !ports.contains(&a.port.as_str()) {
-            ports.push(&a.port);
-        }
-    }
-    let mut s = String::new();
-    for port in ports {
-        for a in addrs.iter().filter(|a| a.port == port) {
-            let family = if a.addr.is_ipv4() { "inet" } else { "inet6" };
-            let _ = writeln!(s, "{port:<width$}    {family} {}", a.addr);
-        }
-    }
-    s
+pub(super) fn format_addrs(addrs: &[AddrInfo]) -> String {
+    let mut sorted: Vec<&AddrInfo> = addrs.iter().collect();
+    // Stable: a port's addresses keep their order.
+    sorted.sort_by_key(|a| addrs.iter().position(|first| first.port == a.port));
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|a| vec![a.port.clone(), format!("{} {}", if a.addr.is_ipv4() { "inet" } else { "inet6" }, a.addr)])
+        .collect();
+    table(&rows, &[], usize::MAX, "    ")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::proto::ApplyResult;
 
-pub fn format_apply(result: &ApplyResult) -> String {
+pub(super) fn format_apply(result: &ApplyResult) -> String {
     if result.changes.is_empty() {
         return "no changes\n".to_string();
     }

@@ -6,7 +6,7 @@ use super::table::stat_block;
 use crate::proto::{LinkInfo, PortStats};
 
 /// `ip link`-style: two lines per port, four more with counters.
-pub fn format_links(links: &[LinkInfo]) -> String {
+pub(super) fn format_links(links: &[LinkInfo]) -> String {
     let mut s = String::new();
     for l in links {
         let state = if l.link_up { "UP" } else { "DOWN" };

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::proto::NeighInfo;
 
 /// `ip neigh`-style, sorted by address then core.
-pub fn format_neighs(neighs: &[NeighInfo]) -> String {
+pub(super) fn format_neighs(neighs: &[NeighInfo]) -> String {
     let mut sorted: Vec<&NeighInfo> = neighs.iter().collect();
     sorted.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.core));
     let mut s = String::new();

@@ -69,7 +69,7 @@ pub(super) fn route_request(verb: Option<RouteVerb>) -> Result<Request, ArgsErro
 }
 
 /// IPv4 then IPv6, longest prefix first, as a lookup would meet them.
-pub fn format_routes(routes: &[RouteInfo]) -> String {
+pub(super) fn format_routes(routes: &[RouteInfo]) -> String {
     let mut sorted: Vec<&RouteInfo> = routes.iter().collect();
     sorted.sort_by_key(|r| (!r.prefix.is_ipv4(), std::cmp::Reverse(r.prefix.len()), r.prefix.addr()));
     let mut s = String::new();

@@ -8,7 +8,7 @@ use crate::proto::{ConfigStats, StatsInfo};
 
 /// A table: one row per counter (sorted), one column per core and a total. Counters that are
 /// zero in total are left out unless `all`, with a note saying how many.
-pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
+pub(super) fn format_stats(stats: &StatsInfo, all: bool) -> String {
     let names: BTreeSet<&String> =
         stats.total.keys().chain(stats.cores.iter().flat_map(|c| c.counters.keys())).collect();
     let total = |name: &String| {
