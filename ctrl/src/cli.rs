@@ -1,29 +1,37 @@
 //! `fvs`, the ferrovs command line: a thin `ip`-style client of the admin API.
 //!
 //! clap handles the global options and the object/verb structure; the `ip`-style keyword
-//! tails (`dev PORT`, `via ADDR`) are parsed here so their errors can read like `ip`'s.
-//! Output formatting is in plain functions from response data to `String`. The
-//! load-balancing objects (service, backend, laddr, conn) are in the `lb` submodule, the
-//! SNAT rules in `snat`.
+//! tails (`dev PORT`, `via ADDR`) are read by `words` so their errors read like `ip`'s.
+//! Each object (link, addr, route, neigh, stats, service, backend, laddr, conn, snat, apply)
+//! has a module with its verbs, its request and its view, a plain function from response
+//! data to `String`; tables are laid out by `table`. This module dispatches and holds the
+//! help text.
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use dataplane::net::Prefix;
 
 use crate::client;
-use crate::config::{RouteConfig, DEFAULT_SOCKET};
+use crate::config::DEFAULT_SOCKET;
 use crate::proto::{
-    AddrInfo, ApplyResult, ConfigStats, ConnList, LaddrInfo, LinkInfo, NeighInfo, PortStats, Request, Response,
-    RouteInfo, ServiceInfo, SnatInfo, StatsInfo,
+    AddrInfo, ApplyResult, ConnList, LaddrInfo, LinkInfo, NeighInfo, Request, Response, RouteInfo, ServiceInfo,
+    SnatInfo, StatsInfo,
 };
 
-mod lb;
+mod addr;
+mod apply;
+mod backend;
+mod conn;
+mod laddr;
+mod link;
+mod neigh;
+mod route;
+mod service;
 mod snat;
+mod stats;
+mod table;
+mod words;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -96,7 +104,7 @@ enum Object {
     )]
     Addr {
         #[command(subcommand)]
-        verb: Option<AddrVerb>,
+        verb: Option<addr::AddrVerb>,
     },
     /// Show, add or delete static routes (connected routes come from addresses).
     #[command(
@@ -105,7 +113,7 @@ enum Object {
     )]
     Route {
         #[command(subcommand)]
-        verb: Option<RouteVerb>,
+        verb: Option<route::RouteVerb>,
     },
     /// Show the neighbour (ARP/NDP) tables of every worker core.
     #[command(
@@ -138,7 +146,7 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     )]
     Service {
         #[command(subcommand)]
-        verb: Option<lb::ServiceVerb>,
+        verb: Option<service::ServiceVerb>,
     },
     /// Add, change or remove the backends (real servers) of a service (ipvsadm -a, -e, -d).
     #[command(
@@ -147,7 +155,7 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     )]
     Backend {
         #[command(subcommand)]
-        verb: lb::BackendVerb,
+        verb: backend::BackendVerb,
     },
     /// Show, add or remove the local addresses of fullnat services.
     #[command(
@@ -156,7 +164,7 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     )]
     Laddr {
         #[command(subcommand)]
-        verb: Option<lb::LaddrVerb>,
+        verb: Option<laddr::LaddrVerb>,
     },
     /// List the tracked connections (ipvsadm -Lnc).
     #[command(
@@ -165,7 +173,7 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     )]
     Conn {
         #[command(subcommand)]
-        verb: Option<lb::ConnVerb>,
+        verb: Option<conn::ConnVerb>,
     },
     /// Show, add or delete source-NAT rules for outbound connections.
     #[command(
@@ -190,59 +198,6 @@ enum ShowVerb {
     /// Show them (the default).
     #[command(visible_alias = "list", aliases = ["s", "sh", "sho", "l", "ls", "lst"])]
     Show,
-}
-
-#[derive(Subcommand, Debug)]
-enum AddrVerb {
-    /// Show the addresses of all ports (the default).
-    #[command(visible_alias = "list", aliases = ["s", "sh", "sho", "l", "ls", "lst"])]
-    Show,
-    /// Add an address to a port.
-    #[command(
-        override_usage = "fvs addr add PREFIX dev PORT",
-        after_help = "Example:\n  fvs addr add 192.0.2.1/24 dev dp0"
-    )]
-    Add {
-        #[arg(value_name = "PREFIX dev PORT", hide = true)]
-        args: Vec<String>,
-    },
-    /// Remove an address from a port.
-    #[command(
-        visible_alias = "delete",
-        override_usage = "fvs addr del PREFIX dev PORT",
-        after_help = "Example:\n  fvs addr del 192.0.2.1/24 dev dp0"
-    )]
-    Del {
-        #[arg(value_name = "PREFIX dev PORT", hide = true)]
-        args: Vec<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum RouteVerb {
-    /// Show the routing table: connected and static routes (the default).
-    #[command(visible_alias = "list", aliases = ["s", "sh", "sho", "l", "ls", "lst"])]
-    Show,
-    /// Add a static route. Without `dev`, the port is the one whose network holds the `via`
-    /// address. PREFIX may be `default`.
-    #[command(
-        override_usage = "fvs route add PREFIX [via ADDR] [dev PORT]",
-        after_help = "Examples:\n  fvs route add 203.0.113.0/24 via 192.0.2.2\n  fvs route add default via 192.0.2.254 dev dp0\n  fvs route add 198.51.100.0/24 dev dp1"
-    )]
-    Add {
-        #[arg(value_name = "PREFIX [via ADDR] [dev PORT]", hide = true)]
-        args: Vec<String>,
-    },
-    /// Delete a static route.
-    #[command(
-        visible_alias = "delete",
-        override_usage = "fvs route del PREFIX",
-        after_help = "Example:\n  fvs route del 203.0.113.0/24"
-    )]
-    Del {
-        #[arg(value_name = "PREFIX", hide = true)]
-        args: Vec<String>,
-    },
 }
 
 /// A parsed command line.
@@ -282,112 +237,18 @@ where
     let cli = Cli::try_parse_from(args).map_err(ArgsError::Clap)?;
     let (command, all) = match cli.object {
         Object::Link { .. } => (Command::Send(Request::LinkShow { stats: cli.stats }), false),
-        Object::Addr { verb } => (Command::Send(addr_request(verb)?), false),
-        Object::Route { verb } => (Command::Send(route_request(verb)?), false),
+        Object::Addr { verb } => (Command::Send(addr::addr_request(verb)?), false),
+        Object::Route { verb } => (Command::Send(route::route_request(verb)?), false),
         Object::Neigh { .. } => (Command::Send(Request::NeighShow), false),
         Object::Stats { all } => (Command::Send(Request::Stats), all),
-        Object::Service { verb } => (Command::Send(lb::service_request(verb, cli.stats)?), false),
-        Object::Backend { verb } => (Command::Send(lb::backend_request(verb)?), false),
-        Object::Laddr { verb } => (Command::Send(lb::laddr_request(verb)?), false),
-        Object::Conn { verb } => (Command::Send(lb::conn_request(verb)?), false),
+        Object::Service { verb } => (Command::Send(service::service_request(verb, cli.stats)?), false),
+        Object::Backend { verb } => (Command::Send(backend::backend_request(verb)?), false),
+        Object::Laddr { verb } => (Command::Send(laddr::laddr_request(verb)?), false),
+        Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
     };
     Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
-}
-
-fn addr_request(verb: Option<AddrVerb>) -> Result<Request, ArgsError> {
-    let (cmd, args, add) = match verb {
-        None | Some(AddrVerb::Show) => return Ok(Request::AddrShow),
-        Some(AddrVerb::Add { args }) => ("fvs addr add", args, true),
-        Some(AddrVerb::Del { args }) => ("fvs addr del", args, false),
-    };
-    let tail = Tail::parse(cmd, &args, &[("dev", "a port name")])?;
-    let addr = parse_prefix(cmd, tail.positional(cmd, "PREFIX")?, None)?;
-    let Some(port) = tail.value("dev") else {
-        return Err(usage(cmd, format!("missing 'dev PORT' (usage: {cmd} PREFIX dev PORT)")));
-    };
-    let port = port.to_string();
-    Ok(if add { Request::AddrAdd { port, addr } } else { Request::AddrDel { port, addr } })
-}
-
-fn route_request(verb: Option<RouteVerb>) -> Result<Request, ArgsError> {
-    match verb {
-        None | Some(RouteVerb::Show) => Ok(Request::RouteShow),
-        Some(RouteVerb::Add { args }) => {
-            let cmd = "fvs route add";
-            let tail = Tail::parse(cmd, &args, &[("via", "an address"), ("dev", "a port name")])?;
-            let via = tail.value("via").map(|v| parse_ip(cmd, v, "via")).transpose()?;
-            let prefix = parse_prefix(cmd, tail.positional(cmd, "PREFIX")?, via)?;
-            let port = tail.value("dev").map(str::to_string);
-            if via.is_none() && port.is_none() {
-                return Err(usage(cmd, "give 'via ADDR', 'dev PORT' or both".to_string()));
-            }
-            Ok(Request::RouteAdd { route: RouteConfig { prefix, via, port } })
-        }
-        Some(RouteVerb::Del { args }) => {
-            let cmd = "fvs route del";
-            let tail = Tail::parse(cmd, &args, &[])?;
-            let prefix = parse_prefix(cmd, tail.positional(cmd, "PREFIX")?, None)?;
-            Ok(Request::RouteDel { prefix })
-        }
-    }
-}
-
-fn usage(cmd: &str, message: String) -> ArgsError {
-    ArgsError::Usage(format!("{cmd}: {message}"))
-}
-
-/// An `ip`-style argument tail: at most one positional word plus `keyword value` pairs.
-struct Tail<'a> {
-    positional: Option<&'a str>,
-    values: Vec<(&'static str, &'a str)>,
-}
-
-impl<'a> Tail<'a> {
-    /// `keywords` pairs each keyword with what its value is, for "'via' needs an address".
-    fn parse(cmd: &str, args: &'a [String], keywords: &[(&'static str, &str)]) -> Result<Tail<'a>, ArgsError> {
-        let mut tail = Tail { positional: None, values: Vec::new() };
-        let mut words = args.iter().map(String::as_str);
-        while let Some(word) = words.next() {
-            if let Some(&(key, what)) = keywords.iter().find(|(k, _)| *k == word) {
-                let value = words.next().ok_or_else(|| usage(cmd, format!("'{key}' needs {what}")))?;
-                if tail.value(key).is_some() {
-                    return Err(usage(cmd, format!("'{key}' given twice")));
-                }
-                tail.values.push((key, value));
-            } else if tail.positional.is_none() {
-                tail.positional = Some(word);
-            } else {
-                return Err(usage(cmd, format!("unexpected argument '{word}'")));
-            }
-        }
-        Ok(tail)
-    }
-
-    fn value(&self, key: &str) -> Option<&'a str> {
-        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    fn positional(&self, cmd: &str, name: &str) -> Result<&'a str, ArgsError> {
-        self.positional.ok_or_else(|| usage(cmd, format!("missing {name}")))
-    }
-}
-
-/// A prefix, or `default`: 0.0.0.0/0, or ::/0 when the next hop is IPv6.
-fn parse_prefix(cmd: &str, word: &str, via: Option<IpAddr>) -> Result<Prefix, ArgsError> {
-    if word == "default" {
-        let any = match via {
-            Some(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        return Prefix::new(any, 0).map_err(|e| usage(cmd, e));
-    }
-    word.parse().map_err(|e| usage(cmd, format!("'{word}' is not a prefix ({e})")))
-}
-
-fn parse_ip(cmd: &str, word: &str, after: &str) -> Result<IpAddr, ArgsError> {
-    word.parse().map_err(|_| usage(cmd, format!("'{word}' is not an IP address (after '{after}')")))
 }
 
 /// Runs `fvs` with real stdout and stderr; returns the exit status.
@@ -470,18 +331,20 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), String> {
 /// declared order). Changes print nothing on success, like `ip`.
 pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Result<String, String> {
     match req {
-        Request::LinkShow { .. } => view(response, json, |d: Vec<LinkInfo>| format_links(&d)),
-        Request::AddrShow => view(response, json, |d: Vec<AddrInfo>| format_addrs(&d)),
-        Request::RouteShow => view(response, json, |d: Vec<RouteInfo>| format_routes(&d)),
-        Request::NeighShow => view(response, json, |d: Vec<NeighInfo>| format_neighs(&d)),
-        Request::Stats => view(response, json, |d: StatsInfo| format_stats(&d, all)),
-        Request::Apply { .. } => view(response, json, |d: ApplyResult| format_apply(&d)),
-        Request::ServiceShow { stats: false } => view(response, json, |d: Vec<ServiceInfo>| lb::format_services(&d)),
-        Request::ServiceShow { stats: true } => {
-            view(response, json, |d: Vec<ServiceInfo>| lb::format_service_stats(&d))
+        Request::LinkShow { .. } => view(response, json, |d: Vec<LinkInfo>| link::format_links(&d)),
+        Request::AddrShow => view(response, json, |d: Vec<AddrInfo>| addr::format_addrs(&d)),
+        Request::RouteShow => view(response, json, |d: Vec<RouteInfo>| route::format_routes(&d)),
+        Request::NeighShow => view(response, json, |d: Vec<NeighInfo>| neigh::format_neighs(&d)),
+        Request::Stats => view(response, json, |d: StatsInfo| stats::format_stats(&d, all)),
+        Request::Apply { .. } => view(response, json, |d: ApplyResult| apply::format_apply(&d)),
+        Request::ServiceShow { stats: false } => {
+            view(response, json, |d: Vec<ServiceInfo>| service::format_services(&d))
         }
-        Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| lb::format_laddrs(&d)),
-        Request::ConnList { .. } => view(response, json, |d: ConnList| lb::format_conns(&d)),
+        Request::ServiceShow { stats: true } => {
+            view(response, json, |d: Vec<ServiceInfo>| service::format_service_stats(&d))
+        }
+        Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| laddr::format_laddrs(&d)),
+        Request::ConnList { .. } => view(response, json, |d: ConnList| conn::format_conns(&d)),
         Request::SnatShow => view(response, json, |d: Vec<SnatInfo>| snat::format_snat(&d)),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
@@ -513,233 +376,13 @@ where
     }
 }
 
-/// `ip link`-style: two lines per port, four more with counters.
-pub fn format_links(links: &[LinkInfo]) -> String {
-    let mut s = String::new();
-    for l in links {
-        let state = if l.link_up { "UP" } else { "DOWN" };
-        let numa = if l.numa_socket < 0 { "any".to_string() } else { l.numa_socket.to_string() };
-        let rss = if l.rss { "on" } else { "off" };
-        let _ = write!(
-            s,
-            "{}: {}: <{state}> mtu {} driver {} numa {numa} queues rx {} tx {} rss {rss}",
-            l.port_id, l.name, l.mtu, l.driver, l.rx_queues, l.tx_queues
-        );
-        if l.link_up && l.speed_mbps > 0 {
-            let _ = write!(s, " speed {}Mb/s", l.speed_mbps);
-        }
-        let _ = writeln!(s, "\n    link/ether {} device {}", l.mac, l.device);
-        if !l.steering.is_empty() {
-            let _ = writeln!(s, "    steering {} ({})", l.steering, l.steering_detail);
-        }
-        if let Some(st) = &l.stats {
-            s.push_str(&format_port_stats(st));
-        }
-    }
-    s
-}
-
-fn format_port_stats(st: &PortStats) -> String {
-    let rx = [st.rx_packets, st.rx_bytes, st.rx_missed, st.rx_errors, st.rx_nombuf];
-    let tx = [st.tx_packets, st.tx_bytes, st.tx_errors];
-    stat_block("RX:", &["packets", "bytes", "missed", "errors", "nombuf"], &rx)
-        + &stat_block("TX:", &["packets", "bytes", "errors"], &tx)
-}
-
-/// A header line and a value line, columns right-aligned under each other.
-fn stat_block(label: &str, headers: &[&str], values: &[u64]) -> String {
-    let mut head = format!("    {label}");
-    let mut vals = format!("    {}", " ".repeat(label.len()));
-    for (h, v) in headers.iter().zip(values) {
-        let v = v.to_string();
-        let w = h.len().max(v.len());
-        let _ = write!(head, "  {h:>w$}");
-        let _ = write!(vals, "  {v:>w$}");
-    }
-    format!("{head}\n{vals}\n")
-}
-
-/// One line per address, grouped by port in the order the daemon listed the ports.
-pub fn format_addrs(addrs: &[AddrInfo]) -> String {
-    let width = addrs.iter().map(|a| a.port.len()).max().unwrap_or(0);
-    let mut ports: Vec<&str> = Vec::new();
-    for a in addrs {
-        if !ports.contains(&a.port.as_str()) {
-            ports.push(&a.port);
-        }
-    }
-    let mut s = String::new();
-    for port in ports {
-        for a in addrs.iter().filter(|a| a.port == port) {
-            let family = if a.addr.is_ipv4() { "inet" } else { "inet6" };
-            let _ = writeln!(s, "{port:<width$}    {family} {}", a.addr);
-        }
-    }
-    s
-}
-
-/// IPv4 then IPv6, longest prefix first, as a lookup would meet them.
-pub fn format_routes(routes: &[RouteInfo]) -> String {
-    let mut sorted: Vec<&RouteInfo> = routes.iter().collect();
-    sorted.sort_by_key(|r| (!r.prefix.is_ipv4(), std::cmp::Reverse(r.prefix.len()), r.prefix.addr()));
-    let mut s = String::new();
-    for r in sorted {
-        if r.prefix.len() == 0 {
-            s.push_str("default");
-        } else {
-            let _ = write!(s, "{}", r.prefix);
-        }
-        if let Some(via) = r.via {
-            let _ = write!(s, " via {via}");
-        }
-        let _ = writeln!(s, " dev {} proto {}", r.port, r.origin);
-    }
-    s
-}
-
-/// `ip neigh`-style, sorted by address then core.
-pub fn format_neighs(neighs: &[NeighInfo]) -> String {
-    let mut sorted: Vec<&NeighInfo> = neighs.iter().collect();
-    sorted.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.core));
-    let mut s = String::new();
-    for n in sorted {
-        let _ = write!(s, "{} dev {}", n.addr, n.port);
-        if let Some(mac) = n.mac {
-            let _ = write!(s, " lladdr {mac}");
-        }
-        let _ = write!(s, " {} core {} age {}", n.state.to_uppercase(), n.core, format_age(n.age_ms));
-        if n.queued > 0 {
-            let _ = write!(s, " queued {}", n.queued);
-        }
-        s.push('\n');
-    }
-    s
-}
-
-/// Tenths of a second while that precision means something, whole seconds after.
-fn format_age(ms: u64) -> String {
-    if ms < 100_000 {
-        format!("{}.{}s", ms / 1000, ms % 1000 / 100)
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}
-
-/// A table: one row per counter (sorted), one column per core and a total. Counters that are
-/// zero in total are left out unless `all`, with a note saying how many.
-pub fn format_stats(stats: &StatsInfo, all: bool) -> String {
-    let names: BTreeSet<&String> =
-        stats.total.keys().chain(stats.cores.iter().flat_map(|c| c.counters.keys())).collect();
-    let total = |name: &String| {
-        stats.total.get(name).copied().unwrap_or_else(|| stats.cores.iter().filter_map(|c| c.counters.get(name)).sum())
-    };
-    let mut header = vec!["counter".to_string()];
-    header.extend(stats.cores.iter().map(|c| format!("core{}(lcore{})", c.core, c.lcore)));
-    header.push("total".to_string());
-    let mut rows = vec![header];
-    let mut hidden = 0;
-    for name in names {
-        let sum = total(name);
-        if sum == 0 && !all {
-            hidden += 1;
-            continue;
-        }
-        let mut row = vec![name.clone()];
-        row.extend(stats.cores.iter().map(|c| c.counters.get(name).copied().unwrap_or(0).to_string()));
-        row.push(sum.to_string());
-        rows.push(row);
-    }
-    let mut s = if rows.len() > 1 { format_table(&rows) } else { "no counters to show\n".to_string() };
-    if hidden > 0 {
-        let _ = writeln!(s, "({hidden} zero counters hidden; fvs stats --all shows them)");
-    }
-    if let Some(config) = &stats.config {
-        s.push_str(&format_config_stats(config));
-    }
-    s
-}
-
-/// The config publication line and, once something was published, the delay histogram.
-fn format_config_stats(c: &ConfigStats) -> String {
-    let mut s = format!("\nconfig: {} published", c.published);
-    if c.not_visible > 0 {
-        let _ = write!(s, ", {} not visible on every worker within {}", c.not_visible, format_micros(c.timeout_us));
-    }
-    let visible = c.visible();
-    let Some(last) = c.visible_last_us.filter(|_| visible > 0) else {
-        s.push('\n');
-        return s;
-    };
-    let _ = writeln!(
-        s,
-        "; visible on all workers after: last {}, max {}, mean {}",
-        format_micros(last),
-        format_micros(c.visible_max_us),
-        format_micros(c.visible_sum_us / visible)
-    );
-    let mut previous = None;
-    let headers: Vec<String> = c
-        .visible_buckets
-        .iter()
-        .map(|b| {
-            let h = match b.below_us {
-                Some(bound) => format!("<{}", format_micros(bound)),
-                None => format!(">={}", format_micros(previous.unwrap_or(0))),
-            };
-            previous = b.below_us;
-            h
-        })
-        .collect();
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let counts: Vec<u64> = c.visible_buckets.iter().map(|b| b.count).collect();
-    s + &stat_block("visible:", &headers, &counts)
-}
-
-/// Microseconds as `850us`, `1.2ms` or `2s`: the unit a reader expects at that size.
-fn format_micros(us: u64) -> String {
-    // One decimal (truncated) only where it matters; --json has the exact value.
-    if us < 1_000 {
-        format!("{us}us")
-    } else if us < 10_000 && us % 1_000 >= 100 {
-        format!("{}.{}ms", us / 1_000, us % 1_000 / 100)
-    } else if us < 1_000_000 {
-        format!("{}ms", us / 1_000)
-    } else if us < 10_000_000 && us % 1_000_000 >= 100_000 {
-        format!("{}.{}s", us / 1_000_000, us % 1_000_000 / 100_000)
-    } else {
-        format!("{}s", us / 1_000_000)
-    }
-}
-
-/// First column left-aligned, the others right-aligned, two spaces apart.
-fn format_table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0)).collect();
-    let mut s = String::new();
-    for row in rows {
-        for (c, cell) in row.iter().enumerate() {
-            let w = widths[c];
-            let _ = if c == 0 { write!(s, "{cell:<w$}") } else { write!(s, "  {cell:>w$}") };
-        }
-        s.push('\n');
-    }
-    s
-}
-
-pub fn format_apply(result: &ApplyResult) -> String {
-    if result.changes.is_empty() {
-        return "no changes\n".to_string();
-    }
-    result.changes.iter().map(|c| format!("{c}\n")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::CoreStats;
+    use crate::lbconf::ServiceKey;
     use clap::CommandFactory;
-    use std::collections::BTreeMap;
+    use dataplane::net::Prefix;
+    use std::net::{IpAddr, SocketAddr};
 
     pub(super) fn parse(line: &str) -> Result<Invocation, ArgsError> {
         parse_args(std::iter::once("fvs").chain(line.split_whitespace()))
@@ -769,8 +412,22 @@ mod tests {
         }
     }
 
-    fn prefix(s: &str) -> Prefix {
+    pub(super) fn prefix(s: &str) -> Prefix {
         s.parse().unwrap()
+    }
+
+    pub(super) fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    pub(super) fn sock(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// `tcp 192.0.2.100:80`.
+    pub(super) fn key(s: &str) -> ServiceKey {
+        let (proto, addr) = s.split_once(' ').unwrap();
+        words::service_key(proto, addr).unwrap()
     }
 
     #[test]
@@ -814,77 +471,6 @@ mod tests {
     }
 
     #[test]
-    fn addr_changes() {
-        let add = Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/24") };
-        assert_eq!(request("addr add 192.0.2.1/24 dev dp0"), add);
-        assert_eq!(request("a add dev dp0 192.0.2.1/24"), add);
-        let del = Request::AddrDel { port: "dp1".into(), addr: prefix("2001:db8::1/64") };
-        assert_eq!(request("addr del 2001:db8::1/64 dev dp1"), del);
-        assert_eq!(request("address delete 2001:db8::1/64 dev dp1"), del);
-        // A bare address is a host prefix, like `ip addr add`.
-        assert_eq!(
-            request("addr add 192.0.2.1 dev dp0"),
-            Request::AddrAdd { port: "dp0".into(), addr: prefix("192.0.2.1/32") }
-        );
-    }
-
-    #[test]
-    fn addr_errors() {
-        assert_eq!(usage_error("addr add 192.0.2.1/24 dev dp0 foo"), "fvs addr add: unexpected argument 'foo'");
-        assert_eq!(usage_error("addr add 192.0.2.1/24 dev"), "fvs addr add: 'dev' needs a port name");
-        assert_eq!(
-            usage_error("addr add 192.0.2.1/24"),
-            "fvs addr add: missing 'dev PORT' (usage: fvs addr add PREFIX dev PORT)"
-        );
-        assert_eq!(usage_error("addr add dev dp0"), "fvs addr add: missing PREFIX");
-        assert_eq!(usage_error("addr add"), "fvs addr add: missing PREFIX");
-        assert_eq!(usage_error("addr del 192.0.2.1/24 dev dp0 dev dp1"), "fvs addr del: 'dev' given twice");
-        assert_eq!(
-            usage_error("addr add 192.0.2.300/24 dev dp0"),
-            "fvs addr add: '192.0.2.300/24' is not a prefix ('192.0.2.300' is not an IPv4 or IPv6 address)"
-        );
-        assert_eq!(
-            usage_error("addr add 192.0.2.1/40 dev dp0"),
-            "fvs addr add: '192.0.2.1/40' is not a prefix (prefix length /40 is longer than /32)"
-        );
-    }
-
-    #[test]
-    fn route_changes() {
-        let route = |p: &str, via: Option<&str>, port: Option<&str>| Request::RouteAdd {
-            route: RouteConfig {
-                prefix: prefix(p),
-                via: via.map(|v| v.parse().unwrap()),
-                port: port.map(str::to_string),
-            },
-        };
-        assert_eq!(request("route add 203.0.113.0/24 via 192.0.2.2"), route("203.0.113.0/24", Some("192.0.2.2"), None));
-        assert_eq!(request("r add 203.0.113.0/24 dev dp1"), route("203.0.113.0/24", None, Some("dp1")));
-        assert_eq!(
-            request("route add via 192.0.2.2 203.0.113.0/24 dev dp0"),
-            route("203.0.113.0/24", Some("192.0.2.2"), Some("dp0"))
-        );
-        assert_eq!(request("route add default via 192.0.2.254"), route("0.0.0.0/0", Some("192.0.2.254"), None));
-        assert_eq!(request("route add default via 2001:db8::1"), route("::/0", Some("2001:db8::1"), None));
-        assert_eq!(request("route del 203.0.113.0/24"), Request::RouteDel { prefix: prefix("203.0.113.0/24") });
-        assert_eq!(request("route delete default"), Request::RouteDel { prefix: prefix("0.0.0.0/0") });
-    }
-
-    #[test]
-    fn route_errors() {
-        assert_eq!(usage_error("route add 203.0.113.0/24 via"), "fvs route add: 'via' needs an address");
-        assert_eq!(
-            usage_error("route add 203.0.113.0/24 via 198.51.100.300"),
-            "fvs route add: '198.51.100.300' is not an IP address (after 'via')"
-        );
-        assert_eq!(usage_error("route add 203.0.113.0/24"), "fvs route add: give 'via ADDR', 'dev PORT' or both");
-        assert_eq!(usage_error("route add via 192.0.2.2"), "fvs route add: missing PREFIX");
-        assert_eq!(usage_error("route add 203.0.113.0/24 192.0.2.2"), "fvs route add: unexpected argument '192.0.2.2'");
-        assert_eq!(usage_error("route del 203.0.113.0/24 via 192.0.2.2"), "fvs route del: unexpected argument 'via'");
-        assert_eq!(usage_error("route del"), "fvs route del: missing PREFIX");
-    }
-
-    #[test]
     fn clap_errors_exit_2() {
         assert!(clap_error("bogus").contains("unrecognized subcommand 'bogus'"));
         assert!(clap_error("link frob").contains("unrecognized subcommand 'frob'"));
@@ -924,197 +510,47 @@ mod tests {
         assert!(out.contains("fvs link show -s"), "{out}");
     }
 
-    fn link(stats: Option<PortStats>) -> LinkInfo {
-        LinkInfo {
-            port_id: 0,
-            name: "dp0".into(),
-            device: "net_af_packet0,iface=veth-lb0".into(),
-            driver: "net_af_packet".into(),
-            mac: "02:00:00:00:00:01".parse().unwrap(),
-            mtu: 1500,
-            link_up: true,
-            speed_mbps: 0,
-            rx_queues: 1,
-            tx_queues: 1,
-            rss: false,
-            numa_socket: 0,
-            steering: "single".into(),
-            steering_detail: "one worker".into(),
-            stats,
+    #[test]
+    fn help_documents_the_commands() {
+        let help = |line: &str| match parse_args(std::iter::once("fvs").chain(line.split_whitespace())) {
+            Err(ArgsError::Clap(e)) => {
+                assert_eq!(e.exit_code(), 0, "{line}");
+                e.render().to_string()
+            }
+            other => panic!("{line}: {other:?}"),
+        };
+        let top = help("--help");
+        for want in [
+            "service  ",
+            "backend  ",
+            "laddr  ",
+            "conn  ",
+            "fvs service add tcp 192.0.2.100:80 scheduler wrr",
+            "fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2",
+            "fvs conn list",
+        ] {
+            assert!(top.contains(want), "{want}\n{top}");
         }
-    }
-
-    #[test]
-    fn links_formatted() {
-        assert_eq!(
-            format_links(&[link(None)]),
-            "0: dp0: <UP> mtu 1500 driver net_af_packet numa 0 queues rx 1 tx 1 rss off\n    link/ether 02:00:00:00:00:01 device net_af_packet0,iface=veth-lb0\n    steering single (one worker)\n"
-        );
-        let stats = PortStats {
-            rx_packets: 12,
-            rx_bytes: 123456789,
-            tx_packets: 3,
-            tx_bytes: 180,
-            rx_missed: 1,
-            ..Default::default()
-        };
-        let mut l = link(Some(stats));
-        l.link_up = false;
-        l.numa_socket = -1;
-        l.rss = true;
-        let text = format_links(&[l]);
-        let want = "\
-0: dp0: <DOWN> mtu 1500 driver net_af_packet numa any queues rx 1 tx 1 rss on
-    link/ether 02:00:00:00:00:01 device net_af_packet0,iface=veth-lb0
-    steering single (one worker)
-    RX:  packets      bytes  missed  errors  nombuf
-              12  123456789       1       0       0
-    TX:  packets  bytes  errors
-               3    180       0
-";
-        assert_eq!(text, want);
-        let mut fast = link(None);
-        fast.speed_mbps = 25000;
-        assert!(format_links(&[fast]).lines().next().unwrap().ends_with("rss off speed 25000Mb/s"));
-    }
-
-    #[test]
-    fn addrs_formatted() {
-        let a = |port: &str, addr: &str| AddrInfo { port: port.into(), addr: prefix(addr) };
-        let text = format_addrs(&[a("dp0", "192.0.2.1/24"), a("dp10", "198.51.100.1/24"), a("dp0", "2001:db8::1/64")]);
-        assert_eq!(text, "dp0     inet 192.0.2.1/24\ndp0     inet6 2001:db8::1/64\ndp10    inet 198.51.100.1/24\n");
-        assert_eq!(format_addrs(&[a("dp0", "192.0.2.1/24")]), "dp0    inet 192.0.2.1/24\n");
-        assert_eq!(format_addrs(&[]), "");
-    }
-
-    #[test]
-    fn routes_formatted() {
-        let r = |p: &str, via: Option<&str>, origin: &str| RouteInfo {
-            prefix: prefix(p),
-            via: via.map(|v| v.parse().unwrap()),
-            port: "dp0".into(),
-            origin: origin.into(),
-        };
-        let text = format_routes(&[
-            r("::/0", Some("2001:db8::ff"), "static"),
-            r("0.0.0.0/0", Some("192.0.2.254"), "static"),
-            r("192.0.2.0/24", None, "connected"),
-            r("2001:db8::/64", None, "connected"),
-            r("203.0.113.0/24", Some("192.0.2.2"), "static"),
-            r("10.0.0.0/8", Some("192.0.2.3"), "static"),
-        ]);
-        let want = "\
-192.0.2.0/24 dev dp0 proto connected
-203.0.113.0/24 via 192.0.2.2 dev dp0 proto static
-10.0.0.0/8 via 192.0.2.3 dev dp0 proto static
-default via 192.0.2.254 dev dp0 proto static
-2001:db8::/64 dev dp0 proto connected
-default via 2001:db8::ff dev dp0 proto static
-";
-        assert_eq!(text, want);
-    }
-
-    #[test]
-    fn neighs_formatted() {
-        let n = |core, addr: &str, mac: Option<&str>, state: &str, age_ms, queued| NeighInfo {
-            core,
-            port: "dp0".into(),
-            addr: addr.parse().unwrap(),
-            mac: mac.map(|m| m.parse().unwrap()),
-            state: state.into(),
-            age_ms,
-            queued,
-        };
-        let text = format_neighs(&[
-            n(1, "192.0.2.2", Some("02:00:00:00:00:02"), "stale", 250_000, 0),
-            n(0, "192.0.2.9", None, "incomplete", 300, 2),
-            n(0, "192.0.2.2", Some("02:00:00:00:00:02"), "reachable", 1234, 0),
-        ]);
-        let want = "\
-192.0.2.2 dev dp0 lladdr 02:00:00:00:00:02 REACHABLE core 0 age 1.2s
-192.0.2.2 dev dp0 lladdr 02:00:00:00:00:02 STALE core 1 age 250s
-192.0.2.9 dev dp0 INCOMPLETE core 0 age 0.3s queued 2
-";
-        assert_eq!(text, want);
-    }
-
-    #[test]
-    fn stats_formatted() {
-        let counters =
-            |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
-        let stats = StatsInfo {
-            cores: vec![
-                CoreStats {
-                    core: 0,
-                    lcore: 1,
-                    counters: counters(&[("rx_packets", 10), ("drop_no_route", 0), ("tx_packets", 7)]),
-                },
-                CoreStats {
-                    core: 1,
-                    lcore: 2,
-                    counters: counters(&[("rx_packets", 5), ("drop_no_route", 0), ("tx_packets", 123456)]),
-                },
-            ],
-            total: counters(&[("rx_packets", 15), ("drop_no_route", 0), ("tx_packets", 123463)]),
-            config: None,
-        };
-        let want = "\
-counter     core0(lcore1)  core1(lcore2)   total
-rx_packets             10              5      15
-tx_packets              7         123456  123463
-(1 zero counters hidden; fvs stats --all shows them)
-";
-        assert_eq!(format_stats(&stats, false), want);
-        let all = format_stats(&stats, true);
-        assert!(all.starts_with("counter        core0(lcore1)"), "{all}");
-        assert!(all.contains("\ndrop_no_route              0              0       0\n"), "{all}");
-        assert!(!all.contains("hidden"));
-        assert_eq!(format_stats(&StatsInfo::default(), false), "no counters to show\n");
-    }
-
-    #[test]
-    fn config_stats_formatted() {
-        use std::time::Duration;
-        let mut config = ConfigStats::new(Duration::from_secs(2));
-        let with = |config: &ConfigStats| StatsInfo { config: Some(config.clone()), ..Default::default() };
-        assert_eq!(format_stats(&with(&config), false), "no counters to show\n\nconfig: 0 published\n");
-        for us in [4, 40, 60, 1_250] {
-            config.record(Some(Duration::from_micros(us)));
+        for want in [
+            "snat  ",
+            "fvs service add tcp 192.0.2.100:8080 mode dr",
+            "fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080",
+            "fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50",
+        ] {
+            assert!(top.contains(want), "{want}\n{top}");
         }
-        let want = "\
-no counters to show
-
-config: 4 published; visible on all workers after: last 1.2ms, max 1.2ms, mean 338us
-    visible:  <10us  <100us  <1ms  <10ms  <100ms  >=100ms
-                  1       2     0      1       0        0
-";
-        assert_eq!(format_stats(&with(&config), false), want);
-        config.record(None);
-        let text = format_stats(&with(&config), false);
-        assert!(
-            text.contains("\nconfig: 5 published, 1 not visible on every worker within 2s; visible on all workers after: last 1.2ms,"),
-            "{text}"
-        );
-        let micros: Vec<String> =
-            [0, 999, 1_000, 1_099, 1_100, 9_999, 10_500, 999_999, 1_000_000, 2_500_000, 12_345_678]
-                .iter()
-                .map(|us| format_micros(*us))
-                .collect();
-        assert_eq!(micros, ["0us", "999us", "1ms", "1ms", "1.1ms", "9.9ms", "10ms", "999ms", "1s", "2.5s", "12s"]);
-        // JSON keeps the exact microseconds.
-        let json = render(&Request::Stats, Response::ok(&with(&config)), true, false).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["config"]["visible_last_us"], 1_250);
-        assert_eq!(v["config"]["visible_sum_us"], 1_354);
-    }
-
-    #[test]
-    fn apply_formatted() {
-        assert_eq!(format_apply(&ApplyResult::default()), "no changes\n");
-        let r = ApplyResult {
-            changes: vec!["addr add 192.0.2.1/24 dev dp0".into(), "route del 10.0.0.0/8 dev dp0".into()],
-        };
-        assert_eq!(format_apply(&r), "addr add 192.0.2.1/24 dev dp0\nroute del 10.0.0.0/8 dev dp0\n");
+        let add = help("service add --help");
+        assert!(add.contains(service::SERVICE_ADD_USAGE), "{add}");
+        assert!(add.contains("twos  best of two random"), "{add}");
+        assert!(add.contains("arp_ignore=1, arp_announce=2"), "{add}");
+        assert!(add.contains("tun      the packet goes to the backend inside IPIP"), "{add}");
+        let snat_add = help("snat add --help");
+        assert!(snat_add.contains(snat::SNAT_ADD_USAGE), "{snat_add}");
+        assert!(help("snat --help").contains("the first whose source prefix holds"));
+        assert!(help("backend del --help").contains(backend::BACKEND_DEL_USAGE));
+        assert!(help("laddr add --help").contains(laddr::LADDR_ADD_USAGE));
+        assert!(help("conn list --help").contains(conn::CONN_LIST_USAGE));
+        assert!(help("service set --help").contains(service::SERVICE_SET_USAGE));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use clap::Subcommand;
 use dataplane::net::Prefix;
 
-use super::lb::{cells, Layout, Words};
+use super::table::{cells, table};
+use super::words::{parse_ip, parse_prefix, VerbArgs, Words};
 use super::ArgsError;
 use crate::lbconf::SnatConfig;
 use crate::proto::{Request, SnatInfo};
@@ -30,26 +31,20 @@ pub(super) enum SnatVerb {
         override_usage = SNAT_ADD_USAGE,
         after_help = "Examples:\n  fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50\n  fvs snat add source 10.0.0.0/8 out-port outside address 203.0.113.50 address 203.0.113.51"
     )]
-    Add {
-        #[arg(value_name = "ARGS", hide = true)]
-        args: Vec<String>,
-    },
+    Add(VerbArgs),
     /// Delete a rule.
     #[command(
         visible_alias = "delete",
         override_usage = SNAT_DEL_USAGE,
         after_help = "Example:\n  fvs snat del source 198.51.100.0/24 out-port dp0"
     )]
-    Del {
-        #[arg(value_name = "ARGS", hide = true)]
-        args: Vec<String>,
-    },
+    Del(VerbArgs),
 }
 
 pub(super) fn snat_request(verb: Option<SnatVerb>) -> Result<Request, ArgsError> {
     match verb {
         None | Some(SnatVerb::Show) => Ok(Request::SnatShow),
-        Some(SnatVerb::Add { args }) => {
+        Some(SnatVerb::Add(VerbArgs { args })) => {
             let mut w = Words::new("fvs snat add", &args);
             let (source, out_port, addresses) = rule_words(&mut w, SNAT_ADD_USAGE, true)?;
             if addresses.is_empty() {
@@ -57,7 +52,7 @@ pub(super) fn snat_request(verb: Option<SnatVerb>) -> Result<Request, ArgsError>
             }
             Ok(Request::SnatAdd { rule: SnatConfig { source, out_port, addresses } })
         }
-        Some(SnatVerb::Del { args }) => {
+        Some(SnatVerb::Del(VerbArgs { args })) => {
             let mut w = Words::new("fvs snat del", &args);
             let (source, out_port, _) = rule_words(&mut w, SNAT_DEL_USAGE, false)?;
             Ok(Request::SnatDel { source, out_port })
@@ -78,7 +73,7 @@ fn rule_words(
         match word {
             "source" => {
                 let v = w.value("source", "a prefix (e.g. 198.51.100.0/24)")?;
-                let p = v.parse::<Prefix>().map_err(|e| w.error(format!("'{v}' is not a prefix ({e})")))?;
+                let p = parse_prefix(v).map_err(|m| w.error(m))?;
                 w.once(&mut source, "source", p)?;
             }
             "out-port" => {
@@ -87,7 +82,7 @@ fn rule_words(
             }
             "address" if with_addresses => {
                 let v = w.value("address", "an IP address")?;
-                let ip = v.parse().map_err(|_| w.error(format!("'{v}' is not an IP address (after 'address')")))?;
+                let ip = parse_ip(v, "address").map_err(|m| w.error(m))?;
                 addresses.push(ip);
             }
             other => return Err(w.unknown(other, keywords)),
@@ -116,24 +111,15 @@ pub(super) fn format_snat(rules: &[SnatInfo]) -> String {
             ]);
         }
     }
-    let layout = Layout::new(&[], 3, "  ", &rows);
-    rows.iter().map(|r| layout.line(r)).collect()
+    table(&rows, &[], 3, "  ")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::render;
-    use super::super::tests::{request, usage_error};
     use super::*;
+    use crate::cli::render;
+    use crate::cli::tests::{ip, prefix, request, usage_error};
     use crate::proto::{Response, SnatAddrInfo};
-
-    fn prefix(s: &str) -> Prefix {
-        s.parse().unwrap()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn snat_commands() {

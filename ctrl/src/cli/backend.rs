@@ -1,0 +1,240 @@
+//! `fvs backend`: the backends (real servers) of a service, like `ipvsadm -a/-e/-d`. A backend
+//! is named by the service's `tcp|udp VIP:PORT` and its own `ADDR:PORT` after them.
+
+use std::net::SocketAddr;
+
+use clap::Subcommand;
+
+use super::words::{parse_socket, VerbArgs, Words};
+use super::ArgsError;
+use crate::lbconf::{BackendConfig, BackendState, RemovalPolicy};
+use crate::proto::Request;
+
+pub(super) const BACKEND_ADD_USAGE: &str =
+    "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
+pub(super) const BACKEND_SET_USAGE: &str =
+    "fvs backend set tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
+pub(super) const BACKEND_DEL_USAGE: &str = "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
+
+#[derive(Subcommand, Debug)]
+pub(super) enum BackendVerb {
+    /// Add a backend to a service (weight 1 and active unless given).
+    #[command(
+        override_usage = BACKEND_ADD_USAGE,
+        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080\n  fvs backend add tcp 192.0.2.100:80 198.51.100.12:8080 weight 2 state draining"
+    )]
+    Add(VerbArgs),
+    /// Change the weight or state of a backend.
+    ///
+    /// `draining`: no new connections, the current ones and persistent clients stay;
+    /// `inhibited`: no new connections, persistence ignored (as for a failed health check).
+    #[command(
+        visible_alias = "change",
+        override_usage = BACKEND_SET_USAGE,
+        after_help = "Examples:\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 weight 5\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining"
+    )]
+    Set(VerbArgs),
+    /// Remove a backend.
+    ///
+    /// `drain` lets its connections run to their end, `reset` ends them; without either, the
+    /// service's `removal` setting decides.
+    #[command(
+        visible_alias = "delete",
+        override_usage = BACKEND_DEL_USAGE,
+        after_help = "Examples:\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset"
+    )]
+    Del(VerbArgs),
+}
+
+pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
+    match verb {
+        BackendVerb::Add(VerbArgs { args }) => {
+            let mut w = Words::new("fvs backend add", &args);
+            let service = w.service_key(BACKEND_ADD_USAGE)?;
+            let addr = backend_addr(&mut w, BACKEND_ADD_USAGE)?;
+            let (weight, state) = backend_attrs(&mut w)?;
+            Ok(Request::BackendAdd {
+                service,
+                backend: BackendConfig {
+                    addr: addr.ip(),
+                    port: addr.port(),
+                    weight: weight.unwrap_or(1),
+                    state: state.unwrap_or_default(),
+                },
+            })
+        }
+        BackendVerb::Set(VerbArgs { args }) => {
+            let mut w = Words::new("fvs backend set", &args);
+            let service = w.service_key(BACKEND_SET_USAGE)?;
+            let addr = backend_addr(&mut w, BACKEND_SET_USAGE)?;
+            let (weight, state) = backend_attrs(&mut w)?;
+            if weight.is_none() && state.is_none() {
+                return Err(
+                    w.error(format!("nothing to change; give weight, state or both (usage: {BACKEND_SET_USAGE})"))
+                );
+            }
+            Ok(Request::BackendSet { service, addr: addr.ip(), port: addr.port(), weight, state })
+        }
+        BackendVerb::Del(VerbArgs { args }) => {
+            let mut w = Words::new("fvs backend del", &args);
+            let service = w.service_key(BACKEND_DEL_USAGE)?;
+            let addr = backend_addr(&mut w, BACKEND_DEL_USAGE)?;
+            let mut policy = None;
+            while let Some(word) = w.next() {
+                match word.parse::<RemovalPolicy>() {
+                    Ok(_) if policy.is_some() => return Err(w.error("give only one of drain or reset".to_string())),
+                    Ok(p) => policy = Some(p),
+                    Err(_) => return Err(w.unknown(word, &["drain", "reset"])),
+                }
+            }
+            Ok(Request::BackendDel { service, addr: addr.ip(), port: addr.port(), policy })
+        }
+    }
+}
+
+/// `weight W` and `state S`.
+fn backend_attrs(w: &mut Words<'_>) -> Result<(Option<u32>, Option<BackendState>), ArgsError> {
+    let (mut weight, mut state) = (None, None);
+    while let Some(word) = w.next() {
+        match word {
+            "weight" => {
+                let v = w.value("weight", "a number")?;
+                let n = w.number(v, "weight")?;
+                w.once(&mut weight, "weight", n)?;
+            }
+            "state" => {
+                let v = w.value("state", "active, draining or inhibited")?;
+                let s = v
+                    .to_ascii_lowercase()
+                    .parse::<BackendState>()
+                    .map_err(|_| w.error(format!("'{v}' is not a backend state (active, draining or inhibited)")))?;
+                w.once(&mut state, "state", s)?;
+            }
+            other => return Err(w.unknown(other, &["weight", "state"])),
+        }
+    }
+    Ok((weight, state))
+}
+
+/// The backend's `ADDR:PORT`, after the service.
+fn backend_addr(w: &mut Words<'_>, line: &str) -> Result<SocketAddr, ArgsError> {
+    let Some(word) = w.next() else {
+        return Err(w.error(format!("missing the backend ADDR:PORT (usage: {line})")));
+    };
+    parse_socket(word).map_err(|m| w.error(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::tests::{ip, key, request, usage_error};
+    use crate::cli::{parse_args, ArgsError};
+
+    #[test]
+    fn backend_commands() {
+        let service = key("tcp 192.0.2.100:80");
+        let backend = |weight, state| Request::BackendAdd {
+            service,
+            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state },
+        };
+        assert_eq!(request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"), backend(1, BackendState::Active));
+        assert_eq!(
+            request("b add tcp 192.0.2.100:80 198.51.100.11:8080 state draining weight 0"),
+            backend(0, BackendState::Draining)
+        );
+        assert_eq!(
+            request("backend set tcp 192.0.2.100:80 198.51.100.11:8080 weight 5"),
+            Request::BackendSet { service, addr: ip("198.51.100.11"), port: 8080, weight: Some(5), state: None }
+        );
+        assert_eq!(
+            request("backend change tcp 192.0.2.100:80 198.51.100.11:8080 state Inhibited"),
+            Request::BackendSet {
+                service,
+                addr: ip("198.51.100.11"),
+                port: 8080,
+                weight: None,
+                state: Some(BackendState::Inhibited),
+            }
+        );
+        let del = |policy| Request::BackendDel { service, addr: ip("198.51.100.11"), port: 8080, policy };
+        assert_eq!(request("backend del tcp 192.0.2.100:80 198.51.100.11:8080"), del(None));
+        assert_eq!(
+            request("backend delete tcp 192.0.2.100:80 198.51.100.11:8080 reset"),
+            del(Some(RemovalPolicy::Reset))
+        );
+        assert_eq!(request("backend del tcp 192.0.2.100:80 198.51.100.11:8080 drain"), del(Some(RemovalPolicy::Drain)));
+        assert_eq!(
+            request("backend add udp [2001:db8::1]:53 [2001:db8:1::11]:5353"),
+            Request::BackendAdd {
+                service: key("udp [2001:db8::1]:53"),
+                backend: BackendConfig {
+                    addr: ip("2001:db8:1::11"),
+                    port: 5353,
+                    weight: 1,
+                    state: BackendState::Active,
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn backend_errors() {
+        let cases = [
+            (
+                "backend add tcp 192.0.2.100:80",
+                &format!("fvs backend add: missing the backend ADDR:PORT (usage: {BACKEND_ADD_USAGE})") as &str,
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11",
+                "fvs backend add: '198.51.100.11' is not ADDR:PORT (e.g. 198.51.100.11:80)",
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight heavy",
+                "fvs backend add: 'heavy' is not a number (after 'weight')",
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight",
+                "fvs backend add: 'weight' needs a number",
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11:8080 state up",
+                "fvs backend add: 'up' is not a backend state (active, draining or inhibited)",
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11:8080 3",
+                "fvs backend add: unknown keyword '3' (expected weight or state; did you mean 'weight 3'?)",
+            ),
+            (
+                "backend add tcp 192.0.2.100:80 198.51.100.11:8080 draining",
+                "fvs backend add: unknown keyword 'draining' (expected weight or state; did you mean 'state draining'?)",
+            ),
+            (
+                "backend set tcp 192.0.2.100:80 198.51.100.11:8080",
+                &format!("fvs backend set: nothing to change; give weight, state or both (usage: {BACKEND_SET_USAGE})"),
+            ),
+            (
+                "backend set tcp 192.0.2.100:80 198.51.100.11:8080 weight 1 weight 2",
+                "fvs backend set: 'weight' given twice",
+            ),
+            (
+                "backend del tcp 192.0.2.100:80 198.51.100.11:8080 now",
+                "fvs backend del: unknown keyword 'now' (expected drain or reset)",
+            ),
+            (
+                "backend del tcp 192.0.2.100:80 198.51.100.11:8080 drain reset",
+                "fvs backend del: give only one of drain or reset",
+            ),
+            (
+                "backend del udp:53",
+                "fvs backend del: 'udp:53' is not a protocol (tcp or udp)",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(usage_error(line), want, "{line}");
+        }
+        match parse_args(["fvs", "backend"]) {
+            Err(ArgsError::Clap(e)) => assert_eq!(e.exit_code(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+}
