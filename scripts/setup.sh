@@ -43,6 +43,15 @@ command -v cargo >/dev/null || {
   exit 1
 }
 
+# cargo-fuzz for the fuzz step of scripts/test.sh. It runs on stable Rust with
+# RUSTC_BOOTSTRAP=1 and `-s none` (no sanitizer), so no nightly toolchain is needed. Pinned:
+# its CLI is what test.sh relies on.
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+  echo "setup: installing cargo-fuzz $cargo_fuzz_version"
+  cargo install --locked --quiet "cargo-fuzz@$cargo_fuzz_version"
+fi
+
 # Hugepages: reserve, and mount hugetlbfs where DPDK looks for it.
 nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ -w "$nr" ] && [ "$(cat "$nr")" -lt "$hugepages" ]; then

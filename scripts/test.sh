@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every ferrovs test on a Debian 12 machine as root (another account re-runs it through
 # sudo where sudo is installed): installs what is missing, builds, then unit and property
-# tests, the DPDK integration tests (EAL with pcap vdevs), a bounded fuzz run of the parsers,
-# scripts/bootstrap.sh on fake sysfs trees, and the end-to-end tests on namespaces. Prints one
-# closing line: "N passed, M failed".
+# tests, the DPDK integration tests (EAL with pcap vdevs), the gates (format, lints, the build
+# without DPDK, the control-state tests without DPDK, the layering check), a bounded fuzz run of
+# each fuzz target, scripts/bootstrap.sh on fake sysfs trees, and the end-to-end tests on
+# namespaces. Each gate and each fuzz target counts as one test. Prints one closing line:
+# "N passed, M failed".
+#
+#   FVS_FUZZ_SECONDS  seconds per fuzz target (default 15)
 set -uo pipefail
 source "$(dirname "$0")/root.sh"
 fvs_as_root "$@"
@@ -23,19 +27,65 @@ if [ "$cargo_status" != 0 ] && [ "$cargo_failed" = 0 ]; then
   cargo_failed=1 # A build failure or a crashed test binary.
 fi
 
-# The parsers' fuzz target for a bounded time where rustup's nightly toolchain and cargo-fuzz
-# are installed (cargo fuzz needs nightly's sanitizer flags); skipped, and said so, elsewhere.
-fuzz_passed=0 fuzz_failed=0
-if cargo +nightly fuzz --version >/dev/null 2>&1; then
-  if (cd dataplane/fuzz && timeout 900 cargo +nightly fuzz run parse_frame -- \
-        -max_total_time="${FVS_FUZZ_SECONDS:-30}" -rss_limit_mb=2048 2>&1 | tail -5); then
-    fuzz_passed=1; echo "fuzz: parse_frame ran ${FVS_FUZZ_SECONDS:-30} s without a crash"
+# Gates: each one passed/failed test; on failure its output's tail and one line naming it.
+gates_passed=0 gates_failed=0
+gate() { # gate NAME COMMAND...
+  local name=$1 log
+  shift
+  log=$(mktemp)
+  if "$@" >"$log" 2>&1; then
+    gates_passed=$((gates_passed + 1))
+    echo "gate: $name: ok"
   else
-    fuzz_failed=1; echo "fuzz: parse_frame FAILED (see dataplane/fuzz/artifacts)"
+    gates_failed=$((gates_failed + 1))
+    tail -40 "$log"
+    echo "gate: $name FAILED: $*"
   fi
+  rm -f "$log"
+}
+gate "format" cargo fmt --all -- --check
+# --workspace covers every member, the benchmarks (not a default member) included.
+gate "lints" cargo clippy --workspace --all-targets -- -D warnings
+gate "dataplane without DPDK" cargo build -p dataplane --no-default-features
+gate "control state without DPDK" cargo test -p ctrl --no-default-features
+# The packet core names nothing from dpdk/, and dpdk/'s imports point one way
+# (dataplane/tests/layering.rs, here built without DPDK as the packet core is meant to).
+gate "layering" cargo test -p dataplane --no-default-features --test layering
+
+# Each fuzz target for FVS_FUZZ_SECONDS on stable Rust (RUSTC_BOOTSTRAP=1, no sanitizer; setup.sh
+# installs cargo-fuzz). The corpus grows in dataplane/fuzz/corpus/ (not in git); the saved
+# regression inputs seed it. A crash fails the target, and its input is copied to
+# dataplane/fuzz/regressions/<target>/, which `cargo test -p dataplane` replays from then on.
+fuzz_seconds=${FVS_FUZZ_SECONDS:-15}
+fuzz_targets=(parse_frame process_burst)
+fuzz_passed=0 fuzz_failed=0
+fuzz_log=$(mktemp)
+if (cd dataplane/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none) >"$fuzz_log" 2>&1; then
+  for target in "${fuzz_targets[@]}"; do
+    mkdir -p "dataplane/fuzz/corpus/$target" "dataplane/fuzz/regressions/$target"
+    rm -rf "dataplane/fuzz/artifacts/$target"
+    if (cd dataplane/fuzz && RUSTC_BOOTSTRAP=1 timeout $((fuzz_seconds + 120)) cargo fuzz run -s none "$target" \
+          "corpus/$target" "regressions/$target" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048) \
+          >"$fuzz_log" 2>&1; then
+      fuzz_passed=$((fuzz_passed + 1))
+      echo "fuzz: $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$fuzz_log"), no crash"
+    else
+      fuzz_failed=$((fuzz_failed + 1))
+      grep -m 1 -A 2 -E 'panicked|ERROR: libFuzzer' "$fuzz_log" || tail -30 "$fuzz_log"
+      kept=()
+      for input in "dataplane/fuzz/artifacts/$target"/*; do
+        [ -f "$input" ] || continue
+        cp "$input" "dataplane/fuzz/regressions/$target/" && kept+=("dataplane/fuzz/regressions/$target/$(basename "$input")")
+      done
+      echo "fuzz: $target FAILED; input kept as ${kept[*]:-(none written)}: commit it with the fix"
+    fi
+  done
 else
-  echo "fuzz: skipped (needs rustup's nightly toolchain and cargo-fuzz)"
+  tail -30 "$fuzz_log"
+  fuzz_failed=${#fuzz_targets[@]}
+  echo "fuzz: cargo fuzz build FAILED (every target counted failed)"
 fi
+rm -f "$fuzz_log"
 
 # scripts/bootstrap.sh against fake sysfs/procfs trees it builds (two NUMA nodes, three NIC
 # drivers, IOMMU or none): the files written, the dry run, the undo. Takes seconds.
@@ -54,8 +104,8 @@ rm -f "$e2e_log"
 leftovers=$(ip netns list | grep -c . || true)
 [ "$leftovers" = 0 ] || { echo "test.sh: $leftovers network namespace(s) left behind:"; ip netns list; }
 
-passed=$((cargo_passed + fuzz_passed + ${bootstrap_passed:-0} + ${e2e_passed:-0}))
-failed=$((cargo_failed + fuzz_failed + ${bootstrap_failed:-1} + ${e2e_failed:-1}))
+passed=$((cargo_passed + gates_passed + fuzz_passed + ${bootstrap_passed:-0} + ${e2e_passed:-0}))
+failed=$((cargo_failed + gates_failed + fuzz_failed + ${bootstrap_failed:-1} + ${e2e_failed:-1}))
 echo "wall time: $(( $(date +%s) - start )) s (after setup)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

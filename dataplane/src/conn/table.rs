@@ -37,7 +37,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
 use super::{Conn, ConnFlags, ConnKey, Dir, TcpState};
-use crate::dpdk::prefetch;
+use crate::cpu_hint::prefetch;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;

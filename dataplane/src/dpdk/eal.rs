@@ -2,7 +2,7 @@
 
 use std::ffi::{c_int, c_void, CString};
 
-use super::DpdkError;
+use super::error::DpdkError;
 
 /// The initialised EAL. Exactly one per process: DPDK cannot be initialised twice.
 /// Dropping it runs `rte_eal_cleanup` (after ports are closed and lcores have returned).

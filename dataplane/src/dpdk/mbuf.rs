@@ -1,4 +1,5 @@
-//! Mempools and mbufs: packet buffers handed to the pipeline as byte slices.
+//! Mempools and mbufs: packet buffers handed to the pipeline as byte slices. Of `dpdk/`, this
+//! imports only the error type; rings, ports and bursts build on it.
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -6,13 +7,8 @@ use std::sync::Arc;
 
 use dpdk_sys::{rte_mbuf, rte_mempool};
 
-use super::port::Port;
-use super::ring::{RingConsumer, RingProducer};
-use super::DpdkError;
+use super::error::DpdkError;
 use crate::pipeline::{Frame, FramePool};
-
-/// Frames per rx/tx burst.
-pub const BURST_SIZE: usize = 32;
 
 /// A packet mbuf pool. Shared by reference between the cores of one NUMA socket (DPDK
 /// mempools are multi-producer/multi-consumer, with a per-lcore cache in front).
@@ -94,7 +90,7 @@ impl Mbuf {
     }
 
     #[inline]
-    fn into_raw(self) -> *mut rte_mbuf {
+    pub(super) fn into_raw(self) -> *mut rte_mbuf {
         let raw = self.0.as_ptr();
         std::mem::forget(self);
         raw
@@ -173,171 +169,5 @@ impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf and give it back to its pool exactly once.
         unsafe { dpdk_sys::rte_pktmbuf_free(self.0.as_ptr()) };
-    }
-}
-
-/// A received burst: raw mbufs handed out one by one as owned [`Mbuf`]s.
-pub struct RxBurst {
-    pkts: [*mut rte_mbuf; BURST_SIZE],
-    len: usize,
-    next: usize,
-}
-
-impl Default for RxBurst {
-    fn default() -> Self {
-        RxBurst { pkts: [std::ptr::null_mut(); BURST_SIZE], len: 0, next: 0 }
-    }
-}
-
-impl RxBurst {
-    /// Receives up to BURST_SIZE frames from `queue` of `port`. Frames not yet taken from
-    /// the previous burst are freed first.
-    #[inline]
-    pub fn receive(&mut self, port: Port, queue: u16) -> usize {
-        self.free_rest();
-        // SAFETY: pkts has room for BURST_SIZE pointers; the calling worker owns this queue.
-        let n = unsafe { dpdk_sys::rte_eth_rx_burst(port.id(), queue, self.pkts.as_mut_ptr(), BURST_SIZE as u16) };
-        self.len = usize::from(n);
-        self.next = 0;
-        self.len
-    }
-
-    /// Takes up to BURST_SIZE frames another worker handed to this one. Frames not yet taken
-    /// from the previous burst are freed first.
-    #[inline]
-    pub fn receive_ring(&mut self, ring: &mut RingConsumer) -> usize {
-        self.free_rest();
-        self.len = ring.dequeue(&mut self.pkts);
-        self.next = 0;
-        self.len
-    }
-
-    fn free_rest(&mut self) {
-        while self.next < self.len {
-            // SAFETY: entries next..len are mbufs from rx_burst not yet handed out.
-            drop(unsafe { Mbuf::from_raw(self.pkts[self.next]) });
-            self.next += 1;
-        }
-    }
-}
-
-impl Iterator for RxBurst {
-    type Item = Mbuf;
-    #[inline]
-    fn next(&mut self) -> Option<Mbuf> {
-        if self.next >= self.len {
-            return None;
-        }
-        let raw = self.pkts[self.next];
-        self.next += 1;
-        // SAFETY: each entry below len came from rx_burst and is handed out exactly once.
-        unsafe { Mbuf::from_raw(raw) }
-    }
-}
-
-impl Drop for RxBurst {
-    fn drop(&mut self) {
-        self.free_rest();
-    }
-}
-
-/// Frames waiting to be sent on one port's tx queue.
-pub struct TxBuffer {
-    pkts: [*mut rte_mbuf; BURST_SIZE],
-    len: usize,
-}
-
-impl Default for TxBuffer {
-    fn default() -> Self {
-        TxBuffer { pkts: [std::ptr::null_mut(); BURST_SIZE], len: 0 }
-    }
-}
-
-impl TxBuffer {
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len == BURST_SIZE
-    }
-
-    /// Adds a frame; the caller flushes when full. Returns the frame back if there is no room.
-    #[inline]
-    pub fn push(&mut self, frame: Mbuf) -> Result<(), Mbuf> {
-        if self.is_full() {
-            return Err(frame);
-        }
-        self.pkts[self.len] = frame.into_raw();
-        self.len += 1;
-        Ok(())
-    }
-
-    /// Frames buffered, not yet sent.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Sends what the NIC takes now and keeps the rest, in order, for the next call: a traffic
-    /// generator retries instead of dropping. Returns how many were sent.
-    #[inline]
-    pub fn send_retaining(&mut self, port: Port, queue: u16) -> usize {
-        if self.len == 0 {
-            return 0;
-        }
-        // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
-        // the caller owns this queue.
-        let sent = usize::from(unsafe {
-            dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16)
-        });
-        self.pkts.copy_within(sent..self.len, 0);
-        self.len -= sent;
-        sent
-    }
-
-    /// Hands what is buffered to another worker's ring; frees and returns the count of
-    /// frames the ring did not take (the caller counts them as drops).
-    #[inline]
-    pub fn flush_to_ring(&mut self, ring: &mut RingProducer) -> usize {
-        let unsent = ring.enqueue(&self.pkts[..self.len]);
-        for raw in &self.pkts[self.len - unsent..self.len] {
-            // SAFETY: the ring did not take these; we still own them.
-            drop(unsafe { Mbuf::from_raw(*raw) });
-        }
-        self.len = 0;
-        unsent
-    }
-
-    /// Sends what is buffered on `queue` of `port`; frees and returns the count of frames the
-    /// NIC did not take (the caller counts them as drops).
-    #[inline]
-    pub fn flush(&mut self, port: Port, queue: u16) -> usize {
-        if self.len == 0 {
-            return 0;
-        }
-        // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
-        // the calling worker owns this queue.
-        let sent = usize::from(unsafe {
-            dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16)
-        });
-        let unsent = self.len - sent;
-        for raw in &self.pkts[sent..self.len] {
-            // SAFETY: the NIC did not take these; we still own them.
-            drop(unsafe { Mbuf::from_raw(*raw) });
-        }
-        self.len = 0;
-        unsent
-    }
-}
-
-impl Drop for TxBuffer {
-    fn drop(&mut self) {
-        for raw in &self.pkts[..self.len] {
-            // SAFETY: buffered mbufs are still owned by this buffer.
-            drop(unsafe { Mbuf::from_raw(*raw) });
-        }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::ffi::{CStr, CString};
 
+use super::error::DpdkError;
 use super::mbuf::Mempool;
-use super::DpdkError;
 use crate::counters::PortStats;
 use crate::net::MacAddr;
 

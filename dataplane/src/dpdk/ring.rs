@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use dpdk_sys::rte_ring;
 
+use super::error::DpdkError;
 use super::mbuf::Mbuf;
-use super::DpdkError;
 
 /// rte_ring.h's RING_F_SP_ENQ and RING_F_SC_DEQ (macros bindgen does not see).
 const RING_F_SP_ENQ: u32 = 0x0001;

@@ -1,98 +1,13 @@
 //! Pipeline tests with plain buffers: frames in, frames out, bytes and counters compared.
 
 use super::*;
-use crate::l3::{Route, RouteOrigin};
 use crate::lb::LbCore;
 use crate::service::LbLimits;
-use crate::snapshot::{LocalAddr, PortL3};
 use crate::wire::checksum;
 
-const OUR_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x01]);
-const OUR_MAC1: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x02]);
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x02]);
-const CAPACITY: usize = 2048;
-
-#[derive(Debug, Clone, PartialEq)]
-struct TestFrame {
-    buf: Vec<u8>,
-    port: u16,
-}
-
-impl Frame for TestFrame {
-    fn data(&self) -> &[u8] {
-        &self.buf
-    }
-    fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
-    }
-    fn rx_port(&self) -> u16 {
-        self.port
-    }
-    fn set_len(&mut self, len: usize) -> bool {
-        if len > CAPACITY {
-            return false;
-        }
-        self.buf.resize(len, 0xAA); // Garbage, as a recycled mbuf would hold.
-        true
-    }
-    fn prepend(&mut self, n: usize) -> bool {
-        // An mbuf has 128 bytes of headroom.
-        if n > 128 || self.buf.len() + n > CAPACITY {
-            return false;
-        }
-        self.buf.splice(0..0, std::iter::repeat_n(0xBB, n));
-        true
-    }
-}
-
-struct Pool {
-    left: usize,
-}
-impl FramePool<TestFrame> for Pool {
-    fn alloc(&mut self) -> Option<TestFrame> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        Some(TestFrame { buf: vec![0x55; 100], port: u16::MAX })
-    }
-}
-
-/// Frames sent (port, bytes), and frames handed to another core (core, frame).
-#[derive(Default)]
-struct Sent(Vec<(u16, Vec<u8>)>, Vec<(u32, TestFrame)>);
-impl TxSink<TestFrame> for Sent {
-    fn send(&mut self, port: u16, frame: TestFrame) {
-        self.0.push((port, frame.buf));
-    }
-    fn hand_off(&mut self, core: u32, frame: TestFrame) -> Result<(), TestFrame> {
-        self.1.push((core, frame));
-        Ok(())
-    }
-}
-
-fn ip4(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-fn ip6(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
-/// dp0 = 192.0.2.1/24 + 2001:db8:1::1/64; dp1 = 198.51.100.1/24; 203.0.113.0/24 via 192.0.2.2.
-fn snapshot() -> Snapshot {
-    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500 };
-    let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
-    Snapshot::build(
-        vec![(0, port("dp0", OUR_MAC)), (1, port("dp1", OUR_MAC1))],
-        vec![la(0, "192.0.2.1/24"), la(0, "2001:db8:1::1/64"), la(1, "198.51.100.1/24")],
-        vec![Route {
-            prefix: "203.0.113.0/24".parse().unwrap(),
-            via: Some("192.0.2.2".parse().unwrap()),
-            port: 0,
-            origin: RouteOrigin::Static,
-        }],
-    )
-}
+// The frame and tx doubles, the standard snapshot and the frame builders live in the
+// test kit, shared with the fuzz targets; the tests here use them by their old names.
+pub use crate::testkit::*;
 
 struct Rig {
     ctx: CoreCtx<TestFrame>,
@@ -127,14 +42,6 @@ impl Rig {
     fn event(&self, e: Event) -> u64 {
         self.ctx.counters.event(e).get()
     }
-}
-
-fn eth(dst: MacAddr, src: MacAddr, ethertype: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&dst.0);
-    v.extend_from_slice(&src.0);
-    v.extend_from_slice(&ethertype.to_be_bytes());
-    v
 }
 
 fn arp(op: u16, smac: MacAddr, sip: &str, tmac: MacAddr, tip: &str, eth_dst: MacAddr) -> Vec<u8> {

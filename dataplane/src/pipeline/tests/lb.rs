@@ -4,80 +4,12 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::conn::{Dir, TcpState, Timeouts};
-use crate::sched::{Candidate, SchedKind};
-use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services, Tunnel};
+use crate::conn::{Dir, TcpState};
+use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
 
 mod burst;
 mod cores;
 mod modes;
-
-const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
-const B2_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x12]);
-const VIP: &str = "192.0.2.100";
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const SYN_ACK: u8 = 0x12;
-const FIN_ACK: u8 = 0x11;
-
-fn backend(n: u8, slot: u16) -> Backend {
-    Backend {
-        addr: Ipv4Addr::new(198, 51, 100, 10 + n),
-        port: 8080,
-        weight: 1,
-        state: BackendState::Active,
-        slot,
-        gen: 100 + u32::from(slot),
-    }
-}
-
-struct Spec {
-    proto: u8,
-    mode: FwdMode,
-    tunnel: Tunnel,
-    persistence_ms: u32,
-    reset: bool,
-    backends: Vec<Backend>,
-}
-
-fn service(spec: &Spec) -> Service {
-    let laddrs = match spec.mode {
-        FwdMode::FullNat => vec![Laddr { addr: ip4("198.51.100.1"), slot: 0, gen: 1 }],
-        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun => vec![],
-    };
-    Service {
-        slot: 0,
-        gen: 1,
-        vip: ip4(VIP),
-        port: 80,
-        proto: spec.proto,
-        sched: SchedKind::Rr,
-        mode: spec.mode,
-        tunnel: spec.tunnel,
-        persistence_ms: spec.persistence_ms,
-        reset_on_removal: spec.reset,
-        candidates: spec
-            .backends
-            .iter()
-            .map(|b| Candidate { weight: b.weight, schedulable: b.state == BackendState::Active })
-            .collect(),
-        backends: spec.backends.clone(),
-        table: None,
-        laddrs,
-    }
-}
-
-fn services(spec: &Spec, removed: &[(u16, u32, bool)]) -> Arc<Services> {
-    let mut slots = vec![BackendSlot::default(); 16];
-    for b in &spec.backends {
-        slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: false, tunnel: spec.tunnel };
-    }
-    for &(slot, gen, reset) in removed {
-        slots[usize::from(slot)] = BackendSlot { gen, live: false, reset, ..Default::default() };
-    }
-    let timeouts = Timeouts { udp_ms: 5_000, established_ms: 60_000, ..Timeouts::default() };
-    Arc::new(Services::new(vec![service(spec)], slots, timeouts))
-}
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
@@ -98,52 +30,6 @@ impl Rig {
         self.snap = snapshot().with_services(services);
         self.ctx.snapshot_changed(&self.snap);
     }
-}
-
-/// An Ethernet + IPv4 + TCP/UDP frame with correct checksums.
-#[allow(clippy::too_many_arguments)]
-fn l4(
-    src_mac: MacAddr,
-    dst_mac: MacAddr,
-    src: &str,
-    sport: u16,
-    dst: &str,
-    dport: u16,
-    proto: u8,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let (src, dst) = (ip4(src), ip4(dst));
-    let mut l4 = if proto == 6 {
-        let mut t = vec![0u8; 20];
-        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        t[8..12].copy_from_slice(&(if flags & ACK != 0 { 5000u32 } else { 0 }).to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        t
-    } else {
-        let mut u = vec![0u8; 8];
-        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        u
-    };
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(payload);
-    let sum = checksum::pseudo_header_v4(src, dst, proto, l4.len() as u32) + checksum::sum(&l4);
-    let c = !checksum::fold(sum);
-    let at = if proto == 6 { 16 } else { 6 };
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    let total = 20 + l4.len();
-    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let c = checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut v = eth(dst_mac, src_mac, 0x0800);
-    v.extend(ip);
-    v.extend(l4);
-    v
 }
 
 /// (src, sport, dst, dport, ttl) of a frame, after checking every checksum from scratch.

@@ -1,5 +1,8 @@
-//! Cache prefetch, the one CPU hint the packet path needs that safe Rust does not offer. Built
-//! with and without DPDK (the pure tests and benchmarks use it too).
+//! Cache prefetch, the one CPU hint the packet path needs that safe Rust does not offer.
+//!
+//! The second `unsafe` island of this crate (the other is `dpdk`), kept out of `dpdk` so that
+//! the packet core imports nothing from the DPDK wrapper. Built with and without the `dpdk`
+//! feature: the pure tests, the fuzz targets and the benchmarks use it too.
 
 /// Starts loading the cache line holding `x` into every cache level, without waiting for it:
 /// a burst issues one per packet so that their memory latencies overlap.

@@ -1,0 +1,147 @@
+//! The in-memory frame and tx doubles and the frame builders: frames are `Vec<u8>` with the
+//! headroom and capacity limits of an mbuf, the tx side records what was sent and handed off.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::net::MacAddr;
+use crate::pipeline::{Frame, FramePool, TxSink};
+use crate::wire::checksum;
+
+pub const OUR_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x01]);
+pub const OUR_MAC1: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x02]);
+pub const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x02]);
+/// Bytes a test frame can grow to (an mbuf's data room).
+pub const CAPACITY: usize = 2048;
+
+/// The backends' MACs (198.51.100.11 and .12 on port 1).
+pub const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
+pub const B2_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x12]);
+/// TCP flags.
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const SYN_ACK: u8 = 0x12;
+pub const FIN_ACK: u8 = 0x11;
+
+/// A frame as an mbuf would hold it, received on `port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestFrame {
+    pub buf: Vec<u8>,
+    pub port: u16,
+}
+
+impl Frame for TestFrame {
+    fn data(&self) -> &[u8] {
+        &self.buf
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn rx_port(&self) -> u16 {
+        self.port
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        if len > CAPACITY {
+            return false;
+        }
+        self.buf.resize(len, 0xAA); // Garbage, as a recycled mbuf would hold.
+        true
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        // An mbuf has 128 bytes of headroom.
+        if n > 128 || self.buf.len() + n > CAPACITY {
+            return false;
+        }
+        self.buf.splice(0..0, std::iter::repeat_n(0xBB, n));
+        true
+    }
+}
+
+/// Hands out `left` more frames, then none (a mempool running dry).
+pub struct Pool {
+    pub left: usize,
+}
+impl FramePool<TestFrame> for Pool {
+    fn alloc(&mut self) -> Option<TestFrame> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(TestFrame { buf: vec![0x55; 100], port: u16::MAX })
+    }
+}
+
+/// Frames sent (port, bytes), and frames handed to another core (core, frame).
+#[derive(Default)]
+pub struct Sent(pub Vec<(u16, Vec<u8>)>, pub Vec<(u32, TestFrame)>);
+impl TxSink<TestFrame> for Sent {
+    fn send(&mut self, port: u16, frame: TestFrame) {
+        self.0.push((port, frame.buf));
+    }
+    fn hand_off(&mut self, core: u32, frame: TestFrame) -> Result<(), TestFrame> {
+        self.1.push((core, frame));
+        Ok(())
+    }
+}
+
+/// Parses a literal address (test input: panics on a typo).
+pub fn ip4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+pub fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// An Ethernet header.
+pub fn eth(dst: MacAddr, src: MacAddr, ethertype: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&dst.0);
+    v.extend_from_slice(&src.0);
+    v.extend_from_slice(&ethertype.to_be_bytes());
+    v
+}
+
+/// An Ethernet + IPv4 + TCP/UDP frame with correct checksums.
+#[allow(clippy::too_many_arguments)]
+pub fn l4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    proto: u8,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (src, dst) = (ip4(src), ip4(dst));
+    let mut l4 = if proto == 6 {
+        let mut t = vec![0u8; 20];
+        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        t[8..12].copy_from_slice(&(if flags & ACK != 0 { 5000u32 } else { 0 }).to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        t
+    } else {
+        let mut u = vec![0u8; 8];
+        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u
+    };
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    l4.extend_from_slice(payload);
+    let sum = checksum::pseudo_header_v4(src, dst, proto, l4.len() as u32) + checksum::sum(&l4);
+    let c = !checksum::fold(sum);
+    let at = if proto == 6 { 16 } else { 6 };
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let total = 20 + l4.len();
+    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut v = eth(dst_mac, src_mac, 0x0800);
+    v.extend(ip);
+    v.extend(l4);
+    v
+}
