@@ -18,6 +18,8 @@ pub mod sched;
 pub mod service;
 pub mod snapshot;
 pub mod steer;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod wire;
 pub mod xlate;
 
