@@ -1,4 +1,5 @@
-//! The packet test kit: the in-memory frame and tx doubles, the frame builders, the standard
+//! The packet test kit: the in-memory frame and tx doubles, the frame builders (`packet`:
+//! Repr + emit with checksums), the standard
 //! snapshot and service builders of the pipeline tests, and the drivers the fuzz targets run.
 //!
 //! Built for this crate's own tests and, outside them, with the `testkit` feature (the fuzz
@@ -8,6 +9,7 @@
 
 mod frames;
 pub mod fuzz;
+pub mod packet;
 mod services;
 
 pub use frames::*;
