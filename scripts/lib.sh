@@ -4,7 +4,9 @@
 
 FVS_NAMESPACES=()
 FVS_PIDS=()
-FVS_TMP=""
+# The scratch directory is made here, not on first use: `dir=$(fvs_tmpdir)` runs in a
+# subshell, whose FVS_TMP fvs_cleanup would never see (the directory was left behind).
+FVS_TMP=$(mktemp -d /tmp/ferrovs.XXXXXX)
 
 fvs_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
