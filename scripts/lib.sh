@@ -4,7 +4,9 @@
 
 FVS_NAMESPACES=()
 FVS_PIDS=()
-FVS_TMP=""
+# The scratch directory is made here, not on first use: `dir=$(fvs_tmpdir)` runs in a
+# subshell, whose FVS_TMP fvs_cleanup would never see (the directory was left behind).
+FVS_TMP=$(mktemp -d /tmp/ferrovs.XXXXXX)
 
 fvs_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
@@ -110,12 +112,13 @@ fvs_topology() {
   ip -n "$NS_SERVER" addr add 198.51.100.2/24 dev "$IF_SERVER"
 }
 
-# fvs_config_head ID HUGEPAGES [WORKERS]: what every generated config starts with: EAL,
-# WORKERS workers (default 1), ports dp0/dp1 on the topology's veths with a queue pair per
-# worker, and dp0's IPv4 address (the list continues). Two workers on a two-CPU machine share
-# CPU 0 with the main lcore (workers.cpus), and sleep when idle so the test's own processes run.
+# fvs_config_head ID HUGEPAGES [WORKERS [DP1_MTU]]: what every generated config starts with:
+# EAL, WORKERS workers (default 1), ports dp0/dp1 on the topology's veths with a queue pair per
+# worker (dp1 with `mtu: DP1_MTU` when given; the kernel's veth MTUs stay as they are), and
+# dp0's IPv4 address (the list continues). Two workers on a two-CPU machine share CPU 0 with
+# the main lcore (workers.cpus), and sleep when idle so the test's own processes run.
 fvs_config_head() {
-  local id=$1 huge=$2 workers=${3:-1} workers_yaml qpairs=""
+  local id=$1 huge=$2 workers=${3:-1} dp1_mtu=${4:+, mtu: $4} workers_yaml qpairs=""
   case "$workers" in
     1) workers_yaml="{ lcores: [1] }" ;;
     2) if [ "$(nproc)" -ge 3 ]; then workers_yaml="{ lcores: [1, 2], idle_sleep_us: 20 }"
@@ -130,7 +133,7 @@ workers: $workers_yaml
 mempool: { mbufs: 8191, cache_size: 128 }
 ports:
   - { name: dp0, device: "net_af_packet0,iface=${id}l0$qpairs" }
-  - { name: dp1, device: "net_af_packet1,iface=${id}l1$qpairs" }
+  - { name: dp1, device: "net_af_packet1,iface=${id}l1$qpairs"$dp1_mtu }
 addresses:
   - { port: dp0, addr: 192.0.2.1/24 }
 YAML
@@ -212,6 +215,57 @@ fvs_backends_spawn() {
   for i in $(seq 1 "${#NS_BACKENDS[@]}"); do
     fvs_wait_ready "$dir/$out$i.out" "$tool in b$i" || return 1
   done
+}
+
+# fvs_nginx_backends_start DIR PORT: nginx (Debian's nginx-light) in every backend namespace
+# b1..bN, on 0.0.0.0:PORT, one worker, no access log; every request is answered with
+# `backend=bI peer=IP:PORT` (the line tests/e2e/tools/backend.py sends, so lbclient.py reads
+# both). The masters run in the foreground (their PIDs in FVS_PIDS: SIGTERM stops them);
+# files in DIR/nginx-bI. Waits (at most 10 s) until each listens.
+fvs_nginx_backends_start() {
+  local dir=$1 port=$2 i=0 ns conf n
+  for ns in "${NS_BACKENDS[@]}"; do
+    i=$((i + 1))
+    conf="$dir/nginx-b$i"
+    mkdir -p "$conf"
+    cat >"$conf/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+user root;
+pid $conf/nginx.pid;
+error_log $conf/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $conf/body;
+  proxy_temp_path $conf/proxy;
+  server {
+    listen $port backlog=4096;
+    location / { default_type text/plain; return 200 "backend=b$i peer=\$remote_addr:\$remote_port\n"; }
+  }
+}
+NGINX
+    ip netns exec "$ns" nginx -p "$conf" -e "$conf/error.log" -c "$conf/nginx.conf" >"$conf/out" 2>&1 &
+    FVS_PIDS+=($!)
+  done
+  i=0
+  for ns in "${NS_BACKENDS[@]}"; do
+    i=$((i + 1))
+    for n in $(seq 1 100); do
+      ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q LISTEN && continue 2
+      sleep 0.1
+    done
+    echo "nginx in b$i did not listen on :$port:" >&2; cat "$dir/nginx-b$i/error.log" "$dir/nginx-b$i/out" >&2
+    return 1
+  done
+}
+
+# fvs_nstat NS NAME...: the sum of the kernel's SNMP counters NAME... (nstat names, such as
+# TcpExtPAWSTimewait) in namespace NS, absolute values (nstat's history is left alone).
+fvs_nstat() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" nstat -asz "$@" | awk '!/^#/ { s += $2 } END { print s + 0 }'
 }
 
 # fvs_dsr_return ID VIP...: for fvs_lb_topology ID, a return path for DR/TUN replies that

@@ -12,6 +12,7 @@ tests/e2e/tools/backend.py sends.
   hold    URL --conns N --ready-file F --go-file G [--timeout S] [--io-timeout S]
   stream  URL --conns N --duration S [--timeout S] [--interval-ms MS] [--no-reconnect]
   udp     HOST PORT --count N [--sport-range A-B | --sport P] [--bind ADDR] [--timeout S]
+  loop    URL --duration S [--concurrency C] [--timeout S]
 """
 import argparse
 import collections
@@ -298,6 +299,51 @@ def run_stream(args):
                  + (f"; connect failures: {fmt_counts(connect_failures)}" if connect_failures else ""))
 
 
+# ---------------------------------------------------------------- loop
+
+def run_loop(args):
+    """C threads, each opening a new connection per GET for S seconds. Every failure is kept
+    with the wall-clock time its request started, so a test can count the failures of requests
+    started after a moment it recorded (time.time(), as `date +%s.%N`)."""
+    host, port, path = args.url
+    end = time.monotonic() + args.duration
+    lock = threading.Lock()
+    state = {"ok": 0}
+    failures = []  # (start wall-clock, message)
+    backends = collections.Counter()
+
+    def worker():
+        while time.monotonic() < end:
+            started = time.time()
+            try:
+                name, _, _, _ = one_shot(host, port, path, args.timeout)
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    failures.append((started, err_msg(e)))
+                time.sleep(0.01)  # an immediate failure must not turn into a busy loop
+                continue
+            with lock:
+                state["ok"] += 1
+                backends[name] += 1
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=args.duration + 2 * args.timeout + 5)
+    elapsed = time.monotonic() - start
+    with lock:
+        fails = sorted(failures)
+        ok = state["ok"]
+    errors = collections.Counter(m for _, m in fails)
+    res = {"ok": ok, "failed": len(fails), "errors": dict(errors), "backends": dict(backends),
+           "fail_times": [round(t, 3) for t, _ in fails], "rate": round(ok / elapsed, 1),
+           "elapsed_s": round(elapsed, 3)}
+    return res, f"loop: ok={ok} failed={len(fails)} rate={res['rate']}/s backends: {fmt_counts(backends)}" + (
+        f" errors: {fmt_counts(errors)}" if errors else "")
+
+
 # ---------------------------------------------------------------- udp
 
 def run_udp(args):
@@ -432,6 +478,13 @@ def main():
     p.add_argument("--no-reconnect", action="store_true",
                    help="a slot whose connection broke stops instead of reconnecting")
 
+    p = sub.add_parser("loop", help="new connection per GET, C at a time, for S seconds")
+    p.add_argument("url", type=parse_url)
+    p.add_argument("--duration", type=positive(float), required=True)
+    p.add_argument("--concurrency", type=positive(int), default=4)
+    p.add_argument("--timeout", type=positive(float), default=1.0,
+                   help="connect and read timeout per request (default 1)")
+
     p = sub.add_parser("udp", help="N datagrams, one reply each")
     p.add_argument("host")
     p.add_argument("port", type=port_number)
@@ -446,7 +499,7 @@ def main():
 
     args = ap.parse_args()
     run = {"http": run_http, "persist": run_persist, "hold": run_hold,
-           "stream": run_stream, "udp": run_udp}[args.cmd]
+           "stream": run_stream, "udp": run_udp, "loop": run_loop}[args.cmd]
     try:
         res, summary = run(args)
     except (OSError, ValueError, OverflowError) as e:
