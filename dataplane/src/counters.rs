@@ -63,6 +63,9 @@ enum_with_names! {
         ArpNotForUs = "arp_not_for_us",
         /// Neighbour solicitation for an address this box does not own on that port.
         NdNotForUs = "nd_not_for_us",
+        /// ARP whose sender MAC, or neighbour discovery whose link-layer address option, is
+        /// one no host has (all zero, broadcast or multicast): not learned, not answered.
+        BadSenderMac = "bad_sender_mac",
         /// A source address no reply can go to (unspecified, broadcast, multicast).
         BadSource = "bad_source",
         /// IP destination is not an address of this box (no forwarding for it).

@@ -409,7 +409,11 @@ impl<F: Frame> CoreCtx<F> {
             (arp.operation(), arp.sender_mac(), arp.sender_ip(), arp.target_ip());
         let is_request = op == ArpOperation::REQUEST;
         self.counters.event(if is_request { Event::ArpRequestsIn } else { Event::ArpRepliesIn }).inc();
-        let sender_usable = !sender_ip.is_unspecified() && !sender_mac.is_multicast();
+        if !sender_mac.is_host() {
+            // Learning it would poison the entry for `sender_ip`; answering it reaches no one.
+            return self.drop(frame, DropReason::BadSenderMac);
+        }
+        let sender_usable = !sender_ip.is_unspecified();
         if !snap.owns_on_port(port, IpAddr::V4(target_ip)) {
             // Gratuitous ARP and others' conversations: refresh what we know, learn nothing new.
             if sender_usable {
@@ -553,8 +557,10 @@ impl<F: Frame> CoreCtx<F> {
             };
             if msg_type == Icmpv6Type::NEIGHBOR_ADVERT {
                 self.counters.event(Event::NdAdvertsIn).inc();
-                if let Ok(Some(mac)) = icmp.target_link_addr() {
-                    self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx);
+                match icmp.target_link_addr() {
+                    Ok(Some(mac)) if !mac.is_host() => return self.drop(frame, DropReason::BadSenderMac),
+                    Ok(Some(mac)) => self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx),
+                    _ => {}
                 }
                 return; // Consumed.
             }
@@ -605,6 +611,9 @@ impl<F: Frame> CoreCtx<F> {
         let Ok(source_mac) = source_mac else {
             return self.drop(frame, DropReason::MalformedIcmp);
         };
+        if source_mac.is_some_and(|mac| !mac.is_host()) {
+            return self.drop(frame, DropReason::BadSenderMac);
+        }
         // Duplicate address detection (source ::) is answered to all nodes, unsolicited.
         let dad = src.is_unspecified();
         let reply_to = if dad { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { src };
