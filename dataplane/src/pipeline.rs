@@ -30,6 +30,11 @@ const MIN_FRAME_LEN: usize = 60;
 const AGING_BUDGET: usize = 32;
 /// Neighbour learns reported to other cores per burst; more are rare and re-learned anyway.
 const LEARNED_OUTBOX: usize = 64;
+/// ICMP fragmentation-needed messages a core sends at most, per second and at once (RFC 1812
+/// 4.3.2.8: a router limits the errors it originates). Per core, so the box's limit is this
+/// times the workers.
+const ICMP_TOO_BIG_PER_S: u32 = 100;
+const ICMP_TOO_BIG_BURST: u32 = 50;
 /// Frames `process_burst` takes through its stages together (the DPDK rx burst size): enough
 /// connection-table misses in flight at once to hide most of their latency.
 pub const BURST: usize = 32;
@@ -94,6 +99,35 @@ struct NeighborSolicit {
     source_mac: Result<Option<MacAddr>, crate::wire::WireError>,
 }
 
+/// A token bucket owned by one core (plain fields, no atomics): `per_s` tokens a second, at
+/// most `burst` of them saved. Starts full.
+struct TokenBucket {
+    /// In thousandths of a token: a millisecond adds `per_s` of them, a whole number.
+    milli_tokens: u64,
+    last_ms: u64,
+    per_s: u64,
+    burst: u64,
+}
+
+impl TokenBucket {
+    fn new(per_s: u32, burst: u32) -> TokenBucket {
+        let (per_s, burst) = (u64::from(per_s), u64::from(burst));
+        TokenBucket { milli_tokens: burst * 1000, last_ms: 0, per_s, burst }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now_ms: u64) -> bool {
+        let earned = now_ms.saturating_sub(self.last_ms).saturating_mul(self.per_s);
+        self.last_ms = self.last_ms.max(now_ms);
+        self.milli_tokens = self.milli_tokens.saturating_add(earned).min(self.burst * 1000);
+        if self.milli_tokens < 1000 {
+            return false;
+        }
+        self.milli_tokens -= 1000;
+        true
+    }
+}
+
 /// A worker core's own state: nothing here is shared for writing.
 pub struct CoreCtx<F> {
     pub core: u32,
@@ -101,11 +135,20 @@ pub struct CoreCtx<F> {
     pub neigh: NeighTable<F>,
     pub lb: LbCore,
     learned: Vec<NeighLearned>,
+    /// Limits the ICMP fragmentation-needed errors this core sends.
+    too_big_errors: TokenBucket,
 }
 
 impl<F: Frame> CoreCtx<F> {
     pub fn new(core: u32, counters: Arc<CoreCounters>, neigh: NeighParams, lb: LbCore) -> Self {
-        CoreCtx { core, counters, neigh: NeighTable::new(neigh), lb, learned: Vec::with_capacity(LEARNED_OUTBOX) }
+        CoreCtx {
+            core,
+            counters,
+            neigh: NeighTable::new(neigh),
+            lb,
+            learned: Vec::with_capacity(LEARNED_OUTBOX),
+            too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
+        }
     }
 
     /// Call when the worker switches to a new snapshot: per-core service state follows it.
@@ -665,9 +708,16 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let Some(our_mac) = snap.port(port).map(|p| p.mac) else {
+        let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
+        if frame.data().len() > ETH_LEN + usize::from(egress.mtu) {
+            // ferrovs does not fragment. Forwarded packets were checked before their rewrite
+            // (their senders are told); this is what the box itself sends (echo replies,
+            // translated ICMP errors), which nobody is told about.
+            return self.drop(frame, DropReason::TooBig);
+        }
+        let our_mac = egress.mac;
         match self.neigh.resolve(port, next_hop, now_ms) {
             Resolution::Known { mac, probe } => {
                 set_macs(frame.data_mut(), mac, our_mac);

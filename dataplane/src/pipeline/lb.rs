@@ -365,6 +365,16 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Original => Rewrite4 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite4 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
+        let dst = IpAddr::V4(rewrite.dst);
+        let Some(route) = snap.routes.lookup(dst) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(dst));
+        if let Some(mtu) = over_mtu(snap, port, &frame) {
+            // Checked before the rewrite, which keeps the length: the sender must recognise
+            // the packet the error quotes as its own.
+            return self.too_big(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
+        }
         let len = frame.data().len();
         let packet = &mut frame.data_mut()[ETH_LEN..];
         let rewritten = match l4 {
@@ -385,7 +395,7 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        self.route_output(snap, now_ms, frame, IpAddr::V4(rewrite.dst), pool, tx);
+        self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
     }
 
     /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
@@ -405,9 +415,13 @@ impl<F: Frame> CoreCtx<F> {
         if route.next_hop(backend) != backend {
             return self.drop(frame, DropReason::DrBackendNotConnected);
         }
+        let port = route.port;
+        if let Some(mtu) = over_mtu(snap, port, &frame) {
+            return self.too_big(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
+        }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
-        self.send_via(snap, now_ms, frame, route.port, backend, pool, tx);
+        self.send_via(snap, now_ms, frame, port, backend, pool, tx);
     }
 
     /// TUN: the client's IP packet, unchanged, inside an outer IPv4 header (and UDP for GUE)
@@ -442,9 +456,9 @@ impl<F: Frame> CoreCtx<F> {
         let inner_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
         let overhead = tunnel.overhead();
         if inner_len + overhead > mtu {
-            let dont_fragment = ip[6] & 0x40 != 0;
             let fits = (mtu - overhead.min(mtu)) as u16;
-            return self.tunnel_too_big(snap, now_ms, frame, conn, fits, tunnel.too_big, dont_fragment, pool, tx);
+            let tell_client = tunnel.too_big == TooBig::Icmp;
+            return self.too_big(snap, now_ms, frame, fits, DropReason::TunnelTooBig, tell_client, pool, tx);
         }
         // Ethernet padding must not end up inside the tunnel.
         if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
@@ -465,37 +479,43 @@ impl<F: Frame> CoreCtx<F> {
         self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
     }
 
-    /// A TUN packet that would exceed the egress MTU once encapsulated: with policy `icmp`
-    /// and DF set, the client is told the MTU that fits (from the VIP, as the hop it sent
-    /// to); otherwise it is dropped and counted.
+    /// A packet that does not fit its egress MTU, `fits` being the largest IP packet that
+    /// would: ferrovs does not fragment, so it is dropped and counted as `reason`. With
+    /// `tell_sender` and DF set, the sender gets an ICMP fragmentation-needed with `fits`, as
+    /// far as this core's rate limit allows. The error quotes the packet as its sender sent it
+    /// (the caller has not rewritten it) and comes from the address it was sent to (the VIP,
+    /// for a client), so the sender's stack matches it to its socket.
     #[allow(clippy::too_many_arguments)]
-    fn tunnel_too_big(
+    fn too_big(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
-        conn: &Conn,
-        mtu: u16,
-        policy: TooBig,
-        dont_fragment: bool,
+        fits: u16,
+        reason: DropReason,
+        tell_sender: bool,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        if policy == TooBig::Drop || !dont_fragment {
-            return self.drop(frame, DropReason::TunnelTooBig);
+        self.counters.drop_reason(reason).inc();
+        let Ok(ip) = crate::wire::Ipv4Packet::new_checked(&frame.data()[ETH_LEN..]) else { return };
+        if !tell_sender || !ip.dont_frag() {
+            return;
+        }
+        let (sender, sent_to) = (ip.src_addr(), ip.dst_addr());
+        if !self.too_big_errors.take(now_ms) {
+            self.counters.event(Event::IcmpFragNeededRateLimited).inc();
+            return;
         }
         let ip_len = frame.data().len() - ETH_LEN;
         if !frame.set_len(ETH_LEN + ip_len.max(ICMP_ERROR_MAX_LEN)) {
-            return self.drop(frame, DropReason::TunnelTooBig);
+            return;
         }
-        let len = match xlate::icmp_frag_needed_v4(&mut frame.data_mut()[ETH_LEN..], conn.vip, mtu) {
-            Ok(len) => len,
-            Err(_) => return self.drop(frame, DropReason::TunnelTooBig),
-        };
+        // Refused for a fragment, an ICMP error, or a sender that is no single host.
+        let Ok(len) = xlate::icmp_frag_needed_v4(&mut frame.data_mut()[ETH_LEN..], sent_to, fits) else { return };
         frame.set_len(ETH_LEN + len);
-        self.counters.drop_reason(DropReason::TunnelTooBig).inc();
         self.counters.event(Event::IcmpFragNeededSent).inc();
-        self.route_output(snap, now_ms, frame, IpAddr::V4(conn.client), pool, tx);
+        self.route_output(snap, now_ms, frame, IpAddr::V4(sender), pool, tx);
     }
 
     /// The backend of this connection was removed with `reset`: forget the connection and,
@@ -603,6 +623,14 @@ impl<F: Frame> CoreCtx<F> {
         let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
     }
+}
+
+/// The MTU of egress `port` when the IP packet in `frame` is longer (None when it fits, or
+/// for an unknown port, which `send_via` counts).
+#[inline]
+fn over_mtu<F: Frame>(snap: &Snapshot, port: u16, frame: &F) -> Option<u16> {
+    let mtu = snap.port(port)?.mtu;
+    (frame.data().len() > ETH_LEN + usize::from(mtu)).then_some(mtu)
 }
 
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {

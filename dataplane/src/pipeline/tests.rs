@@ -80,10 +80,15 @@ fn ip6(s: &str) -> Ipv6Addr {
 
 /// dp0 = 192.0.2.1/24 + 2001:db8:1::1/64; dp1 = 198.51.100.1/24; 203.0.113.0/24 via 192.0.2.2.
 fn snapshot() -> Snapshot {
-    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500 };
+    snapshot_with_mtus([1500, 1500])
+}
+
+/// `snapshot()` with these MTUs for dp0 and dp1.
+fn snapshot_with_mtus(mtus: [u16; 2]) -> Snapshot {
+    let port = |name: &str, mac, mtu| PortL3 { name: name.into(), mac, mtu };
     let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
     Snapshot::build(
-        vec![(0, port("dp0", OUR_MAC)), (1, port("dp1", OUR_MAC1))],
+        vec![(0, port("dp0", OUR_MAC, mtus[0])), (1, port("dp1", OUR_MAC1, mtus[1]))],
         vec![la(0, "192.0.2.1/24"), la(0, "2001:db8:1::1/64"), la(1, "198.51.100.1/24")],
         vec![Route {
             prefix: "203.0.113.0/24".parse().unwrap(),
@@ -151,8 +156,13 @@ fn arp(op: u16, smac: MacAddr, sip: &str, tmac: MacAddr, tip: &str, eth_dst: Mac
 
 /// An echo request as `ping` sends it: 56 data bytes, checksums computed from scratch.
 fn echo_v4(src_mac: MacAddr, src: &str, dst: &str, ttl: u8) -> Vec<u8> {
+    echo_v4_sized(src_mac, src, dst, ttl, 56)
+}
+
+/// An echo request with `data_len` bytes of data (`ping -s`).
+fn echo_v4_sized(src_mac: MacAddr, src: &str, dst: &str, ttl: u8, data_len: usize) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
-    icmp.extend((0..56u8).map(|i| i.wrapping_mul(7)));
+    icmp.extend((0..data_len).map(|i| (i as u8).wrapping_mul(7)));
     let c = checksum::checksum(&icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     let total = 20 + icmp.len();

@@ -11,6 +11,7 @@ use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service
 mod burst;
 mod cores;
 mod modes;
+mod mtu;
 
 const B1_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x11]);
 const B2_MAC: MacAddr = MacAddr([0x02, 0xb0, 0, 0, 0, 0x12]);
@@ -96,6 +97,12 @@ impl Rig {
 
     fn set_services(&mut self, services: Arc<Services>) {
         self.snap = snapshot().with_services(services);
+        self.ctx.snapshot_changed(&self.snap);
+    }
+
+    /// Gives dp0 and dp1 these MTUs, keeping the services.
+    fn set_mtus(&mut self, mtus: [u16; 2]) {
+        self.snap = snapshot_with_mtus(mtus).with_services(self.snap.services.clone());
         self.ctx.snapshot_changed(&self.snap);
     }
 }
