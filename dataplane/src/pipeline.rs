@@ -59,6 +59,8 @@ pub trait FramePool<F> {
 
 /// Where frames leave.
 pub trait TxSink<F> {
+    /// Sends `frame` out of `port`. The sink counts `tx_packets` and `tx_bytes` for the frames
+    /// the port takes (the NIC may refuse some), and drops and counts the others.
     fn send(&mut self, port: u16, frame: F);
     /// Passes a frame to worker `core`, which owns its connection; gives it back when that
     /// core's ring is full. Only asked with more than one worker.
@@ -426,7 +428,7 @@ impl<F: Frame> CoreCtx<F> {
         let changed = self.neigh.confirm(port, ip, mac, now_ms, create, |mut f, mac| {
             set_macs(f.data_mut(), mac, our_mac);
             counters.event(Event::NeighQueuedSent).inc();
-            send(counters, tx, port, f);
+            tx.send(port, f);
         });
         if changed {
             self.counters.event(Event::NeighLearned).inc();
@@ -474,7 +476,7 @@ impl<F: Frame> CoreCtx<F> {
         set_macs(data, sender_mac, our_mac);
         emit_arp(&mut data[ETH_LEN..], ArpOperation::REPLY, our_mac, target_ip, sender_mac, sender_ip);
         self.counters.event(Event::ArpRepliesOut).inc();
-        send(&self.counters, tx, port, frame);
+        tx.send(port, frame);
     }
 
     fn ipv4_input(
@@ -675,7 +677,7 @@ impl<F: Frame> CoreCtx<F> {
         write_ipv6_header(&mut data[ETH_LEN..], target, reply_to, icmp_len, 255);
         Icmpv6Packet::new_unchecked(&mut data[ETH_LEN + IPV6_HEADER_LEN..]).fill_checksum(target, reply_to);
         self.counters.event(Event::NdAdvertsOut).inc();
-        send(&self.counters, tx, port, frame);
+        tx.send(port, frame);
     }
 
     /// Sends an IP packet (Ethernet header present, MACs to be filled) towards `dst`: route
@@ -721,7 +723,7 @@ impl<F: Frame> CoreCtx<F> {
         match self.neigh.resolve(port, next_hop, now_ms) {
             Resolution::Known { mac, probe } => {
                 set_macs(frame.data_mut(), mac, our_mac);
-                send(&self.counters, tx, port, frame);
+                tx.send(port, frame);
                 if probe {
                     self.solicit(snap, port, next_hop, Some(mac), pool, tx);
                 }
@@ -767,7 +769,7 @@ impl<F: Frame> CoreCtx<F> {
         match built {
             Some(event) => {
                 self.counters.event(event).inc();
-                send(&self.counters, tx, port, frame);
+                tx.send(port, frame);
             }
             None => self.drop(frame, DropReason::NoBuffer),
         }
@@ -801,13 +803,6 @@ fn lb_candidate<F: Frame>(snap: &Snapshot, frame: &F) -> Option<Parsed4> {
         Ipv4Packet::new_unchecked(packet).verify_checksum()
     };
     checksum_ok.then_some(l4)
-}
-
-#[inline]
-fn send<F: Frame>(counters: &CoreCounters, tx: &mut impl TxSink<F>, port: u16, frame: F) {
-    counters.event(Event::TxPackets).inc();
-    counters.event(Event::TxBytes).add(frame.data().len() as u64);
-    tx.send(port, frame);
 }
 
 #[inline]

@@ -22,7 +22,7 @@ mod rss;
 #[cfg(feature = "dpdk")]
 pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
 #[cfg(feature = "dpdk")]
-pub use mbuf::{Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
+pub use mbuf::{Flushed, Mbuf, Mempool, MempoolRef, RxBurst, TxBuffer, BURST_SIZE};
 #[cfg(feature = "dpdk")]
 pub use port::{LinkStatus, Port, PortConf, PortInfo, PortSetup};
 pub use prefetch::prefetch;

@@ -457,11 +457,9 @@ proptest::proptest! {
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         frame.extend(ip);
         frame.extend(tail);
-        let before_tx = rig.event(Event::TxPackets);
         let before_drops = rig.ctx.counters.drops_total();
         let sent = rig.rx(port, frame).len() as u64;
         let dropped = rig.ctx.counters.drops_total() - before_drops;
-        proptest::prop_assert_eq!(rig.event(Event::TxPackets) - before_tx, sent);
         proptest::prop_assert!(sent + dropped >= 1, "a frame vanished uncounted");
     }
 }
