@@ -12,7 +12,7 @@ use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
-use crate::snapshot::{solicited_node, Snapshot};
+use crate::snapshot::{solicited_node, PortL3, Snapshot};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
     Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
@@ -704,7 +704,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        mut frame: F,
+        frame: F,
         port: u16,
         next_hop: IpAddr,
         pool: &mut impl FramePool<F>,
@@ -713,13 +713,29 @@ impl<F: Frame> CoreCtx<F> {
         let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
-        if frame.data().len() > ETH_LEN + usize::from(egress.mtu) {
-            // ferrovs does not fragment. Forwarded packets were checked before their rewrite
-            // (their senders are told); this is what the box itself sends (echo replies,
-            // translated ICMP errors), which nobody is told about.
+        if exceeds_mtu(&frame, egress) {
+            // ferrovs does not fragment. What is forwarded was checked before its rewrite (its
+            // sender is told) and goes by `send_from`; this is what the box itself sends (echo
+            // replies, translated ICMP errors), which nobody is told about.
             return self.drop(frame, DropReason::TooBig);
         }
-        let our_mac = egress.mac;
+        self.send_from(snap, now_ms, frame, port, egress.mac, next_hop, pool, tx);
+    }
+
+    /// `send_via` for a packet already known to fit `port`, whose MAC is `our_mac`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send_from(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: IpAddr,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
         match self.neigh.resolve(port, next_hop, now_ms) {
             Resolution::Known { mac, probe } => {
                 set_macs(frame.data_mut(), mac, our_mac);
@@ -803,6 +819,12 @@ fn lb_candidate<F: Frame>(snap: &Snapshot, frame: &F) -> Option<Parsed4> {
         Ipv4Packet::new_unchecked(packet).verify_checksum()
     };
     checksum_ok.then_some(l4)
+}
+
+/// True when the IP packet in `frame` (Ethernet header aside) is longer than `egress`'s MTU.
+#[inline(always)]
+fn exceeds_mtu<F: Frame>(frame: &F, egress: &PortL3) -> bool {
+    frame.data().len() > ETH_LEN + usize::from(egress.mtu)
 }
 
 #[inline]

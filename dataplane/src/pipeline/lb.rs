@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
+use super::{exceeds_mtu, CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
 use crate::conn::{
     next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
     TcpState,
@@ -370,11 +370,15 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::NoRoute);
         };
         let (port, next_hop) = (route.port, route.next_hop(dst));
-        if let Some(mtu) = over_mtu(snap, port, &frame) {
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
             // Checked before the rewrite, which keeps the length: the sender must recognise
             // the packet the error quotes as its own.
-            return self.too_big(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
+            return self.too_big(snap, now_ms, frame, egress.mtu, DropReason::TooBig, true, pool, tx);
         }
+        let our_mac = egress.mac;
         let len = frame.data().len();
         let packet = &mut frame.data_mut()[ETH_LEN..];
         let rewritten = match l4 {
@@ -395,7 +399,7 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
     /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
@@ -416,12 +420,15 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::DrBackendNotConnected);
         }
         let port = route.port;
-        if let Some(mtu) = over_mtu(snap, port, &frame) {
-            return self.too_big(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
+            return self.too_big(snap, now_ms, frame, egress.mtu, DropReason::TooBig, true, pool, tx);
         }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
-        self.send_via(snap, now_ms, frame, port, backend, pool, tx);
+        self.send_from(snap, now_ms, frame, port, egress.mac, backend, pool, tx);
     }
 
     /// TUN: the client's IP packet, unchanged, inside an outer IPv4 header (and UDP for GUE)
@@ -445,9 +452,10 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::NoRoute);
         };
         let (port, next_hop) = (route.port, route.next_hop(backend));
-        let Some(mtu) = snap.port(port).map(|p| usize::from(p.mtu)) else {
+        let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
+        let (mtu, our_mac) = (usize::from(egress.mtu), egress.mac);
         let Some(IpAddr::V4(src)) = snap.source_for(port, next_hop) else {
             return self.drop(frame, DropReason::NoSourceAddress);
         };
@@ -476,7 +484,8 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
-        self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
+        // Fits: checked above, with the encapsulation.
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
     /// A packet that does not fit its egress MTU, `fits` being the largest IP packet that
@@ -486,6 +495,8 @@ impl<F: Frame> CoreCtx<F> {
     /// (the caller has not rewritten it) and comes from the address it was sent to (the VIP,
     /// for a client), so the sender's stack matches it to its socket.
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn too_big(
         &mut self,
         snap: &Snapshot,
@@ -623,14 +634,6 @@ impl<F: Frame> CoreCtx<F> {
         let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
     }
-}
-
-/// The MTU of egress `port` when the IP packet in `frame` is longer (None when it fits, or
-/// for an unknown port, which `send_via` counts).
-#[inline]
-fn over_mtu<F: Frame>(snap: &Snapshot, port: u16, frame: &F) -> Option<u16> {
-    let mtu = snap.port(port)?.mtu;
-    (frame.data().len() > ETH_LEN + usize::from(mtu)).then_some(mtu)
 }
 
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
