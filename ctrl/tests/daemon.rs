@@ -614,6 +614,63 @@ fn pcap_frames_get_exact_replies() {
     assert_nothing_left(&prefix, &socket);
 }
 
+/// A port that refuses every frame (a memif server no client ever connects to) next to a
+/// pcap port: ferrovs' `tx_packets` and `tx_bytes` count what the ports took, so they equal
+/// the ports' own counters, and what was refused counts only as `drop_tx_full`.
+#[test]
+fn tx_packets_count_only_what_the_ports_took() {
+    let _guard = lock();
+    let dir = TempDir::new("txfull");
+    let prefix = format!("fvs-it-{}-txfull", std::process::id());
+    let socket = dir.join("fvs.sock");
+    let d = dir.path().display();
+    let yaml = format!(
+        "eal: {{ file_prefix: {prefix}, hugepages: false, memory_mb: 128 }}\n\
+         workers: {{ lcores: [1] }}\n\
+         mempool: {{ mbufs: 2047, cache_size: 64 }}\n\
+         ports:\n  - {{ name: dp0, device: \"net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap\" }}\n  \
+           - {{ name: dp1, device: \"net_memif0,role=server,socket={d}/memif.sock,socket-abstract=no\" }}\n\
+         addresses:\n  - {{ port: dp0, addr: 192.0.2.1/24 }}\n  - {{ port: dp1, addr: 198.51.100.1/24 }}\n\
+         api: {{ socket: {} }}\n",
+        socket.display()
+    );
+    let config = dir.join("ferrovs.yaml");
+    fs::write(&config, &yaml).unwrap();
+    let (us, client, far): (Ipv4Addr, Ipv4Addr, Ipv4Addr) =
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap(), "198.51.100.9".parse().unwrap());
+    // An ARP request, answered on dp0 (taken), and an echo request from a host on dp1's
+    // network: its reply waits for ARP on dp1, whose requests dp1 refuses.
+    let arp_request = pad60(ethernet([0xff; 6], CLIENT_MAC, 0x0806, &arp(1, CLIENT_MAC, client, [0; 6], us)));
+    let echo = ethernet(PCAP_MAC, CLIENT_MAC, 0x0800, &ipv4(far, us, 64, 1, &icmp4_echo(8, 1, 1, b"refused")));
+    write_pcap(&dir.join("in.pcap"), &[arp_request, echo]);
+    let daemon = Daemon::start(&config, &socket, dir.path());
+
+    // dp1 refuses the request and its re-probes until the neighbour gives up (3 requests,
+    // a second apart); then nothing more is sent.
+    let start = Instant::now();
+    let total = loop {
+        let total = totals(&socket);
+        if counter(&total, "rx_packets") == 2 && counter(&total, "drop_neigh_unresolved") == 1 {
+            break total;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "after 15 s: {total}");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let links = fvs_json(&socket, &["link", "show", "-s"]);
+    let link_sum =
+        |name: &str| links.as_array().unwrap().iter().map(|l| l["stats"][name].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((link_sum("tx_packets"), link_sum("tx_bytes")), (1, 60), "the ARP reply only: {links}");
+    assert_eq!(
+        (counter(&total, "tx_packets"), counter(&total, "tx_bytes")),
+        (link_sum("tx_packets"), link_sum("tx_bytes")),
+        "ferrovs' tx counters against the ports' ({links}): {total}"
+    );
+    assert_eq!(counter(&total, "arp_requests_out"), 3, "{total}");
+    assert_eq!(counter(&total, "drop_tx_full"), 3, "each request refused: {total}");
+    daemon.stop();
+    assert_nothing_left(&prefix, &socket);
+}
+
 #[test]
 fn bad_config_is_refused_with_the_field_named() {
     let _guard = lock();

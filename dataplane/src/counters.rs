@@ -63,6 +63,9 @@ enum_with_names! {
         ArpNotForUs = "arp_not_for_us",
         /// Neighbour solicitation for an address this box does not own on that port.
         NdNotForUs = "nd_not_for_us",
+        /// ARP whose sender MAC, or neighbour discovery whose link-layer address option, is
+        /// one no host has (all zero, broadcast or multicast): not learned, not answered.
+        BadSenderMac = "bad_sender_mac",
         /// A source address no reply can go to (unspecified, broadcast, multicast).
         BadSource = "bad_source",
         /// IP destination is not an address of this box (no forwarding for it).
@@ -104,9 +107,14 @@ enum_with_names! {
         TtlExpired = "ttl_expired",
         /// A packet of a connection whose backend was removed with `reset` (a RST answers TCP).
         BackendRemoved = "backend_removed",
-        /// TUN: the encapsulated packet would not fit the egress MTU (policy `drop`, or DF
-        /// clear, or an ICMP error that must not be answered with another).
+        /// TUN: the encapsulated packet would not fit the egress MTU (with policy `icmp` and
+        /// DF set, the client was told the size that fits, unless rate-limited).
         TunnelTooBig = "tunnel_too_big",
+        /// Longer than the egress port's MTU (ferrovs does not fragment): a forwarded packet
+        /// (NAT, FullNAT, DR, SNAT) whose sender was told the size that fits when it had DF
+        /// set (unless rate-limited), or a packet of the box's own (echo reply, translated
+        /// ICMP error).
+        TooBig = "too_big",
         /// DR: the backend's route is not a directly connected network (routes changed since
         /// the service was accepted).
         DrBackendNotConnected = "dr_backend_not_connected",
@@ -155,9 +163,11 @@ enum_with_names! {
         /// ICMP errors about a tracked connection, translated and forwarded.
         IcmpErrorsTranslated = "icmp_errors_translated",
         TcpResetsSent = "tcp_resets_sent",
-        /// TUN: ICMP fragmentation-needed sent to a client whose packet did not fit once
-        /// encapsulated.
+        /// ICMP fragmentation-needed sent to the sender of a packet that did not fit the
+        /// egress MTU (once encapsulated, for TUN), and those the per-core rate limit held
+        /// back (the packet is dropped and counted either way).
         IcmpFragNeededSent = "icmp_frag_needed_sent",
+        IcmpFragNeededRateLimited = "icmp_frag_needed_rate_limited",
         /// SNAT: packets of outbound connections, leaving (out) and replies coming back (in).
         SnatOutPackets = "snat_out_packets",
         SnatInPackets = "snat_in_packets",

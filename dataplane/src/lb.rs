@@ -526,7 +526,7 @@ impl LbCore {
     }
 
     /// Traffic of a connection's backend; `inbound` is client to backend.
-    #[inline]
+    #[inline(always)]
     pub fn count_packet(&self, slot: u16, gen: u32, inbound: bool, bytes: usize) {
         let Some(b) = self.backends.get(usize::from(slot)) else { return };
         if b.gen != gen {

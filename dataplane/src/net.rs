@@ -20,6 +20,11 @@ impl MacAddr {
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 == 1
     }
+    /// A MAC one host can have: not all zero and not a group address (multicast, broadcast).
+    /// Only these may enter the neighbour table.
+    pub fn is_host(&self) -> bool {
+        !self.is_multicast() && *self != Self::ZERO
+    }
     /// The Ethernet multicast address for an IPv6 multicast address (RFC 2464 section 7).
     pub fn ipv6_multicast(addr: Ipv6Addr) -> MacAddr {
         let o = addr.octets();

@@ -12,7 +12,7 @@ use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
-use crate::snapshot::{solicited_node, Snapshot};
+use crate::snapshot::{solicited_node, PortL3, Snapshot};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
     Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
@@ -30,6 +30,11 @@ const MIN_FRAME_LEN: usize = 60;
 const AGING_BUDGET: usize = 32;
 /// Neighbour learns reported to other cores per burst; more are rare and re-learned anyway.
 const LEARNED_OUTBOX: usize = 64;
+/// ICMP fragmentation-needed messages a core sends at most, per second and at once (RFC 1812
+/// 4.3.2.8: a router limits the errors it originates). Per core, so the box's limit is this
+/// times the workers.
+const ICMP_TOO_BIG_PER_S: u32 = 100;
+const ICMP_TOO_BIG_BURST: u32 = 50;
 /// Frames `process_burst` takes through its stages together (the DPDK rx burst size): enough
 /// connection-table misses in flight at once to hide most of their latency.
 pub const BURST: usize = 32;
@@ -54,6 +59,8 @@ pub trait FramePool<F> {
 
 /// Where frames leave.
 pub trait TxSink<F> {
+    /// Sends `frame` out of `port`. The sink counts `tx_packets` and `tx_bytes` for the frames
+    /// the port takes (the NIC may refuse some), and drops and counts the others.
     fn send(&mut self, port: u16, frame: F);
     /// Passes a frame to worker `core`, which owns its connection; gives it back when that
     /// core's ring is full. Only asked with more than one worker.
@@ -94,6 +101,35 @@ struct NeighborSolicit {
     source_mac: Result<Option<MacAddr>, crate::wire::WireError>,
 }
 
+/// A token bucket owned by one core (plain fields, no atomics): `per_s` tokens a second, at
+/// most `burst` of them saved. Starts full.
+struct TokenBucket {
+    /// In thousandths of a token: a millisecond adds `per_s` of them, a whole number.
+    milli_tokens: u64,
+    last_ms: u64,
+    per_s: u64,
+    burst: u64,
+}
+
+impl TokenBucket {
+    fn new(per_s: u32, burst: u32) -> TokenBucket {
+        let (per_s, burst) = (u64::from(per_s), u64::from(burst));
+        TokenBucket { milli_tokens: burst * 1000, last_ms: 0, per_s, burst }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now_ms: u64) -> bool {
+        let earned = now_ms.saturating_sub(self.last_ms).saturating_mul(self.per_s);
+        self.last_ms = self.last_ms.max(now_ms);
+        self.milli_tokens = self.milli_tokens.saturating_add(earned).min(self.burst * 1000);
+        if self.milli_tokens < 1000 {
+            return false;
+        }
+        self.milli_tokens -= 1000;
+        true
+    }
+}
+
 /// A worker core's own state: nothing here is shared for writing.
 pub struct CoreCtx<F> {
     pub core: u32,
@@ -101,11 +137,20 @@ pub struct CoreCtx<F> {
     pub neigh: NeighTable<F>,
     pub lb: LbCore,
     learned: Vec<NeighLearned>,
+    /// Limits the ICMP fragmentation-needed errors this core sends.
+    too_big_errors: TokenBucket,
 }
 
 impl<F: Frame> CoreCtx<F> {
     pub fn new(core: u32, counters: Arc<CoreCounters>, neigh: NeighParams, lb: LbCore) -> Self {
-        CoreCtx { core, counters, neigh: NeighTable::new(neigh), lb, learned: Vec::with_capacity(LEARNED_OUTBOX) }
+        CoreCtx {
+            core,
+            counters,
+            neigh: NeighTable::new(neigh),
+            lb,
+            learned: Vec::with_capacity(LEARNED_OUTBOX),
+            too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
+        }
     }
 
     /// Call when the worker switches to a new snapshot: per-core service state follows it.
@@ -383,7 +428,7 @@ impl<F: Frame> CoreCtx<F> {
         let changed = self.neigh.confirm(port, ip, mac, now_ms, create, |mut f, mac| {
             set_macs(f.data_mut(), mac, our_mac);
             counters.event(Event::NeighQueuedSent).inc();
-            send(counters, tx, port, f);
+            tx.send(port, f);
         });
         if changed {
             self.counters.event(Event::NeighLearned).inc();
@@ -409,7 +454,11 @@ impl<F: Frame> CoreCtx<F> {
             (arp.operation(), arp.sender_mac(), arp.sender_ip(), arp.target_ip());
         let is_request = op == ArpOperation::REQUEST;
         self.counters.event(if is_request { Event::ArpRequestsIn } else { Event::ArpRepliesIn }).inc();
-        let sender_usable = !sender_ip.is_unspecified() && !sender_mac.is_multicast();
+        if !sender_mac.is_host() {
+            // Learning it would poison the entry for `sender_ip`; answering it reaches no one.
+            return self.drop(frame, DropReason::BadSenderMac);
+        }
+        let sender_usable = !sender_ip.is_unspecified();
         if !snap.owns_on_port(port, IpAddr::V4(target_ip)) {
             // Gratuitous ARP and others' conversations: refresh what we know, learn nothing new.
             if sender_usable {
@@ -427,7 +476,7 @@ impl<F: Frame> CoreCtx<F> {
         set_macs(data, sender_mac, our_mac);
         emit_arp(&mut data[ETH_LEN..], ArpOperation::REPLY, our_mac, target_ip, sender_mac, sender_ip);
         self.counters.event(Event::ArpRepliesOut).inc();
-        send(&self.counters, tx, port, frame);
+        tx.send(port, frame);
     }
 
     fn ipv4_input(
@@ -553,8 +602,10 @@ impl<F: Frame> CoreCtx<F> {
             };
             if msg_type == Icmpv6Type::NEIGHBOR_ADVERT {
                 self.counters.event(Event::NdAdvertsIn).inc();
-                if let Ok(Some(mac)) = icmp.target_link_addr() {
-                    self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx);
+                match icmp.target_link_addr() {
+                    Ok(Some(mac)) if !mac.is_host() => return self.drop(frame, DropReason::BadSenderMac),
+                    Ok(Some(mac)) => self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx),
+                    _ => {}
                 }
                 return; // Consumed.
             }
@@ -605,6 +656,9 @@ impl<F: Frame> CoreCtx<F> {
         let Ok(source_mac) = source_mac else {
             return self.drop(frame, DropReason::MalformedIcmp);
         };
+        if source_mac.is_some_and(|mac| !mac.is_host()) {
+            return self.drop(frame, DropReason::BadSenderMac);
+        }
         // Duplicate address detection (source ::) is answered to all nodes, unsolicited.
         let dad = src.is_unspecified();
         let reply_to = if dad { Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) } else { src };
@@ -623,7 +677,7 @@ impl<F: Frame> CoreCtx<F> {
         write_ipv6_header(&mut data[ETH_LEN..], target, reply_to, icmp_len, 255);
         Icmpv6Packet::new_unchecked(&mut data[ETH_LEN + IPV6_HEADER_LEN..]).fill_checksum(target, reply_to);
         self.counters.event(Event::NdAdvertsOut).inc();
-        send(&self.counters, tx, port, frame);
+        tx.send(port, frame);
     }
 
     /// Sends an IP packet (Ethernet header present, MACs to be filled) towards `dst`: route
@@ -650,19 +704,42 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        mut frame: F,
+        frame: F,
         port: u16,
         next_hop: IpAddr,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let Some(our_mac) = snap.port(port).map(|p| p.mac) else {
+        let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
+        if exceeds_mtu(&frame, egress) {
+            // ferrovs does not fragment. What is forwarded was checked before its rewrite (its
+            // sender is told) and goes by `send_from`; this is what the box itself sends (echo
+            // replies, translated ICMP errors), which nobody is told about.
+            return self.drop(frame, DropReason::TooBig);
+        }
+        self.send_from(snap, now_ms, frame, port, egress.mac, next_hop, pool, tx);
+    }
+
+    /// `send_via` for a packet already known to fit `port`, whose MAC is `our_mac`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send_from(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: IpAddr,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
         match self.neigh.resolve(port, next_hop, now_ms) {
             Resolution::Known { mac, probe } => {
                 set_macs(frame.data_mut(), mac, our_mac);
-                send(&self.counters, tx, port, frame);
+                tx.send(port, frame);
                 if probe {
                     self.solicit(snap, port, next_hop, Some(mac), pool, tx);
                 }
@@ -708,7 +785,7 @@ impl<F: Frame> CoreCtx<F> {
         match built {
             Some(event) => {
                 self.counters.event(event).inc();
-                send(&self.counters, tx, port, frame);
+                tx.send(port, frame);
             }
             None => self.drop(frame, DropReason::NoBuffer),
         }
@@ -744,11 +821,10 @@ fn lb_candidate<F: Frame>(snap: &Snapshot, frame: &F) -> Option<Parsed4> {
     checksum_ok.then_some(l4)
 }
 
-#[inline]
-fn send<F: Frame>(counters: &CoreCounters, tx: &mut impl TxSink<F>, port: u16, frame: F) {
-    counters.event(Event::TxPackets).inc();
-    counters.event(Event::TxBytes).add(frame.data().len() as u64);
-    tx.send(port, frame);
+/// True when the IP packet in `frame` (Ethernet header aside) is longer than `egress`'s MTU.
+#[inline(always)]
+fn exceeds_mtu<F: Frame>(frame: &F, egress: &PortL3) -> bool {
+    frame.data().len() > ETH_LEN + usize::from(egress.mtu)
 }
 
 #[inline]

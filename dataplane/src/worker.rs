@@ -71,10 +71,8 @@ struct TxPorts<'a> {
 
 impl TxPorts<'_> {
     fn flush(&mut self) {
-        for (buf, port) in self.bufs.iter_mut().zip(self.ports) {
-            let unsent = buf.flush(*port, self.queue);
-            // tx_packets counted what the pipeline sent; these are the ones the NIC refused.
-            self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
+        for index in 0..self.bufs.len() {
+            self.flush_port(index);
         }
         for (ring, buf) in &mut self.handoff {
             if let Some(ring) = ring {
@@ -82,6 +80,17 @@ impl TxPorts<'_> {
                 self.counters.drop_reason(DropReason::HandoffFull).add(unsent as u64);
             }
         }
+    }
+
+    /// Hands port `index`'s buffered frames to its tx queue. `tx_packets` and `tx_bytes` count
+    /// what the port took, so they agree with the link's own counters; what it refused is
+    /// freed and counted as `drop_tx_full` only.
+    #[inline]
+    fn flush_port(&mut self, index: usize) {
+        let flushed = self.bufs[index].flush(self.ports[index], self.queue);
+        self.counters.event(Event::TxPackets).add(flushed.sent as u64);
+        self.counters.event(Event::TxBytes).add(flushed.sent_bytes);
+        self.counters.drop_reason(DropReason::TxFull).add(flushed.refused as u64);
     }
 }
 
@@ -99,8 +108,7 @@ impl TxSink<Mbuf> for TxPorts<'_> {
             return;
         }
         if self.bufs[index].is_full() {
-            let unsent = self.bufs[index].flush(self.ports[index], self.queue);
-            self.counters.drop_reason(DropReason::TxFull).add(unsent as u64);
+            self.flush_port(index);
         }
     }
 

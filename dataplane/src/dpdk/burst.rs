@@ -146,26 +146,45 @@ impl TxBuffer {
         unsent
     }
 
-    /// Sends what is buffered on `queue` of `port`; frees and returns the count of frames the
-    /// NIC did not take (the caller counts them as drops).
+    /// Sends what is buffered on `queue` of `port` and frees the frames the NIC did not take.
+    /// Says how many frames (and bytes) it took and how many it refused, for the caller to
+    /// count.
     #[inline]
-    pub fn flush(&mut self, port: Port, queue: u16) -> usize {
+    pub fn flush(&mut self, port: Port, queue: u16) -> Flushed {
         if self.len == 0 {
-            return 0;
+            return Flushed::default();
+        }
+        // Summed before the burst: the frames the NIC takes are no longer ours to read.
+        let mut bytes = 0;
+        for raw in &self.pkts[..self.len] {
+            // SAFETY: pkts[..len] are valid mbufs owned by this buffer.
+            bytes += u64::from(unsafe { (**raw).pkt_len });
         }
         // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`;
         // the calling worker owns this queue.
         let sent = usize::from(unsafe {
             dpdk_sys::rte_eth_tx_burst(port.id(), queue, self.pkts.as_mut_ptr(), self.len as u16)
         });
-        let unsent = self.len - sent;
         for raw in &self.pkts[sent..self.len] {
             // SAFETY: the NIC did not take these; we still own them.
+            bytes -= u64::from(unsafe { (**raw).pkt_len });
+            // SAFETY: as above; each is freed once, here.
             drop(unsafe { Mbuf::from_raw(*raw) });
         }
+        let refused = self.len - sent;
         self.len = 0;
-        unsent
+        Flushed { sent, sent_bytes: bytes, refused }
     }
+}
+
+/// What one [`TxBuffer::flush`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Frames the NIC took, and their bytes.
+    pub sent: usize,
+    pub sent_bytes: u64,
+    /// Frames it refused (freed).
+    pub refused: usize,
 }
 
 impl Drop for TxBuffer {

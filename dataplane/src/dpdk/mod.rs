@@ -23,7 +23,7 @@ mod ring;
 mod rss;
 
 #[cfg(feature = "dpdk")]
-pub use burst::{RxBurst, TxBuffer, BURST_SIZE};
+pub use burst::{Flushed, RxBurst, TxBuffer, BURST_SIZE};
 #[cfg(feature = "dpdk")]
 pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
 #[cfg(feature = "dpdk")]

@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
+use super::{exceeds_mtu, CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
 use crate::conn::{
     next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
     TcpState,
@@ -365,6 +365,20 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Original => Rewrite4 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite4 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
+        let dst = IpAddr::V4(rewrite.dst);
+        let Some(route) = snap.routes.lookup(dst) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(dst));
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
+            // Checked before the rewrite, which keeps the length: the sender must recognise
+            // the packet the error quotes as its own.
+            return self.too_big(snap, now_ms, frame, egress.mtu, DropReason::TooBig, true, pool, tx);
+        }
+        let our_mac = egress.mac;
         let len = frame.data().len();
         let packet = &mut frame.data_mut()[ETH_LEN..];
         let rewritten = match l4 {
@@ -385,7 +399,7 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        self.route_output(snap, now_ms, frame, IpAddr::V4(rewrite.dst), pool, tx);
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
     /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
@@ -405,9 +419,16 @@ impl<F: Frame> CoreCtx<F> {
         if route.next_hop(backend) != backend {
             return self.drop(frame, DropReason::DrBackendNotConnected);
         }
+        let port = route.port;
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
+            return self.too_big(snap, now_ms, frame, egress.mtu, DropReason::TooBig, true, pool, tx);
+        }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
-        self.send_via(snap, now_ms, frame, route.port, backend, pool, tx);
+        self.send_from(snap, now_ms, frame, port, egress.mac, backend, pool, tx);
     }
 
     /// TUN: the client's IP packet, unchanged, inside an outer IPv4 header (and UDP for GUE)
@@ -431,9 +452,10 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::NoRoute);
         };
         let (port, next_hop) = (route.port, route.next_hop(backend));
-        let Some(mtu) = snap.port(port).map(|p| usize::from(p.mtu)) else {
+        let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
+        let (mtu, our_mac) = (usize::from(egress.mtu), egress.mac);
         let Some(IpAddr::V4(src)) = snap.source_for(port, next_hop) else {
             return self.drop(frame, DropReason::NoSourceAddress);
         };
@@ -442,9 +464,9 @@ impl<F: Frame> CoreCtx<F> {
         let inner_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
         let overhead = tunnel.overhead();
         if inner_len + overhead > mtu {
-            let dont_fragment = ip[6] & 0x40 != 0;
             let fits = (mtu - overhead.min(mtu)) as u16;
-            return self.tunnel_too_big(snap, now_ms, frame, conn, fits, tunnel.too_big, dont_fragment, pool, tx);
+            let tell_client = tunnel.too_big == TooBig::Icmp;
+            return self.too_big(snap, now_ms, frame, fits, DropReason::TunnelTooBig, tell_client, pool, tx);
         }
         // Ethernet padding must not end up inside the tunnel.
         if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
@@ -462,40 +484,49 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
-        self.send_via(snap, now_ms, frame, port, next_hop, pool, tx);
+        // Fits: checked above, with the encapsulation.
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
-    /// A TUN packet that would exceed the egress MTU once encapsulated: with policy `icmp`
-    /// and DF set, the client is told the MTU that fits (from the VIP, as the hop it sent
-    /// to); otherwise it is dropped and counted.
+    /// A packet that does not fit its egress MTU, `fits` being the largest IP packet that
+    /// would: ferrovs does not fragment, so it is dropped and counted as `reason`. With
+    /// `tell_sender` and DF set, the sender gets an ICMP fragmentation-needed with `fits`, as
+    /// far as this core's rate limit allows. The error quotes the packet as its sender sent it
+    /// (the caller has not rewritten it) and comes from the address it was sent to (the VIP,
+    /// for a client), so the sender's stack matches it to its socket.
     #[allow(clippy::too_many_arguments)]
-    fn tunnel_too_big(
+    #[cold]
+    #[inline(never)]
+    fn too_big(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
-        conn: &Conn,
-        mtu: u16,
-        policy: TooBig,
-        dont_fragment: bool,
+        fits: u16,
+        reason: DropReason,
+        tell_sender: bool,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        if policy == TooBig::Drop || !dont_fragment {
-            return self.drop(frame, DropReason::TunnelTooBig);
+        self.counters.drop_reason(reason).inc();
+        let Ok(ip) = crate::wire::Ipv4Packet::new_checked(&frame.data()[ETH_LEN..]) else { return };
+        if !tell_sender || !ip.dont_frag() {
+            return;
+        }
+        let (sender, sent_to) = (ip.src_addr(), ip.dst_addr());
+        if !self.too_big_errors.take(now_ms) {
+            self.counters.event(Event::IcmpFragNeededRateLimited).inc();
+            return;
         }
         let ip_len = frame.data().len() - ETH_LEN;
         if !frame.set_len(ETH_LEN + ip_len.max(ICMP_ERROR_MAX_LEN)) {
-            return self.drop(frame, DropReason::TunnelTooBig);
+            return;
         }
-        let len = match xlate::icmp_frag_needed_v4(&mut frame.data_mut()[ETH_LEN..], conn.vip, mtu) {
-            Ok(len) => len,
-            Err(_) => return self.drop(frame, DropReason::TunnelTooBig),
-        };
+        // Refused for a fragment, an ICMP error, or a sender that is no single host.
+        let Ok(len) = xlate::icmp_frag_needed_v4(&mut frame.data_mut()[ETH_LEN..], sent_to, fits) else { return };
         frame.set_len(ETH_LEN + len);
-        self.counters.drop_reason(DropReason::TunnelTooBig).inc();
         self.counters.event(Event::IcmpFragNeededSent).inc();
-        self.route_output(snap, now_ms, frame, IpAddr::V4(conn.client), pool, tx);
+        self.route_output(snap, now_ms, frame, IpAddr::V4(sender), pool, tx);
     }
 
     /// The backend of this connection was removed with `reset`: forget the connection and,

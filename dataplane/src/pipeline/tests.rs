@@ -58,8 +58,13 @@ fn arp(op: u16, smac: MacAddr, sip: &str, tmac: MacAddr, tip: &str, eth_dst: Mac
 
 /// An echo request as `ping` sends it: 56 data bytes, checksums computed from scratch.
 fn echo_v4(src_mac: MacAddr, src: &str, dst: &str, ttl: u8) -> Vec<u8> {
+    echo_v4_sized(src_mac, src, dst, ttl, 56)
+}
+
+/// An echo request with `data_len` bytes of data (`ping -s`).
+fn echo_v4_sized(src_mac: MacAddr, src: &str, dst: &str, ttl: u8, data_len: usize) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
-    icmp.extend((0..56u8).map(|i| i.wrapping_mul(7)));
+    icmp.extend((0..data_len).map(|i| (i as u8).wrapping_mul(7)));
     let c = checksum::checksum(&icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     let total = 20 + icmp.len();
@@ -129,6 +134,93 @@ fn arp_for_other_addresses_or_other_port_is_dropped() {
     bad[14 + 5] = 16; // plen 16: not Ethernet/IPv4 ARP.
     assert!(rig.rx(0, bad).is_empty());
     assert_eq!(rig.drops(DropReason::MalformedArp), 1);
+}
+
+/// The MACs no host has: ARP or ND that claims one must not reach the neighbour table.
+const NOT_A_HOST_MAC: [MacAddr; 3] = [MacAddr::ZERO, MacAddr::BROADCAST, MacAddr([0x01, 0x00, 0x5e, 0, 0, 0x01])];
+
+/// The neighbour table's MAC for `ip` on dp0.
+fn neigh_mac(rig: &Rig, ip: &str) -> Option<MacAddr> {
+    let ip: IpAddr = ip.parse().unwrap();
+    rig.ctx.neigh.dump(rig.now).iter().find(|n| n.port == 0 && n.ip == ip).and_then(|n| n.mac)
+}
+
+#[test]
+fn arp_with_a_sender_mac_no_host_has_is_dropped_and_the_entry_kept() {
+    let mut rig = Rig::new();
+    rig.rx(0, arp(1, CLIENT_MAC, "192.0.2.2", MacAddr::ZERO, "192.0.2.1", MacAddr::BROADCAST));
+    assert_eq!(neigh_mac(&rig, "192.0.2.2"), Some(CLIENT_MAC));
+    rig.ctx.drain_learned().for_each(drop);
+    let mut bad = 0;
+    for mac in NOT_A_HOST_MAC {
+        // A gratuitous ARP (request and reply form), a request to us, a reply to us, each
+        // claiming the client's address is at `mac`.
+        let frames = [
+            arp(1, mac, "192.0.2.2", MacAddr::ZERO, "192.0.2.2", MacAddr::BROADCAST),
+            arp(2, mac, "192.0.2.2", MacAddr::BROADCAST, "192.0.2.2", MacAddr::BROADCAST),
+            arp(1, mac, "192.0.2.2", MacAddr::ZERO, "192.0.2.1", MacAddr::BROADCAST),
+            arp(2, mac, "192.0.2.2", OUR_MAC, "192.0.2.1", OUR_MAC),
+            // A stranger's address, to us: no entry either.
+            arp(1, mac, "192.0.2.3", MacAddr::ZERO, "192.0.2.1", MacAddr::BROADCAST),
+        ];
+        for frame in frames {
+            assert!(rig.rx(0, frame).is_empty(), "no answer to a sender at {mac}");
+            bad += 1;
+        }
+        assert_eq!(neigh_mac(&rig, "192.0.2.2"), Some(CLIENT_MAC), "entry kept against {mac}");
+        assert_eq!(neigh_mac(&rig, "192.0.2.3"), None, "no entry made for {mac}");
+    }
+    assert_eq!(rig.drops(DropReason::BadSenderMac), bad);
+    assert_eq!(rig.ctx.drain_learned().count(), 0, "nothing reported to the other cores");
+    // The entry is still the one packets use.
+    let out = rig.rx(0, echo_v4(CLIENT_MAC, "192.0.2.2", "192.0.2.1", 64));
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0].1[0..6], &CLIENT_MAC.0);
+}
+
+/// A neighbour solicitation (`na`: false) or advertisement from `src` to `dst` about `target`,
+/// with a link-layer address option (source for NS, target for NA) of `mac`.
+fn nd(na: bool, src: &str, dst: Ipv6Addr, target: &str, mac: MacAddr) -> Vec<u8> {
+    let mut icmp = [0u8; 32];
+    if na {
+        emit_neighbor_advert(&mut icmp, ip6(target), mac, true);
+    } else {
+        emit_neighbor_solicit(&mut icmp, ip6(target), mac);
+    }
+    let sum = checksum::pseudo_header_v6(ip6(src), dst, 58, 32) + checksum::sum(&icmp);
+    icmp[2..4].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    let eth_dst = if dst.is_multicast() { MacAddr::ipv6_multicast(dst) } else { OUR_MAC };
+    let mut v = eth(eth_dst, CLIENT_MAC, 0x86dd);
+    v.extend_from_slice(&[0x60, 0, 0, 0, 0, 32, 58, 255]);
+    v.extend_from_slice(&ip6(src).octets());
+    v.extend_from_slice(&dst.octets());
+    v.extend_from_slice(&icmp);
+    v
+}
+
+#[test]
+fn nd_with_a_link_layer_address_no_host_has_is_dropped_and_the_entry_kept() {
+    let mut rig = Rig::new();
+    let (client, ours) = ("2001:db8:1::2", "2001:db8:1::1");
+    let group = solicited_node(ip6(ours));
+    assert_eq!(rig.rx(0, nd(false, client, group, ours, CLIENT_MAC)).len(), 1, "advert to a good solicitation");
+    assert_eq!(neigh_mac(&rig, client), Some(CLIENT_MAC));
+    let mut bad = 0;
+    for mac in NOT_A_HOST_MAC {
+        // A solicitation whose source link-layer option is `mac`: no advert, no entry change.
+        assert!(rig.rx(0, nd(false, client, group, ours, mac)).is_empty(), "no advert to {mac}");
+        assert!(rig.rx(0, nd(false, "2001:db8:1::3", group, ours, mac)).is_empty());
+        // Adverts (solicited, to us, and unsolicited, to all nodes) with target option `mac`.
+        rig.rx(0, nd(true, client, ip6(ours), client, mac));
+        rig.rx(0, nd(true, client, ip6("ff02::1"), client, mac));
+        bad += 4;
+        assert_eq!(neigh_mac(&rig, client), Some(CLIENT_MAC), "entry kept against {mac}");
+        assert_eq!(neigh_mac(&rig, "2001:db8:1::3"), None, "no entry made for {mac}");
+    }
+    assert_eq!(rig.drops(DropReason::BadSenderMac), bad);
+    let out = rig.rx(0, echo_v6(CLIENT_MAC, client, ours));
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0].1[0..6], &CLIENT_MAC.0);
 }
 
 #[test]
@@ -256,7 +348,7 @@ fn frames_not_for_us_are_dropped_by_reason() {
     }
     assert_eq!(rig.ctx.counters.drops_total(), 10);
     assert_eq!(rig.event(Event::RxPackets), 10);
-    assert_eq!(rig.event(Event::TxPackets), 0);
+    assert_eq!(rig.sent.2, 0, "nothing sent");
 }
 
 #[test]
@@ -344,7 +436,7 @@ proptest::proptest! {
         }
         let _ = rig.rx(0, frame);
         let c = &rig.ctx.counters;
-        let accounted = c.drops_total() + c.event(Event::TxPackets).get() + rig.ctx.neigh.dump(rig.now).iter().map(|n| u64::from(n.queued)).sum::<u64>();
+        let accounted = c.drops_total() + rig.sent.2 + rig.ctx.neigh.dump(rig.now).iter().map(|n| u64::from(n.queued)).sum::<u64>();
         // Every frame is answered, held, consumed (ARP reply / NA), or dropped and counted.
         proptest::prop_assert!(accounted <= 2);
     }

@@ -70,12 +70,15 @@ impl FramePool<TestFrame> for Pool {
     }
 }
 
-/// Frames sent (port, bytes), and frames handed to another core (core, frame).
+/// Frames sent (port, bytes) not yet taken by the test, frames handed to another core (core,
+/// frame), and how many frames were ever sent. A port that takes everything: this sink
+/// stands for the NIC, so it is where `tx_packets` would be counted.
 #[derive(Default)]
-pub struct Sent(pub Vec<(u16, Vec<u8>)>, pub Vec<(u32, TestFrame)>);
+pub struct Sent(pub Vec<(u16, Vec<u8>)>, pub Vec<(u32, TestFrame)>, pub u64);
 impl TxSink<TestFrame> for Sent {
     fn send(&mut self, port: u16, frame: TestFrame) {
         self.0.push((port, frame.buf));
+        self.2 += 1;
     }
     fn hand_off(&mut self, core: u32, frame: TestFrame) -> Result<(), TestFrame> {
         self.1.push((core, frame));

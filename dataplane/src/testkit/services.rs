@@ -16,10 +16,15 @@ pub const VIP: &str = "192.0.2.100";
 
 /// dp0 = 192.0.2.1/24 + 2001:db8:1::1/64; dp1 = 198.51.100.1/24; 203.0.113.0/24 via 192.0.2.2.
 pub fn snapshot() -> Snapshot {
-    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500 };
+    snapshot_with_mtus([1500, 1500])
+}
+
+/// `snapshot()` with these MTUs for dp0 and dp1.
+pub fn snapshot_with_mtus(mtus: [u16; 2]) -> Snapshot {
+    let port = |name: &str, mac, mtu| PortL3 { name: name.into(), mac, mtu };
     let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
     Snapshot::build(
-        vec![(0, port("dp0", OUR_MAC)), (1, port("dp1", OUR_MAC1))],
+        vec![(0, port("dp0", OUR_MAC, mtus[0])), (1, port("dp1", OUR_MAC1, mtus[1]))],
         vec![la(0, "192.0.2.1/24"), la(0, "2001:db8:1::1/64"), la(1, "198.51.100.1/24")],
         vec![Route {
             prefix: "203.0.113.0/24".parse().unwrap(),

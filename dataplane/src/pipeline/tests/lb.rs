@@ -10,6 +10,7 @@ use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
 mod burst;
 mod cores;
 mod modes;
+mod mtu;
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
@@ -28,6 +29,12 @@ impl Rig {
 
     fn set_services(&mut self, services: Arc<Services>) {
         self.snap = snapshot().with_services(services);
+        self.ctx.snapshot_changed(&self.snap);
+    }
+
+    /// Gives dp0 and dp1 these MTUs, keeping the services.
+    fn set_mtus(&mut self, mtus: [u16; 2]) {
+        self.snap = snapshot_with_mtus(mtus).with_services(self.snap.services.clone());
         self.ctx.snapshot_changed(&self.snap);
     }
 }
@@ -336,11 +343,9 @@ proptest::proptest! {
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         frame.extend(ip);
         frame.extend(tail);
-        let before_tx = rig.event(Event::TxPackets);
         let before_drops = rig.ctx.counters.drops_total();
         let sent = rig.rx(port, frame).len() as u64;
         let dropped = rig.ctx.counters.drops_total() - before_drops;
-        proptest::prop_assert_eq!(rig.event(Event::TxPackets) - before_tx, sent);
         proptest::prop_assert!(sent + dropped >= 1, "a frame vanished uncounted");
     }
 }
