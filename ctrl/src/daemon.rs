@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::api::{self, ApiCall};
 use crate::config::{self, Config, DeviceKind};
 use crate::lbconf::Protocol;
+use crate::machine;
 use crate::proto::{
     ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,
     RouteInfo, StatsInfo,
@@ -147,16 +148,6 @@ pub fn run(config: Config) -> Result<(), String> {
     result
 }
 
-/// Parses a Linux CPU list such as `0-3,8,10-11`.
-fn parse_cpu_list(list: &str) -> Option<BTreeSet<u32>> {
-    let mut cpus = BTreeSet::new();
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        cpus.extend(lo.trim().parse::<u32>().ok()?..=hi.trim().parse::<u32>().ok()?);
-    }
-    Some(cpus)
-}
-
 /// How replies to local addresses reach their owner on this port, best first: the NIC's
 /// Toeplitz RSS (local ports chosen so their replies hash to the owner's queue), else rings.
 /// Flow rules are probed and reported; ferrovs does not install them yet. Returns the method
@@ -224,51 +215,13 @@ fn probed_port(index: usize, pc: &config::PortConfig) -> Result<(Port, dataplane
     Ok((port, info))
 }
 
-/// The machine's online CPUs.
-fn online_cpus() -> Result<Vec<u32>, String> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").map_err(|e| {
-        format!("workers.lcores not set and /sys/devices/system/cpu/online unreadable ({e}): list the lcores")
-    })?;
-    let cpus = parse_cpu_list(&text)
-        .ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
-    Ok(cpus.into_iter().collect())
-}
-
-/// Refuses lcores that are not online CPUs here, before the EAL buries the reason in its
-/// usage text.
-fn check_lcores(config: &Config) -> Result<(), String> {
-    let Ok(online_text) = std::fs::read_to_string("/sys/devices/system/cpu/online") else { return Ok(()) };
-    let Some(online) = parse_cpu_list(&online_text) else { return Ok(()) };
-    let w = &config.workers;
-    let cpus = if w.cpus.is_empty() { (&w.lcores, "workers.lcores") } else { (&w.cpus, "workers.cpus") };
-    let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore)).chain(cpus.0.iter().map(|l| (cpus.1, *l)));
-    for (field, lcore) in wanted {
-        if !online.contains(&lcore) {
-            return Err(format!(
-                "{field}: {lcore} is not an online CPU of this machine (online: {})",
-                online_text.trim()
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn run_bound(
     mut config: Config,
     listener: std::os::unix::net::UnixListener,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    let auto_lcores = config.workers.lcores.is_empty();
-    if auto_lcores {
-        config.workers.lcores = online_cpus()?.into_iter().filter(|&c| c != config.eal.main_lcore).take(128).collect();
-        if config.workers.lcores.is_empty() {
-            return Err(format!(
-                "workers.lcores: no online CPU besides eal.main_lcore {} to run a worker",
-                config.eal.main_lcore
-            ));
-        }
-    }
-    check_lcores(&config)?;
+    // The same checks `ferrovs --check` makes on the machine it runs on.
+    let auto_lcores = machine::resolve_lcores(&mut config, machine::read_online_cpus())?;
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
@@ -686,12 +639,5 @@ mod tests {
         assert_eq!(conn_mode(ConnFlags::SNAT | ConnFlags::FULLNAT), ConnMode::Snat);
         assert_eq!(conn_mode(ConnFlags::DR), ConnMode::Dr);
         assert_eq!(conn_mode(ConnFlags::TUN | ConnFlags::RESET), ConnMode::Tun);
-    }
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-1\n"), Some([0, 1].into()));
-        assert_eq!(parse_cpu_list("0,2-4,7"), Some([0, 2, 3, 4, 7].into()));
-        assert_eq!(parse_cpu_list("x"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! ferrovs control plane: the YAML config model and its validation (`config`, with services in
-//! `lbconf`), the load-balancing state (`lbstate`), the control state that turns each admin
+//! `lbconf`), the load-balancing state (`lbstate`), what start-up
+//! checks against the machine (`machine`), the control state that turns each admin
 //! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
 //! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK) and the `fvs`
 //! command line (`cli`). Everything but `daemon` builds and tests without DPDK
@@ -14,5 +15,6 @@ pub mod config;
 pub mod daemon;
 pub mod lbconf;
 pub mod lbstate;
+pub mod machine;
 pub mod proto;
 pub mod state;

@@ -689,6 +689,59 @@ fn bad_config_is_refused_with_the_field_named() {
     assert!(!socket.exists());
 }
 
+/// `--check` makes the checks a start makes against this machine, with the same message;
+/// `--for-other-machine` skips them and says so.
+#[test]
+fn check_makes_the_machine_checks_a_start_makes() {
+    let dir = TempDir::new("check");
+    let (good, _prefix, socket) = pcap_config(dir.path(), "check");
+    let offline = dir.join("offline.yaml");
+    fs::write(&offline, good.replace("lcores: [1]", "lcores: [999]")).unwrap();
+    let good_path = dir.join("good.yaml");
+    fs::write(&good_path, &good).unwrap();
+    let ferrovs = |args: &[&str], config: &Path| {
+        let mut cmd = Command::new(FERROVS);
+        cmd.arg("-c").arg(config).args(args);
+        run_bounded(cmd, Duration::from_secs(5))
+    };
+
+    let start = ferrovs(&[], &offline);
+    assert_eq!(start.code, Some(1), "{}", start.describe());
+    let line = start.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        line.starts_with("ferrovs: workers.lcores: 999 is not an online CPU of this machine (online: "),
+        "{}",
+        start.describe()
+    );
+    assert!(!start.stderr.contains("EAL:"), "DPDK was started: {}", start.describe());
+    assert!(!socket.exists());
+
+    let check = ferrovs(&["--check"], &offline);
+    assert_eq!(check.code, Some(1), "{}", check.describe());
+    assert_eq!(check.stderr, format!("{line}\n"), "--check and a start say different things");
+    assert_eq!(check.stdout, "");
+
+    let other = ferrovs(&["--check", "--for-other-machine"], &offline);
+    assert_eq!(other.code, Some(0), "{}", other.describe());
+    assert!(other.stdout.contains(": ok (config only)\n"), "{}", other.describe());
+    assert!(
+        other.stdout.contains("skipped (--for-other-machine): online CPUs for eal.main_lcore, workers.lcores"),
+        "{}",
+        other.describe()
+    );
+    assert!(other.stdout.contains("EAL arguments: ferrovs -l 0,999 "), "{}", other.describe());
+
+    let here = ferrovs(&["--check"], &good_path);
+    assert_eq!(here.code, Some(0), "{}", here.describe());
+    assert!(here.stdout.contains("checked on this machine: online CPUs"), "{}", here.describe());
+    assert!(!here.stdout.contains("skipped"), "{}", here.describe());
+
+    // The flag means nothing without --check.
+    let lone = ferrovs(&["--for-other-machine"], &good_path);
+    assert_eq!(lone.code, Some(2), "{}", lone.describe());
+    assert!(!socket.exists());
+}
+
 #[test]
 fn bad_commands_change_nothing() {
     let _guard = lock();
@@ -896,11 +949,17 @@ fn refused_apply_changes_nothing() {
 
     let daemon = Daemon::start(&config, &socket, dir.path());
     let state = || {
-        (
-            fvs_json(&socket, &["addr", "show"]),
-            fvs_json(&socket, &["route", "show"]),
-            fvs_json(&socket, &["snat", "show"]),
-        )
+        // The rules and their addresses, without the port counters the worker fills in.
+        let snat: Vec<(Value, Value, Vec<Value>)> = fvs_json(&socket, &["snat", "show"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let addrs = r["addresses"].as_array().unwrap().iter().map(|a| a["addr"].clone()).collect();
+                (r["source"].clone(), r["out_port"].clone(), addrs)
+            })
+            .collect();
+        (fvs_json(&socket, &["addr", "show"]), fvs_json(&socket, &["route", "show"]), snat)
     };
     let before = state();
     let next_path = next.display().to_string();
