@@ -24,8 +24,8 @@ use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
+use crate::config::Protocol;
 use crate::config::{self, Config, DeviceKind};
-use crate::lbconf::Protocol;
 use crate::machine;
 use crate::proto::{
     ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,

@@ -15,7 +15,7 @@ use dataplane::service::{
     Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
 };
 
-use crate::lbconf::{
+use crate::config::{
     snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
     ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
@@ -660,7 +660,7 @@ pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lbconf::{Protocol, TunnelConfig};
+    use crate::config::{Protocol, TunnelConfig};
 
     fn key(port: u16) -> ServiceKey {
         ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port }

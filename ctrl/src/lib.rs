@@ -1,5 +1,5 @@
-//! ferrovs control plane: the YAML config model and its validation (`config`, with services in
-//! `lbconf`), the load-balancing state (`lbstate`), what start-up
+//! ferrovs control plane: the YAML config model and its validation (`config`: error, l3 and
+//! lb, imported one way), the load-balancing state (`lbstate`), what start-up
 //! checks against the machine (`machine`), the control state that turns each admin
 //! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
 //! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK) and the `fvs`
@@ -13,7 +13,11 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
-pub mod lbconf;
+/// The former `lbconf` module, now [`config::lb`]: kept as an alias so code written against
+/// the old path (the `fvs` command line) still builds.
+pub mod lbconf {
+    pub use crate::config::lb::*;
+}
 pub mod lbstate;
 pub mod machine;
 pub mod proto;

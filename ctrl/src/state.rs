@@ -15,7 +15,7 @@ use dataplane::service::Services;
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
 
 use crate::config::{self, AddressConfig, Config, RouteConfig};
-use crate::lbconf::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
+use crate::config::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
 use crate::lbstate::{self, Edit, LbState, SnatEdit};
 use crate::proto::{AddrInfo, ApplyResult, Request, Response};
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use dataplane::net::Prefix;
 
-use crate::lbconf::ServiceKey;
+use crate::config::ServiceKey;
 
 /// Two ports, a static route, a DR and a FullNAT service and a SNAT rule; the two local
 /// addresses (192.0.2.60 and 192.0.2.50) fill `max_laddrs`.
@@ -445,7 +445,7 @@ fn op() -> impl Strategy<Value = Op> {
         prop::sample::select(vec![prefix("203.0.113.0/24"), prefix("203.0.113.0/25"), prefix("2001:db8:5::/48")]);
     let vias = prop::sample::select(vec![ip("198.51.100.254"), ip("192.0.2.254"), ip("2001:db8:1::fe")]);
     let keys = prop::sample::select(vec![(ip("192.0.2.100"), 80), (ip("192.0.2.100"), 443), (ip("192.0.2.101"), 80)])
-        .prop_map(|(vip, port)| ServiceKey { protocol: crate::lbconf::Protocol::Tcp, vip, port });
+        .prop_map(|(vip, port)| ServiceKey { protocol: crate::config::Protocol::Tcp, vip, port });
     let modes = prop::sample::select(vec!["nat", "fullnat", "dr"]);
     let laddrs = prop::sample::select(vec![ip("192.0.2.60"), ip("192.0.2.61"), ip("192.0.2.62"), ip("192.0.2.50")]);
     let backends =
@@ -485,7 +485,7 @@ fn check_published(snap: &Snapshot, model: &Model) {
     assert_eq!(snap.addresses(), addrs.as_slice());
     for vip in ["192.0.2.100", "192.0.2.101"] {
         for port in [80, 443] {
-            let key = ServiceKey { protocol: crate::lbconf::Protocol::Tcp, vip: ip(vip), port };
+            let key = ServiceKey { protocol: crate::config::Protocol::Tcp, vip: ip(vip), port };
             let want = model.services.iter().find(|s| s.0 == key);
             let got = snap.services.lookup(v4(ip(vip)), port, 6);
             assert_eq!(got.is_some(), want.is_some(), "{key}");
