@@ -4,6 +4,10 @@
 //! machine has few cores) with `hugepages: false`, so no hugepages are needed. Frames go in
 //! through the rx pcap file and what ferrovs sends comes out in the tx pcap file, which the
 //! tests compare byte for byte with replies they build themselves.
+//!
+//! Only with the `dpdk` feature: without it there is no `ferrovs` binary to start (and
+//! `cargo test -p ctrl --no-default-features` runs the tests that need no DPDK).
+#![cfg(feature = "dpdk")]
 
 use std::fs;
 use std::io::Read;
