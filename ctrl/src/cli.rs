@@ -379,7 +379,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lbconf::ServiceKey;
+    use crate::config::lb::ServiceKey;
     use clap::CommandFactory;
     use dataplane::net::Prefix;
     use std::net::{IpAddr, SocketAddr};

@@ -1,6 +1,8 @@
 //! The ferrovs daemon: brings up DPDK from the config, launches the workers, and runs the
 //! control loop (admin API, neighbour relay between cores, snapshot reclamation) until
-//! SIGINT/SIGTERM, then stops everything in order and leaves nothing behind.
+//! SIGINT/SIGTERM, then stops everything in order and leaves nothing behind. Changes are
+//! decided by the control state ([`crate::state`]); the daemon publishes the snapshots it
+//! returns and answers the reads that need the ports or the workers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,24 +14,24 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use dataplane::conn::ConnFlags;
 use dataplane::counters::CoreCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortConf, PortSetup, RingConsumer, RingProducer};
-use dataplane::l3::{NeighParams, Route, RouteOrigin};
+use dataplane::l3::{NeighParams, RouteOrigin};
 use dataplane::lb::{ConnQuery, LbCounters};
 use dataplane::rcu::{self, Publisher};
 use dataplane::rss::{ReplySteering, Reta, Toeplitz};
-use dataplane::service::Services;
-use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
+use dataplane::snapshot::Snapshot;
 use dataplane::steer::{Ownership, Steering};
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
-use crate::config::{self, AddressConfig, Config, DeviceKind, RouteConfig};
-use crate::lbconf::{validate_services, Protocol, RemovalPolicy, ServiceConfig, SnatConfig};
-use crate::lbstate::{self, Edit, LbState, SnatEdit};
+use crate::config::Protocol;
+use crate::config::{self, Config, DeviceKind};
+use crate::machine;
 use crate::proto::{
-    AddrInfo, ApplyResult, ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo,
-    Request, Response, RouteInfo, StatsInfo,
+    ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,
+    RouteInfo, StatsInfo,
 };
+use crate::state::{ControlState, Outcome, PortFacts};
 
 /// How long a change may take to reach every worker before the API says so.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -131,32 +133,6 @@ fn neigh_params(config: &Config) -> NeighParams {
     }
 }
 
-/// The DPDK port id of the port with this config name.
-fn port_id(ports: &[PortRuntime], name: &str) -> Option<u16> {
-    ports.iter().find(|p| p.name == name).map(|p| p.port.id())
-}
-
-/// Builds the worker snapshot for the config's addresses, routes and services.
-fn build_snapshot(
-    ports: &[PortRuntime],
-    addresses: &[AddressConfig],
-    routes: &[RouteConfig],
-    services: Arc<Services>,
-) -> Snapshot {
-    let id_of = |name: &str| port_id(ports, name);
-    let port_l3 =
-        ports.iter().map(|p| (p.port.id(), PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu })).collect();
-    let addrs = addresses.iter().filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr })).collect();
-    let static_routes = routes
-        .iter()
-        .filter_map(|r| {
-            let port = id_of(&r.resolved_port(addresses)?)?;
-            Some(Route { prefix: r.prefix.network(), via: r.via, port, origin: RouteOrigin::Static })
-        })
-        .collect();
-    Snapshot::build(port_l3, addrs, static_routes).with_services(services)
-}
-
 /// Runs the daemon until SIGINT/SIGTERM. Errors are start-up failures, worded for an operator.
 pub fn run(config: Config) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -170,16 +146,6 @@ pub fn run(config: Config) -> Result<(), String> {
     let result = run_bound(config, listener, stop);
     let _ = std::fs::remove_file(&socket_path);
     result
-}
-
-/// Parses a Linux CPU list such as `0-3,8,10-11`.
-fn parse_cpu_list(list: &str) -> Option<BTreeSet<u32>> {
-    let mut cpus = BTreeSet::new();
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        cpus.extend(lo.trim().parse::<u32>().ok()?..=hi.trim().parse::<u32>().ok()?);
-    }
-    Some(cpus)
 }
 
 /// How replies to local addresses reach their owner on this port, best first: the NIC's
@@ -249,51 +215,13 @@ fn probed_port(index: usize, pc: &config::PortConfig) -> Result<(Port, dataplane
     Ok((port, info))
 }
 
-/// The machine's online CPUs.
-fn online_cpus() -> Result<Vec<u32>, String> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").map_err(|e| {
-        format!("workers.lcores not set and /sys/devices/system/cpu/online unreadable ({e}): list the lcores")
-    })?;
-    let cpus = parse_cpu_list(&text)
-        .ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
-    Ok(cpus.into_iter().collect())
-}
-
-/// Refuses lcores that are not online CPUs here, before the EAL buries the reason in its
-/// usage text.
-fn check_lcores(config: &Config) -> Result<(), String> {
-    let Ok(online_text) = std::fs::read_to_string("/sys/devices/system/cpu/online") else { return Ok(()) };
-    let Some(online) = parse_cpu_list(&online_text) else { return Ok(()) };
-    let w = &config.workers;
-    let cpus = if w.cpus.is_empty() { (&w.lcores, "workers.lcores") } else { (&w.cpus, "workers.cpus") };
-    let wanted = std::iter::once(("eal.main_lcore", config.eal.main_lcore)).chain(cpus.0.iter().map(|l| (cpus.1, *l)));
-    for (field, lcore) in wanted {
-        if !online.contains(&lcore) {
-            return Err(format!(
-                "{field}: {lcore} is not an online CPU of this machine (online: {})",
-                online_text.trim()
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn run_bound(
     mut config: Config,
     listener: std::os::unix::net::UnixListener,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    let auto_lcores = config.workers.lcores.is_empty();
-    if auto_lcores {
-        config.workers.lcores = online_cpus()?.into_iter().filter(|&c| c != config.eal.main_lcore).take(128).collect();
-        if config.workers.lcores.is_empty() {
-            return Err(format!(
-                "workers.lcores: no online CPU besides eal.main_lcore {} to run a worker",
-                config.eal.main_lcore
-            ));
-        }
-    }
-    check_lcores(&config)?;
+    // The same checks `ferrovs --check` makes on the machine it runs on.
+    let auto_lcores = machine::resolve_lcores(&mut config, machine::read_online_cpus())?;
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
@@ -362,15 +290,9 @@ fn run_bound(
     // Workers index their tx buffers by position: keep ports in id order.
     ports.sort_by_key(|p| p.port.id());
 
-    let mut lb = LbState::new(lbstate::limits(&config.connections, lbstate::MAX_SERVICES));
-    let services = Arc::new(lb.build(
-        &config.services,
-        &config.snat,
-        &|name| port_id(&ports, name),
-        &config.connections.timeouts,
-        None,
-    )?);
-    let snapshot = build_snapshot(&ports, &config.addresses, &config.routes, services);
+    let facts = ports.iter().map(|p| PortFacts { id: p.port.id(), name: p.name.clone(), mac: p.mac, mtu: p.mtu });
+    let (state, snapshot) = ControlState::new(config.clone(), facts.collect())?;
+    let lb_limits = *state.lb().limits();
     let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
     let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
     let workers_stop = Arc::new(AtomicBool::new(false));
@@ -387,7 +309,7 @@ fn run_bound(
     let (mut handoff_out, mut handoff_in) = handoff_rings(cores, &config.workers.lcores, &eal)?;
     for (core, (reader, lcore)) in readers.into_iter().zip(config.workers.lcores.iter().copied()).enumerate() {
         let counters = Arc::new(CoreCounters::default());
-        let lb_counters = Arc::new(LbCounters::new(lb.limits()));
+        let lb_counters = Arc::new(LbCounters::new(&lb_limits));
         let (mail_tx, mail_rx) = bounded(MAILBOX_DEPTH);
         let setup = WorkerSetup {
             core: core as u32,
@@ -399,7 +321,7 @@ fn run_bound(
             ownership: Ownership::new(core as u32, cores as u32, steering_by_port.clone()),
             handoff_out: std::mem::take(&mut handoff_out[core]),
             handoff_in: std::mem::take(&mut handoff_in[core]),
-            lb_limits: *lb.limits(),
+            lb_limits,
             lb_counters: lb_counters.clone(),
             stop: workers_stop.clone(),
             mailbox: mail_rx,
@@ -417,17 +339,16 @@ fn run_bound(
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
     let mut control = Control {
-        config,
+        state,
         ports,
         publisher,
         workers,
         events: event_rx,
-        lb,
         publish_stats: ConfigStats::new(VISIBLE_TIMEOUT),
     };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
-        info!(socket = %control.config.api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
+        info!(socket = %control.state.config().api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
         control.run(&call_rx, &stop);
         info!("stopping");
     }
@@ -455,14 +376,14 @@ fn run_bound(
     }
 }
 
-/// The control thread's state: the desired config and the handles to the workers.
+/// The control thread: the control state (config and load balancing, changed only by its
+/// transactions), the ports, the handles to the workers and the publication.
 struct Control {
-    config: Config,
+    state: ControlState,
     ports: Vec<PortRuntime>,
     publisher: Publisher<Snapshot>,
     workers: Vec<WorkerHandle>,
     events: Receiver<CoreEvent>,
-    lb: LbState,
     /// Publications and their delay until every worker used them, for `fvs stats`.
     publish_stats: ConfigStats,
 }
@@ -490,136 +411,41 @@ impl Control {
         }
     }
 
+    /// A change goes to the control state as one transaction and what it built is
+    /// published; reads that need the workers or the ports are answered here.
     fn handle(&mut self, request: Request) -> Response {
+        match self.state.handle(request) {
+            Outcome::Done { response, publish } => {
+                if let Some(snapshot) = publish {
+                    self.publish(*snapshot);
+                }
+                response
+            }
+            Outcome::Refused(message) => Response::err(message),
+            Outcome::NotMine(read) => self.read(read),
+        }
+    }
+
+    fn read(&self, request: Request) -> Response {
+        let config = self.state.config();
         match request {
             Request::LinkShow { stats } => Response::ok(&self.links(stats)),
-            Request::AddrShow => Response::ok(
-                &self
-                    .config
-                    .addresses
-                    .iter()
-                    .map(|a| AddrInfo { port: a.port.clone(), addr: a.addr })
-                    .collect::<Vec<_>>(),
-            ),
-            Request::AddrAdd { port, addr } => {
-                // Validation refuses an address that is already configured, naming where.
-                let entry = AddressConfig { port, addr };
-                let mut addresses = self.config.addresses.clone();
-                addresses.push(entry);
-                self.change_l3(addresses, self.config.routes.clone())
-            }
-            Request::AddrDel { port, addr } => {
-                let mut addresses = self.config.addresses.clone();
-                let before = addresses.len();
-                addresses.retain(|a| !(a.port == port && a.addr == addr));
-                if addresses.len() == before {
-                    return Response::err(format!("no address {addr} on port {port} (see fvs addr show)"));
-                }
-                self.change_l3(addresses, self.config.routes.clone())
-            }
             Request::RouteShow => Response::ok(&self.route_infos()),
-            Request::RouteAdd { route } => {
-                let mut routes = self.config.routes.clone();
-                routes.push(route);
-                self.change_l3(self.config.addresses.clone(), routes)
-            }
-            Request::RouteDel { prefix } => {
-                let mut routes = self.config.routes.clone();
-                let before = routes.len();
-                routes.retain(|r| r.prefix.network() != prefix.network());
-                if routes.len() == before {
-                    return Response::err(format!(
-                        "no static route to {prefix} (connected routes go with their address: fvs addr del)"
-                    ));
-                }
-                self.change_l3(self.config.addresses.clone(), routes)
-            }
             Request::NeighShow => self.neighbours(),
             Request::Stats => Response::ok(&self.stats()),
-            Request::Apply { source, yaml } => self.apply(&source, &yaml),
             Request::ServiceShow { stats } => {
-                let cores = self.lb_counters();
-                Response::ok(&self.lb.service_infos(&self.config.services, &cores, stats))
+                Response::ok(&self.state.lb().service_infos(&config.services, &self.lb_counters(), stats))
             }
-            Request::ServiceAdd { service } => self.edit_services(Edit::ServiceAdd(service), None),
-            Request::ServiceSet { key, set } => self.edit_services(Edit::ServiceSet(key, set), None),
-            Request::ServiceDel { key } => self.edit_services(Edit::ServiceDel(key), None),
-            Request::BackendAdd { service, backend } => self.edit_services(Edit::BackendAdd(service, backend), None),
-            Request::BackendSet { service, addr, port, weight, state } => {
-                self.edit_services(Edit::BackendSet { service, addr, port, weight, state }, None)
-            }
-            Request::BackendDel { service, addr, port, policy } => {
-                self.edit_services(Edit::BackendDel { service, addr, port }, policy)
-            }
-            Request::LaddrShow => {
-                let cores = self.lb_counters();
-                Response::ok(&self.lb.laddr_infos(&self.config.services, &cores))
-            }
-            Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
-            Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
+            Request::LaddrShow => Response::ok(&self.state.lb().laddr_infos(&config.services, &self.lb_counters())),
             Request::ConnList { filter } => self.conn_list(&filter),
-            Request::SnatShow => {
-                let cores = self.lb_counters();
-                Response::ok(&self.lb.snat_infos(&self.config.snat, &cores))
-            }
-            Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),
-            Request::SnatDel { source, out_port } => self.edit_snat(SnatEdit::Del { source, out_port }),
+            Request::SnatShow => Response::ok(&self.state.lb().snat_infos(&config.snat, &self.lb_counters())),
+            // The control state answers every other request itself.
+            other => Response::err(format!("internal error: the daemon has no answer to {other:?}")),
         }
     }
 
     fn lb_counters(&self) -> Vec<Arc<LbCounters>> {
         self.workers.iter().map(|w| w.lb_counters.clone()).collect()
-    }
-
-    /// Applies one service edit: the whole resulting list is validated, then built and
-    /// published; on any error nothing changes.
-    fn edit_services(&mut self, edit: Edit, removal: Option<RemovalPolicy>) -> Response {
-        let next = match lbstate::edit(&self.config.services, edit) {
-            Ok(next) => next,
-            Err(e) => return Response::err(e),
-        };
-        self.change_lb(next, self.config.snat.clone(), removal)
-    }
-
-    /// Applies one SNAT edit, like `edit_services`.
-    fn edit_snat(&mut self, edit: SnatEdit) -> Response {
-        let next = match lbstate::edit_snat(&self.config.snat, edit) {
-            Ok(next) => next,
-            Err(e) => return Response::err(e),
-        };
-        self.change_lb(self.config.services.clone(), next, None)
-    }
-
-    fn change_lb(
-        &mut self,
-        services: Vec<ServiceConfig>,
-        snat: Vec<SnatConfig>,
-        removal: Option<RemovalPolicy>,
-    ) -> Response {
-        let c = &self.config;
-        if let Err(e) = validate_services(&services, &snat, &c.connections, &c.ports, &c.addresses) {
-            return Response::err(e.message);
-        }
-        if let Err(e) = self.rebuild_lb(&services, &snat, removal) {
-            return Response::err(e);
-        }
-        self.config.services = services;
-        self.config.snat = snat;
-        Response::ok(&())
-    }
-
-    /// Builds and publishes the services and SNAT rules (with the current addresses and routes).
-    fn rebuild_lb(
-        &mut self,
-        services: &[ServiceConfig],
-        snat: &[SnatConfig],
-        removal: Option<RemovalPolicy>,
-    ) -> Result<(), String> {
-        let ports = &self.ports;
-        let built =
-            self.lb.build(services, snat, &|name| port_id(ports, name), &self.config.connections.timeouts, removal)?;
-        self.publish_with(Arc::new(built));
-        Ok(())
     }
 
     /// `conn list`: asks every worker for its matching connections.
@@ -676,33 +502,8 @@ impl Control {
         Response::ok(&out)
     }
 
-    /// Validates the new addresses and routes as a whole and publishes them; on any error
-    /// nothing changes.
-    fn change_l3(&mut self, addresses: Vec<AddressConfig>, routes: Vec<RouteConfig>) -> Response {
-        if let Err(e) = config::validate_l3(&self.config.ports, &addresses, &routes) {
-            // A config field path (addresses[3].port) means nothing to someone typing a
-            // command: the message alone names the value.
-            return Response::err(e.message);
-        }
-        // Services depend on the addresses too (backends are not ours, DR backends are on-link).
-        let c = &self.config;
-        if let Err(e) = validate_services(&c.services, &c.snat, &c.connections, &c.ports, &addresses) {
-            return Response::err(e.message);
-        }
-        self.config.addresses = addresses;
-        self.config.routes = routes;
-        self.publish();
-        Response::ok(&())
-    }
-
-    /// Publishes the current addresses and routes with the running services.
-    fn publish(&mut self) {
-        let services = self.publisher.current().services.clone();
-        self.publish_with(services);
-    }
-
-    fn publish_with(&mut self, services: Arc<Services>) {
-        let snapshot = build_snapshot(&self.ports, &self.config.addresses, &self.config.routes, services);
+    /// Hands the workers a new snapshot and records how long it took to reach them all.
+    fn publish(&mut self, snapshot: Snapshot) {
         let generation = self.publisher.publish(snapshot);
         let visible = self.publisher.wait_visible(generation, VISIBLE_TIMEOUT);
         self.publish_stats.record(visible);
@@ -710,41 +511,6 @@ impl Control {
             Some(took) => info!(generation, micros = took.as_micros() as u64, "config visible on all workers"),
             None => warn!(generation, "config not yet visible on every worker after {VISIBLE_TIMEOUT:?}"),
         }
-    }
-
-    fn apply(&mut self, source: &str, yaml: &str) -> Response {
-        let next = match Config::from_yaml(yaml, source) {
-            Ok(c) => c,
-            Err(e) => return Response::err(e.to_string()),
-        };
-        let fixed = next.static_differences(&self.config);
-        if !fixed.is_empty() {
-            return Response::err(format!(
-                "{source}: {} differ from the running config and can only change with a restart of ferrovs; nothing was applied",
-                fixed.join(", ")
-            ));
-        }
-        let mut changes =
-            config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
-        let mut service_changes = lbstate::service_changes(&self.config.services, &next.services);
-        service_changes.extend(lbstate::snat_changes(&self.config.snat, &next.snat));
-        let timeouts_changed = next.connections.timeouts != self.config.connections.timeouts;
-        if timeouts_changed {
-            changes.push("connections timeouts set".to_string());
-        }
-        if !changes.is_empty() || !service_changes.is_empty() {
-            // Addresses first: the services are built against them and published together.
-            self.config.addresses = next.addresses;
-            self.config.routes = next.routes;
-            self.config.connections.timeouts = next.connections.timeouts;
-            if let Err(e) = self.rebuild_lb(&next.services, &next.snat, None) {
-                return Response::err(format!("{source}: {e}"));
-            }
-            self.config.services = next.services;
-            self.config.snat = next.snat;
-        }
-        changes.extend(service_changes);
-        Response::ok(&ApplyResult { changes })
     }
 
     fn links(&self, with_stats: bool) -> Vec<LinkInfo> {
@@ -873,12 +639,5 @@ mod tests {
         assert_eq!(conn_mode(ConnFlags::SNAT | ConnFlags::FULLNAT), ConnMode::Snat);
         assert_eq!(conn_mode(ConnFlags::DR), ConnMode::Dr);
         assert_eq!(conn_mode(ConnFlags::TUN | ConnFlags::RESET), ConnMode::Tun);
-    }
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-1\n"), Some([0, 1].into()));
-        assert_eq!(parse_cpu_list("0,2-4,7"), Some([0, 2, 3, 4, 7].into()));
-        assert_eq!(parse_cpu_list("x"), None);
     }
 }

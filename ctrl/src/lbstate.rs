@@ -15,7 +15,7 @@ use dataplane::service::{
     Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
 };
 
-use crate::lbconf::{
+use crate::config::{
     snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
     ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
@@ -23,6 +23,7 @@ use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrIn
 
 /// Slots of one kind: a slot keeps its (slot, generation) while its key exists; freed slots
 /// are reused oldest first, each time with a new generation.
+#[derive(Clone)]
 struct Slots<K> {
     assigned: HashMap<K, (u16, u32)>,
     free: VecDeque<u16>,
@@ -59,6 +60,7 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
 type BackendId = (ServiceKey, IpAddr, u16);
 
 /// A cached scheduler table and what it was built from.
+#[derive(Clone)]
 struct CachedTable {
     sched: SchedKind,
     size: u32,
@@ -66,6 +68,8 @@ struct CachedTable {
     table: Arc<HashTable>,
 }
 
+/// Cloned whole for a transaction (the scheduler tables are shared, not copied).
+#[derive(Clone)]
 pub struct LbState {
     limits: LbLimits,
     backends: Slots<BackendId>,
@@ -156,6 +160,34 @@ impl LbState {
 
     pub fn limits(&self) -> &LbLimits {
         &self.limits
+    }
+
+    /// Everything this state holds, in a fixed order (maps sorted), so two states can be
+    /// compared whole: the same text means the same slots, generations, free lists, cached
+    /// tables (by identity) and policies.
+    pub fn dump(&self) -> String {
+        fn sorted<T: std::fmt::Debug>(items: impl Iterator<Item = T>) -> Vec<String> {
+            let mut v: Vec<String> = items.map(|i| format!("{i:?}")).collect();
+            v.sort();
+            v
+        }
+        let tables = sorted(
+            self.tables.iter().map(|(k, c)| (k, c.sched, c.size, &c.inputs, Arc::as_ptr(&c.table), c.table.as_ref())),
+        );
+        format!(
+            "limits {:?}\nbackends {:?} free {:?}\nservices {:?} free {:?}\nladdrs {:?} free {:?}\n\
+             backend_slots {:?}\ntables {tables:?}\npolicies {:?}\nnext_gen {}",
+            self.limits,
+            sorted(self.backends.assigned.iter()),
+            self.backends.free,
+            sorted(self.services.assigned.iter()),
+            self.services.free,
+            sorted(self.laddrs.assigned.iter()),
+            self.laddrs.free,
+            self.backend_slots,
+            sorted(self.policies.iter()),
+            self.next_gen,
+        )
     }
 
     /// Builds the workers' view of a validated service list and SNAT rules. Backends that
@@ -628,7 +660,7 @@ pub fn service_changes(prev: &[ServiceConfig], next: &[ServiceConfig]) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lbconf::{Protocol, TunnelConfig};
+    use crate::config::{Protocol, TunnelConfig};
 
     fn key(port: u16) -> ServiceKey {
         ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port }

@@ -1,6 +1,10 @@
-//! ferrovs control plane: the YAML config model and its validation (`config`, with services in `lbconf`), the admin
-//! API's messages (`proto`), its Unix socket server (`api`) and client (`client`), and the
-//! `fvs` command line (`cli`).
+//! ferrovs control plane: the YAML config model and its validation (`config`: error, l3 and
+//! lb, imported one way), the load-balancing state (`lbstate`), what start-up
+//! checks against the machine (`machine`), the control state that turns each admin
+//! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
+//! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK) and the `fvs`
+//! command line (`cli`). Everything but `daemon` builds and tests without DPDK
+//! (`--no-default-features`).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -9,6 +13,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
-pub mod lbconf;
 pub mod lbstate;
+pub mod machine;
 pub mod proto;
+pub mod state;

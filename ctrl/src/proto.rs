@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::RouteConfig;
-use crate::lbconf::{
+use crate::config::{
     BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
     SnatConfig, TooBigPolicy, TunnelConfig,
 };

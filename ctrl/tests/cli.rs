@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::thread;
 
 use ctrl::api::{self, ApiCall};
+use ctrl::config::lb::{self as lbconf, ConnectionsConfig, Protocol, ServiceConfig, SnatConfig};
 use ctrl::config::{self, Config};
-use ctrl::lbconf::{self, ConnectionsConfig, Protocol, ServiceConfig, SnatConfig};
 use ctrl::lbstate::{self, SnatEdit};
 use ctrl::proto::{
     AddrInfo, ApplyResult, BackendInfo, ConnInfo, ConnList, ConnMode, Request, Response, RouteInfo, ServiceInfo,

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::words::{parse_socket, VerbArgs, Words};
 use super::ArgsError;
-use crate::lbconf::{BackendConfig, BackendState, RemovalPolicy};
+use crate::config::lb::{BackendConfig, BackendState, RemovalPolicy};
 use crate::proto::Request;
 
 pub(super) const BACKEND_ADD_USAGE: &str =

@@ -96,7 +96,7 @@ mod tests {
     use super::*;
     use crate::cli::tests::{key, request, sock, usage_error};
     use crate::cli::{parse_args, render, Command, Invocation};
-    use crate::lbconf::Protocol;
+    use crate::config::lb::Protocol;
     use crate::proto::{ConnInfo, ConnMode, Response};
 
     #[test]

@@ -10,7 +10,7 @@ use dataplane::sched::SchedKind;
 use super::table::{cells, table, Layout};
 use super::words::{or_list, parse_ip, VerbArgs, Words};
 use super::ArgsError;
-use crate::lbconf::{Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, TooBigPolicy, TunnelConfig};
+use crate::config::lb::{Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, TooBigPolicy, TunnelConfig};
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
 pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop]";
@@ -336,7 +336,7 @@ mod tests {
     use super::*;
     use crate::cli::render;
     use crate::cli::tests::{ip, key, request, sock, usage_error};
-    use crate::lbconf::{BackendState, Protocol};
+    use crate::config::lb::{BackendState, Protocol};
     use crate::proto::{BackendInfo, Response};
 
     #[test]

@@ -10,7 +10,7 @@ use dataplane::net::Prefix;
 use super::table::{cells, table};
 use super::words::{parse_ip, parse_prefix, VerbArgs, Words};
 use super::ArgsError;
-use crate::lbconf::SnatConfig;
+use crate::config::lb::SnatConfig;
 use crate::proto::{Request, SnatInfo};
 
 pub(super) const SNAT_ADD_USAGE: &str = "fvs snat add source PREFIX out-port PORT address ADDR [address ADDR]...";

@@ -8,7 +8,7 @@ use dataplane::net::Prefix;
 use dataplane::sched::SchedKind;
 
 use super::ArgsError;
-use crate::lbconf::{BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceKey, TooBigPolicy};
+use crate::config::lb::{BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceKey, TooBigPolicy};
 
 /// The words after a verb, as clap hands them over: its usage line and help describe them.
 #[derive(clap::Args, Debug)]

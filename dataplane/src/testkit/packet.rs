@@ -317,7 +317,10 @@ impl L4Repr<'_> {
 }
 
 fn emit_tcp(t: &TcpRepr) -> Vec<u8> {
-    assert!(t.options.len().is_multiple_of(4) && t.options.len() <= 40, "TCP options: a multiple of 4, at most 40 bytes");
+    assert!(
+        t.options.len().is_multiple_of(4) && t.options.len() <= 40,
+        "TCP options: a multiple of 4, at most 40 bytes"
+    );
     let mut v = Vec::with_capacity(t.header_len() + t.payload.len());
     v.extend_from_slice(&t.sport.to_be_bytes());
     v.extend_from_slice(&t.dport.to_be_bytes());

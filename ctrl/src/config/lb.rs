@@ -1,5 +1,6 @@
 //! The load-balancing part of the config model: services, their backends and local
-//! addresses, SNAT rules, and the connection-table settings. The YAML file and the admin API
+//! addresses, SNAT rules, and the connection-table settings. Uses [`super::l3`] (a service
+//! is checked against the ports and their addresses) and [`super::error`], nothing above. The YAML file and the admin API
 //! share these types; `validate_services` is the one check every change goes through, so
 //! `fvs service add`, `fvs backend set`, `fvs snat add` and `fvs apply` are refused with the
 //! same words.
@@ -13,7 +14,8 @@ use dataplane::net::Prefix;
 use dataplane::sched::{is_prime, SchedKind, DEFAULT_MAGLEV_SIZE};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{port_exists, AddressConfig, ConfigError, PortConfig};
+use super::error::ConfigError;
+use super::l3::{port_exists, AddressConfig, PortConfig};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

@@ -1,0 +1,285 @@
+//! The control state as a pure transaction: the running config, the load-balancing state
+//! ([`LbState`]: slots, generations, scheduler tables) and the services last built, plus the
+//! ports as plain data. Every admin request that changes something is one transaction: it
+//! works on a copy, validates the result as a whole, builds what the workers will see, and
+//! replaces the state only when all of that succeeded; a refusal leaves the state exactly as
+//! it was. The caller (the daemon) publishes the snapshot a transaction returns.
+//!
+//! No I/O and no DPDK: `cargo test -p ctrl --no-default-features` runs its tests.
+
+use std::sync::Arc;
+
+use dataplane::l3::{Route, RouteOrigin};
+use dataplane::net::MacAddr;
+use dataplane::service::Services;
+use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
+
+use crate::config::{self, AddressConfig, Config, RouteConfig};
+use crate::config::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
+use crate::lbstate::{self, Edit, LbState, SnatEdit};
+use crate::proto::{AddrInfo, ApplyResult, Request, Response};
+
+/// A started port as the control state needs it: the daemon reads these from DPDK once, at
+/// start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortFacts {
+    /// The DPDK port id.
+    pub id: u16,
+    /// The config name (`ports[].name`).
+    pub name: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+}
+
+/// What became of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done (committed, for a change): the answer, and the snapshot to publish when the
+    /// workers' view changed.
+    Done { response: Response, publish: Option<Box<Snapshot>> },
+    /// Refused with this message; the state did not change.
+    Refused(String),
+    /// Not for the control state: a read that needs the workers or the ports.
+    NotMine(Request),
+}
+
+/// What one transaction changed: the answer's data and whether the workers must see it.
+struct Change {
+    response: Response,
+    publish: bool,
+}
+
+impl Change {
+    fn published() -> Result<Change, String> {
+        Ok(Change { response: Response::ok(&()), publish: true })
+    }
+}
+
+#[derive(Clone)]
+pub struct ControlState {
+    config: Config,
+    ports: Vec<PortFacts>,
+    lb: LbState,
+    /// The services as last built: an L3 change publishes them again unchanged.
+    services: Arc<Services>,
+}
+
+impl ControlState {
+    /// The state for a validated config on these ports (in port id order), and the first
+    /// snapshot.
+    pub fn new(config: Config, ports: Vec<PortFacts>) -> Result<(ControlState, Snapshot), String> {
+        let mut lb = LbState::new(lbstate::limits(&config.connections, lbstate::MAX_SERVICES));
+        let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
+        let services =
+            Arc::new(lb.build(&config.services, &config.snat, &id_of, &config.connections.timeouts, None)?);
+        let state = ControlState { config, ports, lb, services };
+        let snapshot = state.snapshot();
+        Ok((state, snapshot))
+    }
+
+    /// The running config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn lb(&self) -> &LbState {
+        &self.lb
+    }
+
+    /// Everything the state holds, as text in a fixed order: equal dumps, equal states.
+    pub fn dump(&self) -> String {
+        format!(
+            "config {:?}\nports {:?}\nlb {}\nservices {:p} {:?}",
+            self.config,
+            self.ports,
+            self.lb.dump(),
+            Arc::as_ptr(&self.services),
+            self.services
+        )
+    }
+
+    /// Handles one request: a change as one transaction, `addr show` from the config; every
+    /// other read goes back to the caller.
+    pub fn handle(&mut self, request: Request) -> Outcome {
+        match request {
+            Request::AddrShow => {
+                let addrs: Vec<AddrInfo> =
+                    self.config.addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect();
+                Outcome::Done { response: Response::ok(&addrs), publish: None }
+            }
+            Request::AddrAdd { port, addr } => self.transact(|s| {
+                // Validation refuses an address that is already configured, naming where.
+                s.config.addresses.push(AddressConfig { port, addr });
+                s.check_l3()
+            }),
+            Request::AddrDel { port, addr } => self.transact(|s| {
+                let before = s.config.addresses.len();
+                s.config.addresses.retain(|a| !(a.port == port && a.addr == addr));
+                if s.config.addresses.len() == before {
+                    return Err(format!("no address {addr} on port {port} (see fvs addr show)"));
+                }
+                s.check_l3()
+            }),
+            Request::RouteAdd { route } => self.transact(|s| {
+                s.config.routes.push(route);
+                s.check_l3()
+            }),
+            Request::RouteDel { prefix } => self.transact(|s| {
+                let before = s.config.routes.len();
+                s.config.routes.retain(|r| r.prefix.network() != prefix.network());
+                if s.config.routes.len() == before {
+                    return Err(format!(
+                        "no static route to {prefix} (connected routes go with their address: fvs addr del)"
+                    ));
+                }
+                s.check_l3()
+            }),
+            Request::Apply { source, yaml } => self.transact(|s| s.apply(&source, &yaml)),
+            Request::ServiceAdd { service } => self.edit_services(Edit::ServiceAdd(service), None),
+            Request::ServiceSet { key, set } => self.edit_services(Edit::ServiceSet(key, set), None),
+            Request::ServiceDel { key } => self.edit_services(Edit::ServiceDel(key), None),
+            Request::BackendAdd { service, backend } => self.edit_services(Edit::BackendAdd(service, backend), None),
+            Request::BackendSet { service, addr, port, weight, state } => {
+                self.edit_services(Edit::BackendSet { service, addr, port, weight, state }, None)
+            }
+            Request::BackendDel { service, addr, port, policy } => {
+                self.edit_services(Edit::BackendDel { service, addr, port }, policy)
+            }
+            Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
+            Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
+            Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),
+            Request::SnatDel { source, out_port } => self.edit_snat(SnatEdit::Del { source, out_port }),
+            read @ (Request::LinkShow { .. }
+            | Request::RouteShow
+            | Request::NeighShow
+            | Request::Stats
+            | Request::ServiceShow { .. }
+            | Request::LaddrShow
+            | Request::ConnList { .. }
+            | Request::SnatShow) => Outcome::NotMine(read),
+        }
+    }
+
+    /// Runs `change` on a copy of the state and keeps the copy only if it succeeded.
+    fn transact(&mut self, change: impl FnOnce(&mut ControlState) -> Result<Change, String>) -> Outcome {
+        let mut next = self.clone();
+        match change(&mut next) {
+            Ok(Change { response, publish }) => {
+                let publish = publish.then(|| Box::new(next.snapshot()));
+                *self = next;
+                Outcome::Done { response, publish }
+            }
+            Err(message) => Outcome::Refused(message),
+        }
+    }
+
+    fn edit_services(&mut self, edit: Edit, removal: Option<RemovalPolicy>) -> Outcome {
+        self.transact(|s| {
+            let services = lbstate::edit(&s.config.services, edit)?;
+            let snat = s.config.snat.clone();
+            s.change_lb(services, snat, removal)
+        })
+    }
+
+    fn edit_snat(&mut self, edit: SnatEdit) -> Outcome {
+        self.transact(|s| {
+            let snat = lbstate::edit_snat(&s.config.snat, edit)?;
+            let services = s.config.services.clone();
+            s.change_lb(services, snat, None)
+        })
+    }
+
+    /// Checks the (edited) addresses and routes as a whole; the services depend on them too
+    /// (backends are not ours, DR backends are on-link).
+    fn check_l3(&mut self) -> Result<Change, String> {
+        let c = &self.config;
+        // A config field path (addresses[3].port) means nothing to someone typing a command:
+        // the message alone names the value.
+        config::validate_l3(&c.ports, &c.addresses, &c.routes).map_err(|e| e.message)?;
+        validate_services(&c.services, &c.snat, &c.connections, &c.ports, &c.addresses).map_err(|e| e.message)?;
+        Change::published()
+    }
+
+    /// Validates and builds these services and SNAT rules against the current addresses.
+    fn change_lb(
+        &mut self,
+        services: Vec<ServiceConfig>,
+        snat: Vec<SnatConfig>,
+        removal: Option<RemovalPolicy>,
+    ) -> Result<Change, String> {
+        let c = &self.config;
+        validate_services(&services, &snat, &c.connections, &c.ports, &c.addresses).map_err(|e| e.message)?;
+        self.build_lb(services, snat, removal)?;
+        Change::published()
+    }
+
+    /// Builds the workers' services; the config takes `services` and `snat` only once built.
+    fn build_lb(
+        &mut self,
+        services: Vec<ServiceConfig>,
+        snat: Vec<SnatConfig>,
+        removal: Option<RemovalPolicy>,
+    ) -> Result<(), String> {
+        let ports = &self.ports;
+        let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
+        let built = self.lb.build(&services, &snat, &id_of, &self.config.connections.timeouts, removal)?;
+        self.services = Arc::new(built);
+        self.config.services = services;
+        self.config.snat = snat;
+        Ok(())
+    }
+
+    /// `fvs apply`: the new config's addresses, routes, timeouts, services and SNAT rules, all
+    /// or nothing; any other difference needs a restart.
+    fn apply(&mut self, source: &str, yaml: &str) -> Result<Change, String> {
+        let next = Config::from_yaml(yaml, source).map_err(|e| e.to_string())?;
+        let fixed = next.static_differences(&self.config);
+        if !fixed.is_empty() {
+            return Err(format!(
+                "{source}: {} differ from the running config and can only change with a restart of ferrovs; nothing was applied",
+                fixed.join(", ")
+            ));
+        }
+        let mut changes =
+            config::l3_changes(&self.config.addresses, &self.config.routes, &next.addresses, &next.routes);
+        let mut service_changes = lbstate::service_changes(&self.config.services, &next.services);
+        service_changes.extend(lbstate::snat_changes(&self.config.snat, &next.snat));
+        if next.connections.timeouts != self.config.connections.timeouts {
+            changes.push("connections timeouts set".to_string());
+        }
+        let publish = !changes.is_empty() || !service_changes.is_empty();
+        if publish {
+            // Addresses first: the services are built against them and published together.
+            self.config.addresses = next.addresses;
+            self.config.routes = next.routes;
+            self.config.connections.timeouts = next.connections.timeouts;
+            self.build_lb(next.services, next.snat, None).map_err(|e| format!("{source}: {e}"))?;
+        }
+        changes.extend(service_changes);
+        Ok(Change { response: Response::ok(&ApplyResult { changes }), publish })
+    }
+
+    /// The workers' view of the current addresses, routes and services. An address or route
+    /// on a port that did not come up is left out (validation names only configured ports).
+    pub fn snapshot(&self) -> Snapshot {
+        let id_of = |name: &str| self.ports.iter().find(|p| p.name == name).map(|p| p.id);
+        let port_l3 =
+            self.ports.iter().map(|p| (p.id, PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu })).collect();
+        let addresses = &self.config.addresses;
+        let addrs =
+            addresses.iter().filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr })).collect();
+        let static_routes = self
+            .config
+            .routes
+            .iter()
+            .filter_map(|r: &RouteConfig| {
+                let port = id_of(&r.resolved_port(addresses)?)?;
+                Some(Route { prefix: r.prefix.network(), via: r.via, port, origin: RouteOrigin::Static })
+            })
+            .collect();
+        Snapshot::build(port_l3, addrs, static_routes).with_services(self.services.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;
