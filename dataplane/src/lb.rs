@@ -28,12 +28,25 @@ pub struct BackendCounters {
     pub inactive: Counter,
 }
 
-/// Per-laddr-slot gauge of one core: local ports in use (TCP + UDP).
+/// Per-laddr-slot gauges of one core: local ports in use, per protocol, and the size of each
+/// protocol's pool (TCP and UDP have a pool each, of the same size).
 #[derive(Default)]
 pub struct LaddrCounters {
     pub gen: Counter,
-    pub ports_in_use: Counter,
-    pub ports_total: Counter,
+    pub tcp_in_use: Counter,
+    pub udp_in_use: Counter,
+    pub ports_per_protocol: Counter,
+}
+
+impl LaddrCounters {
+    /// The in-use gauge of `proto`'s pool (TCP, else UDP).
+    pub fn in_use(&self, proto: u8) -> &Counter {
+        if proto == 6 {
+            &self.tcp_in_use
+        } else {
+            &self.udp_in_use
+        }
+    }
 }
 
 /// What the control thread reads of a core's load balancing.
@@ -73,6 +86,7 @@ struct PortPool {
     gen: u32,
     tcp: VecDeque<u16>,
     udp: VecDeque<u16>,
+    /// This core's share of one protocol's pool.
     total: u32,
 }
 
@@ -363,12 +377,13 @@ impl LbCore {
         pool.udp.extend(mine);
         let cores = if whole_range { own.cores as usize } else { 1 };
         // Counted as this core's share, so the sum over cores is the range.
-        pool.total = ((pool.tcp.len() + pool.udp.len()) / cores) as u32;
+        pool.total = (pool.tcp.len() / cores) as u32;
         pool.gen = gen;
         let c = &self.counters.laddrs[usize::from(slot)];
         c.gen.set(u64::from(gen));
-        c.ports_in_use.set(0);
-        c.ports_total.set(u64::from(pool.total));
+        c.tcp_in_use.set(0);
+        c.udp_in_use.set(0);
+        c.ports_per_protocol.set(u64::from(pool.total));
     }
 
     /// Active (ESTABLISHED/UDP) connections this core has on a backend, for the schedulers.
@@ -463,8 +478,7 @@ impl LbCore {
                 queue.push_back(p);
             }
             if let Some(port) = taken {
-                let c = &self.counters.laddrs[usize::from(l.slot)];
-                c.ports_in_use.add(1);
+                self.counters.laddrs[usize::from(l.slot)].in_use(proto).add(1);
                 return Ok((l.addr, port, l.slot));
             }
         }
@@ -481,8 +495,8 @@ impl LbCore {
         let q = pool.queue(proto);
         if q.len() < q.capacity() {
             q.push_back(port);
-            let c = &self.counters.laddrs[usize::from(laddr_slot)];
-            c.ports_in_use.set(c.ports_in_use.get().saturating_sub(1));
+            let c = self.counters.laddrs[usize::from(laddr_slot)].in_use(proto);
+            c.set(c.get().saturating_sub(1));
         }
     }
 
@@ -629,14 +643,14 @@ mod tests {
         assert!(got1.iter().all(|(_, p, _)| p % 2 == 1));
         assert_eq!(got0[0].0, Ipv4Addr::new(198, 51, 100, 1));
         assert_eq!(got0[1].0, Ipv4Addr::new(198, 51, 100, 2));
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // A returned port is handed out again (the only free TCP port left on either address).
         c0.return_local_port(0, Some(3), 6, 1004);
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 4);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 4);
         assert_eq!(c0.take_local_port(&s, 6, REPLY), Ok((Ipv4Addr::new(198, 51, 100, 1), 1004, 0)));
         // A port of a stale generation is not taken back.
         c0.return_local_port(0, Some(99), 6, 1002);
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // UDP has ports of its own.
         assert!(c0.take_local_port(&s, 17, REPLY).is_ok());
     }
@@ -656,8 +670,8 @@ mod tests {
             let own = Ownership::new(c, 2, vec![Steering::Rings, Steering::Toeplitz(rss.clone())]);
             let mut core = core(c, 2).with_ownership(own);
             core.sync(&services);
-            // Each core's share, as counted, is half of the 2 x 10 ports.
-            assert_eq!(core.counters.laddrs[0].ports_total.get(), 10);
+            // Each core's share, as counted, is half of the 10 ports of one protocol.
+            assert_eq!(core.counters.laddrs[0].ports_per_protocol.get(), 5);
             let mut mine = Vec::new();
             while let Ok((addr, port, _)) = core.take_local_port(&s, 6, REPLY) {
                 assert_eq!(u32::from(rss.reply_queue(REPLY.addr, REPLY.rport, addr, port)), c, "{addr}:{port}");

@@ -236,7 +236,7 @@ fn fullnat_udp_uses_a_local_address_and_port() {
     assert_eq!(out[0].0, 0);
     let (s, sp, d, dp, _) = parse(&out[0].1);
     assert_eq!((s, sp, d, dp), (ip4(VIP), 80, ip4("192.0.2.2"), 53000));
-    assert_eq!(rig.ctx.lb.counters.laddrs[0].ports_in_use.get(), 1);
+    assert_eq!(rig.ctx.lb.counters.laddrs[0].udp_in_use.get(), 1);
 
     // Idle past the UDP timeout: expired, and the port goes back to the pool.
     rig.now += 5_000 + 2 * crate::conn::TICK_MS + 10;
@@ -246,7 +246,7 @@ fn fullnat_udp_uses_a_local_address_and_port() {
     }
     assert!(rig.ctx.lb.conns.is_empty());
     assert_eq!(rig.event(Event::ConnsExpired), 1);
-    assert_eq!(rig.ctx.lb.counters.laddrs[0].ports_in_use.get(), 0);
+    assert_eq!(rig.ctx.lb.counters.laddrs[0].udp_in_use.get(), 0);
 }
 
 #[test]
