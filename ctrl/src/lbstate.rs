@@ -90,6 +90,7 @@ pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
         max_laddrs: c.max_laddrs as u16,
         lport_min: c.lport_min,
         lport_max: c.lport_max,
+        lport_quiet_ms: c.lport_quiet_s.saturating_mul(1000),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::conn::{
     ConnKey, Dir, InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
-use crate::lb::{is_active, LbCore, PortsExhausted, ReplyFrom};
+use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
@@ -163,7 +163,9 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = snap.services.timeouts.for_conn(&conn);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
-            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_local_port(svc, t.proto, reply))
+            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| {
+                lb.take_local_port(svc, t.proto, reply, now_ms)
+            })
         } else {
             self.insert(&conn, now_ms, timeout)
         };
@@ -200,17 +202,23 @@ impl<F: Frame> CoreCtx<F> {
         conn: &mut Conn,
         now_ms: u64,
         timeout: u32,
-        mut take: impl FnMut(&mut LbCore) -> Result<(Ipv4Addr, u16, u16), PortsExhausted>,
+        mut take: impl FnMut(&mut LbCore) -> Result<LocalPort, PortsExhausted>,
     ) -> Result<ConnId, DropReason> {
         for _ in 0..LOCAL_PORT_ATTEMPTS {
-            let Ok((laddr, lport, slot)) = take(&mut self.lb) else {
+            let Ok(local) = take(&mut self.lb) else {
                 return Err(DropReason::LocalPortsExhausted);
             };
-            (conn.laddr, conn.lport, conn.laddr_slot) = (laddr, lport, slot);
+            (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
             match self.lb.conns.insert(*conn, now_ms, timeout) {
-                Ok(id) => return Ok(id),
+                Ok(id) => {
+                    if local.early {
+                        self.counters.event(Event::LportReusedEarly).inc();
+                    }
+                    return Ok(id);
+                }
                 Err(e) => {
-                    self.lb.return_local_port(slot, None, conn.proto, lport);
+                    // It carried nothing: its quiet time stays as it was.
+                    self.lb.return_local_port(local.slot, None, conn.proto, local.port, None);
                     match e {
                         InsertError::Full => return Err(DropReason::ConnTableFull),
                         InsertError::Protocol => return Err(DropReason::UnsupportedProtocol),
@@ -268,7 +276,7 @@ impl<F: Frame> CoreCtx<F> {
         let start = source_hash_v4(t.src) as usize % rule.addrs.len().max(1);
         let addrs = &rule.addrs;
         let reply = ReplyFrom { port: route.port, addr: t.dst, rport: t.dport };
-        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply);
+        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply, now_ms);
         if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;

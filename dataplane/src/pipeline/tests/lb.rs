@@ -553,3 +553,22 @@ proptest::proptest! {
         proptest::prop_assert!(sent + dropped >= 1, "a frame vanished uncounted");
     }
 }
+
+#[test]
+fn fullnat_reuse_of_a_local_port_within_its_quiet_time_is_counted() {
+    let spec = Spec { mode: FwdMode::FullNat, ..nat_tcp() };
+    // One local port: a new connection right after the last one ended has to reuse it.
+    let limits = LbLimits { lport_min: 5000, lport_max: 5000, lport_quiet_ms: 60_000, ..LbLimits::default() };
+    let mut rig = Rig::lb(&spec, limits);
+    let c = |flags| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, flags, b"");
+    assert_eq!(parse(&rig.rx(0, c(SYN))[0].1).1, 5000);
+    assert_eq!(rig.event(Event::LportReusedEarly), 0, "a port never used is quiet");
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "198.51.100.1", 5000, 6, SYN_ACK, b""));
+    rig.rx(0, c(ACK));
+    rig.rx(0, c(0x04)); // RST: the entry closes
+    rig.now += 1_000;
+    let out = rig.rx(0, with_seq(c(SYN), 99_000));
+    assert_eq!(parse(&out[0].1).1, 5000);
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+    assert_eq!(rig.event(Event::LportReusedEarly), 1);
+}
