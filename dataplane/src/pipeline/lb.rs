@@ -340,14 +340,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        // SNAT connections have no backend slot.
-        let removed = (slot.gen != conn.backend_gen || !slot.live) && !conn.flags.contains(ConnFlags::SNAT);
-        // Removed with `reset`, or removed at all (drain too) before the handshake completed:
-        // a half-open connection to a backend that is gone has nothing to keep.
-        if removed
-            && ((slot.gen == conn.backend_gen && slot.reset)
-                || (conn.proto == IpProtocol::TCP.0 && handshake_incomplete(conn.state)))
-        {
+        if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
@@ -643,6 +636,17 @@ impl<F: Frame> CoreCtx<F> {
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
     let data = &frame.data()[ETH_LEN..];
     data.len() >= 20 && snap.services.is_vip(Ipv4Addr::new(data[16], data[17], data[18], data[19]))
+}
+
+/// A connection whose backend is no longer in its slot (`slot`): whether it ends now rather
+/// than drain, when its backend was removed with `reset`, or at all (drain too) before the
+/// handshake completed: a half-open connection to a backend that is gone has nothing to keep.
+/// SNAT connections have no backend slot.
+#[cold]
+fn ends_with_its_backend(conn: &Conn, slot: &crate::service::BackendSlot) -> bool {
+    !conn.flags.contains(ConnFlags::SNAT)
+        && ((slot.gen == conn.backend_gen && slot.reset)
+            || (conn.proto == IpProtocol::TCP.0 && handshake_incomplete(conn.state)))
 }
 
 /// Whether `conn`'s backend can take its traffic: still in the snapshot (same slot and
