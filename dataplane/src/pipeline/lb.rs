@@ -96,19 +96,26 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// A client's SYN (no ACK) on entry `id` that must start a new connection rather than go
-    /// where the entry goes (IPVS's conn_reuse_mode and expire_nodest_conn): the entry's
-    /// connection is finished or closing, its backend can take no traffic (removed, replaced,
-    /// inhibited), or it never completed its handshake and the SYN has another initial sequence
+    /// where the entry goes (IPVS's conn_reuse_mode and expire_nodest_conn): its backend can
+    /// take no traffic (removed, replaced, inhibited), or the entry's connection is finished or
+    /// closing, or never completed its handshake, and the SYN has another initial sequence
     /// number than the one that opened it (not a retransmit: the client gave up on that
     /// attempt). A retransmitted SYN to a usable backend stays. Not on the per-packet path of
     /// established connections: only SYNs come here.
     fn syn_opens_anew(&self, snap: &Snapshot, id: ConnId, seq: u32) -> bool {
         let conn = self.lb.conns.get(id);
-        if syn_starts_new_connection(conn.state) || !backend_usable(snap, &conn) {
+        if !backend_usable(snap, &conn) {
             return true;
         }
-        // FullNAT keeps no ISN (its entry has no room): a SYN there is taken for a retransmit.
-        handshake_incomplete(conn.state) && self.lb.conns.client_isn(id).is_some_and(|isn| isn != seq)
+        // FullNAT keeps no ISN (its entry has no room).
+        let isn = self.lb.conns.client_isn(id);
+        if syn_starts_new_connection(conn.state) {
+            // Unless it is a retransmit of the SYN that opened the entry: then packets that are
+            // not this connection's (a stray segment of the tuple's previous connection, a
+            // forged one) moved the state, and the backend may have answered already.
+            return isn != Some(seq);
+        }
+        handshake_incomplete(conn.state) && isn.is_some_and(|isn| isn != seq)
     }
 
     /// Schedules a first packet onto a backend, records the connection and forwards.

@@ -344,7 +344,8 @@ fn syn_on_a_finished_connection_starts_a_new_one() {
     let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
     let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
-    let out = rig.rx(0, c(SYN, b""));
+    // A new connection: a new ISN.
+    let out = rig.rx(0, with_seq(c(SYN, b""), 7_000_000));
     // Rescheduled: round robin picks the other backend.
     assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"));
     assert_eq!(rig.event(Event::ConnsReused), 1);
@@ -571,4 +572,32 @@ fn fullnat_reuse_of_a_local_port_within_its_quiet_time_is_counted() {
     assert_eq!(parse(&out[0].1).1, 5000);
     assert_eq!(rig.event(Event::ConnsReused), 1);
     assert_eq!(rig.event(Event::LportReusedEarly), 1);
+}
+
+#[test]
+fn a_retransmit_of_the_syn_that_opened_an_entry_stays_whatever_moved_its_state() {
+    // The client reuses port 40000: its new SYN replaces the finished connection's entry and
+    // goes to b2. A late FIN of the old connection from b2 (same tuple) moves the new entry
+    // to TIME_WAIT mid-handshake; the client's SYN retransmit must still go to b2 (b2 may
+    // have answered: another backend would reset the client's ACK).
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    let c = |flags| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, flags, b"");
+    let b2 = |flags| l4(B2_MAC, OUR_MAC1, "198.51.100.12", 8080, "192.0.2.2", 40000, 6, flags, b"");
+    assert_eq!(parse(&rig.rx(0, c(SYN))[0].1).2, ip4("198.51.100.11"));
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, SYN_ACK, b""));
+    rig.rx(0, c(ACK));
+    rig.rx(0, c(FIN_ACK));
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, FIN_ACK, b""));
+    rig.rx(0, c(ACK));
+    let syn = with_seq(c(SYN), 5_000_000);
+    assert_eq!(parse(&rig.rx(0, syn.clone())[0].1).2, ip4("198.51.100.12"));
+    rig.rx(1, b2(FIN_ACK));
+    let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
+    let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
+    assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
+    assert_eq!(parse(&rig.rx(0, syn)[0].1).2, ip4("198.51.100.12"), "the retransmit stays");
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+    // A SYN with a new ISN on the closed entry is a new connection.
+    assert_eq!(parse(&rig.rx(0, with_seq(c(SYN), 9_000_000))[0].1).2, ip4("198.51.100.11"));
+    assert_eq!(rig.event(Event::ConnsReused), 2);
 }
