@@ -94,6 +94,7 @@ pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
         max_laddrs: c.max_laddrs as u16,
         lport_min: c.lport_min,
         lport_max: c.lport_max,
+        lport_quiet_ms: c.lport_quiet_s.saturating_mul(1000),
     }
 }
 
@@ -346,13 +347,18 @@ impl LbState {
         self.backends.assigned.get(&(key, addr, port)).copied()
     }
 
-    /// (ports in use, ports in all) of a local address, over all cores.
-    fn laddr_ports(&self, addr: IpAddr, cores: &[Arc<LbCounters>]) -> (u64, u64) {
+    /// (ports in use, ports in all) of a local address, over all cores: of `proto`'s pool
+    /// (TCP and UDP have a pool each), or of both pools together when `proto` is None.
+    fn laddr_ports(&self, addr: IpAddr, proto: Option<u8>, cores: &[Arc<LbCounters>]) -> (u64, u64) {
         let Some(&(slot, gen)) = self.laddrs.assigned.get(&v4(addr)) else { return (0, 0) };
         cores.iter().fold((0, 0), |(used, total), c| {
             let l = &c.laddrs[usize::from(slot)];
             if l.gen.get() == u64::from(gen) {
-                (used + l.ports_in_use.get(), total + l.ports_total.get())
+                let per_protocol = l.ports_per_protocol.get();
+                match proto {
+                    Some(p) => (used + l.in_use(p).get(), total + per_protocol),
+                    None => (used + l.tcp_in_use.get() + l.udp_in_use.get(), total + 2 * per_protocol),
+                }
             } else {
                 (used, total) // This core has not filled the address's pool yet.
             }
@@ -396,11 +402,12 @@ impl LbState {
             .collect()
     }
 
+    /// `laddr show`: each service's local addresses with the ports of the service's protocol.
     pub fn laddr_infos(&self, services: &[ServiceConfig], cores: &[Arc<LbCounters>]) -> Vec<LaddrInfo> {
         let mut out = Vec::new();
         for s in services {
             for l in &s.laddrs {
-                let (in_use, total) = self.laddr_ports(*l, cores);
+                let (in_use, total) = self.laddr_ports(*l, Some(s.protocol.number()), cores);
                 out.push(LaddrInfo { service: s.key(), addr: *l, ports_in_use: in_use, ports_total: total });
             }
         }
@@ -418,7 +425,7 @@ impl LbState {
                     .addresses
                     .iter()
                     .map(|a| {
-                        let (ports_in_use, ports_total) = self.laddr_ports(*a, cores);
+                        let (ports_in_use, ports_total) = self.laddr_ports(*a, None, cores);
                         SnatAddrInfo { addr: *a, ports_in_use, ports_total }
                     })
                     .collect(),
@@ -890,6 +897,32 @@ mod tests {
     }
 
     #[test]
+    fn laddr_infos_show_the_pool_of_the_services_protocol() {
+        let mut lb = state();
+        let web = vec![ServiceConfig {
+            mode: ForwardMode::Fullnat,
+            laddrs: vec!["192.0.2.200".parse().unwrap()],
+            ..service(80, SchedKind::Rr, vec![backend(11, 1)])
+        }];
+        let built = build(&mut lb, &web, None).unwrap();
+        let laddr = built.list[0].laddrs[0];
+        let cores: Vec<Arc<LbCounters>> = (0..2).map(|_| Arc::new(LbCounters::new(lb.limits()))).collect();
+        for (core, (tcp, udp)) in cores.iter().zip([(3, 10), (4, 20)]) {
+            let c = &core.laddrs[usize::from(laddr.slot)];
+            c.gen.set(u64::from(laddr.gen));
+            c.tcp_in_use.set(tcp);
+            c.udp_in_use.set(udp);
+            c.ports_per_protocol.set(32_256);
+        }
+        // A TCP service can use the TCP pool only: 64,512 ports over the two cores, 7 in use.
+        let infos = lb.laddr_infos(&web, &cores);
+        assert_eq!(
+            infos,
+            vec![LaddrInfo { service: key(80), addr: laddr.addr.into(), ports_in_use: 7, ports_total: 64_512 }]
+        );
+    }
+
+    #[test]
     fn snat_infos_sum_the_cores_ports() {
         let mut lb = state();
         let snat = vec![snat_rule("198.51.100.0/24", "dp0", &["192.0.2.50", "192.0.2.51"])];
@@ -899,8 +932,9 @@ mod tests {
         for (core, used) in cores.iter().zip([3, 4]) {
             let c = &core.laddrs[usize::from(filled.slot)];
             c.gen.set(u64::from(filled.gen));
-            c.ports_in_use.set(used);
-            c.ports_total.set(1000);
+            c.tcp_in_use.set(used);
+            c.udp_in_use.set(1);
+            c.ports_per_protocol.set(500);
         }
         let infos = lb.snat_infos(&snat, &cores);
         assert_eq!(
@@ -909,7 +943,7 @@ mod tests {
                 source: snat[0].source,
                 out_port: "dp0".into(),
                 addresses: vec![
-                    SnatAddrInfo { addr: "192.0.2.50".parse().unwrap(), ports_in_use: 7, ports_total: 2000 },
+                    SnatAddrInfo { addr: "192.0.2.50".parse().unwrap(), ports_in_use: 9, ports_total: 2000 },
                     // No core has filled this pool yet.
                     SnatAddrInfo { addr: "192.0.2.51".parse().unwrap(), ports_in_use: 0, ports_total: 0 },
                 ],

@@ -437,9 +437,11 @@ pub struct BackendInfo {
 pub struct LaddrInfo {
     pub service: ServiceKey,
     pub addr: IpAddr,
-    /// Local ports of this address in use by connections (all services, all cores).
+    /// Local ports of this address in use by connections of the service's protocol (all
+    /// services and SNAT, all cores).
     pub ports_in_use: u64,
-    /// Local ports available to connections (the configured range, all cores).
+    /// Local ports of the service's protocol (TCP and UDP have a pool each; the configured
+    /// range, all cores).
     pub ports_total: u64,
 }
 
@@ -454,9 +456,11 @@ pub struct SnatInfo {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct SnatAddrInfo {
     pub addr: IpAddr,
-    /// Local ports of this address in use (by SNAT and any FullNAT service using it, all cores).
+    /// Local ports of this address in use (by SNAT and any FullNAT service using it, TCP and
+    /// UDP, all cores).
     pub ports_in_use: u64,
-    /// Local ports available (the configured range, all cores).
+    /// Local ports available: the TCP and the UDP pool together (the configured range twice,
+    /// all cores).
     pub ports_total: u64,
 }
 

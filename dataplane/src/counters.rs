@@ -157,6 +157,9 @@ enum_with_names! {
         /// New connections sent to a client's remembered backend, and records evicted early.
         PersistenceHits = "persistence_hits",
         PersistenceEvictions = "persistence_evictions",
+        /// FullNAT/SNAT TCP local ports handed out within `connections.lport_quiet_s` of their
+        /// release, because no quiet port was left (more local addresses would avoid it).
+        LportReusedEarly = "lport_reused_early",
         /// Packets forwarded client to backend (in) and backend to client (out).
         LbInPackets = "lb_in_packets",
         LbOutPackets = "lb_out_packets",

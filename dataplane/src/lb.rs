@@ -28,12 +28,25 @@ pub struct BackendCounters {
     pub inactive: Counter,
 }
 
-/// Per-laddr-slot gauge of one core: local ports in use (TCP + UDP).
+/// Per-laddr-slot gauges of one core: local ports in use, per protocol, and the size of each
+/// protocol's pool (TCP and UDP have a pool each, of the same size).
 #[derive(Default)]
 pub struct LaddrCounters {
     pub gen: Counter,
-    pub ports_in_use: Counter,
-    pub ports_total: Counter,
+    pub tcp_in_use: Counter,
+    pub udp_in_use: Counter,
+    pub ports_per_protocol: Counter,
+}
+
+impl LaddrCounters {
+    /// The in-use gauge of `proto`'s pool (TCP, else UDP).
+    pub fn in_use(&self, proto: u8) -> &Counter {
+        if proto == 6 {
+            &self.tcp_in_use
+        } else {
+            &self.udp_in_use
+        }
+    }
 }
 
 /// What the control thread reads of a core's load balancing.
@@ -73,6 +86,10 @@ struct PortPool {
     gen: u32,
     tcp: VecDeque<u16>,
     udp: VecDeque<u16>,
+    /// Per TCP port (from `lport_min`): the second (of `now_ms / 1000`) from which it is quiet,
+    /// its last connection's release plus the quiet time. UDP has no TIME_WAIT to wait out.
+    tcp_quiet_from_s: Box<[u32]>,
+    /// This core's share of one protocol's pool.
     total: u32,
 }
 
@@ -84,6 +101,17 @@ impl PortPool {
             &mut self.udp
         }
     }
+}
+
+/// A local address and port for a new FullNAT/SNAT connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalPort {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// The address's laddr slot.
+    pub slot: u16,
+    /// The port was released less than the quiet time ago: no quiet port was left to take.
+    pub early: bool,
 }
 
 /// Remembers which backend a client was sent to, per service, for `persistence`.
@@ -361,14 +389,17 @@ impl LbCore {
         pool.udp.clear();
         pool.tcp.extend(mine.clone());
         pool.udp.extend(mine);
+        // A new occupant's ports were never used by it: quiet from the start.
+        pool.tcp_quiet_from_s = vec![0; usize::from(max - min) + 1].into_boxed_slice();
         let cores = if whole_range { own.cores as usize } else { 1 };
         // Counted as this core's share, so the sum over cores is the range.
-        pool.total = ((pool.tcp.len() + pool.udp.len()) / cores) as u32;
+        pool.total = (pool.tcp.len() / cores) as u32;
         pool.gen = gen;
         let c = &self.counters.laddrs[usize::from(slot)];
         c.gen.set(u64::from(gen));
-        c.ports_in_use.set(0);
-        c.ports_total.set(u64::from(pool.total));
+        c.tcp_in_use.set(0);
+        c.udp_in_use.set(0);
+        c.ports_per_protocol.set(u64::from(pool.total));
     }
 
     /// Active (ESTABLISHED/UDP) connections this core has on a backend, for the schedulers.
@@ -419,7 +450,8 @@ impl LbCore {
         svc: &Service,
         proto: u8,
         reply: ReplyFrom,
-    ) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+        now_ms: u64,
+    ) -> Result<LocalPort, PortsExhausted> {
         let n = svc.laddrs.len();
         let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
         if n == 0 {
@@ -427,62 +459,99 @@ impl LbCore {
         }
         let start = usize::from(local.next_laddr) % n;
         local.next_laddr = ((start + 1) % n) as u16;
-        self.take_port_from(&svc.laddrs, start, proto, reply)
+        self.take_port_from(&svc.laddrs, start, proto, reply, now_ms)
     }
 
-    /// A port of this core's pool for one of `laddrs`, trying them in order from `start`:
-    /// (address, port, laddr slot).
+    /// A port of this core's pool for one of `laddrs`, trying them in order from `start`.
+    /// TCP ports are taken quiet first (released at least `lport_quiet_ms` ago, so no backend
+    /// still holds the tuple in TIME_WAIT): each address's oldest-freed port that fits is
+    /// looked at, and when none is quiet the first address's is taken anyway, marked `early`.
+    /// Bounded work: at most two passes over the addresses, each looking at a bounded number of
+    /// ports per address.
     pub fn take_port_from(
         &mut self,
         laddrs: &[Laddr],
         start: usize,
         proto: u8,
         reply: ReplyFrom,
-    ) -> Result<(Ipv4Addr, u16, u16), PortsExhausted> {
+        now_ms: u64,
+    ) -> Result<LocalPort, PortsExhausted> {
         let n = laddrs.len();
         let own = &self.ownership;
         let check = own.any_toeplitz();
         // A port that does not fit goes to the back: it fits other backends. With a fair
         // redirection table one in `cores` fits; give up on an address well after that.
         let attempts = 16 * own.cores as usize;
-        for k in 0..n {
-            let l = laddrs[(start + k) % n];
-            let Some(pool) = self.pools.get_mut(usize::from(l.slot)) else { continue };
-            if pool.gen != l.gen {
-                continue;
+        let quiet_time = proto == 6 && self.limits.lport_quiet_ms > 0;
+        let now_s = (now_ms / 1000) as u32;
+        let lport_min = self.limits.lport_min;
+        for strict in [true, false] {
+            if !strict && !quiet_time {
+                break;
             }
-            let queue = pool.queue(proto);
-            let fits = |p: u16| !check || own.lport_fits(reply.port, reply.addr, reply.rport, l.addr, p);
-            let mut taken = None;
-            for _ in 0..attempts.min(queue.len()) {
-                let Some(p) = queue.pop_front() else { break };
-                if fits(p) {
-                    taken = Some(p);
+            for k in 0..n {
+                let l = laddrs[(start + k) % n];
+                let Some(pool) = self.pools.get_mut(usize::from(l.slot)) else { continue };
+                if pool.gen != l.gen {
+                    continue;
+                }
+                let quiet_from = &pool.tcp_quiet_from_s;
+                let is_quiet = |p: u16| {
+                    !quiet_time || quiet_from.get(usize::from(p.wrapping_sub(lport_min))).is_none_or(|&q| now_s >= q)
+                };
+                let queue = if proto == 6 { &mut pool.tcp } else { &mut pool.udp };
+                let fits = |p: u16| !check || own.lport_fits(reply.port, reply.addr, reply.rport, l.addr, p);
+                let mut taken = None;
+                for _ in 0..attempts.min(queue.len()) {
+                    let Some(p) = queue.pop_front() else { break };
+                    if !fits(p) {
+                        queue.push_back(p);
+                        continue;
+                    }
+                    if strict && quiet_time && !is_quiet(p) {
+                        // Ports behind it were freed later: try the next address.
+                        queue.push_front(p);
+                        break;
+                    }
+                    taken = Some((p, !is_quiet(p)));
                     break;
                 }
-                queue.push_back(p);
-            }
-            if let Some(port) = taken {
-                let c = &self.counters.laddrs[usize::from(l.slot)];
-                c.ports_in_use.add(1);
-                return Ok((l.addr, port, l.slot));
+                if let Some((port, early)) = taken {
+                    self.counters.laddrs[usize::from(l.slot)].in_use(proto).add(1);
+                    return Ok(LocalPort { addr: l.addr, port, slot: l.slot, early });
+                }
             }
         }
         Err(PortsExhausted)
     }
 
     /// Returns a local port taken by `take_local_port` (also for a connection that could not
-    /// be inserted).
-    pub fn return_local_port(&mut self, laddr_slot: u16, gen_check: Option<u32>, proto: u8, port: u16) {
+    /// be inserted). `used_until_ms`: when its connection ended, None if it never carried one
+    /// (its quiet time is then unchanged).
+    pub fn return_local_port(
+        &mut self,
+        laddr_slot: u16,
+        gen_check: Option<u32>,
+        proto: u8,
+        port: u16,
+        used_until_ms: Option<u64>,
+    ) {
         let Some(pool) = self.pools.get_mut(usize::from(laddr_slot)) else { return };
         if gen_check.is_some_and(|g| g != pool.gen) {
             return;
         }
+        if let (6, Some(ms)) = (proto, used_until_ms) {
+            let quiet_s = self.limits.lport_quiet_ms.div_ceil(1000);
+            if let Some(q) = pool.tcp_quiet_from_s.get_mut(usize::from(port.wrapping_sub(self.limits.lport_min))) {
+                // From the next whole second after the quiet time: never early.
+                *q = ((ms / 1000) as u32).saturating_add(quiet_s + 1);
+            }
+        }
         let q = pool.queue(proto);
         if q.len() < q.capacity() {
             q.push_back(port);
-            let c = &self.counters.laddrs[usize::from(laddr_slot)];
-            c.ports_in_use.set(c.ports_in_use.get().saturating_sub(1));
+            let c = self.counters.laddrs[usize::from(laddr_slot)].in_use(proto);
+            c.set(c.get().saturating_sub(1));
         }
     }
 
@@ -561,7 +630,7 @@ impl LbCore {
         }
         if conn.laddr_slot != u16::MAX {
             let gen = self.pool_gen(conn.laddr_slot);
-            self.return_local_port(conn.laddr_slot, gen, conn.proto, conn.lport);
+            self.return_local_port(conn.laddr_slot, gen, conn.proto, conn.lport, Some(now_ms));
         }
         let s = usize::from(conn.service);
         if let (Some(&ms), Some(local)) = (self.persistence_ms.get(s), self.services.get(s)) {
@@ -615,12 +684,12 @@ mod tests {
         c0.sync(&services);
         c1.sync(&services);
         let mut got0 = Vec::new();
-        while let Ok(p) = c0.take_local_port(&s, 6, REPLY) {
-            got0.push(p);
+        while let Ok(p) = c0.take_local_port(&s, 6, REPLY, 0) {
+            got0.push((p.addr, p.port, p.slot));
         }
         let mut got1 = Vec::new();
-        while let Ok(p) = c1.take_local_port(&s, 6, REPLY) {
-            got1.push(p);
+        while let Ok(p) = c1.take_local_port(&s, 6, REPLY, 0) {
+            got1.push((p.addr, p.port, p.slot));
         }
         // Each core has the 5 ports of its parity on each of the 2 addresses.
         assert_eq!(got0.len(), 10);
@@ -629,16 +698,17 @@ mod tests {
         assert!(got1.iter().all(|(_, p, _)| p % 2 == 1));
         assert_eq!(got0[0].0, Ipv4Addr::new(198, 51, 100, 1));
         assert_eq!(got0[1].0, Ipv4Addr::new(198, 51, 100, 2));
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // A returned port is handed out again (the only free TCP port left on either address).
-        c0.return_local_port(0, Some(3), 6, 1004);
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 4);
-        assert_eq!(c0.take_local_port(&s, 6, REPLY), Ok((Ipv4Addr::new(198, 51, 100, 1), 1004, 0)));
+        c0.return_local_port(0, Some(3), 6, 1004, None);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 4);
+        let again = LocalPort { addr: Ipv4Addr::new(198, 51, 100, 1), port: 1004, slot: 0, early: false };
+        assert_eq!(c0.take_local_port(&s, 6, REPLY, 0), Ok(again));
         // A port of a stale generation is not taken back.
-        c0.return_local_port(0, Some(99), 6, 1002);
-        assert_eq!(c0.counters.laddrs[0].ports_in_use.get(), 5);
+        c0.return_local_port(0, Some(99), 6, 1002, None);
+        assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // UDP has ports of its own.
-        assert!(c0.take_local_port(&s, 17, REPLY).is_ok());
+        assert!(c0.take_local_port(&s, 17, REPLY, 0).is_ok());
     }
 
     #[test]
@@ -656,10 +726,10 @@ mod tests {
             let own = Ownership::new(c, 2, vec![Steering::Rings, Steering::Toeplitz(rss.clone())]);
             let mut core = core(c, 2).with_ownership(own);
             core.sync(&services);
-            // Each core's share, as counted, is half of the 2 x 10 ports.
-            assert_eq!(core.counters.laddrs[0].ports_total.get(), 10);
+            // Each core's share, as counted, is half of the 10 ports of one protocol.
+            assert_eq!(core.counters.laddrs[0].ports_per_protocol.get(), 5);
             let mut mine = Vec::new();
-            while let Ok((addr, port, _)) = core.take_local_port(&s, 6, REPLY) {
+            while let Ok(LocalPort { addr, port, .. }) = core.take_local_port(&s, 6, REPLY, 0) {
                 assert_eq!(u32::from(rss.reply_queue(REPLY.addr, REPLY.rport, addr, port)), c, "{addr}:{port}");
                 mine.push((addr, port));
             }
@@ -674,6 +744,53 @@ mod tests {
             .collect();
         assert_eq!(all, want);
         assert!(taken.iter().all(|t| !t.is_empty()));
+    }
+
+    #[test]
+    fn tcp_local_ports_rest_for_the_quiet_time_where_the_pool_allows() {
+        // One core, two addresses of 4 ports each (1000..=1003), quiet time 60 s.
+        let limits = LbLimits { lport_min: 1000, lport_max: 1003, lport_quiet_ms: 60_000, ..LbLimits::default() };
+        let mut s = svc(0);
+        s.laddrs.truncate(1);
+        let services = Services::new(vec![s.clone()], vec![], Default::default());
+        let mut c = LbCore::new(0, 1, limits, Arc::new(LbCounters::new(&limits)));
+        c.sync(&services);
+        let take = |c: &mut LbCore, now_ms| c.take_local_port(&s, 6, REPLY, now_ms).unwrap();
+        // 4 connections, all released at t = 10 s; at 20 s a fifth needs a port: none is quiet,
+        // so the oldest-freed is reused, marked early.
+        let first: Vec<LocalPort> = (0..4).map(|_| take(&mut c, 0)).collect();
+        assert!(first.iter().all(|p| !p.early), "never used: quiet");
+        for p in &first {
+            c.return_local_port(p.slot, Some(3), 6, p.port, Some(10_000));
+        }
+        let p = take(&mut c, 20_000);
+        assert_eq!((p.port, p.early), (1000, true));
+        c.return_local_port(p.slot, Some(3), 6, p.port, Some(20_000));
+        // From 70 s on (60 s after release, whole seconds), the ports released at 10 s are quiet.
+        assert!(take(&mut c, 70_999).early);
+        let p = take(&mut c, 71_000);
+        assert_eq!((p.port, p.early), (1002, false));
+
+        // With a second address, a port that is not quiet is skipped for the other's quiet one.
+        let two = svc(0);
+        let services = Services::new(vec![two.clone()], vec![], Default::default());
+        let mut c = LbCore::new(0, 1, limits, Arc::new(LbCounters::new(&limits)));
+        c.sync(&services);
+        let (addr1, addr2) = (Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2));
+        let from_first = |c: &mut LbCore, now_ms| c.take_port_from(&two.laddrs, 0, 6, REPLY, now_ms).unwrap();
+        let all: Vec<LocalPort> = (0..4).map(|_| from_first(&mut c, 0)).collect();
+        assert!(all.iter().all(|p| p.addr == addr1 && !p.early));
+        c.return_local_port(all[0].slot, Some(3), 6, all[0].port, Some(1_000));
+        // Address 1's only free port was released 1 s ago: address 2's quiet ports go first.
+        for port in 1000..=1003 {
+            assert_eq!(from_first(&mut c, 2_000), LocalPort { addr: addr2, port, slot: 1, early: false });
+        }
+        // None is quiet any more: address 1's port is reused, early.
+        assert_eq!(from_first(&mut c, 2_000), LocalPort { addr: addr1, port: 1000, slot: 0, early: true });
+        // UDP has no TIME_WAIT: never early.
+        let u = c.take_local_port(&two, 17, REPLY, 2_000).unwrap();
+        c.return_local_port(u.slot, None, 17, u.port, Some(2_000));
+        assert!(c.take_local_port(&two, 17, REPLY, 2_000).is_ok_and(|p| !p.early));
     }
 
     #[test]

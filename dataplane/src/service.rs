@@ -164,6 +164,9 @@ pub struct LbLimits {
     pub max_laddrs: u16,
     pub lport_min: u16,
     pub lport_max: u16,
+    /// A TCP local port is not handed out again within this long of its release where another
+    /// port allows (backends keep the old connection in TIME_WAIT); 0: no quiet time.
+    pub lport_quiet_ms: u32,
 }
 
 impl Default for LbLimits {
@@ -176,6 +179,7 @@ impl Default for LbLimits {
             max_laddrs: 16,
             lport_min: 1024,
             lport_max: 65535,
+            lport_quiet_ms: 60_000,
         }
     }
 }

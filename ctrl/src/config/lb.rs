@@ -372,6 +372,10 @@ pub struct ConnectionsConfig {
     /// cores.
     pub lport_min: u16,
     pub lport_max: u16,
+    /// Seconds a TCP local port rests after its connection ends before it is handed out again,
+    /// where the pool allows (backends keep the old tuple in TIME_WAIT, 60 s on Linux); 0: no
+    /// rest. Reuses that could not wait are counted as `lport_reused_early`.
+    pub lport_quiet_s: u32,
     pub timeouts: TimeoutsConfig,
 }
 
@@ -384,6 +388,7 @@ impl Default for ConnectionsConfig {
             max_laddrs: 64,
             lport_min: 1024,
             lport_max: 65535,
+            lport_quiet_s: 60,
             timeouts: TimeoutsConfig::default(),
         }
     }
@@ -456,6 +461,9 @@ fn err(path: String, message: String) -> ConfigError {
     ConfigError::new(path, message)
 }
 
+/// The longest local-port quiet time: an hour, far beyond any TIME_WAIT.
+const MAX_LPORT_QUIET_S: u32 = 3600;
+
 pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
     let range = |v: u32, lo: u32, hi: u32, field: &str| {
         if v < lo || v > hi {
@@ -474,6 +482,7 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
             format!("the local port range {}..={} is empty or starts at 0", c.lport_min, c.lport_max),
         ));
     }
+    range(c.lport_quiet_s, 0, MAX_LPORT_QUIET_S, "lport_quiet_s")?;
     for (name, v) in c.timeouts.fields() {
         range(v, 1, MAX_TIMEOUT_S, &format!("timeouts.{name}"))?;
     }
@@ -907,6 +916,10 @@ mod tests {
         assert!(e.contains("2 backends in all; connections.max_backends allows 1"), "{e}");
         let bad = ConnectionsConfig { lport_min: 2000, lport_max: 1000, ..Default::default() };
         assert!(validate_connections(&bad).unwrap_err().to_string().contains("connections.lport_min"));
+        let bad = ConnectionsConfig { lport_quiet_s: 3601, ..Default::default() };
+        let e = validate_connections(&bad).unwrap_err().to_string();
+        assert!(e.contains("connections.lport_quiet_s") && e.contains("3601 is out of range, must be 0..=3600"), "{e}");
+        assert!(validate_connections(&ConnectionsConfig { lport_quiet_s: 0, ..Default::default() }).is_ok());
         let mut t = ConnectionsConfig::default();
         t.timeouts.udp = 0;
         assert!(validate_connections(&t)

@@ -13,7 +13,9 @@ mod table;
 pub mod tcp_state;
 
 pub use table::{ConnId, ConnTable, Hint, InsertError, TimerStats, TICK_MS, WHEEL_LAP_MS};
-pub use tcp_state::{next_state, next_state_client_only, syn_starts_new_connection, TcpState, Timeouts};
+pub use tcp_state::{
+    handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, TcpState, Timeouts,
+};
 
 #[cfg(test)]
 mod tests;

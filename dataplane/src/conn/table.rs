@@ -4,6 +4,9 @@
 //!
 //! **Slab.** `slots[id]` holds the connection, its deadline and its wheel links: 48 bytes, the
 //! connection packed (`Conn` itself is 40 bytes with padding; here TCP or UDP is one flag bit).
+//! Without FullNAT a connection's local address is its client's, so the four bytes that hold a
+//! FullNAT local address hold the client's initial sequence number instead (see
+//! [`ConnTable::client_isn`]).
 //! Free slots are chained through `next`, last freed first (it is the one most likely still
 //! cached).
 //!
@@ -86,7 +89,9 @@ struct Slot {
     client: Ipv4Addr,
     vip: Ipv4Addr,
     backend: Ipv4Addr,
-    laddr: Ipv4Addr,
+    /// FullNAT (and SNAT): the local address. Otherwise the local address is the client's and
+    /// this is the sequence number of the client's SYN that opened the connection.
+    laddr_or_isn: u32,
     cport: u16,
     vport: u16,
     bport: u16,
@@ -116,7 +121,7 @@ impl Slot {
             client: Ipv4Addr::UNSPECIFIED,
             vip: Ipv4Addr::UNSPECIFIED,
             backend: Ipv4Addr::UNSPECIFIED,
-            laddr: Ipv4Addr::UNSPECIFIED,
+            laddr_or_isn: 0,
             cport: 0,
             vport: 0,
             bport: 0,
@@ -133,13 +138,19 @@ impl Slot {
         }
     }
 
-    /// Stores `conn` (TCP or UDP: `insert` checked), leaving deadline and links alone.
+    /// Stores `conn` (TCP or UDP: `insert` checked), leaving deadline and links alone; the
+    /// client's ISN is 0 until `set_client_isn`.
     #[inline]
     fn store(&mut self, conn: &Conn) {
+        let full_nat = conn.flags.contains(ConnFlags::FULLNAT);
+        debug_assert!(
+            full_nat || (conn.laddr, conn.lport) == (conn.client, conn.cport),
+            "NAT keeps the client's tuple"
+        );
         self.client = conn.client;
         self.vip = conn.vip;
         self.backend = conn.backend;
-        self.laddr = conn.laddr;
+        self.laddr_or_isn = if full_nat { u32::from(conn.laddr) } else { 0 };
         self.cport = conn.cport;
         self.vport = conn.vport;
         self.bport = conn.bport;
@@ -164,12 +175,27 @@ impl Slot {
     }
 
     #[inline]
+    fn full_nat(&self) -> bool {
+        self.bits & ConnFlags::FULLNAT.bits() != 0
+    }
+
+    /// The local address: FullNAT's own, else the client's.
+    #[inline]
+    fn laddr(&self) -> Ipv4Addr {
+        if self.full_nat() {
+            Ipv4Addr::from(self.laddr_or_isn)
+        } else {
+            self.client
+        }
+    }
+
+    #[inline]
     fn conn(&self) -> Conn {
         Conn {
             client: self.client,
             vip: self.vip,
             backend: self.backend,
-            laddr: self.laddr,
+            laddr: self.laddr(),
             cport: self.cport,
             vport: self.vport,
             bport: self.bport,
@@ -189,7 +215,7 @@ impl Slot {
     #[inline]
     fn has_key(&self, key: &ConnKey, reply: bool) -> bool {
         let (src, dst, sport, dport) = if reply {
-            (self.backend, self.laddr, self.bport, self.lport)
+            (self.backend, self.laddr(), self.bport, self.lport)
         } else {
             (self.client, self.vip, self.cport, self.vport)
         };
@@ -458,6 +484,29 @@ impl ConnTable {
         slot.state = state;
     }
 
+    /// Records the sequence number of the client's SYN that opened the live connection in slot
+    /// `id`, when there is room for it: not for FullNAT/SNAT, whose local address takes the
+    /// place. Returns whether it was kept.
+    #[inline]
+    pub fn set_client_isn(&mut self, id: ConnId, isn: u32) -> bool {
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        if slot.full_nat() {
+            return false;
+        }
+        slot.laddr_or_isn = isn;
+        true
+    }
+
+    /// The sequence number `set_client_isn` kept for the live connection in slot `id` (None for
+    /// FullNAT/SNAT connections).
+    #[inline]
+    pub fn client_isn(&self, id: ConnId) -> Option<u32> {
+        let slot = &self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        (!slot.full_nat()).then_some(slot.laddr_or_isn)
+    }
+
     /// Sets the flags of the live connection in slot `id`. Whether it is one-way (DR/TUN)
     /// must not change: that decides which of its keys the index holds.
     #[inline]
@@ -465,6 +514,7 @@ impl ConnTable {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
         debug_assert_eq!(slot.flags().is_one_way(), flags.is_one_way(), "connection {id} changes direction keying");
+        debug_assert_eq!(slot.full_nat(), flags.contains(ConnFlags::FULLNAT), "connection {id} changes FullNAT");
         slot.bits = flags.bits() | (slot.bits & BIT_UDP);
     }
 

@@ -156,6 +156,13 @@ pub fn syn_starts_new_connection(state: TcpState) -> bool {
     matches!(state, FW | TW | CL | CW | LA)
 }
 
+/// Whether a connection in `state` has not completed its handshake (as far as the balancer
+/// saw): a client SYN on it with another initial sequence number is a new connection, and it
+/// is not kept for a backend that was removed.
+pub fn handshake_incomplete(state: TcpState) -> bool {
+    matches!(state, TcpState::None | SS | SR | LI | TcpState::SynAck)
+}
+
 /// Idle timeouts in milliseconds: per TCP state, and one for UDP. `Default` is IPVS's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -683,3 +683,19 @@ fn churn_matches_the_model() {
     }
     assert_eq!(t.len(), m.live.len());
 }
+
+#[test]
+fn client_isn_takes_the_place_of_a_nat_connections_local_address() {
+    let mut t = ConnTable::new(16);
+    let (a, f) = (nat(1), fullnat(2));
+    let (ia, i_f) = (t.insert(a, 0, 1000).unwrap(), t.insert(f, 0, 1000).unwrap());
+    assert!(t.set_client_isn(ia, 0xdead_beef));
+    assert!(!t.set_client_isn(i_f, 7), "a FullNAT entry has no room");
+    assert_eq!(t.client_isn(ia), Some(0xdead_beef));
+    assert_eq!(t.client_isn(i_f), None);
+    // Both connections read back whole and both keys of each still find them.
+    assert_eq!((t.get(ia), t.get(i_f)), (a, f));
+    assert_eq!(t.lookup(&a.reply_key()), Some((ia, Dir::Reply)));
+    assert_eq!(t.lookup(&f.reply_key()), Some((i_f, Dir::Reply)));
+    assert_eq!(t.remove(ia), a);
+}

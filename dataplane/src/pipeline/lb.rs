@@ -11,11 +11,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{exceeds_mtu, CoreCtx, Frame, FramePool, LbCandidate, TxSink, ETH_LEN};
 use crate::conn::{
-    next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId, ConnKey, Dir, InsertError,
-    TcpState,
+    handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, Conn, ConnFlags, ConnId,
+    ConnKey, Dir, InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
-use crate::lb::{is_active, LbCore, PortsExhausted, ReplyFrom};
+use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
 use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
@@ -69,12 +69,12 @@ impl<F: Frame> CoreCtx<F> {
             let reuse = dir == Dir::Original
                 && t.proto == IpProtocol::TCP.0
                 && is_new_syn(tcp_flags)
-                && syn_starts_new_connection(self.lb.conns.get(id).state);
+                && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
             if !reuse {
                 self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
                 return None;
             }
-            // The client reuses the tuple of a finished connection: forget it, schedule anew.
+            // The client's SYN is not for this entry's connection: forget it, schedule anew.
             self.end_conn(id, now_ms);
             self.counters.event(Event::ConnsReused).inc();
         }
@@ -93,6 +93,29 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.new_conn(snap, now_ms, frame, svc, l4, pool, tx);
         None
+    }
+
+    /// A client's SYN (no ACK) on entry `id` that must start a new connection rather than go
+    /// where the entry goes (IPVS's conn_reuse_mode and expire_nodest_conn): its backend can
+    /// take no traffic (removed, replaced, inhibited), or the entry's connection is finished or
+    /// closing, or never completed its handshake, and the SYN has another initial sequence
+    /// number than the one that opened it (not a retransmit: the client gave up on that
+    /// attempt). A retransmitted SYN to a usable backend stays. Not on the per-packet path of
+    /// established connections: only SYNs come here.
+    fn syn_opens_anew(&self, snap: &Snapshot, id: ConnId, seq: u32) -> bool {
+        let conn = self.lb.conns.get(id);
+        if !backend_usable(snap, &conn) {
+            return true;
+        }
+        // FullNAT keeps no ISN (its entry has no room).
+        let isn = self.lb.conns.client_isn(id);
+        if syn_starts_new_connection(conn.state) {
+            // Unless it is a retransmit of the SYN that opened the entry: then packets that are
+            // not this connection's (a stray segment of the tuple's previous connection, a
+            // forged one) moved the state, and the backend may have answered already.
+            return isn != Some(seq);
+        }
+        handshake_incomplete(conn.state) && isn.is_some_and(|isn| isn != seq)
     }
 
     /// Schedules a first packet onto a backend, records the connection and forwards.
@@ -147,12 +170,18 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = snap.services.timeouts.for_conn(&conn);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
-            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| lb.take_local_port(svc, t.proto, reply))
+            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| {
+                lb.take_local_port(svc, t.proto, reply, now_ms)
+            })
         } else {
             self.insert(&conn, now_ms, timeout)
         };
-        if let Err(reason) = inserted {
-            return self.drop(frame, reason);
+        let id = match inserted {
+            Ok(id) => id,
+            Err(reason) => return self.drop(frame, reason),
+        };
+        if t.proto == IpProtocol::TCP.0 {
+            self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
         }
         self.counters.event(Event::ConnsCreated).inc();
         self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
@@ -163,9 +192,9 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN).
-    fn insert(&mut self, conn: &Conn, now_ms: u64, timeout: u32) -> Result<(), DropReason> {
+    fn insert(&mut self, conn: &Conn, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
         match self.lb.conns.insert(*conn, now_ms, timeout) {
-            Ok(_) => Ok(()),
+            Ok(id) => Ok(id),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
             // Only TCP and UDP come here.
@@ -180,17 +209,23 @@ impl<F: Frame> CoreCtx<F> {
         conn: &mut Conn,
         now_ms: u64,
         timeout: u32,
-        mut take: impl FnMut(&mut LbCore) -> Result<(Ipv4Addr, u16, u16), PortsExhausted>,
-    ) -> Result<(), DropReason> {
+        mut take: impl FnMut(&mut LbCore) -> Result<LocalPort, PortsExhausted>,
+    ) -> Result<ConnId, DropReason> {
         for _ in 0..LOCAL_PORT_ATTEMPTS {
-            let Ok((laddr, lport, slot)) = take(&mut self.lb) else {
+            let Ok(local) = take(&mut self.lb) else {
                 return Err(DropReason::LocalPortsExhausted);
             };
-            (conn.laddr, conn.lport, conn.laddr_slot) = (laddr, lport, slot);
+            (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
             match self.lb.conns.insert(*conn, now_ms, timeout) {
-                Ok(_) => return Ok(()),
+                Ok(id) => {
+                    if local.early {
+                        self.counters.event(Event::LportReusedEarly).inc();
+                    }
+                    return Ok(id);
+                }
                 Err(e) => {
-                    self.lb.return_local_port(slot, None, conn.proto, lport);
+                    // It carried nothing: its quiet time stays as it was.
+                    self.lb.return_local_port(local.slot, None, conn.proto, local.port, None);
                     match e {
                         InsertError::Full => return Err(DropReason::ConnTableFull),
                         InsertError::Protocol => return Err(DropReason::UnsupportedProtocol),
@@ -248,7 +283,7 @@ impl<F: Frame> CoreCtx<F> {
         let start = source_hash_v4(t.src) as usize % rule.addrs.len().max(1);
         let addrs = &rule.addrs;
         let reply = ReplyFrom { port: route.port, addr: t.dst, rport: t.dport };
-        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply);
+        let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply, now_ms);
         if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;
@@ -312,7 +347,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if slot.gen == conn.backend_gen && !slot.live && slot.reset {
+        if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
@@ -639,6 +674,42 @@ impl<F: Frame> CoreCtx<F> {
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
     let data = &frame.data()[ETH_LEN..];
     data.len() >= 20 && snap.services.is_vip(Ipv4Addr::new(data[16], data[17], data[18], data[19]))
+}
+
+/// A connection whose backend is no longer in its slot (`slot`): whether it ends now rather
+/// than drain, when its backend was removed with `reset`, or at all (drain too) before the
+/// handshake completed: a half-open connection to a backend that is gone has nothing to keep.
+/// SNAT connections have no backend slot.
+#[cold]
+fn ends_with_its_backend(conn: &Conn, slot: &crate::service::BackendSlot) -> bool {
+    !conn.flags.contains(ConnFlags::SNAT)
+        && ((slot.gen == conn.backend_gen && slot.reset)
+            || (conn.proto == IpProtocol::TCP.0 && handshake_incomplete(conn.state)))
+}
+
+/// Whether `conn`'s backend can take its traffic: still in the snapshot (same slot and
+/// generation, not removed) and not inhibited in its service. SNAT's remote server is no
+/// backend of ours: always usable.
+fn backend_usable(snap: &Snapshot, conn: &Conn) -> bool {
+    if conn.flags.contains(ConnFlags::SNAT) {
+        return true;
+    }
+    let slot = snap.services.backend_slot(conn.backend_slot);
+    if slot.gen != conn.backend_gen || !slot.live {
+        return false;
+    }
+    snap.services.lookup(conn.vip, conn.vport, conn.proto).is_some_and(|svc| {
+        svc.backends
+            .iter()
+            .any(|b| b.slot == conn.backend_slot && b.gen == conn.backend_gen && b.state != BackendState::Inhibited)
+    })
+}
+
+/// The sequence number of a parsed TCP packet (`parse_v4` checked the header is there).
+#[inline]
+fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
+    let at = ETH_LEN + l4.header_len() + 4;
+    frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// A SYN without ACK, RST or FIN: the only packet that opens a TCP connection.

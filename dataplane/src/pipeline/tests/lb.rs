@@ -129,7 +129,7 @@ fn fullnat_udp_uses_a_local_address_and_port() {
     assert_eq!(out[0].0, 0);
     let (s, sp, d, dp, _) = parse(&out[0].1);
     assert_eq!((s, sp, d, dp), (ip4(VIP), 80, ip4("192.0.2.2"), 53000));
-    assert_eq!(rig.ctx.lb.counters.laddrs[0].ports_in_use.get(), 1);
+    assert_eq!(rig.ctx.lb.counters.laddrs[0].udp_in_use.get(), 1);
 
     // Idle past the UDP timeout: expired, and the port goes back to the pool.
     rig.now += 5_000 + 2 * crate::conn::TICK_MS + 10;
@@ -139,7 +139,7 @@ fn fullnat_udp_uses_a_local_address_and_port() {
     }
     assert!(rig.ctx.lb.conns.is_empty());
     assert_eq!(rig.event(Event::ConnsExpired), 1);
-    assert_eq!(rig.ctx.lb.counters.laddrs[0].ports_in_use.get(), 0);
+    assert_eq!(rig.ctx.lb.counters.laddrs[0].udp_in_use.get(), 0);
 }
 
 #[test]
@@ -200,7 +200,9 @@ fn removed_backend_with_reset_gets_rst_and_drain_keeps_forwarding() {
     // The surviving backend's connection is untouched.
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40001, VIP, 80, 6, ACK, b"data"));
     assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"));
-    // Drain: b2 removed without reset keeps its connection.
+    // Drain: b2 removed without reset keeps its connection (established: a half-open one
+    // would go, see half_open_connections_of_a_removed_backend_end_in_drain_mode_too).
+    rig.rx(1, l4(B2_MAC, OUR_MAC1, "198.51.100.12", 8080, "192.0.2.2", 40001, 6, ACK, b""));
     let b2 = spec.backends.remove(0);
     rig.set_services(services(&spec, &[(b1.slot, b1.gen, true), (b2.slot, b2.gen, false)]));
     let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40001, VIP, 80, 6, ACK, b"more"));
@@ -235,12 +237,106 @@ fn syn_on_a_finished_connection_starts_a_new_one() {
     let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
     let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
-    let out = rig.rx(0, c(SYN, b""));
+    // A new connection: a new ISN.
+    let out = rig.rx(0, with_seq(c(SYN, b""), 7_000_000));
     // Rescheduled: round robin picks the other backend.
     assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"));
     assert_eq!(rig.event(Event::ConnsReused), 1);
     assert_eq!(rig.ctx.lb.conns.len(), 1);
     assert_eq!(rig.ctx.lb.active_conns(1, 101), 0, "the old connection's count is released");
+}
+
+/// `frame` (from `l4`, TCP) with sequence number `seq`, its checksum updated.
+fn with_seq(mut frame: Vec<u8>, seq: u32) -> Vec<u8> {
+    let tcp = 14 + 20;
+    frame[tcp + 4..tcp + 8].copy_from_slice(&seq.to_be_bytes());
+    frame[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+    let (src, dst) = (
+        Ipv4Addr::from([frame[26], frame[27], frame[28], frame[29]]),
+        Ipv4Addr::from([frame[30], frame[31], frame[32], frame[33]]),
+    );
+    let len = frame.len() - tcp;
+    let sum = checksum::pseudo_header_v4(src, dst, 6, len as u32) + checksum::sum(&frame[tcp..]);
+    let c = !checksum::fold(sum);
+    frame[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+    frame
+}
+
+#[test]
+fn syn_with_another_isn_on_a_half_open_entry_starts_a_new_connection() {
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    let syn = |seq| with_seq(l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, SYN, b""), seq);
+    assert_eq!(parse(&rig.rx(0, syn(1000))[0].1).2, ip4("198.51.100.11"));
+    // A retransmit (same ISN) stays on its entry, whatever round robin would say.
+    assert_eq!(parse(&rig.rx(0, syn(1000))[0].1).2, ip4("198.51.100.11"));
+    assert_eq!(rig.event(Event::ConnsReused), 0);
+    // The client gave up and reuses the port with a new ISN: a new connection, scheduled.
+    let out = rig.rx(0, syn(7_000_000));
+    assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"));
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+    assert_eq!(rig.ctx.lb.conns.len(), 1);
+    // Its retransmit stays on the new entry; once established, a SYN with yet another ISN is
+    // not taken for a new connection (ESTABLISHED keeps its entry, as IPVS does).
+    assert_eq!(parse(&rig.rx(0, syn(7_000_000))[0].1).2, ip4("198.51.100.12"));
+    rig.rx(1, l4(B2_MAC, OUR_MAC1, "198.51.100.12", 8080, "192.0.2.2", 40000, 6, SYN_ACK, b""));
+    rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, ACK, b""));
+    assert_eq!(parse(&rig.rx(0, syn(9_000_000))[0].1).2, ip4("198.51.100.12"));
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+}
+
+#[test]
+fn syn_on_an_entry_whose_backend_is_removed_or_inhibited_goes_to_a_usable_backend() {
+    for reset in [false, true] {
+        let spec = Spec { reset, backends: vec![backend(1, 1), backend(2, 2)], ..nat_tcp() };
+        let mut rig = Rig::lb(&spec, LbLimits::default());
+        let syn = |sport| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", sport, VIP, 80, 6, SYN, b"");
+        assert_eq!(parse(&rig.rx(0, syn(40000))[0].1).2, ip4("198.51.100.11"));
+        assert_eq!(parse(&rig.rx(0, syn(40001))[0].1).2, ip4("198.51.100.12"));
+        // b1 is removed (drain or reset): its entry's retransmitted SYN goes to b2.
+        let mut left = Spec { backends: vec![backend(2, 2)], ..nat_tcp() };
+        left.reset = reset;
+        let b1 = backend(1, 1);
+        rig.set_services(services(&left, &[(b1.slot, b1.gen, reset)]));
+        let out = rig.rx(0, syn(40000));
+        assert_eq!(out.len(), 1, "reset {reset}");
+        assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"), "reset {reset}");
+        assert_eq!(rig.event(Event::ConnsReused), 1);
+        // b2 inhibited, b1 back in a new generation: 40001's retransmit goes to b1.
+        let mut b2 = backend(2, 2);
+        b2.state = BackendState::Inhibited;
+        let again = Spec { backends: vec![Backend { gen: 500, ..backend(1, 1) }, b2], ..nat_tcp() };
+        rig.set_services(services(&again, &[]));
+        let out = rig.rx(0, syn(40001));
+        assert_eq!(parse(&out[0].1).2, ip4("198.51.100.11"), "reset {reset}");
+        assert_eq!(rig.event(Event::ConnsReused), 2);
+        assert_eq!(rig.ctx.lb.conns.len(), 2);
+    }
+}
+
+#[test]
+fn half_open_connections_of_a_removed_backend_end_in_drain_mode_too() {
+    let spec = nat_tcp();
+    let mut rig = Rig::lb(&spec, LbLimits::default());
+    let c = |sport, flags| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", sport, VIP, 80, 6, flags, b"");
+    rig.rx(0, c(40000, SYN)); // -> b1, answered: half-open until the client's ACK
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, SYN_ACK, b""));
+    rig.rx(0, c(40002, SYN)); // -> b2
+    rig.rx(0, c(40004, SYN)); // -> b1, established
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40004, 6, SYN_ACK, b""));
+    rig.rx(0, c(40004, ACK));
+    // b1 removed with drain.
+    let b1 = backend(1, 1);
+    rig.set_services(services(&Spec { backends: vec![backend(2, 2)], ..nat_tcp() }, &[(b1.slot, b1.gen, false)]));
+    // The half-open connection's ACK is not forwarded to b1: the client gets a RST.
+    let out = rig.rx(0, c(40000, ACK));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, 0, "to the client");
+    assert_eq!(out[0].1[14 + 20 + 13] & 0x04, 0x04, "RST flag");
+    assert_eq!(rig.event(Event::ConnsReset), 1);
+    // The established one drains on b1.
+    let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40004, VIP, 80, 6, ACK, b"data"));
+    assert_eq!(parse(&out[0].1).2, ip4("198.51.100.11"));
+    assert_eq!(rig.ctx.lb.conns.len(), 2);
 }
 
 /// An ICMP error quoting `quoted` (an IPv4 + 8 bytes of L4 from a frame), from `src` to `dst`.
@@ -348,4 +444,51 @@ proptest::proptest! {
         let dropped = rig.ctx.counters.drops_total() - before_drops;
         proptest::prop_assert!(sent + dropped >= 1, "a frame vanished uncounted");
     }
+}
+
+#[test]
+fn fullnat_reuse_of_a_local_port_within_its_quiet_time_is_counted() {
+    let spec = Spec { mode: FwdMode::FullNat, ..nat_tcp() };
+    // One local port: a new connection right after the last one ended has to reuse it.
+    let limits = LbLimits { lport_min: 5000, lport_max: 5000, lport_quiet_ms: 60_000, ..LbLimits::default() };
+    let mut rig = Rig::lb(&spec, limits);
+    let c = |flags| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, flags, b"");
+    assert_eq!(parse(&rig.rx(0, c(SYN))[0].1).1, 5000);
+    assert_eq!(rig.event(Event::LportReusedEarly), 0, "a port never used is quiet");
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "198.51.100.1", 5000, 6, SYN_ACK, b""));
+    rig.rx(0, c(ACK));
+    rig.rx(0, c(0x04)); // RST: the entry closes
+    rig.now += 1_000;
+    let out = rig.rx(0, with_seq(c(SYN), 99_000));
+    assert_eq!(parse(&out[0].1).1, 5000);
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+    assert_eq!(rig.event(Event::LportReusedEarly), 1);
+}
+
+#[test]
+fn a_retransmit_of_the_syn_that_opened_an_entry_stays_whatever_moved_its_state() {
+    // The client reuses port 40000: its new SYN replaces the finished connection's entry and
+    // goes to b2. A late FIN of the old connection from b2 (same tuple) moves the new entry
+    // to TIME_WAIT mid-handshake; the client's SYN retransmit must still go to b2 (b2 may
+    // have answered: another backend would reset the client's ACK).
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    let c = |flags| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, flags, b"");
+    let b2 = |flags| l4(B2_MAC, OUR_MAC1, "198.51.100.12", 8080, "192.0.2.2", 40000, 6, flags, b"");
+    assert_eq!(parse(&rig.rx(0, c(SYN))[0].1).2, ip4("198.51.100.11"));
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, SYN_ACK, b""));
+    rig.rx(0, c(ACK));
+    rig.rx(0, c(FIN_ACK));
+    rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, FIN_ACK, b""));
+    rig.rx(0, c(ACK));
+    let syn = with_seq(c(SYN), 5_000_000);
+    assert_eq!(parse(&rig.rx(0, syn.clone())[0].1).2, ip4("198.51.100.12"));
+    rig.rx(1, b2(FIN_ACK));
+    let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
+    let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
+    assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
+    assert_eq!(parse(&rig.rx(0, syn)[0].1).2, ip4("198.51.100.12"), "the retransmit stays");
+    assert_eq!(rig.event(Event::ConnsReused), 1);
+    // A SYN with a new ISN on the closed entry is a new connection.
+    assert_eq!(parse(&rig.rx(0, with_seq(c(SYN), 9_000_000))[0].1).2, ip4("198.51.100.11"));
+    assert_eq!(rig.event(Event::ConnsReused), 2);
 }

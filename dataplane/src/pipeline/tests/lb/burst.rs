@@ -9,7 +9,7 @@ use super::*;
 use crate::lb::ConnQuery;
 
 /// Counters by name, connections with their expiry, per-backend counters, local ports in use.
-type State = (Vec<(String, u64)>, Vec<(crate::conn::Conn, u64)>, Vec<[u64; 7]>, Vec<u64>);
+type State = (Vec<(String, u64)>, Vec<(crate::conn::Conn, u64)>, Vec<[u64; 7]>, Vec<[u64; 2]>);
 
 impl Rig {
     /// Frames through `process_burst` in one call; what left, in order.
@@ -32,7 +32,7 @@ impl Rig {
                     .map(|c| c.get())
             })
             .collect();
-        let laddrs = lb.laddrs.iter().map(|c| c.ports_in_use.get()).collect();
+        let laddrs = lb.laddrs.iter().map(|c| [c.tcp_in_use.get(), c.udp_in_use.get()]).collect();
         (self.ctx.counters.snapshot(), conns.iter().map(|v| (v.conn, v.expires_ms)).collect(), backends, laddrs)
     }
 }

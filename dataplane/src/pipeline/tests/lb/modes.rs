@@ -237,7 +237,7 @@ fn snat_translates_outbound_connections_and_their_replies() {
     assert_eq!(parse(&out[0].1), (ip4("203.0.113.9"), 80, ip4("198.51.100.11"), 40000, 63));
     assert_eq!((rig.event(Event::SnatOutPackets), rig.event(Event::SnatInPackets)), (1, 1));
     assert_eq!(rig.event(Event::LbInPackets) + rig.event(Event::LbOutPackets), 0);
-    assert_eq!(rig.ctx.lb.counters.laddrs[3].ports_in_use.get(), 1);
+    assert_eq!(rig.ctx.lb.counters.laddrs[3].tcp_in_use.get(), 1);
 
     // The SNAT address is answered for ARP on the outside port.
     let out = rig.rx(0, arp(1, CLIENT_MAC, "192.0.2.2", MacAddr::ZERO, SNAT_ADDR, MacAddr::BROADCAST));
