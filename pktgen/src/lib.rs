@@ -6,7 +6,8 @@
 use std::net::Ipv4Addr;
 
 use dataplane::net::MacAddr;
-use dataplane::wire::checksum;
+use dataplane::testkit::packet::{EthRepr, Ipv4Repr, L4Repr, TcpRepr, UdpRepr};
+use dataplane::wire::{checksum, TcpFlags};
 
 const ETH_LEN: usize = 14;
 const IP_LEN: usize = 20;
@@ -163,30 +164,23 @@ impl Template {
         if !(min..=MAX_FRAME).contains(&size) {
             return Err(format!("frame size {size} is outside {min}..={MAX_FRAME} (bytes without the FCS)"));
         }
-        let mut b = vec![0u8; size];
-        b[0..6].copy_from_slice(&dst_mac.0);
-        b[6..12].copy_from_slice(&src_mac.0);
-        b[12..14].copy_from_slice(&[0x08, 0x00]);
+        // The base frame from the test kit's builders: source address, source port and
+        // timestamp zero (stamp writes them), DF as TCP stacks send and TUN's PMTU logic reads.
         let ip_total = size - ETH_LEN;
-        let ip = &mut b[ETH_LEN..ETH_LEN + IP_LEN];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
-        ip[6] = 0x40; // DF: as TCP stacks send, and what TUN's PMTU logic looks at.
-        ip[8] = 64;
-        ip[9] = proto;
-        ip[16..20].copy_from_slice(&dst.octets());
-        let l4 = &mut b[ETH_LEN + IP_LEN..];
-        l4[2..4].copy_from_slice(&dport.to_be_bytes());
-        if proto == 6 {
-            l4[12] = 5 << 4;
-            l4[13] = tcp_flags;
-            l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-            if tcp_flags & TCP_ACK != 0 {
-                l4[8..12].copy_from_slice(&1u32.to_be_bytes());
-            }
+        let ip = Ipv4Repr { ident: 0, ..Ipv4Repr::new(Ipv4Addr::UNSPECIFIED, dst) };
+        let payload = vec![0u8; ip_total - IP_LEN - l4_len];
+        let l4 = if proto == 6 {
+            let ack = if tcp_flags & TCP_ACK != 0 { 1 } else { 0 };
+            let flags = TcpFlags::from_bits_retain(tcp_flags);
+            L4Repr::Tcp(TcpRepr { seq: 0, ack, ..TcpRepr::new(0, dport, flags) }.with_payload(&payload))
         } else {
-            l4[4..6].copy_from_slice(&((ip_total - IP_LEN) as u16).to_be_bytes());
-        }
+            L4Repr::Udp(UdpRepr { sport: 0, dport, payload: &payload })
+        };
+        let mut b = EthRepr { dst: dst_mac, src: src_mac }.frame_v4(&ip, &l4);
+        // Checksums zero: stamp's sums below are of everything but them.
+        b[ETH_LEN + 10..ETH_LEN + 12].fill(0);
+        let at = ETH_LEN + IP_LEN + if proto == 6 { 16 } else { 6 };
+        b[at..at + 2].fill(0);
         let ip_sum = checksum::sum(&b[ETH_LEN..ETH_LEN + IP_LEN]);
         let l4_total = (ip_total - IP_LEN) as u32;
         let l4_sum = checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, dst, proto, l4_total)

@@ -7,6 +7,9 @@ use crate::wire::checksum;
 
 // The frame and tx doubles, the standard snapshot and the frame builders live in the
 // test kit, shared with the fuzz targets; the tests here use them by their old names.
+pub use crate::testkit::packet::{
+    tuple_v4, verify_v4_checksums, ArpRepr, EthRepr, Icmpv4Repr, Icmpv6Repr, Ipv4Repr, Ipv6Repr, L4Repr, UdpRepr,
+};
 pub use crate::testkit::*;
 
 struct Rig {
@@ -45,13 +48,9 @@ impl Rig {
 }
 
 fn arp(op: u16, smac: MacAddr, sip: &str, tmac: MacAddr, tip: &str, eth_dst: MacAddr) -> Vec<u8> {
-    let mut v = eth(eth_dst, smac, 0x0806);
-    v.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-    v.extend_from_slice(&op.to_be_bytes());
-    v.extend_from_slice(&smac.0);
-    v.extend_from_slice(&ip4(sip).octets());
-    v.extend_from_slice(&tmac.0);
-    v.extend_from_slice(&ip4(tip).octets());
+    let arp =
+        ArpRepr { op: ArpOperation(op), sender_mac: smac, sender_ip: ip4(sip), target_mac: tmac, target_ip: ip4(tip) };
+    let mut v = EthRepr { dst: eth_dst, src: smac }.frame_arp(&arp);
     v.resize(60, 0); // Ethernet padding, as on the wire.
     v
 }
@@ -63,45 +62,23 @@ fn echo_v4(src_mac: MacAddr, src: &str, dst: &str, ttl: u8) -> Vec<u8> {
 
 /// An echo request with `data_len` bytes of data (`ping -s`).
 fn echo_v4_sized(src_mac: MacAddr, src: &str, dst: &str, ttl: u8, data_len: usize) -> Vec<u8> {
-    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
-    icmp.extend((0..data_len).map(|i| (i as u8).wrapping_mul(7)));
-    let c = checksum::checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let total = 20 + icmp.len();
-    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0xab, 0xcd, 0x40, 0, ttl, 1, 0, 0];
-    ip.extend_from_slice(&ip4(src).octets());
-    ip.extend_from_slice(&ip4(dst).octets());
-    let c = checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut v = eth(OUR_MAC, src_mac, 0x0800);
-    v.extend(ip);
-    v.extend(icmp);
-    v
+    let data: Vec<u8> = (0..data_len).map(|i| (i as u8).wrapping_mul(7)).collect();
+    let ip = Ipv4Repr { ttl, ident: 0xabcd, ..Ipv4Repr::new(ip4(src), ip4(dst)) };
+    let echo = Icmpv4Repr::EchoRequest { ident: 0x1234, seq: 1, data: &data };
+    EthRepr { dst: OUR_MAC, src: src_mac }.frame_v4(&ip, &L4Repr::Icmpv4(echo))
 }
 
 fn echo_v6(src_mac: MacAddr, src: &str, dst: &str) -> Vec<u8> {
-    let mut icmp = vec![128, 0, 0, 0, 0x56, 0x78, 0, 3];
-    icmp.extend(b"ferrovs ping payload");
-    let sum = checksum::pseudo_header_v6(ip6(src), ip6(dst), 58, icmp.len() as u32) + checksum::sum(&icmp);
-    let c = !checksum::fold(sum);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut v = eth(OUR_MAC, src_mac, 0x86dd);
-    v.extend_from_slice(&[0x60, 0, 0, 0]);
-    v.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-    v.extend_from_slice(&[58, 64]);
-    v.extend_from_slice(&ip6(src).octets());
-    v.extend_from_slice(&ip6(dst).octets());
-    v.extend(icmp);
-    v
+    let echo = Icmpv6Repr::EchoRequest { ident: 0x5678, seq: 3, data: b"ferrovs ping payload" };
+    EthRepr { dst: OUR_MAC, src: src_mac }.frame_v6(&Ipv6Repr::new(ip6(src), ip6(dst)), &L4Repr::Icmpv6(echo))
 }
 
 /// Checks IPv4 header and ICMP checksums of an Ethernet frame by full recomputation.
 fn assert_v4_checksums(frame: &[u8]) {
-    let ip = &frame[14..];
-    let hl = usize::from(ip[0] & 0xf) * 4;
-    assert_eq!(checksum::checksum(&ip[..hl]), 0, "IPv4 header checksum");
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    assert_eq!(checksum::checksum(&ip[hl..total]), 0, "ICMP checksum");
+    assert_eq!(frame[14 + 9], IpProtocol::ICMP.0, "an ICMP packet");
+    if let Err(e) = verify_v4_checksums(frame) {
+        panic!("{e}");
+    }
 }
 
 #[test]
@@ -187,15 +164,10 @@ fn nd(na: bool, src: &str, dst: Ipv6Addr, target: &str, mac: MacAddr) -> Vec<u8>
     } else {
         emit_neighbor_solicit(&mut icmp, ip6(target), mac);
     }
-    let sum = checksum::pseudo_header_v6(ip6(src), dst, 58, 32) + checksum::sum(&icmp);
-    icmp[2..4].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    let message = Icmpv6Repr::Other { ty: Icmpv6Type(icmp[0]), code: icmp[1], body: &icmp[4..] };
     let eth_dst = if dst.is_multicast() { MacAddr::ipv6_multicast(dst) } else { OUR_MAC };
-    let mut v = eth(eth_dst, CLIENT_MAC, 0x86dd);
-    v.extend_from_slice(&[0x60, 0, 0, 0, 0, 32, 58, 255]);
-    v.extend_from_slice(&ip6(src).octets());
-    v.extend_from_slice(&dst.octets());
-    v.extend_from_slice(&icmp);
-    v
+    let ip = Ipv6Repr { hop_limit: 255, ..Ipv6Repr::new(ip6(src), dst) };
+    EthRepr { dst: eth_dst, src: CLIENT_MAC }.frame_v6(&ip, &L4Repr::Icmpv6(message))
 }
 
 #[test]
@@ -358,15 +330,7 @@ fn ipv6_neighbor_solicitation_gets_advert_and_echo_is_answered() {
     let ours = "2001:db8:1::1";
     let group = solicited_node(ip6(ours));
     // NS from the client, built with the wire emitters, checksummed from scratch.
-    let mut ns = eth(MacAddr::ipv6_multicast(group), CLIENT_MAC, 0x86dd);
-    let mut icmp = [0u8; 32];
-    emit_neighbor_solicit(&mut icmp, ip6(ours), CLIENT_MAC);
-    let sum = checksum::pseudo_header_v6(ip6(client), group, 58, 32) + checksum::sum(&icmp);
-    icmp[2..4].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
-    ns.extend_from_slice(&[0x60, 0, 0, 0, 0, 32, 58, 255]);
-    ns.extend_from_slice(&ip6(client).octets());
-    ns.extend_from_slice(&group.octets());
-    ns.extend_from_slice(&icmp);
+    let mut ns = nd(false, client, group, ours, CLIENT_MAC);
     let out = rig.rx(0, ns.clone());
     assert_eq!(out.len(), 1);
     let na = &out[0].1;

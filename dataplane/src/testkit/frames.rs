@@ -1,11 +1,13 @@
-//! The in-memory frame and tx doubles and the frame builders: frames are `Vec<u8>` with the
+//! The in-memory frame and tx doubles and the pipeline tests' short frame builders (thin
+//! wrappers over [`super::packet`]): frames are `Vec<u8>` with the
 //! headroom and capacity limits of an mbuf, the tx side records what was sent and handed off.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::packet::{EthRepr, Ipv4Repr, L4Repr, TcpRepr, UdpRepr};
 use crate::net::MacAddr;
 use crate::pipeline::{Frame, FramePool, TxSink};
-use crate::wire::checksum;
+use crate::wire::{EtherType, TcpFlags};
 
 pub const OUR_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x01]);
 pub const OUR_MAC1: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x02]);
@@ -96,14 +98,11 @@ pub fn ip6(s: &str) -> Ipv6Addr {
 
 /// An Ethernet header.
 pub fn eth(dst: MacAddr, src: MacAddr, ethertype: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&dst.0);
-    v.extend_from_slice(&src.0);
-    v.extend_from_slice(&ethertype.to_be_bytes());
-    v
+    EthRepr { dst, src }.frame(EtherType(ethertype), &[])
 }
 
-/// An Ethernet + IPv4 + TCP/UDP frame with correct checksums.
+/// An Ethernet + IPv4 + TCP/UDP frame with correct checksums: `proto` 6 (TCP, sequence 1000,
+/// acknowledgement 5000 with ACK) or 17 (UDP, `flags` unused). IPv4: TTL 64, DF, ident 0x1234.
 #[allow(clippy::too_many_arguments)]
 pub fn l4(
     src_mac: MacAddr,
@@ -116,35 +115,10 @@ pub fn l4(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let (src, dst) = (ip4(src), ip4(dst));
-    let mut l4 = if proto == 6 {
-        let mut t = vec![0u8; 20];
-        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        t[8..12].copy_from_slice(&(if flags & ACK != 0 { 5000u32 } else { 0 }).to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        t
-    } else {
-        let mut u = vec![0u8; 8];
-        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        u
+    let l4 = match proto {
+        6 => L4Repr::Tcp(TcpRepr::new(sport, dport, TcpFlags::from_bits_retain(flags)).with_payload(payload)),
+        17 => L4Repr::Udp(UdpRepr { sport, dport, payload }),
+        _ => panic!("l4: protocol {proto} is neither TCP (6) nor UDP (17)"),
     };
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(payload);
-    let sum = checksum::pseudo_header_v4(src, dst, proto, l4.len() as u32) + checksum::sum(&l4);
-    let c = !checksum::fold(sum);
-    let at = if proto == 6 { 16 } else { 6 };
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    let total = 20 + l4.len();
-    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let c = checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut v = eth(dst_mac, src_mac, 0x0800);
-    v.extend(ip);
-    v.extend(l4);
-    v
+    EthRepr { dst: dst_mac, src: src_mac }.frame_v4(&Ipv4Repr::new(ip4(src), ip4(dst)), &l4)
 }

@@ -124,6 +124,23 @@ impl Ipv4Repr {
         h
     }
 
+    /// The header at the start of `ip` (no options: panics on any), with its protocol and
+    /// payload length, so a test can change a field and `header` it again.
+    pub fn parse(ip: &[u8]) -> (Ipv4Repr, IpProtocol, usize) {
+        assert!(ip.len() >= IPV4_LEN && ip[0] == 0x45, "an IPv4 header without options");
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let repr = Ipv4Repr {
+            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            ttl: ip[8],
+            dont_frag: ip[6] & 0x40 != 0,
+            ident: u16::from_be_bytes([ip[4], ip[5]]),
+            tos: ip[1],
+        };
+        assert_eq!(u16::from_be_bytes([ip[6], ip[7]]) & !0x4000, 0, "not a fragment");
+        (repr, IpProtocol(ip[9]), total - IPV4_LEN)
+    }
+
     /// Header + `l4` with every checksum right.
     pub fn packet(&self, l4: &L4Repr) -> Vec<u8> {
         let body = l4.emit(IpAddr::V4(self.src), IpAddr::V4(self.dst));
@@ -214,12 +231,36 @@ pub struct UdpRepr<'a> {
 /// An ICMPv4 message. Errors quote `quote` (an IP packet, as much of it as the caller gives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Icmpv4Repr<'a> {
-    EchoRequest { ident: u16, seq: u16, data: &'a [u8] },
-    EchoReply { ident: u16, seq: u16, data: &'a [u8] },
-    PortUnreachable { quote: &'a [u8] },
-    FragNeeded { mtu: u16, quote: &'a [u8] },
-    DestUnreachable { code: u8, quote: &'a [u8] },
-    TimeExceeded { quote: &'a [u8] },
+    EchoRequest {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    EchoReply {
+        ident: u16,
+        seq: u16,
+        data: &'a [u8],
+    },
+    PortUnreachable {
+        quote: &'a [u8],
+    },
+    FragNeeded {
+        mtu: u16,
+        quote: &'a [u8],
+    },
+    DestUnreachable {
+        code: u8,
+        quote: &'a [u8],
+    },
+    TimeExceeded {
+        quote: &'a [u8],
+    },
+    /// Any other message: type, code, and the bytes after the checksum.
+    Other {
+        ty: Icmpv4Type,
+        code: u8,
+        body: &'a [u8],
+    },
 }
 
 /// An ICMPv6 message (not neighbour discovery: `wire::emit_neighbor_*` build those).
@@ -376,6 +417,11 @@ fn emit_icmpv4(m: &Icmpv4Repr) -> Vec<u8> {
         }
         Icmpv4Repr::DestUnreachable { code, quote } => icmp_message(unreachable, code, [0; 4], quote),
         Icmpv4Repr::TimeExceeded { quote } => icmp_message(Icmpv4Type::TIME_EXCEEDED.0, 0, [0; 4], quote),
+        Icmpv4Repr::Other { ty, code, body } => {
+            let mut v = vec![ty.0, code, 0, 0];
+            v.extend_from_slice(body);
+            v
+        }
     }
 }
 
@@ -481,6 +527,8 @@ mod tests {
         assert_eq!(s.options(), &opts);
         assert_eq!(s.payload(), b"hi");
         assert_eq!(tuple_v4(&f), (ip.src, 40000, ip.dst, 80, 64));
+        assert_eq!(Ipv4Repr::parse(&f[ETH_LEN..]), (ip, IpProtocol::TCP, TCP_LEN + 4 + 2));
+        assert_eq!(&Ipv4Repr::parse(&f[ETH_LEN..]).0.header(IpProtocol::TCP, 26)[..], &f[ETH_LEN..ETH_LEN + IPV4_LEN]);
     }
 
     #[test]

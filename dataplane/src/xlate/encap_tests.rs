@@ -122,7 +122,9 @@ fn gue_encapsulation_of_a_syn() {
     assert_encapsulates(&buf, &SYN, LB, BACKEND, GUE, GUE_SPORT);
 }
 
-/// A 1500-byte UDP datagram with DF, payload bytes 0, 1, 2, ... (mod 256).
+/// A 1500-byte UDP datagram with DF, payload bytes 0, 1, 2, ... (mod 256). This file builds its
+/// inputs with the wire views, not `testkit::packet`: its property tests need IP options and
+/// raw flag/fragment words the builders do not model.
 fn big_udp() -> Vec<u8> {
     let mut b = vec![0u8; 1500];
     let mut ip = Ipv4Packet::new_unchecked(&mut b[..]);
@@ -567,6 +569,7 @@ proptest! {
 
 // The expected bytes below were derived independently of this crate: packed field by field
 // and checksummed from scratch (RFC 1071) by a separate Python script, not by the wire views.
+// Independent on purpose: not built with `testkit::packet` either.
 
 /// The inner packet: a TCP SYN from the client to the VIP with an MSS option.
 const SYN: [u8; 44] = [

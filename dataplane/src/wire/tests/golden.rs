@@ -1,5 +1,6 @@
 //! Golden frames for the tests, written out byte by byte. Checksums were computed by an
 //! independent implementation (RFC 1071 in a few lines of Python), not by this crate.
+//! Independent on purpose: not built with `testkit::packet`, whose checksums they check.
 
 /// ARP who-has 192.168.122.1 tell 192.168.122.10, from 52:54:00:12:34:56, padded to 60 bytes.
 pub const ARP_REQUEST: [u8; 60] = [

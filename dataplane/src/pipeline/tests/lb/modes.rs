@@ -163,15 +163,9 @@ fn tun_tells_the_client_the_mtu_that_fits() {
     assert_eq!(rig.rx(0, fits)[0].0, 1);
 
     // Without DF the client cannot act on an ICMP error: dropped and counted.
-    let mut no_df = client_frame(40002, 17, 0, &[0x5a; 1472]);
-    no_df[14 + 6] = 0;
-    let c = checksum::checksum(&{
-        let mut h = no_df[14..34].to_vec();
-        h[10] = 0;
-        h[11] = 0;
-        h
-    });
-    no_df[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let ip = Ipv4Repr { dont_frag: false, ..Ipv4Repr::new(ip4("192.0.2.2"), ip4(VIP)) };
+    let dgram = UdpRepr { sport: 40002, dport: 80, payload: &[0x5a; 1472] };
+    let no_df = EthRepr { dst: OUR_MAC, src: CLIENT_MAC }.frame_v4(&ip, &L4Repr::Udp(dgram));
     assert!(rig.rx(0, no_df).is_empty());
     assert_eq!(rig.drops(DropReason::TunnelTooBig), 2);
 }

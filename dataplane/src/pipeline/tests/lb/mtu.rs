@@ -21,10 +21,9 @@ fn tcp_sized(
 
 /// The frame with DF cleared and the IPv4 header checksum redone.
 fn without_df(mut frame: Vec<u8>) -> Vec<u8> {
-    frame[14 + 6] = 0;
-    frame[14 + 10..14 + 12].fill(0);
-    let c = checksum::checksum(&frame[14..34]);
-    frame[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let (ip, proto, payload_len) = Ipv4Repr::parse(&frame[14..]);
+    let header = Ipv4Repr { dont_frag: false, ..ip }.header(proto, payload_len);
+    frame[14..34].copy_from_slice(&header);
     frame
 }
 
