@@ -19,6 +19,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use dataplane::conn::{Conn, ConnFlags, ConnKey, ConnTable, TcpState};
+use dataplane::wire::IpProtocol;
 
 /// Resident set size of this process, from /proc/self/statm (pages of 4 KiB).
 fn rss_bytes() -> u64 {
@@ -37,7 +38,7 @@ fn conn(i: u32) -> Conn {
         vport: 80,
         bport: 8080,
         lport: i as u16,
-        proto: 6,
+        proto: IpProtocol::TCP,
         state: TcpState::Established,
         flags: ConnFlags::FULLNAT,
         service: 0,
@@ -97,7 +98,7 @@ fn main() {
     for i in 0..capacity {
         let c = conn(i);
         found += u64::from(table.lookup(&c.original_key()).is_some());
-        let reply = ConnKey { src: c.backend, dst: c.laddr, sport: c.bport, dport: c.lport, proto: 6 };
+        let reply = ConnKey { src: c.backend, dst: c.laddr, sport: c.bport, dport: c.lport, proto: IpProtocol::TCP };
         found += u64::from(table.lookup(&reply).is_some());
     }
     let lookup_ns = t.elapsed().as_nanos() as f64 / (2.0 * f64::from(capacity));

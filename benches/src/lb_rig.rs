@@ -15,7 +15,7 @@ use dataplane::sched::{Candidate, SchedKind};
 use dataplane::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, LbLimits, Service, Services, Tunnel};
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
 use dataplane::testkit::packet::{EthRepr, Ipv4Repr, L4Repr, TcpRepr, ETH_LEN};
-use dataplane::wire::{Ipv4Packet, TcpFlags, TcpPacket};
+use dataplane::wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket};
 
 pub const NOW_MS: u64 = 1_000_000;
 pub const OUR_MAC0: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0, 0x01]);
@@ -162,7 +162,7 @@ impl Packet {
             dst: Ipv4Addr::from(self.dst),
             sport: u16::from_be_bytes(self.sport),
             dport: u16::from_be_bytes(self.dport),
-            proto: 6,
+            proto: IpProtocol::TCP,
         }
     }
 }
@@ -306,7 +306,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         gen: 1,
         vip: VIP,
         port: VPORT,
-        proto: 6,
+        proto: IpProtocol::TCP,
         sched: SchedKind::Rr,
         mode,
         tunnel,

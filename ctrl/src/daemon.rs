@@ -20,6 +20,7 @@ use dataplane::rcu::{self, Publisher};
 use dataplane::rss::{ReplySteering, Reta, Toeplitz};
 use dataplane::snapshot::Snapshot;
 use dataplane::steer::{Ownership, Steering};
+use dataplane::wire::IpProtocol;
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
@@ -456,7 +457,7 @@ impl Control {
         };
         let limit = filter.limit.unwrap_or(1000) as usize;
         let query = ConnQuery {
-            service: filter.service.and_then(|k| Some((to_v4(k.vip)?, k.port, k.protocol.number()))),
+            service: filter.service.and_then(|k| Some((to_v4(k.vip)?, k.port, k.protocol.ip_protocol()))),
             backend: filter.backend.and_then(|b| Some((to_v4(b.ip())?, b.port()))),
             state: filter.state.clone(),
             limit,
@@ -485,7 +486,7 @@ impl Control {
                 let mode = conn_mode(c.flags);
                 out.conns.push(ConnInfo {
                     core: core as u32,
-                    protocol: if c.proto == 6 { Protocol::Tcp } else { Protocol::Udp },
+                    protocol: if c.proto == IpProtocol::TCP { Protocol::Tcp } else { Protocol::Udp },
                     mode,
                     client: sock(c.client, c.cport),
                     // A SNAT connection has no service: its `vip` is the remote server.

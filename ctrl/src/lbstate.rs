@@ -14,6 +14,7 @@ use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::service::{
     Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
 };
+use dataplane::wire::IpProtocol;
 
 use crate::config::{
     snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
@@ -289,7 +290,7 @@ impl LbState {
             gen,
             vip: v4(s.vip),
             port: s.port,
-            proto: s.protocol.number(),
+            proto: s.protocol.ip_protocol(),
             sched: s.scheduler,
             mode: match s.mode {
                 ForwardMode::Nat => FwdMode::Nat,
@@ -349,7 +350,7 @@ impl LbState {
 
     /// (ports in use, ports in all) of a local address, over all cores: of `proto`'s pool
     /// (TCP and UDP have a pool each), or of both pools together when `proto` is None.
-    fn laddr_ports(&self, addr: IpAddr, proto: Option<u8>, cores: &[Arc<LbCounters>]) -> (u64, u64) {
+    fn laddr_ports(&self, addr: IpAddr, proto: Option<IpProtocol>, cores: &[Arc<LbCounters>]) -> (u64, u64) {
         let Some(&(slot, gen)) = self.laddrs.assigned.get(&v4(addr)) else { return (0, 0) };
         cores.iter().fold((0, 0), |(used, total), c| {
             let l = &c.laddrs[usize::from(slot)];
@@ -407,7 +408,7 @@ impl LbState {
         let mut out = Vec::new();
         for s in services {
             for l in &s.laddrs {
-                let (in_use, total) = self.laddr_ports(*l, Some(s.protocol.number()), cores);
+                let (in_use, total) = self.laddr_ports(*l, Some(s.protocol.ip_protocol()), cores);
                 out.push(LaddrInfo { service: s.key(), addr: *l, ports_in_use: in_use, ports_total: total });
             }
         }

@@ -11,6 +11,7 @@ use crate::counters::Counter;
 use crate::sched::SchedState;
 use crate::service::{Laddr, LbLimits, Service, Services};
 use crate::steer::Ownership;
+use crate::wire::IpProtocol;
 
 /// Per-backend-slot counters of one core. Valid for the backend whose generation `gen` holds;
 /// the core resets them when the slot gets a new occupant.
@@ -40,8 +41,8 @@ pub struct LaddrCounters {
 
 impl LaddrCounters {
     /// The in-use gauge of `proto`'s pool (TCP, else UDP).
-    pub fn in_use(&self, proto: u8) -> &Counter {
-        if proto == 6 {
+    pub fn in_use(&self, proto: IpProtocol) -> &Counter {
+        if proto == IpProtocol::TCP {
             &self.tcp_in_use
         } else {
             &self.udp_in_use
@@ -94,8 +95,8 @@ struct PortPool {
 }
 
 impl PortPool {
-    fn queue(&mut self, proto: u8) -> &mut VecDeque<u16> {
-        if proto == 6 {
+    fn queue(&mut self, proto: IpProtocol) -> &mut VecDeque<u16> {
+        if proto == IpProtocol::TCP {
             &mut self.tcp
         } else {
             &mut self.udp
@@ -222,7 +223,7 @@ pub const EXPIRE_BUDGET: usize = 64;
 #[derive(Clone, Debug, Default)]
 pub struct ConnQuery {
     /// (VIP, port, IP protocol).
-    pub service: Option<(Ipv4Addr, u16, u8)>,
+    pub service: Option<(Ipv4Addr, u16, IpProtocol)>,
     pub backend: Option<(Ipv4Addr, u16)>,
     /// State name as [`Conn::state_name`] gives it.
     pub state: Option<String>,
@@ -239,8 +240,8 @@ impl ConnQuery {
 
 /// Whether a connection in `state` counts as active (IPVS: ESTABLISHED; every UDP flow).
 #[inline]
-pub fn is_active(proto: u8, state: crate::conn::TcpState) -> bool {
-    proto != 6 || state == crate::conn::TcpState::Established
+pub fn is_active(proto: IpProtocol, state: crate::conn::TcpState) -> bool {
+    proto != IpProtocol::TCP || state == crate::conn::TcpState::Established
 }
 
 /// A connection as `conn list` reports it.
@@ -448,7 +449,7 @@ impl LbCore {
     pub fn take_local_port(
         &mut self,
         svc: &Service,
-        proto: u8,
+        proto: IpProtocol,
         reply: ReplyFrom,
         now_ms: u64,
     ) -> Result<LocalPort, PortsExhausted> {
@@ -472,7 +473,7 @@ impl LbCore {
         &mut self,
         laddrs: &[Laddr],
         start: usize,
-        proto: u8,
+        proto: IpProtocol,
         reply: ReplyFrom,
         now_ms: u64,
     ) -> Result<LocalPort, PortsExhausted> {
@@ -482,7 +483,7 @@ impl LbCore {
         // A port that does not fit goes to the back: it fits other backends. With a fair
         // redirection table one in `cores` fits; give up on an address well after that.
         let attempts = 16 * own.cores as usize;
-        let quiet_time = proto == 6 && self.limits.lport_quiet_ms > 0;
+        let quiet_time = proto == IpProtocol::TCP && self.limits.lport_quiet_ms > 0;
         let now_s = (now_ms / 1000) as u32;
         let lport_min = self.limits.lport_min;
         for strict in [true, false] {
@@ -499,7 +500,7 @@ impl LbCore {
                 let is_quiet = |p: u16| {
                     !quiet_time || quiet_from.get(usize::from(p.wrapping_sub(lport_min))).is_none_or(|&q| now_s >= q)
                 };
-                let queue = if proto == 6 { &mut pool.tcp } else { &mut pool.udp };
+                let queue = if proto == IpProtocol::TCP { &mut pool.tcp } else { &mut pool.udp };
                 let fits = |p: u16| !check || own.lport_fits(reply.port, reply.addr, reply.rport, l.addr, p);
                 let mut taken = None;
                 for _ in 0..attempts.min(queue.len()) {
@@ -532,7 +533,7 @@ impl LbCore {
         &mut self,
         laddr_slot: u16,
         gen_check: Option<u32>,
-        proto: u8,
+        proto: IpProtocol,
         port: u16,
         used_until_ms: Option<u64>,
     ) {
@@ -540,7 +541,7 @@ impl LbCore {
         if gen_check.is_some_and(|g| g != pool.gen) {
             return;
         }
-        if let (6, Some(ms)) = (proto, used_until_ms) {
+        if let (IpProtocol::TCP, Some(ms)) = (proto, used_until_ms) {
             let quiet_s = self.limits.lport_quiet_ms.div_ceil(1000);
             if let Some(q) = pool.tcp_quiet_from_s.get_mut(usize::from(port.wrapping_sub(self.limits.lport_min))) {
                 // From the next whole second after the quiet time: never early.
@@ -651,7 +652,7 @@ mod tests {
             gen: 7,
             vip: Ipv4Addr::new(192, 0, 2, 100),
             port: 80,
-            proto: 6,
+            proto: IpProtocol::TCP,
             sched: crate::sched::SchedKind::Rr,
             mode: crate::service::FwdMode::FullNat,
             tunnel: Default::default(),
@@ -684,11 +685,11 @@ mod tests {
         c0.sync(&services);
         c1.sync(&services);
         let mut got0 = Vec::new();
-        while let Ok(p) = c0.take_local_port(&s, 6, REPLY, 0) {
+        while let Ok(p) = c0.take_local_port(&s, IpProtocol::TCP, REPLY, 0) {
             got0.push((p.addr, p.port, p.slot));
         }
         let mut got1 = Vec::new();
-        while let Ok(p) = c1.take_local_port(&s, 6, REPLY, 0) {
+        while let Ok(p) = c1.take_local_port(&s, IpProtocol::TCP, REPLY, 0) {
             got1.push((p.addr, p.port, p.slot));
         }
         // Each core has the 5 ports of its parity on each of the 2 addresses.
@@ -700,15 +701,15 @@ mod tests {
         assert_eq!(got0[1].0, Ipv4Addr::new(198, 51, 100, 2));
         assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // A returned port is handed out again (the only free TCP port left on either address).
-        c0.return_local_port(0, Some(3), 6, 1004, None);
+        c0.return_local_port(0, Some(3), IpProtocol::TCP, 1004, None);
         assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 4);
         let again = LocalPort { addr: Ipv4Addr::new(198, 51, 100, 1), port: 1004, slot: 0, early: false };
-        assert_eq!(c0.take_local_port(&s, 6, REPLY, 0), Ok(again));
+        assert_eq!(c0.take_local_port(&s, IpProtocol::TCP, REPLY, 0), Ok(again));
         // A port of a stale generation is not taken back.
-        c0.return_local_port(0, Some(99), 6, 1002, None);
+        c0.return_local_port(0, Some(99), IpProtocol::TCP, 1002, None);
         assert_eq!(c0.counters.laddrs[0].tcp_in_use.get(), 5);
         // UDP has ports of its own.
-        assert!(c0.take_local_port(&s, 17, REPLY, 0).is_ok());
+        assert!(c0.take_local_port(&s, IpProtocol::UDP, REPLY, 0).is_ok());
     }
 
     #[test]
@@ -729,7 +730,7 @@ mod tests {
             // Each core's share, as counted, is half of the 10 ports of one protocol.
             assert_eq!(core.counters.laddrs[0].ports_per_protocol.get(), 5);
             let mut mine = Vec::new();
-            while let Ok(LocalPort { addr, port, .. }) = core.take_local_port(&s, 6, REPLY, 0) {
+            while let Ok(LocalPort { addr, port, .. }) = core.take_local_port(&s, IpProtocol::TCP, REPLY, 0) {
                 assert_eq!(u32::from(rss.reply_queue(REPLY.addr, REPLY.rport, addr, port)), c, "{addr}:{port}");
                 mine.push((addr, port));
             }
@@ -755,17 +756,17 @@ mod tests {
         let services = Services::new(vec![s.clone()], vec![], Default::default());
         let mut c = LbCore::new(0, 1, limits, Arc::new(LbCounters::new(&limits)));
         c.sync(&services);
-        let take = |c: &mut LbCore, now_ms| c.take_local_port(&s, 6, REPLY, now_ms).unwrap();
+        let take = |c: &mut LbCore, now_ms| c.take_local_port(&s, IpProtocol::TCP, REPLY, now_ms).unwrap();
         // 4 connections, all released at t = 10 s; at 20 s a fifth needs a port: none is quiet,
         // so the oldest-freed is reused, marked early.
         let first: Vec<LocalPort> = (0..4).map(|_| take(&mut c, 0)).collect();
         assert!(first.iter().all(|p| !p.early), "never used: quiet");
         for p in &first {
-            c.return_local_port(p.slot, Some(3), 6, p.port, Some(10_000));
+            c.return_local_port(p.slot, Some(3), IpProtocol::TCP, p.port, Some(10_000));
         }
         let p = take(&mut c, 20_000);
         assert_eq!((p.port, p.early), (1000, true));
-        c.return_local_port(p.slot, Some(3), 6, p.port, Some(20_000));
+        c.return_local_port(p.slot, Some(3), IpProtocol::TCP, p.port, Some(20_000));
         // From 70 s on (60 s after release, whole seconds), the ports released at 10 s are quiet.
         assert!(take(&mut c, 70_999).early);
         let p = take(&mut c, 71_000);
@@ -777,10 +778,11 @@ mod tests {
         let mut c = LbCore::new(0, 1, limits, Arc::new(LbCounters::new(&limits)));
         c.sync(&services);
         let (addr1, addr2) = (Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2));
-        let from_first = |c: &mut LbCore, now_ms| c.take_port_from(&two.laddrs, 0, 6, REPLY, now_ms).unwrap();
+        let from_first =
+            |c: &mut LbCore, now_ms| c.take_port_from(&two.laddrs, 0, IpProtocol::TCP, REPLY, now_ms).unwrap();
         let all: Vec<LocalPort> = (0..4).map(|_| from_first(&mut c, 0)).collect();
         assert!(all.iter().all(|p| p.addr == addr1 && !p.early));
-        c.return_local_port(all[0].slot, Some(3), 6, all[0].port, Some(1_000));
+        c.return_local_port(all[0].slot, Some(3), IpProtocol::TCP, all[0].port, Some(1_000));
         // Address 1's only free port was released 1 s ago: address 2's quiet ports go first.
         for port in 1000..=1003 {
             assert_eq!(from_first(&mut c, 2_000), LocalPort { addr: addr2, port, slot: 1, early: false });
@@ -788,9 +790,9 @@ mod tests {
         // None is quiet any more: address 1's port is reused, early.
         assert_eq!(from_first(&mut c, 2_000), LocalPort { addr: addr1, port: 1000, slot: 0, early: true });
         // UDP has no TIME_WAIT: never early.
-        let u = c.take_local_port(&two, 17, REPLY, 2_000).unwrap();
-        c.return_local_port(u.slot, None, 17, u.port, Some(2_000));
-        assert!(c.take_local_port(&two, 17, REPLY, 2_000).is_ok_and(|p| !p.early));
+        let u = c.take_local_port(&two, IpProtocol::UDP, REPLY, 2_000).unwrap();
+        c.return_local_port(u.slot, None, IpProtocol::UDP, u.port, Some(2_000));
+        assert!(c.take_local_port(&two, IpProtocol::UDP, REPLY, 2_000).is_ok_and(|p| !p.early));
     }
 
     #[test]

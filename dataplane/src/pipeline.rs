@@ -333,7 +333,7 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         if let Some(frame) = self.lb_input(snap, now_ms, frame, candidate, pool, tx) {
             let t = &candidate.l4.tuple;
-            self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, IpProtocol(t.proto), pool, tx);
+            self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, t.proto, pool, tx);
         }
     }
 

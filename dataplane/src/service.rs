@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::conn::Timeouts;
 use crate::sched::{Candidate, HashTable, SchedKind};
+use crate::wire::IpProtocol;
 
 /// How a service forwards (see the config's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +107,7 @@ pub struct Service {
     pub vip: Ipv4Addr,
     pub port: u16,
     /// IP protocol number (6 or 17).
-    pub proto: u8,
+    pub proto: IpProtocol,
     pub sched: SchedKind,
     pub mode: FwdMode,
     /// Used in TUN mode.
@@ -205,8 +206,8 @@ pub struct Services {
 }
 
 #[inline]
-fn pack(vip: Ipv4Addr, port: u16, proto: u8) -> u64 {
-    (u64::from(u32::from(vip)) << 24) | (u64::from(port) << 8) | u64::from(proto)
+fn pack(vip: Ipv4Addr, port: u16, proto: IpProtocol) -> u64 {
+    (u64::from(u32::from(vip)) << 24) | (u64::from(port) << 8) | u64::from(proto.0)
 }
 
 impl Services {
@@ -261,7 +262,7 @@ impl Services {
 
     /// True when `addr:port` is a backend of a NAT service of this protocol.
     #[inline]
-    pub fn is_nat_backend(&self, addr: Ipv4Addr, port: u16, proto: u8) -> bool {
+    pub fn is_nat_backend(&self, addr: Ipv4Addr, port: u16, proto: IpProtocol) -> bool {
         !self.nat_backends.is_empty() && self.nat_backends.binary_search(&pack(addr, port, proto)).is_ok()
     }
 
@@ -272,7 +273,7 @@ impl Services {
     }
 
     #[inline]
-    pub fn lookup(&self, vip: Ipv4Addr, port: u16, proto: u8) -> Option<&Service> {
+    pub fn lookup(&self, vip: Ipv4Addr, port: u16, proto: IpProtocol) -> Option<&Service> {
         let key = pack(vip, port, proto);
         let i = self.index.binary_search_by_key(&key, |e| e.0).ok()?;
         self.list.get(usize::from(self.index[i].1))

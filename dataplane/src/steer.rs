@@ -141,6 +141,7 @@ mod tests {
     use crate::rss::{Reta, Toeplitz, MICROSOFT_KEY};
     use crate::sched::SchedKind;
     use crate::service::{Backend, BackendState, Laddr, Service, SnatRule, Tunnel};
+    use crate::wire::IpProtocol;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
     const LADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
@@ -154,7 +155,7 @@ mod tests {
             gen: 1,
             vip: VIP,
             port,
-            proto: 6,
+            proto: IpProtocol::TCP,
             sched: SchedKind::Rr,
             mode,
             tunnel: Tunnel::default(),
@@ -188,7 +189,7 @@ mod tests {
     }
 
     fn key(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> ConnKey {
-        ConnKey { src, dst, sport, dport, proto: 6 }
+        ConnKey { src, dst, sport, dport, proto: IpProtocol::TCP }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use dataplane::net::Prefix;
 use dataplane::sched::{is_prime, SchedKind, DEFAULT_MAGLEV_SIZE};
+use dataplane::wire::IpProtocol;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
@@ -31,11 +32,11 @@ impl Protocol {
             Protocol::Udp => "udp",
         }
     }
-    /// The IP protocol number.
-    pub fn number(self) -> u8 {
+    /// The IP protocol.
+    pub fn ip_protocol(self) -> IpProtocol {
         match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
+            Protocol::Tcp => IpProtocol::TCP,
+            Protocol::Udp => IpProtocol::UDP,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use dataplane::net::Prefix;
+use dataplane::wire::IpProtocol;
 
 use crate::config::ServiceKey;
 
@@ -273,7 +274,7 @@ fn changes_publish_what_they_built() {
         req(json!({ "op": "backend_add", "service": fullnat(), "backend": { "addr": "198.51.100.11", "port": 8443 } })),
     )
     .unwrap();
-    let service = snap.services.lookup(Ipv4Addr::new(192, 0, 2, 100), 443, 6).unwrap();
+    let service = snap.services.lookup(Ipv4Addr::new(192, 0, 2, 100), 443, IpProtocol::TCP).unwrap();
     assert_eq!(
         service.backends.iter().map(|b| (b.addr, b.port)).collect::<Vec<_>>(),
         [(Ipv4Addr::new(198, 51, 100, 10), 8443), (Ipv4Addr::new(198, 51, 100, 11), 8443)]
@@ -487,7 +488,7 @@ fn check_published(snap: &Snapshot, model: &Model) {
         for port in [80, 443] {
             let key = ServiceKey { protocol: crate::config::Protocol::Tcp, vip: ip(vip), port };
             let want = model.services.iter().find(|s| s.0 == key);
-            let got = snap.services.lookup(v4(ip(vip)), port, 6);
+            let got = snap.services.lookup(v4(ip(vip)), port, IpProtocol::TCP);
             assert_eq!(got.is_some(), want.is_some(), "{key}");
             if let (Some(got), Some(want)) = (got, want) {
                 let backends: Vec<(IpAddr, u16)> = got.backends.iter().map(|b| (IpAddr::V4(b.addr), b.port)).collect();

@@ -9,6 +9,8 @@ use std::net::Ipv4Addr;
 
 use bitflags::bitflags;
 
+use crate::wire::IpProtocol;
+
 mod table;
 pub mod tcp_state;
 
@@ -65,7 +67,7 @@ pub struct ConnKey {
     pub dst: Ipv4Addr,
     pub sport: u16,
     pub dport: u16,
-    pub proto: u8,
+    pub proto: IpProtocol,
 }
 
 /// One tracked connection, both directions. NAT: `laddr == client`, `lport == cport`.
@@ -97,8 +99,8 @@ pub struct Conn {
     pub laddr_slot: u16,
     pub state: TcpState,
     pub flags: ConnFlags,
-    /// IP protocol: 6 (TCP) or 17 (UDP).
-    pub proto: u8,
+    /// TCP or UDP.
+    pub proto: IpProtocol,
 }
 
 impl Conn {
@@ -124,7 +126,7 @@ impl Conn {
 
     /// The state as `ipvsadm -lnc` shows it: the TCP state, or "UDP".
     pub fn state_name(&self) -> &'static str {
-        if self.proto == crate::wire::IpProtocol::UDP.0 {
+        if self.proto == IpProtocol::UDP {
             "UDP"
         } else {
             self.state.as_str()

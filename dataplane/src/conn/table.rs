@@ -41,9 +41,10 @@ use std::net::Ipv4Addr;
 
 use super::{Conn, ConnFlags, ConnKey, Dir, TcpState};
 use crate::cpu_hint::prefetch;
+use crate::wire::IpProtocol;
 
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+const TCP: IpProtocol = IpProtocol::TCP;
+const UDP: IpProtocol = IpProtocol::UDP;
 
 /// A connection's slot number: stable while the connection lives.
 pub type ConnId = u32;
@@ -165,8 +166,8 @@ impl Slot {
 
     /// TCP or UDP, without a branch.
     #[inline]
-    fn proto(&self) -> u8 {
-        TCP + (self.bits >> 7) * (UDP - TCP)
+    fn proto(&self) -> IpProtocol {
+        IpProtocol(TCP.0 + (self.bits >> 7) * (UDP.0 - TCP.0))
     }
 
     #[inline]
@@ -436,7 +437,7 @@ impl ConnTable {
     #[inline]
     pub fn hash(&self, key: &ConnKey) -> u64 {
         let addrs = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
-        let rest = u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto);
+        let rest = u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto.0);
         let h = fold_mul(addrs ^ self.seed[0], rest ^ self.seed[1]);
         fold_mul(h ^ self.seed[2], 0x9e37_79b9_7f4a_7c15)
     }

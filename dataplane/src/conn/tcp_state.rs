@@ -222,7 +222,7 @@ impl Timeouts {
     /// The timeout for `conn` as it is now: UDP's, or its TCP state's.
     #[inline]
     pub fn for_conn(&self, conn: &Conn) -> u32 {
-        if conn.proto == IpProtocol::UDP.0 {
+        if conn.proto == IpProtocol::UDP {
             self.udp_ms
         } else {
             self.for_state(conn.state)

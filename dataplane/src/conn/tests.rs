@@ -5,8 +5,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+const TCP: IpProtocol = IpProtocol::TCP;
+const UDP: IpProtocol = IpProtocol::UDP;
 
 /// NAT connection number `i`: a distinct client per `i`.
 fn nat(i: u32) -> Conn {
@@ -412,7 +412,7 @@ fn removing_twice_panics() {
 #[test]
 fn only_tcp_and_udp_are_kept_and_updates_keep_the_protocol() {
     let mut t = ConnTable::new(4);
-    assert_eq!(t.insert(Conn { proto: 1, ..nat(1) }, 0, 1000), Err(InsertError::Protocol));
+    assert_eq!(t.insert(Conn { proto: IpProtocol::ICMP, ..nat(1) }, 0, 1000), Err(InsertError::Protocol));
     assert!(t.is_empty());
     let udp = Conn { proto: UDP, ..nat(2) };
     let id = t.insert(udp, 0, 1000).unwrap();
@@ -632,7 +632,7 @@ proptest! {
                         m.live.iter().filter(|(_, (_, d))| *d <= now).map(|(id, _)| *id).collect();
                     let mut want: Vec<Conn> = due.into_iter().map(|id| m.remove(id)).collect();
                     let order = |c: &Conn| c.original_key().src.octets().into_iter()
-                        .chain(c.cport.to_be_bytes()).chain([c.proto]).collect::<Vec<u8>>();
+                        .chain(c.cport.to_be_bytes()).chain([c.proto.0]).collect::<Vec<u8>>();
                     expired.sort_by_key(order);
                     want.sort_by_key(order);
                     prop_assert_eq!(expired, want);

@@ -67,7 +67,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         if let Some((id, dir)) = self.lb.conns.lookup_hinted(&t, candidate.hash, candidate.hint) {
             let reuse = dir == Dir::Original
-                && t.proto == IpProtocol::TCP.0
+                && t.proto == IpProtocol::TCP
                 && is_new_syn(tcp_flags)
                 && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
             if !reuse {
@@ -86,7 +86,7 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
-        if t.proto == IpProtocol::TCP.0 && !is_new_syn(tcp_flags) {
+        if t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags) {
             // IPVS does the same: only a SYN opens a TCP connection.
             self.drop(frame, DropReason::NoConnection);
             return None;
@@ -136,7 +136,7 @@ impl<F: Frame> CoreCtx<F> {
         };
         let backend = svc.backends[index];
         let full_nat = svc.mode == FwdMode::FullNat;
-        let state = match (t.proto == IpProtocol::TCP.0, svc.mode.is_one_way()) {
+        let state = match (t.proto == IpProtocol::TCP, svc.mode.is_one_way()) {
             (false, _) => TcpState::None,
             (true, false) => next_state(TcpState::None, Dir::Original, tcp_flags),
             (true, true) => next_state_client_only(TcpState::None, tcp_flags),
@@ -180,7 +180,7 @@ impl<F: Frame> CoreCtx<F> {
             Ok(id) => id,
             Err(reason) => return self.drop(frame, reason),
         };
-        if t.proto == IpProtocol::TCP.0 {
+        if t.proto == IpProtocol::TCP {
             self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
         }
         self.counters.event(Event::ConnsCreated).inc();
@@ -251,11 +251,11 @@ impl<F: Frame> CoreCtx<F> {
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         let Some(route) = snap.routes.lookup(IpAddr::V4(t.dst)) else { return Some(frame) };
         let Some(rule) = snap.services.snat_rule(t.src, route.port) else { return Some(frame) };
-        if t.proto == IpProtocol::TCP.0 && !is_new_syn(tcp_flags) {
+        if t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags) {
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        let state = if t.proto == IpProtocol::TCP.0 {
+        let state = if t.proto == IpProtocol::TCP {
             next_state(TcpState::None, Dir::Original, tcp_flags)
         } else {
             TcpState::None
@@ -352,7 +352,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
         let one_way = conn.flags.is_one_way();
-        if conn.proto == IpProtocol::TCP.0 {
+        if conn.proto == IpProtocol::TCP {
             let state = if one_way {
                 next_state_client_only(conn.state, tcp_flags)
             } else {
@@ -684,7 +684,7 @@ fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
 fn ends_with_its_backend(conn: &Conn, slot: &crate::service::BackendSlot) -> bool {
     !conn.flags.contains(ConnFlags::SNAT)
         && ((slot.gen == conn.backend_gen && slot.reset)
-            || (conn.proto == IpProtocol::TCP.0 && handshake_incomplete(conn.state)))
+            || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
 }
 
 /// Whether `conn`'s backend can take its traffic: still in the snapshot (same slot and

@@ -13,6 +13,7 @@ use crate::lb::LbCore;
 use crate::pipeline::{CoreCtx, NeighLearned};
 use crate::service::{BackendSlot, Encap, FwdMode, Laddr, LbLimits, Services, SnatRule, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
+use crate::wire::IpProtocol;
 use crate::wire::{self, checksum};
 
 /// What a fuzz target runs on one input.
@@ -62,7 +63,7 @@ pub fn fuzz_snapshot() -> Snapshot {
             slots[usize::from(b.slot)] = BackendSlot { gen: b.gen, live: true, reset: i % 2 == 0, tunnel };
         }
         let persistence_ms = if proto == 17 { 10_000 } else { 0 };
-        let spec = Spec { proto, mode, tunnel, persistence_ms, reset: i % 2 == 0, backends };
+        let spec = Spec { proto: IpProtocol(proto), mode, tunnel, persistence_ms, reset: i % 2 == 0, backends };
         let mut s = service(&spec);
         s.slot = i as u16;
         s.port = port;

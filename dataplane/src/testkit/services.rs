@@ -10,6 +10,7 @@ use crate::l3::{Route, RouteOrigin};
 use crate::sched::{Candidate, SchedKind};
 use crate::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, Service, Services, Tunnel};
 use crate::snapshot::{LocalAddr, PortL3, Snapshot};
+use crate::wire::IpProtocol;
 
 /// The address of the service `service` builds.
 pub const VIP: &str = "192.0.2.100";
@@ -49,7 +50,7 @@ pub fn backend(n: u8, slot: u16) -> Backend {
 
 /// What `service` builds: one service on VIP:80.
 pub struct Spec {
-    pub proto: u8,
+    pub proto: IpProtocol,
     pub mode: FwdMode,
     pub tunnel: Tunnel,
     pub persistence_ms: u32,

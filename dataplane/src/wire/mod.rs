@@ -111,7 +111,8 @@ impl From<EtherType> for u16 {
 }
 
 /// An IP protocol number (IPv4 protocol / IPv6 next header). Unknown values are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(transparent)]
 pub struct IpProtocol(pub u8);
 
 impl IpProtocol {

@@ -113,7 +113,7 @@ pub fn encap_v4(
 /// port for a flow. The port's top 2 bits are the range's, the other 14 the hash's top bits.
 pub fn gue_source_port(t: &Tuple4) -> u16 {
     let addrs = u64::from(u32::from(t.src)) << 32 | u64::from(u32::from(t.dst));
-    let ports_proto = u64::from(t.sport) << 24 | u64::from(t.dport) << 8 | u64::from(t.proto);
+    let ports_proto = u64::from(t.sport) << 24 | u64::from(t.dport) << 8 | u64::from(t.proto.0);
     let hash = fmix64(addrs ^ fmix64(ports_proto));
     // 14 bits: below 2^14, so the cast keeps them all.
     GUE_SOURCE_PORT_BASE | (hash >> (64 - GUE_SOURCE_PORT_BITS)) as u16

@@ -347,7 +347,7 @@ fn frag_needed_is_never_about_group_or_non_host_addresses() {
 }
 
 fn tuple(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, proto: u8) -> Tuple4 {
-    Tuple4 { src, dst, sport, dport, proto }
+    Tuple4 { src, dst, sport, dport, proto: IpProtocol(proto) }
 }
 
 const GUE_SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;

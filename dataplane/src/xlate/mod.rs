@@ -179,7 +179,7 @@ pub fn parse_v4(packet: &[u8]) -> Result<Parsed4, XlateError> {
         dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
         sport: u16::from_be_bytes([l4[0], l4[1]]),
         dport: u16::from_be_bytes([l4[2], l4[3]]),
-        proto: proto.0,
+        proto,
     };
     // header_len <= 60 and total_len came from a u16.
     Ok(Parsed4 { tuple, tcp_flags, l4_at: header_len as u8, end: total_len as u16 })
@@ -203,7 +203,7 @@ pub fn rewrite_parsed_v4(packet: &mut [u8], parsed: &Parsed4, new: &Rewrite4) ->
     let (ip, l4) = packet[..usize::from(parsed.end)].split_at_mut(usize::from(parsed.l4_at));
     // The addresses' change counts in the L4 checksum too (pseudo-header): summed once.
     let addrs = forward_ip_header(ip, new.src, new.dst)?;
-    set_ports(l4, IpProtocol(parsed.tuple.proto), addrs, new);
+    set_ports(l4, parsed.tuple.proto, addrs, new);
     Ok(())
 }
 
@@ -215,7 +215,7 @@ pub fn icmp_error_quote_v4(packet: &[u8]) -> Option<Tuple4> {
     let layout = icmp_error_layout(packet).ok()?;
     let quoted = Ipv4Packet::new_unchecked(&packet[layout.quote_at..]);
     let (sport, dport) = ports(&packet[layout.quoted_l4_at..]);
-    Some(Tuple4 { src: quoted.src_addr(), dst: quoted.dst_addr(), sport, dport, proto: layout.quoted_proto.0 })
+    Some(Tuple4 { src: quoted.src_addr(), dst: quoted.dst_addr(), sport, dport, proto: layout.quoted_proto })
 }
 
 /// Translates an ICMP error in place: the outer source and destination become `outer_src` and
@@ -331,11 +331,7 @@ struct TransportLayout {
 
 fn transport_layout(packet: &[u8]) -> Result<TransportLayout, XlateError> {
     let parsed = parse_v4(packet)?;
-    Ok(TransportLayout {
-        l4_at: usize::from(parsed.l4_at),
-        end: usize::from(parsed.end),
-        proto: IpProtocol(parsed.tuple.proto),
-    })
+    Ok(TransportLayout { l4_at: usize::from(parsed.l4_at), end: usize::from(parsed.end), proto: parsed.tuple.proto })
 }
 
 /// Where a validated ICMP error's parts are, as offsets into the packet.

@@ -427,7 +427,7 @@ fn icmp_quote_ending_inside_the_tcp_checksum() {
     assert_eq!(packet[checksum_high_at], old_high);
     assert_eq!(
         icmp_error_quote_v4(&packet),
-        Some(Tuple4 { src: BACKEND, dst: CLIENT, sport: BPORT, dport: CPORT, proto: 6 })
+        Some(Tuple4 { src: BACKEND, dst: CLIENT, sport: BPORT, dport: CPORT, proto: IpProtocol::TCP })
     );
     let mut expected = error.forwarded(ROUTER, BACKEND, &new).build();
     expected[checksum_high_at] = old_high;
@@ -440,14 +440,14 @@ fn icmp_quote_ending_inside_the_tcp_checksum() {
 #[test]
 fn icmp_error_quote_gives_quoted_tuple() {
     let error = frag_needed_about_reply(Some(IPV4_HEADER_LEN + 8)).build();
-    let want = Tuple4 { src: VIP, dst: CLIENT, sport: VPORT, dport: CPORT, proto: 6 };
+    let want = Tuple4 { src: VIP, dst: CLIENT, sport: VPORT, dport: CPORT, proto: IpProtocol::TCP };
     assert_eq!(icmp_error_quote_v4(&error), Some(want));
     let quoted = Datagram::udp(rw(LADDR, LPORT, BACKEND, BPORT), b"ping");
     for msg_type in
         [Icmpv4Type::DEST_UNREACHABLE, ICMP_SOURCE_QUENCH, Icmpv4Type::TIME_EXCEEDED, ICMP_PARAMETER_PROBLEM]
     {
         let error = IcmpError::new(BACKEND, LADDR, msg_type, 0, quoted.clone()).build();
-        let want = Tuple4 { src: LADDR, dst: BACKEND, sport: LPORT, dport: BPORT, proto: 17 };
+        let want = Tuple4 { src: LADDR, dst: BACKEND, sport: LPORT, dport: BPORT, proto: IpProtocol::UDP };
         assert_eq!(icmp_error_quote_v4(&error), Some(want), "{msg_type:?}");
     }
 }
@@ -483,10 +483,10 @@ const ICMP_QUOTE_AT: usize = IPV4_HEADER_LEN + ICMP_HEADER_LEN;
 
 #[test]
 fn tuple_of_tcp_and_udp() {
-    let want = Tuple4 { src: CLIENT, dst: VIP, sport: CPORT, dport: VPORT, proto: 6 };
+    let want = Tuple4 { src: CLIENT, dst: VIP, sport: CPORT, dport: VPORT, proto: IpProtocol::TCP };
     assert_eq!(tuple_v4(&client_request().build()), Ok(want));
     let udp = padded(&Datagram::udp(rw(BACKEND, BPORT, LADDR, LPORT), b"pong").build(), &PADDING);
-    let want = Tuple4 { src: BACKEND, dst: LADDR, sport: BPORT, dport: LPORT, proto: 17 };
+    let want = Tuple4 { src: BACKEND, dst: LADDR, sport: BPORT, dport: LPORT, proto: IpProtocol::UDP };
     assert_eq!(tuple_v4(&udp), Ok(want));
     let echo = frag_needed_about_reply(None).build();
     assert_eq!(tuple_v4(&echo), Err(XlateError::Unsupported));
@@ -571,7 +571,7 @@ fn truncated_packets_are_refused() {
         } else {
             let l4 = &packet[ip_header_len..];
             match tuple_v4(&packet).unwrap().proto {
-                6 => ip_header_len + usize::from(TcpPacket::new_unchecked(l4).header_len()),
+                IpProtocol::TCP => ip_header_len + usize::from(TcpPacket::new_unchecked(l4).header_len()),
                 _ => ip_header_len + UDP_HEADER_LEN,
             }
         };
@@ -844,7 +844,7 @@ proptest! {
         let tuple = tuple_v4(&packet).unwrap();
         prop_assert_eq!(
             (tuple.src, tuple.dst, tuple.sport, tuple.dport, tuple.proto),
-            (new.src, new.dst, new.sport, new.dport, before.proto().0)
+            (new.src, new.dst, new.sport, new.dport, before.proto())
         );
     }
 
@@ -859,7 +859,7 @@ proptest! {
         let old_quoted = before.quoted.ends;
         let want = Tuple4 {
             src: old_quoted.src, dst: old_quoted.dst, sport: old_quoted.sport, dport: old_quoted.dport,
-            proto: before.quoted.proto().0,
+            proto: before.quoted.proto(),
         };
         prop_assert_eq!(icmp_error_quote_v4(&packet), Some(want));
         rewrite_icmp_error_v4(&mut packet, outer.0, outer.1, &quoted).unwrap();

@@ -51,7 +51,7 @@ fn parse(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
 
 fn nat_tcp() -> Spec {
     Spec {
-        proto: 6,
+        proto: IpProtocol::TCP,
         mode: FwdMode::Nat,
         tunnel: Tunnel::default(),
         persistence_ms: 0,
@@ -84,7 +84,13 @@ fn nat_tcp_connection_is_translated_both_ways() {
         .ctx
         .lb
         .conns
-        .lookup(&crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 })
+        .lookup(&crate::conn::ConnKey {
+            src: ip4("192.0.2.2"),
+            dst: ip4(VIP),
+            sport: 40000,
+            dport: 80,
+            proto: IpProtocol::TCP,
+        })
         .unwrap();
     assert_eq!(dir, Dir::Original);
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::Established);
@@ -102,7 +108,7 @@ fn nat_tcp_connection_is_translated_both_ways() {
 #[test]
 fn fullnat_udp_uses_a_local_address_and_port() {
     let spec = Spec {
-        proto: 17,
+        proto: IpProtocol::UDP,
         mode: FwdMode::FullNat,
         tunnel: Tunnel::default(),
         persistence_ms: 0,
@@ -226,7 +232,8 @@ fn syn_on_a_finished_connection_starts_a_new_one() {
     rig.rx(0, c(FIN_ACK, b""));
     rig.rx(1, b(FIN_ACK));
     rig.rx(0, c(ACK, b""));
-    let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
+    let key =
+        crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: IpProtocol::TCP };
     let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
     // A new connection: a new ISN.
@@ -352,7 +359,7 @@ fn icmp_error(
 #[test]
 fn icmp_errors_follow_their_connection_both_ways() {
     let spec = Spec {
-        proto: 17,
+        proto: IpProtocol::UDP,
         mode: FwdMode::Nat,
         tunnel: Tunnel::default(),
         persistence_ms: 0,
@@ -405,7 +412,7 @@ proptest::proptest! {
         full_nat in proptest::prelude::any::<bool>(),
     ) {
         let mode = if full_nat { FwdMode::FullNat } else { FwdMode::Nat };
-        let spec = Spec { proto: 17, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends: vec![backend(1, 1)] };
+        let spec = Spec { proto: IpProtocol::UDP, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends: vec![backend(1, 1)] };
         let mut rig = Rig::lb(&spec, LbLimits::default());
         rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 53000, VIP, 80, 17, 0, b"open"));
         let (src, dst, port, mac) = if from_backend {
@@ -459,7 +466,8 @@ fn a_retransmit_of_the_syn_that_opened_an_entry_stays_whatever_moved_its_state()
     let syn = with_seq(c(SYN), 5_000_000);
     assert_eq!(parse(&rig.rx(0, syn.clone())[0].1).2, ip4("198.51.100.12"));
     rig.rx(1, b2(FIN_ACK));
-    let key = crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: 6 };
+    let key =
+        crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 40000, dport: 80, proto: IpProtocol::TCP };
     let (id, _) = rig.ctx.lb.conns.lookup(&key).unwrap();
     assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::TimeWait);
     assert_eq!(parse(&rig.rx(0, syn)[0].1).2, ip4("198.51.100.12"), "the retransmit stays");

@@ -102,7 +102,7 @@ fn pkt() -> impl Strategy<Value = Pkt> {
 
 fn spec(mode: FwdMode) -> Spec {
     let backends = vec![backend(1, 1), backend(2, 2)];
-    Spec { proto: 6, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends }
+    Spec { proto: IpProtocol::TCP, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends }
 }
 
 /// Runs `packets` through two rigs, one frame at a time and in bursts cut at `cuts`, removing

@@ -60,7 +60,7 @@ impl Cores {
 }
 
 fn key(src: &str, sport: u16, dst: &str, dport: u16, proto: u8) -> ConnKey {
-    ConnKey { src: ip4(src), dst: ip4(dst), sport, dport, proto }
+    ConnKey { src: ip4(src), dst: ip4(dst), sport, dport, proto: IpProtocol(proto) }
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn nat_connections_live_on_one_core_whichever_queues_their_packets_arrive_on() {
 #[test]
 fn fullnat_and_snat_replies_reach_the_core_that_chose_their_local_port() {
     let spec = Spec {
-        proto: 17,
+        proto: IpProtocol::UDP,
         mode: FwdMode::FullNat,
         tunnel: Tunnel::default(),
         persistence_ms: 0,
@@ -155,7 +155,7 @@ fn fullnat_and_snat_replies_reach_the_core_that_chose_their_local_port() {
 #[test]
 fn where_the_nic_hashes_replies_to_the_owner_nothing_is_handed_off() {
     let spec = Spec {
-        proto: 6,
+        proto: IpProtocol::TCP,
         mode: FwdMode::FullNat,
         tunnel: Tunnel::default(),
         persistence_ms: 0,

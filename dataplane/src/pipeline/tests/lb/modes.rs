@@ -5,7 +5,14 @@ use super::*;
 use crate::service::{Encap, SnatRule, TooBig};
 
 fn one_way(mode: FwdMode, proto: u8, tunnel: Tunnel) -> Spec {
-    Spec { proto, mode, tunnel, persistence_ms: 0, reset: false, backends: vec![backend(1, 1), backend(2, 2)] }
+    Spec {
+        proto: IpProtocol(proto),
+        mode,
+        tunnel,
+        persistence_ms: 0,
+        reset: false,
+        backends: vec![backend(1, 1), backend(2, 2)],
+    }
 }
 
 fn tun(encap: Encap, too_big: TooBig) -> Tunnel {
@@ -26,7 +33,7 @@ fn rig_for(spec: &mut Spec) -> Rig {
 }
 
 fn original_key(sport: u16, proto: u8) -> crate::conn::ConnKey {
-    crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport, dport: 80, proto }
+    crate::conn::ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport, dport: 80, proto: IpProtocol(proto) }
 }
 
 #[test]

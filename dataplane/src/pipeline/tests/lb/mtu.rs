@@ -178,7 +178,7 @@ fn frag_needed_is_rate_limited_per_core_and_tunnels_share_the_limit() {
 
     // A TUN service's errors draw on the same bucket: none left now.
     let mut spec = Spec {
-        proto: 17,
+        proto: IpProtocol::UDP,
         mode: FwdMode::Tun,
         tunnel: Tunnel { too_big: TooBig::Icmp, ..Tunnel::default() },
         ..nat_tcp()
