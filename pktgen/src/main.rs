@@ -150,6 +150,10 @@ struct Traffic<'a> {
     flows: u64,
     /// Stop after this many packets (or at the deadline).
     count: u64,
+    /// The stamp (TCP sequence number, UDP payload) of every packet, instead of the send time:
+    /// the probe's and the opening SYNs of a flow (the probe reuses the first flows' tuples)
+    /// must carry one ISN, or ferrovs takes the later ones for new connections.
+    fixed_stamp: Option<u32>,
 }
 
 impl Generator {
@@ -172,7 +176,13 @@ impl Generator {
                 for q in 0..queues {
                     if sent[q] < quota[q] {
                         let target = if send.rate == 0.0 { u64::MAX } else { ((now - start) as f64 * rate[q]) as u64 };
-                        self.fill(t, &spread, q, target.saturating_sub(sent[q]).min(quota[q] - sent[q]), now as u32);
+                        self.fill(
+                            t,
+                            &spread,
+                            q,
+                            target.saturating_sub(sent[q]).min(quota[q] - sent[q]),
+                            send.fixed_stamp.unwrap_or(now as u32),
+                        );
                     }
                     if !self.tx[q].is_empty() {
                         let n = self.tx[q].send_retaining(self.tx_port, q as u16) as u64;
@@ -338,7 +348,16 @@ fn run(args: &Args) -> Result<(), String> {
                 args.ready_timeout
             ));
         }
-        g.phase(0.05, &Traffic { template: Some(probe), rate: per_cycle(0.001), flows: u64::MAX, count: 50 });
+        g.phase(
+            0.05,
+            &Traffic {
+                template: Some(probe),
+                rate: per_cycle(0.001),
+                flows: u64::MAX,
+                count: 50,
+                fixed_stamp: Some(0),
+            },
+        );
     }
     if args.mode != Mode::Syn {
         g.next_flow.fill(0);
@@ -349,7 +368,13 @@ fn run(args: &Args) -> Result<(), String> {
         // Two passes: a SYN lost while the device under test still resolved a backend's MAC
         // would leave its flow unopened; a second SYN on an open flow is a retransmission.
         let seconds = 2.0 * args.flows as f64 / (args.open_rate_mpps * 1e6) * 1.5 + 0.5;
-        let send = Traffic { template: Some(&syn), rate: per_cycle(args.open_rate_mpps), flows, count: 2 * args.flows };
+        let send = Traffic {
+            template: Some(&syn),
+            rate: per_cycle(args.open_rate_mpps),
+            flows,
+            count: 2 * args.flows,
+            fixed_stamp: Some(0),
+        };
         g.phase(seconds, &send);
         g.phase(PAUSE_S * 4.0, &Traffic { template: None, ..send });
         open = (g.c.tx - open.0, g.c.rx - open.1);
@@ -357,7 +382,8 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         open = (0, 0);
     }
-    let send = Traffic { template: Some(&main), rate: per_cycle(args.rate_mpps), flows, count: u64::MAX };
+    let send =
+        Traffic { template: Some(&main), rate: per_cycle(args.rate_mpps), flows, count: u64::MAX, fixed_stamp: None };
     g.phase(args.warmup, &send);
     g.phase(PAUSE_S, &Traffic { template: None, ..send });
     // The measured period starts with a clean slate.
