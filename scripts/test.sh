@@ -51,6 +51,14 @@ gate "control state without DPDK" cargo test -p ctrl --no-default-features
 # The packet core names nothing from dpdk/, and dpdk/'s imports point one way
 # (dataplane/tests/layering.rs, here built without DPDK as the packet core is meant to).
 gate "layering" cargo test -p dataplane --no-default-features --test layering
+# ferrovs --doctor on this machine: the demo config can start here (setup.sh reserved the
+# hugepages the e2e tests start it with); the appliance config cannot (no such PCI NIC).
+gate "doctor: conf/demo.yaml can start here" target/debug/ferrovs --doctor -c conf/demo.yaml
+if [ ! -e /sys/bus/pci/devices/0000:3b:00.0 ]; then
+  gate "doctor: conf/appliance.yaml refused here (no NIC 0000:3b:00.0)" bash -c \
+    'target/debug/ferrovs --doctor -c conf/appliance.yaml > /tmp/fvs-doctor.$$; rc=$?; cat /tmp/fvs-doctor.$$;
+     grep -q "^FAIL  port outside: no PCI device 0000:3b:00.0" /tmp/fvs-doctor.$$ && rm -f /tmp/fvs-doctor.$$ && [ $rc = 1 ]'
+fi
 
 # Each fuzz target for FVS_FUZZ_SECONDS on stable Rust (RUSTC_BOOTSTRAP=1, no sanitizer; setup.sh
 # installs cargo-fuzz). The corpus grows in dataplane/fuzz/corpus/ (not in git); the saved

@@ -1,6 +1,7 @@
 //! ferrovs control plane: the YAML config model and its validation (`config`: error, l3 and
 //! lb, imported one way), the load-balancing state (`lbstate`), what start-up
-//! checks against the machine (`machine`), the control state that turns each admin
+//! checks against the machine (`machine`), what this machine lacks for a config
+//! (`doctor`), the daemon's command line (`ferrovs_args`), the control state that turns each admin
 //! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
 //! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK) and the `fvs`
 //! command line (`cli`). Everything but `daemon` builds and tests without DPDK
@@ -13,6 +14,8 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
+pub mod doctor;
+pub mod ferrovs_args;
 pub mod lbstate;
 pub mod machine;
 pub mod proto;
