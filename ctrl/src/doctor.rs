@@ -286,7 +286,7 @@ pub fn diagnose(tree: &Tree, mut config: Config, kernel: &[KernelIface], config_
 
     // Worker lcores: the check a start makes, against this tree's online CPUs.
     let online = tree.read(machine::ONLINE_CPUS_PATH).ok_or_else(|| std::io::Error::other("unreadable"));
-    let lcores_ok = match machine::resolve_lcores(&mut config, online) {
+    let lcores_ok = match machine::resolve_lcores_under(&mut config, online, &tree.root) {
         Ok(auto) => {
             let how = if auto { "picked (workers.lcores unset)" } else { "from workers.lcores" };
             r.ok(format!("worker lcores {}: {how}, online", cpu_list(config.workers.lcores.iter().copied())));
