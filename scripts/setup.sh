@@ -28,7 +28,7 @@ done
 # and oversized frames) drive tests/e2e/robustness.sh.
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
           iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
-          python3 python3-yaml curl wrk nginx-light python3-scapy)
+          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,6 +52,15 @@ cargo_fuzz_version=0.13.2
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
   echo "setup: installing cargo-fuzz $cargo_fuzz_version"
   cargo install --locked --quiet "cargo-fuzz@$cargo_fuzz_version"
+fi
+
+# cargo-deb for the Debian package (scripts/deb.sh, tests/deb/test_deb.sh); dpkg-dev gives it
+# dpkg-shlibdeps for the package's Depends. Pinned: 3.8.0 still packs the dev profile, which
+# the test uses to avoid a release build.
+cargo_deb_version=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+  echo "setup: installing cargo-deb $cargo_deb_version"
+  cargo install --locked --quiet "cargo-deb@$cargo_deb_version"
 fi
 
 # Hugepages: reserve, and mount hugetlbfs where DPDK looks for it.

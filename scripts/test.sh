@@ -3,7 +3,8 @@
 # sudo where sudo is installed): installs what is missing, builds, then unit and property
 # tests, the DPDK integration tests (EAL with pcap vdevs), the gates (format, lints, the build
 # without DPDK, the control-state tests without DPDK, the layering check), a bounded fuzz run of
-# each fuzz target, scripts/bootstrap.sh on fake sysfs trees, and the end-to-end tests on
+# each fuzz target, scripts/bootstrap.sh and ferrovs --doctor on fake sysfs trees, the Debian
+# package round trip, and the end-to-end tests on
 # namespaces. Each gate and each fuzz target counts as one test. Prints one closing line:
 # "N passed, M failed".
 #
@@ -51,6 +52,14 @@ gate "control state without DPDK" cargo test -p ctrl --no-default-features
 # The packet core names nothing from dpdk/, and dpdk/'s imports point one way
 # (dataplane/tests/layering.rs, here built without DPDK as the packet core is meant to).
 gate "layering" cargo test -p dataplane --no-default-features --test layering
+# ferrovs --doctor on this machine: the demo config can start here (setup.sh reserved the
+# hugepages the e2e tests start it with); the appliance config cannot (no such PCI NIC).
+gate "doctor: conf/demo.yaml can start here" target/debug/ferrovs --doctor -c conf/demo.yaml
+if [ ! -e /sys/bus/pci/devices/0000:3b:00.0 ]; then
+  gate "doctor: conf/appliance.yaml refused here (no NIC 0000:3b:00.0)" bash -c \
+    'target/debug/ferrovs --doctor -c conf/appliance.yaml > /tmp/fvs-doctor.$$; rc=$?; cat /tmp/fvs-doctor.$$;
+     grep -q "^FAIL  port outside: no PCI device 0000:3b:00.0" /tmp/fvs-doctor.$$ && rm -f /tmp/fvs-doctor.$$ && [ $rc = 1 ]'
+fi
 
 # Each fuzz target for FVS_FUZZ_SECONDS on stable Rust (RUSTC_BOOTSTRAP=1, no sanitizer; setup.sh
 # installs cargo-fuzz). The corpus grows in dataplane/fuzz/corpus/ (not in git); the saved
@@ -95,6 +104,15 @@ bootstrap_passed=$(awk '/^bootstrap:/ {print $2}' "$bootstrap_log")
 bootstrap_failed=$(awk '/^bootstrap:/ {print $4}' "$bootstrap_log")
 rm -f "$bootstrap_log"
 
+# The Debian package round trip (tests/deb/test_deb.sh): build from the dev profile, contents,
+# dpkg -i, the installed ferrovs on the installed config, systemd-analyze verify, dpkg --purge.
+# About 10 s once the debug binaries are built.
+deb_log=$(mktemp)
+bash tests/deb/test_deb.sh 2>&1 | tee "$deb_log"
+deb_passed=$(awk '/^deb: [0-9]+ passed/ {print $2}' "$deb_log")
+deb_failed=$(awk '/^deb: [0-9]+ passed/ {print $4}' "$deb_log")
+rm -f "$deb_log"
+
 e2e_log=$(mktemp)
 bash tests/e2e/run.sh 2>&1 | tee "$e2e_log"
 e2e_passed=$(awk '/^e2e:/ {print $2}' "$e2e_log")
@@ -104,8 +122,8 @@ rm -f "$e2e_log"
 leftovers=$(ip netns list | grep -c . || true)
 [ "$leftovers" = 0 ] || { echo "test.sh: $leftovers network namespace(s) left behind:"; ip netns list; }
 
-passed=$((cargo_passed + gates_passed + fuzz_passed + ${bootstrap_passed:-0} + ${e2e_passed:-0}))
-failed=$((cargo_failed + gates_failed + fuzz_failed + ${bootstrap_failed:-1} + ${e2e_failed:-1}))
+passed=$((cargo_passed + gates_passed + fuzz_passed + ${bootstrap_passed:-0} + ${deb_passed:-0} + ${e2e_passed:-0}))
+failed=$((cargo_failed + gates_failed + fuzz_failed + ${bootstrap_failed:-1} + ${deb_failed:-1} + ${e2e_failed:-1}))
 echo "wall time: $(( $(date +%s) - start )) s (after setup)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

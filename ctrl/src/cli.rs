@@ -252,6 +252,11 @@ where
 }
 
 /// Runs `fvs` with real stdout and stderr; returns the exit status.
+/// The clap command, for man pages and completions (`xtask`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,

@@ -350,7 +350,10 @@ fn run_bound(
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
         info!(socket = %control.state.config().api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
-        control.run(&call_rx, &stop);
+        let mut systemd = crate::systemd::Systemd::from_env();
+        systemd.ready(&format!("{} ports, {} workers", control.ports.len(), control.workers.len()));
+        control.run(&call_rx, &stop, &mut systemd);
+        systemd.stopping();
         info!("stopping");
     }
 
@@ -390,8 +393,9 @@ struct Control {
 }
 
 impl Control {
-    fn run(&mut self, calls: &Receiver<ApiCall>, stop: &AtomicBool) {
+    fn run(&mut self, calls: &Receiver<ApiCall>, stop: &AtomicBool, systemd: &mut crate::systemd::Systemd) {
         while !stop.load(Ordering::Relaxed) {
+            systemd.tick();
             if let Ok(call) = calls.recv_timeout(Duration::from_millis(20)) {
                 let response = self.handle(call.request);
                 let _ = call.reply.send(response);

@@ -1,12 +1,14 @@
 //! What start-up checks against the machine it runs on, apart from the EAL: the online CPUs
 //! (`eal.main_lcore`, `workers.lcores`, `workers.cpus`, and the worker lcores picked when
-//! `workers.lcores` is empty). The daemon runs these before starting DPDK and
+//! `workers.lcores` is empty: on the PCI ports' NUMA nodes). The daemon runs these before starting DPDK and
 //! `ferrovs --check` runs the same ones, so both refuse with the same message; the devices,
 //! hugepages and memory are found by the EAL only when ferrovs starts.
 
 use std::collections::BTreeSet;
 
-use crate::config::Config;
+use std::path::Path;
+
+use crate::config::{Config, DeviceKind};
 
 /// Where Linux lists the online CPUs.
 pub const ONLINE_CPUS_PATH: &str = "/sys/devices/system/cpu/online";
@@ -38,6 +40,15 @@ pub fn read_online_cpus() -> std::io::Result<String> {
 /// `online` is the online CPU list as read from [`ONLINE_CPUS_PATH`]. Returns whether the
 /// lcores were picked here.
 pub fn resolve_lcores(config: &mut Config, online: std::io::Result<String>) -> Result<bool, String> {
+    resolve_lcores_under(config, online, Path::new("/"))
+}
+
+/// [`resolve_lcores`] with the NUMA facts (the PCI ports' `numa_node`, each node's
+/// `cpulist`) read under `root` (a fake tree for `ferrovs --doctor --root` and tests): picked
+/// lcores are the online CPUs of the PCI ports' nodes, so that no worker polls a NIC across
+/// nodes; every online CPU when the ports are vdevs, their node is unknown or has no CPU to
+/// spare.
+pub fn resolve_lcores_under(config: &mut Config, online: std::io::Result<String>, root: &Path) -> Result<bool, String> {
     let auto = config.workers.lcores.is_empty();
     if auto {
         let text = online
@@ -46,7 +57,10 @@ pub fn resolve_lcores(config: &mut Config, online: std::io::Result<String>) -> R
         let cpus = parse_cpu_list(text)
             .ok_or_else(|| format!("cannot read the online CPU list '{}': set workers.lcores", text.trim()))?;
         let main = config.eal.main_lcore;
-        config.workers.lcores = cpus.into_iter().filter(|&c| c != main).take(MAX_AUTO_WORKERS).collect();
+        let local = nic_node_cpus(config, root);
+        let spare = |c: &u32| *c != main && (local.is_empty() || local.contains(c));
+        let pick = if cpus.iter().any(spare) { cpus.iter().copied().filter(spare).collect() } else { cpus.clone() };
+        config.workers.lcores = pick.into_iter().filter(|&c| c != main).take(MAX_AUTO_WORKERS).collect();
         if config.workers.lcores.is_empty() {
             return Err(format!("workers.lcores: no online CPU besides eal.main_lcore {main} to run a worker"));
         }
@@ -66,6 +80,21 @@ pub fn resolve_lcores(config: &mut Config, online: std::io::Result<String>) -> R
         }
     }
     Ok(auto)
+}
+
+/// The CPUs of the NUMA nodes that hold the config's PCI ports (empty when none is known).
+fn nic_node_cpus(config: &Config, root: &Path) -> BTreeSet<u32> {
+    let read = |p: String| std::fs::read_to_string(root.join(p)).ok();
+    let mut cpus = BTreeSet::new();
+    for port in &config.ports {
+        let DeviceKind::Pci(addr) = port.device_kind() else { continue };
+        let node = read(format!("sys/bus/pci/devices/{addr}/numa_node")).and_then(|n| n.trim().parse::<u32>().ok());
+        if let Some(node) = node {
+            let list = read(format!("sys/devices/system/node/node{node}/cpulist")).unwrap_or_default();
+            cpus.extend(parse_cpu_list(&list).unwrap_or_default());
+        }
+    }
+    cpus
 }
 
 #[cfg(test)]
@@ -108,6 +137,42 @@ mod tests {
         // Unreadable: left to the EAL.
         let mut c = config("{ lcores: [999] }");
         assert_eq!(resolve_lcores(&mut c, Err(std::io::Error::other("gone"))), Ok(false));
+    }
+
+    #[test]
+    fn empty_lcores_are_picked_on_the_nics_numa_node() {
+        let root = std::env::temp_dir().join(format!("ferrovs-machine-numa-{}", std::process::id()));
+        let write = |p: &str, text: &str| {
+            let full = root.join(p);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        };
+        write("sys/devices/system/node/node0/cpulist", "0-3\n");
+        write("sys/devices/system/node/node1/cpulist", "4-7\n");
+        write("sys/bus/pci/devices/0000:3b:00.0/numa_node", "1\n");
+        let pci = |lcores: &str| {
+            let yaml = format!(
+                "eal: {{ hugepages: false, main_lcore: 4 }}\nworkers: {lcores}\nports:\n  - {{ name: p0, device: \"3b:00.0\" }}\n"
+            );
+            Config::from_yaml(&yaml, "t.yaml").unwrap()
+        };
+        let mut c = pci("{}");
+        assert_eq!(resolve_lcores_under(&mut c, online("0-7"), &root), Ok(true));
+        assert_eq!(c.workers.lcores, [5, 6, 7], "node 1's CPUs but the main lcore");
+        // Node 1 offline but for the main lcore: every online CPU.
+        let mut c = pci("{}");
+        assert_eq!(resolve_lcores_under(&mut c, online("0-4"), &root), Ok(true));
+        assert_eq!(c.workers.lcores, [0, 1, 2, 3]);
+        // Unknown node (-1): every online CPU.
+        write("sys/bus/pci/devices/0000:3b:00.0/numa_node", "-1\n");
+        let mut c = pci("{}");
+        assert_eq!(resolve_lcores_under(&mut c, online("0-7"), &root), Ok(true));
+        assert_eq!(c.workers.lcores, [0, 1, 2, 3, 5, 6, 7]);
+        // Set lcores are left as they are.
+        let mut c = pci("{ lcores: [1] }");
+        assert_eq!(resolve_lcores_under(&mut c, online("0-7"), &root), Ok(false));
+        assert_eq!(c.workers.lcores, [1]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -152,9 +152,21 @@ struct Daemon {
 impl Daemon {
     /// Starts `ferrovs -c config` and waits until its API answers `fvs link show`.
     fn start(config: &Path, socket: &Path, dir: &Path) -> Daemon {
+        Daemon::start_env(config, socket, dir, &[])
+    }
+
+    /// As `start`, with these environment variables set for ferrovs, and WATCHDOG_PID its pid
+    /// as systemd sets it (through a shell that execs ferrovs, so the pid is known before).
+    fn start_env(config: &Path, socket: &Path, dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let stderr_path = dir.join("ferrovs.stderr");
         let stderr = fs::File::create(&stderr_path).unwrap();
-        let child = Command::new(FERROVS)
+        let mut cmd = Command::new(FERROVS);
+        if !env.is_empty() {
+            cmd = Command::new("sh");
+            cmd.args(["-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh", FERROVS]);
+        }
+        let child = cmd
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(config)
             .stdin(Stdio::null())
@@ -672,6 +684,46 @@ fn tx_packets_count_only_what_the_ports_took() {
     assert_eq!(counter(&total, "arp_requests_out"), 3, "{total}");
     assert_eq!(counter(&total, "drop_tx_full"), 3, "each request refused: {total}");
     daemon.stop();
+    assert_nothing_left(&prefix, &socket);
+}
+
+/// Under systemd (`Type=notify`): READY=1 once the API answers, WATCHDOG=1 at half of
+/// WATCHDOG_USEC, STOPPING=1 on SIGTERM; the messages go to NOTIFY_SOCKET, here the test's.
+#[test]
+fn systemd_readiness_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let _guard = lock();
+    let dir = TempDir::new("notify");
+    let (yaml, prefix, socket) = pcap_config(dir.path(), "notify");
+    let config = dir.join("ferrovs.yaml");
+    fs::write(&config, &yaml).unwrap();
+    write_pcap(&dir.join("in.pcap"), &[]);
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        notify.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    // 400 ms: a ping every 200 ms.
+    let env = [("NOTIFY_SOCKET", notify_path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")];
+    let mut daemon = Daemon::start_env(&config, &socket, dir.path(), &env);
+    let ready = recv().expect("no READY=1 from ferrovs");
+    assert_eq!(ready, "READY=1\nSTATUS=1 ports, 1 workers\n");
+    let start = Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_millis(1100) {
+        assert_eq!(recv().as_deref(), Some("WATCHDOG=1\n"));
+        pings += 1;
+    }
+    assert!((4..=7).contains(&pings), "{pings} watchdog pings in {:?}", start.elapsed());
+    let status = daemon.terminate().expect("ferrovs did not stop on SIGTERM");
+    assert!(status.success(), "{status}");
+    let mut last = Vec::new();
+    while let Some(m) = recv() {
+        last.push(m);
+    }
+    assert_eq!(last.last().map(String::as_str), Some("STOPPING=1\nSTATUS=stopping\n"), "{last:?}");
     assert_nothing_left(&prefix, &socket);
 }
 

@@ -51,6 +51,7 @@ def build(root, gig_pages=True, iommu=True, noiommu_mode=False):
     for irq, cpus in IRQS.items():
         write(root, f"/proc/irq/{irq}/smp_affinity_list", cpus + "\n")
     write(root, "/proc/irq/default_smp_affinity", "ff\n")
+    write(root, "/proc/mounts", "sysfs /sys sysfs rw 0 0\nnodev /dev/hugepages hugetlbfs rw,relatime 0 0\n")
     os.makedirs(os.path.join(root, "etc"), exist_ok=True)
     os.makedirs(os.path.join(root, "var/lib"), exist_ok=True)
 

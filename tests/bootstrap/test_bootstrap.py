@@ -3,6 +3,7 @@ files it writes, its dry run, its undo, and what it says about mlx5 NICs and a m
 Run: python3 tests/bootstrap/test_bootstrap.py (prints "bootstrap: N passed, M failed")."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
 
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
+FERROVS = os.path.join(REPO, "target", os.environ.get("FVS_PROFILE", "debug"), "ferrovs")
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/bootstrap.sh")
 NODE = "sys/devices/system/node/node{}/hugepages/hugepages-{}/nr_hugepages"
 COMMANDS = "var/lib/ferrovs/bootstrap.commands"
@@ -225,6 +228,29 @@ class Bootstrap(unittest.TestCase):
             self.assertNotEqual(done.returncode, 0)
             self.assertIn(message, done.stderr)
             self.assertEqual(fixture.snapshot(self.root), before)
+
+    # `ferrovs --doctor` checks what bootstrap reserves, by the same formula (ctrl/src/doctor.rs
+    # has it in Rust): before bootstrap it fails on the hugepages and drivers, after it every
+    # node's need is the one bootstrap printed and ferrovs can start.
+    def test_doctor_agrees_with_bootstrap(self):
+        self.assertTrue(os.access(FERROVS, os.X_OK), f"{FERROVS} missing: cargo build --bins first")
+        for memory_mb, gig in ((512, False), (4096, True)):
+            self.tree(memory_mb=memory_mb, gig_pages=gig)
+            doctor = [FERROVS, "--doctor", "--root", self.root, "-c", self.config]
+            before = subprocess.run(doctor, capture_output=True, text=True)
+            self.assertEqual(before.returncode, 1, before.stdout + before.stderr)
+            self.assertIn("FAIL  hugepages node 1: needs", before.stdout)
+            self.assertIn("FAIL  port a 0000:3b:00.0: driver ice, NUMA node 1: DPDK cannot drive it", before.stdout)
+            out = self.run_script("-c", self.config).stdout
+            self.devbind(0)
+            after = subprocess.run(doctor, capture_output=True, text=True)
+            self.assertEqual(after.returncode, 0, after.stdout + after.stderr)
+            needs = re.findall(r"node (\d+): needs (\d+) MiB", out)
+            self.assertEqual(len(needs), 2, out)
+            for node, mib in needs:
+                self.assertIn(f"ok    hugepages node {node}: needs {mib} MiB, has", after.stdout)
+            self.assertIn("ok    port c 0000:af:00.0: driver vfio-pci, NUMA node 0", after.stdout)
+            shutil.rmtree(self.root)
 
     def test_root_slash_is_refused(self):
         # --root promises that no command runs; "/" would be the real machine.

@@ -1,35 +1,17 @@
-//! `ferrovs -c FILE`: the load balancer daemon.
+//! `ferrovs -c FILE`: the load balancer daemon. Its command line is `ctrl::ferrovs_args`.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// ferrovs: a DPDK userspace L4 load balancer.
-///
-/// Reads the YAML config, starts DPDK on the configured ports and worker lcores, and serves
-/// the admin API (`fvs`) on a Unix socket until SIGINT or SIGTERM.
-#[derive(Parser)]
-#[command(name = "ferrovs", version)]
-struct Args {
-    /// The config file (see conf/demo.yaml, conf/appliance.yaml).
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    config: PathBuf,
-    /// Check the config and print the EAL arguments it gives, then exit. Besides the config
-    /// itself, this checks what a start checks on the machine it runs on (the online CPUs for
-    /// eal.main_lcore, workers.lcores and workers.cpus), with the same message; run it on the
-    /// target machine. Devices, hugepages and memory are found by DPDK only at start.
-    #[arg(long)]
-    check: bool,
-    /// With --check: the config is for another machine; skip the checks against this one
-    /// (and say which were skipped).
-    #[arg(long, requires = "check")]
-    for_other_machine: bool,
-}
+use ctrl::ferrovs_args::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.doctor {
+        return doctor(&args);
+    }
     let config = match ctrl::daemon::load_config(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -50,6 +32,26 @@ fn main() -> ExitCode {
             eprintln!("ferrovs: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--doctor`: what this machine lacks for the config, and whether ferrovs can start.
+fn doctor(args: &Args) -> ExitCode {
+    let (config, kernel) = match ctrl::doctor::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrovs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = args.root.as_deref().unwrap_or(Path::new("/"));
+    let report =
+        ctrl::doctor::diagnose(&ctrl::doctor::Tree::new(root), config, &kernel, &args.config.display().to_string());
+    print!("{}", report.render());
+    if report.can_start() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -82,7 +82,8 @@ impl Default for EalConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
     /// One worker per lcore, each with its own rx/tx queue on every port. Empty (the
-    /// default): every online CPU but `eal.main_lcore`, as many as the ports have queues for.
+    /// default): the online CPUs of the PCI ports' NUMA nodes (every online CPU for vdevs or
+    /// an unknown node) but `eal.main_lcore`, as many as the ports have queues for.
     pub lcores: Vec<u32>,
     /// The CPU each lcore runs on, same order (default: lcore n on CPU n). Lets two lcores
     /// share a CPU, e.g. two workers on a two-CPU test machine; never do that for speed.
