@@ -264,7 +264,7 @@ impl ControlState {
     pub fn snapshot(&self) -> Snapshot {
         let id_of = |name: &str| self.ports.iter().find(|p| p.name == name).map(|p| p.id);
         let port_l3 =
-            self.ports.iter().map(|p| (p.id, PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu })).collect();
+            self.ports.iter().map(|p| (p.id, PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu, kernel: None })).collect();
         let addresses = &self.config.addresses;
         let addrs =
             addresses.iter().filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr })).collect();

@@ -442,4 +442,5 @@ proptest::proptest! {
     }
 }
 
+mod kernel;
 mod lb;
