@@ -1,7 +1,7 @@
 //! ferrovs control plane: the YAML config model and its validation (`config`: error, l3 and
 //! lb, imported one way), the load-balancing state (`lbstate`), what start-up
 //! checks against the machine (`machine`), the control state that turns each admin
-//! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
+//! change into one transaction (`state`), the kernel interfaces' rtnetlink calls (`netlink`), the admin API's messages (`proto`), its Unix socket
 //! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK) and the `fvs`
 //! command line (`cli`). Everything but `daemon` builds and tests without DPDK
 //! (`--no-default-features`).
@@ -15,5 +15,6 @@ pub mod config;
 pub mod daemon;
 pub mod lbstate;
 pub mod machine;
+pub mod netlink;
 pub mod proto;
 pub mod state;
