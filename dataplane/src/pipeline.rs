@@ -144,9 +144,10 @@ pub struct CoreCtx<F> {
     /// Limits the ICMP fragmentation-needed errors this core sends.
     too_big_errors: TokenBucket,
     /// By port id: the rate this core passes frames to the port's kernel interface at, with
-    /// the limit it was made for (a new limit starts a new bucket). A fixed array: made on
-    /// first use, never allocated.
-    kernel_buckets: [Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS],
+    /// the limit it was made for (a new limit starts a new bucket). Each made on first use in
+    /// an array allocated once; boxed, as inline it cost the load-balancing path 9
+    /// instructions a packet (benches/instructions.sh), the context's layout being worse.
+    kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -158,7 +159,7 @@ impl<F: Frame> CoreCtx<F> {
             lb,
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
-            kernel_buckets: [None; KERNEL_PORT_IDS],
+            kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
         }
     }
 
