@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use dataplane::net::Prefix;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -54,9 +54,13 @@ impl Rtnl {
         self.request(RouteNetlinkMessage::SetLink(msg), 0)
     }
 
-    /// Adds (or, when it is there, replaces) address `addr` on interface `index`.
+    /// Adds address `addr` on interface `index`; one that is there already is not an error.
+    /// (Not NLM_F_REPLACE: for IPv4 it replaces another address of the same network.)
     pub fn add_addr(&mut self, index: u32, addr: Prefix) -> io::Result<()> {
-        self.request(RouteNetlinkMessage::NewAddress(addr_message(index, addr)), NLM_F_CREATE | NLM_F_REPLACE)
+        match self.request(RouteNetlinkMessage::NewAddress(addr_message(index, addr)), NLM_F_CREATE | NLM_F_EXCL) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other,
+        }
     }
 
     /// Removes address `addr` from interface `index`; one that is not there is not an error.
