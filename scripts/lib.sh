@@ -44,6 +44,16 @@ fvs_dataplane_if() {
   ip -n "$1" link set "$2" arp off
 }
 
+# fvs_kernel_deaf NS IF: the kernel's IPv4 stack drops every packet arriving on IF, while
+# af_packet still reads them all. For a namespace whose kernel has addresses of its own (a
+# port's kernel interface carries the port's): else it would answer for them straight from the
+# veth, past ferrovs. IF has no route, so strict reverse-path filtering drops every source
+# (tc would be the direct way, but this machine's kernel has no tc classifiers); ARP and IPv6
+# are off on it already (fvs_dataplane_if).
+fvs_kernel_deaf() {
+  ip netns exec "$1" sysctl -qw "net.ipv4.conf.$2.rp_filter=1"
+}
+
 # fvs_start NS CONFIG SOCKET LOG: starts ferrovs inside NS ('-': in this namespace, for
 # vdevs such as memif that need no interface) and waits for its API.
 fvs_start() {

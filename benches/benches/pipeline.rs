@@ -65,11 +65,15 @@ impl TxSink<BenchFrame> for Keep {
     fn send(&mut self, _port: u16, frame: BenchFrame) {
         self.0 = Some(frame);
     }
+    /// Never asked: the benchmark's ports have no kernel interface.
+    fn send_to_kernel(&mut self, port: u16, frame: BenchFrame) {
+        self.send(port, frame)
+    }
 }
 
 fn snapshot() -> Snapshot {
     Snapshot::build(
-        vec![(0, PortL3 { name: "dp0".into(), mac: OUR_MAC, mtu: 1500 })],
+        vec![(0, PortL3 { name: "dp0".into(), mac: OUR_MAC, mtu: 1500, kernel: None })],
         vec![LocalAddr { port: 0, prefix: "192.0.2.1/24".parse().unwrap() }],
         (0..64u8)
             .map(|i| Route {

@@ -126,6 +126,10 @@ impl TxSink<BenchFrame> for Keep {
         }
         self.port = port;
     }
+    /// Never asked: the benchmark's ports have no kernel interface.
+    fn send_to_kernel(&mut self, port: u16, frame: BenchFrame) {
+        self.send(port, frame)
+    }
 }
 
 /// What differs between packets of one stream: addresses, ports and both checksums.
@@ -323,7 +327,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
 /// dp0 = 192.0.2.1/24 (clients, 203.0.113.0/24 via 192.0.2.2); dp1 = 198.51.100.1/24
 /// (backends).
 pub fn snapshot(mode: FwdMode) -> Snapshot {
-    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500 };
+    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500, kernel: None };
     let addr = |port, prefix: &str| LocalAddr { port, prefix: prefix.parse().unwrap() };
     Snapshot::build(
         vec![(0, port("dp0", OUR_MAC0)), (1, port("dp1", OUR_MAC1))],

@@ -35,9 +35,11 @@ mod words;
 
 const EXAMPLES: &str = "\
 Examples:
-  fvs link show                      ports, their driver, queues, reply steering and link state
-  fvs -s link                        the same with packet counters
-  fvs addr add 192.0.2.1/24 dev dp0
+  fvs link show                      ports, their driver, queues, reply steering, link state and
+                                     kernel interface (name, tap or virtio_user, rate)
+  fvs -s link                        the same with packet counters and the kernel interface's
+                                     (to kernel, from kernel, rate-limited drops)
+  fvs addr add 192.0.2.1/24 dev dp0  (a port's kernel interface gets the address too)
   fvs route add 203.0.113.0/24 via 192.0.2.2
   fvs route show
   fvs neigh show
@@ -87,10 +89,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Object {
-    /// Show the DPDK ports.
+    /// Show the DPDK ports and their kernel interfaces.
     #[command(
         aliases = ["l", "li", "lin"],
-        after_help = "Examples:\n  fvs link show\n  fvs link show -s       with RX/TX counters"
+        after_help = "Examples:\n  fvs link show\n  fvs link show -s       with RX/TX counters and the kernel interface's\n                         (to kernel, from kernel, rate-limited drops)"
     )]
     Link {
         #[command(subcommand)]

@@ -26,13 +26,14 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiCall};
 use crate::config::Protocol;
-use crate::config::{self, Config, DeviceKind};
+use crate::config::{self, Config, DeviceKind, KernelConfig, VIRTIO_USER_QUEUE_SIZE};
 use crate::machine;
+use crate::netlink::Rtnl;
 use crate::proto::{
-    ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, LinkInfo, NeighInfo, Request, Response,
-    RouteInfo, StatsInfo,
+    ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, KernelLinkInfo, KernelStats, LinkInfo, NeighInfo,
+    Request, Response, RouteInfo, StatsInfo,
 };
-use crate::state::{ControlState, Outcome, PortFacts};
+use crate::state::{ControlState, KernelAddrChange, Outcome, PortFacts};
 
 /// How long a change may take to reach every worker before the API says so.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,6 +43,20 @@ const MAILBOX_DEPTH: usize = 1024;
 /// Frames in flight from one worker to another (a power of two; holds one less). Taken from
 /// the mbuf pool, like a queue's descriptors.
 const HANDOFF_RING_SIZE: u32 = 1024;
+/// How often the kernel interfaces' link state is brought in step with their ports'.
+const LINK_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A port's kernel interface, made at start-up.
+struct KernelRuntime {
+    config: KernelConfig,
+    /// The DPDK vdev's name (`net_tap_k_dp0`), to remove it on the way out.
+    vdev_name: String,
+    port: Port,
+    /// The Linux netdev's index.
+    index: u32,
+    /// What ferrovs last set: up when the port's link is.
+    up: bool,
+}
 
 /// A started port.
 struct PortRuntime {
@@ -55,6 +70,7 @@ struct PortRuntime {
     mtu: u16,
     steering: Steering,
     steering_detail: String,
+    kernel: Option<KernelRuntime>,
 }
 
 struct WorkerHandle {
@@ -286,13 +302,38 @@ fn run_bound(
             mtu: pc.mtu,
             steering,
             steering_detail,
+            kernel: None,
         });
+    }
+    // The kernel interfaces come after every port, so their port ids never take a data
+    // port's. Each carries its port's MAC (in the vdev arguments) and MTU.
+    let mut rtnl = None;
+    for (index, pc) in config.ports.iter().enumerate() {
+        let Some(k) = &pc.kernel else { continue };
+        let rtnl = rtnl.get_or_insert_with(|| {
+            Rtnl::open().map_err(|e| format!("rtnetlink socket for the kernel interfaces: {e}"))
+        });
+        let rtnl = rtnl.as_mut().map_err(|e| e.clone())?;
+        let at = |e: String| format!("ports[{index}] ({}): kernel interface {}: {e}", pc.name, k.name);
+        let runtime = ports.iter_mut().find(|p| p.name == pc.name).expect("every configured port started");
+        let rx_pools: Vec<&Mempool> = worker_pools.iter().map(|p| p.as_ref()).collect();
+        let kernel = start_kernel_interface(k, runtime, queues, &rx_pools, rtnl).map_err(at)?;
+        info!(port = %pc.name, kernel = %k.name, device = k.device.as_str(), id = kernel.port.id(), ifindex = kernel.index,
+            up = kernel.up, "kernel interface started");
+        runtime.kernel = Some(kernel);
     }
     // Workers index their tx buffers by position: keep ports in id order.
     ports.sort_by_key(|p| p.port.id());
 
     let facts = ports.iter().map(|p| PortFacts { id: p.port.id(), name: p.name.clone(), mac: p.mac, mtu: p.mtu });
     let (state, snapshot) = ControlState::new(config.clone(), facts.collect())?;
+    if let Some(rtnl) = rtnl.as_mut().and_then(|r| r.as_mut().ok()) {
+        // The kernel interfaces start with their ports' addresses, or ferrovs does not start.
+        let failures = apply_kernel_addrs(rtnl, &ports, &state.kernel_addrs());
+        if !failures.is_empty() {
+            return Err(format!("kernel interface addresses: {}", failures.join("; ")));
+        }
+    }
     let lb_limits = *state.lb().limits();
     let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
     let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
@@ -315,6 +356,7 @@ fn run_bound(
         let setup = WorkerSetup {
             core: core as u32,
             ports: ports.iter().map(|p| p.port).collect(),
+            kernel_ports: ports.iter().map(|p| p.kernel.as_ref().map(|k| k.port)).collect(),
             mempool: worker_pools[core].clone(),
             snapshots: reader,
             counters: counters.clone(),
@@ -342,6 +384,7 @@ fn run_bound(
     let mut control = Control {
         state,
         ports,
+        rtnl: rtnl.and_then(Result::ok),
         publisher,
         workers,
         events: event_rx,
@@ -369,6 +412,11 @@ fn run_bound(
     for p in &control.ports {
         p.port.stop();
         p.port.close();
+        if let Some(k) = &p.kernel {
+            k.port.stop();
+            k.port.close();
+            Port::remove_vdev(&k.vdev_name);
+        }
     }
     drop(control);
     drop(worker_pools);
@@ -385,6 +433,8 @@ fn run_bound(
 struct Control {
     state: ControlState,
     ports: Vec<PortRuntime>,
+    /// For the kernel interfaces (None when no port has one).
+    rtnl: Option<Rtnl>,
     publisher: Publisher<Snapshot>,
     workers: Vec<WorkerHandle>,
     events: Receiver<CoreEvent>,
@@ -394,6 +444,7 @@ struct Control {
 
 impl Control {
     fn run(&mut self, calls: &Receiver<ApiCall>, stop: &AtomicBool, systemd: &mut crate::systemd::Systemd) {
+        let mut links_checked = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             systemd.tick();
             if let Ok(call) = calls.recv_timeout(Duration::from_millis(20)) {
@@ -402,6 +453,31 @@ impl Control {
             }
             self.relay_events();
             self.publisher.reclaim();
+            if links_checked.elapsed() >= LINK_FOLLOW_INTERVAL {
+                links_checked = std::time::Instant::now();
+                self.follow_links();
+            }
+        }
+    }
+
+    /// Each kernel interface is up when its port's link is, down when it is not.
+    fn follow_links(&mut self) {
+        let Some(rtnl) = self.rtnl.as_mut() else { return };
+        for p in &mut self.ports {
+            let Some(k) = p.kernel.as_mut() else { continue };
+            let up = p.port.link().up;
+            if up == k.up {
+                continue;
+            }
+            match rtnl.set_up(k.index, up) {
+                Ok(()) => {
+                    info!(port = %p.name, kernel = %k.config.name, up, "kernel interface follows its port's link");
+                    k.up = up;
+                }
+                Err(e) => {
+                    warn!(port = %p.name, kernel = %k.config.name, up, "cannot set the kernel interface's link: {e}")
+                }
+            }
         }
     }
 
@@ -420,11 +496,21 @@ impl Control {
     /// published; reads that need the workers or the ports are answered here.
     fn handle(&mut self, request: Request) -> Response {
         match self.state.handle(request) {
-            Outcome::Done { response, publish } => {
+            Outcome::Done { response, publish, kernel } => {
                 if let Some(snapshot) = publish {
                     self.publish(*snapshot);
                 }
-                response
+                let Some(rtnl) = self.rtnl.as_mut().filter(|_| !kernel.is_empty()) else { return response };
+                let failures = apply_kernel_addrs(rtnl, &self.ports, &kernel);
+                if failures.is_empty() {
+                    return response;
+                }
+                // ferrovs made the change; saying so in an error makes sure a script notices
+                // that the kernel interface did not follow.
+                Response::err(format!(
+                    "ferrovs made the change, but the kernel interface did not follow: {}",
+                    failures.join("; ")
+                ))
             }
             Outcome::Refused(message) => Response::err(message),
             Outcome::NotMine(read) => self.read(read),
@@ -539,9 +625,29 @@ impl Control {
                     steering: p.steering.name().into(),
                     steering_detail: p.steering_detail.clone(),
                     stats: with_stats.then(|| p.port.stats()),
+                    kernel: p.kernel.as_ref().map(|k| KernelLinkInfo {
+                        name: k.config.name.clone(),
+                        device: k.config.device.as_str().into(),
+                        port_id: k.port.id(),
+                        link_up: k.up,
+                        rate_pps: k.config.rate_pps,
+                        burst: k.config.burst,
+                        stats: with_stats.then(|| self.kernel_stats(p.port.id())),
+                    }),
                 }
             })
             .collect()
+    }
+
+    /// A port's exception-path counters, summed over the workers.
+    fn kernel_stats(&self, port: u16) -> KernelStats {
+        let mut sum = KernelStats::default();
+        for c in self.workers.iter().filter_map(|w| w.counters.kernel(port)) {
+            sum.to_kernel += c.to_kernel.get();
+            sum.from_kernel += c.from_kernel.get();
+            sum.rate_limited += c.rate_limited.get();
+        }
+        sum
     }
 
     fn port_name(&self, id: u16) -> String {
@@ -609,6 +715,67 @@ impl Control {
             .collect();
         StatsInfo { cores, total, config: Some(self.publish_stats.clone()) }
     }
+}
+
+/// Makes `port`'s kernel interface: the DPDK device (one queue pair per worker), then its
+/// MTU and link state through rtnetlink. Its addresses come with the control state's.
+fn start_kernel_interface(
+    k: &KernelConfig,
+    port: &PortRuntime,
+    queues: u16,
+    rx_pools: &[&Mempool],
+    rtnl: &mut Rtnl,
+) -> Result<KernelRuntime, String> {
+    let vdev = k.vdev(&port.name, port.mac, queues);
+    let vdev_name = vdev.split(',').next().unwrap_or_default().to_string();
+    let kport = Port::create_vdev(&vdev).map_err(|e| {
+        let hint = match k.device {
+            config::KernelDevice::Tap => "is /dev/net/tun there, and is the name free?",
+            config::KernelDevice::VirtioUser => {
+                "is the vhost_net module loaded (/dev/vhost-net), and is the name free?"
+            }
+        };
+        format!("{vdev}: {e} ({hint})")
+    })?;
+    let conf = PortConf {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: VIRTIO_USER_QUEUE_SIZE,
+        tx_descriptors: VIRTIO_USER_QUEUE_SIZE,
+        mtu: port.mtu,
+        promiscuous: false,
+    };
+    let fail = |e: String| {
+        kport.close();
+        Port::remove_vdev(&vdev_name);
+        e
+    };
+    kport.configure(&conf, &rx_pools[..usize::from(queues)]).map_err(fail)?;
+    kport.start(false).map_err(|e| fail(e.to_string()))?;
+    let index = Rtnl::index(&k.name).map_err(|e| fail(format!("no netdev of that name after it was made: {e}")))?;
+    rtnl.set_mtu(index, u32::from(port.mtu)).map_err(|e| fail(format!("set mtu {}: {e}", port.mtu)))?;
+    let up = port.port.link().up;
+    rtnl.set_up(index, up).map_err(|e| fail(format!("set link {}: {e}", if up { "up" } else { "down" })))?;
+    Ok(KernelRuntime { config: k.clone(), vdev_name, port: kport, index, up })
+}
+
+/// Applies address changes to the kernel interfaces. Returns what failed, each naming the
+/// interface and the change, after logging it; the other changes are made all the same.
+fn apply_kernel_addrs(rtnl: &mut Rtnl, ports: &[PortRuntime], changes: &[KernelAddrChange]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for c in changes {
+        let Some(k) = ports.iter().find(|p| p.name == c.port).and_then(|p| p.kernel.as_ref()) else { continue };
+        let result = if c.add { rtnl.add_addr(k.index, c.addr) } else { rtnl.del_addr(k.index, c.addr) };
+        let what = format!("addr {} {} dev {}", if c.add { "add" } else { "del" }, c.addr, k.config.name);
+        match result {
+            Ok(()) => info!(port = %c.port, "kernel interface: {what}"),
+            Err(e) => {
+                warn!(port = %c.port, "kernel interface: {what} failed: {e}");
+                failures.push(format!("{what}: {e}"));
+            }
+        }
+    }
+    failures
 }
 
 /// What `conn list` calls a connection's forwarding, from its flags (SNAT ones have FULLNAT

@@ -237,6 +237,37 @@ pub struct LinkInfo {
     pub steering_detail: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<PortStats>,
+    /// The port's kernel interface (exception path), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelLinkInfo>,
+}
+
+/// A port's kernel interface, for `fvs link show`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct KernelLinkInfo {
+    /// The Linux netdev's name.
+    pub name: String,
+    /// `tap` or `virtio_user`.
+    pub device: String,
+    /// Its DPDK port id.
+    pub port_id: u16,
+    /// Up when ferrovs set it up: it follows the port's link.
+    pub link_up: bool,
+    /// Each worker's rate to it (frames a second) and bucket depth.
+    pub rate_pps: u32,
+    pub burst: u32,
+    /// Summed over the workers, with `-s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<KernelStats>,
+}
+
+/// Frames passed to a kernel interface, frames it sent out of the port, and frames over the
+/// rate (dropped), summed over the workers.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelStats {
+    pub to_kernel: u64,
+    pub from_kernel: u64,
+    pub rate_limited: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -670,6 +701,15 @@ mod tests {
             steering: "rings".into(),
             steering_detail: "flow rules: not offered".into(),
             stats: Some(PortStats { rx_packets: 1, ..Default::default() }),
+            kernel: Some(KernelLinkInfo {
+                name: "fvs-dp0".into(),
+                device: "tap".into(),
+                port_id: 2,
+                link_up: true,
+                rate_pps: 20_000,
+                burst: 2_000,
+                stats: Some(KernelStats { to_kernel: 5, from_kernel: 4, rate_limited: 3 }),
+            }),
         };
         let v = serde_json::to_value(&link).unwrap();
         assert_eq!(v["mac"], "02:00:00:00:00:01");

@@ -10,9 +10,9 @@
 use std::sync::Arc;
 
 use dataplane::l3::{Route, RouteOrigin};
-use dataplane::net::MacAddr;
+use dataplane::net::{MacAddr, Prefix};
 use dataplane::service::Services;
-use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
+use dataplane::snapshot::{KernelLimit, LocalAddr, PortL3, Snapshot};
 
 use crate::config::{self, AddressConfig, Config, RouteConfig};
 use crate::config::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
@@ -31,12 +31,27 @@ pub struct PortFacts {
     pub mtu: u16,
 }
 
+/// An address a port's kernel interface gains or loses, so that it carries the port's
+/// addresses: the control state reports these with each change it commits; the daemon
+/// applies them through rtnetlink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelAddrChange {
+    /// The port (`ports[].name`).
+    pub port: String,
+    /// Its kernel interface (`ports[].kernel.name`).
+    pub kernel: String,
+    pub addr: Prefix,
+    /// Added, or removed.
+    pub add: bool,
+}
+
 /// What became of a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Done (committed, for a change): the answer, and the snapshot to publish when the
-    /// workers' view changed.
-    Done { response: Response, publish: Option<Box<Snapshot>> },
+    /// Done (committed, for a change): the answer, the snapshot to publish when the workers'
+    /// view changed, and the addresses the kernel interfaces must gain or lose (removals
+    /// first).
+    Done { response: Response, publish: Option<Box<Snapshot>>, kernel: Vec<KernelAddrChange> },
     /// Refused with this message; the state did not change.
     Refused(String),
     /// Not for the control state: a read that needs the workers or the ports.
@@ -105,7 +120,7 @@ impl ControlState {
             Request::AddrShow => {
                 let addrs: Vec<AddrInfo> =
                     self.config.addresses.iter().map(|a| AddrInfo { port: a.port.clone(), addr: a.addr }).collect();
-                Outcome::Done { response: Response::ok(&addrs), publish: None }
+                Outcome::Done { response: Response::ok(&addrs), publish: None, kernel: Vec::new() }
             }
             Request::AddrAdd { port, addr } => self.transact(|s| {
                 // Validation refuses an address that is already configured, naming where.
@@ -166,8 +181,9 @@ impl ControlState {
         match change(&mut next) {
             Ok(Change { response, publish }) => {
                 let publish = publish.then(|| Box::new(next.snapshot()));
+                let kernel = kernel_addr_changes(&self.config, &next.config);
                 *self = next;
-                Outcome::Done { response, publish }
+                Outcome::Done { response, publish, kernel }
             }
             Err(message) => Outcome::Refused(message),
         }
@@ -259,12 +275,25 @@ impl ControlState {
         Ok(Change { response: Response::ok(&ApplyResult { changes }), publish })
     }
 
+    /// Every address the kernel interfaces carry, as additions: what the daemon sets on them
+    /// when it makes them.
+    pub fn kernel_addrs(&self) -> Vec<KernelAddrChange> {
+        kernel_addr_changes(&Config { addresses: Vec::new(), ..self.config.clone() }, &self.config)
+    }
+
     /// The workers' view of the current addresses, routes and services. An address or route
     /// on a port that did not come up is left out (validation names only configured ports).
     pub fn snapshot(&self) -> Snapshot {
         let id_of = |name: &str| self.ports.iter().find(|p| p.name == name).map(|p| p.id);
-        let port_l3 =
-            self.ports.iter().map(|p| (p.id, PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu })).collect();
+        let kernel_of = |name: &str| {
+            let port = self.config.ports.iter().find(|p| p.name == name)?;
+            port.kernel.as_ref().map(|k| KernelLimit { rate_pps: k.rate_pps, burst: k.burst })
+        };
+        let port_l3 = self
+            .ports
+            .iter()
+            .map(|p| (p.id, PortL3 { name: p.name.clone(), mac: p.mac, mtu: p.mtu, kernel: kernel_of(&p.name) }))
+            .collect();
         let addresses = &self.config.addresses;
         let addrs =
             addresses.iter().filter_map(|a| Some(LocalAddr { port: id_of(&a.port)?, prefix: a.addr })).collect();
@@ -279,6 +308,18 @@ impl ControlState {
             .collect();
         Snapshot::build(port_l3, addrs, static_routes).with_services(self.services.clone())
     }
+}
+
+/// The addresses that kernel interfaces lose (first) and gain from `old` to `new`: those of
+/// ports with a kernel interface (the ports themselves change only with a restart).
+fn kernel_addr_changes(old: &Config, new: &Config) -> Vec<KernelAddrChange> {
+    let kernel_of = |port: &str| new.ports.iter().find(|p| p.name == port)?.kernel.as_ref().map(|k| k.name.clone());
+    let change = |a: &AddressConfig, add: bool| {
+        Some(KernelAddrChange { port: a.port.clone(), kernel: kernel_of(&a.port)?, addr: a.addr, add })
+    };
+    let removed = old.addresses.iter().filter(|a| !new.addresses.contains(a)).filter_map(|a| change(a, false));
+    let added = new.addresses.iter().filter(|a| !old.addresses.contains(a)).filter_map(|a| change(a, true));
+    removed.chain(added).collect()
 }
 
 #[cfg(test)]

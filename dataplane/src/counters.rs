@@ -124,6 +124,8 @@ enum_with_names! {
         NoHeadroom = "no_headroom",
         /// The ring to the core that owns the packet's connection was full.
         HandoffFull = "handoff_full",
+        /// For the port's kernel interface, over this core's rate for it (`kernel.rate_pps`).
+        KernelRateLimited = "kernel_rate_limited",
     }
 }
 
@@ -179,6 +181,10 @@ enum_with_names! {
         /// steering), and packets it took from other cores' rings.
         HandedOff = "handed_off",
         HandedIn = "handed_in",
+        /// Frames passed to a port's kernel interface (the exception path), and frames the
+        /// kernel sent that went out of the port.
+        ToKernel = "to_kernel",
+        FromKernel = "from_kernel",
         /// Burst-boundary snapshot switches.
         SnapshotSwitches = "snapshot_switches",
         /// Poll-loop iterations, and those that received nothing (idle share).
@@ -202,11 +208,25 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// Port ids below this have per-port exception-path counters and a kernel interface
+/// (DPDK's own limit, RTE_MAX_ETHPORTS, is 32 in its default build).
+pub const KERNEL_PORT_IDS: usize = 64;
+
+/// One core's exception-path counters for one port: frames to its kernel interface, frames
+/// from it, and frames over the rate.
+#[derive(Default)]
+pub struct KernelCounters {
+    pub to_kernel: Counter,
+    pub from_kernel: Counter,
+    pub rate_limited: Counter,
+}
+
 /// One core's counters.
 #[repr(align(64))]
 pub struct CoreCounters {
     events: [Counter; Event::COUNT],
     drops: [Counter; DropReason::COUNT],
+    kernel: [KernelCounters; KERNEL_PORT_IDS],
 }
 
 impl Default for CoreCounters {
@@ -214,6 +234,7 @@ impl Default for CoreCounters {
         CoreCounters {
             events: std::array::from_fn(|_| Counter::default()),
             drops: std::array::from_fn(|_| Counter::default()),
+            kernel: std::array::from_fn(|_| KernelCounters::default()),
         }
     }
 }
@@ -226,6 +247,11 @@ impl CoreCounters {
     #[inline(always)]
     pub fn drop_reason(&self, r: DropReason) -> &Counter {
         &self.drops[r as usize]
+    }
+    /// The exception-path counters of port `port` (None past [`KERNEL_PORT_IDS`]).
+    #[inline(always)]
+    pub fn kernel(&self, port: u16) -> Option<&KernelCounters> {
+        self.kernel.get(usize::from(port))
     }
     /// Sum of all drop counters.
     pub fn drops_total(&self) -> u64 {

@@ -7,12 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::conn::{ConnKey, Hint};
-use crate::counters::{CoreCounters, DropReason, Event};
+use crate::counters::{CoreCounters, DropReason, Event, KERNEL_PORT_IDS};
 use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
-use crate::snapshot::{solicited_node, PortL3, Snapshot};
+use crate::snapshot::{solicited_node, KernelLimit, PortL3, Snapshot};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
     Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
@@ -68,6 +68,9 @@ pub trait TxSink<F> {
         let _ = core;
         Err(frame)
     }
+    /// Passes `frame` to the kernel interface of `port` (the exception path). Only asked for
+    /// a port whose snapshot entry has one; the sink drops and counts what it cannot take.
+    fn send_to_kernel(&mut self, port: u16, frame: F);
 }
 
 /// Where a frame comes from: a NIC queue, or another core that received it for this one.
@@ -103,7 +106,8 @@ struct NeighborSolicit {
 
 /// A token bucket owned by one core (plain fields, no atomics): `per_s` tokens a second, at
 /// most `burst` of them saved. Starts full.
-struct TokenBucket {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenBucket {
     /// In thousandths of a token: a millisecond adds `per_s` of them, a whole number.
     milli_tokens: u64,
     last_ms: u64,
@@ -112,13 +116,13 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(per_s: u32, burst: u32) -> TokenBucket {
+    pub(crate) fn new(per_s: u32, burst: u32) -> TokenBucket {
         let (per_s, burst) = (u64::from(per_s), u64::from(burst));
         TokenBucket { milli_tokens: burst * 1000, last_ms: 0, per_s, burst }
     }
 
     /// Takes a token if there is one.
-    fn take(&mut self, now_ms: u64) -> bool {
+    pub(crate) fn take(&mut self, now_ms: u64) -> bool {
         let earned = now_ms.saturating_sub(self.last_ms).saturating_mul(self.per_s);
         self.last_ms = self.last_ms.max(now_ms);
         self.milli_tokens = self.milli_tokens.saturating_add(earned).min(self.burst * 1000);
@@ -139,6 +143,11 @@ pub struct CoreCtx<F> {
     learned: Vec<NeighLearned>,
     /// Limits the ICMP fragmentation-needed errors this core sends.
     too_big_errors: TokenBucket,
+    /// By port id: the rate this core passes frames to the port's kernel interface at, with
+    /// the limit it was made for (a new limit starts a new bucket). Each made on first use in
+    /// an array allocated once; boxed, as inline it cost the load-balancing path 9
+    /// instructions a packet (benches/instructions.sh), the context's layout being worse.
+    kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -150,6 +159,7 @@ impl<F: Frame> CoreCtx<F> {
             lb,
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
+            kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
         }
     }
 
@@ -359,7 +369,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let our_mac = port_l3.mac;
         match eth.ethertype() {
-            EtherType::ARP => self.arp_input(snap, now_ms, frame, port, our_mac, tx),
+            EtherType::ARP => self.arp_input(snap, now_ms, frame, port, our_mac, pool, tx),
             EtherType::IPV4 => self.ipv4_input(snap, now_ms, frame, pool, tx),
             EtherType::IPV6 => self.ipv6_input(snap, now_ms, frame, port, our_mac, pool, tx),
             _ => self.drop(frame, DropReason::UnsupportedEthertype),
@@ -408,6 +418,78 @@ impl<F: Frame> CoreCtx<F> {
         drop(frame);
     }
 
+    /// Takes a token of this core's rate for `port`'s kernel interface. None when the port
+    /// has none; Some(false), counted, when over the rate.
+    fn kernel_token(&mut self, snap: &Snapshot, now_ms: u64, port: u16) -> Option<bool> {
+        let limit = snap.port(port)?.kernel?;
+        let slot = self.kernel_buckets.get_mut(usize::from(port))?;
+        let bucket = match slot {
+            Some((l, bucket)) if *l == limit => bucket,
+            _ => &mut slot.insert((limit, TokenBucket::new(limit.rate_pps, limit.burst))).1,
+        };
+        let taken = bucket.take(now_ms);
+        if !taken {
+            self.counters.drop_reason(DropReason::KernelRateLimited).inc();
+            if let Some(c) = self.counters.kernel(port) {
+                c.rate_limited.inc();
+            }
+        }
+        Some(taken)
+    }
+
+    /// Hands a frame ferrovs does not answer itself (ssh, BGP, BFD, VRRP, the host's own
+    /// connections, ICMP other than echo) to `port`'s kernel interface, within this core's
+    /// rate for it. A port without one drops it as `otherwise`.
+    fn pass_to_kernel(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        port: u16,
+        otherwise: DropReason,
+        tx: &mut impl TxSink<F>,
+    ) {
+        match self.kernel_token(snap, now_ms, port) {
+            None => self.drop(frame, otherwise),
+            Some(false) => drop(frame),
+            Some(true) => self.sent_to_kernel(port, frame, tx),
+        }
+    }
+
+    fn sent_to_kernel(&self, port: u16, frame: F, tx: &mut impl TxSink<F>) {
+        self.counters.event(Event::ToKernel).inc();
+        if let Some(c) = self.counters.kernel(port) {
+            c.to_kernel.inc();
+        }
+        tx.send_to_kernel(port, frame);
+    }
+
+    /// Gives `port`'s kernel a copy of a frame ferrovs answers itself but the kernel needs
+    /// too (ARP and ND about the box's addresses: its own neighbour table), within the rate.
+    fn copy_to_kernel(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: &F,
+        port: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if self.kernel_token(snap, now_ms, port) != Some(true) {
+            return;
+        }
+        let Some(mut copy) = pool.alloc() else {
+            self.counters.drop_reason(DropReason::NoBuffer).inc();
+            return;
+        };
+        let data = frame.data();
+        if !copy.set_len(data.len()) {
+            return self.drop(copy, DropReason::NoBuffer);
+        }
+        copy.data_mut().copy_from_slice(data);
+        self.sent_to_kernel(port, copy, tx);
+    }
+
     /// Records a neighbour, sends what was waiting for it, and reports it to the other cores
     /// when it is news (`announce` forces that: an answer to a request may be the answer
     /// another core is waiting for).
@@ -438,6 +520,7 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn arp_input(
         &mut self,
         snap: &Snapshot,
@@ -445,6 +528,7 @@ impl<F: Frame> CoreCtx<F> {
         mut frame: F,
         port: u16,
         our_mac: MacAddr,
+        pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
         let Ok(arp) = ArpPacket::new_checked(&frame.data()[ETH_LEN..]) else {
@@ -469,8 +553,19 @@ impl<F: Frame> CoreCtx<F> {
         if sender_usable {
             self.learn(snap, now_ms, port, IpAddr::V4(sender_ip), sender_mac, true, !is_request, tx);
         }
+        // The kernel keeps its own neighbour table for what it sends: it sees the requests
+        // for and the replies to the box's interface addresses (not the VIPs it knows nothing
+        // of). ferrovs still answers the requests itself; the kernel's answer is a duplicate.
+        let for_kernel = snap.is_interface_addr(IpAddr::V4(target_ip));
         if !is_request {
-            return; // A reply to us: consumed.
+            // A reply to us: learned above; the kernel may be waiting for it too.
+            if for_kernel && self.kernel_token(snap, now_ms, port) == Some(true) {
+                self.sent_to_kernel(port, frame, tx);
+            }
+            return;
+        }
+        if for_kernel {
+            self.copy_to_kernel(snap, now_ms, &frame, port, pool, tx);
         }
         let data = frame.data_mut();
         set_macs(data, sender_mac, our_mac);
@@ -495,7 +590,12 @@ impl<F: Frame> CoreCtx<F> {
         }
         let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
         if ip.is_fragment() {
-            // Neither the load balancer nor the local path reassembles.
+            // Neither the load balancer nor the local path reassembles; the kernel does, for
+            // its own addresses.
+            if snap.is_interface_addr(IpAddr::V4(dst)) {
+                let port = frame.rx_port();
+                return self.pass_to_kernel(snap, now_ms, frame, port, DropReason::Fragment, tx);
+            }
             let reason = if snap.is_local(IpAddr::V4(dst)) { DropReason::Fragment } else { DropReason::IpNotForUs };
             return self.drop(frame, reason);
         }
@@ -535,11 +635,21 @@ impl<F: Frame> CoreCtx<F> {
                     None => return,
                 }
             }
+            if is_link_local_multicast_v4(dst) {
+                // VRRP (224.0.0.18), OSPF, IGMP: the routing daemons behind the kernel's.
+                let port = frame.rx_port();
+                return self.pass_to_kernel(snap, now_ms, frame, port, DropReason::IpNotForUs, tx);
+            }
             return self.drop(frame, DropReason::IpNotForUs);
         }
+        // To the box's own interface address, what ferrovs does not answer is the kernel's.
+        let kernel_port = snap.is_interface_addr(IpAddr::V4(dst)).then(|| frame.rx_port());
         let ip = Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         if ip.protocol() != IpProtocol::ICMP {
-            return self.drop(frame, DropReason::UnsupportedProtocol);
+            return match kernel_port {
+                Some(port) => self.pass_to_kernel(snap, now_ms, frame, port, DropReason::UnsupportedProtocol, tx),
+                None => self.drop(frame, DropReason::UnsupportedProtocol),
+            };
         }
         if src.is_unspecified() || src.is_broadcast() || src.is_multicast() {
             return self.drop(frame, DropReason::BadSource);
@@ -551,7 +661,11 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::BadIcmpChecksum);
         }
         if icmp.msg_type() != Icmpv4Type::ECHO_REQUEST || icmp.code() != 0 {
-            return self.drop(frame, DropReason::IcmpNotEcho);
+            // Echo replies to the host's own pings, errors about its own connections.
+            return match kernel_port {
+                Some(port) => self.pass_to_kernel(snap, now_ms, frame, port, DropReason::IcmpNotEcho, tx),
+                None => self.drop(frame, DropReason::IcmpNotEcho),
+            };
         }
         let (header_len, total_len) = (usize::from(ip.header_len()), usize::from(ip.total_len()));
         self.counters.event(Event::IcmpEchoRequestsIn).inc();
@@ -584,7 +698,8 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::IpNotForUs);
         }
         if ip.next_header() != IpProtocol::ICMPV6 {
-            return self.drop(frame, DropReason::UnsupportedProtocol);
+            // IPv6 addresses are all interface addresses: what is not ND or echo is the kernel's.
+            return self.pass_to_kernel(snap, now_ms, frame, port, DropReason::UnsupportedProtocol, tx);
         }
         let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else {
             return self.drop(frame, DropReason::MalformedIcmp);
@@ -607,15 +722,23 @@ impl<F: Frame> CoreCtx<F> {
                     Ok(Some(mac)) => self.learn(snap, now_ms, port, IpAddr::V6(target), mac, false, true, tx),
                     _ => {}
                 }
-                return; // Consumed.
+                // Learned; the kernel may be waiting for it too.
+                if unicast_to_us && self.kernel_token(snap, now_ms, port) == Some(true) {
+                    self.sent_to_kernel(port, frame, tx);
+                }
+                return;
             }
             self.counters.event(Event::NdSolicitsIn).inc();
+            if snap.owns_on_port(port, IpAddr::V6(target)) {
+                self.copy_to_kernel(snap, now_ms, &frame, port, pool, tx);
+            }
             let source_mac = icmp.source_link_addr();
             let solicit = NeighborSolicit { src, target, source_mac };
             return self.neighbor_solicit_input(snap, now_ms, frame, port, our_mac, solicit, tx);
         }
         if msg_type != Icmpv6Type::ECHO_REQUEST || icmp.code() != 0 {
-            return self.drop(frame, DropReason::IcmpNotEcho);
+            // Echo replies, errors, router adverts, MLD: the kernel's.
+            return self.pass_to_kernel(snap, now_ms, frame, port, DropReason::IcmpNotEcho, tx);
         }
         if !unicast_to_us {
             return self.drop(frame, DropReason::IpNotForUs);
@@ -819,6 +942,13 @@ fn lb_candidate<F: Frame>(snap: &Snapshot, frame: &F) -> Option<Parsed4> {
         Ipv4Packet::new_unchecked(packet).verify_checksum()
     };
     checksum_ok.then_some(l4)
+}
+
+/// 224.0.0.0/24: never forwarded (RFC 5771), the routing protocols' own groups.
+#[inline]
+fn is_link_local_multicast_v4(dst: Ipv4Addr) -> bool {
+    let o = dst.octets();
+    o[0] == 224 && o[1] == 0 && o[2] == 0
 }
 
 /// True when the IP packet in `frame` (Ethernet header aside) is longer than `egress`'s MTU.

@@ -18,6 +18,16 @@ pub struct PortL3 {
     pub name: String,
     pub mac: MacAddr,
     pub mtu: u16,
+    /// The port's kernel interface (exception path) and its per-core rate, when it has one.
+    pub kernel: Option<KernelLimit>,
+}
+
+/// How many frames a second each core may pass to a port's kernel interface, and how many at
+/// once (a token bucket's rate and depth).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLimit {
+    pub rate_pps: u32,
+    pub burst: u32,
 }
 
 /// An address this box owns, on a port.
@@ -108,6 +118,12 @@ impl Snapshot {
         self.local_index.get(i).is_some_and(|(a, _)| *a == ip)
     }
 
+    /// True when `ip` is an interface address (`addr add`), not a VIP or a local address of a
+    /// service: what the kernel interface carries too. A scan: only the exception path asks.
+    pub fn is_interface_addr(&self, ip: IpAddr) -> bool {
+        self.addrs.iter().any(|a| a.prefix.addr() == ip)
+    }
+
     /// True when `ip` is an address of this box on `port` (ARP and ND answer only these).
     #[inline]
     pub fn owns_on_port(&self, port: u16, ip: IpAddr) -> bool {
@@ -148,7 +164,7 @@ mod tests {
 
     #[test]
     fn ownership_and_sources() {
-        let port = |n: &str| PortL3 { name: n.into(), mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500 };
+        let port = |n: &str| PortL3 { name: n.into(), mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500, kernel: None };
         let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
         let snap = Snapshot::build(
             vec![(0, port("dp0")), (1, port("dp1"))],

@@ -39,6 +39,10 @@ pub struct WorkerSetup {
     /// Index among workers; also the rx/tx queue it owns on every port.
     pub core: u32,
     pub ports: Vec<Port>,
+    /// Each port's kernel interface (a tap or virtio_user device), by position in `ports`:
+    /// this worker writes what goes to the kernel to its own tx queue `core` of it and reads
+    /// what the kernel sends from rx queue `core`.
+    pub kernel_ports: Vec<Option<Port>>,
     pub mempool: Arc<Mempool>,
     pub snapshots: Reader<Snapshot>,
     pub counters: Arc<CoreCounters>,
@@ -59,11 +63,18 @@ pub struct WorkerSetup {
     pub idle_sleep: Duration,
 }
 
-/// Per-port tx buffers of this worker's queue, and per-core buffers of the rings to the
-/// other workers.
+/// How often a worker reads its queues of the kernel interfaces. A tap read is a system
+/// call, so not on every poll: at most 10 000 a second per worker, and what the kernel sends
+/// waits at most this long.
+const KERNEL_POLL_INTERVAL_US: u64 = 100;
+
+/// Per-port tx buffers of this worker's queue, per-port buffers of its queue of each kernel
+/// interface, and per-core buffers of the rings to the other workers.
 struct TxPorts<'a> {
     ports: &'a [Port],
     bufs: Vec<TxBuffer>,
+    kernel_ports: &'a [Option<Port>],
+    kernel_bufs: Vec<TxBuffer>,
     queue: u16,
     counters: &'a CoreCounters,
     handoff: Vec<(Option<RingProducer>, TxBuffer)>,
@@ -73,6 +84,7 @@ impl TxPorts<'_> {
     fn flush(&mut self) {
         for index in 0..self.bufs.len() {
             self.flush_port(index);
+            self.flush_kernel(index);
         }
         for (ring, buf) in &mut self.handoff {
             if let Some(ring) = ring {
@@ -90,6 +102,17 @@ impl TxPorts<'_> {
         let flushed = self.bufs[index].flush(self.ports[index], self.queue);
         self.counters.event(Event::TxPackets).add(flushed.sent as u64);
         self.counters.event(Event::TxBytes).add(flushed.sent_bytes);
+        self.counters.drop_reason(DropReason::TxFull).add(flushed.refused as u64);
+    }
+}
+
+impl TxPorts<'_> {
+    /// Hands port `index`'s frames for the kernel to its kernel interface; what the interface
+    /// refused is freed and counted as `drop_tx_full`.
+    #[inline]
+    fn flush_kernel(&mut self, index: usize) {
+        let Some(kernel) = self.kernel_ports[index] else { return };
+        let flushed = self.kernel_bufs[index].flush(kernel, self.queue);
         self.counters.drop_reason(DropReason::TxFull).add(flushed.refused as u64);
     }
 }
@@ -112,6 +135,22 @@ impl TxSink<Mbuf> for TxPorts<'_> {
         }
     }
 
+    fn send_to_kernel(&mut self, port: u16, frame: Mbuf) {
+        let index = self.ports.iter().position(|p| p.id() == port);
+        let Some(index) = index.filter(|&i| self.kernel_ports[i].is_some()) else {
+            self.counters.drop_reason(DropReason::UnknownPort).inc();
+            return;
+        };
+        if let Err(frame) = self.kernel_bufs[index].push(frame) {
+            drop(frame);
+            self.counters.drop_reason(DropReason::TxFull).inc();
+            return;
+        }
+        if self.kernel_bufs[index].is_full() {
+            self.flush_kernel(index);
+        }
+    }
+
     #[inline]
     fn hand_off(&mut self, core: u32, frame: Mbuf) -> Result<(), Mbuf> {
         let Some((Some(ring), buf)) = self.handoff.get_mut(core as usize) else { return Err(frame) };
@@ -124,11 +163,38 @@ impl TxSink<Mbuf> for TxPorts<'_> {
     }
 }
 
+/// What the kernel sent through this worker's queue of each kernel interface goes out of that
+/// interface's port unchanged (ARP included). Returns how many frames there were.
+fn from_kernel(
+    ports: &[Port],
+    kernel_ports: &[Option<Port>],
+    queue: u16,
+    counters: &CoreCounters,
+    rx: &mut RxBurst,
+    tx: &mut TxPorts<'_>,
+) -> usize {
+    let mut received = 0;
+    for (port, kernel) in ports.iter().zip(kernel_ports) {
+        let Some(kernel) = kernel else { continue };
+        let n = rx.receive(*kernel, queue);
+        received += n;
+        counters.event(Event::FromKernel).add(n as u64);
+        if let Some(c) = counters.kernel(port.id()) {
+            c.from_kernel.add(n as u64);
+        }
+        for frame in &mut *rx {
+            tx.send(port.id(), frame);
+        }
+    }
+    received
+}
+
 /// Runs until `stop` is set. Returns 0 (the lcore's exit code).
 pub fn run(setup: WorkerSetup) -> i32 {
     let WorkerSetup {
         core,
         ports,
+        kernel_ports,
         mempool,
         mut snapshots,
         counters,
@@ -152,6 +218,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut tx = TxPorts {
         ports: &ports,
         bufs: ports.iter().map(|_| TxBuffer::default()).collect(),
+        kernel_ports: &kernel_ports,
+        kernel_bufs: ports.iter().map(|_| TxBuffer::default()).collect(),
         queue,
         counters: &counters,
         handoff: handoff_out.into_iter().map(|ring| (ring, TxBuffer::default())).collect(),
@@ -159,7 +227,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut rx = RxBurst::default();
     let mut pool = MempoolRef(&mempool);
     let tsc_per_ms = (tsc_hz / 1000).max(1);
+    let kernel_poll_tsc = (tsc_hz / 1_000_000).max(1) * KERNEL_POLL_INTERVAL_US;
+    let has_kernel = kernel_ports.iter().any(Option::is_some);
     let start = rdtsc();
+    let mut next_kernel_poll = start;
 
     while !stop.load(Ordering::Relaxed) {
         let switched = snapshots.refresh();
@@ -177,6 +248,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
         for ring in &mut handoff_in {
             received += rx.receive_ring(ring);
             ctx.process_handed_in(snap, now_ms, &mut rx, &mut pool, &mut tx);
+        }
+        if has_kernel && rdtsc() >= next_kernel_poll {
+            next_kernel_poll = rdtsc() + kernel_poll_tsc;
+            received += from_kernel(&ports, &kernel_ports, queue, &counters, &mut rx, &mut tx);
         }
         ctx.run_timers(snap, now_ms, &mut pool, &mut tx);
         while let Ok(msg) = mailbox.try_recv() {

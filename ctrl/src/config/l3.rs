@@ -24,6 +24,71 @@ pub struct PortConfig {
     pub mtu: u16,
     #[serde(default = "default_true")]
     pub promiscuous: bool,
+    /// The port's kernel interface (exception path), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelConfig>,
+}
+
+/// A port's kernel interface: a second DPDK device whose other end is a Linux netdev, for
+/// what ferrovs does not answer itself (ssh, BGP, BFD, VRRP, the host's own connections).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelConfig {
+    /// The Linux netdev's name.
+    pub name: String,
+    #[serde(default)]
+    pub device: KernelDevice,
+    /// Frames per second each worker core passes to the kernel (a token bucket).
+    #[serde(default = "default_kernel_rate")]
+    pub rate_pps: u32,
+    /// The bucket's depth: frames a core may pass at once after a quiet spell.
+    #[serde(default = "default_kernel_burst")]
+    pub burst: u32,
+}
+
+/// How the kernel interface is made.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelDevice {
+    /// DPDK's `net_tap`: a TUN/TAP netdev; every frame is a read/write system call.
+    #[default]
+    Tap,
+    /// DPDK's `virtio_user` over `/dev/vhost-net`: the kernel's vhost thread moves the frames
+    /// through shared rings (the fast choice on appliances; needs the vhost_net module).
+    VirtioUser,
+}
+
+impl KernelDevice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelDevice::Tap => "tap",
+            KernelDevice::VirtioUser => "virtio_user",
+        }
+    }
+}
+
+/// Descriptors of each virtio_user queue (vhost-net's rings).
+pub const VIRTIO_USER_QUEUE_SIZE: u16 = 1024;
+
+impl KernelConfig {
+    /// The DPDK vdev string (name and arguments) that makes this kernel interface for port
+    /// `port`, carrying `mac`, with one queue pair per worker.
+    pub fn vdev(&self, port: &str, mac: dataplane::net::MacAddr, queues: u16) -> String {
+        match self.device {
+            KernelDevice::Tap => format!("net_tap_k_{port},iface={},mac={mac}", self.name),
+            KernelDevice::VirtioUser => format!(
+                "virtio_user_k_{port},path=/dev/vhost-net,iface={},mac={mac},queues={queues},queue_size={VIRTIO_USER_QUEUE_SIZE}",
+                self.name
+            ),
+        }
+    }
+}
+
+fn default_kernel_rate() -> u32 {
+    20_000
+}
+fn default_kernel_burst() -> u32 {
+    2_000
 }
 
 fn default_descriptors() -> u16 {
@@ -113,6 +178,7 @@ pub(crate) fn validate_ports(ports: &[PortConfig]) -> Result<(), ConfigError> {
     check((1..=16).contains(&n), "ports", || format!("{n} ports given, must be 1 to 16"))?;
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut devices: HashMap<String, usize> = HashMap::new();
+    let mut kernel_names: HashMap<&str, usize> = HashMap::new();
     for (i, port) in ports.iter().enumerate() {
         validate_port(i, port)?;
         if let Some(j) = names.insert(&port.name, i) {
@@ -127,6 +193,14 @@ pub(crate) fn validate_ports(ports: &[PortConfig]) -> Result<(), ConfigError> {
                 format!("ports[{i}].device"),
                 format!("device '{key}' is already used by ports[{j}] ({})", ports[j].name),
             ));
+        }
+        if let Some(k) = &port.kernel {
+            if let Some(j) = kernel_names.insert(&k.name, i) {
+                return Err(ConfigError::new(
+                    format!("ports[{i}].kernel.name"),
+                    format!("kernel interface '{}' is already ports[{j}]'s ({})", k.name, ports[j].name),
+                ));
+            }
         }
     }
     Ok(())
@@ -152,7 +226,23 @@ fn validate_port(i: usize, port: &PortConfig) -> Result<(), ConfigError> {
     })?;
     power_of_two_in(port.rx_descriptors.into(), 64, 16384, &at("rx_descriptors"))?;
     power_of_two_in(port.tx_descriptors.into(), 64, 16384, &at("tx_descriptors"))?;
-    in_range(port.mtu, 68, 9600, &at("mtu"))
+    in_range(port.mtu, 68, 9600, &at("mtu"))?;
+    if let Some(k) = &port.kernel {
+        check(valid_netdev_name(&k.name), &at("kernel.name"), || {
+            format!("'{}' is not a valid Linux interface name (1 to 15 characters, none of '/', ':', blanks)", k.name)
+        })?;
+        in_range(k.rate_pps, 1, 10_000_000, &at("kernel.rate_pps"))?;
+        in_range(k.burst, 1, 1_000_000, &at("kernel.burst"))?;
+    }
+    Ok(())
+}
+
+/// What Linux accepts as an interface name (dev_valid_name), less '.' and '..'.
+fn valid_netdev_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':')
 }
 
 fn valid_port_name(name: &str) -> bool {

@@ -536,6 +536,50 @@ log_level: info
     }
 
     #[test]
+    fn kernel_interfaces() {
+        let yaml = "ports:\n  - name: dp0\n    device: net_af_packet0,iface=veth-lb0\n    kernel:\n      name: fvs-dp0\n  - name: dp1\n    device: net_null1\n    kernel: { name: fvs-dp1, device: virtio_user, rate_pps: 500, burst: 50 }\n";
+        let c = Config::from_yaml(yaml, "t.yaml").unwrap();
+        let k0 = c.ports[0].kernel.clone().unwrap();
+        assert_eq!(
+            (k0.name.as_str(), k0.device, k0.rate_pps, k0.burst),
+            ("fvs-dp0", KernelDevice::Tap, 20_000, 2_000),
+            "defaults"
+        );
+        let mac = "02:00:00:00:00:01".parse().unwrap();
+        assert_eq!(k0.vdev("dp0", mac, 2), "net_tap_k_dp0,iface=fvs-dp0,mac=02:00:00:00:00:01");
+        let k1 = c.ports[1].kernel.clone().unwrap();
+        assert_eq!((k1.device, k1.rate_pps, k1.burst), (KernelDevice::VirtioUser, 500, 50));
+        assert_eq!(
+            k1.vdev("dp1", mac, 2),
+            "virtio_user_k_dp1,path=/dev/vhost-net,iface=fvs-dp1,mac=02:00:00:00:00:01,queues=2,queue_size=1024"
+        );
+        assert_eq!(c.ports[0].kernel.as_ref().map(|k| k.device.as_str()), Some("tap"));
+        // The appliance's commented block, uncommented, is a virtio_user interface.
+        let appliance = include_str!("../../../conf/appliance.yaml").replace("    # kernel:", "    kernel:");
+        let appliance = appliance.replace("    #   name:", "      name:").replace("    #   device:", "      device:");
+        let c = Config::from_yaml(&appliance, "conf/appliance.yaml").unwrap();
+        let k = c.ports[0].kernel.clone().expect("the appliance's kernel block");
+        assert_eq!((k.name.as_str(), k.device), ("fvs-outside", KernelDevice::VirtioUser));
+        let port = |kernel: &str| format!("ports:\n  - {{ name: dp0, device: net_null0, kernel: {kernel} }}\n");
+        for (kernel, want) in [
+            ("{ name: 'a/b' }", "ports[0].kernel.name: 'a/b' is not a valid Linux interface name"),
+            ("{ name: abcdefghijklmnop }", "ports[0].kernel.name: 'abcdefghijklmnop' is not a valid"),
+            ("{ name: '' }", "ports[0].kernel.name: '' is not a valid"),
+            ("{ name: k0, rate_pps: 0 }", "ports[0].kernel.rate_pps: 0 is out of range, must be 1..=10000000"),
+            ("{ name: k0, burst: 0 }", "ports[0].kernel.burst: 0 is out of range"),
+            ("{ name: k0, device: kni }", "unknown variant `kni`, expected `tap` or `virtio_user`"),
+            ("{ name: k0, mtu: 1500 }", "unknown field `mtu`"),
+            ("{ device: tap }", "missing field `name`"),
+        ] {
+            assert_refused(&port(kernel), &[want]);
+        }
+        assert_refused(
+            "ports:\n  - { name: dp0, device: net_null0, kernel: { name: k } }\n  - { name: dp1, device: net_null1, kernel: { name: k } }\n",
+            &["ports[1].kernel.name: kernel interface 'k' is already ports[0]'s (dp0)"],
+        );
+    }
+
+    #[test]
     fn ports_refused() {
         assert_refused("ports: []\n", &["ports: 0 ports given, must be 1 to 16"]);
         assert_refused(

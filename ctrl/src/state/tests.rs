@@ -53,7 +53,7 @@ fn req(value: serde_json::Value) -> Request {
 fn accept(s: &mut ControlState, request: Request) -> Option<Box<Snapshot>> {
     let what = format!("{request:?}");
     match s.handle(request) {
-        Outcome::Done { response: Response::Ok(_), publish } => publish,
+        Outcome::Done { response: Response::Ok(_), publish, .. } => publish,
         other => panic!("{what} was not accepted: {other:?}"),
     }
 }
@@ -109,7 +109,7 @@ fn apply_refused_while_building_changes_nothing() {
     );
     // And a later apply of the running config still finds nothing to change.
     match s.handle(req(json!({ "op": "apply", "source": "base.yaml", "yaml": BASE }))) {
-        Outcome::Done { response, publish: None } => {
+        Outcome::Done { response, publish: None, .. } => {
             assert_eq!(response.into_data::<ApplyResult>().unwrap().changes, Vec::<String>::new())
         }
         other => panic!("{other:?}"),
@@ -516,7 +516,7 @@ proptest! {
             let before = s.dump();
             let expected = model.after(op);
             match s.handle(op.request()) {
-                Outcome::Done { response, publish } => {
+                Outcome::Done { response, publish, .. } => {
                     prop_assert_eq!(response, Response::ok(&()), "{:?}", op);
                     let next = expected.ok_or_else(|| TestCaseError::fail(format!("{op:?} accepted; the model refuses it")))?;
                     model = next;
@@ -534,4 +534,40 @@ proptest! {
         // The last snapshot is the one the state would build now.
         check_published(&s.snapshot(), &model);
     }
+}
+
+/// The kernel interface of dp0 follows its addresses; dp1 has none.
+#[test]
+fn address_changes_on_a_port_with_a_kernel_interface_are_reported() {
+    let yaml = BASE.replace(
+        "  - { name: dp0, device: net_null0 }",
+        "  - { name: dp0, device: net_null0, kernel: { name: fvs-dp0 } }",
+    );
+    let mut s = state_from(&yaml);
+    let change = |addr: &str, add| KernelAddrChange {
+        port: "dp0".into(),
+        kernel: "fvs-dp0".into(),
+        addr: addr.parse().unwrap(),
+        add,
+    };
+    assert_eq!(s.kernel_addrs(), vec![change("192.0.2.1/24", true)], "what start-up sets");
+    let kernel_of = |s: &mut ControlState, request| match s.handle(request) {
+        Outcome::Done { response: Response::Ok(_), kernel, .. } => kernel,
+        other => panic!("not accepted: {other:?}"),
+    };
+    let add = req(json!({"op": "addr_add", "port": "dp0", "addr": "2001:db8::1/64"}));
+    assert_eq!(kernel_of(&mut s, add), vec![change("2001:db8::1/64", true)]);
+    let add1 = req(json!({"op": "addr_add", "port": "dp1", "addr": "2001:db8:1::1/64"}));
+    assert_eq!(kernel_of(&mut s, add1), vec![], "dp1 has no kernel interface");
+    let del = req(json!({"op": "addr_del", "port": "dp0", "addr": "2001:db8::1/64"}));
+    assert_eq!(kernel_of(&mut s, del), vec![change("2001:db8::1/64", false)]);
+    // A refused change reports nothing (there is no Done).
+    let dup = req(json!({"op": "addr_add", "port": "dp0", "addr": "192.0.2.1/24"}));
+    assert!(matches!(s.handle(dup), Outcome::Refused(_)));
+    // apply: removals first, then additions; services alone change no address.
+    let applied = yaml.replace("{ port: dp0, addr: 192.0.2.1/24 }", "{ port: dp0, addr: 192.0.2.2/24 }");
+    let apply = Request::Apply { source: "new.yaml".into(), yaml: applied };
+    assert_eq!(kernel_of(&mut s, apply), vec![change("192.0.2.1/24", false), change("192.0.2.2/24", true)]);
+    let svc = req(json!({ "op": "service_del", "key": { "protocol": "tcp", "vip": "192.0.2.100", "port": 80 } }));
+    assert_eq!(kernel_of(&mut s, svc), vec![]);
 }

@@ -73,6 +73,26 @@ impl Port {
         Ok(Port(id))
     }
 
+    /// Makes a virtual device after the EAL started (a port's kernel interface: net_tap or
+    /// virtio_user) from its vdev string (`name,args`), and returns its port.
+    pub fn create_vdev(vdev: &str) -> Result<Port, DpdkError> {
+        let (name, args) = vdev.split_once(',').unwrap_or((vdev, ""));
+        let nul = || DpdkError::new("vdev string has a NUL byte", 22);
+        let (cname, cargs) = (CString::new(name).map_err(|_| nul())?, CString::new(args).map_err(|_| nul())?);
+        // SAFETY: valid C strings; the EAL is initialised (the caller holds it). Hotplug
+        // through the EAL: the vdev bus library is a driver that ferrovs does not link.
+        let ret = unsafe { dpdk_sys::rte_eal_hotplug_add(c"vdev".as_ptr(), cname.as_ptr(), cargs.as_ptr()) };
+        check(|| format!("rte_eal_hotplug_add(vdev, {vdev})"), ret)?;
+        Port::by_name(name)
+    }
+
+    /// Removes a virtual device `create_vdev` made; its port must be closed.
+    pub fn remove_vdev(name: &str) {
+        let Ok(cname) = CString::new(name) else { return };
+        // SAFETY: valid C string; the device's port is closed and no worker uses it.
+        unsafe { dpdk_sys::rte_eal_hotplug_remove(c"vdev".as_ptr(), cname.as_ptr()) };
+    }
+
     #[inline]
     pub fn id(self) -> u16 {
         self.0

@@ -80,7 +80,8 @@ impl<F: Frame> CoreCtx<F> {
         }
         let services = &snap.services;
         let Some(svc) = services.lookup(t.dst, t.dport, t.proto) else {
-            if services.is_vip(t.dst) {
+            // A VIP that is also the box's own address leaves its other ports to the kernel.
+            if services.is_vip(t.dst) && !snap.is_interface_addr(IpAddr::V4(t.dst)) {
                 self.drop(frame, DropReason::NoService);
                 return None;
             }

@@ -406,4 +406,5 @@ proptest::proptest! {
     }
 }
 
+mod kernel;
 mod lb;

@@ -73,11 +73,15 @@ impl FramePool<TestFrame> for Pool {
 }
 
 /// Frames sent (port, bytes) not yet taken by the test, frames handed to another core (core,
-/// frame), and how many frames were ever sent. A port that takes everything: this sink
-/// stands for the NIC, so it is where `tx_packets` would be counted.
+/// frame), how many frames were ever sent, and frames passed to a port's kernel interface
+/// (port, bytes). A port that takes everything: this sink stands for the NIC, so it is where
+/// `tx_packets` would be counted.
 #[derive(Default)]
-pub struct Sent(pub Vec<(u16, Vec<u8>)>, pub Vec<(u32, TestFrame)>, pub u64);
+pub struct Sent(pub Vec<(u16, Vec<u8>)>, pub Vec<(u32, TestFrame)>, pub u64, pub Vec<(u16, Vec<u8>)>);
 impl TxSink<TestFrame> for Sent {
+    fn send_to_kernel(&mut self, port: u16, frame: TestFrame) {
+        self.3.push((port, frame.buf));
+    }
     fn send(&mut self, port: u16, frame: TestFrame) {
         self.0.push((port, frame.buf));
         self.2 += 1;

@@ -22,7 +22,7 @@ pub fn snapshot() -> Snapshot {
 
 /// `snapshot()` with these MTUs for dp0 and dp1.
 pub fn snapshot_with_mtus(mtus: [u16; 2]) -> Snapshot {
-    let port = |name: &str, mac, mtu| PortL3 { name: name.into(), mac, mtu };
+    let port = |name: &str, mac, mtu| PortL3 { name: name.into(), mac, mtu, kernel: None };
     let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
     Snapshot::build(
         vec![(0, port("dp0", OUR_MAC, mtus[0])), (1, port("dp1", OUR_MAC1, mtus[1]))],
