@@ -51,6 +51,8 @@ gate "control state without DPDK" cargo test -p ctrl --no-default-features
 # The packet core names nothing from dpdk/, and dpdk/'s imports point one way
 # (dataplane/tests/layering.rs, here built without DPDK as the packet core is meant to).
 gate "layering" cargo test -p dataplane --no-default-features --test layering
+# The BIRD examples parse (bird2 from setup.sh).
+gate "BIRD configs" bash -c 'for f in conf/bird-*.conf; do bird -p -c "$f" || exit 1; done'
 
 # Each fuzz target for FVS_FUZZ_SECONDS on stable Rust (RUSTC_BOOTSTRAP=1, no sanitizer; setup.sh
 # installs cargo-fuzz). The corpus grows in dataplane/fuzz/corpus/ (not in git); the saved
