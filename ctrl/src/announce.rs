@@ -215,13 +215,17 @@ mod tests {
             assert_eq!((added, removed), (vec!["192.0.2.102".parse().unwrap()], vec!["192.0.2.100".parse().unwrap()]));
             // A second instance (a restart after a crash) takes over what the first left.
             let mut again = KernelRoutes::open(&AnnounceConfig { table: 100, protocol: 250 }).unwrap();
-            assert_eq!(again.ours().unwrap(), set(&["192.0.2.101", "192.0.2.102"]).iter().map(|i| match i {
-                IpAddr::V4(v4) => *v4,
-                IpAddr::V6(_) => unreachable!(),
-            }).collect());
+            let left: BTreeSet<Ipv4Addr> = ["192.0.2.101".parse().unwrap(), "192.0.2.102".parse().unwrap()].into();
+            assert_eq!(again.ours().unwrap(), left);
             again.sync(&BTreeSet::new()).unwrap();
             assert_eq!(ip("-4 route show table 100"), "blackhole 203.0.113.9 proto static \n");
             assert_eq!(ip("-4 route show table 101"), "blackhole 203.0.113.10 proto 250 \n");
+            // A table above 255 exists only in the route's attribute.
+            let mut big = KernelRoutes::open(&AnnounceConfig { table: 1000, protocol: 250 }).unwrap();
+            big.sync(&set(&["192.0.2.100"])).unwrap();
+            assert_eq!(ip("-4 route show table 1000"), "blackhole 192.0.2.100 proto 250 \n");
+            assert_eq!(big.ours().unwrap(), ["192.0.2.100".parse().unwrap()].into());
+            assert_eq!(ip("-4 route show table 100"), "blackhole 203.0.113.9 proto static \n");
         })
         .join()
         .unwrap();
