@@ -3,8 +3,8 @@
 //! checks against the machine (`machine`), the control state that turns each admin
 //! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
 //! server (`api`) and client (`client`), the VIPs as kernel routes for routing daemons
-//! (`announce`), the daemon (`daemon`, with DPDK) and the `fvs` command line (`cli`). Everything but `daemon` builds and tests without DPDK
-//! (`--no-default-features`).
+//! (`announce`), the daemon (`daemon`, with DPDK) and the `fvs` command line (`cli`).
+//! Everything but `daemon` builds and tests without DPDK (`--no-default-features`).
 #![forbid(unsafe_code)]
 
 pub mod announce;
