@@ -25,10 +25,11 @@ done
 # libpcap for the pcap PMD tests; python3 runs the test backends and clients
 # (tests/e2e/tools) and scripts/bootstrap.sh (with python3-yaml), curl is the demo's client;
 # wrk (new-connection load), nginx-light (backends under load) and python3-scapy (crafted ARP
-# and oversized frames) drive tests/e2e/robustness.sh.
+# and oversized frames) drive tests/e2e/robustness.sh; bird2 announces VIPs over BGP
+# (conf/bird-*.conf, checked by the test run; tests/e2e/ecmp_cluster.sh).
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
           iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
-          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev)
+          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev bird2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -60,6 +60,8 @@ if [ ! -e /sys/bus/pci/devices/0000:3b:00.0 ]; then
     'target/debug/ferrovs --doctor -c conf/appliance.yaml > /tmp/fvs-doctor.$$; rc=$?; cat /tmp/fvs-doctor.$$;
      grep -q "^FAIL  port outside: no PCI device 0000:3b:00.0" /tmp/fvs-doctor.$$ && rm -f /tmp/fvs-doctor.$$ && [ $rc = 1 ]'
 fi
+# The BIRD examples parse (bird2 from setup.sh).
+gate "BIRD configs" bash -c 'for f in conf/bird-*.conf; do bird -p -c "$f" || exit 1; done'
 
 # Each fuzz target for FVS_FUZZ_SECONDS on stable Rust (RUSTC_BOOTSTRAP=1, no sanitizer; setup.sh
 # installs cargo-fuzz). The corpus grows in dataplane/fuzz/corpus/ (not in git); the saved

@@ -24,6 +24,7 @@ use dataplane::wire::IpProtocol;
 use dataplane::worker::{self, CoreEvent, CoreMsg, WorkerSetup};
 use tracing::{info, warn};
 
+use crate::announce::KernelRoutes;
 use crate::api::{self, ApiCall};
 use crate::config::Protocol;
 use crate::config::{self, Config, DeviceKind, KernelConfig, VIRTIO_USER_QUEUE_SIZE};
@@ -334,6 +335,16 @@ fn run_bound(
             return Err(format!("kernel interface addresses: {}", failures.join("; ")));
         }
     }
+    // Routes left by an instance that was killed are ours too: the first sync replaces them.
+    let kernel_routes = match &config.announce {
+        Some(a) => {
+            let mut routes = KernelRoutes::open(a)
+                .map_err(|e| format!("announce: cannot open a netlink socket: {e} (ferrovs needs CAP_NET_ADMIN)"))?;
+            sync_routes(&mut routes, &state.announced_vips()).map_err(|e| format!("announce: {e}"))?;
+            Some(routes)
+        }
+        None => None,
+    };
     let lb_limits = *state.lb().limits();
     let (publisher, readers) = rcu::channel(snapshot, config.workers.lcores.len());
     let (event_tx, event_rx) = bounded::<CoreEvent>(MAILBOX_DEPTH);
@@ -389,6 +400,7 @@ fn run_bound(
         workers,
         events: event_rx,
         publish_stats: ConfigStats::new(VISIBLE_TIMEOUT),
+        kernel_routes,
     };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
@@ -398,6 +410,12 @@ fn run_bound(
         control.run(&call_rx, &stop, &mut systemd);
         systemd.stopping();
         info!("stopping");
+    }
+    // Routers stop sending the VIPs here before the workers stop.
+    if let Some(routes) = &mut control.kernel_routes {
+        if let Err(e) = sync_routes(routes, &BTreeSet::new()) {
+            warn!(error = %e, "announce: could not withdraw the VIP routes");
+        }
     }
 
     // Order matters: workers return before ports stop, ports close before pools are freed,
@@ -440,6 +458,21 @@ struct Control {
     events: Receiver<CoreEvent>,
     /// Publications and their delay until every worker used them, for `fvs stats`.
     publish_stats: ConfigStats,
+    /// The VIP routes for routing daemons (`announce`), when configured.
+    kernel_routes: Option<KernelRoutes>,
+}
+
+/// Makes the VIP routes in the kernel `vips`, saying what changed.
+fn sync_routes(routes: &mut KernelRoutes, vips: &BTreeSet<std::net::IpAddr>) -> Result<(), String> {
+    let (added, removed) =
+        routes.sync(vips).map_err(|e| format!("cannot change the VIP routes: {e} (ferrovs needs CAP_NET_ADMIN)"))?;
+    for vip in added {
+        info!(%vip, "VIP announced (kernel route added)");
+    }
+    for vip in removed {
+        info!(%vip, "VIP withdrawn (kernel route removed)");
+    }
+    Ok(())
 }
 
 impl Control {
@@ -499,6 +532,12 @@ impl Control {
             Outcome::Done { response, publish, kernel } => {
                 if let Some(snapshot) = publish {
                     self.publish(*snapshot);
+                    // After the workers have the change: a VIP is announced once it is served.
+                    if let Some(routes) = &mut self.kernel_routes {
+                        if let Err(e) = sync_routes(routes, &self.state.announced_vips()) {
+                            warn!(error = %e, "announce: the kernel routes lag the services");
+                        }
+                    }
                 }
                 let Some(rtnl) = self.rtnl.as_mut().filter(|_| !kernel.is_empty()) else { return response };
                 let failures = apply_kernel_addrs(rtnl, &self.ports, &kernel);

@@ -301,6 +301,7 @@ impl LbState {
             tunnel,
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
+            pickup: s.pickup(),
             backends,
             candidates,
             table,
@@ -488,7 +489,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             let s = find(&mut out, key)?;
             if patch == ServicePatch::default() {
                 return Err(
-                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big"
+                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup"
                         .into(),
                 );
             }
@@ -497,10 +498,17 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             }
             if let Some(v) = patch.mode {
                 s.mode = v;
-                // Tunnel settings mean nothing in the other modes (validation refuses them there).
+                // Tunnel settings mean nothing in the other modes (validation refuses them there),
+                // nor does pickup outside dr and tun.
                 if v != ForwardMode::Tun {
                     s.tunnel = None;
                 }
+                if !v.keeps_packet() {
+                    s.pickup = None;
+                }
+            }
+            if let Some(v) = patch.pickup {
+                s.pickup = Some(v);
             }
             if patch.encap.is_some() || patch.gue_port.is_some() || patch.too_big.is_some() {
                 let mut t = s.tunnel_or_default();

@@ -2,13 +2,14 @@
 //! lb, imported one way), the load-balancing state (`lbstate`), what start-up
 //! checks against the machine (`machine`), what this machine lacks for a config (`doctor`),
 //! the daemon's command line (`ferrovs_args`), the control state that turns each admin change
-//! into one transaction (`state`), the kernel interfaces' rtnetlink calls (`netlink`), the admin
-//! API's messages (`proto`), its Unix socket server (`api`) and client (`client`), the daemon
-//! (`daemon`, with DPDK, and what it tells systemd: `systemd`) and the `fvs`
-//! command line (`cli`). Everything but `daemon` builds and tests without DPDK
-//! (`--no-default-features`).
+//! into one transaction (`state`), the kernel interfaces' rtnetlink calls (`netlink`), the VIPs
+//! as kernel routes for routing daemons (`announce`), the admin API's messages (`proto`), its
+//! Unix socket server (`api`) and client (`client`), the daemon (`daemon`, with DPDK, and what
+//! it tells systemd: `systemd`) and the `fvs` command line (`cli`). Everything but `daemon`
+//! builds and tests without DPDK (`--no-default-features`).
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod api;
 pub mod cli;
 pub mod client;

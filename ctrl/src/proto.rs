@@ -135,6 +135,8 @@ pub struct ServicePatch {
     pub gue_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub too_big: Option<TooBigPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup: Option<bool>,
 }
 
 /// Which connections `conn list` shows; every given field must match.
@@ -424,6 +426,9 @@ pub struct ServiceInfo {
     /// The tunnel a tun service uses (its settings or the defaults); absent in other modes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelConfig>,
+    /// Mid-flow pickup in effect (set, or the default for the scheduler and mode).
+    #[serde(default)]
+    pub pickup: bool,
     pub backends: Vec<BackendInfo>,
     /// Sum over the service's current backends (with `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -444,6 +449,7 @@ impl ServiceInfo {
             maglev_size: s.maglev_size,
             laddrs: s.laddrs.clone(),
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
+            pickup: s.pickup(),
             backends,
             stats,
         }

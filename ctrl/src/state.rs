@@ -7,6 +7,8 @@
 //!
 //! No I/O and no DPDK: `cargo test -p ctrl --no-default-features` runs its tests.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use dataplane::l3::{Route, RouteOrigin};
@@ -99,6 +101,13 @@ impl ControlState {
 
     pub fn lb(&self) -> &LbState {
         &self.lb
+    }
+
+    /// The VIPs routers should send here: those of the services with at least one usable
+    /// backend ([`ServiceConfig::has_usable_backend`]). The daemon keeps its kernel routes
+    /// (`announce`) equal to this set after every change.
+    pub fn announced_vips(&self) -> BTreeSet<IpAddr> {
+        self.config.services.iter().filter(|s| s.has_usable_backend()).map(|s| s.vip).collect()
     }
 
     /// Everything the state holds, as text in a fixed order: equal dumps, equal states.

@@ -156,6 +156,9 @@ enum_with_names! {
         ConnsExpired = "conns_expired",
         ConnsReused = "conns_reused",
         ConnsReset = "conns_reset",
+        /// Of the connections made, those opened mid-flow by a packet other than a SYN (DR/TUN
+        /// services with `pickup`: a connection another balancer began).
+        ConnsPickedUp = "conns_picked_up",
         /// New connections sent to a client's remembered backend, and records evicted early.
         PersistenceHits = "persistence_hits",
         PersistenceEvictions = "persistence_evictions",

@@ -658,6 +658,7 @@ mod tests {
             tunnel: Default::default(),
             persistence_ms,
             reset_on_removal: false,
+            pickup: false,
             backends: vec![],
             candidates: vec![],
             table: None,

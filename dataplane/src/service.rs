@@ -116,6 +116,11 @@ pub struct Service {
     pub persistence_ms: u32,
     /// Connections of a backend removed from this service are reset rather than drained.
     pub reset_on_removal: bool,
+    /// Mid-flow pickup (DR/TUN only): a TCP packet other than a SYN with no connection entry
+    /// opens one, for the backend the scheduler picks, instead of being dropped. With `mh`
+    /// every balancer built from the same config picks the same backend, so a connection
+    /// that ECMP moves here from another balancer goes on (IPVS's sloppy TCP).
+    pub pickup: bool,
     pub backends: Vec<Backend>,
     /// The scheduler's view of `backends`, same order.
     pub candidates: Vec<Candidate>,

@@ -13,8 +13,8 @@ use super::ArgsError;
 use crate::config::lb::{Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, TooBigPolicy, TunnelConfig};
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop]";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 
 pub(super) const SERVICE_ADD_HELP: &str = concat!(
@@ -26,6 +26,7 @@ Examples:
   fvs service add tcp 192.0.2.100:443 mode fullnat laddr 198.51.100.1 laddr 198.51.100.2
   fvs service add tcp 192.0.2.100:8080 mode dr
   fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080 too-big icmp
+  fvs service add tcp 192.0.2.100:80 mode dr scheduler mh pickup on
 
 ",
     "\
@@ -47,7 +48,15 @@ Modes:
            gue, to UDP gue-port, default 6080); the backend decapsulates, holds the VIP and
            answers the client directly; backend port = service port. too-big icmp (the
            default) tells the client when a packet no longer fits once encapsulated, too-big
-           drop drops it"
+           drop drops it
+
+",
+    "\
+Pickup (tcp in dr or tun mode; on by default with scheduler mh, off otherwise):
+  pickup on   a packet other than a SYN with no connection entry opens one, for the backend
+              the scheduler picks: with mh every balancer of an ECMP group picks the same, so
+              a connection the routers move here from another balancer goes on
+  pickup off  such a packet is dropped (counted as no_connection)"
 );
 
 /// The scheduler names, in the words of the errors: `rr, wrr, ... or fo`.
@@ -109,6 +118,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
                 encap,
                 gue_port,
                 too_big,
+                pickup,
             } = patch;
             service.scheduler = scheduler.unwrap_or(service.scheduler);
             service.mode = mode.unwrap_or(service.mode);
@@ -116,6 +126,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
             service.on_backend_removal = on_backend_removal.unwrap_or(service.on_backend_removal);
             service.maglev_size = maglev_size.unwrap_or(service.maglev_size);
             service.laddrs = laddrs;
+            service.pickup = pickup;
             // Only a service given tunnel keywords gets a tunnel section, as in the YAML.
             if encap.is_some() || gue_port.is_some() || too_big.is_some() {
                 let d = TunnelConfig::default();
@@ -149,9 +160,9 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
 }
 
 const SERVICE_ADD_KEYWORDS: &[&str] =
-    &["scheduler", "mode", "persistence", "removal", "maglev-size", "laddr", "encap", "gue-port", "too-big"];
+    &["scheduler", "mode", "persistence", "removal", "maglev-size", "laddr", "encap", "gue-port", "too-big", "pickup"];
 const SERVICE_SET_KEYWORDS: &[&str] =
-    &["scheduler", "mode", "persistence", "removal", "maglev-size", "encap", "gue-port", "too-big"];
+    &["scheduler", "mode", "persistence", "removal", "maglev-size", "encap", "gue-port", "too-big", "pickup"];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
 fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Result<ServicePatch, ArgsError> {
@@ -185,6 +196,15 @@ fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Res
                 let t = v.to_ascii_lowercase().parse::<TooBigPolicy>();
                 let t = t.map_err(|_| w.error(format!("'{v}' is not a too-big policy (icmp or drop)")))?;
                 w.once(&mut p.too_big, "too-big", t)?;
+            }
+            "pickup" => {
+                let v = w.value("pickup", "on or off")?;
+                let on = match v.to_ascii_lowercase().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(w.error(format!("'{v}' is not a pickup setting (on or off)"))),
+                };
+                w.once(&mut p.pickup, "pickup", on)?;
             }
             "persistence" | "persistent" => {
                 let v = w.value("persistence", "a number of seconds (0: off)")?;
@@ -264,6 +284,9 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         }
         if s.tunnel.is_some_and(|t| t.too_big == TooBigPolicy::Drop) {
             flags.push("too-big drop".to_string());
+        }
+        if s.pickup {
+            flags.push("pickup".to_string());
         }
         service_rows.push(vec![
             s.protocol.as_str().to_ascii_uppercase(),
@@ -420,6 +443,24 @@ mod tests {
             }
         );
         assert_eq!(
+            request("service set tcp 192.0.2.100:80 pickup OFF"),
+            Request::ServiceSet { key: k, set: ServicePatch { pickup: Some(false), ..Default::default() } }
+        );
+        let mut dr = ServiceConfig::new(k);
+        (dr.mode, dr.scheduler, dr.pickup) = (ForwardMode::Dr, SchedKind::Mh, Some(true));
+        assert_eq!(
+            request("service add tcp 192.0.2.100:80 mode dr scheduler mh pickup on"),
+            Request::ServiceAdd { service: dr }
+        );
+        assert_eq!(
+            usage_error("service set tcp 192.0.2.100:80 pickup yes"),
+            "fvs service set: 'yes' is not a pickup setting (on or off)"
+        );
+        assert_eq!(
+            usage_error("service set tcp 192.0.2.100:80 off"),
+            "fvs service set: unknown keyword 'off' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'pickup off'?)"
+        );
+        assert_eq!(
             request("service set tcp 192.0.2.100:80 mode tun gue-port 6081"),
             Request::ServiceSet {
                 key: k,
@@ -500,11 +541,11 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 mode tun gue",
-                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'encap gue'?)",
+                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'encap gue'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80 drop",
-                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; did you mean 'too-big drop'?)",
+                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'too-big drop'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 persistence 5m",
@@ -536,27 +577,27 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 weight 2",
-                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big)",
+                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup)",
             ),
             (
                 "service add tcp 192.0.2.100:80 wrr",
-                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'scheduler wrr'?)",
+                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'scheduler wrr'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 fullnat",
-                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port or too-big; did you mean 'mode fullnat'?)",
+                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'mode fullnat'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80",
-                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big (usage: {SERVICE_SET_USAGE})"),
+                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup (usage: {SERVICE_SET_USAGE})"),
             ),
             (
                 "service set tcp 192.0.2.100:80 laddr 198.51.100.1",
-                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; local addresses change with 'fvs laddr add|del')",
+                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; local addresses change with 'fvs laddr add|del')",
             ),
             (
                 "service set tcp 192.0.2.100:80 reset",
-                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port or too-big; did you mean 'removal reset'?)",
+                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'removal reset'?)",
             ),
             (
                 "service del tcp 192.0.2.100:80 now",
@@ -608,6 +649,7 @@ mod tests {
             maglev_size: 65537,
             laddrs: vec![],
             tunnel: None,
+            pickup: false,
             // Out of order: the view sorts.
             backends: vec![b12, b11],
             stats: Some(TrafficStats {
@@ -629,6 +671,7 @@ mod tests {
             maglev_size: 65537,
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
             tunnel: None,
+            pickup: false,
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
             stats: Some(TrafficStats { conns: 123456789012, ..Default::default() }),
         };
@@ -643,6 +686,7 @@ mod tests {
             maglev_size: 65537,
             laddrs: vec![],
             tunnel: None,
+            pickup: false,
             backends: vec![],
             stats: None,
         };
@@ -707,6 +751,8 @@ TCP  192.0.2.100:80                     12      120      100    10000    20000
     fn dr_and_tun_services_formatted() {
         let mut dr = services().remove(1);
         dr.mode = ForwardMode::Dr;
+        dr.scheduler = SchedKind::Mh;
+        dr.pickup = true;
         dr.backends = vec![backend("192.0.2.11:443", 1, BackendState::Active, 2, 0)];
         let mut tun = services().remove(2);
         tun.mode = ForwardMode::Tun;
@@ -721,7 +767,7 @@ Prot LocalAddress:Port Scheduler Mode         Flags
   -> RemoteAddress:Port           Weight State     ActiveConn InActConn
 TCP  192.0.2.100:80    wrr       tun/gue:6080 persistent 300 too-big drop
   -> 198.51.100.12:8080           2      draining  0          1
-TCP  192.0.2.101:443   wlc       dr
+TCP  192.0.2.101:443   mh        dr           maglev-size 65537 pickup
   -> 192.0.2.11:443               1      active    2          0
 TCP  192.0.2.101:444   wlc       tun/ipip
 ";

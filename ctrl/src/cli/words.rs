@@ -112,6 +112,7 @@ impl<'a> Words<'a> {
             ("removal", lower.parse::<RemovalPolicy>().is_ok()),
             ("encap", lower.parse::<Encapsulation>().is_ok()),
             ("too-big", lower.parse::<TooBigPolicy>().is_ok()),
+            ("pickup", lower == "on" || lower == "off"),
             ("state", lower.parse::<BackendState>().is_ok() || parse_conn_state(word).is_ok()),
             ("weight", keywords.contains(&"weight") && word.parse::<u32>().is_ok()),
             ("laddr", word.parse::<IpAddr>().is_ok()),

@@ -277,6 +277,10 @@ pub struct ServiceConfig {
     /// TUN settings; only a `tun` service may have them (defaults when it has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelConfig>,
+    /// Mid-flow pickup (TCP in dr or tun mode): a packet other than a SYN without a
+    /// connection entry opens one. Unset: on for the `mh` scheduler, off otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup: Option<bool>,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
 }
@@ -309,8 +313,26 @@ impl ServiceConfig {
             maglev_size: default_maglev_size(),
             laddrs: Vec::new(),
             tunnel: None,
+            pickup: None,
             backends: Vec::new(),
         }
+    }
+
+    /// Whether a TCP packet other than a SYN without a connection entry opens one (IPVS's
+    /// sloppy TCP). Only DR and TUN see no replies, so only they can continue a connection
+    /// begun on another balancer; with `mh` every balancer built from the same config picks
+    /// the same backend for it, hence the default.
+    pub fn pickup(&self) -> bool {
+        self.protocol == Protocol::Tcp
+            && self.mode.keeps_packet()
+            && self.pickup.unwrap_or(self.scheduler == SchedKind::Mh)
+    }
+
+    /// The VIP is worth announcing to routers: at least one backend can take a new
+    /// connection. The one definition the control state, `service show` and the health
+    /// checks go by.
+    pub fn has_usable_backend(&self) -> bool {
+        self.backends.iter().any(BackendConfig::is_usable)
     }
 
     /// The tunnel this service uses in TUN mode: its own settings or the defaults.
@@ -332,6 +354,13 @@ pub struct BackendConfig {
     pub weight: u32,
     #[serde(default)]
     pub state: BackendState,
+}
+
+impl BackendConfig {
+    /// Takes new connections: active with a weight above 0.
+    pub fn is_usable(&self) -> bool {
+        self.state == BackendState::Active && self.weight > 0
+    }
 }
 
 /// A source-NAT rule: outbound TCP and UDP connections from `source` that leave by the port
@@ -575,6 +604,27 @@ pub fn validate_services(
             }
             if t.gue_port == 0 {
                 return Err(err(at("tunnel.gue_port"), "port 0 is not a GUE port (1..=65535)".into()));
+            }
+        }
+        if s.pickup == Some(true) {
+            if !s.mode.keeps_packet() {
+                return Err(err(
+                    at("pickup"),
+                    format!(
+                        "service {} is in {} mode; mid-flow pickup is only for dr and tun (nat and fullnat translate both directions, which a connection begun elsewhere has not set up here)",
+                        s.key(),
+                        s.mode.as_str()
+                    ),
+                ));
+            }
+            if s.protocol != Protocol::Tcp {
+                return Err(err(
+                    at("pickup"),
+                    format!(
+                        "service {} is udp; mid-flow pickup is for tcp (any udp packet opens a connection)",
+                        s.key()
+                    ),
+                ));
             }
         }
         let mut seen_laddrs = HashSet::new();
@@ -856,6 +906,18 @@ mod tests {
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, laddrs: [198.51.100.1]}",
                 "services[0].laddrs: service tcp 192.0.2.100:80 is in dr mode; local addresses are only used in fullnat mode",
             ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1], pickup: true}",
+                "services[0].pickup: service tcp 192.0.2.100:80 is in fullnat mode; mid-flow pickup is only for dr and tun (nat and fullnat translate both directions, which a connection begun elsewhere has not set up here)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, scheduler: mh, pickup: true}",
+                "services[0].pickup: service tcp 192.0.2.100:80 is in nat mode; mid-flow pickup is only for dr and tun (nat and fullnat translate both directions, which a connection begun elsewhere has not set up here)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 53, protocol: udp, mode: tun, pickup: true}",
+                "services[0].pickup: service udp 192.0.2.100:53 is udp; mid-flow pickup is for tcp (any udp packet opens a connection)",
+            ),
         ];
         for (yaml, want) in cases {
             assert_eq!(check(yaml).unwrap_err(), want, "{yaml}");
@@ -876,6 +938,35 @@ mod tests {
             svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, backends: [{addr: 203.0.113.9, port: 80}]}");
         let e = validate_services(&s, &[], &ConnectionsConfig::default(), &ports(), &addresses()[..1]).unwrap_err();
         assert!(e.message.contains("backend 203.0.113.9 is not on a directly connected network"), "{e}");
+    }
+
+    #[test]
+    fn pickup_defaults_on_only_for_mh_in_dr_and_tun() {
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, scheduler: mh}\n\
+             - {vip: 192.0.2.100, port: 81, protocol: tcp, mode: tun, scheduler: mh}\n\
+             - {vip: 192.0.2.100, port: 82, protocol: tcp, mode: dr}\n\
+             - {vip: 192.0.2.100, port: 83, protocol: tcp, mode: nat, scheduler: mh}\n\
+             - {vip: 192.0.2.100, port: 84, protocol: tcp, mode: dr, scheduler: mh, pickup: false}\n\
+             - {vip: 192.0.2.100, port: 85, protocol: tcp, mode: tun, scheduler: sh, pickup: true}\n\
+             - {vip: 192.0.2.100, port: 86, protocol: udp, mode: dr, scheduler: mh}\n\
+             - {vip: 192.0.2.100, port: 87, protocol: tcp, mode: fullnat, scheduler: mh, laddrs: [192.0.2.60], pickup: false}");
+        let got: Vec<bool> = s.iter().map(ServiceConfig::pickup).collect();
+        assert_eq!(got, [true, true, false, false, false, true, false, false]);
+        assert_eq!(check(&serde_norway::to_string(&s).unwrap()), Ok(()));
+        // Only a setting given is written back.
+        let yaml = serde_norway::to_string(&s).unwrap();
+        assert_eq!(yaml.matches("pickup:").count(), 3, "{yaml}");
+        assert_eq!(serde_norway::from_str::<Vec<ServiceConfig>>(&yaml).unwrap(), s);
+    }
+
+    #[test]
+    fn usable_backends() {
+        let s = svc("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80, weight: 0}, {addr: 198.51.100.12, port: 80, state: draining}, {addr: 198.51.100.13, port: 80, state: inhibited}]}");
+        assert!(!s[0].has_usable_backend(), "weight 0, draining and inhibited take no new connection");
+        let mut one = s[0].clone();
+        one.backends[0].weight = 1;
+        assert!(one.has_usable_backend());
+        assert!(!ServiceConfig::new(s[0].key()).has_usable_backend(), "no backend at all");
     }
 
     #[test]

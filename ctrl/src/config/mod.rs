@@ -48,12 +48,50 @@ pub struct Config {
     pub snat: Vec<SnatConfig>,
     #[serde(default)]
     pub api: ApiConfig,
+    /// VIPs as kernel routes for a routing daemon (BIRD, FRR) to announce; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<AnnounceConfig>,
     #[serde(default = "default_log_level")]
     pub log_level: String,
 }
 
 fn default_log_level() -> String {
     "info".to_string()
+}
+
+/// Where the VIPs go for routing daemons: each VIP with a usable backend is a route
+/// `blackhole VIP/32 table TABLE proto PROTOCOL` in the box's network namespace, which
+/// BIRD's `kernel` protocol (`learn`) or FRR's `redistribute table` picks up.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// A kernel routing table of its own (1..=252 or above 255), not used for forwarding.
+    pub table: u32,
+    /// The route protocol number that marks the routes as ferrovs's (`ip route ... proto N`):
+    /// every route with it in `table` is ferrovs's to add and remove.
+    #[serde(default = "default_announce_protocol")]
+    pub protocol: u8,
+}
+
+/// Unassigned in /etc/iproute2/rt_protos and by the routing daemons.
+fn default_announce_protocol() -> u8 {
+    250
+}
+
+fn validate_announce(announce: &Option<AnnounceConfig>) -> Result<(), ConfigError> {
+    let Some(a) = announce else { return Ok(()) };
+    check(!matches!(a.table, 0 | 253..=255), "announce.table", || {
+        format!(
+            "table {} is one of the kernel's own (0 unspec, 253 default, 254 main, 255 local); pick one for ferrovs alone, e.g. 100",
+            a.table
+        )
+    })?;
+    check(a.protocol > 4 && a.protocol != 12, "announce.protocol", || {
+        format!(
+            "protocol {} belongs to the kernel or to others (0-4: kernel, boot, static; 12: BIRD's own routes, which BIRD would remove); pick an unused one, e.g. 250",
+            a.protocol
+        )
+    })
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -167,6 +205,7 @@ impl Config {
         validate_neighbours(&self.neighbours)?;
         validate_api(&self.api)?;
         validate_log_level(&self.log_level)?;
+        validate_announce(&self.announce)?;
         validate_connections(&self.connections)?;
         validate_l3(&self.ports, &self.addresses, &self.routes)?;
         validate_services(&self.services, &self.snat, &self.connections, &self.ports, &self.addresses)
@@ -190,6 +229,7 @@ impl Config {
         let sizes = |c: &Config| ConnectionsConfig { timeouts: Default::default(), ..c.connections.clone() };
         check("connections", sizes(self) != sizes(other));
         check("api", self.api != other.api);
+        check("announce", self.announce != other.announce);
         check("log_level", self.log_level != other.log_level);
         out
     }
@@ -418,6 +458,7 @@ log_level: info
         let tunnel = c.services[3].tunnel.unwrap();
         assert_eq!((tunnel.encap.as_str(), tunnel.gue_port), ("gue", 6080));
         assert_eq!(c.snat[0].name(), "source 198.51.100.0/24 out-port outside");
+        assert_eq!(c.announce, Some(AnnounceConfig { table: 100, protocol: 250 }));
         assert_eq!(Config::from_yaml(&c.to_yaml(), "again").unwrap(), c);
     }
 
@@ -529,6 +570,12 @@ log_level: info
             ("neighbours:\n  max_probes: 0\n", "neighbours.max_probes: must be at least 1"),
             ("log_level: 'debug=debug=x'\n", "log_level: 'debug=debug=x' is not a log level"),
             ("api:\n  socket: ''\n", "api.socket: the socket path is empty"),
+            ("announce: { table: 254 }\n", "announce.table: table 254 is one of the kernel's own (0 unspec, 253 default, 254 main, 255 local); pick one for ferrovs alone, e.g. 100"),
+            ("announce: { table: 0 }\n", "announce.table: table 0 is one of the kernel's own"),
+            ("announce: { table: 100, protocol: 4 }\n", "announce.protocol: protocol 4 belongs to the kernel or to others"),
+            ("announce: { table: 100, protocol: 12 }\n", "announce.protocol: protocol 12 belongs to the kernel or to others (0-4: kernel, boot, static; 12: BIRD's own routes, which BIRD would remove)"),
+            ("announce: { protocol: 250 }\n", "announce: missing field `table`"),
+            ("announce: { table: 100, proto: 250 }\n", "announce.proto: unknown field `proto`, expected `table` or `protocol`"),
         ];
         for (extra, want) in cases {
             assert_refused(&format!("{MINIMAL}{extra}"), &[want]);

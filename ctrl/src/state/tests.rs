@@ -283,6 +283,118 @@ fn changes_publish_what_they_built() {
     assert!(matches!(s.handle(Request::NeighShow), Outcome::NotMine(Request::NeighShow)));
 }
 
+fn vips(list: &[&str]) -> BTreeSet<IpAddr> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+/// A VIP is announced while one of its services has a backend that takes new connections
+/// (active, weight > 0), and withdrawn when none has or the service goes.
+#[test]
+fn announced_vips_follow_usable_backends() {
+    let mut s = state_from(BASE);
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]));
+    let web = json!({ "protocol": "tcp", "vip": "192.0.2.101", "port": 80 });
+    accept(
+        &mut s,
+        req(
+            json!({ "op": "service_add", "service": { "vip": "192.0.2.101", "port": 80, "protocol": "tcp", "mode": "dr" } }),
+        ),
+    );
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "no backend yet");
+    accept(
+        &mut s,
+        req(json!({ "op": "backend_add", "service": web, "backend": { "addr": "192.0.2.11", "port": 80 } })),
+    );
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100", "192.0.2.101"]));
+    let set = |weight: Option<u32>, state: Option<&str>| {
+        req(
+            json!({ "op": "backend_set", "service": web, "addr": "192.0.2.11", "port": 80, "weight": weight, "state": state }),
+        )
+    };
+    accept(&mut s, set(Some(0), None));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "weight 0");
+    accept(&mut s, set(Some(1), Some("draining")));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "draining");
+    accept(&mut s, set(None, Some("inhibited")));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "inhibited (a failed health check)");
+    accept(&mut s, set(None, Some("active")));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100", "192.0.2.101"]));
+    // A refused change keeps the set (and everything else).
+    assert_refused(&mut s, set(Some(70000), None), "70000 is out of range");
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100", "192.0.2.101"]));
+    accept(&mut s, req(json!({ "op": "service_del", "key": web })));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "service deleted");
+    // One service of a VIP without a usable backend does not withdraw the VIP the other serves.
+    accept(&mut s, req(json!({ "op": "backend_set", "service": dr(), "addr": "192.0.2.11", "port": 80, "weight": 0 })));
+    assert_eq!(s.announced_vips(), vips(&["192.0.2.100"]), "the fullnat service still has one");
+    accept(&mut s, req(json!({ "op": "backend_del", "service": fullnat(), "addr": "198.51.100.10", "port": 8443 })));
+    assert_eq!(s.announced_vips(), vips(&[]));
+}
+
+/// Pickup: built into the workers' service for `mh` in DR by default, refused where it
+/// cannot work, dropped with a change to a mode that has no use for it.
+#[test]
+fn pickup_is_built_refused_and_cleared() {
+    let mut s = state_from(BASE);
+    let built = |s: &ControlState, port: u16| {
+        s.services.lookup(Ipv4Addr::new(192, 0, 2, 100), port, IpProtocol::TCP).unwrap().pickup
+    };
+    assert!(!built(&s, 80), "dr with wlc: off by default");
+    accept(&mut s, req(json!({ "op": "service_set", "key": dr(), "set": { "scheduler": "mh" } })));
+    assert!(built(&s, 80), "dr with mh: on by default");
+    accept(&mut s, req(json!({ "op": "service_set", "key": dr(), "set": { "pickup": false } })));
+    assert!(!built(&s, 80));
+    assert_refused(
+        &mut s,
+        req(json!({ "op": "service_set", "key": fullnat(), "set": { "pickup": true } })),
+        "service tcp 192.0.2.100:443 is in fullnat mode; mid-flow pickup is only for dr and tun",
+    );
+    accept(&mut s, req(json!({ "op": "service_set", "key": dr(), "set": { "pickup": true } })));
+    assert!(built(&s, 80));
+    // To nat: the setting means nothing there and goes, so the change is not refused for it.
+    accept(&mut s, req(json!({ "op": "service_set", "key": dr(), "set": { "mode": "nat" } })));
+    assert_eq!(s.config().services[0].pickup, None);
+    assert!(!built(&s, 80));
+}
+
+/// Two balancers started from the same config build the same Maglev table, whatever each
+/// did before (slots, generations and edits differ): the same flow gets the same backend.
+#[test]
+fn balancers_from_one_config_build_the_same_maglev_table() {
+    let yaml = BASE.replace(
+        "mode: dr, backends: [{ addr: 192.0.2.11, port: 80 }] }",
+        "mode: dr, scheduler: mh, maglev_size: 251, backends: [{ addr: 192.0.2.11, port: 80 }, { addr: 192.0.2.12, port: 80 }, { addr: 192.0.2.13, port: 80 }] }",
+    );
+    assert!(yaml.contains("maglev_size: 251"));
+    let a = state_from(&yaml);
+    // B got there by edits: other slots and generations for the same backends.
+    let mut b = state_from(BASE);
+    accept(
+        &mut b,
+        req(
+            json!({ "op": "apply", "source": "other.yaml", "yaml": BASE.replace("192.0.2.11, port: 80", "192.0.2.19, port: 80") }),
+        ),
+    );
+    accept(&mut b, req(json!({ "op": "apply", "source": "same.yaml", "yaml": yaml })));
+    let svc = |s: &ControlState| s.services.lookup(Ipv4Addr::new(192, 0, 2, 100), 80, IpProtocol::TCP).unwrap().clone();
+    let (sa, sb) = (svc(&a), svc(&b));
+    assert!(sa.pickup && sb.pickup);
+    assert_ne!(
+        sa.backends.iter().map(|x| (x.slot, x.gen)).collect::<Vec<_>>(),
+        sb.backends.iter().map(|x| (x.slot, x.gen)).collect::<Vec<_>>(),
+        "the balancers' slots differ"
+    );
+    let (ta, tb) = (sa.table.unwrap(), sb.table.unwrap());
+    let mut picked = BTreeSet::new();
+    for client in 0..=255u8 {
+        let hash = dataplane::sched::source_hash_v4(Ipv4Addr::new(203, 0, 113, client));
+        let (ia, ib) = (ta.lookup(hash).unwrap(), tb.lookup(hash).unwrap());
+        assert_eq!(sa.backends[usize::from(ia)].addr, sb.backends[usize::from(ib)].addr, "client 203.0.113.{client}");
+        picked.insert(ia);
+    }
+    assert_eq!(picked.len(), 3, "every backend gets clients");
+}
+
 // ---------------------------------------------------------------------------------------
 // Random request sequences against a model
 

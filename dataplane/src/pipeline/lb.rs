@@ -87,12 +87,13 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
-        if t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags) {
+        let mid_flow = t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags);
+        if mid_flow && !svc.pickup {
             // IPVS does the same: only a SYN opens a TCP connection.
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        self.new_conn(snap, now_ms, frame, svc, l4, pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, pool, tx);
         None
     }
 
@@ -120,6 +121,8 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// Schedules a first packet onto a backend, records the connection and forwards.
+    /// `mid_flow`: a TCP packet other than a SYN, picked up (the service allows it): the
+    /// connection was established elsewhere, so it is taken as established before this packet.
     #[allow(clippy::too_many_arguments)]
     fn new_conn(
         &mut self,
@@ -128,6 +131,7 @@ impl<F: Frame> CoreCtx<F> {
         frame: F,
         svc: &Service,
         l4: &Parsed4,
+        mid_flow: bool,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -140,6 +144,9 @@ impl<F: Frame> CoreCtx<F> {
         let state = match (t.proto == IpProtocol::TCP, svc.mode.is_one_way()) {
             (false, _) => TcpState::None,
             (true, false) => next_state(TcpState::None, Dir::Original, tcp_flags),
+            // From NONE an ACK would mean CLOSE (a stray segment); a picked-up one continues
+            // an established connection, with its timeout.
+            (true, true) if mid_flow => next_state_client_only(TcpState::Established, tcp_flags),
             (true, true) => next_state_client_only(TcpState::None, tcp_flags),
         };
         let mut flags = match svc.mode {
@@ -185,6 +192,9 @@ impl<F: Frame> CoreCtx<F> {
             self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
         }
         self.counters.event(Event::ConnsCreated).inc();
+        if mid_flow {
+            self.counters.event(Event::ConnsPickedUp).inc();
+        }
         self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
         if svc.persistence_ms > 0 && self.lb.persist(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();

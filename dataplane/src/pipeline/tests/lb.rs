@@ -11,6 +11,7 @@ mod burst;
 mod cores;
 mod modes;
 mod mtu;
+mod pickup;
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
