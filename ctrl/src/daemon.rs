@@ -325,6 +325,11 @@ fn run_bound(
     }
     // Workers index their tx buffers by position: keep ports in id order.
     ports.sort_by_key(|p| p.port.id());
+    let port_nodes: Vec<(String, i32)> = ports.iter().map(|p| (p.name.clone(), p.socket)).collect();
+    let worker_nodes: Vec<(u32, u32)> = config.workers.lcores.iter().map(|l| (*l, eal.lcore_socket(*l))).collect();
+    for line in machine::remote_polls(&port_nodes, &worker_nodes) {
+        warn!("{line}");
+    }
 
     let facts = ports.iter().map(|p| PortFacts { id: p.port.id(), name: p.name.clone(), mac: p.mac, mtu: p.mtu });
     let (state, snapshot) = ControlState::new(config.clone(), facts.collect())?;

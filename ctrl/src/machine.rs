@@ -97,6 +97,27 @@ fn nic_node_cpus(config: &Config, root: &Path) -> BTreeSet<u32> {
     cpus
 }
 
+/// Workers that poll a port on another NUMA node: each crossing costs a remote memory access
+/// per packet (descriptors, mbufs, the NIC's doorbells). `ports`: (name, NUMA node; negative
+/// when unknown, as for virtual devices); `workers`: (lcore, node). One line per port, naming
+/// the remote workers and where the port is.
+pub fn remote_polls(ports: &[(String, i32)], workers: &[(u32, u32)]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, node) in ports {
+        let Ok(node) = u32::try_from(*node) else { continue };
+        let remote: Vec<String> =
+            workers.iter().filter(|(_, n)| *n != node).map(|(l, n)| format!("{l} (node {n})")).collect();
+        if !remote.is_empty() {
+            lines.push(format!(
+                "port {name} is on NUMA node {node} but worker lcore(s) {} poll it from another node: \
+                 put workers.lcores on node {node} (ferrovs --doctor lists its CPUs)",
+                remote.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +158,19 @@ mod tests {
         // Unreadable: left to the EAL.
         let mut c = config("{ lcores: [999] }");
         assert_eq!(resolve_lcores(&mut c, Err(std::io::Error::other("gone"))), Ok(false));
+    }
+
+    #[test]
+    fn workers_on_another_node_than_a_port_are_named() {
+        let ports = [("outside".to_string(), 1), ("vdev".to_string(), -1)];
+        assert_eq!(remote_polls(&ports, &[(4, 1), (5, 1)]), Vec::<String>::new());
+        let lines = remote_polls(&ports, &[(1, 0), (4, 1)]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("port outside is on NUMA node 1 but worker lcore(s) 1 (node 0) poll it"),
+            "{}",
+            lines[0]
+        );
     }
 
     #[test]
