@@ -65,7 +65,9 @@ if has "$(kaddrs)" "192.0.2.5/"; then fail "192.0.2.5 not removed from $kif: $(k
 has "$(kaddrs)" "inet 192.0.2.1/24" || fail "192.0.2.1/24 went with 192.0.2.5: $(kaddrs)"
 
 # A TCP service of the kernel at the box's address, reached from the client through dp0.
-lbns /usr/bin/python3 -c "
+# Started by `ip netns exec` itself (not through the lbns function, whose background subshell
+# would be the PID recorded, leaving the server behind at cleanup).
+ip netns exec "$NS_LB" /usr/bin/python3 -c "
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('192.0.2.1', 2222)); s.listen(64); print('ready', flush=True)
