@@ -3,7 +3,8 @@
 //! checks against the machine (`machine`), what this machine lacks for a config
 //! (`doctor`), the daemon's command line (`ferrovs_args`), the control state that turns each admin
 //! change into one transaction (`state`), the admin API's messages (`proto`), its Unix socket
-//! server (`api`) and client (`client`), the daemon (`daemon`, with DPDK, and what it tells systemd: `systemd`) and the `fvs`
+//! server (`api`) and client (`client`), the Prometheus exposition and DPDK telemetry dicts
+//! (`metrics`), the daemon (`daemon`, with DPDK, and what it tells systemd: `systemd`) and the `fvs`
 //! command line (`cli`). Everything but `daemon` builds and tests without DPDK
 //! (`--no-default-features`).
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod doctor;
 pub mod ferrovs_args;
 pub mod lbstate;
 pub mod machine;
+pub mod metrics;
 pub mod proto;
 pub mod state;
 #[cfg(feature = "dpdk")]
