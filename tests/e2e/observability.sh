@@ -121,6 +121,7 @@ stop_prometheus
 dpdk-telemetry.py -f "$prefix" >"$dir/telemetry.out" 2>&1 <<'CMDS' || true
 /
 /ferrovs/stats
+/ferrovs/services
 /ferrovs/conns
 CMDS
 tel_rx=$(/usr/bin/python3 - "$dir/telemetry.out" <<'PY'
@@ -133,8 +134,9 @@ for line in open(sys.argv[1]):
             print(answer["/ferrovs/stats"].get("rx_packets", 0))
 PY
 ) || true
-if [ "${tel_rx:-0}" -gt "$((pps * seconds))" ] && grep -q '"/ethdev/stats"' "$dir/telemetry.out" && grep -q '"/ferrovs/conns"' "$dir/telemetry.out"; then
-  pass "dpdk-telemetry.py: /ferrovs/stats rx_packets $tel_rx, listed beside /ethdev/stats"
+if [ "${tel_rx:-0}" -gt "$((pps * seconds))" ] && grep -q '"/ethdev/stats"' "$dir/telemetry.out" && grep -q '"/ferrovs/conns": {"active"' "$dir/telemetry.out" \
+   && grep -q '"udp/192_0_2_100/53/in_packets": [1-9]' "$dir/telemetry.out"; then
+  pass "dpdk-telemetry.py: /ferrovs/stats rx_packets $tel_rx, /ferrovs/services and /ferrovs/conns answer, listed beside /ethdev/stats"
 else
   fail_check "dpdk-telemetry.py: $(cat "$dir/telemetry.out")"
 fi
