@@ -26,10 +26,11 @@ done
 # (tests/e2e/tools) and scripts/bootstrap.sh (with python3-yaml), curl is the demo's client;
 # wrk (new-connection load), nginx-light (backends under load) and python3-scapy (crafted ARP
 # and oversized frames) drive tests/e2e/robustness.sh; bird2 announces VIPs over BGP
-# (conf/bird-*.conf, checked by the test run; tests/e2e/ecmp_cluster.sh).
+# (conf/bird-*.conf, checked by the test run; tests/e2e/ecmp_cluster.sh); prometheus (promtool
+# and a server the test starts itself) drives tests/e2e/observability.sh.
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
           iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
-          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev bird2)
+          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev bird2 prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,7 +39,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's prometheus (and nginx) packages start their service on install; the tests start
+  # their own. A policy-rc.d that denies every start, for this install only (unless the
+  # machine already has one, e.g. a container's).
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || install_failed=1
+  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ -z "${install_failed:-}" ] || { echo "setup.sh: apt-get install ${missing[*]} failed" >&2; exit 1; }
+  # Nor enabled at boot: it would scrape nothing and hold port 9090.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 command -v cargo >/dev/null || {

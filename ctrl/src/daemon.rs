@@ -29,6 +29,8 @@ use crate::api::{self, ApiCall};
 use crate::config::Protocol;
 use crate::config::{self, Config, DeviceKind, KernelConfig, VIRTIO_USER_QUEUE_SIZE};
 use crate::machine;
+use crate::metrics::export::Exporter;
+use crate::metrics::MetricsView;
 use crate::netlink::Rtnl;
 use crate::proto::{
     ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, KernelLinkInfo, KernelStats, LinkInfo, NeighInfo,
@@ -104,12 +106,17 @@ pub fn eal_args(config: &Config) -> Vec<String> {
         eal.file_prefix.clone(),
         "-m".into(),
         eal.memory_mb.to_string(),
-        // The telemetry socket would outlive a crash in /var/run/dpdk; ferrovs has its own API.
-        "--no-telemetry".into(),
     ];
-    if eal.hugepages {
+    if !eal.telemetry {
+        // The telemetry socket would outlive a crash in /var/run/dpdk; ferrovs has its own API.
+        args.push("--no-telemetry".into());
+    }
+    if eal.hugepages && !eal.pdump {
         // Hugepage memory without files in /dev/hugepages: nothing is left behind on exit.
         args.push("--in-memory".into());
+    } else if eal.hugepages {
+        // eal.pdump: hugepage files and the shared config under the file prefix, which
+        // dpdk-dumpcap (a secondary process) maps to reach our ports and mbufs.
     } else {
         args.extend(["--no-huge".into(), "--no-shconf".into()]);
     }
@@ -243,6 +250,10 @@ fn run_bound(
     let args = eal_args(&config);
     info!(args = %args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&args).map_err(|e| format!("{e}; EAL arguments were: {}", args.join(" ")))?;
+    if config.eal.pdump {
+        dpdk::pdump_init().map_err(|e| format!("eal.pdump: {e}"))?;
+        info!(file_prefix = %config.eal.file_prefix, "pdump ready: dpdk-dumpcap --file-prefix {} can capture", config.eal.file_prefix);
+    }
     if auto_lcores {
         // As many workers as every port has queue pairs for (af_packet: its qpairs=N).
         let mut queues = config.workers.lcores.len();
@@ -397,6 +408,14 @@ fn run_bound(
     }
 
     let (call_tx, call_rx) = bounded::<ApiCall>(64);
+    let metrics_stop = Arc::new(AtomicBool::new(false));
+    let metrics = match Exporter::start(&config, metrics_stop.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            launch_error.get_or_insert(e);
+            Exporter::disabled()
+        }
+    };
     let mut control = Control {
         state,
         ports,
@@ -406,6 +425,7 @@ fn run_bound(
         events: event_rx,
         publish_stats: ConfigStats::new(VISIBLE_TIMEOUT),
         kernel_routes,
+        metrics,
     };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
@@ -426,6 +446,7 @@ fn run_bound(
     // Order matters: workers return before ports stop, ports close before pools are freed,
     // and the EAL is cleaned up last.
     workers_stop.store(true, Ordering::Relaxed);
+    metrics_stop.store(true, Ordering::Relaxed);
     for w in &control.workers {
         let code = dpdk::wait_lcore(w.lcore);
         if code != 0 {
@@ -442,6 +463,9 @@ fn run_bound(
         }
     }
     drop(control);
+    if config.eal.pdump {
+        dpdk::pdump_uninit();
+    }
     drop(worker_pools);
     drop(pools);
     drop(eal);
@@ -465,6 +489,8 @@ struct Control {
     publish_stats: ConfigStats,
     /// The VIP routes for routing daemons (`announce`), when configured.
     kernel_routes: Option<KernelRoutes>,
+    /// The metrics endpoint's and telemetry's view, refreshed here every second.
+    metrics: Exporter,
 }
 
 /// Makes the VIP routes in the kernel `vips`, saying what changed.
@@ -485,6 +511,14 @@ impl Control {
         let mut links_checked = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             systemd.tick();
+            if self.metrics.due() {
+                let view = MetricsView {
+                    stats: self.stats(),
+                    links: self.links(true),
+                    services: self.state.lb().service_infos(&self.state.config().services, &self.lb_counters(), true),
+                };
+                self.metrics.publish(view);
+            }
             if let Ok(call) = calls.recv_timeout(Duration::from_millis(20)) {
                 let response = self.handle(call.request);
                 let _ = call.reply.send(response);
@@ -847,6 +881,17 @@ pub fn load_config(path: &PathBuf) -> Result<Config, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eal_args_keep_what_telemetry_and_pdump_need() {
+        let yaml = |eal: &str| format!("eal: {{ {eal} }}\nports: [ {{ name: dp0, device: net_null0 }} ]\n");
+        let plain = eal_args(&Config::from_yaml(&yaml("hugepages: true"), "t.yaml").unwrap());
+        assert!(plain.iter().any(|a| a == "--in-memory") && plain.iter().any(|a| a == "--no-telemetry"));
+        let tools =
+            eal_args(&Config::from_yaml(&yaml("hugepages: true, telemetry: true, pdump: true"), "t.yaml").unwrap());
+        assert!(!tools.iter().any(|a| a == "--in-memory" || a == "--no-telemetry" || a == "--no-shconf"), "{tools:?}");
+        assert!(tools.windows(2).any(|w| w[0] == "--file-prefix" && w[1] == "ferrovs"), "{tools:?}");
+    }
 
     #[test]
     fn conn_modes_from_flags() {

@@ -4,9 +4,10 @@
 //! the daemon's command line (`ferrovs_args`), the control state that turns each admin change
 //! into one transaction (`state`), the kernel interfaces' rtnetlink calls (`netlink`), the VIPs
 //! as kernel routes for routing daemons (`announce`), the admin API's messages (`proto`), its
-//! Unix socket server (`api`) and client (`client`), the daemon (`daemon`, with DPDK, and what
-//! it tells systemd: `systemd`) and the `fvs` command line (`cli`). Everything but `daemon`
-//! builds and tests without DPDK (`--no-default-features`).
+//! Unix socket server (`api`) and client (`client`), the Prometheus exposition and DPDK
+//! telemetry dicts (`metrics`), the daemon (`daemon`, with DPDK, and what it tells systemd:
+//! `systemd`) and the `fvs` command line (`cli`). Everything but `daemon` builds and tests
+//! without DPDK (`--no-default-features`).
 #![forbid(unsafe_code)]
 
 pub mod announce;
@@ -20,6 +21,7 @@ pub mod doctor;
 pub mod ferrovs_args;
 pub mod lbstate;
 pub mod machine;
+pub mod metrics;
 pub mod netlink;
 pub mod proto;
 pub mod state;

@@ -16,6 +16,8 @@
 #include <rte_ring.h>
 #include <rte_flow.h>
 #include <rte_version.h>
+#include <rte_telemetry.h>
+#include <rte_pdump.h>
 
 /* Macros and thread-locals that bindgen cannot turn into functions: csrc/extra.c. */
 int fvs_rte_errno(void);

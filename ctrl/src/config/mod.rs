@@ -51,6 +51,8 @@ pub struct Config {
     /// VIPs as kernel routes for a routing daemon (BIRD, FRR) to announce; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce: Option<AnnounceConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     #[serde(default = "default_log_level")]
     pub log_level: String,
 }
@@ -102,6 +104,14 @@ pub struct EalConfig {
     pub memory_mb: u32,
     pub main_lcore: u32,
     pub extra_args: Vec<String>,
+    /// DPDK's telemetry socket (/var/run/dpdk/<file_prefix>/dpdk_telemetry.v2), so the stock
+    /// `dpdk-telemetry.py -f <file_prefix>` shows ethdev's and ferrovs' `/ferrovs/...`
+    /// commands. Off by default: the socket would outlive a crash.
+    pub telemetry: bool,
+    /// Packet capture by the stock `dpdk-dumpcap` (a DPDK secondary process): ferrovs starts
+    /// pdump and keeps its hugepage memory in files under its file prefix (no --in-memory)
+    /// so the secondary can attach. Needs `hugepages: true`.
+    pub pdump: bool,
 }
 
 impl Default for EalConfig {
@@ -112,6 +122,8 @@ impl Default for EalConfig {
             memory_mb: 512,
             main_lcore: 0,
             extra_args: Vec::new(),
+            telemetry: false,
+            pdump: false,
         }
     }
 }
@@ -177,6 +189,22 @@ pub struct ApiConfig {
     pub socket: PathBuf,
 }
 
+/// The Prometheus/OpenMetrics endpoint.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// ADDR:PORT to serve `GET /metrics` on (e.g. 127.0.0.1:9470, [::1]:9470); none (the
+    /// default): no endpoint.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The validated listen address.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig { socket: PathBuf::from(DEFAULT_SOCKET) }
@@ -204,6 +232,7 @@ impl Config {
         validate_ports(&self.ports)?;
         validate_neighbours(&self.neighbours)?;
         validate_api(&self.api)?;
+        validate_metrics(&self.metrics)?;
         validate_log_level(&self.log_level)?;
         validate_announce(&self.announce)?;
         validate_connections(&self.connections)?;
@@ -230,6 +259,7 @@ impl Config {
         check("connections", sizes(self) != sizes(other));
         check("api", self.api != other.api);
         check("announce", self.announce != other.announce);
+        check("metrics", self.metrics != other.metrics);
         check("log_level", self.log_level != other.log_level);
         out
     }
@@ -307,7 +337,19 @@ fn validate_eal(eal: &EalConfig) -> Result<(), ConfigError> {
     let p = &eal.file_prefix;
     let ok = (1..=32).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     check(ok, "eal.file_prefix", || format!("'{p}' is not a valid file prefix (1 to 32 of A-Z a-z 0-9 _ -)"))?;
+    check(!eal.pdump || eal.hugepages, "eal.pdump", || {
+        "needs eal.hugepages: true (dpdk-dumpcap attaches to ferrovs' hugepage memory)".to_string()
+    })?;
     in_range(eal.memory_mb, 64, 1_048_576, "eal.memory_mb")
+}
+
+fn validate_metrics(m: &MetricsConfig) -> Result<(), ConfigError> {
+    let Some(listen) = &m.listen else { return Ok(()) };
+    let addr = listen.parse::<std::net::SocketAddr>();
+    check(addr.is_ok(), "metrics.listen", || {
+        format!("'{listen}' is not ADDR:PORT (e.g. 127.0.0.1:9470 or [::1]:9470)")
+    })?;
+    check(addr.is_ok_and(|a| a.port() != 0), "metrics.listen", || format!("'{listen}': port 0 is not a port to scrape"))
 }
 
 fn validate_workers(w: &WorkersConfig, main_lcore: u32) -> Result<(), ConfigError> {
@@ -576,6 +618,10 @@ log_level: info
             ("announce: { table: 100, protocol: 12 }\n", "announce.protocol: protocol 12 belongs to the kernel or to others (0-4: kernel, boot, static; 12: BIRD's own routes, which BIRD would remove)"),
             ("announce: { protocol: 250 }\n", "announce: missing field `table`"),
             ("announce: { table: 100, proto: 250 }\n", "announce.proto: unknown field `proto`, expected `table` or `protocol`"),
+            ("metrics:\n  listen: localhost\n", "metrics.listen: 'localhost' is not ADDR:PORT"),
+            ("metrics:\n  listen: 127.0.0.1:0\n", "metrics.listen: '127.0.0.1:0': port 0"),
+            ("metrics:\n  listen: 1.2.3.4\n", "metrics.listen: '1.2.3.4' is not ADDR:PORT"),
+            ("eal:\n  hugepages: false\n  pdump: true\n", "eal.pdump: needs eal.hugepages: true"),
         ];
         for (extra, want) in cases {
             assert_refused(&format!("{MINIMAL}{extra}"), &[want]);

@@ -56,8 +56,32 @@ impl Drop for Eal {
         // SAFETY: called once, after every user of DPDK resources has finished (the daemon
         // drops the Eal last).
         unsafe { dpdk_sys::rte_eal_cleanup() };
-        // DPDK makes its runtime directory even with --in-memory and leaves it, empty, behind.
-        let _ = std::fs::remove_dir(runtime_dir);
+        // DPDK makes its runtime directory even with --in-memory and leaves it behind: empty
+        // then, with the shared config, hugepage info and telemetry socket otherwise.
+        let prefix = runtime_dir.file_name().map(|p| p.to_string_lossy().into_owned());
+        let _ = std::fs::remove_dir_all(&runtime_dir);
+        if let Some(prefix) = prefix {
+            remove_hugepage_files(&prefix);
+        }
+    }
+}
+
+/// Removes `PREFIXmap_N`, the hugepage files an EAL without --in-memory (eal.pdump) leaves in
+/// every hugetlbfs mount: the prefix is this process's alone, nothing else uses them.
+fn remove_hugepage_files(prefix: &str) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return };
+    let stem = format!("{prefix}map_");
+    for dir in mounts.lines().filter_map(|l| {
+        let mut f = l.split_whitespace();
+        let (mount, kind) = (f.nth(1)?, f.next()?);
+        (kind == "hugetlbfs").then_some(mount)
+    }) {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stem) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -101,4 +125,22 @@ pub fn launch(lcore: u32, job: impl FnOnce() -> i32 + Send + 'static) -> Result<
 pub fn wait_lcore(lcore: u32) -> i32 {
     // SAFETY: called from the main lcore, as DPDK requires.
     unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) }
+}
+
+/// Starts the pdump server, so the stock `dpdk-dumpcap` (a secondary process of the same
+/// --file-prefix) can capture on our ports. Needs shared hugepage memory (not --in-memory).
+pub fn pdump_init() -> Result<(), DpdkError> {
+    // SAFETY: called once after rte_eal_init on the main thread; it registers a multi-process
+    // action and reads only the EAL's config.
+    let ret = unsafe { dpdk_sys::rte_pdump_init() };
+    if ret < 0 {
+        return Err(DpdkError::from_errno("rte_pdump_init"));
+    }
+    Ok(())
+}
+
+/// Stops the pdump server (before rte_eal_cleanup).
+pub fn pdump_uninit() {
+    // SAFETY: undoes pdump_init's registration; harmless if it was never called.
+    unsafe { dpdk_sys::rte_pdump_uninit() };
 }

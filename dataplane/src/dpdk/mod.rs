@@ -21,11 +21,13 @@ mod port;
 mod ring;
 #[cfg(feature = "dpdk")]
 mod rss;
+#[cfg(feature = "dpdk")]
+pub mod telemetry;
 
 #[cfg(feature = "dpdk")]
 pub use burst::{Flushed, RxBurst, TxBuffer, BURST_SIZE};
 #[cfg(feature = "dpdk")]
-pub use eal::{launch, rdtsc, tsc_hz, wait_lcore, Eal};
+pub use eal::{launch, pdump_init, pdump_uninit, rdtsc, tsc_hz, wait_lcore, Eal};
 #[cfg(feature = "dpdk")]
 pub use error::DpdkError;
 #[cfg(feature = "dpdk")]
