@@ -23,7 +23,8 @@ const DPDK_IMPORTS: &[(&str, &[&str])] = &[
     ("burst.rs", &["mbuf", "port", "ring"]),
     ("eal.rs", &["error"]),
     ("rss.rs", &[]),
-    ("mod.rs", &["burst", "eal", "error", "mbuf", "port", "ring", "rss"]),
+    ("telemetry.rs", &["error"]),
+    ("mod.rs", &["burst", "eal", "error", "mbuf", "port", "ring", "rss", "telemetry"]),
 ];
 
 fn src() -> PathBuf {
