@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod steer;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod trace;
 pub mod wire;
 pub mod xlate;
 

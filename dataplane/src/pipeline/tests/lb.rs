@@ -12,6 +12,7 @@ mod cores;
 mod modes;
 mod mtu;
 mod pickup;
+mod trace;
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
