@@ -18,6 +18,7 @@ use crate::rcu::Reader;
 use crate::service::LbLimits;
 use crate::snapshot::Snapshot;
 use crate::steer::Ownership;
+use crate::trace::TraceArm;
 
 /// What the control thread asks of a worker.
 pub enum CoreMsg {
@@ -27,6 +28,10 @@ pub enum CoreMsg {
     NeighDump(Sender<Vec<NeighView>>),
     /// Reply with the connections matching the query (up to its limit) and how many matched.
     ConnDump(ConnQuery, Sender<(Vec<ConnView>, u64)>),
+    /// Start tracing (`fvs trace`): records go to the arm's channel.
+    TraceArm(TraceArm),
+    /// Stop the trace with this id (a later one stays armed).
+    TraceDisarm(u64),
 }
 
 /// What a worker tells the control thread.
@@ -263,6 +268,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 CoreMsg::ConnDump(query, reply) => {
                     let _ = reply.send(ctx.lb.dump(&query, now_ms));
                 }
+                CoreMsg::TraceArm(arm) => ctx.arm_trace(arm),
+                CoreMsg::TraceDisarm(id) => ctx.disarm_trace(id),
             }
         }
         tx.flush();
