@@ -554,6 +554,41 @@ pub struct BackendInfo {
     pub inactive_conns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficStats>,
+    /// Handshake latency (with `stats`; NAT and FullNAT TCP): SYN forwarded to SYN-ACK seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeStats>,
+}
+
+/// A backend's handshake latencies, summed over the cores: how many in each bucket (not
+/// cumulative) and their sum.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct HandshakeStats {
+    pub count: u64,
+    pub sum_us: u64,
+    pub buckets: Vec<HandshakeBucket>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeBucket {
+    /// Inclusive upper bound; None for the last bucket (slower than every bound).
+    pub le_us: Option<u64>,
+    pub count: u64,
+}
+
+impl HandshakeStats {
+    /// The bucket bound at or below which `q` (0 to 1) of the samples fall: None when there
+    /// are none or the quantile is in the last, unbounded bucket.
+    pub fn quantile_bound_us(&self, q: f64) -> Option<u64> {
+        let want = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for b in &self.buckets {
+            seen += b.count;
+            if seen >= want && self.count > 0 {
+                return b.le_us;
+            }
+        }
+        None
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -179,6 +179,13 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
+    /// The worker's TSC clock for handshake latencies, once per loop: ticks since it started
+    /// and ticks a microsecond.
+    #[inline]
+    pub fn set_clock(&mut self, ticks: u64, ticks_per_us: u64) {
+        self.lb.handshakes.set_now(ticks, ticks_per_us);
+    }
+
     /// Whether a trace is armed on this core.
     pub fn tracing(&self) -> bool {
         self.trace.is_some()

@@ -232,7 +232,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut rx = RxBurst::default();
     let mut pool = MempoolRef(&mempool);
     let tsc_per_ms = (tsc_hz / 1000).max(1);
-    let kernel_poll_tsc = (tsc_hz / 1_000_000).max(1) * KERNEL_POLL_INTERVAL_US;
+    let tsc_per_us = (tsc_hz / 1_000_000).max(1);
+    let kernel_poll_tsc = tsc_per_us * KERNEL_POLL_INTERVAL_US;
     let has_kernel = kernel_ports.iter().any(Option::is_some);
     let start = rdtsc();
     let mut next_kernel_poll = start;
@@ -244,7 +245,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
             counters.event(Event::SnapshotSwitches).inc();
             ctx.snapshot_changed(snap);
         }
-        let now_ms = (rdtsc() - start) / tsc_per_ms;
+        let elapsed = rdtsc() - start;
+        let now_ms = elapsed / tsc_per_ms;
+        ctx.set_clock(elapsed, tsc_per_us);
         let mut received = 0;
         for port in &ports {
             received += rx.receive(*port, queue);
