@@ -27,10 +27,11 @@ done
 # wrk (new-connection load), nginx-light (backends under load) and python3-scapy (crafted ARP
 # and oversized frames) drive tests/e2e/robustness.sh; bird2 announces VIPs over BGP
 # (conf/bird-*.conf, checked by the test run; tests/e2e/ecmp_cluster.sh); prometheus (promtool
-# and a server the test starts itself) drives tests/e2e/observability.sh.
+# and a server the test starts itself) drives tests/e2e/observability.sh, with tmux (a terminal
+# for `fvs top`, whose screen the test reads with capture-pane).
 packages=(dpdk dpdk-dev libdpdk-dev clang libclang-dev pkg-config gcc libc6-dev
           iproute2 iputils-ping iputils-arping ethtool tcpdump libpcap-dev procps kmod
-          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev bird2 prometheus)
+          python3 python3-yaml curl wrk nginx-light python3-scapy dpkg-dev bird2 prometheus tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

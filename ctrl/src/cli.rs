@@ -16,7 +16,7 @@ use crate::client;
 use crate::config::DEFAULT_SOCKET;
 use crate::proto::{
     AddrInfo, ApplyResult, ConnList, LaddrInfo, LinkInfo, NeighInfo, Request, Response, RouteInfo, ServiceInfo,
-    SnatInfo, StatsInfo,
+    SnatInfo, StatsInfo, TraceBatch, TraceStarted,
 };
 
 mod addr;
@@ -31,6 +31,8 @@ mod service;
 mod snat;
 mod stats;
 mod table;
+mod top;
+mod trace;
 mod words;
 
 const EXAMPLES: &str = "\
@@ -64,6 +66,11 @@ Load balancing (like ipvsadm):
   fvs laddr del tcp 192.0.2.100:443 198.51.100.2
   fvs conn list                      connections (ipvsadm -Lnc)
   fvs conn list service tcp 192.0.2.100:80 state established limit 20
+
+Observing:
+  fvs trace host 192.0.2.2 port 80   what ferrovs decides for the next 10 matching packets
+  fvs top                            live view: per-core Mpps and drops, per-service connections
+                                     per second and active, top drop reasons (q quits)
 
 Source NAT for outbound connections (rules tried in order, first match wins):
   fvs snat show                      rules and their addresses' ports in use
@@ -186,6 +193,12 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
         #[command(subcommand)]
         verb: Option<snat::SnatVerb>,
     },
+    /// Follow the next packets matching a filter: what ferrovs decided for each, step by step.
+    #[command(override_usage = trace::TRACE_USAGE, after_help = trace::TRACE_HELP)]
+    Trace(words::VerbArgs),
+    /// A live view of the counters, refreshed every second (q quits).
+    #[command(after_help = top::TOP_HELP)]
+    Top,
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
     Apply {
@@ -217,6 +230,10 @@ pub enum Command {
     Send(Request),
     /// `apply -f FILE`: the file is read when the command runs.
     ApplyFile(PathBuf),
+    /// `trace ...`: a trace started, then polled until it ends.
+    Trace(trace::TraceArgs),
+    /// `top`: a live view until q.
+    Top,
 }
 
 /// Why a command line was refused. Both kinds exit with status 2, like clap.
@@ -249,6 +266,8 @@ where
         Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
+        Object::Trace(args) => (Command::Trace(trace::trace_args(args)?), false),
+        Object::Top => (Command::Top, false),
     };
     Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
 }
@@ -300,6 +319,11 @@ where
 
 /// Sends the request and prints the answer: 0 on success, 1 on any failure.
 pub fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match &inv.command {
+        Command::Trace(args) => return trace::run(&inv.socket, args, inv.json, out, err),
+        Command::Top => return top::run(&inv.socket, err),
+        Command::Send(_) | Command::ApplyFile(_) => {}
+    }
     let result = request_for(&inv.command)
         .and_then(|req| {
             let response = client::call(&inv.socket, &req).map_err(|e| e.to_string())?;
@@ -322,6 +346,7 @@ fn request_for(command: &Command) -> Result<Request, String> {
             let yaml = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             Ok(Request::Apply { source: file.display().to_string(), yaml })
         }
+        Command::Trace(_) | Command::Top => Err("internal error: trace and top make their own requests".into()),
     }
 }
 
@@ -353,6 +378,10 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| laddr::format_laddrs(&d)),
         Request::ConnList { .. } => view(response, json, |d: ConnList| conn::format_conns(&d)),
         Request::SnatShow => view(response, json, |d: Vec<SnatInfo>| snat::format_snat(&d)),
+        Request::TraceStart { .. } => view(response, json, |d: TraceStarted| format!("trace {} started\n", d.id)),
+        Request::TracePoll { .. } => view(response, json, |d: TraceBatch| {
+            d.packets.iter().map(|p| trace::format_packet(p) + "\n").collect::<String>()
+        }),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
         | Request::RouteAdd { .. }

@@ -34,9 +34,10 @@ use crate::metrics::MetricsView;
 use crate::netlink::Rtnl;
 use crate::proto::{
     ConfigStats, ConnFilter, ConnInfo, ConnList, ConnMode, CoreStats, KernelLinkInfo, KernelStats, LinkInfo, NeighInfo,
-    Request, Response, RouteInfo, StatsInfo,
+    Request, Response, RouteInfo, StatsInfo, TraceSpec, TraceStarted,
 };
 use crate::state::{ControlState, KernelAddrChange, Outcome, PortFacts};
+use crate::trace::TraceSession;
 
 /// How long a change may take to reach every worker before the API says so.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -426,6 +427,8 @@ fn run_bound(
         publish_stats: ConfigStats::new(VISIBLE_TIMEOUT),
         kernel_routes,
         metrics,
+        trace: None,
+        trace_ids: 0,
     };
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
@@ -491,6 +494,9 @@ struct Control {
     kernel_routes: Option<KernelRoutes>,
     /// The metrics endpoint's and telemetry's view, refreshed here every second.
     metrics: Exporter,
+    /// The `fvs trace` in progress or finished and not yet handed over, and the last id.
+    trace: Option<TraceSession>,
+    trace_ids: u64,
 }
 
 /// Makes the VIP routes in the kernel `vips`, saying what changed.
@@ -524,6 +530,7 @@ impl Control {
                 let _ = call.reply.send(response);
             }
             self.relay_events();
+            self.drain_trace();
             self.publisher.reclaim();
             if links_checked.elapsed() >= LINK_FOLLOW_INTERVAL {
                 links_checked = std::time::Instant::now();
@@ -550,6 +557,58 @@ impl Control {
                     warn!(port = %p.name, kernel = %k.config.name, up, "cannot set the kernel interface's link: {e}")
                 }
             }
+        }
+    }
+
+    /// Takes what the workers traced; disarms them when the trace ends, and forgets a
+    /// finished trace once handed over (or unclaimed for long).
+    fn drain_trace(&mut self) {
+        let now = std::time::Instant::now();
+        let Some(mut session) = self.trace.take() else { return };
+        if session.drain(now, &|p| self.port_name(p)) {
+            for w in &self.workers {
+                // A full mailbox (a stuck worker) keeps tracing until `max`: bounded anyway.
+                let _ = w.mailbox.try_send(CoreMsg::TraceDisarm(session.id));
+            }
+        }
+        if !session.finished(now) {
+            self.trace = Some(session);
+        }
+    }
+
+    /// `fvs trace`: arms every worker, unless a trace is running.
+    fn trace_start(&mut self, spec: &TraceSpec, count: u32, timeout_s: u32) -> Response {
+        let now = std::time::Instant::now();
+        if let Some(t) = self.trace.as_ref().filter(|t| t.running()) {
+            return Response::err(format!(
+                "trace {} is running (it ends within {} s); one trace at a time",
+                t.id,
+                t.remaining_s(now) + 1
+            ));
+        }
+        let id = self.trace_ids + 1;
+        let (session, arms) = match TraceSession::start(id, spec, count, timeout_s, self.workers.len(), now) {
+            Ok(s) => s,
+            Err(e) => return Response::err(e),
+        };
+        for (core, (w, arm)) in self.workers.iter().zip(arms).enumerate() {
+            if w.mailbox.send_timeout(CoreMsg::TraceArm(arm), DUMP_TIMEOUT).is_err() {
+                for w in &self.workers {
+                    let _ = w.mailbox.try_send(CoreMsg::TraceDisarm(id));
+                }
+                return Response::err(format!("worker {core} (lcore {}) did not take the trace", w.lcore));
+            }
+        }
+        self.trace_ids = id;
+        self.trace = Some(session);
+        Response::ok(&TraceStarted { id, cores: self.workers.len() as u32 })
+    }
+
+    fn trace_poll(&mut self, id: u64) -> Response {
+        self.drain_trace();
+        match self.trace.as_mut().filter(|t| t.id == id) {
+            Some(t) => Response::ok(&t.poll()),
+            None => Response::err(format!("no trace {id} (finished and handed over, or never started)")),
         }
     }
 
@@ -591,6 +650,10 @@ impl Control {
                 ))
             }
             Outcome::Refused(message) => Response::err(message),
+            Outcome::NotMine(Request::TraceStart { filter, count, timeout_s }) => {
+                self.trace_start(&filter, count, timeout_s)
+            }
+            Outcome::NotMine(Request::TracePoll { id }) => self.trace_poll(id),
             Outcome::NotMine(read) => self.read(read),
         }
     }

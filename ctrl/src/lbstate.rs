@@ -20,7 +20,10 @@ use crate::config::{
     snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
     ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
-use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo, TrafficStats};
+use crate::proto::{
+    BackendInfo, HandshakeBucket, HandshakeStats, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo,
+    TrafficStats,
+};
 
 /// Slots of one kind: a slot keeps its (slot, generation) while its key exists; freed slots
 /// are reused oldest first, each time with a new generation.
@@ -396,6 +399,10 @@ impl LbState {
                             active_conns: active,
                             inactive_conns: inactive,
                             stats: stats.then_some(traffic),
+                            handshake: self
+                                .backend_slot(s.key(), b.addr, b.port)
+                                .filter(|_| stats)
+                                .map(|(slot, gen)| sum_handshake(cores, slot, gen)),
                         }
                     })
                     .collect();
@@ -455,6 +462,29 @@ fn sum_backend(cores: &[Arc<LbCounters>], slot: u16, gen: u32) -> (u64, u64, Tra
         };
     }
     out
+}
+
+/// The handshake latency histogram of backend (slot, gen) over all cores.
+fn sum_handshake(cores: &[Arc<LbCounters>], slot: u16, gen: u32) -> HandshakeStats {
+    use dataplane::handshake::{BUCKETS_US, N_BUCKETS};
+    let mut counts = [0u64; N_BUCKETS];
+    let mut sum_us = 0;
+    for c in cores {
+        let Some(h) = c.handshake.get(usize::from(slot)) else { continue };
+        if h.gen.get() != u64::from(gen) {
+            continue; // No sample of this backend on that core (or only of the slot's last).
+        }
+        for (total, b) in counts.iter_mut().zip(h.buckets.iter()) {
+            *total += b.get();
+        }
+        sum_us += h.sum_us.get();
+    }
+    let bounds = BUCKETS_US.iter().map(|b| Some(*b)).chain([None]);
+    HandshakeStats {
+        count: counts.iter().sum(),
+        sum_us,
+        buckets: bounds.zip(counts).map(|(le_us, count)| HandshakeBucket { le_us, count }).collect(),
+    }
 }
 
 /// An edit of the service list, as `fvs service|backend|laddr add|set|del` ask. Returns the

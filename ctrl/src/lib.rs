@@ -5,7 +5,7 @@
 //! into one transaction (`state`), the kernel interfaces' rtnetlink calls (`netlink`), the VIPs
 //! as kernel routes for routing daemons (`announce`), the admin API's messages (`proto`), its
 //! Unix socket server (`api`) and client (`client`), the Prometheus exposition and DPDK
-//! telemetry dicts (`metrics`), the daemon (`daemon`, with DPDK, and what it tells systemd:
+//! telemetry dicts (`metrics`), `fvs trace`'s sessions (`trace`), the daemon (`daemon`, with DPDK, and what it tells systemd:
 //! `systemd`) and the `fvs` command line (`cli`). Everything but `daemon` builds and tests
 //! without DPDK (`--no-default-features`).
 #![forbid(unsafe_code)]
@@ -27,3 +27,4 @@ pub mod proto;
 pub mod state;
 #[cfg(feature = "dpdk")]
 pub mod systemd;
+pub mod trace;

@@ -192,6 +192,28 @@ fn encode_config(encoder: &mut DescriptorEncoder, c: &ConfigStats) -> Result<(),
     metric.encode_histogram::<()>(c.visible_sum_us as f64 / 1e6, c.visible(), &buckets, None)
 }
 
+/// `backend_handshake_seconds`: per backend with a histogram (NAT and FullNAT TCP services),
+/// the time from the client's SYN forwarded to the backend's SYN-ACK. The buckets' bounds are
+/// inclusive, as Prometheus' `le`; the encoder makes them cumulative.
+fn encode_handshakes(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(Labels, &crate::proto::BackendInfo)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        "backend_handshake",
+        "Time from the client's SYN forwarded to the backend until its SYN-ACK (NAT and FullNAT)",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (labels, b) in backends {
+        let Some(h) = &b.handshake else { continue };
+        let buckets: Vec<(f64, u64)> =
+            h.buckets.iter().map(|b| (b.le_us.map_or(f64::MAX, |us| us as f64 / 1e6), b.count)).collect();
+        metric.encode_family(labels)?.encode_histogram::<()>(h.sum_us as f64 / 1e6, h.count, &buckets, None)?;
+    }
+    Ok(())
+}
+
 impl Collector for ViewCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let view = &self.0;
@@ -288,6 +310,7 @@ impl Collector for ViewCollector {
             "The backend's configured weight",
             backends.iter().map(|(l, b)| (l.clone(), i64::from(b.weight))),
         )?;
+        encode_handshakes(&mut encoder, &backends)?;
         if let Some(c) = &view.stats.config {
             encode_config(&mut encoder, c)?;
         }
@@ -360,6 +383,14 @@ mod tests {
             active_conns: 2,
             inactive_conns: 1,
             stats: Some(traffic),
+            handshake: Some(crate::proto::HandshakeStats {
+                count: 3,
+                sum_us: 1_150,
+                buckets: [(Some(100), 1), (Some(250), 0), (Some(1_000), 2), (None, 0)]
+                    .into_iter()
+                    .map(|(le_us, count)| crate::proto::HandshakeBucket { le_us, count })
+                    .collect(),
+            }),
         };
         let service = ServiceInfo::new(&config.services[0], vec![backend], Some(traffic));
         let counters = [("rx_packets", 20), ("tx_bytes", 1900), ("drop_no_service", 4), ("conns_created", 3)]
@@ -392,6 +423,11 @@ mod tests {
             "ferrovs_service_packets_total{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",direction=\"in\"} 10",
             "ferrovs_service_bytes_total{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",direction=\"out\"} 900",
             "ferrovs_backend_open_connections{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\",state=\"inactive\"} 1",
+            "ferrovs_backend_handshake_seconds_bucket{le=\"0.0001\",protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\"} 1",
+            "ferrovs_backend_handshake_seconds_bucket{le=\"0.001\",protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\"} 3",
+            "ferrovs_backend_handshake_seconds_bucket{le=\"+Inf\",protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\"} 3",
+            "ferrovs_backend_handshake_seconds_count{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\"} 3",
+            "ferrovs_backend_handshake_seconds_sum{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",backend=\"192.0.2.11:8080\"} 0.00115",
             "ferrovs_config_publications_total 2",
             "ferrovs_config_visible_delay_seconds_bucket{le=\"0.00001\"} 1",
             "ferrovs_config_visible_delay_seconds_bucket{le=\"0.0001\"} 2",

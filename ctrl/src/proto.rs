@@ -112,6 +112,92 @@ pub enum Request {
         source: Prefix,
         out_port: String,
     },
+    /// `fvs trace`: arms a trace on every worker for the next `count` packets matching
+    /// `filter`, ending after `timeout_s` at the latest. Answers a [`TraceStarted`].
+    TraceStart {
+        #[serde(default)]
+        filter: TraceSpec,
+        count: u32,
+        timeout_s: u32,
+    },
+    /// The packets trace `id` recorded since the last poll: a [`TraceBatch`].
+    TracePoll {
+        id: u64,
+    },
+}
+
+/// Which packets `fvs trace` follows: every given field must match.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    /// The IPv4 source or destination address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<IpAddr>,
+    /// The TCP or UDP source or destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<TraceProtocol>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceProtocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl TraceProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceProtocol::Tcp => "tcp",
+            TraceProtocol::Udp => "udp",
+            TraceProtocol::Icmp => "icmp",
+        }
+    }
+}
+
+/// Most packets one trace may follow, and its longest timeout.
+pub const TRACE_MAX_COUNT: u32 = 1000;
+pub const TRACE_MAX_TIMEOUT_S: u32 = 3600;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TraceStarted {
+    pub id: u64,
+    /// Worker cores armed.
+    pub cores: u32,
+}
+
+/// What a trace recorded since the last poll.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraceBatch {
+    pub packets: Vec<TracePacket>,
+    /// The trace has ended (`ended` says why) and this batch holds all it had left.
+    pub done: bool,
+    /// `count` (it followed its packets) or `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+/// One traced packet: what it was and what ferrovs decided, step by step.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TracePacket {
+    pub core: u32,
+    /// The worker's clock (ms since it started) when the packet was handled.
+    pub at_ms: u64,
+    /// `core 0 dp0: tcp 192.0.2.2:40000 > 192.0.2.100:80 [S] (74 bytes)`.
+    pub packet: String,
+    pub steps: Vec<TraceStep>,
+    /// `sent`, `dropped: REASON`, `handed off`, `to the kernel`, `answered`, `held: ...`.
+    pub verdict: String,
+}
+
+/// One decision: `classify`, `connection`, `schedule`, `rewrite`, `output`, `counted`, `drop`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    pub step: String,
+    pub detail: String,
 }
 
 /// The attributes `service set` can change; `None` keeps the current value.
@@ -468,6 +554,41 @@ pub struct BackendInfo {
     pub inactive_conns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficStats>,
+    /// Handshake latency (with `stats`; NAT and FullNAT TCP): SYN forwarded to SYN-ACK seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeStats>,
+}
+
+/// A backend's handshake latencies, summed over the cores: how many in each bucket (not
+/// cumulative) and their sum.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct HandshakeStats {
+    pub count: u64,
+    pub sum_us: u64,
+    pub buckets: Vec<HandshakeBucket>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeBucket {
+    /// Inclusive upper bound; None for the last bucket (slower than every bound).
+    pub le_us: Option<u64>,
+    pub count: u64,
+}
+
+impl HandshakeStats {
+    /// The bucket bound at or below which `q` (0 to 1) of the samples fall: None when there
+    /// are none or the quantile is in the last, unbounded bucket.
+    pub fn quantile_bound_us(&self, q: f64) -> Option<u64> {
+        let want = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for b in &self.buckets {
+            seen += b.count;
+            if seen >= want && self.count > 0 {
+                return b.le_us;
+            }
+        }
+        None
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

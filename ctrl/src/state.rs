@@ -180,7 +180,9 @@ impl ControlState {
             | Request::ServiceShow { .. }
             | Request::LaddrShow
             | Request::ConnList { .. }
-            | Request::SnatShow) => Outcome::NotMine(read),
+            | Request::SnatShow
+            | Request::TraceStart { .. }
+            | Request::TracePoll { .. }) => Outcome::NotMine(read),
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::conn::{Conn, ConnTable};
 use crate::counters::Counter;
+use crate::handshake::{HandshakeClock, HandshakeCounters};
 use crate::sched::SchedState;
 use crate::service::{Laddr, LbLimits, Service, Services};
 use crate::steer::Ownership;
@@ -54,6 +55,8 @@ impl LaddrCounters {
 pub struct LbCounters {
     pub backends: Box<[BackendCounters]>,
     pub laddrs: Box<[LaddrCounters]>,
+    /// Per backend slot: the handshake latency histogram (NAT and FullNAT TCP).
+    pub handshake: Box<[HandshakeCounters]>,
 }
 
 impl LbCounters {
@@ -61,6 +64,7 @@ impl LbCounters {
         LbCounters {
             backends: (0..limits.max_backends).map(|_| BackendCounters::default()).collect(),
             laddrs: (0..limits.max_laddrs).map(|_| LaddrCounters::default()).collect(),
+            handshake: (0..limits.max_backends).map(|_| HandshakeCounters::default()).collect(),
         }
     }
 }
@@ -214,6 +218,8 @@ pub struct LbCore {
     limits: LbLimits,
     /// Connections the timer wheel just expired, released after it returns.
     expired: Vec<Conn>,
+    /// The SYN times of half-open connections, for the handshake latency.
+    pub handshakes: HandshakeClock,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -280,6 +286,7 @@ impl LbCore {
             ownership: Ownership::new(core, cores, Vec::new()),
             limits,
             expired: Vec::with_capacity(EXPIRE_BUDGET),
+            handshakes: HandshakeClock::default(),
         }
     }
 
@@ -401,6 +408,16 @@ impl LbCore {
         c.tcp_in_use.set(0);
         c.udp_in_use.set(0);
         c.ports_per_protocol.set(u64::from(pool.total));
+    }
+
+    /// The backend's SYN-ACK of connection `id`, to backend (slot, gen): a handshake latency
+    /// sample when the SYN's time is still known.
+    #[cold]
+    pub fn handshake_done(&mut self, id: crate::conn::ConnId, slot: u16, gen: u32) {
+        let Some(us) = self.handshakes.syn_ack_seen(id) else { return };
+        if let Some(h) = self.counters.handshake.get(usize::from(slot)) {
+            crate::handshake::record(h, gen, us);
+        }
     }
 
     /// Active (ESTABLISHED/UDP) connections this core has on a backend, for the schedulers.

@@ -13,6 +13,7 @@
 
 pub mod conn;
 pub mod counters;
+pub mod handshake;
 pub mod l3;
 pub mod lb;
 pub mod net;
@@ -25,6 +26,7 @@ pub mod snapshot;
 pub mod steer;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod trace;
 pub mod wire;
 pub mod xlate;
 

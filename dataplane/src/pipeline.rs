@@ -13,6 +13,7 @@ use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
 use crate::snapshot::{solicited_node, KernelLimit, PortL3, Snapshot};
+use crate::trace::{self, Before, CounterValues, FrameView, Recorder, TraceArm, Tracer};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
     Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
@@ -148,6 +149,8 @@ pub struct CoreCtx<F> {
     /// an array allocated once; boxed, as inline it cost the load-balancing path 9
     /// instructions a packet (benches/instructions.sh), the context's layout being worse.
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
+    /// An armed `fvs trace` (see [`crate::trace`]); None, checked once per burst, otherwise.
+    trace: Option<Box<Tracer>>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -160,7 +163,32 @@ impl<F: Frame> CoreCtx<F> {
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
+            trace: None,
         }
+    }
+
+    /// Starts tracing what `arm`'s filter matches (replacing any trace armed before).
+    pub fn arm_trace(&mut self, arm: TraceArm) {
+        self.trace = Some(Box::new(Tracer::new(arm)));
+    }
+
+    /// Stops trace `id` (another trace armed since stays).
+    pub fn disarm_trace(&mut self, id: u64) {
+        if self.trace.as_ref().is_some_and(|t| t.id() == id) {
+            self.trace = None;
+        }
+    }
+
+    /// The worker's TSC clock for handshake latencies, once per loop: ticks since it started
+    /// and ticks a microsecond.
+    #[inline]
+    pub fn set_clock(&mut self, ticks: u64, ticks_per_us: u64) {
+        self.lb.handshakes.set_now(ticks, ticks_per_us);
+    }
+
+    /// Whether a trace is armed on this core.
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
     }
 
     /// Call when the worker switches to a new snapshot: per-core service state follows it.
@@ -211,6 +239,9 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        if self.trace.is_some() {
+            return self.process_traced(snap, now_ms, frames, arrival, pool, tx);
+        }
         let mut frames = frames.into_iter();
         loop {
             let mut group: [Option<F>; BURST] = [const { None }; BURST];
@@ -226,6 +257,60 @@ impl<F: Frame> CoreCtx<F> {
             if n < BURST {
                 return;
             }
+        }
+    }
+
+    /// `process_frames` while a trace is armed: one frame at a time, in order, each frame the
+    /// trace's filter matches handled by `trace_frame`.
+    #[cold]
+    #[inline(never)]
+    fn process_traced(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frames: impl IntoIterator<Item = F>,
+        arrival: Arrival,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        for frame in frames {
+            if self.trace.as_ref().is_some_and(|t| t.wants(frame.data())) {
+                self.trace_frame(snap, now_ms, frame, arrival, pool, tx);
+            } else {
+                self.process_group(snap, now_ms, &mut [Some(frame)], arrival, pool, tx);
+            }
+        }
+    }
+
+    /// Handles one frame as `process_group` does and sends the trace a record of what was
+    /// decided: the connection and counters before and after, and what left (through a
+    /// recording sink).
+    fn trace_frame(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        arrival: Arrival,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let packet = FrameView::of(frame.data());
+        let key = packet.key();
+        let conn_now = |lb: &LbCore| key.and_then(|k| lb.conns.lookup(&k)).map(|(id, dir)| (dir, lb.conns.get(id)));
+        let before = Before {
+            packet,
+            rx_port: frame.rx_port(),
+            conn: conn_now(&self.lb),
+            counters: CounterValues::of(&self.counters),
+        };
+        let mut recorder = Recorder::new(tx);
+        self.process_group(snap, now_ms, &mut [Some(frame)], arrival, pool, &mut recorder);
+        let (outputs, n) = (recorder.outputs, recorder.n);
+        let handed_in = arrival == Arrival::HandedIn;
+        let after = conn_now(&self.lb);
+        let rec = trace::record(snap, self.core, now_ms, handed_in, &before, after, &self.counters, outputs, n);
+        if self.trace.as_mut().is_some_and(|t| t.send(rec)) {
+            self.trace = None;
         }
     }
 

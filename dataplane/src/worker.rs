@@ -18,6 +18,7 @@ use crate::rcu::Reader;
 use crate::service::LbLimits;
 use crate::snapshot::Snapshot;
 use crate::steer::Ownership;
+use crate::trace::TraceArm;
 
 /// What the control thread asks of a worker.
 pub enum CoreMsg {
@@ -27,6 +28,10 @@ pub enum CoreMsg {
     NeighDump(Sender<Vec<NeighView>>),
     /// Reply with the connections matching the query (up to its limit) and how many matched.
     ConnDump(ConnQuery, Sender<(Vec<ConnView>, u64)>),
+    /// Start tracing (`fvs trace`): records go to the arm's channel.
+    TraceArm(TraceArm),
+    /// Stop the trace with this id (a later one stays armed).
+    TraceDisarm(u64),
 }
 
 /// What a worker tells the control thread.
@@ -227,7 +232,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut rx = RxBurst::default();
     let mut pool = MempoolRef(&mempool);
     let tsc_per_ms = (tsc_hz / 1000).max(1);
-    let kernel_poll_tsc = (tsc_hz / 1_000_000).max(1) * KERNEL_POLL_INTERVAL_US;
+    let tsc_per_us = (tsc_hz / 1_000_000).max(1);
+    let kernel_poll_tsc = tsc_per_us * KERNEL_POLL_INTERVAL_US;
     let has_kernel = kernel_ports.iter().any(Option::is_some);
     let start = rdtsc();
     let mut next_kernel_poll = start;
@@ -239,7 +245,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
             counters.event(Event::SnapshotSwitches).inc();
             ctx.snapshot_changed(snap);
         }
-        let now_ms = (rdtsc() - start) / tsc_per_ms;
+        let elapsed = rdtsc() - start;
+        let now_ms = elapsed / tsc_per_ms;
+        ctx.set_clock(elapsed, tsc_per_us);
         let mut received = 0;
         for port in &ports {
             received += rx.receive(*port, queue);
@@ -263,6 +271,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 CoreMsg::ConnDump(query, reply) => {
                     let _ = reply.send(ctx.lb.dump(&query, now_ms));
                 }
+                CoreMsg::TraceArm(arm) => ctx.arm_trace(arm),
+                CoreMsg::TraceDisarm(id) => ctx.disarm_trace(id),
             }
         }
         tx.flush();

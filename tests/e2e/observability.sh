@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# End to end: ferrovs seen through the stock tools, with traffic through the VIP (issue 19
-# items 1-3). Each check prints PASS or FAIL; the script fails if any did.
+# End to end: ferrovs seen through the stock tools and its own, with traffic through the VIP
+# (issue 19). Each check prints PASS or FAIL; the script fails if any did.
 #   - the Prometheus endpoint (metrics.listen): `promtool check metrics` accepts it, and a real
 #     Prometheus server of the test's own scrapes it: rate() of the UDP service's forwarded
 #     packets matches the rate sent;
 #   - DPDK telemetry (eal.telemetry): dpdk-telemetry.py shows /ferrovs/stats;
-#   - packet capture (eal.pdump): dpdk-dumpcap captures the VIP's traffic, tcpdump reads it.
-# Not yet here (issue 19 items 4-6, a later change): `fvs trace`, `fvs top` under tmux.
+#   - packet capture (eal.pdump): dpdk-dumpcap captures the VIP's traffic, tcpdump reads it;
+#   - `fvs trace` shows each step for a new connection (classification, connection created,
+#     scheduler and backend, rewrite, output port and next hop) and the reason of a drop (a
+#     SYN to a VIP port no service uses);
+#   - `fvs top` runs in a tmux terminal: its screen (capture-pane) shows the service with a
+#     non-zero rate of new connections and the core's packet rate; q quits it;
+#   - the handshake latency histogram (ferrovs_backend_handshake_seconds) has counts for the
+#     NAT and the FullNAT service after traffic, and `service show --stats` prints it.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
-trap 'stop_prometheus; fvs_cleanup' EXIT
+trap 'stop_prometheus; stop_tmux; fvs_cleanup' EXIT
 
 id="ob$((RANDOM % 100000))"
 dir=$(fvs_tmpdir)
@@ -19,6 +25,12 @@ prefix="ferrovs-$id"
 metrics=127.0.0.1:9470     # inside the test's own ferrovs namespace: collides with nothing
 prom_addr=127.0.0.1:9471
 prom_pid=""
+tmux_sock=""
+stop_tmux() {
+  [ -n "$tmux_sock" ] || return 0
+  tmux -S "$tmux_sock" kill-server 2>/dev/null || true
+  tmux_sock=""
+}
 stop_prometheus() {
   [ -n "$prom_pid" ] || return 0
   kill -TERM "$prom_pid" 2>/dev/null || true
@@ -158,9 +170,101 @@ else
   fail_check "dpdk-dumpcap: $to_vip to the VIP, $from_vip from it, want 10 and 10 ($(cat "$dir/dumpcap.out"); $(head -5 "$dir/tcpdump.out"))"
 fi
 
+# 4. fvs trace: the next 3 packets from the client to port 80 (the SYN, its ACK, the request)
+# while one HTTP request goes through; then a SYN to port 81 of the VIP, which no service uses.
+trace_until_armed() { # OUT ARGS...: starts fvs trace in the background, returns once armed
+  local out=$1; shift
+  fvs trace "$@" >"$out" 2>&1 &
+  trace_pid=$!
+  for _ in $(seq 1 50); do grep -q "^trace [0-9]*: the next" "$out" 2>/dev/null && return 0; sleep 0.1; done
+  fail_check "fvs trace $*: not armed: $(cat "$out")"
+}
+trace_until_armed "$dir/trace_new.txt" host 192.0.2.2 port 80 proto tcp count 3 timeout 20
+client http http://192.0.2.100/ --count 1 >"$dir/trace_http.json" || true
+wait "$trace_pid" || fail_check "fvs trace (new connection) exited with $?"
+missing=""
+for want in "classify    new to service tcp 192.0.2.100:80 (nat, scheduler rr)" \
+            "connection  created: nat 192.0.2.2:" "schedule    rr chose backend 198.51.100.1" \
+            "rewrite     tcp 192.0.2.2:" "output      dp1 to " "(next hop 198.51.100.1" \
+            "connection  found (client side): nat 192.0.2.2:" "state SYN_RECV -> ESTABLISHED" \
+            "verdict     sent" "3 packet(s) (all of them)"; do
+  grep -qF -- "$want" "$dir/trace_new.txt" || missing+=" [$want]"
+done
+if [ -z "$missing" ]; then
+  pass "fvs trace: a new connection's SYN (classified, created, scheduled, rewritten, sent out of dp1 to the backend's next hop), then its ACK on the established connection"
+else
+  fail_check "fvs trace (new connection): missing$missing in: $(cat "$dir/trace_new.txt")"
+fi
+trace_until_armed "$dir/trace_drop.txt" host 192.0.2.100 port 81 count 1 timeout 20
+ip netns exec "$NS_CLIENT" curl -s --max-time 1 http://192.0.2.100:81/ >/dev/null 2>&1 || true
+wait "$trace_pid" || fail_check "fvs trace (drop) exited with $?"
+if grep -qF "classify    to VIP 192.0.2.100, which has no tcp service on port 81" "$dir/trace_drop.txt" \
+   && grep -qF "drop        no_service" "$dir/trace_drop.txt" && grep -qF "verdict     dropped: no_service" "$dir/trace_drop.txt"; then
+  pass "fvs trace: a SYN to VIP port 81 (no service) is shown dropped as no_service"
+else
+  fail_check "fvs trace (drop): $(cat "$dir/trace_drop.txt")"
+fi
+cat "$dir/trace_new.txt" "$dir/trace_drop.txt"
+
+# 5. fvs top in a tmux terminal while new connections go to the NAT service; its screen after
+# a few refreshes must show the service with new connections a second and the core's packets.
+client loop http://192.0.2.100/ --duration 8 --concurrency 2 >"$dir/loop.json" &
+loader=$!
+tmux_sock="$dir/tmux.sock"
+tmux -S "$tmux_sock" new-session -d -s top -x 100 -y 24 \
+  "$(fvs_bin fvs) --socket $socket top; echo \"exit \$?\" >$dir/top.exit; sleep 30"
+sleep 4.5
+tmux -S "$tmux_sock" capture-pane -p -t top >"$dir/top.txt" || true
+tmux -S "$tmux_sock" send-keys -t top q
+for _ in $(seq 1 30); do [ -s "$dir/top.exit" ] && break; sleep 0.1; done
+wait "$loader" || true
+top_rates=$(/usr/bin/python3 - "$dir/top.txt" <<'PY' || true
+import re, sys
+screen = open(sys.argv[1]).read()
+def cells(line):
+    return line.replace("│", " ").replace("|", " ").split()
+svc = next((cells(l) for l in screen.splitlines() if "tcp 192.0.2.100:80 " in l + " "), None)
+core = next((cells(l) for l in screen.splitlines() if re.match(r"^\W*0\s+\d+\s+\d", l)), None)
+def num(s):
+    m = re.fullmatch(r"([0-9.]+)([kM]?)", s)
+    return float(m[1]) * {"": 1, "k": 1e3, "M": 1e6}[m[2]] if m else -1
+# service: tcp VIP:80 mode conns/s active inactive in out; core: core lcore rxMpps txMpps rx tx drops
+print(num(svc[3]) if svc else -1, num(core[4]) if core else -1)
+PY
+)
+read -r top_cps top_rx <<<"${top_rates:--1 -1}"
+if awk -v c="$top_cps" -v r="$top_rx" 'BEGIN { exit !(c > 0 && r > 0) }' && grep -q "exit 0" "$dir/top.exit" 2>/dev/null; then
+  pass "fvs top under tmux: tcp 192.0.2.100:80 at $top_cps new connections/s, core 0 receiving $top_rx packets/s; q quit it"
+else
+  fail_check "fvs top: conns/s '$top_cps', rx pps '$top_rx', $(cat "$dir/top.exit" 2>/dev/null || echo "did not quit"); screen:
+$(cat "$dir/top.txt")"
+fi
+cat "$dir/top.txt"
+stop_tmux
+
+# 6. Handshake latency: every connection so far had its SYN-ACK timed; FullNAT's too.
+client http http://192.0.2.100:8080/ --count 6 >"$dir/fullnat.json"
+expect "$dir/fullnat.json" "d['ok']" 6 "HTTP through the FullNAT service"
+sleep 1.5
+scrape >"$dir/metrics2.txt" || fail "GET /metrics on $metrics failed"
+hs() { # PORT: the sum over the service's backends of ferrovs_backend_handshake_seconds_count
+  awk -v p="port=\"$1\"" '/^ferrovs_backend_handshake_seconds_count\{/ && index($0, "vip=\"192.0.2.100\"") && index($0, p) { n += $2 } END { print n + 0 }' "$dir/metrics2.txt"
+}
+hs_nat=$(hs 80) hs_fullnat=$(hs 8080)
+loop_conns=$(json "$dir/loop.json" "d.get('ok', 0)" 2>/dev/null || echo 0)
+fvs --stats service show >"$dir/service_stats.txt"
+if [ "$hs_nat" -ge $((7 + loop_conns)) ] && [ "$hs_fullnat" -ge 6 ] && promtool check metrics <"$dir/metrics2.txt" >/dev/null 2>&1 \
+   && grep -q "^ferrovs_backend_handshake_seconds_bucket{le=\"0.0001\",protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\"" "$dir/metrics2.txt" \
+   && grep -q "^TCP  192.0.2.100:8080 -> 198.51.100.1[123]:8080  count [1-9]" "$dir/service_stats.txt"; then
+  pass "handshake latency: ferrovs_backend_handshake_seconds_count $hs_nat for tcp/80 (NAT, $((7 + loop_conns)) connections) and $hs_fullnat for tcp/8080 (FullNAT, 6); service show --stats prints it"
+else
+  fail_check "handshake latency: counts $hs_nat (tcp/80, want >= $((7 + loop_conns))) and $hs_fullnat (tcp/8080, want >= 6); $(grep handshake_seconds_count "$dir/metrics2.txt"); $(cat "$dir/service_stats.txt")"
+fi
+sed -n '/^Handshake latency/,$p' "$dir/service_stats.txt"
+
 fvs_stop "$FVS_DAEMON_PID" || fail_check "ferrovs did not stop on SIGTERM"
 if ls /dev/hugepages 2>/dev/null | grep -q "^$prefix"; then fail_check "hugepage files of $prefix left in /dev/hugepages"
 elif [ -e "/var/run/dpdk/$prefix" ]; then fail_check "/var/run/dpdk/$prefix left behind: $(ls "/var/run/dpdk/$prefix")"
 else pass "no hugepage files or runtime directory left behind"; fi
 [ "$failed" = 0 ] || exit 1
-echo "ok: Prometheus endpoint, DPDK telemetry and dpdk-dumpcap"
+echo "ok: Prometheus endpoint, DPDK telemetry, dpdk-dumpcap, fvs trace, fvs top and handshake latency"

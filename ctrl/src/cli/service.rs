@@ -351,7 +351,54 @@ pub(super) fn format_service_stats(services: &[ServiceInfo]) -> String {
             rows.push(row);
         }
     }
-    table(&rows, &[33, 8, 8, 8, 8, 8], 1, " ")
+    table(&rows, &[33, 8, 8, 8, 8, 8], 1, " ") + &format_handshakes(services)
+}
+
+/// `250us`, `2.5ms`, `1s`.
+fn duration_us(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}us"),
+        1_000..1_000_000 if us % 1_000 == 0 => format!("{}ms", us / 1_000),
+        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        _ => format!("{}s", us as f64 / 1e6),
+    }
+}
+
+/// The handshake latency of each backend with samples (NAT and FullNAT TCP): count, mean,
+/// the bucket bounds of the median, 90th and 99th percentiles, and the non-empty buckets.
+fn format_handshakes(services: &[ServiceInfo]) -> String {
+    let mut out = String::new();
+    for s in sorted(services) {
+        for b in &s.backends {
+            let Some(h) = b.handshake.as_ref().filter(|h| h.count > 0) else { continue };
+            if out.is_empty() {
+                out.push_str("\nHandshake latency (SYN forwarded to SYN-ACK seen):\n");
+            }
+            let q = |q: f64| h.quantile_bound_us(q).map_or("> 1s".to_string(), |us| format!("<= {}", duration_us(us)));
+            out.push_str(&format!(
+                "{:<4} {} -> {}  count {}  mean {}  p50 {}  p90 {}  p99 {}\n",
+                s.protocol.as_str().to_ascii_uppercase(),
+                SocketAddr::new(s.vip, s.port),
+                SocketAddr::new(b.addr, b.port),
+                h.count,
+                duration_us(h.sum_us / h.count),
+                q(0.5),
+                q(0.9),
+                q(0.99),
+            ));
+            let buckets: Vec<String> = h
+                .buckets
+                .iter()
+                .filter(|k| k.count > 0)
+                .map(|k| match k.le_us {
+                    Some(us) => format!("<={} {}", duration_us(us), k.count),
+                    None => format!(">1s {}", k.count),
+                })
+                .collect();
+            out.push_str(&format!("     {}\n", buckets.join("  ")));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -623,6 +670,7 @@ mod tests {
             active_conns: active,
             inactive_conns: inactive,
             stats: None,
+            handshake: None,
         }
     }
 
@@ -745,6 +793,25 @@ TCP  192.0.2.100:80                     12      120      100    10000    20000
   -> 198.51.100.12:8080                  8       80       65     6665    13330
 ";
         assert_eq!(format_service_stats(&services()[2..]), narrow);
+    }
+
+    #[test]
+    fn handshake_latency_formatted() {
+        use crate::proto::{HandshakeBucket, HandshakeStats};
+        let mut list = services()[2..].to_vec();
+        let counts = [(Some(100), 2), (Some(250), 7), (Some(2_500), 1), (None, 0)];
+        list[0].backends[1].handshake = Some(HandshakeStats {
+            count: 10,
+            sum_us: 3_100,
+            buckets: counts.iter().map(|&(le_us, count)| HandshakeBucket { le_us, count }).collect(),
+        });
+        let text = format_service_stats(&list);
+        let want = "
+Handshake latency (SYN forwarded to SYN-ACK seen):
+TCP  192.0.2.100:80 -> 198.51.100.11:8080  count 10  mean 310us  p50 <= 250us  p90 <= 250us  p99 <= 2.5ms
+     <=100us 2  <=250us 7  <=2.5ms 1
+";
+        assert!(text.ends_with(want), "{text}");
     }
 
     #[test]

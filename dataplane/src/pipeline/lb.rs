@@ -190,6 +190,9 @@ impl<F: Frame> CoreCtx<F> {
         };
         if t.proto == IpProtocol::TCP {
             self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
+            if !svc.mode.is_one_way() {
+                self.lb.handshakes.syn_sent(id);
+            }
         }
         self.counters.event(Event::ConnsCreated).inc();
         if mid_flow {
@@ -381,6 +384,10 @@ impl<F: Frame> CoreCtx<F> {
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;
             self.lb.conns.set_flags(id, conn.flags);
+            // The backend's first packet: its SYN-ACK ends the handshake we time.
+            if tcp_flags.contains(TcpFlags::SYN | TcpFlags::ACK) && !conn.flags.contains(ConnFlags::SNAT) {
+                self.lb.handshake_done(id, conn.backend_slot, conn.backend_gen);
+            }
         }
         let timeout = snap.services.timeouts.for_conn(&conn);
         self.lb.conns.touch(id, now_ms, timeout);

@@ -12,6 +12,7 @@ mod cores;
 mod modes;
 mod mtu;
 mod pickup;
+mod trace;
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
@@ -476,4 +477,35 @@ fn a_retransmit_of_the_syn_that_opened_an_entry_stays_whatever_moved_its_state()
     // A SYN with a new ISN on the closed entry is a new connection.
     assert_eq!(parse(&rig.rx(0, with_seq(c(SYN), 9_000_000))[0].1).2, ip4("198.51.100.11"));
     assert_eq!(rig.event(Event::ConnsReused), 2);
+}
+
+#[test]
+fn handshake_latency_is_timed_from_the_syn_to_the_syn_ack_per_backend() {
+    for mode in [FwdMode::Nat, FwdMode::FullNat] {
+        let mut rig = Rig::lb(&Spec { mode, ..nat_tcp() }, LbLimits::default());
+        // The worker's TSC at 3 GHz: 3000 ticks a microsecond.
+        let us = |t: u64| t * 3000;
+        rig.ctx.set_clock(us(5_000_000), 3000);
+        let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, SYN, b""));
+        let (src, lport, ..) = parse(&out[0].1);
+        rig.ctx.set_clock(us(5_000_300), 3000);
+        let syn_ack = l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, &src.to_string(), lport, 6, SYN_ACK, b"");
+        assert_eq!(rig.rx(1, syn_ack.clone()).len(), 1);
+        let counters = rig.ctx.lb.counters.clone();
+        let h = &counters.handshake[1];
+        let counts: Vec<u64> = h.buckets.iter().map(|c| c.get()).collect();
+        assert_eq!(counts, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "{mode:?}: 300 us is in the <= 500 us bucket");
+        // The stored time steps by 1024 ticks: a third of a microsecond.
+        assert!((299..=300).contains(&h.sum_us.get()), "{mode:?}: {}", h.sum_us.get());
+        assert_eq!(h.gen.get(), 101, "{mode:?}");
+        let sum = h.sum_us.get();
+        // A retransmitted SYN-ACK and the established packets after it add nothing.
+        rig.ctx.set_clock(us(5_900_000), 3000);
+        rig.rx(1, syn_ack);
+        rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, 80, 6, ACK, b""));
+        let back = l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, &src.to_string(), lport, 6, ACK, b"data");
+        rig.rx(1, back);
+        assert_eq!((h.count(), h.sum_us.get()), (1, sum), "{mode:?}");
+        assert_eq!(rig.ctx.lb.counters.handshake[2].count(), 0, "{mode:?}: the other backend has none");
+    }
 }
