@@ -3,7 +3,7 @@
 //! `fvs service/backend/laddr/snat` edits to the config, and sums the per-core counters. No
 //! DPDK here: unit-tested as is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use dataplane::service::{
 use dataplane::wire::IpProtocol;
 
 use crate::config::{
-    snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
-    ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
+    snat_name, AllDownPolicy, BackendConfig, BackendState, ConnectionsConfig, DownPolicy, Encapsulation, ForwardMode,
+    RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
 use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo, TrafficStats};
 
@@ -58,7 +58,8 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     }
 }
 
-type BackendId = (ServiceKey, IpAddr, u16);
+/// A backend of a service: (service, address, port).
+pub type BackendId = (ServiceKey, IpAddr, u16);
 
 /// A cached scheduler table and what it was built from.
 #[derive(Clone)]
@@ -84,6 +85,9 @@ pub struct LbState {
     /// Each service's removal policy as of the last build.
     policies: HashMap<ServiceKey, RemovalPolicy>,
     next_gen: u32,
+    /// Backends the health checks (active or passive) found down: the next build gives them
+    /// no new connections (unless their service fails open with every backend down).
+    down: BTreeSet<BackendId>,
 }
 
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
@@ -157,11 +161,52 @@ impl LbState {
             tables: HashMap::new(),
             policies: HashMap::new(),
             next_gen: 0,
+            down: BTreeSet::new(),
         }
     }
 
     pub fn limits(&self) -> &LbLimits {
         &self.limits
+    }
+
+    /// Marks a backend down (or up again) for the next build; true when that changed anything.
+    pub fn set_down(&mut self, id: BackendId, down: bool) -> bool {
+        if down {
+            self.down.insert(id)
+        } else {
+            self.down.remove(&id)
+        }
+    }
+
+    /// Whether the health checks hold this backend down.
+    pub fn is_down(&self, id: &BackendId) -> bool {
+        self.down.contains(id)
+    }
+
+    /// Whether `s` has no usable backend the health checks leave up (its all-down policy
+    /// applies); false for a service without usable backends at all (nothing to fail open to).
+    pub fn all_down(&self, s: &ServiceConfig) -> bool {
+        let key = s.key();
+        let mut usable = s.backends.iter().filter(|b| b.is_usable()).peekable();
+        usable.peek().is_some() && usable.all(|b| self.down.contains(&(key, b.addr, b.port)))
+    }
+
+    /// The state the workers get for backend `b` of `s`: an active backend the health checks
+    /// hold down is inhibited, unless every backend is down and the service fails open.
+    pub fn effective_state(&self, s: &ServiceConfig, b: &BackendConfig) -> BackendState {
+        if b.state == BackendState::Active
+            && self.down.contains(&(s.key(), b.addr, b.port))
+            && !(s.all_down == AllDownPolicy::FailOpen && self.all_down(s))
+        {
+            BackendState::Inhibited
+        } else {
+            b.state
+        }
+    }
+
+    /// The VIP is worth announcing: a backend is usable and up, or the service fails open.
+    pub fn announces(&self, s: &ServiceConfig) -> bool {
+        s.has_usable_backend() && (s.all_down == AllDownPolicy::FailOpen || !self.all_down(s))
     }
 
     /// Everything this state holds, in a fixed order (maps sorted), so two states can be
@@ -178,7 +223,7 @@ impl LbState {
         );
         format!(
             "limits {:?}\nbackends {:?} free {:?}\nservices {:?} free {:?}\nladdrs {:?} free {:?}\n\
-             backend_slots {:?}\ntables {tables:?}\npolicies {:?}\nnext_gen {}",
+             backend_slots {:?}\ntables {tables:?}\npolicies {:?}\nnext_gen {}\ndown {:?}",
             self.limits,
             sorted(self.backends.assigned.iter()),
             self.backends.free,
@@ -189,6 +234,7 @@ impl LbState {
             self.backend_slots,
             sorted(self.policies.iter()),
             self.next_gen,
+            self.down,
         )
     }
 
@@ -225,6 +271,8 @@ impl LbState {
             *entry = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset, tunnel: entry.tunnel };
         }
         let keys: std::collections::HashSet<ServiceKey> = services.iter().map(ServiceConfig::key).collect();
+        // Health verdicts go with their backend.
+        self.down.retain(|id| wanted.contains(id));
         self.services.release_others(&|k| keys.contains(k));
         self.tables.retain(|k, _| keys.contains(k));
 
@@ -259,17 +307,23 @@ impl LbState {
             .ok_or_else(|| format!("more than {} services", self.limits.max_services))?;
         let tunnel = tunnel_of(s);
         let mut backends = Vec::with_capacity(s.backends.len());
-        for b in &s.backends {
+        let states: Vec<BackendState> = s.backends.iter().map(|b| self.effective_state(s, b)).collect();
+        for (b, &state) in s.backends.iter().zip(&states) {
             let (bslot, bgen) = self
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false, tunnel };
+            // A live backend with `reset` set: its connections end at their next packet
+            // (on_backend_down: reset, once the health checks took it out).
+            let reset = s.on_backend_down == DownPolicy::Reset
+                && state == BackendState::Inhibited
+                && self.down.contains(&(key, b.addr, b.port));
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset, tunnel };
             backends.push(Backend {
                 addr: v4(b.addr),
                 port: b.port,
                 weight: b.weight,
-                state: match b.state {
+                state: match state {
                     BackendState::Active => dataplane::service::BackendState::Active,
                     BackendState::Draining => dataplane::service::BackendState::Draining,
                     BackendState::Inhibited => dataplane::service::BackendState::Inhibited,
@@ -282,7 +336,8 @@ impl LbState {
         let candidates: Vec<Candidate> = s
             .backends
             .iter()
-            .map(|b| Candidate { weight: b.weight, schedulable: b.state == BackendState::Active })
+            .zip(&states)
+            .map(|(b, st)| Candidate { weight: b.weight, schedulable: *st == BackendState::Active })
             .collect();
         let table = self.table_for(s, &candidates)?;
         Ok(Service {
@@ -301,6 +356,7 @@ impl LbState {
             tunnel,
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
+            reset_when_all_down: s.all_down == AllDownPolicy::Reset,
             pickup: s.pickup(),
             backends,
             candidates,
@@ -396,6 +452,7 @@ impl LbState {
                             active_conns: active,
                             inactive_conns: inactive,
                             stats: stats.then_some(traffic),
+                            health: None,
                         }
                     })
                     .collect();
@@ -688,6 +745,7 @@ mod tests {
             port: 8080,
             weight,
             state: BackendState::Active,
+            health: None,
         }
     }
 

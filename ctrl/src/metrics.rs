@@ -360,6 +360,7 @@ mod tests {
             active_conns: 2,
             inactive_conns: 1,
             stats: Some(traffic),
+            health: None,
         };
         let service = ServiceInfo::new(&config.services[0], vec![backend], Some(traffic));
         let counters = [("rx_packets", 20), ("tx_bytes", 1900), ("drop_no_service", 4), ("conns_created", 3)]

@@ -468,6 +468,35 @@ pub struct BackendInfo {
     pub inactive_conns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficStats>,
+    /// Absent when no check (active or passive) watches the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthInfo>,
+}
+
+/// A backend's health as the checks see it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct HealthInfo {
+    /// Up: it gets new connections (as far as health goes; its state may still say no).
+    pub up: bool,
+    /// The active check (`http 198.51.100.11:8080 / expect 200`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// The last probe's outcome and what it saw, and how long ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ms_ago: Option<u64>,
+    /// Since the verdict last changed (or checks began), and why it changed.
+    pub since_ms: u64,
+    pub reason: String,
+    /// Held down by passive detection (backing off).
+    #[serde(default)]
+    pub passive_down: bool,
+    /// Failed new connections the workers counted (passive detection on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_failures: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

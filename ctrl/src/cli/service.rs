@@ -623,6 +623,7 @@ mod tests {
             active_conns: active,
             inactive_conns: inactive,
             stats: None,
+            health: None,
         }
     }
 
