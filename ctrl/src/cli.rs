@@ -153,7 +153,7 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     /// Add, change or remove the backends (real servers) of a service (ipvsadm -a, -e, -d).
     #[command(
         aliases = ["b", "ba", "back", "backends"],
-        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset\n\nfvs service show lists the backends."
+        after_help = "Examples:\n  fvs backend show\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset\n\nfvs service show lists the backends."
     )]
     Backend {
         #[command(subcommand)]
@@ -347,6 +347,7 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::ServiceShow { stats: false } => {
             view(response, json, |d: Vec<ServiceInfo>| service::format_services(&d))
         }
+        Request::BackendShow => view(response, json, |d: Vec<ServiceInfo>| backend::format_backends(&d)),
         Request::ServiceShow { stats: true } => {
             view(response, json, |d: Vec<ServiceInfo>| service::format_service_stats(&d))
         }

@@ -461,6 +461,18 @@ impl LbState {
             .collect()
     }
 
+    /// A backend's failed new connections (passive health detection) summed over the cores
+    /// that have served its current occupant of the slot.
+    pub fn syn_failures(&self, id: BackendId, cores: &[Arc<LbCounters>]) -> u64 {
+        let Some((slot, gen)) = self.backend_slot(id.0, id.1, id.2) else { return 0 };
+        cores
+            .iter()
+            .map(|c| &c.backends[usize::from(slot)])
+            .filter(|b| b.gen.get() == u64::from(gen))
+            .map(|b| b.syn_failures.get())
+            .sum()
+    }
+
     /// `laddr show`: each service's local addresses with the ports of the service's protocol.
     pub fn laddr_infos(&self, services: &[ServiceConfig], cores: &[Arc<LbCounters>]) -> Vec<LaddrInfo> {
         let mut out = Vec::new();

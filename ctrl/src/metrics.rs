@@ -288,6 +288,12 @@ impl Collector for ViewCollector {
             "The backend's configured weight",
             backends.iter().map(|(l, b)| (l.clone(), i64::from(b.weight))),
         )?;
+        gauges(
+            &mut encoder,
+            "backend_up",
+            "1 when the backend's health checks (active or passive) find it up, 0 when down; only checked backends",
+            backends.iter().filter_map(|(l, b)| Some((l.clone(), i64::from(b.health.as_ref()?.up)))),
+        )?;
         if let Some(c) = &view.stats.config {
             encode_config(&mut encoder, c)?;
         }

@@ -56,6 +56,8 @@ pub enum Request {
         #[serde(default)]
         stats: bool,
     },
+    /// The backends of every service with their health (the data of `service show`).
+    BackendShow,
     /// A new service; `service.backends` and `service.laddrs` may already be filled.
     ServiceAdd {
         service: ServiceConfig,
@@ -430,9 +432,39 @@ pub struct ServiceInfo {
     #[serde(default)]
     pub pickup: bool,
     pub backends: Vec<BackendInfo>,
+    /// The health settings in a few words (`on-down reset all-down drop`), when any differ
+    /// from the defaults; `--json` has them whole below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::config::HealthSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<crate::config::PassiveConfig>,
+    #[serde(default)]
+    pub on_backend_down: crate::config::DownPolicy,
+    #[serde(default)]
+    pub all_down: crate::config::AllDownPolicy,
     /// Sum over the service's current backends (with `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficStats>,
+}
+
+/// `health http passive on-down reset all-down drop`: what `service show` flags.
+fn health_policy(s: &ServiceConfig) -> Option<String> {
+    let mut words = Vec::new();
+    if let Some(k) = s.health.as_ref().and_then(|h| h.check) {
+        words.push(format!("health {}", k.as_str()));
+    }
+    if s.passive.is_some() {
+        words.push("passive".to_string());
+    }
+    if s.on_backend_down != crate::config::DownPolicy::Keep {
+        words.push(format!("on-down {}", s.on_backend_down.as_str()));
+    }
+    if s.all_down != crate::config::AllDownPolicy::FailOpen {
+        words.push(format!("all-down {}", s.all_down.as_str()));
+    }
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 impl ServiceInfo {
@@ -451,6 +483,11 @@ impl ServiceInfo {
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
             backends,
+            health_policy: health_policy(s),
+            health: s.health.clone(),
+            passive: s.passive,
+            on_backend_down: s.on_backend_down,
+            all_down: s.all_down,
             stats,
         }
     }

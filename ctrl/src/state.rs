@@ -199,6 +199,7 @@ impl ControlState {
             | Request::NeighShow
             | Request::Stats
             | Request::ServiceShow { .. }
+            | Request::BackendShow
             | Request::LaddrShow
             | Request::ConnList { .. }
             | Request::SnatShow) => Outcome::NotMine(read),
