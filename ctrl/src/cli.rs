@@ -23,6 +23,7 @@ mod addr;
 mod apply;
 mod backend;
 mod conn;
+mod health;
 mod laddr;
 mod link;
 mod neigh;
@@ -159,6 +160,15 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
         #[command(subcommand)]
         verb: backend::BackendVerb,
     },
+    /// Set or remove the health checks of a service or backend, and its health policies.
+    #[command(
+        aliases = ["h", "he", "hc", "check"],
+        after_help = "Examples:\n  fvs health set tcp 192.0.2.100:80 type http path /healthz interval 1000 rise 2 fall 3\n  fvs health set tcp 192.0.2.100:80 all-down drop on-down reset\n  fvs health del tcp 192.0.2.100:80\n\nfvs backend show lists every backend's health."
+    )]
+    Health {
+        #[command(subcommand)]
+        verb: health::HealthVerb,
+    },
     /// Show, add or remove the local addresses of fullnat services.
     #[command(
         aliases = ["la", "lad", "ladd", "laddrs"],
@@ -186,11 +196,28 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
         #[command(subcommand)]
         verb: Option<snat::SnatVerb>,
     },
+    /// Convert another load balancer's config to ferrovs YAML (printed; nothing is sent).
+    #[command(after_help = "Example:\n  fvs import keepalived /etc/keepalived/keepalived.conf > services.yaml")]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
     Apply {
         /// The YAML config file.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportFrom {
+    /// keepalived.conf's virtual_server blocks (lb_algo, lb_kind, protocol, persistence_timeout,
+    /// delay_loop, real_server weight, TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK) as `services:`;
+    /// what has no equivalent is listed, with its file and line, as comments on top.
+    Keepalived {
+        /// keepalived.conf (its includes are read relative to it).
         file: PathBuf,
     },
 }
@@ -217,6 +244,8 @@ pub enum Command {
     Send(Request),
     /// `apply -f FILE`: the file is read when the command runs.
     ApplyFile(PathBuf),
+    /// `import keepalived FILE`: converted here, no daemon needed.
+    ImportKeepalived(PathBuf),
 }
 
 /// Why a command line was refused. Both kinds exit with status 2, like clap.
@@ -246,9 +275,11 @@ where
         Object::Service { verb } => (Command::Send(service::service_request(verb, cli.stats)?), false),
         Object::Backend { verb } => (Command::Send(backend::backend_request(verb)?), false),
         Object::Laddr { verb } => (Command::Send(laddr::laddr_request(verb)?), false),
+        Object::Health { verb } => (Command::Send(health::health_request(verb)?), false),
         Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
+        Object::Import { from: ImportFrom::Keepalived { file } } => (Command::ImportKeepalived(file), false),
     };
     Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
 }
@@ -300,6 +331,18 @@ where
 
 /// Sends the request and prints the answer: 0 on success, 1 on any failure.
 pub fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if let Command::ImportKeepalived(file) = &inv.command {
+        let result = crate::health::keepalived::import_file(file)
+            .and_then(|i| i.to_yaml())
+            .and_then(|text| write_out(out, &text));
+        return match result {
+            Ok(()) => 0,
+            Err(msg) => {
+                let _ = writeln!(err, "fvs: {msg}");
+                1
+            }
+        };
+    }
     let result = request_for(&inv.command)
         .and_then(|req| {
             let response = client::call(&inv.socket, &req).map_err(|e| e.to_string())?;
@@ -322,6 +365,7 @@ fn request_for(command: &Command) -> Result<Request, String> {
             let yaml = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             Ok(Request::Apply { source: file.display().to_string(), yaml })
         }
+        Command::ImportKeepalived(_) => Err("fvs import runs locally".into()),
     }
 }
 
@@ -367,7 +411,9 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         | Request::LaddrAdd { .. }
         | Request::LaddrDel { .. }
         | Request::SnatAdd { .. }
-        | Request::SnatDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
+        | Request::SnatDel { .. }
+        | Request::HealthSet { .. }
+        | Request::HealthDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
     }
 }
 

@@ -552,11 +552,8 @@ impl Control {
         while !stop.load(Ordering::Relaxed) {
             systemd.tick();
             if self.metrics.due() {
-                let view = MetricsView {
-                    stats: self.stats(),
-                    links: self.links(true),
-                    services: self.service_infos(true),
-                };
+                let view =
+                    MetricsView { stats: self.stats(), links: self.links(true), services: self.service_infos(true) };
                 self.metrics.publish(view);
             }
             self.health_step(&mut passive_sampled);

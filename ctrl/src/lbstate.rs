@@ -18,7 +18,7 @@ use dataplane::wire::IpProtocol;
 
 use crate::config::{
     snat_name, AllDownPolicy, BackendConfig, BackendState, ConnectionsConfig, DownPolicy, Encapsulation, ForwardMode,
-    RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
+    HealthSpec, PassiveConfig, RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
 use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo, TrafficStats};
 
@@ -533,10 +533,32 @@ pub enum Edit {
     ServiceSet(ServiceKey, ServicePatch),
     ServiceDel(ServiceKey),
     BackendAdd(ServiceKey, BackendConfig),
-    BackendSet { service: ServiceKey, addr: IpAddr, port: u16, weight: Option<u32>, state: Option<BackendState> },
-    BackendDel { service: ServiceKey, addr: IpAddr, port: u16 },
+    BackendSet {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        weight: Option<u32>,
+        state: Option<BackendState>,
+    },
+    BackendDel {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
     LaddrAdd(ServiceKey, IpAddr),
     LaddrDel(ServiceKey, IpAddr),
+    HealthSet {
+        service: ServiceKey,
+        backend: Option<(IpAddr, u16)>,
+        spec: HealthSpec,
+        passive: Option<Option<PassiveConfig>>,
+        on_down: Option<DownPolicy>,
+        all_down: Option<AllDownPolicy>,
+    },
+    HealthDel {
+        service: ServiceKey,
+        backend: Option<(IpAddr, u16)>,
+    },
 }
 
 fn find(services: &mut [ServiceConfig], key: ServiceKey) -> Result<&mut ServiceConfig, String> {
@@ -631,6 +653,45 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 .backend(addr, port)
                 .ok_or_else(|| format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port)))?;
             s.backends.remove(i);
+        }
+        Edit::HealthSet { service, backend, spec, passive, on_down, all_down } => {
+            let s = find(&mut out, service)?;
+            let slot = match backend {
+                Some((addr, port)) => {
+                    let i = s.backend(addr, port).ok_or_else(|| {
+                        format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port))
+                    })?;
+                    &mut s.backends[i].health
+                }
+                None => &mut s.health,
+            };
+            if spec != HealthSpec::default() {
+                *slot = Some(slot.clone().unwrap_or_default().merged(&spec));
+            }
+            if let Some(p) = passive {
+                s.passive = p;
+            }
+            if let Some(p) = on_down {
+                s.on_backend_down = p;
+            }
+            if let Some(p) = all_down {
+                s.all_down = p;
+            }
+        }
+        Edit::HealthDel { service, backend } => {
+            let s = find(&mut out, service)?;
+            let slot = match backend {
+                Some((addr, port)) => {
+                    let i = s.backend(addr, port).ok_or_else(|| {
+                        format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port))
+                    })?;
+                    &mut s.backends[i].health
+                }
+                None => &mut s.health,
+            };
+            if slot.take().is_none() {
+                return Err(format!("no health check to remove there (see fvs backend show)"));
+            }
         }
         Edit::LaddrAdd(key, addr) => {
             let s = find(&mut out, key)?;
@@ -847,6 +908,43 @@ mod tests {
         assert!(!c.list[0].candidates[1].schedulable);
         let rr = build(&mut lb, &[service(80, SchedKind::Rr, vec![backend(11, 1)])], None).unwrap();
         assert!(rr.list[0].table.is_none());
+    }
+
+    #[test]
+    fn health_down_inhibits_resets_and_fails_open() {
+        let mut lb = state();
+        let mut v = vec![service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)])];
+        let id = |last: u8| (key(80), IpAddr::V4(Ipv4Addr::new(198, 51, 100, last)), 8080u16);
+        assert!(lb.set_down(id(11), true));
+        let built = build(&mut lb, &v, None).unwrap();
+        let svc = &built.list[0];
+        assert_eq!(svc.backends[0].state, dataplane::service::BackendState::Inhibited);
+        assert!(!svc.candidates[0].schedulable && svc.candidates[1].schedulable);
+        assert!(!built.backend_slot(svc.backends[0].slot).reset, "on_backend_down keep");
+        assert!(lb.announces(&v[0]));
+
+        v[0].on_backend_down = DownPolicy::Reset;
+        let built = build(&mut lb, &v, None).unwrap();
+        let slot = built.backend_slot(built.list[0].backends[0].slot);
+        assert!(slot.live && slot.reset, "a live backend whose connections are reset: {slot:?}");
+
+        // Both down: fail_open (the default) schedules them all and stays announced.
+        lb.set_down(id(12), true);
+        let built = build(&mut lb, &v, None).unwrap();
+        assert!(built.list[0].candidates.iter().all(|c| c.schedulable));
+        assert!(lb.all_down(&v[0]) && lb.announces(&v[0]));
+        // drop: none schedulable, withdrawn; reset: the workers answer SYNs with a RST.
+        v[0].all_down = AllDownPolicy::Drop;
+        let built = build(&mut lb, &v, None).unwrap();
+        assert!(built.list[0].candidates.iter().all(|c| !c.schedulable));
+        assert!(!lb.announces(&v[0]));
+        v[0].all_down = AllDownPolicy::Reset;
+        assert!(build(&mut lb, &v, None).unwrap().list[0].reset_when_all_down);
+
+        // A removed backend's verdict goes with it.
+        v[0].backends.remove(0);
+        build(&mut lb, &v, None).unwrap();
+        assert!(!lb.is_down(&id(11)));
     }
 
     #[test]

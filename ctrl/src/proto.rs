@@ -58,6 +58,27 @@ pub enum Request {
     },
     /// The backends of every service with their health (the data of `service show`).
     BackendShow,
+    /// Sets fields of a service's health block (or, with `backend`, that backend's overrides)
+    /// and its health policies; `passive: Some(None)` turns passive detection off.
+    HealthSet {
+        service: ServiceKey,
+        #[serde(default)]
+        backend: Option<std::net::SocketAddr>,
+        #[serde(default)]
+        spec: crate::config::HealthSpec,
+        #[serde(default)]
+        passive: Option<Option<crate::config::PassiveConfig>>,
+        #[serde(default)]
+        on_down: Option<crate::config::DownPolicy>,
+        #[serde(default)]
+        all_down: Option<crate::config::AllDownPolicy>,
+    },
+    /// Removes a service's health block (or a backend's overrides).
+    HealthDel {
+        service: ServiceKey,
+        #[serde(default)]
+        backend: Option<std::net::SocketAddr>,
+    },
     /// A new service; `service.backends` and `service.laddrs` may already be filled.
     ServiceAdd {
         service: ServiceConfig,

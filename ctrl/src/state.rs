@@ -190,6 +190,20 @@ impl ControlState {
             Request::BackendDel { service, addr, port, policy } => {
                 self.edit_services(Edit::BackendDel { service, addr, port }, policy)
             }
+            Request::HealthSet { service, backend, spec, passive, on_down, all_down } => self.edit_services(
+                Edit::HealthSet {
+                    service,
+                    backend: backend.map(|b| (b.ip(), b.port())),
+                    spec,
+                    passive,
+                    on_down,
+                    all_down,
+                },
+                None,
+            ),
+            Request::HealthDel { service, backend } => {
+                self.edit_services(Edit::HealthDel { service, backend: backend.map(|b| (b.ip(), b.port())) }, None)
+            }
             Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
             Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
             Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),

@@ -50,7 +50,7 @@ services:
     port: 81
     protocol: tcp
     scheduler: rr
-    passive: { failures: 3, window_ms: 5000, backoff_ms: 3000 }
+    passive: { failures: 3, window_ms: 5000, backoff_ms: 5000 }
     backends: [ ${b//PORT/8081} ]
   # Nothing listens on 8090 anywhere: both VIPs' backends are all down.
   - vip: 192.0.2.101
@@ -188,7 +188,7 @@ pass "frozen server out by the check's timeout in $stop_ms ms, none failed after
 
 # 3. Passive: no active check on :81; b3 has no server on 8081, so its kernel RSTs each SYN.
 [ "$(health 198.51.100.13:8081 81)" = up ] || fail "passive: b3 should start up"
-client loop http://192.0.2.100:81/ --duration 3 --concurrency 2 --timeout 1 >"$dir/passive1.json" &
+client loop http://192.0.2.100:81/ --duration 1.5 --concurrency 2 --timeout 1 >"$dir/passive1.json" &
 load=$!
 t_pstart=$(now)
 t_pdown=$(wait_health 198.51.100.13:8081 81 down 3) || fail "passive: b3 not marked down ($(fvs backend show))"
@@ -203,13 +203,13 @@ echo "passive: detected in $(ms_between "$t_pstart" "$t_pdown") ms of load, $fai
 client http http://192.0.2.100:81/ --count 20 >"$dir/passive2.json"
 expect "$dir/passive2.json" "d['ok']" 20 "passive: all answered while b3 is out"
 expect "$dir/passive2.json" "sorted(d['backends'])" "['b1', 'b2']" "passive: b3 gets nothing while out"
-# It listens again; after the 3 s backoff it is admitted and serves.
+# It listens again; after the 5 s backoff it is admitted and serves.
 ip netns exec "${NS_BACKENDS[2]}" /usr/bin/python3 "$tools/backend.py" b3 --http 0.0.0.0:8081 --udp 0.0.0.0:5354 >"$dir/p3.out" 2>&1 &
 FVS_PIDS+=($!)
 fvs_wait_ready "$dir/p3.out" "b3 on 8081" || fail "b3 on 8081 did not start"
-t_pup=$(wait_health 198.51.100.13:8081 81 up 6) || fail "passive: b3 not admitted again after the backoff"
+t_pup=$(wait_health 198.51.100.13:8081 81 up 8) || fail "passive: b3 not admitted again after the backoff"
 back_ms=$(ms_between "$t_pdown" "$t_pup")
-[ "$back_ms" -ge 2500 ] || fail "passive: b3 back after $back_ms ms, before the 3000 ms backoff"
+[ "$back_ms" -ge 4500 ] || fail "passive: b3 back after $back_ms ms, before the 5000 ms backoff"
 client http http://192.0.2.100:81/ --count 30 >"$dir/passive3.json"
 expect "$dir/passive3.json" "d['ok']" 30 "passive: all answered after re-admission"
 expect "$dir/passive3.json" "sorted(d['backends'].values())" "[10, 10, 10]" "passive: b3 back in the round robin"
@@ -232,4 +232,16 @@ expect "$dir/drop.json" "d['ok']" 0 "drop: nothing answered"
 expect "$dir/drop.json" "list(d['errors'])" "['timeout']" "drop: the SYNs were dropped"
 [ "$(counter drop_no_backend)" -gt "$drops_before" ] || fail "drop: drop_no_backend not counted"
 pass "all down: fail_open forwards and stays announced, drop drops and withdraws the VIP"
+
+# fvs health set: the drop VIP turns fail_open (announced again, forwarding), and gets a
+# check that passes (port 8080 of its backend listens): its backend comes up.
+fvs health set tcp 192.0.2.102:80 all-down fail_open || fail "fvs health set all-down"
+has "$(ip -n "$NS_LB" route show table 100)" "192.0.2.102" || fail "fail_open by fvs: VIP not announced again"
+has "$(fvs service show)" "health tcp" || fail "service show flags: $(fvs service show)"
+fvs health set tcp 192.0.2.102:80 backend 198.51.100.11:8090 port 8080 || fail "fvs health set backend port"
+wait_health 198.51.100.11:8090 80 up 3 192.0.2.102 >/dev/null || fail "the backend override's check did not pass"
+fvs health set tcp 192.0.2.102:80 type smtp 2>/dev/null && fail "a bad check type was accepted"
+fvs health del tcp 192.0.2.102:80 || fail "fvs health del: $(fvs health del tcp 192.0.2.102:80 2>&1)"
+[ "$(health 198.51.100.11:8090 80 192.0.2.102)" = unchecked ] || fail "fvs health del: still checked"
+pass "fvs health set/del change checks and policies live"
 echo "health.sh: all passed"

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 
 use clap::Subcommand;
 
+use super::table::{cells, Layout};
 use super::words::{parse_socket, VerbArgs, Words};
 use super::ArgsError;
 use crate::config::lb::{BackendConfig, BackendState, RemovalPolicy};
 use crate::proto::{HealthInfo, Request, ServiceInfo};
-use super::table::{cells, Layout};
 
 pub(super) const BACKEND_ADD_USAGE: &str =
     "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";

@@ -668,6 +668,11 @@ mod tests {
             pickup: false,
             // Out of order: the view sorts.
             backends: vec![b12, b11],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: Some(TrafficStats {
                 conns: 12,
                 in_packets: 120,
@@ -689,6 +694,11 @@ mod tests {
             tunnel: None,
             pickup: false,
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: Some(TrafficStats { conns: 123456789012, ..Default::default() }),
         };
         let empty = ServiceInfo {
@@ -704,6 +714,11 @@ mod tests {
             tunnel: None,
             pickup: false,
             backends: vec![],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: None,
         };
         vec![dns, empty, web]

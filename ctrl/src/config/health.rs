@@ -314,7 +314,12 @@ fn err(path: String, message: String) -> ConfigError {
 
 /// Checks a health block at `path` (a service's, or a backend's override: `merged` is then
 /// the service's block with it, which must make a whole check).
-pub fn validate_health(spec: &HealthSpec, merged: &HealthSpec, path: &str) -> Result<(), ConfigError> {
+pub fn validate_health(
+    spec: &HealthSpec,
+    merged: &HealthSpec,
+    path: &str,
+    is_override: bool,
+) -> Result<(), ConfigError> {
     let at = |f: &str| format!("{path}.{f}");
     if let Some(v) = spec.interval_ms {
         if !(100..=3_600_000).contains(&v) {
@@ -355,6 +360,9 @@ pub fn validate_health(spec: &HealthSpec, merged: &HealthSpec, path: &str) -> Re
         return Err(err(at("source"), format!("{a} is IPv6; backends are IPv4, so probes are too")));
     }
     match merged.check {
+        // A backend's overrides without a check of its service's to override check nothing
+        // (its service's block may come back with `fvs health set`).
+        None if is_override => {}
         None => {
             return Err(err(
                 at("type"),
@@ -416,16 +424,20 @@ mod tests {
     #[test]
     fn bad_blocks_are_named() {
         let ok = HealthSpec { check: Some(CheckKind::Tcp), ..Default::default() };
-        assert!(validate_health(&ok, &ok, "s").is_ok());
+        assert!(validate_health(&ok, &ok, "s", false).is_ok());
         let bad = HealthSpec { interval_ms: Some(5), ..ok.clone() };
-        let e = validate_health(&bad, &bad, "services[0].health").unwrap_err();
+        let e = validate_health(&bad, &bad, "services[0].health", false).unwrap_err();
         assert_eq!(e.path, "services[0].health.interval_ms");
         let script = HealthSpec { check: Some(CheckKind::Script), ..Default::default() };
-        assert_eq!(validate_health(&script, &script, "h").unwrap_err().message, "a script check needs a command");
+        assert_eq!(
+            validate_health(&script, &script, "h", false).unwrap_err().message,
+            "a script check needs a command"
+        );
         let untyped = HealthSpec { path: Some("/x".into()), ..Default::default() };
-        assert!(validate_health(&untyped, &untyped, "h").unwrap_err().message.contains("needs a type"));
+        assert!(validate_health(&untyped, &untyped, "h", false).unwrap_err().message.contains("needs a type"));
+        assert!(validate_health(&untyped, &untyped, "h", true).is_ok(), "a backend override may lack a type");
         let path = HealthSpec { path: Some("x y".into()), ..ok.clone() };
-        assert_eq!(validate_health(&path, &path, "h").unwrap_err().path, "h.path");
+        assert_eq!(validate_health(&path, &path, "h", false).unwrap_err().path, "h.path");
         let p = PassiveConfig { failures: 0, ..Default::default() };
         assert_eq!(validate_passive(&p, "p").unwrap_err().path, "p.failures");
     }

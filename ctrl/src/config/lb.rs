@@ -557,12 +557,12 @@ fn validate_service_health(s: &ServiceConfig, at: &dyn Fn(&str) -> String) -> Re
     let empty = HealthSpec::default();
     let service = s.health.as_ref();
     if let Some(h) = service {
-        validate_health(h, h, &at("health"))?;
+        validate_health(h, h, &at("health"), false)?;
     }
     for (k, b) in s.backends.iter().enumerate() {
         if let Some(o) = &b.health {
             let merged = service.unwrap_or(&empty).merged(o);
-            validate_health(o, &merged, &at(&format!("backends[{k}].health")))?;
+            validate_health(o, &merged, &at(&format!("backends[{k}].health")), true)?;
         }
     }
     if let Some(p) = &s.passive {
