@@ -69,7 +69,14 @@ Load balancing (like ipvsadm):
 Source NAT for outbound connections (rules tried in order, first match wins):
   fvs snat show                      rules and their addresses' ports in use
   fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50
-  fvs snat del source 198.51.100.0/24 out-port dp0";
+  fvs snat del source 198.51.100.0/24 out-port dp0
+
+Health checks:
+  fvs backend show                   every backend's health, last check, since when and why
+  fvs health set tcp 192.0.2.100:80 type http path /healthz interval 1000 rise 2 fall 3
+  fvs health set tcp 192.0.2.100:80 on-down reset all-down drop passive 5/10000/5000
+  fvs health del tcp 192.0.2.100:80
+  fvs import keepalived /etc/keepalived/keepalived.conf   its virtual servers as ferrovs YAML";
 
 /// Control a running ferrovs load balancer (like `ip` and `ipvsadm` control Linux).
 #[derive(Parser, Debug)]
