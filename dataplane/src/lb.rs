@@ -857,11 +857,11 @@ mod tests {
     }
 }
 
-/// An expiring connection whose backend never answered its SYN: TCP, still in SYN_SENT with no
-/// reply seen, in a mode that sees replies (NAT, FullNAT; not DR/TUN, not SNAT's servers).
+/// An expiring connection whose backend never answered its SYN: TCP, its handshake incomplete
+/// and no reply seen, in a mode that sees replies (NAT, FullNAT; not DR/TUN, not SNAT's servers).
 fn syn_unanswered(c: &Conn) -> bool {
     c.proto == IpProtocol::TCP
-        && c.state == crate::conn::TcpState::SynSent
+        && crate::conn::handshake_incomplete(c.state)
         && !c.flags.intersects(ConnFlags::REPLIED | ConnFlags::SNAT)
         && !c.flags.is_one_way()
 }
