@@ -316,6 +316,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         tunnel,
         persistence_ms: 0,
         reset_on_removal: false,
+        reset_when_all_down: false,
         pickup: false,
         candidates: backends.iter().map(|b| Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,

@@ -23,6 +23,7 @@ mod addr;
 mod apply;
 mod backend;
 mod conn;
+mod health;
 mod laddr;
 mod link;
 mod neigh;
@@ -75,7 +76,14 @@ Observing:
 Source NAT for outbound connections (rules tried in order, first match wins):
   fvs snat show                      rules and their addresses' ports in use
   fvs snat add source 198.51.100.0/24 out-port dp0 address 192.0.2.50
-  fvs snat del source 198.51.100.0/24 out-port dp0";
+  fvs snat del source 198.51.100.0/24 out-port dp0
+
+Health checks:
+  fvs backend show                   every backend's health, last check, since when and why
+  fvs health set tcp 192.0.2.100:80 type http path /healthz interval 1000 rise 2 fall 3
+  fvs health set tcp 192.0.2.100:80 on-down reset all-down drop passive 5/10000/5000
+  fvs health del tcp 192.0.2.100:80
+  fvs import keepalived /etc/keepalived/keepalived.conf   its virtual servers as ferrovs YAML";
 
 /// Control a running ferrovs load balancer (like `ip` and `ipvsadm` control Linux).
 #[derive(Parser, Debug)]
@@ -160,11 +168,20 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     /// Add, change or remove the backends (real servers) of a service (ipvsadm -a, -e, -d).
     #[command(
         aliases = ["b", "ba", "back", "backends"],
-        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset\n\nfvs service show lists the backends."
+        after_help = "Examples:\n  fvs backend show\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080 weight 2\n  fvs backend set tcp 192.0.2.100:80 198.51.100.11:8080 state draining\n  fvs backend del tcp 192.0.2.100:80 198.51.100.11:8080 reset\n\nfvs service show lists the backends."
     )]
     Backend {
         #[command(subcommand)]
         verb: backend::BackendVerb,
+    },
+    /// Set or remove the health checks of a service or backend, and its health policies.
+    #[command(
+        aliases = ["h", "he", "hc", "check"],
+        after_help = "Examples:\n  fvs health set tcp 192.0.2.100:80 type http path /healthz interval 1000 rise 2 fall 3\n  fvs health set tcp 192.0.2.100:80 all-down drop on-down reset\n  fvs health del tcp 192.0.2.100:80\n\nfvs backend show lists every backend's health."
+    )]
+    Health {
+        #[command(subcommand)]
+        verb: health::HealthVerb,
     },
     /// Show, add or remove the local addresses of fullnat services.
     #[command(
@@ -199,11 +216,28 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
     /// A live view of the counters, refreshed every second (q quits).
     #[command(after_help = top::TOP_HELP)]
     Top,
+    /// Convert another load balancer's config to ferrovs YAML (printed; nothing is sent).
+    #[command(after_help = "Example:\n  fvs import keepalived /etc/keepalived/keepalived.conf > services.yaml")]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
     Apply {
         /// The YAML config file.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportFrom {
+    /// keepalived.conf's virtual_server blocks (lb_algo, lb_kind, protocol, persistence_timeout,
+    /// delay_loop, real_server weight, TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK) as `services:`;
+    /// what has no equivalent is listed, with its file and line, as comments on top.
+    Keepalived {
+        /// keepalived.conf (its includes are read relative to it).
         file: PathBuf,
     },
 }
@@ -234,6 +268,8 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// `top`: a live view until q.
     Top,
+    /// `import keepalived FILE`: converted here, no daemon needed.
+    ImportKeepalived(PathBuf),
 }
 
 /// Why a command line was refused. Both kinds exit with status 2, like clap.
@@ -263,11 +299,13 @@ where
         Object::Service { verb } => (Command::Send(service::service_request(verb, cli.stats)?), false),
         Object::Backend { verb } => (Command::Send(backend::backend_request(verb)?), false),
         Object::Laddr { verb } => (Command::Send(laddr::laddr_request(verb)?), false),
+        Object::Health { verb } => (Command::Send(health::health_request(verb)?), false),
         Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
         Object::Trace(args) => (Command::Trace(trace::trace_args(args)?), false),
         Object::Top => (Command::Top, false),
+        Object::Import { from: ImportFrom::Keepalived { file } } => (Command::ImportKeepalived(file), false),
     };
     Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
 }
@@ -322,6 +360,7 @@ pub fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i3
     match &inv.command {
         Command::Trace(args) => return trace::run(&inv.socket, args, inv.json, out, err),
         Command::Top => return top::run(&inv.socket, err),
+        Command::ImportKeepalived(file) => return import_keepalived(file, out, err),
         Command::Send(_) | Command::ApplyFile(_) => {}
     }
     let result = request_for(&inv.command)
@@ -347,6 +386,7 @@ fn request_for(command: &Command) -> Result<Request, String> {
             Ok(Request::Apply { source: file.display().to_string(), yaml })
         }
         Command::Trace(_) | Command::Top => Err("internal error: trace and top make their own requests".into()),
+        Command::ImportKeepalived(_) => Err("fvs import runs locally".into()),
     }
 }
 
@@ -372,6 +412,7 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::ServiceShow { stats: false } => {
             view(response, json, |d: Vec<ServiceInfo>| service::format_services(&d))
         }
+        Request::BackendShow => view(response, json, |d: Vec<ServiceInfo>| backend::format_backends(&d)),
         Request::ServiceShow { stats: true } => {
             view(response, json, |d: Vec<ServiceInfo>| service::format_service_stats(&d))
         }
@@ -395,7 +436,9 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         | Request::LaddrAdd { .. }
         | Request::LaddrDel { .. }
         | Request::SnatAdd { .. }
-        | Request::SnatDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
+        | Request::SnatDel { .. }
+        | Request::HealthSet { .. }
+        | Request::HealthDel { .. } => view(response, json, |_: serde_json::Value| String::new()),
     }
 }
 
@@ -610,5 +653,19 @@ mod tests {
         );
         let wrong = render(&Request::RouteShow, Response::ok(&5), false, false).unwrap_err();
         assert!(wrong.starts_with("unexpected answer from ferrovs"), "{wrong}");
+    }
+}
+
+/// `fvs import keepalived FILE`: converted here, no daemon needed.
+fn import_keepalived(file: &std::path::Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = crate::health::keepalived::import_file(file)
+        .and_then(|i| i.to_yaml())
+        .and_then(|text| write_out(out, &text));
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            let _ = writeln!(err, "fvs: {msg}");
+            1
+        }
     }
 }

@@ -28,6 +28,7 @@ use crate::announce::KernelRoutes;
 use crate::api::{self, ApiCall};
 use crate::config::Protocol;
 use crate::config::{self, Config, DeviceKind, KernelConfig, VIRTIO_USER_QUEUE_SIZE};
+use crate::health::{self, runner::Runner, HealthBoard, Transition};
 use crate::machine;
 use crate::metrics::export::Exporter;
 use crate::metrics::MetricsView;
@@ -47,6 +48,8 @@ const MAILBOX_DEPTH: usize = 1024;
 /// Frames in flight from one worker to another (a power of two; holds one less). Taken from
 /// the mbuf pool, like a queue's descriptors.
 const HANDOFF_RING_SIZE: u32 = 1024;
+/// How often the workers' failed-connection counts are summed for passive health detection.
+const PASSIVE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the kernel interfaces' link state is brought in step with their ports'.
 const LINK_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -417,7 +420,17 @@ fn run_bound(
             Exporter::disabled()
         }
     };
+    let runner = match Runner::start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            launch_error.get_or_insert(e);
+            None
+        }
+    };
+    info!("health checks: {}", probe_route_note(&config));
     let mut control = Control {
+        health: HealthBoard::default(),
+        runner,
         state,
         ports,
         rtnl: rtnl.and_then(Result::ok),
@@ -430,6 +443,7 @@ fn run_bound(
         trace: None,
         trace_ids: 0,
     };
+    control.sync_health();
     if launch_error.is_none() {
         let _server = api::spawn_server(listener, call_tx);
         info!(socket = %control.state.config().api.socket.display(), "ferrovs running; stop with SIGINT or SIGTERM");
@@ -497,6 +511,31 @@ struct Control {
     /// The `fvs trace` in progress or finished and not yet handed over, and the last id.
     trace: Option<TraceSession>,
     trace_ids: u64,
+    /// Every checked backend's verdict.
+    health: HealthBoard,
+    /// The active checks' runtime (None only when it could not start: ferrovs then stops).
+    runner: Option<Runner>,
+}
+
+/// What the probes go through, for the start-up log: the kernel of ferrovs' network
+/// namespace, and with a kernel interface on a port, the box's own address on it.
+fn probe_route_note(config: &Config) -> String {
+    let kernels: Vec<String> = config
+        .ports
+        .iter()
+        .filter_map(|p| p.kernel.as_ref().map(|k| format!("{} (port {})", k.name, p.name)))
+        .collect();
+    if kernels.is_empty() {
+        "probes use the kernel network stack of ferrovs' network namespace and its routes; no port has a kernel \
+         interface, so they do NOT cross ferrovs' NICs (give a port a `kernel` block so they do)"
+            .to_string()
+    } else {
+        format!(
+            "probes leave through the kernel with the box's own addresses, over the kernel interface(s) {} where the \
+             kernel routes to the backends go, crossing the same NICs as the traffic",
+            kernels.join(", ")
+        )
+    }
 }
 
 /// Makes the VIP routes in the kernel `vips`, saying what changed.
@@ -515,16 +554,15 @@ fn sync_routes(routes: &mut KernelRoutes, vips: &BTreeSet<std::net::IpAddr>) -> 
 impl Control {
     fn run(&mut self, calls: &Receiver<ApiCall>, stop: &AtomicBool, systemd: &mut crate::systemd::Systemd) {
         let mut links_checked = std::time::Instant::now();
+        let mut passive_sampled = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             systemd.tick();
             if self.metrics.due() {
-                let view = MetricsView {
-                    stats: self.stats(),
-                    links: self.links(true),
-                    services: self.state.lb().service_infos(&self.state.config().services, &self.lb_counters(), true),
-                };
+                let view =
+                    MetricsView { stats: self.stats(), links: self.links(true), services: self.service_infos(true) };
                 self.metrics.publish(view);
             }
+            self.health_step(&mut passive_sampled);
             if let Ok(call) = calls.recv_timeout(Duration::from_millis(20)) {
                 let response = self.handle(call.request);
                 let _ = call.reply.send(response);
@@ -630,6 +668,7 @@ impl Control {
             Outcome::Done { response, publish, kernel } => {
                 if let Some(snapshot) = publish {
                     self.publish(*snapshot);
+                    self.sync_health();
                     // After the workers have the change: a VIP is announced once it is served.
                     if let Some(routes) = &mut self.kernel_routes {
                         if let Err(e) = sync_routes(routes, &self.state.announced_vips()) {
@@ -665,14 +704,82 @@ impl Control {
             Request::RouteShow => Response::ok(&self.route_infos()),
             Request::NeighShow => self.neighbours(),
             Request::Stats => Response::ok(&self.stats()),
-            Request::ServiceShow { stats } => {
-                Response::ok(&self.state.lb().service_infos(&config.services, &self.lb_counters(), stats))
-            }
+            Request::ServiceShow { stats } => Response::ok(&self.service_infos(stats)),
+            Request::BackendShow => Response::ok(&self.service_infos(false)),
             Request::LaddrShow => Response::ok(&self.state.lb().laddr_infos(&config.services, &self.lb_counters())),
             Request::ConnList { filter } => self.conn_list(&filter),
             Request::SnatShow => Response::ok(&self.state.lb().snat_infos(&config.snat, &self.lb_counters())),
             // The control state answers every other request itself.
             other => Response::err(format!("internal error: the daemon has no answer to {other:?}")),
+        }
+    }
+
+    /// `service show`: the services with their counters and each backend's health.
+    fn service_infos(&self, stats: bool) -> Vec<crate::proto::ServiceInfo> {
+        let mut infos = self.state.lb().service_infos(&self.state.config().services, &self.lb_counters(), stats);
+        let now = std::time::Instant::now();
+        for s in &mut infos {
+            let key = config::ServiceKey { protocol: s.protocol, vip: s.vip, port: s.port };
+            for b in &mut s.backends {
+                b.health = self.health.info(&(key, b.addr, b.port), now);
+            }
+        }
+        infos
+    }
+
+    /// Watches the backends the running services name, and runs their active checks.
+    fn sync_health(&mut self) {
+        let targets = health::targets(&self.state.config().services);
+        let released = self.health.sync(&targets, std::time::Instant::now());
+        if let Some(r) = &self.runner {
+            r.set_checks(self.health.checks());
+        }
+        self.apply_health(released);
+    }
+
+    /// Probe reports, passive samples and ended backoffs; their verdict changes applied.
+    fn health_step(&mut self, passive_sampled: &mut std::time::Instant) {
+        let now = std::time::Instant::now();
+        let mut changes = Vec::new();
+        if let Some(r) = &self.runner {
+            while let Ok(report) = r.reports.try_recv() {
+                changes.extend(self.health.probe(report, now));
+            }
+        }
+        if self.health.has_passive() && now.duration_since(*passive_sampled) >= PASSIVE_SAMPLE_INTERVAL {
+            *passive_sampled = now;
+            let cores = self.lb_counters();
+            for id in self.health.passive_ids() {
+                let total = self.state.lb().syn_failures(id, &cores);
+                changes.extend(self.health.passive_sample(id, total, now));
+            }
+            changes.extend(self.health.tick(now));
+        }
+        self.apply_health(changes);
+    }
+
+    /// Logs each verdict change once and publishes them all as one snapshot.
+    fn apply_health(&mut self, changes: Vec<Transition>) {
+        if changes.is_empty() {
+            return;
+        }
+        for t in &changes {
+            let backend = std::net::SocketAddr::new(t.id.1, t.id.2);
+            let service = t.id.0;
+            if t.down {
+                info!(%service, %backend, reason = %t.reason, "backend down");
+            } else {
+                info!(%service, %backend, reason = %t.reason, "backend up");
+            }
+        }
+        let verdicts: Vec<_> = changes.iter().map(|t| (t.id, t.down)).collect();
+        if let Outcome::Done { publish: Some(snapshot), .. } = self.state.set_health(&verdicts) {
+            self.publish(*snapshot);
+            if let Some(routes) = &mut self.kernel_routes {
+                if let Err(e) = sync_routes(routes, &self.state.announced_vips()) {
+                    warn!(error = %e, "announce: the kernel routes lag the services");
+                }
+            }
         }
     }
 

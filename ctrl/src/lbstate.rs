@@ -3,7 +3,7 @@
 //! `fvs service/backend/laddr/snat` edits to the config, and sums the per-core counters. No
 //! DPDK here: unit-tested as is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use dataplane::service::{
 use dataplane::wire::IpProtocol;
 
 use crate::config::{
-    snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
-    ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
+    snat_name, AllDownPolicy, BackendConfig, BackendState, ConnectionsConfig, DownPolicy, Encapsulation, ForwardMode,
+    HealthSpec, PassiveConfig, RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
 };
 use crate::proto::{
     BackendInfo, HandshakeBucket, HandshakeStats, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo,
@@ -61,7 +61,8 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
     }
 }
 
-type BackendId = (ServiceKey, IpAddr, u16);
+/// A backend of a service: (service, address, port).
+pub type BackendId = (ServiceKey, IpAddr, u16);
 
 /// A cached scheduler table and what it was built from.
 #[derive(Clone)]
@@ -87,6 +88,9 @@ pub struct LbState {
     /// Each service's removal policy as of the last build.
     policies: HashMap<ServiceKey, RemovalPolicy>,
     next_gen: u32,
+    /// Backends the health checks (active or passive) found down: the next build gives them
+    /// no new connections (unless their service fails open with every backend down).
+    down: BTreeSet<BackendId>,
 }
 
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
@@ -160,11 +164,52 @@ impl LbState {
             tables: HashMap::new(),
             policies: HashMap::new(),
             next_gen: 0,
+            down: BTreeSet::new(),
         }
     }
 
     pub fn limits(&self) -> &LbLimits {
         &self.limits
+    }
+
+    /// Marks a backend down (or up again) for the next build; true when that changed anything.
+    pub fn set_down(&mut self, id: BackendId, down: bool) -> bool {
+        if down {
+            self.down.insert(id)
+        } else {
+            self.down.remove(&id)
+        }
+    }
+
+    /// Whether the health checks hold this backend down.
+    pub fn is_down(&self, id: &BackendId) -> bool {
+        self.down.contains(id)
+    }
+
+    /// Whether `s` has no usable backend the health checks leave up (its all-down policy
+    /// applies); false for a service without usable backends at all (nothing to fail open to).
+    pub fn all_down(&self, s: &ServiceConfig) -> bool {
+        let key = s.key();
+        let mut usable = s.backends.iter().filter(|b| b.is_usable()).peekable();
+        usable.peek().is_some() && usable.all(|b| self.down.contains(&(key, b.addr, b.port)))
+    }
+
+    /// The state the workers get for backend `b` of `s`: an active backend the health checks
+    /// hold down is inhibited, unless every backend is down and the service fails open.
+    pub fn effective_state(&self, s: &ServiceConfig, b: &BackendConfig) -> BackendState {
+        if b.state == BackendState::Active
+            && self.down.contains(&(s.key(), b.addr, b.port))
+            && !(s.all_down == AllDownPolicy::FailOpen && self.all_down(s))
+        {
+            BackendState::Inhibited
+        } else {
+            b.state
+        }
+    }
+
+    /// The VIP is worth announcing: a backend is usable and up, or the service fails open.
+    pub fn announces(&self, s: &ServiceConfig) -> bool {
+        s.has_usable_backend() && (s.all_down == AllDownPolicy::FailOpen || !self.all_down(s))
     }
 
     /// Everything this state holds, in a fixed order (maps sorted), so two states can be
@@ -181,7 +226,7 @@ impl LbState {
         );
         format!(
             "limits {:?}\nbackends {:?} free {:?}\nservices {:?} free {:?}\nladdrs {:?} free {:?}\n\
-             backend_slots {:?}\ntables {tables:?}\npolicies {:?}\nnext_gen {}",
+             backend_slots {:?}\ntables {tables:?}\npolicies {:?}\nnext_gen {}\ndown {:?}",
             self.limits,
             sorted(self.backends.assigned.iter()),
             self.backends.free,
@@ -192,6 +237,7 @@ impl LbState {
             self.backend_slots,
             sorted(self.policies.iter()),
             self.next_gen,
+            self.down,
         )
     }
 
@@ -228,6 +274,8 @@ impl LbState {
             *entry = BackendSlot { gen, live: false, reset: policy == RemovalPolicy::Reset, tunnel: entry.tunnel };
         }
         let keys: std::collections::HashSet<ServiceKey> = services.iter().map(ServiceConfig::key).collect();
+        // Health verdicts go with their backend.
+        self.down.retain(|id| wanted.contains(id));
         self.services.release_others(&|k| keys.contains(k));
         self.tables.retain(|k, _| keys.contains(k));
 
@@ -262,17 +310,23 @@ impl LbState {
             .ok_or_else(|| format!("more than {} services", self.limits.max_services))?;
         let tunnel = tunnel_of(s);
         let mut backends = Vec::with_capacity(s.backends.len());
-        for b in &s.backends {
+        let states: Vec<BackendState> = s.backends.iter().map(|b| self.effective_state(s, b)).collect();
+        for (b, &state) in s.backends.iter().zip(&states) {
             let (bslot, bgen) = self
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset: false, tunnel };
+            // A live backend with `reset` set: its connections end at their next packet
+            // (on_backend_down: reset, once the health checks took it out).
+            let reset = s.on_backend_down == DownPolicy::Reset
+                && state == BackendState::Inhibited
+                && self.down.contains(&(key, b.addr, b.port));
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset, tunnel };
             backends.push(Backend {
                 addr: v4(b.addr),
                 port: b.port,
                 weight: b.weight,
-                state: match b.state {
+                state: match state {
                     BackendState::Active => dataplane::service::BackendState::Active,
                     BackendState::Draining => dataplane::service::BackendState::Draining,
                     BackendState::Inhibited => dataplane::service::BackendState::Inhibited,
@@ -285,7 +339,8 @@ impl LbState {
         let candidates: Vec<Candidate> = s
             .backends
             .iter()
-            .map(|b| Candidate { weight: b.weight, schedulable: b.state == BackendState::Active })
+            .zip(&states)
+            .map(|(b, st)| Candidate { weight: b.weight, schedulable: *st == BackendState::Active })
             .collect();
         let table = self.table_for(s, &candidates)?;
         Ok(Service {
@@ -304,6 +359,7 @@ impl LbState {
             tunnel,
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
+            reset_when_all_down: s.all_down == AllDownPolicy::Reset,
             pickup: s.pickup(),
             backends,
             candidates,
@@ -403,12 +459,25 @@ impl LbState {
                                 .backend_slot(s.key(), b.addr, b.port)
                                 .filter(|_| stats)
                                 .map(|(slot, gen)| sum_handshake(cores, slot, gen)),
+                            health: None,
                         }
                     })
                     .collect();
                 ServiceInfo::new(s, backends, stats.then_some(total))
             })
             .collect()
+    }
+
+    /// A backend's failed new connections (passive health detection) summed over the cores
+    /// that have served its current occupant of the slot.
+    pub fn syn_failures(&self, id: BackendId, cores: &[Arc<LbCounters>]) -> u64 {
+        let Some((slot, gen)) = self.backend_slot(id.0, id.1, id.2) else { return 0 };
+        cores
+            .iter()
+            .map(|c| &c.backends[usize::from(slot)])
+            .filter(|b| b.gen.get() == u64::from(gen))
+            .map(|b| b.syn_failures.get())
+            .sum()
     }
 
     /// `laddr show`: each service's local addresses with the ports of the service's protocol.
@@ -494,10 +563,32 @@ pub enum Edit {
     ServiceSet(ServiceKey, ServicePatch),
     ServiceDel(ServiceKey),
     BackendAdd(ServiceKey, BackendConfig),
-    BackendSet { service: ServiceKey, addr: IpAddr, port: u16, weight: Option<u32>, state: Option<BackendState> },
-    BackendDel { service: ServiceKey, addr: IpAddr, port: u16 },
+    BackendSet {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        weight: Option<u32>,
+        state: Option<BackendState>,
+    },
+    BackendDel {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
     LaddrAdd(ServiceKey, IpAddr),
     LaddrDel(ServiceKey, IpAddr),
+    HealthSet {
+        service: ServiceKey,
+        backend: Option<(IpAddr, u16)>,
+        spec: HealthSpec,
+        passive: Option<Option<PassiveConfig>>,
+        on_down: Option<DownPolicy>,
+        all_down: Option<AllDownPolicy>,
+    },
+    HealthDel {
+        service: ServiceKey,
+        backend: Option<(IpAddr, u16)>,
+    },
 }
 
 fn find(services: &mut [ServiceConfig], key: ServiceKey) -> Result<&mut ServiceConfig, String> {
@@ -592,6 +683,45 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 .backend(addr, port)
                 .ok_or_else(|| format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port)))?;
             s.backends.remove(i);
+        }
+        Edit::HealthSet { service, backend, spec, passive, on_down, all_down } => {
+            let s = find(&mut out, service)?;
+            let slot = match backend {
+                Some((addr, port)) => {
+                    let i = s.backend(addr, port).ok_or_else(|| {
+                        format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port))
+                    })?;
+                    &mut s.backends[i].health
+                }
+                None => &mut s.health,
+            };
+            if spec != HealthSpec::default() {
+                *slot = Some(slot.clone().unwrap_or_default().merged(&spec));
+            }
+            if let Some(p) = passive {
+                s.passive = p;
+            }
+            if let Some(p) = on_down {
+                s.on_backend_down = p;
+            }
+            if let Some(p) = all_down {
+                s.all_down = p;
+            }
+        }
+        Edit::HealthDel { service, backend } => {
+            let s = find(&mut out, service)?;
+            let slot = match backend {
+                Some((addr, port)) => {
+                    let i = s.backend(addr, port).ok_or_else(|| {
+                        format!("no backend {} in service {service}", std::net::SocketAddr::new(addr, port))
+                    })?;
+                    &mut s.backends[i].health
+                }
+                None => &mut s.health,
+            };
+            if slot.take().is_none() {
+                return Err(format!("no health check to remove there (see fvs backend show)"));
+            }
         }
         Edit::LaddrAdd(key, addr) => {
             let s = find(&mut out, key)?;
@@ -718,6 +848,7 @@ mod tests {
             port: 8080,
             weight,
             state: BackendState::Active,
+            health: None,
         }
     }
 
@@ -807,6 +938,43 @@ mod tests {
         assert!(!c.list[0].candidates[1].schedulable);
         let rr = build(&mut lb, &[service(80, SchedKind::Rr, vec![backend(11, 1)])], None).unwrap();
         assert!(rr.list[0].table.is_none());
+    }
+
+    #[test]
+    fn health_down_inhibits_resets_and_fails_open() {
+        let mut lb = state();
+        let mut v = vec![service(80, SchedKind::Rr, vec![backend(11, 1), backend(12, 1)])];
+        let id = |last: u8| (key(80), IpAddr::V4(Ipv4Addr::new(198, 51, 100, last)), 8080u16);
+        assert!(lb.set_down(id(11), true));
+        let built = build(&mut lb, &v, None).unwrap();
+        let svc = &built.list[0];
+        assert_eq!(svc.backends[0].state, dataplane::service::BackendState::Inhibited);
+        assert!(!svc.candidates[0].schedulable && svc.candidates[1].schedulable);
+        assert!(!built.backend_slot(svc.backends[0].slot).reset, "on_backend_down keep");
+        assert!(lb.announces(&v[0]));
+
+        v[0].on_backend_down = DownPolicy::Reset;
+        let built = build(&mut lb, &v, None).unwrap();
+        let slot = built.backend_slot(built.list[0].backends[0].slot);
+        assert!(slot.live && slot.reset, "a live backend whose connections are reset: {slot:?}");
+
+        // Both down: fail_open (the default) schedules them all and stays announced.
+        lb.set_down(id(12), true);
+        let built = build(&mut lb, &v, None).unwrap();
+        assert!(built.list[0].candidates.iter().all(|c| c.schedulable));
+        assert!(lb.all_down(&v[0]) && lb.announces(&v[0]));
+        // drop: none schedulable, withdrawn; reset: the workers answer SYNs with a RST.
+        v[0].all_down = AllDownPolicy::Drop;
+        let built = build(&mut lb, &v, None).unwrap();
+        assert!(built.list[0].candidates.iter().all(|c| !c.schedulable));
+        assert!(!lb.announces(&v[0]));
+        v[0].all_down = AllDownPolicy::Reset;
+        assert!(build(&mut lb, &v, None).unwrap().list[0].reset_when_all_down);
+
+        // A removed backend's verdict goes with it.
+        v[0].backends.remove(0);
+        build(&mut lb, &v, None).unwrap();
+        assert!(!lb.is_down(&id(11)));
     }
 
     #[test]

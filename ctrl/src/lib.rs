@@ -19,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod ferrovs_args;
+pub mod health;
 pub mod lbstate;
 pub mod machine;
 pub mod metrics;

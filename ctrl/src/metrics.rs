@@ -311,6 +311,12 @@ impl Collector for ViewCollector {
             backends.iter().map(|(l, b)| (l.clone(), i64::from(b.weight))),
         )?;
         encode_handshakes(&mut encoder, &backends)?;
+        gauges(
+            &mut encoder,
+            "backend_up",
+            "1 when the backend's health checks (active or passive) find it up, 0 when down; only checked backends",
+            backends.iter().filter_map(|(l, b)| Some((l.clone(), i64::from(b.health.as_ref()?.up)))),
+        )?;
         if let Some(c) = &view.stats.config {
             encode_config(&mut encoder, c)?;
         }
@@ -391,6 +397,7 @@ mod tests {
                     .map(|(le_us, count)| crate::proto::HandshakeBucket { le_us, count })
                     .collect(),
             }),
+            health: None,
         };
         let service = ServiceInfo::new(&config.services[0], vec![backend], Some(traffic));
         let counters = [("rx_packets", 20), ("tx_bytes", 1900), ("drop_no_service", 4), ("conns_created", 3)]

@@ -56,6 +56,29 @@ pub enum Request {
         #[serde(default)]
         stats: bool,
     },
+    /// The backends of every service with their health (the data of `service show`).
+    BackendShow,
+    /// Sets fields of a service's health block (or, with `backend`, that backend's overrides)
+    /// and its health policies; `passive: Some(None)` turns passive detection off.
+    HealthSet {
+        service: ServiceKey,
+        #[serde(default)]
+        backend: Option<std::net::SocketAddr>,
+        #[serde(default)]
+        spec: crate::config::HealthSpec,
+        #[serde(default)]
+        passive: Option<Option<crate::config::PassiveConfig>>,
+        #[serde(default)]
+        on_down: Option<crate::config::DownPolicy>,
+        #[serde(default)]
+        all_down: Option<crate::config::AllDownPolicy>,
+    },
+    /// Removes a service's health block (or a backend's overrides).
+    HealthDel {
+        service: ServiceKey,
+        #[serde(default)]
+        backend: Option<std::net::SocketAddr>,
+    },
     /// A new service; `service.backends` and `service.laddrs` may already be filled.
     ServiceAdd {
         service: ServiceConfig,
@@ -516,9 +539,39 @@ pub struct ServiceInfo {
     #[serde(default)]
     pub pickup: bool,
     pub backends: Vec<BackendInfo>,
+    /// The health settings in a few words (`on-down reset all-down drop`), when any differ
+    /// from the defaults; `--json` has them whole below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::config::HealthSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<crate::config::PassiveConfig>,
+    #[serde(default)]
+    pub on_backend_down: crate::config::DownPolicy,
+    #[serde(default)]
+    pub all_down: crate::config::AllDownPolicy,
     /// Sum over the service's current backends (with `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficStats>,
+}
+
+/// `health http passive on-down reset all-down drop`: what `service show` flags.
+fn health_policy(s: &ServiceConfig) -> Option<String> {
+    let mut words = Vec::new();
+    if let Some(k) = s.health.as_ref().and_then(|h| h.check) {
+        words.push(format!("health {}", k.as_str()));
+    }
+    if s.passive.is_some() {
+        words.push("passive".to_string());
+    }
+    if s.on_backend_down != crate::config::DownPolicy::Keep {
+        words.push(format!("on-down {}", s.on_backend_down.as_str()));
+    }
+    if s.all_down != crate::config::AllDownPolicy::FailOpen {
+        words.push(format!("all-down {}", s.all_down.as_str()));
+    }
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 impl ServiceInfo {
@@ -537,6 +590,11 @@ impl ServiceInfo {
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
             backends,
+            health_policy: health_policy(s),
+            health: s.health.clone(),
+            passive: s.passive,
+            on_backend_down: s.on_backend_down,
+            all_down: s.all_down,
             stats,
         }
     }
@@ -557,6 +615,35 @@ pub struct BackendInfo {
     /// Handshake latency (with `stats`; NAT and FullNAT TCP): SYN forwarded to SYN-ACK seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake: Option<HandshakeStats>,
+    /// Absent when no check (active or passive) watches the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthInfo>,
+}
+
+/// A backend's health as the checks see it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct HealthInfo {
+    /// Up: it gets new connections (as far as health goes; its state may still say no).
+    pub up: bool,
+    /// The active check (`http 198.51.100.11:8080 / expect 200`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// The last probe's outcome and what it saw, and how long ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ms_ago: Option<u64>,
+    /// Since the verdict last changed (or checks began), and why it changed.
+    pub since_ms: u64,
+    pub reason: String,
+    /// Held down by passive detection (backing off).
+    #[serde(default)]
+    pub passive_down: bool,
+    /// Failed new connections the workers counted (passive detection on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_failures: Option<u64>,
 }
 
 /// A backend's handshake latencies, summed over the cores: how many in each bucket (not

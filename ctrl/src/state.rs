@@ -18,7 +18,7 @@ use dataplane::snapshot::{KernelLimit, LocalAddr, PortL3, Snapshot};
 
 use crate::config::{self, AddressConfig, Config, RouteConfig};
 use crate::config::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
-use crate::lbstate::{self, Edit, LbState, SnatEdit};
+use crate::lbstate::{self, BackendId, Edit, LbState, SnatEdit};
 use crate::proto::{AddrInfo, ApplyResult, Request, Response};
 
 /// A started port as the control state needs it: the daemon reads these from DPDK once, at
@@ -107,7 +107,28 @@ impl ControlState {
     /// backend ([`ServiceConfig::has_usable_backend`]). The daemon keeps its kernel routes
     /// (`announce`) equal to this set after every change.
     pub fn announced_vips(&self) -> BTreeSet<IpAddr> {
-        self.config.services.iter().filter(|s| s.has_usable_backend()).map(|s| s.vip).collect()
+        self.config.services.iter().filter(|s| self.lb.announces(s)).map(|s| s.vip).collect()
+    }
+
+    /// The health checks' verdicts, as one transaction and one publication: a backend down
+    /// gets no new connections (its service's `on_backend_down` and `all_down` say the rest),
+    /// a backend up gets them again. Verdicts for backends no longer configured are ignored.
+    pub fn set_health(&mut self, changes: &[(BackendId, bool)]) -> Outcome {
+        let configured =
+            |id: &BackendId| self.config.services.iter().any(|s| s.key() == id.0 && s.backend(id.1, id.2).is_some());
+        let changes: Vec<(BackendId, bool)> =
+            changes.iter().filter(|(id, down)| configured(id) && self.lb.is_down(id) != *down).copied().collect();
+        if changes.is_empty() {
+            return Outcome::Done { response: Response::ok(&()), publish: None, kernel: Vec::new() };
+        }
+        self.transact(|s| {
+            for (id, down) in changes {
+                s.lb.set_down(id, down);
+            }
+            let (services, snat) = (s.config.services.clone(), s.config.snat.clone());
+            s.build_lb(services, snat, None)?;
+            Change::published()
+        })
     }
 
     /// Everything the state holds, as text in a fixed order: equal dumps, equal states.
@@ -169,6 +190,20 @@ impl ControlState {
             Request::BackendDel { service, addr, port, policy } => {
                 self.edit_services(Edit::BackendDel { service, addr, port }, policy)
             }
+            Request::HealthSet { service, backend, spec, passive, on_down, all_down } => self.edit_services(
+                Edit::HealthSet {
+                    service,
+                    backend: backend.map(|b| (b.ip(), b.port())),
+                    spec,
+                    passive,
+                    on_down,
+                    all_down,
+                },
+                None,
+            ),
+            Request::HealthDel { service, backend } => {
+                self.edit_services(Edit::HealthDel { service, backend: backend.map(|b| (b.ip(), b.port())) }, None)
+            }
             Request::LaddrAdd { service, addr } => self.edit_services(Edit::LaddrAdd(service, addr), None),
             Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
             Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),
@@ -178,6 +213,7 @@ impl ControlState {
             | Request::NeighShow
             | Request::Stats
             | Request::ServiceShow { .. }
+            | Request::BackendShow
             | Request::LaddrShow
             | Request::ConnList { .. }
             | Request::SnatShow

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::conn::{Conn, ConnTable};
+use crate::conn::{Conn, ConnFlags, ConnTable};
 use crate::counters::Counter;
 use crate::handshake::{HandshakeClock, HandshakeCounters};
 use crate::sched::SchedState;
@@ -28,6 +28,11 @@ pub struct BackendCounters {
     /// Gauges: connections in ESTABLISHED (or UDP), and in other TCP states.
     pub active: Counter,
     pub inactive: Counter,
+    /// New TCP connections that failed before their handshake completed (passive health
+    /// detection, DPVS's dest-check): the backend answered the SYN with a RST or an ICMP
+    /// unreachable, or (NAT/FullNAT) the half-open entry expired unanswered. Cumulative; the
+    /// control plane sums the cores and turns the rate into health.
+    pub syn_failures: Counter,
 }
 
 /// Per-laddr-slot gauges of one core: local ports in use, per protocol, and the size of each
@@ -308,6 +313,9 @@ impl LbCore {
             }
         });
         for c in &expired {
+            if syn_unanswered(c) {
+                self.syn_failed(c.backend_slot, c.backend_gen);
+            }
             self.release(c, now_ms);
         }
         let n = expired.len();
@@ -373,8 +381,16 @@ impl LbCore {
         if local.gen != gen {
             *local = BackendLocal { gen, active: 0, inactive: 0 };
             let c = &self.counters.backends[usize::from(slot)];
-            for counter in [&c.conns, &c.in_packets, &c.out_packets, &c.in_bytes, &c.out_bytes, &c.active, &c.inactive]
-            {
+            for counter in [
+                &c.conns,
+                &c.in_packets,
+                &c.out_packets,
+                &c.in_bytes,
+                &c.out_bytes,
+                &c.active,
+                &c.inactive,
+                &c.syn_failures,
+            ] {
                 counter.set(0);
             }
             c.gen.set(u64::from(gen));
@@ -594,6 +610,16 @@ impl LbCore {
         c.inactive.set(u64::from(i));
     }
 
+    /// A new connection to backend (slot, gen) failed before its handshake completed (see
+    /// [`BackendCounters::syn_failures`]). Off the established path: only a reply RST or ICMP
+    /// error to a half-open connection, or its expiry, comes here.
+    #[cold]
+    pub fn syn_failed(&mut self, slot: u16, gen: u32) {
+        if self.backend_local(slot, gen).is_some() {
+            self.counters.backends[usize::from(slot)].syn_failures.inc();
+        }
+    }
+
     /// A connection moved between active and inactive.
     pub fn conn_activity(&mut self, slot: u16, gen: u32, now_active: bool) {
         let Some(b) = self.backends.get_mut(usize::from(slot)) else { return };
@@ -675,6 +701,7 @@ mod tests {
             tunnel: Default::default(),
             persistence_ms,
             reset_on_removal: false,
+            reset_when_all_down: false,
             pickup: false,
             backends: vec![],
             candidates: vec![],
@@ -845,4 +872,13 @@ mod tests {
         c.conn_activity(3, 1, false);
         assert_eq!(c.active_conns(3, 2), 1);
     }
+}
+
+/// An expiring connection whose backend never answered its SYN: TCP, its handshake incomplete
+/// and no reply seen, in a mode that sees replies (NAT, FullNAT; not DR/TUN, not SNAT's servers).
+fn syn_unanswered(c: &Conn) -> bool {
+    c.proto == IpProtocol::TCP
+        && crate::conn::handshake_incomplete(c.state)
+        && !c.flags.intersects(ConnFlags::REPLIED | ConnFlags::SNAT)
+        && !c.flags.is_one_way()
 }

@@ -116,6 +116,9 @@ pub struct Service {
     pub persistence_ms: u32,
     /// Connections of a backend removed from this service are reset rather than drained.
     pub reset_on_removal: bool,
+    /// A new TCP connection finding no schedulable backend gets a RST rather than silence
+    /// (the health checks' `all_down: reset`).
+    pub reset_when_all_down: bool,
     /// Mid-flow pickup (DR/TUN only): a TCP packet other than a SYN with no connection entry
     /// opens one, for the backend the scheduler picks, instead of being dropped. With `mh`
     /// every balancer built from the same config picks the same backend, so a connection
@@ -135,7 +138,8 @@ pub struct BackendSlot {
     pub gen: u32,
     /// False once the backend was removed (until the slot is reused).
     pub live: bool,
-    /// For a removed backend: its connections are reset at their next packet.
+    /// For a removed backend: its connections are reset at their next packet. For a live one:
+    /// the health checks took it out with `on_backend_down: reset`, same effect.
     pub reset: bool,
     /// The tunnel of the backend's service (kept after removal, for draining connections).
     pub tunnel: Tunnel,

@@ -161,6 +161,7 @@ mod tests {
             tunnel: Tunnel::default(),
             persistence_ms: 0,
             reset_on_removal: false,
+            reset_when_all_down: false,
             pickup: false,
             backends: vec![Backend { addr: BACKEND, port: 8080, weight: 1, state: BackendState::Active, slot, gen: 1 }],
             candidates: Vec::new(),

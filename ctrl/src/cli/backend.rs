@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 
 use clap::Subcommand;
 
+use super::table::{cells, Layout};
 use super::words::{parse_socket, VerbArgs, Words};
 use super::ArgsError;
 use crate::config::lb::{BackendConfig, BackendState, RemovalPolicy};
-use crate::proto::Request;
+use crate::proto::{HealthInfo, Request, ServiceInfo};
 
 pub(super) const BACKEND_ADD_USAGE: &str =
     "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
@@ -18,6 +19,10 @@ pub(super) const BACKEND_DEL_USAGE: &str = "fvs backend del tcp|udp VIP:PORT ADD
 
 #[derive(Subcommand, Debug)]
 pub(super) enum BackendVerb {
+    /// Every service's backends with their health: up or down, since when, why, and the
+    /// last check's result.
+    #[command(visible_alias = "list", after_help = "Examples:\n  fvs backend show\n  fvs -j backend show")]
+    Show,
     /// Add a backend to a service (weight 1 and active unless given).
     #[command(
         override_usage = BACKEND_ADD_USAGE,
@@ -48,6 +53,7 @@ pub(super) enum BackendVerb {
 
 pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
     match verb {
+        BackendVerb::Show => Ok(Request::BackendShow),
         BackendVerb::Add(VerbArgs { args }) => {
             let mut w = Words::new("fvs backend add", &args);
             let service = w.service_key(BACKEND_ADD_USAGE)?;
@@ -60,6 +66,7 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
                     port: addr.port(),
                     weight: weight.unwrap_or(1),
                     state: state.unwrap_or_default(),
+                    health: None,
                 },
             })
         }
@@ -90,6 +97,62 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
             Ok(Request::BackendDel { service, addr: addr.ip(), port: addr.port(), policy })
         }
     }
+}
+
+/// A duration for people: `850ms`, `12s`, `3m20s`, `2h5m`.
+pub(super) fn ago(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `up 12s` / `down 3s` (passive: `down 3s passive`), or `-` for an unchecked backend.
+pub(super) fn health_text(h: Option<&HealthInfo>) -> String {
+    match h {
+        None => "-".to_string(),
+        Some(h) => {
+            let word = if h.up { "up" } else { "down" };
+            let passive = if h.passive_down { " passive" } else { "" };
+            format!("{word} {}{passive}", ago(h.since_ms))
+        }
+    }
+}
+
+/// `fvs backend show`: a line per backend with its health, why it last changed and the
+/// last check's result.
+pub(super) fn format_backends(services: &[ServiceInfo]) -> String {
+    let mut rows = vec![cells(["Service", "Backend", "Weight", "State", "Health", "Last check", "Why"])];
+    let mut services = services.to_vec();
+    services.sort_by_key(|s| (s.protocol, s.vip, s.port));
+    for s in &mut services {
+        s.backends.sort_by_key(|b| (b.addr, b.port));
+        for b in &s.backends {
+            let h = b.health.as_ref();
+            let last = match h.and_then(|h| Some((h.last_ok?, h.last.clone()?, h.last_ms_ago?))) {
+                Some((ok, what, ago_ms)) => format!("{} {what} ({} ago)", if ok { "ok" } else { "FAIL" }, ago(ago_ms)),
+                None => "-".to_string(),
+            };
+            let mut why = h.map_or_else(|| "not checked".to_string(), |h| h.reason.clone());
+            if let Some(n) = h.and_then(|h| h.syn_failures) {
+                why.push_str(&format!(" [failed new conns: {n}]"));
+            }
+            rows.push(vec![
+                format!("{} {}", s.protocol.as_str(), SocketAddr::new(s.vip, s.port)),
+                SocketAddr::new(b.addr, b.port).to_string(),
+                b.weight.to_string(),
+                b.state.as_str().to_string(),
+                health_text(h),
+                last,
+                why,
+            ]);
+        }
+    }
+    let layout = Layout::new(&[22, 22, 6, 9, 14, 30], usize::MAX, " ", &rows);
+    rows.iter().map(|r| layout.line(r)).collect()
 }
 
 /// `weight W` and `state S`.
@@ -135,7 +198,7 @@ mod tests {
         let service = key("tcp 192.0.2.100:80");
         let backend = |weight, state| Request::BackendAdd {
             service,
-            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state },
+            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state, health: None },
         };
         assert_eq!(request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"), backend(1, BackendState::Active));
         assert_eq!(
@@ -172,6 +235,7 @@ mod tests {
                     port: 5353,
                     weight: 1,
                     state: BackendState::Active,
+                    health: None,
                 },
             }
         );

@@ -267,6 +267,11 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
     let services = sorted(services);
     let mut service_rows = vec![cells(["Prot", "LocalAddress:Port", "Scheduler", "Mode", "Flags"])];
     let mut backend_rows = vec![cells(["  ->", "RemoteAddress:Port", "Weight", "State", "ActiveConn", "InActConn"])];
+    // The health column only where a check watches some backend (it reads like ipvsadm else).
+    let checked = services.iter().any(|s| s.backends.iter().any(|b| b.health.is_some()));
+    if checked {
+        backend_rows[0].push("Health".to_string());
+    }
     for s in &services {
         let mut flags = Vec::new();
         if s.persistence_s > 0 {
@@ -288,6 +293,9 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         if s.pickup {
             flags.push("pickup".to_string());
         }
+        if let Some(h) = &s.health_policy {
+            flags.push(h.clone());
+        }
         service_rows.push(vec![
             s.protocol.as_str().to_ascii_uppercase(),
             SocketAddr::new(s.vip, s.port).to_string(),
@@ -304,10 +312,17 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
                 b.active_conns.to_string(),
                 b.inactive_conns.to_string(),
             ]);
+            if checked {
+                backend_rows.last_mut().expect("just pushed").push(super::backend::health_text(b.health.as_ref()));
+            }
         }
     }
     let sl = Layout::new(&[4, 17, 9, 7], usize::MAX, " ", &service_rows);
-    let bl = Layout::new(&[4, 28, 6, 9, 10], usize::MAX, " ", &backend_rows);
+    let bl = if checked {
+        Layout::new(&[4, 28, 6, 9, 10, 9], usize::MAX, " ", &backend_rows)
+    } else {
+        Layout::new(&[4, 28, 6, 9, 10], usize::MAX, " ", &backend_rows)
+    };
     let mut out = sl.line(&service_rows[0]) + &bl.line(&backend_rows[0]);
     let mut backends = backend_rows[1..].iter();
     for (s, row) in services.iter().zip(&service_rows[1..]) {
@@ -671,6 +686,7 @@ mod tests {
             inactive_conns: inactive,
             stats: None,
             handshake: None,
+            health: None,
         }
     }
 
@@ -700,6 +716,11 @@ mod tests {
             pickup: false,
             // Out of order: the view sorts.
             backends: vec![b12, b11],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: Some(TrafficStats {
                 conns: 12,
                 in_packets: 120,
@@ -721,6 +742,11 @@ mod tests {
             tunnel: None,
             pickup: false,
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: Some(TrafficStats { conns: 123456789012, ..Default::default() }),
         };
         let empty = ServiceInfo {
@@ -736,6 +762,11 @@ mod tests {
             tunnel: None,
             pickup: false,
             backends: vec![],
+            health_policy: None,
+            health: None,
+            passive: None,
+            on_backend_down: Default::default(),
+            all_down: Default::default(),
             stats: None,
         };
         vec![dns, empty, web]

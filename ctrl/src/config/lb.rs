@@ -16,6 +16,7 @@ use dataplane::wire::IpProtocol;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
+use super::health::{validate_health, validate_passive, AllDownPolicy, DownPolicy, HealthSpec, PassiveConfig};
 use super::l3::{port_exists, AddressConfig, PortConfig};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -283,6 +284,18 @@ pub struct ServiceConfig {
     pub pickup: Option<bool>,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// The active check of every backend (each may override fields); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    /// Passive detection of failed new connections in the data path; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<PassiveConfig>,
+    /// What becomes of a backend's connections when it turns unhealthy.
+    #[serde(default)]
+    pub on_backend_down: DownPolicy,
+    /// What the service does when every backend is down.
+    #[serde(default)]
+    pub all_down: AllDownPolicy,
 }
 
 fn default_scheduler() -> SchedKind {
@@ -315,6 +328,10 @@ impl ServiceConfig {
             tunnel: None,
             pickup: None,
             backends: Vec::new(),
+            health: None,
+            passive: None,
+            on_backend_down: DownPolicy::default(),
+            all_down: AllDownPolicy::default(),
         }
     }
 
@@ -345,7 +362,7 @@ impl ServiceConfig {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub addr: IpAddr,
@@ -354,6 +371,9 @@ pub struct BackendConfig {
     pub weight: u32,
     #[serde(default)]
     pub state: BackendState,
+    /// Fields of the service's health block this backend has otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
 }
 
 impl BackendConfig {
@@ -532,6 +552,25 @@ fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError
     }
 }
 
+/// A service's health block, each backend's override merged over it, and its passive block.
+fn validate_service_health(s: &ServiceConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let empty = HealthSpec::default();
+    let service = s.health.as_ref();
+    if let Some(h) = service {
+        validate_health(h, h, &at("health"), false)?;
+    }
+    for (k, b) in s.backends.iter().enumerate() {
+        if let Some(o) = &b.health {
+            let merged = service.unwrap_or(&empty).merged(o);
+            validate_health(o, &merged, &at(&format!("backends[{k}].health")), true)?;
+        }
+    }
+    if let Some(p) = &s.passive {
+        validate_passive(p, &at("passive"))?;
+    }
+    Ok(())
+}
+
 /// Checks the whole service list and the SNAT rules together (they share the local-address
 /// slots) against the connection settings and the box: `ports` (a SNAT rule names one) and
 /// `addresses`, the ports' own addresses (a backend cannot be one of them; a DR backend must
@@ -684,6 +723,7 @@ pub fn validate_services(
                 ));
             }
         }
+        validate_service_health(s, &at)?;
         backend_total += s.backends.len() as u32;
     }
     if backend_total > conns.max_backends {

@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod error;
+pub mod health;
 pub mod l3;
 pub mod lb;
 
 pub use error::ConfigError;
+pub use health::*;
 pub use l3::*;
 pub use lb::*;
 

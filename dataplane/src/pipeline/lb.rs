@@ -137,6 +137,9 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         let Some(index) = self.choose_backend(svc, t.src, now_ms) else {
+            if svc.reset_when_all_down && t.proto == IpProtocol::TCP {
+                return self.refuse_with_reset(snap, now_ms, frame, pool, tx);
+            }
             return self.drop(frame, DropReason::NoBackend);
         };
         let backend = svc.backends[index];
@@ -361,7 +364,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
+        if (slot.gen != conn.backend_gen || !slot.live || slot.reset) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
@@ -373,6 +376,9 @@ impl<F: Frame> CoreCtx<F> {
                 next_state(conn.state, dir, tcp_flags)
             };
             if state != conn.state {
+                if dir == Dir::Reply && tcp_flags.contains(TcpFlags::RST) {
+                    self.reply_reset(&conn);
+                }
                 let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
                 if was != now {
                     self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
@@ -609,6 +615,30 @@ impl<F: Frame> CoreCtx<F> {
         self.route_output(snap, now_ms, frame, IpAddr::V4(dst), pool, tx);
     }
 
+    /// A client's SYN to a service whose backends are all down, with `all_down: reset`: the
+    /// client gets a RST from the VIP at once instead of retrying into silence. Counted as
+    /// `drop_no_backend` (nothing was forwarded) and `tcp_resets_sent`.
+    #[cold]
+    fn refuse_with_reset(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Ok(rst_len) = xlate::tcp_reset_v4(&mut frame.data_mut()[ETH_LEN..]) else {
+            return self.drop(frame, DropReason::NoBackend);
+        };
+        if !frame.set_len(ETH_LEN + rst_len) {
+            return self.drop(frame, DropReason::NoBackend);
+        }
+        let dst = crate::wire::Ipv4Packet::new_unchecked(&frame.data()[ETH_LEN..]).dst_addr();
+        self.counters.drop_reason(DropReason::NoBackend).inc();
+        self.counters.event(Event::TcpResetsSent).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V4(dst), pool, tx);
+    }
+
     /// An ICMPv4 error. When it quotes a packet of a tracked connection, it is translated
     /// like that connection's packets and forwarded to the other side; otherwise the frame is
     /// returned for the local path.
@@ -636,6 +666,9 @@ impl<F: Frame> CoreCtx<F> {
             return Some(frame);
         };
         let conn = self.lb.conns.get(id);
+        if dir == Dir::Reply && is_unreachable(&frame) {
+            self.reply_reset(&conn);
+        }
         if conn.flags.is_one_way() {
             // From the client's side about a reply the backend sent it directly: to the
             // backend the way the connection's packets go, unchanged inside.
@@ -674,6 +707,15 @@ impl<F: Frame> CoreCtx<F> {
         self.counters.event(Event::IcmpErrorsTranslated).inc();
         self.route_output(snap, now_ms, frame, IpAddr::V4(outer_dst), pool, tx);
         None
+    }
+
+    /// The backend's side refused a connection (a RST, or an ICMP unreachable about it): when
+    /// the handshake had not completed, a failed new connection for passive health detection.
+    #[cold]
+    fn reply_reset(&mut self, conn: &Conn) {
+        if conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state) && !conn.flags.contains(ConnFlags::SNAT) {
+            self.lb.syn_failed(conn.backend_slot, conn.backend_gen);
+        }
     }
 
     /// Removes a connection and gives back what it held.
@@ -721,6 +763,14 @@ fn backend_usable(snap: &Snapshot, conn: &Conn) -> bool {
             .iter()
             .any(|b| b.slot == conn.backend_slot && b.gen == conn.backend_gen && b.state != BackendState::Inhibited)
     })
+}
+
+/// An ICMP destination unreachable (type 3, any code but fragmentation-needed, which is
+/// path-MTU discovery, not a refusal).
+fn is_unreachable<F: Frame>(frame: &F) -> bool {
+    let ip = &frame.data()[ETH_LEN..];
+    let at = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+    matches!((ip.get(at), ip.get(at + 1)), (Some(3), Some(&code)) if code != 4)
 }
 
 /// The sequence number of a parsed TCP packet (`parse_v4` checked the header is there).

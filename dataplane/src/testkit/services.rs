@@ -76,6 +76,7 @@ pub fn service(spec: &Spec) -> Service {
         tunnel: spec.tunnel,
         persistence_ms: spec.persistence_ms,
         reset_on_removal: spec.reset,
+        reset_when_all_down: false,
         pickup: false,
         candidates: spec
             .backends
