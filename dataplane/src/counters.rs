@@ -98,6 +98,10 @@ enum_with_names! {
         NoBackend = "no_backend",
         /// The connection table is full: new connections are refused, tracked ones go on.
         ConnTableFull = "conn_table_full",
+        /// A SYN found this core's half-open connections at `connections.half_open_capacity`
+        /// (a SYN flood, or backends that do not answer): refused, the table keeps room for
+        /// everything else.
+        HalfOpenFull = "half_open_full",
         /// The new connection's reply tuple is already tracked (two VIPs NATing one client
         /// port to the same backend).
         ConnKeyExists = "conn_key_exists",
@@ -159,6 +163,9 @@ enum_with_names! {
         /// Of the connections made, those opened mid-flow by a packet other than a SYN (DR/TUN
         /// services with `pickup`: a connection another balancer began).
         ConnsPickedUp = "conns_picked_up",
+        /// Half-open TCP or UDP connections removed, oldest first, to make room in a full
+        /// table for a new connection (established TCP connections are never evicted).
+        ConnsEvicted = "conns_evicted",
         /// New connections sent to a client's remembered backend, and records evicted early.
         PersistenceHits = "persistence_hits",
         PersistenceEvictions = "persistence_evictions",

@@ -1037,6 +1037,7 @@ fn build_neighbor_solicit<F: Frame>(
     true
 }
 
+mod defence;
 mod lb;
 #[cfg(test)]
 mod tests;

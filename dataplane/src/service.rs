@@ -164,6 +164,10 @@ impl SnatRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbLimits {
     pub conn_capacity: u32,
+    /// Of `conn_capacity`, how many may be half-open TCP connections (handshake incomplete):
+    /// a SYN past it is refused (`drop_half_open_full`), so a SYN flood cannot take the
+    /// whole table.
+    pub half_open_capacity: u32,
     pub persistence_capacity: u32,
     pub max_backends: u16,
     pub max_services: u16,
@@ -179,6 +183,7 @@ impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {
             conn_capacity: 1 << 16,
+            half_open_capacity: 1 << 15,
             persistence_capacity: 1 << 12,
             max_backends: 256,
             max_services: 256,

@@ -392,6 +392,11 @@ pub fn snat_name(source: Prefix, out_port: &str) -> String {
 pub struct ConnectionsConfig {
     /// Tracked connections per worker core.
     pub capacity: u32,
+    /// Of those, how many may be half-open TCP connections (handshake not completed) per
+    /// core; a SYN past it is refused and counted (`drop_half_open_full`), so a SYN flood
+    /// cannot fill the table. Unset: half the capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_open_capacity: Option<u32>,
     /// Persistence records (client, service) per worker core.
     pub persistence_capacity: u32,
     /// Most backends alive at once, over all services.
@@ -413,6 +418,7 @@ impl Default for ConnectionsConfig {
     fn default() -> Self {
         ConnectionsConfig {
             capacity: 1 << 20,
+            half_open_capacity: None,
             persistence_capacity: 1 << 16,
             max_backends: 4096,
             max_laddrs: 64,
@@ -503,6 +509,9 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
         }
     };
     range(c.capacity, 16, 1 << 28, "capacity")?;
+    if let Some(h) = c.half_open_capacity {
+        range(h, 1, c.capacity, "half_open_capacity")?;
+    }
     range(c.persistence_capacity, 16, 1 << 24, "persistence_capacity")?;
     range(c.max_backends, 1, MAX_SLOTS, "max_backends")?;
     range(c.max_laddrs, 1, 1024, "max_laddrs")?;
@@ -1012,6 +1021,11 @@ mod tests {
         let e = validate_connections(&bad).unwrap_err().to_string();
         assert!(e.contains("connections.lport_quiet_s") && e.contains("3601 is out of range, must be 0..=3600"), "{e}");
         assert!(validate_connections(&ConnectionsConfig { lport_quiet_s: 0, ..Default::default() }).is_ok());
+        let bad = ConnectionsConfig { capacity: 4096, half_open_capacity: Some(5000), ..Default::default() };
+        let e = validate_connections(&bad).unwrap_err().to_string();
+        assert!(e.contains("connections.half_open_capacity: 5000 is out of range, must be 1..=4096"), "{e}");
+        let fine = ConnectionsConfig { capacity: 4096, half_open_capacity: Some(1024), ..Default::default() };
+        assert!(validate_connections(&fine).is_ok());
         let mut t = ConnectionsConfig::default();
         t.timeouts.udp = 0;
         assert!(validate_connections(&t)

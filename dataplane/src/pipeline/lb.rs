@@ -175,6 +175,9 @@ impl<F: Frame> CoreCtx<F> {
             backend_gen: backend.gen,
             laddr_slot: u16::MAX,
         };
+        if let Err(reason) = self.make_room(conn.proto, conn.state, now_ms) {
+            return self.drop(frame, reason);
+        }
         let timeout = snap.services.timeouts.for_conn(&conn);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
@@ -357,6 +360,7 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
+        let was = conn.state;
         let slot = snap.services.backend_slot(conn.backend_slot);
         if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
@@ -382,8 +386,13 @@ impl<F: Frame> CoreCtx<F> {
             conn.flags |= ConnFlags::REPLIED;
             self.lb.conns.set_flags(id, conn.flags);
         }
-        let timeout = snap.services.timeouts.for_conn(&conn);
-        self.lb.conns.touch(id, now_ms, timeout);
+        // A half-open connection keeps the deadline its first SYN set: retransmitted SYN-ACKs
+        // (a backend answering a spoofed SYN retransmits for a minute) or SYNs must not keep
+        // it alive past `tcp_syn_recv`.
+        if !(conn.proto == IpProtocol::TCP && handshake_incomplete(was) && handshake_incomplete(conn.state)) {
+            let timeout = snap.services.timeouts.for_conn(&conn);
+            self.lb.conns.touch(id, now_ms, timeout);
+        }
         self.forward(snap, now_ms, frame, Some(l4), &conn, dir, pool, tx);
     }
 
