@@ -148,6 +148,8 @@ pub struct CoreCtx<F> {
     /// an array allocated once; boxed, as inline it cost the load-balancing path 9
     /// instructions a packet (benches/instructions.sh), the context's layout being worse.
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
+    /// Admission of new connections: per-service and per-client rate state.
+    guard: crate::defence::GuardCore,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -156,10 +158,11 @@ impl<F: Frame> CoreCtx<F> {
             core,
             counters,
             neigh: NeighTable::new(neigh),
-            lb,
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
+            guard: crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core)),
+            lb,
         }
     }
 

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::conn::Timeouts;
+use crate::defence::Guard;
 use crate::sched::{Candidate, HashTable, SchedKind};
 use crate::wire::IpProtocol;
 
@@ -213,6 +214,8 @@ pub struct Services {
     /// NAT backends (addr, port, proto) packed, sorted: their replies find their owner by
     /// the client they go to.
     nat_backends: Vec<u64>,
+    /// Access lists and limits for new connections.
+    pub guard: Arc<Guard>,
 }
 
 #[inline]
@@ -244,6 +247,7 @@ impl Services {
             snat: Vec::new(),
             local_port_addrs: Vec::new(),
             nat_backends,
+            guard: Arc::default(),
         };
         services.index_local_port_addrs();
         services
@@ -253,6 +257,12 @@ impl Services {
     pub fn with_snat(mut self, snat: Vec<SnatRule>) -> Services {
         self.snat = snat;
         self.index_local_port_addrs();
+        self
+    }
+
+    /// With these access lists and limits.
+    pub fn with_guard(mut self, guard: Arc<Guard>) -> Services {
+        self.guard = guard;
         self
     }
 

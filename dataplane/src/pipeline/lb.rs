@@ -136,8 +136,14 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) {
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
+        if let Err(reason) = self.admit(snap, svc, t.src, now_ms) {
+            return self.drop(frame, reason);
+        }
         let Some(index) = self.choose_backend(svc, t.src, now_ms) else {
             return self.drop(frame, DropReason::NoBackend);
+        };
+        let Some(index) = self.backend_with_room(snap, svc, index) else {
+            return self.drop(frame, DropReason::BackendsFull);
         };
         let backend = svc.backends[index];
         let full_nat = svc.mode == FwdMode::FullNat;

@@ -107,3 +107,100 @@ fn backend_syn_ack_retransmits_do_not_extend_a_half_open_entry() {
     assert_eq!(rig.ctx.lb.conns.half_open(), 0);
     assert_eq!(rig.event(Event::ConnsExpired), 1);
 }
+
+// ---- access lists and limits ----
+
+use crate::defence::{Guard, PrefixSet, RuleCounters, ServiceGuard};
+
+/// The NAT service with `g` (for service slot 0, generation 1) and `deny` as the global list.
+fn guarded(rig: &mut Rig, spec: &Spec, deny: &[(&str, u8, u32)], g: ServiceGuard, rules: usize) {
+    let deny: Vec<_> = deny.iter().map(|&(a, l, r)| (ip4(a), l, r)).collect();
+    let guard = Guard {
+        deny: PrefixSet::build(&deny),
+        services: vec![Some(ServiceGuard { slot: 0, gen: 1, ..g })],
+        counters: RuleCounters::new(rules, 1),
+    };
+    let services = (*services(spec, &[])).clone().with_guard(Arc::new(guard));
+    rig.set_services(Arc::new(services));
+}
+
+fn syn_from(src: &str, sport: u16) -> Vec<u8> {
+    l4(CLIENT_MAC, OUR_MAC, src, sport, VIP, 80, 6, SYN, b"")
+}
+
+#[test]
+fn access_lists_refuse_new_connections_and_count_per_rule() {
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    // A connection made before the lists: it goes on whatever they say (no per-packet check).
+    assert_eq!(rig.rx(0, syn_from("192.0.2.2", 999)).len(), 1);
+    let g = ServiceGuard {
+        deny: PrefixSet::build(&[(ip4("192.0.2.2"), 32, 1)]),
+        allow: PrefixSet::build(&[(ip4("192.0.2.0"), 24, 2)]),
+        allow_miss_rule: 3,
+        ..Default::default()
+    };
+    guarded(&mut rig, &nat_tcp(), &[("203.0.113.0", 24, 0)], g, 4);
+    assert!(rig.rx(0, syn_from("203.0.113.5", 1000)).is_empty());
+    assert!(rig.rx(0, syn_from("192.0.2.2", 1001)).is_empty());
+    assert!(rig.rx(0, syn_from("198.51.100.200", 1002)).is_empty());
+    assert!(rig.rx(0, syn_from("198.51.100.200", 1003)).is_empty());
+    assert_eq!(rig.rx(0, syn_from("192.0.2.3", 1004)).len(), 1, "in the allow list");
+    assert_eq!(rig.drops(DropReason::AclDenied), 2);
+    assert_eq!(rig.drops(DropReason::AclNotAllowed), 2);
+    let counters = &rig.snap.services.guard.counters;
+    assert_eq!([0, 1, 2, 3].map(|r| counters.total(r)), [1, 1, 0, 2]);
+    assert_eq!(rig.rx(0, ack(999)).len(), 1, "established before: not looked at again");
+}
+
+#[test]
+fn rate_limits_per_service_and_per_source() {
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    guarded(
+        &mut rig,
+        &nat_tcp(),
+        &[],
+        ServiceGuard { source_conns_per_s: 3, source_burst: 3, ..Default::default() },
+        0,
+    );
+    let ok = (0..10).filter(|i| !rig.rx(0, syn_from("192.0.2.2", 2000 + i)).is_empty()).count();
+    assert_eq!(ok, 3);
+    assert_eq!(rig.drops(DropReason::SourceRateLimited), 7);
+    assert_eq!(rig.rx(0, syn_from("192.0.2.3", 3000)).len(), 1, "another source has its own");
+    rig.now += 1000;
+    let ok = (0..10).filter(|i| !rig.rx(0, syn_from("192.0.2.2", 4000 + i)).is_empty()).count();
+    assert_eq!(ok, 3);
+
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    guarded(&mut rig, &nat_tcp(), &[], ServiceGuard { conns_per_s: 5, ..Default::default() }, 0);
+    let ok = (0..20u16).filter(|i| !rig.rx(0, syn_from("192.0.2.2", 5000 + i)).is_empty()).count();
+    assert_eq!(ok, 5);
+    assert_eq!(rig.drops(DropReason::ServiceRateLimited), 15);
+}
+
+#[test]
+fn a_backend_at_its_maximum_is_skipped() {
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    // b1 takes 2 connections at most, b2 3; round robin would alternate.
+    guarded(&mut rig, &nat_tcp(), &[], ServiceGuard { backend_max_conns: vec![2, 3], ..Default::default() }, 0);
+    let mut to = Vec::new();
+    for sport in 6000..6005 {
+        let out = rig.rx(0, syn(sport));
+        assert_eq!(out.len(), 1);
+        to.push(parse(&out[0].1).2.to_string());
+    }
+    let b1 = to.iter().filter(|b| *b == "198.51.100.11").count();
+    assert_eq!((b1, to.len() - b1), (2, 3), "{to:?}");
+    assert!(rig.event(Event::BackendFullSkips) >= 1);
+    assert!(rig.rx(0, syn(6005)).is_empty());
+    assert_eq!(rig.drops(DropReason::BackendsFull), 1);
+    // A connection ends: room again.
+    let key = ConnKey { src: ip4("192.0.2.2"), dst: ip4(VIP), sport: 6000, dport: 80, proto: IpProtocol::TCP };
+    rig.rx(0, ack(6000));
+    rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 6000, VIP, 80, 6, 0x04, b""));
+    rig.now += 11_000;
+    for _ in 0..50 {
+        rig.timers();
+    }
+    assert!(rig.ctx.lb.conns.lookup(&key).is_none());
+    assert_eq!(rig.rx(0, syn(6006)).len(), 1);
+}
