@@ -186,6 +186,15 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
         #[command(subcommand)]
         verb: Option<snat::SnatVerb>,
     },
+    /// Show the access-list rules (global deny list, services' deny and allow lists) with the
+    /// new connections each refused.
+    #[command(
+        after_help = "Example:\n  fvs acl show\n\nThe lists are set in the config file (deny, services[].deny, services[].allow)\nand changed with fvs apply. Counts restart when the rules change."
+    )]
+    Acl {
+        #[command(subcommand)]
+        verb: Option<ShowVerb>,
+    },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
     Apply {
@@ -248,6 +257,7 @@ where
         Object::Laddr { verb } => (Command::Send(laddr::laddr_request(verb)?), false),
         Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
+        Object::Acl { .. } => (Command::Send(Request::AclShow), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
     };
     Ok(Invocation { socket: cli.socket, json: cli.json, all, command })
@@ -353,6 +363,7 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::LaddrShow => view(response, json, |d: Vec<LaddrInfo>| laddr::format_laddrs(&d)),
         Request::ConnList { .. } => view(response, json, |d: ConnList| conn::format_conns(&d)),
         Request::SnatShow => view(response, json, |d: Vec<SnatInfo>| snat::format_snat(&d)),
+        Request::AclShow => view(response, json, |d: Vec<crate::acl::AclInfo>| format_acl(&d)),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
         | Request::RouteAdd { .. }
@@ -582,4 +593,24 @@ mod tests {
         let wrong = render(&Request::RouteShow, Response::ok(&5), false, false).unwrap_err();
         assert!(wrong.starts_with("unexpected answer from ferrovs"), "{wrong}");
     }
+}
+
+/// `fvs acl show`: one rule a line, in the order they are numbered.
+fn format_acl(rules: &[crate::acl::AclInfo]) -> String {
+    use crate::acl::AclAction;
+    if rules.is_empty() {
+        return "no access-list rules\n".to_string();
+    }
+    let mut rows = vec![table::cells(["SCOPE", "ACTION", "PREFIX", "DROPS"])];
+    for r in rules {
+        let action = match r.rule.action {
+            AclAction::Deny => "deny",
+            AclAction::Allow => "allow",
+            AclAction::NotAllowed => "not-allowed",
+        };
+        let prefix = r.rule.prefix.map_or_else(|| "(others)".to_string(), |p| p.to_string());
+        let drops = if r.rule.action == AclAction::Allow { "-".to_string() } else { r.drops.to_string() };
+        rows.push(vec![r.rule.scope.clone(), action.to_string(), prefix, drops]);
+    }
+    table::table(&rows, &[0, 0, 0, 0], 3, "  ")
 }

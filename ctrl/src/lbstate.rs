@@ -689,6 +689,7 @@ mod tests {
             port: 8080,
             weight,
             state: BackendState::Active,
+            max_conns: 0,
         }
     }
 

@@ -174,7 +174,8 @@ pub struct Guard {
     pub deny: PrefixSet,
     /// By service slot.
     pub services: Vec<Option<ServiceGuard>>,
-    pub counters: RuleCounters,
+    /// Kept from one snapshot to the next while the rules stay the same.
+    pub counters: std::sync::Arc<RuleCounters>,
 }
 
 impl Guard {

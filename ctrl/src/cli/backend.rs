@@ -60,6 +60,7 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
                     port: addr.port(),
                     weight: weight.unwrap_or(1),
                     state: state.unwrap_or_default(),
+                    max_conns: 0,
                 },
             })
         }
@@ -135,7 +136,7 @@ mod tests {
         let service = key("tcp 192.0.2.100:80");
         let backend = |weight, state| Request::BackendAdd {
             service,
-            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state },
+            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state, max_conns: 0 },
         };
         assert_eq!(request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"), backend(1, BackendState::Active));
         assert_eq!(
@@ -172,6 +173,7 @@ mod tests {
                     port: 5353,
                     weight: 1,
                     state: BackendState::Active,
+                    max_conns: 0,
                 },
             }
         );

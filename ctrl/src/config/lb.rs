@@ -281,6 +281,15 @@ pub struct ServiceConfig {
     /// connection entry opens one. Unset: on for the `mh` scheduler, off otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<bool>,
+    /// Sources (IPv4 prefixes) that may not open connections to this service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<Prefix>,
+    /// When not empty, only these sources may open connections to this service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Prefix>,
+    /// Rates of new connections (whole box; each worker core takes its share).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_none")]
+    pub limits: LimitsConfig,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
 }
@@ -314,6 +323,9 @@ impl ServiceConfig {
             laddrs: Vec::new(),
             tunnel: None,
             pickup: None,
+            deny: Vec::new(),
+            allow: Vec::new(),
+            limits: LimitsConfig::default(),
             backends: Vec::new(),
         }
     }
@@ -354,6 +366,45 @@ pub struct BackendConfig {
     pub weight: u32,
     #[serde(default)]
     pub state: BackendState,
+    /// Most connections (any state) at once; 0: no limit. Each worker core takes its share
+    /// (rounded up); the scheduler passes over a backend at its maximum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_conns: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A service's new-connection rates; 0: no limit.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// New connections per second to the service, from all clients.
+    pub conns_per_s: u32,
+    /// New connections per second from one client address.
+    pub source_conns_per_s: u32,
+    /// How many a client may open at once above its rate (default: one second's worth).
+    pub source_burst: u32,
+}
+
+impl LimitsConfig {
+    pub fn is_none(&self) -> bool {
+        *self == LimitsConfig::default()
+    }
+}
+
+/// Most prefixes in all access lists together (the global deny list and the services').
+pub const MAX_ACL_PREFIXES: usize = 1 << 20;
+
+/// An access-list entry must be IPv4 (the data path is).
+pub fn validate_acl(list: &[Prefix], path: &str) -> Result<(), ConfigError> {
+    for (i, p) in list.iter().enumerate() {
+        if !p.addr().is_ipv4() {
+            return Err(err(format!("{path}[{i}]"), format!("{p}: IPv6 prefixes are not supported yet (IPv4 only)")));
+        }
+    }
+    Ok(())
 }
 
 impl BackendConfig {
@@ -634,6 +685,18 @@ pub fn validate_services(
                         s.key()
                     ),
                 ));
+            }
+        }
+        validate_acl(&s.deny, &at("deny"))?;
+        validate_acl(&s.allow, &at("allow"))?;
+        let l = s.limits;
+        for (field, v) in [
+            ("conns_per_s", l.conns_per_s),
+            ("source_conns_per_s", l.source_conns_per_s),
+            ("source_burst", l.source_burst),
+        ] {
+            if v > 100_000_000 {
+                return Err(err(at(&format!("limits.{field}")), format!("{v} is out of range, must be 0..=100000000")));
             }
         }
         let mut seen_laddrs = HashSet::new();

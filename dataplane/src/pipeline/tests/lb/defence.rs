@@ -118,7 +118,7 @@ fn guarded(rig: &mut Rig, spec: &Spec, deny: &[(&str, u8, u32)], g: ServiceGuard
     let guard = Guard {
         deny: PrefixSet::build(&deny),
         services: vec![Some(ServiceGuard { slot: 0, gen: 1, ..g })],
-        counters: RuleCounters::new(rules, 1),
+        counters: Arc::new(RuleCounters::new(rules, 1)),
     };
     let services = (*services(spec, &[])).clone().with_guard(Arc::new(guard));
     rig.set_services(Arc::new(services));
