@@ -174,8 +174,9 @@ enum_with_names! {
         /// Of the connections made, those opened mid-flow by a packet other than a SYN (DR/TUN
         /// services with `pickup`: a connection another balancer began).
         ConnsPickedUp = "conns_picked_up",
-        /// Half-open TCP or UDP connections removed, oldest first, to make room in a full
-        /// table for a new connection (established TCP connections are never evicted).
+        /// Half-open or finished (TIME_WAIT, CLOSE) TCP connections or UDP flows removed,
+        /// oldest first, to make room in a full table for a new connection (established TCP
+        /// connections are never evicted).
         ConnsEvicted = "conns_evicted",
         /// New connections the scheduler's choice could not take (at its `max_conns`) that
         /// went to the next backend with room.

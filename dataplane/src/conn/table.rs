@@ -33,10 +33,11 @@
 //! unlinks and re-files the entry at once.
 //!
 //! **Eviction.** A SYN flood must not be able to lock out everything else, so the table keeps
-//! the entries it may sacrifice, half-open TCP connections and UDP flows, in a ring in the
-//! order they were made (4 bytes per connection of capacity), and counts the half-open ones
-//! (see [`ConnTable::half_open`]). [`ConnTable::evict_oldest`] takes the oldest such entry
-//! still live and still evictable; established (or closing) TCP connections are never taken.
+//! the entries it may sacrifice, half-open TCP connections, finished ones (TIME_WAIT, CLOSE)
+//! and UDP flows, in a ring in the order they became so (4 bytes per connection of capacity),
+//! and counts the half-open ones (see [`ConnTable::half_open`]). [`ConnTable::evict_oldest`]
+//! takes the oldest such entry still live and still evictable; established (or closing) TCP
+//! connections are never taken.
 //! The ring is lazy: an entry that completed its handshake or ended stays in it until it
 //! reaches the front and is skipped. A slot reused since it was queued is taken for its new
 //! occupant, which is then evicted a little early: approximate age order, exact bounds.
@@ -336,11 +337,13 @@ pub struct ConnTable {
     half_open: u32,
 }
 
-/// Whether a connection in this state may be evicted to make room: UDP flows and TCP
-/// connections that have not completed their handshake.
+/// Whether a connection in this state may be evicted to make room: UDP flows, TCP
+/// connections that have not completed their handshake, and finished ones (TIME_WAIT, CLOSE:
+/// kept only to catch their stray packets; a busy service's closed connections would fill
+/// the table otherwise).
 #[inline]
 fn evictable(proto: IpProtocol, state: TcpState) -> bool {
-    proto == UDP || handshake_incomplete(state)
+    proto == UDP || handshake_incomplete(state) || matches!(state, TcpState::TimeWait | TcpState::Close)
 }
 
 /// Counted in [`ConnTable::half_open`].
@@ -517,23 +520,24 @@ impl ConnTable {
     pub fn set_state(&mut self, id: ConnId, state: TcpState) {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
-        let proto = slot.proto();
-        let (was, now) = (is_half_open(proto, slot.state), is_half_open(proto, state));
+        let (proto, old) = (slot.proto(), slot.state);
         slot.state = state;
-        if was != now {
-            self.half_open_changed(id, now);
+        if is_half_open(proto, old) != is_half_open(proto, state) || evictable(proto, old) != evictable(proto, state) {
+            self.state_class_changed(id, proto, old, state);
         }
     }
 
-    /// A connection entered or left the half-open states (rare: a handshake's end, a
-    /// connection reopened on its tuple).
+    /// A connection entered or left the half-open or the evictable states (a handshake's end,
+    /// a connection's end, one reopened on its tuple).
     #[cold]
-    fn half_open_changed(&mut self, id: ConnId, now: bool) {
-        if now {
-            self.half_open += 1;
+    fn state_class_changed(&mut self, id: ConnId, proto: IpProtocol, old: TcpState, new: TcpState) {
+        match (is_half_open(proto, old), is_half_open(proto, new)) {
+            (false, true) => self.half_open += 1,
+            (true, false) => self.half_open -= 1,
+            _ => {}
+        }
+        if !evictable(proto, old) && evictable(proto, new) {
             self.queue_evictable(id);
-        } else {
-            self.half_open -= 1;
         }
     }
 
@@ -584,9 +588,9 @@ impl ConnTable {
         slot.prev != FREE && evictable(slot.proto(), slot.state)
     }
 
-    /// Removes and returns the oldest live half-open TCP or UDP connection, to make room for a
-    /// new one; None when there is none (every entry is an established or closing TCP
-    /// connection). Amortised O(1): each queued entry is looked at once.
+    /// Removes and returns the oldest live half-open, finished (TIME_WAIT, CLOSE) TCP or UDP
+    /// connection, to make room for a new one; None when there is none (every entry is an
+    /// established or closing TCP connection). Amortised O(1): each queued entry is looked at once.
     pub fn evict_oldest(&mut self) -> Option<Conn> {
         while self.evict_len > 0 {
             let id = self.evict_pop();

@@ -751,6 +751,14 @@ fn eviction_takes_the_oldest_half_open_or_udp_never_established() {
     for i in [0, 1, 2, 3, 6] {
         assert!(t.lookup(&nat(i).original_key()).is_some(), "{i} kept");
     }
+    // A finished connection (TIME_WAIT) may go; one closing (FIN_WAIT) may not.
+    t.set_state(ids[1], TcpState::FinWait);
+    t.set_state(ids[2], TcpState::TimeWait);
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(2).client));
+    assert_eq!(t.evict_oldest(), None);
+    t.set_state(ids[1], TcpState::Close);
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(1).client));
+    assert_eq!(t.len(), 3);
     // Room again, and a new half-open entry is evictable in turn.
     t.insert(nat(100), 0, 1000).unwrap();
     assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(100).client));
