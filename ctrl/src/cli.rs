@@ -394,6 +394,26 @@ where
     }
 }
 
+/// `fvs acl show`: one rule a line, in the order they are numbered.
+fn format_acl(rules: &[crate::acl::AclInfo]) -> String {
+    use crate::acl::AclAction;
+    if rules.is_empty() {
+        return "no access-list rules\n".to_string();
+    }
+    let mut rows = vec![table::cells(["SCOPE", "ACTION", "PREFIX", "DROPS"])];
+    for r in rules {
+        let action = match r.rule.action {
+            AclAction::Deny => "deny",
+            AclAction::Allow => "allow",
+            AclAction::NotAllowed => "not-allowed",
+        };
+        let prefix = r.rule.prefix.map_or_else(|| "(others)".to_string(), |p| p.to_string());
+        let drops = if r.rule.action == AclAction::Allow { "-".to_string() } else { r.drops.to_string() };
+        rows.push(vec![r.rule.scope.clone(), action.to_string(), prefix, drops]);
+    }
+    table::table(&rows, &[0, 0, 0, 0], 3, "  ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,24 +613,4 @@ mod tests {
         let wrong = render(&Request::RouteShow, Response::ok(&5), false, false).unwrap_err();
         assert!(wrong.starts_with("unexpected answer from ferrovs"), "{wrong}");
     }
-}
-
-/// `fvs acl show`: one rule a line, in the order they are numbered.
-fn format_acl(rules: &[crate::acl::AclInfo]) -> String {
-    use crate::acl::AclAction;
-    if rules.is_empty() {
-        return "no access-list rules\n".to_string();
-    }
-    let mut rows = vec![table::cells(["SCOPE", "ACTION", "PREFIX", "DROPS"])];
-    for r in rules {
-        let action = match r.rule.action {
-            AclAction::Deny => "deny",
-            AclAction::Allow => "allow",
-            AclAction::NotAllowed => "not-allowed",
-        };
-        let prefix = r.rule.prefix.map_or_else(|| "(others)".to_string(), |p| p.to_string());
-        let drops = if r.rule.action == AclAction::Allow { "-".to_string() } else { r.drops.to_string() };
-        rows.push(vec![r.rule.scope.clone(), action.to_string(), prefix, drops]);
-    }
-    table::table(&rows, &[0, 0, 0, 0], 3, "  ")
 }
