@@ -149,7 +149,8 @@ pub struct CoreCtx<F> {
     /// instructions a packet (benches/instructions.sh), the context's layout being worse.
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
     /// Admission of new connections: per-service and per-client rate state.
-    guard: crate::defence::GuardCore,
+    /// Boxed: only new connections use it, and the context's layout is on every packet's path.
+    guard: Box<crate::defence::GuardCore>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -161,7 +162,7 @@ impl<F: Frame> CoreCtx<F> {
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
-            guard: crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core)),
+            guard: Box::new(crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core))),
             lb,
         }
     }

@@ -124,6 +124,7 @@ impl<F: Frame> CoreCtx<F> {
     /// `mid_flow`: a TCP packet other than a SYN, picked up (the service allows it): the
     /// connection was established elsewhere, so it is taken as established before this packet.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_conn(
         &mut self,
         snap: &Snapshot,
@@ -366,7 +367,6 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
-        let was = conn.state;
         let slot = snap.services.backend_slot(conn.backend_slot);
         if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
@@ -386,20 +386,44 @@ impl<F: Frame> CoreCtx<F> {
                 }
                 conn.state = state;
                 self.lb.conns.set_state(id, state);
+            } else if handshake_incomplete(state) {
+                // Still half-open: it keeps the deadline its first SYN set, so retransmitted
+                // SYN-ACKs (a backend answering a spoofed SYN retransmits for a minute) or
+                // SYNs cannot keep it alive past `tcp_syn_recv`.
+                return self.half_open_packet(snap, now_ms, frame, l4, &mut conn, id, dir, pool, tx);
             }
         }
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;
             self.lb.conns.set_flags(id, conn.flags);
         }
-        // A half-open connection keeps the deadline its first SYN set: retransmitted SYN-ACKs
-        // (a backend answering a spoofed SYN retransmits for a minute) or SYNs must not keep
-        // it alive past `tcp_syn_recv`.
-        if !(conn.proto == IpProtocol::TCP && handshake_incomplete(was) && handshake_incomplete(conn.state)) {
-            let timeout = snap.services.timeouts.for_conn(&conn);
-            self.lb.conns.touch(id, now_ms, timeout);
-        }
+        let timeout = snap.services.timeouts.for_conn(&conn);
+        self.lb.conns.touch(id, now_ms, timeout);
         self.forward(snap, now_ms, frame, Some(l4), &conn, dir, pool, tx);
+    }
+
+    /// `conn_packet` for a packet that leaves its connection half-open: forwarded, the
+    /// deadline left alone.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn half_open_packet(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        conn: &mut Conn,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
+            conn.flags |= ConnFlags::REPLIED;
+            self.lb.conns.set_flags(id, conn.flags);
+        }
+        self.forward(snap, now_ms, frame, Some(l4), conn, dir, pool, tx);
     }
 
     /// Rewrites a connection's packet for its direction and sends it on. `l4`: the packet as
