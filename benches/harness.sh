@@ -134,6 +134,8 @@ routes:
   - { prefix: 203.0.113.0/24, via: 192.0.2.2 }
 connections:
   capacity: $capacity
+  # The syn case measures forwarding of new connections: no half-open quota refusing them.
+  half_open_capacity: $capacity
 services:
   - { vip: 192.0.2.100, port: 80, protocol: tcp, scheduler: rr, mode: $mode, $extra
       backends: [ { addr: 198.51.100.11, port: 80 }, { addr: 198.51.100.12, port: 80 },

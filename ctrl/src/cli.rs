@@ -222,6 +222,15 @@ Timed out ones are counted apart; a worker that stops polling would cause them."
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Show the access-list rules (global deny list, services' deny and allow lists) with the
+    /// new connections each refused.
+    #[command(
+        after_help = "Example:\n  fvs acl show\n\nThe lists are set in the config file (deny, services[].deny, services[].allow)\nand changed with fvs apply. Counts restart when the rules change."
+    )]
+    Acl {
+        #[command(subcommand)]
+        verb: Option<ShowVerb>,
+    },
     /// Apply a config file as one transaction: all of it or nothing.
     #[command(after_help = "Example:\n  fvs apply -f /etc/ferrovs/ferrovs.yaml")]
     Apply {
@@ -302,6 +311,7 @@ where
         Object::Health { verb } => (Command::Send(health::health_request(verb)?), false),
         Object::Conn { verb } => (Command::Send(conn::conn_request(verb)?), false),
         Object::Snat { verb } => (Command::Send(snat::snat_request(verb)?), false),
+        Object::Acl { .. } => (Command::Send(Request::AclShow), false),
         Object::Apply { file } => (Command::ApplyFile(file), false),
         Object::Trace(args) => (Command::Trace(trace::trace_args(args)?), false),
         Object::Top => (Command::Top, false),
@@ -423,6 +433,7 @@ pub fn render(req: &Request, response: Response, json: bool, all: bool) -> Resul
         Request::TracePoll { .. } => view(response, json, |d: TraceBatch| {
             d.packets.iter().map(|p| trace::format_packet(p) + "\n").collect::<String>()
         }),
+        Request::AclShow => view(response, json, |d: Vec<crate::acl::AclInfo>| format_acl(&d)),
         Request::AddrAdd { .. }
         | Request::AddrDel { .. }
         | Request::RouteAdd { .. }
@@ -453,6 +464,26 @@ where
     } else {
         Ok(format(data))
     }
+}
+
+/// `fvs acl show`: one rule a line, in the order they are numbered.
+fn format_acl(rules: &[crate::acl::AclInfo]) -> String {
+    use crate::acl::AclAction;
+    if rules.is_empty() {
+        return "no access-list rules\n".to_string();
+    }
+    let mut rows = vec![table::cells(["SCOPE", "ACTION", "PREFIX", "DROPS"])];
+    for r in rules {
+        let action = match r.rule.action {
+            AclAction::Deny => "deny",
+            AclAction::Allow => "allow",
+            AclAction::NotAllowed => "not-allowed",
+        };
+        let prefix = r.rule.prefix.map_or_else(|| "(others)".to_string(), |p| p.to_string());
+        let drops = if r.rule.action == AclAction::Allow { "-".to_string() } else { r.drops.to_string() };
+        rows.push(vec![r.rule.scope.clone(), action.to_string(), prefix, drops]);
+    }
+    table::table(&rows, &[0, 0, 0, 0], 3, "  ")
 }
 
 #[cfg(test)]
@@ -658,9 +689,8 @@ mod tests {
 
 /// `fvs import keepalived FILE`: converted here, no daemon needed.
 fn import_keepalived(file: &std::path::Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let result = crate::health::keepalived::import_file(file)
-        .and_then(|i| i.to_yaml())
-        .and_then(|text| write_out(out, &text));
+    let result =
+        crate::health::keepalived::import_file(file).and_then(|i| i.to_yaml()).and_then(|text| write_out(out, &text));
     match result {
         Ok(()) => 0,
         Err(msg) => {

@@ -22,7 +22,7 @@ pub const MBUF_BYTES: u64 = 2176 + 128 + 128;
 pub const SLACK_BYTES: u64 = 256 * MIB;
 /// One tracked connection, all included (dataplane::conn::table::bytes_per_conn), on the
 /// ordinary heap, not in hugepages.
-pub const CONN_BYTES: u64 = 64;
+pub const CONN_BYTES: u64 = 68;
 
 /// How serious a finding is: only `Fail` stops ferrovs from starting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

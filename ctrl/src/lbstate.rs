@@ -96,6 +96,7 @@ pub struct LbState {
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
     LbLimits {
         conn_capacity: c.capacity,
+        half_open_capacity: c.half_open_capacity.unwrap_or(c.capacity / 2),
         persistence_capacity: c.persistence_capacity,
         max_backends: c.max_backends as u16,
         max_services: services_max,
@@ -849,6 +850,7 @@ mod tests {
             weight,
             state: BackendState::Active,
             health: None,
+            max_conns: 0,
         }
     }
 

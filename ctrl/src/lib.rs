@@ -10,6 +10,7 @@
 //! without DPDK (`--no-default-features`).
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod announce;
 pub mod api;
 pub mod cli;

@@ -127,6 +127,8 @@ pub enum Request {
         filter: ConnFilter,
     },
     SnatShow,
+    /// The access-list rules with their drops.
+    AclShow,
     /// Appends a SNAT rule: it is tried after the existing ones.
     SnatAdd {
         rule: SnatConfig,
@@ -817,6 +819,7 @@ mod tests {
             r#"{"op":"snat_del","source":"198.51.100.0/24","out_port":"dp0"}"#,
         );
         round_trip(Request::SnatShow, r#"{"op":"snat_show"}"#);
+        round_trip(Request::AclShow, r#"{"op":"acl_show"}"#);
         let key = ServiceKey { protocol: Protocol::Tcp, vip: "192.0.2.100".parse().unwrap(), port: 443 };
         round_trip(
             Request::ServiceSet {

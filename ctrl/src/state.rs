@@ -16,6 +16,7 @@ use dataplane::net::{MacAddr, Prefix};
 use dataplane::service::Services;
 use dataplane::snapshot::{KernelLimit, LocalAddr, PortL3, Snapshot};
 
+use crate::acl::{self, AclRule};
 use crate::config::{self, AddressConfig, Config, RouteConfig};
 use crate::config::{validate_services, RemovalPolicy, ServiceConfig, SnatConfig};
 use crate::lbstate::{self, BackendId, Edit, LbState, SnatEdit};
@@ -79,6 +80,8 @@ pub struct ControlState {
     lb: LbState,
     /// The services as last built: an L3 change publishes them again unchanged.
     services: Arc<Services>,
+    /// The access-list rules of `services.guard`, numbered as its counters.
+    acl_rules: Arc<Vec<AclRule>>,
 }
 
 impl ControlState {
@@ -87,9 +90,11 @@ impl ControlState {
     pub fn new(config: Config, ports: Vec<PortFacts>) -> Result<(ControlState, Snapshot), String> {
         let mut lb = LbState::new(lbstate::limits(&config.connections, lbstate::MAX_SERVICES));
         let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
-        let services =
-            Arc::new(lb.build(&config.services, &config.snat, &id_of, &config.connections.timeouts, None)?);
-        let state = ControlState { config, ports, lb, services };
+        let built = lb.build(&config.services, &config.snat, &id_of, &config.connections.timeouts, None)?;
+        let cores = config.workers.lcores.len().max(1);
+        let (guard, rules) = acl::build_guard(&config.deny, &config.services, &built, cores, None);
+        let services = Arc::new(built.with_guard(Arc::new(guard)));
+        let state = ControlState { config, ports, lb, services, acl_rules: Arc::new(rules) };
         let snapshot = state.snapshot();
         Ok((state, snapshot))
     }
@@ -208,6 +213,10 @@ impl ControlState {
             Request::LaddrDel { service, addr } => self.edit_services(Edit::LaddrDel(service, addr), None),
             Request::SnatAdd { rule } => self.edit_snat(SnatEdit::Add(rule)),
             Request::SnatDel { source, out_port } => self.edit_snat(SnatEdit::Del { source, out_port }),
+            Request::AclShow => {
+                let infos = acl::infos(&self.acl_rules, &self.services.guard.counters);
+                Outcome::Done { response: Response::ok(&infos), publish: None, kernel: Vec::new() }
+            }
             read @ (Request::LinkShow { .. }
             | Request::RouteShow
             | Request::NeighShow
@@ -286,7 +295,11 @@ impl ControlState {
         let ports = &self.ports;
         let id_of = |name: &str| ports.iter().find(|p| p.name == name).map(|p| p.id);
         let built = self.lb.build(&services, &snat, &id_of, &self.config.connections.timeouts, removal)?;
-        self.services = Arc::new(built);
+        let cores = self.config.workers.lcores.len().max(1);
+        let previous = Some((self.acl_rules.as_slice(), &self.services.guard.counters));
+        let (guard, rules) = acl::build_guard(&self.config.deny, &services, &built, cores, previous);
+        self.services = Arc::new(built.with_guard(Arc::new(guard)));
+        self.acl_rules = Arc::new(rules);
         self.config.services = services;
         self.config.snat = snat;
         Ok(())
@@ -310,12 +323,16 @@ impl ControlState {
         if next.connections.timeouts != self.config.connections.timeouts {
             changes.push("connections timeouts set".to_string());
         }
+        if next.deny != self.config.deny {
+            changes.push(format!("global deny list set ({} prefixes)", next.deny.len()));
+        }
         let publish = !changes.is_empty() || !service_changes.is_empty();
         if publish {
             // Addresses first: the services are built against them and published together.
             self.config.addresses = next.addresses;
             self.config.routes = next.routes;
             self.config.connections.timeouts = next.connections.timeouts;
+            self.config.deny = next.deny;
             self.build_lb(next.services, next.snat, None).map_err(|e| format!("{source}: {e}"))?;
         }
         changes.extend(service_changes);

@@ -27,6 +27,7 @@ fn service_info(s: &ServiceConfig) -> ServiceInfo {
             inactive_conns: 0,
             stats: None,
             health: None,
+            handshake: None,
         })
         .collect();
     ServiceInfo::new(s, backends, None)

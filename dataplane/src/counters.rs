@@ -98,6 +98,21 @@ enum_with_names! {
         NoBackend = "no_backend",
         /// The connection table is full: new connections are refused, tracked ones go on.
         ConnTableFull = "conn_table_full",
+        /// A SYN found this core's half-open connections at `connections.half_open_capacity`
+        /// (a SYN flood, or backends that do not answer): refused, the table keeps room for
+        /// everything else.
+        HalfOpenFull = "half_open_full",
+        /// A new connection from a source in the global deny list or its service's (counted
+        /// per rule too: `fvs acl show`).
+        AclDenied = "acl_denied",
+        /// A new connection from a source outside its service's allow list.
+        AclNotAllowed = "acl_not_allowed",
+        /// Over its service's `limits.conns_per_s` (this core's share).
+        ServiceRateLimited = "service_rate_limited",
+        /// Over its service's `limits.source_conns_per_s` for its client address.
+        SourceRateLimited = "source_rate_limited",
+        /// Every usable backend of the service holds its `max_conns` (this core's share).
+        BackendsFull = "backends_full",
         /// The new connection's reply tuple is already tracked (two VIPs NATing one client
         /// port to the same backend).
         ConnKeyExists = "conn_key_exists",
@@ -159,6 +174,13 @@ enum_with_names! {
         /// Of the connections made, those opened mid-flow by a packet other than a SYN (DR/TUN
         /// services with `pickup`: a connection another balancer began).
         ConnsPickedUp = "conns_picked_up",
+        /// Half-open or finished (TIME_WAIT, CLOSE) TCP connections or UDP flows removed,
+        /// oldest first, to make room in a full table for a new connection (established TCP
+        /// connections are never evicted).
+        ConnsEvicted = "conns_evicted",
+        /// New connections the scheduler's choice could not take (at its `max_conns`) that
+        /// went to the next backend with room.
+        BackendFullSkips = "backend_full_skips",
         /// New connections sent to a client's remembered backend, and records evicted early.
         PersistenceHits = "persistence_hits",
         PersistenceEvictions = "persistence_evictions",

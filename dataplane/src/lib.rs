@@ -13,6 +13,7 @@
 
 pub mod conn;
 pub mod counters;
+pub mod defence;
 pub mod handshake;
 pub mod l3;
 pub mod lb;

@@ -151,6 +151,9 @@ pub struct CoreCtx<F> {
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
     /// An armed `fvs trace` (see [`crate::trace`]); None, checked once per burst, otherwise.
     trace: Option<Box<Tracer>>,
+    /// Admission of new connections: per-service and per-client rate state.
+    /// Boxed: only new connections use it, and the context's layout is on every packet's path.
+    guard: Box<crate::defence::GuardCore>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -159,11 +162,12 @@ impl<F: Frame> CoreCtx<F> {
             core,
             counters,
             neigh: NeighTable::new(neigh),
-            lb,
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
             trace: None,
+            guard: Box::new(crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core))),
+            lb,
         }
     }
 
@@ -1122,6 +1126,7 @@ fn build_neighbor_solicit<F: Frame>(
     true
 }
 
+mod defence;
 mod lb;
 #[cfg(test)]
 mod tests;

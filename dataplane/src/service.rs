@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::conn::Timeouts;
+use crate::defence::Guard;
 use crate::sched::{Candidate, HashTable, SchedKind};
 use crate::wire::IpProtocol;
 
@@ -168,6 +169,10 @@ impl SnatRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbLimits {
     pub conn_capacity: u32,
+    /// Of `conn_capacity`, how many may be half-open TCP connections (handshake incomplete):
+    /// a SYN past it is refused (`drop_half_open_full`), so a SYN flood cannot take the
+    /// whole table.
+    pub half_open_capacity: u32,
     pub persistence_capacity: u32,
     pub max_backends: u16,
     pub max_services: u16,
@@ -183,6 +188,7 @@ impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {
             conn_capacity: 1 << 16,
+            half_open_capacity: 1 << 15,
             persistence_capacity: 1 << 12,
             max_backends: 256,
             max_services: 256,
@@ -212,6 +218,8 @@ pub struct Services {
     /// NAT backends (addr, port, proto) packed, sorted: their replies find their owner by
     /// the client they go to.
     nat_backends: Vec<u64>,
+    /// Access lists and limits for new connections.
+    pub guard: Arc<Guard>,
 }
 
 #[inline]
@@ -243,6 +251,7 @@ impl Services {
             snat: Vec::new(),
             local_port_addrs: Vec::new(),
             nat_backends,
+            guard: Arc::default(),
         };
         services.index_local_port_addrs();
         services
@@ -252,6 +261,12 @@ impl Services {
     pub fn with_snat(mut self, snat: Vec<SnatRule>) -> Services {
         self.snat = snat;
         self.index_local_port_addrs();
+        self
+    }
+
+    /// With these access lists and limits.
+    pub fn with_guard(mut self, guard: Arc<Guard>) -> Services {
+        self.guard = guard;
         self
     }
 

@@ -12,7 +12,7 @@ use crate::config::lb::{BackendConfig, BackendState, RemovalPolicy};
 use crate::proto::{HealthInfo, Request, ServiceInfo};
 
 pub(super) const BACKEND_ADD_USAGE: &str =
-    "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
+    "fvs backend add tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited] [max-conns N]";
 pub(super) const BACKEND_SET_USAGE: &str =
     "fvs backend set tcp|udp VIP:PORT ADDR:PORT [weight W] [state active|draining|inhibited]";
 pub(super) const BACKEND_DEL_USAGE: &str = "fvs backend del tcp|udp VIP:PORT ADDR:PORT [drain|reset]";
@@ -26,7 +26,7 @@ pub(super) enum BackendVerb {
     /// Add a backend to a service (weight 1 and active unless given).
     #[command(
         override_usage = BACKEND_ADD_USAGE,
-        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080\n  fvs backend add tcp 192.0.2.100:80 198.51.100.12:8080 weight 2 state draining"
+        after_help = "Examples:\n  fvs backend add tcp 192.0.2.100:80 198.51.100.11:8080\n  fvs backend add tcp 192.0.2.100:80 198.51.100.12:8080 weight 2 state draining\n  fvs backend add tcp 192.0.2.100:80 198.51.100.13:8080 max-conns 10000\n\nmax-conns: most connections at once (each worker core takes its share); the scheduler\npasses over a backend at its maximum. 0 or absent: no limit."
     )]
     Add(VerbArgs),
     /// Change the weight or state of a backend.
@@ -58,7 +58,7 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
             let mut w = Words::new("fvs backend add", &args);
             let service = w.service_key(BACKEND_ADD_USAGE)?;
             let addr = backend_addr(&mut w, BACKEND_ADD_USAGE)?;
-            let (weight, state) = backend_attrs(&mut w)?;
+            let (weight, state, max_conns) = backend_attrs(&mut w, true)?;
             Ok(Request::BackendAdd {
                 service,
                 backend: BackendConfig {
@@ -67,6 +67,7 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
                     weight: weight.unwrap_or(1),
                     state: state.unwrap_or_default(),
                     health: None,
+                    max_conns: max_conns.unwrap_or(0),
                 },
             })
         }
@@ -74,7 +75,7 @@ pub(super) fn backend_request(verb: BackendVerb) -> Result<Request, ArgsError> {
             let mut w = Words::new("fvs backend set", &args);
             let service = w.service_key(BACKEND_SET_USAGE)?;
             let addr = backend_addr(&mut w, BACKEND_SET_USAGE)?;
-            let (weight, state) = backend_attrs(&mut w)?;
+            let (weight, state, _) = backend_attrs(&mut w, false)?;
             if weight.is_none() && state.is_none() {
                 return Err(
                     w.error(format!("nothing to change; give weight, state or both (usage: {BACKEND_SET_USAGE})"))
@@ -156,8 +157,11 @@ pub(super) fn format_backends(services: &[ServiceInfo]) -> String {
 }
 
 /// `weight W` and `state S`.
-fn backend_attrs(w: &mut Words<'_>) -> Result<(Option<u32>, Option<BackendState>), ArgsError> {
-    let (mut weight, mut state) = (None, None);
+/// `weight`, `state` and (with `max_conns`: `backend add`) `max-conns`.
+type BackendAttrs = (Option<u32>, Option<BackendState>, Option<u32>);
+
+fn backend_attrs(w: &mut Words<'_>, max_conns: bool) -> Result<BackendAttrs, ArgsError> {
+    let (mut weight, mut state, mut max) = (None, None, None);
     while let Some(word) = w.next() {
         match word {
             "weight" => {
@@ -173,10 +177,16 @@ fn backend_attrs(w: &mut Words<'_>) -> Result<(Option<u32>, Option<BackendState>
                     .map_err(|_| w.error(format!("'{v}' is not a backend state (active, draining or inhibited)")))?;
                 w.once(&mut state, "state", s)?;
             }
+            "max-conns" if max_conns => {
+                let v = w.value("max-conns", "a number")?;
+                let n = w.number(v, "max-conns")?;
+                w.once(&mut max, "max-conns", n)?;
+            }
+            other if max_conns => return Err(w.unknown(other, &["weight", "state", "max-conns"])),
             other => return Err(w.unknown(other, &["weight", "state"])),
         }
     }
-    Ok((weight, state))
+    Ok((weight, state, max))
 }
 
 /// The backend's `ADDR:PORT`, after the service.
@@ -198,12 +208,26 @@ mod tests {
         let service = key("tcp 192.0.2.100:80");
         let backend = |weight, state| Request::BackendAdd {
             service,
-            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state, health: None },
+            backend: BackendConfig { addr: ip("198.51.100.11"), port: 8080, weight, state, health: None, max_conns: 0 },
         };
         assert_eq!(request("backend add tcp 192.0.2.100:80 198.51.100.11:8080"), backend(1, BackendState::Active));
         assert_eq!(
             request("b add tcp 192.0.2.100:80 198.51.100.11:8080 state draining weight 0"),
             backend(0, BackendState::Draining)
+        );
+        assert_eq!(
+            request("backend add tcp 192.0.2.100:80 198.51.100.11:8080 max-conns 500"),
+            Request::BackendAdd {
+                service,
+                backend: BackendConfig {
+                    addr: ip("198.51.100.11"),
+                    port: 8080,
+                    weight: 1,
+                    state: BackendState::Active,
+                    max_conns: 500,
+                    health: None,
+                },
+            }
         );
         assert_eq!(
             request("backend set tcp 192.0.2.100:80 198.51.100.11:8080 weight 5"),
@@ -236,6 +260,7 @@ mod tests {
                     weight: 1,
                     state: BackendState::Active,
                     health: None,
+                    max_conns: 0,
                 },
             }
         );
@@ -266,11 +291,11 @@ mod tests {
             ),
             (
                 "backend add tcp 192.0.2.100:80 198.51.100.11:8080 3",
-                "fvs backend add: unknown keyword '3' (expected weight or state; did you mean 'weight 3'?)",
+                "fvs backend add: unknown keyword '3' (expected weight, state or max-conns; did you mean 'weight 3'?)",
             ),
             (
                 "backend add tcp 192.0.2.100:80 198.51.100.11:8080 draining",
-                "fvs backend add: unknown keyword 'draining' (expected weight or state; did you mean 'state draining'?)",
+                "fvs backend add: unknown keyword 'draining' (expected weight, state or max-conns; did you mean 'state draining'?)",
             ),
             (
                 "backend set tcp 192.0.2.100:80 198.51.100.11:8080",

@@ -281,6 +281,7 @@ mod tests {
             inactive_conns: 1,
             stats: None,
             handshake: None,
+            health: None,
         };
         let traffic = TrafficStats { conns, in_packets: rx, out_packets: rx / 2, ..Default::default() };
         Sample { at, stats, services: vec![ServiceInfo::new(&cfg, vec![backend], Some(traffic))] }

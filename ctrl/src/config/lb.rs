@@ -282,6 +282,15 @@ pub struct ServiceConfig {
     /// connection entry opens one. Unset: on for the `mh` scheduler, off otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<bool>,
+    /// Sources (IPv4 prefixes) that may not open connections to this service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<Prefix>,
+    /// When not empty, only these sources may open connections to this service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Prefix>,
+    /// Rates of new connections (whole box; each worker core takes its share).
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_none")]
+    pub limits: LimitsConfig,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
     /// The active check of every backend (each may override fields); none when absent.
@@ -327,6 +336,9 @@ impl ServiceConfig {
             laddrs: Vec::new(),
             tunnel: None,
             pickup: None,
+            deny: Vec::new(),
+            allow: Vec::new(),
+            limits: LimitsConfig::default(),
             backends: Vec::new(),
             health: None,
             passive: None,
@@ -374,6 +386,45 @@ pub struct BackendConfig {
     /// Fields of the service's health block this backend has otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSpec>,
+    /// Most connections (any state) at once; 0: no limit. Each worker core takes its share
+    /// (rounded up); the scheduler passes over a backend at its maximum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_conns: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A service's new-connection rates; 0: no limit.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// New connections per second to the service, from all clients.
+    pub conns_per_s: u32,
+    /// New connections per second from one client address.
+    pub source_conns_per_s: u32,
+    /// How many a client may open at once above its rate (default: one second's worth).
+    pub source_burst: u32,
+}
+
+impl LimitsConfig {
+    pub fn is_none(&self) -> bool {
+        *self == LimitsConfig::default()
+    }
+}
+
+/// Most prefixes in all access lists together (the global deny list and the services').
+pub const MAX_ACL_PREFIXES: usize = 1 << 20;
+
+/// An access-list entry must be IPv4 (the data path is).
+pub fn validate_acl(list: &[Prefix], path: &str) -> Result<(), ConfigError> {
+    for (i, p) in list.iter().enumerate() {
+        if !p.addr().is_ipv4() {
+            return Err(err(format!("{path}[{i}]"), format!("{p}: IPv6 prefixes are not supported yet (IPv4 only)")));
+        }
+    }
+    Ok(())
 }
 
 impl BackendConfig {
@@ -412,6 +463,11 @@ pub fn snat_name(source: Prefix, out_port: &str) -> String {
 pub struct ConnectionsConfig {
     /// Tracked connections per worker core.
     pub capacity: u32,
+    /// Of those, how many may be half-open TCP connections (handshake not completed) per
+    /// core; a SYN past it is refused and counted (`drop_half_open_full`), so a SYN flood
+    /// cannot fill the table. Unset: half the capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_open_capacity: Option<u32>,
     /// Persistence records (client, service) per worker core.
     pub persistence_capacity: u32,
     /// Most backends alive at once, over all services.
@@ -433,6 +489,7 @@ impl Default for ConnectionsConfig {
     fn default() -> Self {
         ConnectionsConfig {
             capacity: 1 << 20,
+            half_open_capacity: None,
             persistence_capacity: 1 << 16,
             max_backends: 4096,
             max_laddrs: 64,
@@ -523,6 +580,9 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
         }
     };
     range(c.capacity, 16, 1 << 28, "capacity")?;
+    if let Some(h) = c.half_open_capacity {
+        range(h, 1, c.capacity, "half_open_capacity")?;
+    }
     range(c.persistence_capacity, 16, 1 << 24, "persistence_capacity")?;
     range(c.max_backends, 1, MAX_SLOTS, "max_backends")?;
     range(c.max_laddrs, 1, 1024, "max_laddrs")?;
@@ -664,6 +724,18 @@ pub fn validate_services(
                         s.key()
                     ),
                 ));
+            }
+        }
+        validate_acl(&s.deny, &at("deny"))?;
+        validate_acl(&s.allow, &at("allow"))?;
+        let l = s.limits;
+        for (field, v) in [
+            ("conns_per_s", l.conns_per_s),
+            ("source_conns_per_s", l.source_conns_per_s),
+            ("source_burst", l.source_burst),
+        ] {
+            if v > 100_000_000 {
+                return Err(err(at(&format!("limits.{field}")), format!("{v} is out of range, must be 0..=100000000")));
             }
         }
         let mut seen_laddrs = HashSet::new();
@@ -1052,6 +1124,11 @@ mod tests {
         let e = validate_connections(&bad).unwrap_err().to_string();
         assert!(e.contains("connections.lport_quiet_s") && e.contains("3601 is out of range, must be 0..=3600"), "{e}");
         assert!(validate_connections(&ConnectionsConfig { lport_quiet_s: 0, ..Default::default() }).is_ok());
+        let bad = ConnectionsConfig { capacity: 4096, half_open_capacity: Some(5000), ..Default::default() };
+        let e = validate_connections(&bad).unwrap_err().to_string();
+        assert!(e.contains("connections.half_open_capacity: 5000 is out of range, must be 1..=4096"), "{e}");
+        let fine = ConnectionsConfig { capacity: 4096, half_open_capacity: Some(1024), ..Default::default() };
+        assert!(validate_connections(&fine).is_ok());
         let mut t = ConnectionsConfig::default();
         t.timeouts.udp = 0;
         assert!(validate_connections(&t)

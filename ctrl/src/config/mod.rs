@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use dataplane::net::Prefix;
 use serde::{Deserialize, Serialize};
 
 pub mod error;
@@ -48,6 +49,9 @@ pub struct Config {
     /// Source NAT for outbound connections; the first matching rule wins.
     #[serde(default)]
     pub snat: Vec<SnatConfig>,
+    /// Sources (IPv4 prefixes) that may open no connection to any service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<Prefix>,
     #[serde(default)]
     pub api: ApiConfig,
     /// VIPs as kernel routes for a routing daemon (BIRD, FRR) to announce; off when absent.
@@ -239,6 +243,14 @@ impl Config {
         validate_announce(&self.announce)?;
         validate_connections(&self.connections)?;
         validate_l3(&self.ports, &self.addresses, &self.routes)?;
+        lb::validate_acl(&self.deny, "deny")?;
+        let prefixes = self.deny.len() + self.services.iter().map(|s| s.deny.len() + s.allow.len()).sum::<usize>();
+        if prefixes > lb::MAX_ACL_PREFIXES {
+            return Err(ConfigError::new(
+                "deny",
+                format!("{prefixes} access-list prefixes in all, at most {}", lb::MAX_ACL_PREFIXES),
+            ));
+        }
         validate_services(&self.services, &self.snat, &self.connections, &self.ports, &self.addresses)
     }
 

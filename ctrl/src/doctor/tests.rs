@@ -129,7 +129,7 @@ fn sizing_is_bootstraps_formula() {
     );
     assert_eq!(
         find(&r, "connection tables").text,
-        "connection tables: 2 workers x 1048576 x 64 B = 128 MiB of ordinary memory; 58593 MiB available"
+        "connection tables: 2 workers x 1048576 x 68 B = 136 MiB of ordinary memory; 58593 MiB available"
     );
     // eal.memory_mb above the sum: the shortfall goes to the workers' node (bootstrap's 1 GB test).
     let path = f.config(&APPLIANCE.replace("memory_mb: 512", "memory_mb: 4096"));
@@ -265,7 +265,7 @@ fn vdev_ports_memory_and_hugetlbfs() {
     assert_eq!(t.level, Level::Fail);
     assert_eq!(
         t.text,
-        "connection tables: 1 workers x 268435456 x 64 B = 16384 MiB of ordinary memory; the machine has 8000 MiB"
+        "connection tables: 1 workers x 268435456 x 68 B = 17408 MiB of ordinary memory; the machine has 8000 MiB"
     );
     let r = f.doctor(&format!("{no_huge}connections: {{ capacity: 33554432 }}\n"));
     let t = find(&r, "connection tables");
@@ -273,7 +273,7 @@ fn vdev_ports_memory_and_hugetlbfs() {
         (t.level, t.text.as_str()),
         (
             Level::Warn,
-            "connection tables: 1 workers x 33554432 x 64 B = 2048 MiB of ordinary memory; 1000 MiB available now"
+            "connection tables: 1 workers x 33554432 x 68 B = 2176 MiB of ordinary memory; 1000 MiB available now"
         )
     );
     assert!(r.can_start());

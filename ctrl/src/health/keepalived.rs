@@ -376,7 +376,8 @@ fn virtual_server(n: &Node, unsupported: &mut Vec<String>) -> Result<ServiceConf
             more(&r.at, format!("real_server {ip} {p}: not an address and port"));
             continue;
         };
-        let mut b = BackendConfig { addr, port: bport, weight: 1, state: BackendState::Active, health: None };
+        let mut b =
+            BackendConfig { addr, port: bport, weight: 1, state: BackendState::Active, health: None, max_conns: 0 };
         let mut spec: Option<HealthSpec> = None;
         for c in &r.children {
             match c.key() {

@@ -1,6 +1,7 @@
 //! [`ConnTable`]: a slab of connections, a hash index with two entries per connection (one
-//! per direction) and a timer wheel, all allocated by the constructor. 64 bytes per connection
-//! of capacity in all, both directions keyed exactly.
+//! per direction), a timer wheel and an eviction queue, all allocated (and written, so faulted
+//! in) by the constructor. 68 bytes per connection of capacity in all, both directions keyed
+//! exactly.
 //!
 //! **Slab.** `slots[id]` holds the connection, its deadline and its wheel links: 48 bytes, the
 //! connection packed (`Conn` itself is 40 bytes with padding; here TCP or UDP is one flag bit).
@@ -31,6 +32,16 @@
 //! timeout (or lap). Only a deadline moved *earlier* (a state change to a shorter timeout)
 //! unlinks and re-files the entry at once.
 //!
+//! **Eviction.** A SYN flood must not be able to lock out everything else, so the table keeps
+//! the entries it may sacrifice, half-open TCP connections, finished ones (TIME_WAIT, CLOSE)
+//! and UDP flows, in a ring in the order they became so (4 bytes per connection of capacity),
+//! and counts the half-open ones (see [`ConnTable::half_open`]). [`ConnTable::evict_oldest`]
+//! takes the oldest such entry still live and still evictable; established (or closing) TCP
+//! connections are never taken.
+//! The ring is lazy: an entry that completed its handshake or ended stays in it until it
+//! reaches the front and is skipped. A slot reused since it was queued is taken for its new
+//! occupant, which is then evicted a little early: approximate age order, exact bounds.
+//!
 //! Ticks are u32 and compared with wrapping arithmetic: correct as long as deadlines lie less
 //! than 2^31 ticks (397 days) from the clock, which a u32 ms timeout guarantees, and `expire`
 //! is called at least that often.
@@ -39,7 +50,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
-use super::{Conn, ConnFlags, ConnKey, Dir, TcpState};
+use super::{handshake_incomplete, Conn, ConnFlags, ConnKey, Dir, TcpState};
 use crate::cpu_hint::prefetch;
 use crate::wire::IpProtocol;
 
@@ -317,6 +328,28 @@ pub struct ConnTable {
     cursor: u32,
     seed: [u64; 3],
     stats: TimerStats,
+    /// Connections that may be evicted (half-open TCP, UDP), oldest first, lazily pruned; a
+    /// ring of `capacity` ids starting at `evict_head`.
+    evictable: Box<[u32]>,
+    evict_head: u32,
+    evict_len: u32,
+    /// Live TCP connections whose handshake is incomplete (`handshake_incomplete`).
+    half_open: u32,
+}
+
+/// Whether a connection in this state may be evicted to make room: UDP flows, TCP
+/// connections that have not completed their handshake, and finished ones (TIME_WAIT, CLOSE:
+/// kept only to catch their stray packets; a busy service's closed connections would fill
+/// the table otherwise).
+#[inline]
+fn evictable(proto: IpProtocol, state: TcpState) -> bool {
+    proto == UDP || handshake_incomplete(state) || matches!(state, TcpState::TimeWait | TcpState::Close)
+}
+
+/// Counted in [`ConnTable::half_open`].
+#[inline]
+fn is_half_open(proto: IpProtocol, state: TcpState) -> bool {
+    proto == TCP && handshake_incomplete(state)
 }
 
 #[inline]
@@ -399,6 +432,11 @@ impl ConnTable {
             cursor: 0,
             seed: [splitmix64(seed), splitmix64(seed ^ 1), splitmix64(seed ^ 2)],
             stats: TimerStats::default(),
+            // NIL, not zero: written, so faulted in now rather than under a flood.
+            evictable: vec![NIL; capacity as usize].into_boxed_slice(),
+            evict_head: 0,
+            evict_len: 0,
+            half_open: 0,
         }
     }
 
@@ -482,7 +520,85 @@ impl ConnTable {
     pub fn set_state(&mut self, id: ConnId, state: TcpState) {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        let (proto, old) = (slot.proto(), slot.state);
         slot.state = state;
+        if is_half_open(proto, old) != is_half_open(proto, state) || evictable(proto, old) != evictable(proto, state) {
+            self.state_class_changed(id, proto, old, state);
+        }
+    }
+
+    /// A connection entered or left the half-open or the evictable states (a handshake's end,
+    /// a connection's end, one reopened on its tuple).
+    #[cold]
+    fn state_class_changed(&mut self, id: ConnId, proto: IpProtocol, old: TcpState, new: TcpState) {
+        match (is_half_open(proto, old), is_half_open(proto, new)) {
+            (false, true) => self.half_open += 1,
+            (true, false) => self.half_open -= 1,
+            _ => {}
+        }
+        if !evictable(proto, old) && evictable(proto, new) {
+            self.queue_evictable(id);
+        }
+    }
+
+    /// Live TCP connections that have not completed their handshake: what a SYN flood fills
+    /// the table with, bounded per core by the caller's quota.
+    #[inline]
+    pub fn half_open(&self) -> usize {
+        self.half_open as usize
+    }
+
+    /// Queues `id` as evictable. When the ring is full of entries, its front ones are
+    /// dropped from it: stale ones first (ended, or established since), and after a few live
+    /// ones also those, which then expire by their timers only.
+    fn queue_evictable(&mut self, id: ConnId) {
+        let cap = self.evictable.len() as u32;
+        if cap == 0 {
+            return;
+        }
+        let mut requeued = 0;
+        while self.evict_len == cap {
+            let front = self.evict_pop();
+            if requeued < 4 && self.evictable_now(front) {
+                // Still evictable: back of the queue rather than forgotten.
+                requeued += 1;
+                self.evict_push(front);
+            }
+        }
+        self.evict_push(id);
+    }
+
+    fn evict_push(&mut self, id: ConnId) {
+        let cap = self.evictable.len() as u32;
+        let at = (self.evict_head + self.evict_len) % cap;
+        self.evictable[at as usize] = id;
+        self.evict_len += 1;
+    }
+
+    fn evict_pop(&mut self) -> ConnId {
+        let id = self.evictable[self.evict_head as usize];
+        self.evict_head = (self.evict_head + 1) % self.evictable.len() as u32;
+        self.evict_len -= 1;
+        id
+    }
+
+    /// `id` is live and may be evicted.
+    fn evictable_now(&self, id: ConnId) -> bool {
+        let slot = &self.slots[id as usize];
+        slot.prev != FREE && evictable(slot.proto(), slot.state)
+    }
+
+    /// Removes and returns the oldest live half-open, finished (TIME_WAIT, CLOSE) TCP or UDP
+    /// connection, to make room for a new one; None when there is none (every entry is an
+    /// established or closing TCP connection). Amortised O(1): each queued entry is looked at once.
+    pub fn evict_oldest(&mut self) -> Option<Conn> {
+        while self.evict_len > 0 {
+            let id = self.evict_pop();
+            if self.evictable_now(id) {
+                return Some(self.remove(id));
+            }
+        }
+        None
     }
 
     /// Records the sequence number of the client's SYN that opened the live connection in slot
@@ -553,6 +669,12 @@ impl ConnTable {
             self.index_insert(reply_hash, entry_ref(id, Dir::Reply));
         }
         self.len += 1;
+        if is_half_open(conn.proto, conn.state) {
+            self.half_open += 1;
+        }
+        if evictable(conn.proto, conn.state) {
+            self.queue_evictable(id);
+        }
         Ok(id)
     }
 
@@ -572,6 +694,9 @@ impl ConnTable {
         slot.next = self.free_head;
         self.free_head = id;
         self.len -= 1;
+        if is_half_open(conn.proto, conn.state) {
+            self.half_open -= 1;
+        }
         conn
     }
 
@@ -686,7 +811,8 @@ impl ConnTable {
         let bytes = std::mem::size_of::<Self>()
             + std::mem::size_of_val::<[Slot]>(&self.slots)
             + std::mem::size_of_val::<[IndexBucket]>(&self.buckets)
-            + std::mem::size_of_val::<[u32]>(&self.wheel);
+            + std::mem::size_of_val::<[u32]>(&self.wheel)
+            + std::mem::size_of_val::<[u32]>(&self.evictable);
         bytes / self.slots.len().max(1)
     }
 

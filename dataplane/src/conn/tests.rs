@@ -210,9 +210,9 @@ fn bytes_per_conn_at_one_million() {
     let b = t.bytes_per_conn();
     eprintln!("bytes per connection at capacity 1M: {b} (Conn {} B)", std::mem::size_of::<Conn>());
     // 48 B slot (the connection packed, deadline, two wheel links) + 16 B of index (a 64 B
-    // bucket per 4 connections) + the 32 KB wheel.
+    // bucket per 4 connections) + 4 B of eviction queue + the 32 KB wheel.
     assert_eq!(std::mem::size_of::<Conn>(), 40);
-    assert!(b <= 64, "{b} bytes per connection");
+    assert!(b <= 68, "{b} bytes per connection");
 }
 
 // ---- timer ----
@@ -698,4 +698,89 @@ fn client_isn_takes_the_place_of_a_nat_connections_local_address() {
     assert_eq!(t.lookup(&a.reply_key()), Some((ia, Dir::Reply)));
     assert_eq!(t.lookup(&f.reply_key()), Some((i_f, Dir::Reply)));
     assert_eq!(t.remove(ia), a);
+}
+
+// ---- flood defence: half-open count and eviction ----
+
+#[test]
+fn half_open_count_follows_inserts_states_and_removals() {
+    let mut t = ConnTable::new(16);
+    let a = t.insert(nat(1), 0, 1000).unwrap();
+    let b = t.insert(nat(2), 0, 1000).unwrap();
+    let udp = t.insert(Conn { proto: UDP, state: TcpState::None, ..nat(3) }, 0, 1000).unwrap();
+    let est = t.insert(Conn { state: TcpState::Established, ..nat(4) }, 0, 1000).unwrap();
+    // SYN_RECV TCP only: UDP's NONE state is no handshake.
+    assert_eq!(t.half_open(), 2);
+    t.set_state(a, TcpState::Established);
+    assert_eq!(t.half_open(), 1);
+    t.set_state(a, TcpState::Established);
+    assert_eq!(t.half_open(), 1);
+    t.set_state(est, TcpState::TimeWait);
+    t.set_state(est, TcpState::SynRecv);
+    assert_eq!(t.half_open(), 2);
+    t.remove(b);
+    t.remove(udp);
+    assert_eq!(t.half_open(), 1);
+    t.expire(10_000, 100, never_expire);
+    assert_eq!(t.half_open(), 0);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn eviction_takes_the_oldest_half_open_or_udp_never_established() {
+    let mut t = ConnTable::new(8);
+    // 0..3 established, 4 half-open, 5 UDP, 6 half-open then established, 7 half-open.
+    let mut ids = Vec::new();
+    for i in 0..8u32 {
+        let c = match i {
+            0..=3 => Conn { state: TcpState::Established, ..nat(i) },
+            5 => Conn { proto: UDP, state: TcpState::None, ..nat(i) },
+            _ => nat(i),
+        };
+        ids.push(t.insert(c, 0, 60_000).unwrap());
+    }
+    t.set_state(ids[6], TcpState::Established);
+    assert_eq!(t.insert(nat(100), 0, 1000), Err(InsertError::Full));
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(4).client));
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(5).client));
+    // 6 completed its handshake: skipped.
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(7).client));
+    assert_eq!(t.evict_oldest(), None);
+    assert_eq!(t.len(), 5);
+    assert_eq!(t.half_open(), 0);
+    for i in [0, 1, 2, 3, 6] {
+        assert!(t.lookup(&nat(i).original_key()).is_some(), "{i} kept");
+    }
+    // A finished connection (TIME_WAIT) may go; one closing (FIN_WAIT) may not.
+    t.set_state(ids[1], TcpState::FinWait);
+    t.set_state(ids[2], TcpState::TimeWait);
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(2).client));
+    assert_eq!(t.evict_oldest(), None);
+    t.set_state(ids[1], TcpState::Close);
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(1).client));
+    assert_eq!(t.len(), 3);
+    // Room again, and a new half-open entry is evictable in turn.
+    t.insert(nat(100), 0, 1000).unwrap();
+    assert_eq!(t.evict_oldest().map(|c| c.client), Some(nat(100).client));
+}
+
+#[test]
+fn eviction_queue_stays_bounded_under_churn() {
+    // A flood: each new half-open entry evicts the oldest, many times the capacity over,
+    // with established entries mixed in; they all survive and the count stays exact.
+    let mut t = ConnTable::new(64);
+    for i in 0..16 {
+        t.insert(Conn { state: TcpState::Established, ..nat(i) }, 0, 900_000).unwrap();
+    }
+    for i in 16..10_000u32 {
+        if t.len() == t.capacity() {
+            let evicted = t.evict_oldest().expect("a half-open entry to evict");
+            assert_eq!(evicted.state, TcpState::SynRecv);
+        }
+        t.insert(nat(i), 0, 60_000).unwrap();
+        assert_eq!(t.half_open(), t.len() - 16);
+    }
+    for i in 0..16 {
+        assert!(t.lookup(&nat(i).original_key()).is_some());
+    }
 }

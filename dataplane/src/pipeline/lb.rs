@@ -124,6 +124,7 @@ impl<F: Frame> CoreCtx<F> {
     /// `mid_flow`: a TCP packet other than a SYN, picked up (the service allows it): the
     /// connection was established elsewhere, so it is taken as established before this packet.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_conn(
         &mut self,
         snap: &Snapshot,
@@ -136,11 +137,17 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) {
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
+        if let Err(reason) = self.admit(snap, svc, t.src, now_ms) {
+            return self.drop(frame, reason);
+        }
         let Some(index) = self.choose_backend(svc, t.src, now_ms) else {
             if svc.reset_when_all_down && t.proto == IpProtocol::TCP {
                 return self.refuse_with_reset(snap, now_ms, frame, pool, tx);
             }
             return self.drop(frame, DropReason::NoBackend);
+        };
+        let Some(index) = self.backend_with_room(snap, svc, index) else {
+            return self.drop(frame, DropReason::BackendsFull);
         };
         let backend = svc.backends[index];
         let full_nat = svc.mode == FwdMode::FullNat;
@@ -178,6 +185,9 @@ impl<F: Frame> CoreCtx<F> {
             backend_gen: backend.gen,
             laddr_slot: u16::MAX,
         };
+        if let Err(reason) = self.make_room(conn.proto, conn.state, now_ms) {
+            return self.drop(frame, reason);
+        }
         let timeout = snap.services.timeouts.for_conn(&conn);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
@@ -385,6 +395,11 @@ impl<F: Frame> CoreCtx<F> {
                 }
                 conn.state = state;
                 self.lb.conns.set_state(id, state);
+            } else if handshake_incomplete(state) {
+                // Still half-open: it keeps the deadline its first SYN set, so retransmitted
+                // SYN-ACKs (a backend answering a spoofed SYN retransmits for a minute) or
+                // SYNs cannot keep it alive past `tcp_syn_recv`.
+                return self.half_open_packet(snap, now_ms, frame, l4, &mut conn, id, dir, pool, tx);
             }
         }
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
@@ -398,6 +413,30 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = snap.services.timeouts.for_conn(&conn);
         self.lb.conns.touch(id, now_ms, timeout);
         self.forward(snap, now_ms, frame, Some(l4), &conn, dir, pool, tx);
+    }
+
+    /// `conn_packet` for a packet that leaves its connection half-open: forwarded, the
+    /// deadline left alone.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn half_open_packet(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        conn: &mut Conn,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
+            conn.flags |= ConnFlags::REPLIED;
+            self.lb.conns.set_flags(id, conn.flags);
+        }
+        self.forward(snap, now_ms, frame, Some(l4), conn, dir, pool, tx);
     }
 
     /// Rewrites a connection's packet for its direction and sends it on. `l4`: the packet as

@@ -9,6 +9,7 @@ use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
 
 mod burst;
 mod cores;
+mod defence;
 mod health;
 mod modes;
 mod mtu;
@@ -172,6 +173,8 @@ fn full_table_refuses_new_flows_and_keeps_old_ones() {
     let cap = rig.ctx.lb.conns.capacity();
     for port in 0..cap as u16 {
         assert_eq!(rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 1000 + port, VIP, 80, 6, SYN, b"")).len(), 1);
+        // Established: nothing to evict.
+        assert_eq!(rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 1000 + port, VIP, 80, 6, ACK, b"")).len(), 1);
     }
     assert!(rig.rx(0, l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 9999, VIP, 80, 6, SYN, b"")).is_empty());
     assert_eq!(rig.drops(DropReason::ConnTableFull), 1);

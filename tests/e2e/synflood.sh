@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# End to end, issue 17: defence. ferrovs (NAT, one worker) with a small connection table
+# (capacity 4096, half_open_capacity 256 per core, tcp_syn_recv 4 s) in front of three
+# backend.py backends. Sections, each ending in a PASS or FAIL line with what it measured
+# (the test goes on after a failure and exits 1 at the end):
+#   1. SYN flood, no SYN proxy: 20 keep-alive clients make a request each second and a stream
+#      of new connections runs (lbclient.py) while a bounded spoofed-source SYN flood
+#      (tools/flood.py, sources 203.0.113.1-254, raw socket in the client namespace) hits the
+#      VIP. Every keep-alive request succeeds; SYNs past the half-open quota are refused and
+#      counted (drop_half_open_full), the table never fills with what it cannot evict
+#      (drop_conn_table_full stays 0: finished connections make room, conns_evicted);
+#      once the flood stops, new connections all succeed again within tcp_syn_recv.
+#   2. Access lists: a globally denied source and a source outside a service's allow list
+#      cannot connect; an allowed one can; `fvs acl show` counts the drops per rule.
+#   3. Per-source rate: 30 connections at once from one client to a service with
+#      source_conns_per_s 5 (burst 5): at most the burst and what the rate adds get through,
+#      the rest are counted (drop_source_rate_limited); another client is not limited.
+#   4. Backend maximum: 6 held connections to a service whose backend b1 has max_conns 2:
+#      b1 gets 2, b2 the rest (backend_full_skips counted).
+#
+#   FVS_SYNFLOOD_COUNT  SYNs in the flood (default 300000: about 5 s here)
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+trap fvs_cleanup EXIT
+
+id="sf$((RANDOM % 100000))"
+dir=$(fvs_tmpdir)
+socket="$dir/fvs.sock"
+tools="$(fvs_root)/tests/e2e/tools"
+flood_count=${FVS_SYNFLOOD_COUNT:-300000}
+vip=192.0.2.100 denied_ip=192.0.2.9 allowed_ip=192.0.2.8
+syn_recv_s=4 half_open=256
+
+fvs_lb_topology "$id" 3
+b="{ addr: 198.51.100.11, port: 8080 }, { addr: 198.51.100.12, port: 8080 }, { addr: 198.51.100.13, port: 8080 }"
+fvs_config_head "$id" false 1 >"$dir/ferrovs.yaml"
+cat >>"$dir/ferrovs.yaml" <<YAML
+  - { port: dp1, addr: 198.51.100.1/24 }
+connections:
+  capacity: 4096
+  half_open_capacity: $half_open
+  timeouts: { tcp_syn_recv: $syn_recv_s }
+deny: [ $denied_ip/32 ]
+services:
+  - { vip: $vip, port: 80, protocol: tcp, scheduler: rr, backends: [ $b ] }
+  - { vip: $vip, port: 81, protocol: tcp, scheduler: rr, allow: [ $allowed_ip/32 ], backends: [ $b ] }
+  - { vip: $vip, port: 82, protocol: tcp, scheduler: rr, limits: { source_conns_per_s: 5, source_burst: 5 },
+      backends: [ $b ] }
+  - { vip: $vip, port: 83, protocol: tcp, scheduler: rr,
+      backends: [ { addr: 198.51.100.11, port: 8080, max_conns: 2 }, { addr: 198.51.100.12, port: 8080 } ] }
+api: { socket: $socket }
+YAML
+ip -n "$NS_CLIENT" addr add "$denied_ip/24" dev "$IF_CLIENT"
+ip -n "$NS_CLIENT" addr add "$allowed_ip/24" dev "$IF_CLIENT"
+fvs_backends_start "$dir"
+fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
+fvs_lb_test_helpers
+failed_sections=()
+verdict() {
+  if [ "$2" = 1 ]; then echo "PASS $1: $3"; else echo "FAIL $1: $3"; failed_sections+=("$1"); fi
+}
+in_client() { ip netns exec "$NS_CLIENT" "$@"; }
+# curl_from SRC PORT: the backend's first line, or "refused/timeout" (new connection, 2 s).
+curl_from() { in_client curl -s --max-time 2 --interface "$1" "http://$vip:$2/" 2>/dev/null | head -1 || true; }
+start_s=$(date +%s)
+
+# ---- 1. SYN flood, no SYN proxy ------------------------------------------------------
+[ "$(client http "http://$vip/" --count 9 | json /dev/stdin "d['failed']")" = 0 ] || fail "the service does not answer before the flood"
+half0=$(counter drop_half_open_full) full0=$(counter drop_conn_table_full)
+in_client /usr/bin/python3 "$tools/lbclient.py" stream "http://$vip/" --conns 20 --duration 24 --interval-ms 1000 \
+  --no-reconnect >"$dir/stream.json" 2>/dev/null &
+stream_pid=$!
+FVS_PIDS+=($stream_pid)
+sleep 2
+in_client /usr/bin/python3 "$tools/lbclient.py" loop "http://$vip/" --duration 12 --concurrency 2 --timeout 1 \
+  >"$dir/during.json" 2>/dev/null &
+loop_pid=$!
+FVS_PIDS+=($loop_pid)
+flood_start=$(date +%s.%N)
+in_client /usr/bin/python3 "$tools/flood.py" "$vip" 80 --count "$flood_count" >"$dir/flood.json"
+flood_end=$(date +%s.%N)
+half_open_peak=$(fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('drop_half_open_full', 0))")
+wait "$loop_pid" || true
+# After the flood: within tcp_syn_recv (and a wheel tick) the flood's entries are gone.
+sleep $((syn_recv_s + 1))
+client http "http://$vip/" --count 40 --concurrency 4 >"$dir/after.json"
+wait "$stream_pid" || true
+half=$(( $(counter drop_half_open_full) - half0 )) full=$(( $(counter drop_conn_table_full) - full0 ))
+sent=$(json "$dir/flood.json" "d['sent']") flood_s=$(json "$dir/flood.json" "d['seconds']")
+ka_req=$(json "$dir/stream.json" "d['requests']") ka_broken=$(json "$dir/stream.json" "d['broken']")
+ka_errors=$(json "$dir/stream.json" "sum(d['errors'].values()) + sum(d['connect_failures'].values())")
+ka_conns=$(json "$dir/stream.json" "len(d['conns'])")
+during_ok=$(json "$dir/during.json" "d['ok']") during_failed=$(json "$dir/during.json" "d['failed']")
+# New connections started while the flood ran (the loop's fail_times are wall-clock starts).
+during_flood_failed=$(json "$dir/during.json" "sum(1 for t in d['fail_times'] if $flood_start <= float(t) <= $flood_end)")
+after_ok=$(json "$dir/after.json" "d['ok']") after_failed=$(json "$dir/after.json" "d['failed']")
+# Without a SYN proxy a new connection during the flood is refused (the quota is full): the
+# loop's attempts then wait out their 1 s timeout, so few are made while it lasts.
+echo "legit new connections: $during_ok of $((during_ok + during_failed)) succeeded over 12 s (no SYN proxy: $during_flood_failed attempts started during the ${flood_s} s flood failed)"
+echo "keep-alive requests: $((ka_req - ka_broken)) of $ka_req succeeded"
+ok=0
+if [ "$ka_broken" = 0 ] && [ "$ka_errors" = 0 ] && [ "$ka_conns" = 20 ] && [ "$ka_req" -ge 400 ] && [ "$half" -gt 0 ] && [ "$full" = 0 ] \
+  && [ "$after_failed" = 0 ] && [ "$after_ok" = 40 ]; then ok=1; fi
+verdict "1 SYN flood into a small table" $ok "$sent spoofed SYNs in ${flood_s} s; keep-alive: $ka_req requests on $ka_conns connections (want 20), broken $ka_broken, errors $ka_errors (want 0, >= 400 requests); refused past the half-open quota: drop_half_open_full +$half (want > 0, $half_open_peak when the flood ended), drop_conn_table_full +$full (want 0); new connections after the flood: $after_ok ok, $after_failed failed (want 40, 0)"
+
+# ---- 2. Access lists -----------------------------------------------------------------
+denied0=$(counter drop_acl_denied) notallowed0=$(counter drop_acl_not_allowed)
+g_denied=$(curl_from "$denied_ip" 80) g_other=$(curl_from 192.0.2.2 80)
+a_other=$(curl_from 192.0.2.2 81) a_allowed=$(curl_from "$allowed_ip" 81)
+fvs acl show >"$dir/acl.txt"
+fvs --json acl show >"$dir/acl.json"
+global_drops=$(json "$dir/acl.json" "[r['drops'] for r in d if r['scope'] == 'global'][0]")
+miss_drops=$(json "$dir/acl.json" "[r['drops'] for r in d if r['action'] == 'not_allowed'][0]")
+denied=$(( $(counter drop_acl_denied) - denied0 )) notallowed=$(( $(counter drop_acl_not_allowed) - notallowed0 ))
+ok=0
+if [ -z "$g_denied" ] && [[ "$g_other" == backend=* ]] && [ -z "$a_other" ] && [[ "$a_allowed" == backend=* ]] \
+  && [ "$global_drops" -ge 1 ] && [ "$miss_drops" -ge 1 ] && [ "$denied" -ge 1 ] && [ "$notallowed" -ge 1 ]; then ok=1; fi
+verdict "2 access lists" $ok "globally denied $denied_ip: '${g_denied:-refused}' (want refused), 192.0.2.2: '${g_other:-refused}'; port 81 allows $allowed_ip only: 192.0.2.2 '${a_other:-refused}' (want refused), $allowed_ip '${a_allowed:-refused}'; fvs acl show: global deny drops $global_drops, not-allowed drops $miss_drops (SYN retransmits count too); drop_acl_denied +$denied, drop_acl_not_allowed +$notallowed"
+sed 's/^/    /' "$dir/acl.txt"
+
+# ---- 3. Per-source rate ---------------------------------------------------------------
+rate0=$(counter drop_source_rate_limited)
+client http "http://$vip:82/" --count 30 --concurrency 30 --timeout 1 >"$dir/rate.json"
+other=$(curl_from "$allowed_ip" 82)
+rate_ok=$(json "$dir/rate.json" "d['ok']") rate_s=$(json "$dir/rate.json" "d['elapsed_s']")
+limited=$(( $(counter drop_source_rate_limited) - rate0 ))
+# The burst, plus 5 a second over the run (retransmitted SYNs may get through later).
+allowed_max=$(/usr/bin/python3 -c "import math; print(5 + math.ceil(5 * $rate_s) + 1)")
+ok=0
+if [ "$rate_ok" -ge 5 ] && [ "$rate_ok" -le "$allowed_max" ] && [ "$limited" -ge 10 ] && [[ "$other" == backend=* ]]; then ok=1; fi
+verdict "3 per-source rate" $ok "30 connections at once from 192.0.2.2 to a service allowing 5/s (burst 5): $rate_ok succeeded in ${rate_s} s (want 5..$allowed_max), drop_source_rate_limited +$limited (want >= 10); another source right after: '${other:-refused}'"
+
+# ---- 4. Backend maximum ---------------------------------------------------------------
+skips0=$(counter backend_full_skips)
+rm -f "$dir/ready" "$dir/go"
+client hold "http://$vip:83/" --conns 6 --ready-file "$dir/ready" --go-file "$dir/go" --timeout 20 >"$dir/hold.json" &
+hold_pid=$!
+FVS_PIDS+=($hold_pid)
+for i in $(seq 100); do [ -e "$dir/ready" ] && break; sleep 0.1; done
+touch "$dir/go"
+wait "$hold_pid" || true
+b1=$(json "$dir/hold.json" "d['first_by_backend'].get('b1', 0)") b2=$(json "$dir/hold.json" "d['first_by_backend'].get('b2', 0)")
+held_failed=$(json "$dir/hold.json" "d['first_failed']")
+skips=$(( $(counter backend_full_skips) - skips0 ))
+ok=0
+if [ "$b1" = 2 ] && [ "$b2" = 4 ] && [ "$held_failed" = 0 ] && [ "$skips" -ge 1 ]; then ok=1; fi
+verdict "4 backend maximum" $ok "6 held connections, b1 has max_conns 2: b1 $b1, b2 $b2 (want 2, 4), failed $held_failed; backend_full_skips +$skips (want >= 1)"
+
+echo "synflood: $(( $(date +%s) - start_s )) s"
+if [ ${#failed_sections[@]} -gt 0 ]; then
+  echo "FAIL: ${failed_sections[*]}"
+  tail -20 "$dir/ferrovs.log" >&2
+  exit 1
+fi
+echo "PASS: synflood"
