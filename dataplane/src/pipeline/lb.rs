@@ -435,6 +435,10 @@ impl<F: Frame> CoreCtx<F> {
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;
             self.lb.conns.set_flags(id, conn.flags);
+            // The backend's first packet: its SYN-ACK ends the handshake we time.
+            if l4.tcp_flags.contains(TcpFlags::SYN | TcpFlags::ACK) && !conn.flags.contains(ConnFlags::SNAT) {
+                self.lb.handshake_done(id, conn.backend_slot, conn.backend_gen);
+            }
         }
         self.forward(snap, now_ms, frame, Some(l4), conn, dir, pool, tx);
     }
