@@ -690,6 +690,23 @@ impl<F: Frame> CoreCtx<F> {
         let Ok(ip) = Ipv6Packet::new_checked(&frame.data()[ETH_LEN..]) else {
             return self.drop(frame, DropReason::MalformedIpv6);
         };
+        if !snap.services.v6.is_empty() {
+            // IPv6 services: TCP/UDP to a VIP, a local address or from a NAT backend, and the
+            // ICMPv6 errors about those connections. What they do not take goes on below.
+            let next_header = ip.next_header();
+            let lb = if next_header == IpProtocol::TCP || next_header == IpProtocol::UDP {
+                self.l4_input6(snap, now_ms, frame, pool, tx)
+            } else if next_header == IpProtocol::ICMPV6 {
+                self.icmp6_error_input(snap, now_ms, frame, pool, tx)
+            } else {
+                Some(frame)
+            };
+            match lb {
+                Some(f) => frame = f,
+                None => return,
+            }
+        }
+        let ip = Ipv6Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
         let unicast_to_us = snap.is_local(IpAddr::V6(dst));
         let multicast_to_us =
@@ -1038,5 +1055,6 @@ fn build_neighbor_solicit<F: Frame>(
 }
 
 mod lb;
+mod lb6;
 #[cfg(test)]
 mod tests;

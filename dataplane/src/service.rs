@@ -182,6 +182,14 @@ pub struct LbLimits {
     pub lport_quiet_ms: u32,
 }
 
+impl LbLimits {
+    /// The IPv6 connection table's capacity: a quarter of the IPv4 one's (an IPv6 connection
+    /// takes 124 bytes against 64), at least 1024.
+    pub fn conn6_capacity(&self) -> u32 {
+        (self.conn_capacity / 4).max(1024)
+    }
+}
+
 impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {

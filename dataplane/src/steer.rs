@@ -13,9 +13,9 @@
 //!
 //! [`Ownership::owner`] is the per-packet decision; with one worker it is never asked.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::conn::ConnKey;
+use crate::conn::{ConnKey, ConnKey6};
 use crate::rss::ReplySteering;
 use crate::service::{FwdMode, Services};
 
@@ -118,6 +118,35 @@ impl Ownership {
         }
         if services.is_nat_backend(t.src, t.sport, t.proto) {
             return self.client_owner(t.dst, t.dport);
+        }
+        self.core
+    }
+
+    /// The core that owns a NAT connection of this IPv6 client.
+    #[inline]
+    pub fn client_owner6(&self, client: Ipv6Addr, cport: u16) -> u32 {
+        let x = u128::from(client);
+        let folded = (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32);
+        self.client_owner(Ipv4Addr::from(folded), cport)
+    }
+
+    /// `owner` for an IPv6 TCP/UDP packet. The NICs' flow rules and Toeplitz port choice are
+    /// for IPv4: replies to an IPv6 local address always go to the owner of their local port
+    /// by number (`LbCore::take_local_port6` takes only those), over the rings.
+    #[inline]
+    pub fn owner6(&self, services: &Services, t: &ConnKey6) -> u32 {
+        let v6 = &services.v6;
+        if let Some(svc) = v6.lookup(t.dst, t.dport, t.proto) {
+            return match svc.mode {
+                FwdMode::Nat => self.client_owner6(t.src, t.sport),
+                _ => self.core,
+            };
+        }
+        if v6.is_local_port_addr(t.dst) {
+            return self.port_owner(t.dport);
+        }
+        if v6.is_nat_backend(t.src, t.sport, t.proto) {
+            return self.client_owner6(t.dst, t.dport);
         }
         self.core
     }

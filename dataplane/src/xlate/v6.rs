@@ -247,6 +247,48 @@ pub fn icmp6_packet_too_big(buf: &mut [u8], packet_len: usize, from: Ipv6Addr, m
     Ok(len)
 }
 
+/// Turns a received IPv6 TCP segment (`parse_v6` accepted it as `parsed`) into the reset
+/// answering it, in place, as `tcp_reset_v4` does for IPv4: addresses and ports swapped, to a
+/// segment with ACK a RST with seq = its ack, otherwise RST|ACK acknowledging it. Returns the
+/// reset's length (60). Never answers a reset (`Unsupported`).
+pub fn tcp_reset_v6(packet: &mut [u8], parsed: &Parsed6) -> Result<usize, XlateError> {
+    let t = parsed.tuple;
+    if t.proto != IpProtocol::TCP || parsed.tcp_flags.contains(TcpFlags::RST) {
+        return Err(XlateError::Unsupported);
+    }
+    let l4 = &packet[IPV6_HEADER_LEN..parsed.end];
+    let data_offset = usize::from(l4[12] >> 4) * 4;
+    let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+    let ack = u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]);
+    let flags = parsed.tcp_flags;
+    let (seq, ack, reset_flags) = if flags.contains(TcpFlags::ACK) {
+        (ack, 0, TcpFlags::RST)
+    } else {
+        let mut seg_len = (l4.len() - data_offset) as u32;
+        seg_len += u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+        (0, seq.wrapping_add(seg_len), TcpFlags::RST | TcpFlags::ACK)
+    };
+    let len = IPV6_HEADER_LEN + TCP_HEADER_LEN;
+    packet[..IPV6_HEADER_LEN].fill(0);
+    packet[0] = 0x60;
+    packet[4..6].copy_from_slice(&(TCP_HEADER_LEN as u16).to_be_bytes());
+    packet[6] = IpProtocol::TCP.0;
+    packet[7] = 64;
+    packet[8..24].copy_from_slice(&t.dst.octets());
+    packet[24..40].copy_from_slice(&t.src.octets());
+    let tcp = &mut packet[IPV6_HEADER_LEN..len];
+    tcp.fill(0);
+    tcp[0..2].copy_from_slice(&t.dport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&t.sport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = reset_flags.bits();
+    let s = sum(tcp) + pseudo_header_v6(t.dst, t.src, IpProtocol::TCP.0, TCP_HEADER_LEN as u32);
+    tcp[16..18].copy_from_slice(&(!fold(s)).to_be_bytes());
+    Ok(len)
+}
+
 /// The TCP/UDP checksum of an IPv6 packet computed from scratch is valid (for tests).
 pub fn l4_checksum_ok_v6(packet: &[u8]) -> bool {
     let Ok(p) = parse_v6(packet) else { return false };
@@ -305,6 +347,19 @@ mod tests {
             assert_eq!((t.src, t.dst, t.sport, t.dport), (new.src, new.dst, 1025, 8080));
             assert_eq!(p[7], 63);
         }
+    }
+
+    #[test]
+    fn reset_answers_a_syn() {
+        let mut p = packet(IpProtocol::TCP, 10);
+        let parsed = parse_v6(&p).unwrap();
+        let len = tcp_reset_v6(&mut p, &parsed).unwrap();
+        p.truncate(len);
+        assert!(l4_checksum_ok_v6(&p));
+        let r = parse_v6(&p).unwrap();
+        assert_eq!((r.tuple.src, r.tuple.sport, r.tuple.dport), (a("2001:db8:1::100"), 80, 40000));
+        assert_eq!(r.tcp_flags, TcpFlags::RST | TcpFlags::ACK);
+        assert_eq!(u32::from_be_bytes([p[48], p[49], p[50], p[51]]), 11);
     }
 
     #[test]

@@ -1,0 +1,459 @@
+//! Load balancing of IPv6 services (NAT and FullNAT): the IPv4 path's logic over the IPv6
+//! connection table, on a path of its own so the IPv4 one is unchanged. IPv6 frames reach it
+//! from `ipv6_input` (the IPv4 burst fast path never sees them). ICMPv6 errors about a
+//! connection follow it; a packet that does not fit its egress gets a packet too big.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::{exceeds_mtu, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
+use crate::conn::{
+    handshake_incomplete, next_state, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags, ConnKey6, Dir,
+    InsertError, TcpState,
+};
+use crate::counters::{DropReason, Event};
+use crate::lb::is_active;
+use crate::sched::{select, source_hash_v6};
+use crate::service::{BackendState, FwdMode, Service6};
+use crate::snapshot::Snapshot;
+use crate::wire::{IpProtocol, TcpFlags};
+use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, IPV6_MIN_MTU};
+use crate::xlate::XlateError;
+
+/// A FullNAT connection whose reply tuple is taken tries this many other local ports.
+const LOCAL_PORT_ATTEMPTS: usize = 4;
+
+impl<F: Frame> CoreCtx<F> {
+    /// TCP or UDP over IPv6 (no extension headers). Returns the frame when it is not
+    /// load-balancing traffic, for the local input path.
+    pub(super) fn l4_input6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let l4 = match xlate6::parse_v6(&frame.data()[ETH_LEN..]) {
+            Ok(l4) => l4,
+            Err(XlateError::Malformed) if is_to_vip6(snap, &frame) => {
+                self.drop(frame, DropReason::MalformedL4);
+                return None;
+            }
+            Err(_) => return Some(frame),
+        };
+        let t = l4.tuple;
+        if !self.lb.ownership.is_single() {
+            let owner = self.lb.ownership.owner6(&snap.services, &t);
+            if owner != self.core {
+                self.hand_off(owner, frame, tx);
+                return None;
+            }
+        }
+        if let Some((id, dir)) = self.lb.conns6.lookup(&t) {
+            let reuse = dir == Dir::Original
+                && t.proto == IpProtocol::TCP
+                && is_new_syn(l4.tcp_flags)
+                && self.syn_opens_anew6(snap, id, tcp_seq6(&frame));
+            if !reuse {
+                self.conn_packet6(snap, now_ms, frame, &l4, id, dir, pool, tx);
+                return None;
+            }
+            self.end_conn6(id, now_ms);
+            self.counters.event(Event::ConnsReused).inc();
+        }
+        let v6 = &snap.services.v6;
+        let Some(svc) = v6.lookup(t.dst, t.dport, t.proto) else {
+            if v6.is_vip(t.dst) && !snap.is_interface_addr(IpAddr::V6(t.dst)) {
+                self.drop(frame, DropReason::NoService);
+                return None;
+            }
+            return Some(frame);
+        };
+        if t.proto == IpProtocol::TCP && !is_new_syn(l4.tcp_flags) {
+            self.drop(frame, DropReason::NoConnection);
+            return None;
+        }
+        self.new_conn6(snap, now_ms, frame, svc, &l4, pool, tx);
+        None
+    }
+
+    /// `syn_opens_anew` for an IPv6 entry.
+    fn syn_opens_anew6(&self, snap: &Snapshot, id: Conn6Id, seq: u32) -> bool {
+        let conn = self.lb.conns6.get(id);
+        if !backend_usable6(snap, &conn) {
+            return true;
+        }
+        let isn = self.lb.conns6.client_isn(id);
+        if syn_starts_new_connection(conn.state) {
+            return isn != seq;
+        }
+        handshake_incomplete(conn.state) && isn != seq
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_conn6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        svc: &Service6,
+        l4: &Parsed6,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let t = l4.tuple;
+        let Some(index) = self.choose_backend6(svc, t.src, now_ms) else {
+            return self.drop(frame, DropReason::NoBackend);
+        };
+        let backend = svc.backends[index];
+        let state = if t.proto == IpProtocol::TCP {
+            next_state(TcpState::None, Dir::Original, l4.tcp_flags)
+        } else {
+            TcpState::None
+        };
+        let mut flags = match svc.mode {
+            FwdMode::FullNat => ConnFlags::FULLNAT,
+            // The control plane refuses IPv6 DR/TUN services: only NAT is left.
+            _ => ConnFlags::empty(),
+        };
+        if svc.reset_on_removal {
+            flags |= ConnFlags::RESET;
+        }
+        let mut conn = Conn6 {
+            client: t.src,
+            vip: t.dst,
+            backend: backend.addr,
+            laddr: t.src,
+            cport: t.sport,
+            vport: t.dport,
+            bport: backend.port,
+            lport: t.sport,
+            backend_gen: backend.gen,
+            service: svc.slot,
+            backend_slot: backend.slot,
+            laddr_slot: u16::MAX,
+            state,
+            flags,
+            proto: t.proto,
+        };
+        let timeout = conn.timeout(&snap.services.timeouts);
+        let inserted = if svc.mode == FwdMode::FullNat {
+            self.insert6_with_local_port(svc, &mut conn, now_ms, timeout)
+        } else {
+            self.lb.conns6.insert(conn, now_ms, timeout).map_err(insert_drop)
+        };
+        let id = match inserted {
+            Ok(id) => id,
+            Err(reason) => return self.drop(frame, reason),
+        };
+        if t.proto == IpProtocol::TCP {
+            self.lb.conns6.set_client_isn(id, tcp_seq6(&frame));
+        }
+        self.counters.event(Event::ConnsCreated).inc();
+        self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
+        if svc.persistence_ms > 0 && self.lb.persist6(t.src, svc, backend.slot, backend.gen, now_ms) {
+            self.counters.event(Event::PersistenceEvictions).inc();
+        }
+        self.forward6(snap, now_ms, frame, l4, &conn, Dir::Original, pool, tx);
+    }
+
+    fn insert6_with_local_port(
+        &mut self,
+        svc: &Service6,
+        conn: &mut Conn6,
+        now_ms: u64,
+        timeout: u32,
+    ) -> Result<Conn6Id, DropReason> {
+        for _ in 0..LOCAL_PORT_ATTEMPTS {
+            let Ok(local) = self.lb.take_local_port6(svc, conn.proto, now_ms) else {
+                return Err(DropReason::LocalPortsExhausted);
+            };
+            (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
+            match self.lb.conns6.insert(*conn, now_ms, timeout) {
+                Ok(id) => {
+                    if local.early {
+                        self.counters.event(Event::LportReusedEarly).inc();
+                    }
+                    return Ok(id);
+                }
+                Err(e) => {
+                    self.lb.return_local_port(local.slot, None, conn.proto, local.port, None);
+                    if e != InsertError::KeyExists {
+                        return Err(insert_drop(e));
+                    }
+                }
+            }
+        }
+        Err(DropReason::ConnKeyExists)
+    }
+
+    /// The backend for a new connection of an IPv6 client: persistence, else the scheduler.
+    fn choose_backend6(&mut self, svc: &Service6, client: Ipv6Addr, now_ms: u64) -> Option<usize> {
+        if let Some((slot, gen)) = self.lb.persisted_backend6(client, svc, now_ms) {
+            let found = svc
+                .backends
+                .iter()
+                .position(|b| b.slot == slot && b.gen == gen && b.weight > 0 && b.state != BackendState::Inhibited);
+            if found.is_some() {
+                self.counters.event(Event::PersistenceHits).inc();
+                return found;
+            }
+        }
+        let mut state = std::mem::take(self.lb.sched_state(svc)?);
+        let lb = &self.lb;
+        let active = |i: usize| svc.backends.get(i).map_or(0, |b| lb.active_conns(b.slot, b.gen));
+        let chosen =
+            select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v6(client), active);
+        if let Some(s) = self.lb.sched_state(svc) {
+            *s = state;
+        }
+        chosen
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conn_packet6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed6,
+        id: Conn6Id,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let mut conn = self.lb.conns6.get(id);
+        let slot = snap.services.backend_slot(conn.backend_slot);
+        if (slot.gen != conn.backend_gen || !slot.live)
+            && ((slot.gen == conn.backend_gen && slot.reset)
+                || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
+        {
+            return self.reset_conn6(snap, now_ms, frame, l4, id, pool, tx);
+        }
+        if conn.proto == IpProtocol::TCP {
+            let state = next_state(conn.state, dir, l4.tcp_flags);
+            if state != conn.state {
+                let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
+                if was != now {
+                    self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
+                }
+                conn.state = state;
+                self.lb.conns6.set_state(id, state);
+            }
+        }
+        if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
+            conn.flags |= ConnFlags::REPLIED;
+            self.lb.conns6.set_flags(id, conn.flags);
+        }
+        let timeout = conn.timeout(&snap.services.timeouts);
+        self.lb.conns6.touch(id, now_ms, timeout);
+        self.forward6(snap, now_ms, frame, l4, &conn, dir, pool, tx);
+    }
+
+    /// Rewrites an IPv6 connection's packet for its direction and sends it on.
+    #[allow(clippy::too_many_arguments)]
+    fn forward6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed6,
+        conn: &Conn6,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let rewrite = match dir {
+            Dir::Original => Rewrite6 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
+            Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
+        };
+        let dst = IpAddr::V6(rewrite.dst);
+        let Some(route) = snap.routes.lookup(dst) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(dst));
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
+            let mtu = egress.mtu;
+            return self.too_big6(snap, now_ms, frame, mtu, pool, tx);
+        }
+        let our_mac = egress.mac;
+        let len = frame.data().len();
+        match xlate6::rewrite_parsed_v6(&mut frame.data_mut()[ETH_LEN..], l4, &rewrite) {
+            Ok(()) => {}
+            Err(XlateError::TtlExpired) => return self.drop(frame, DropReason::TtlExpired),
+            Err(_) => return self.drop(frame, DropReason::MalformedL4),
+        }
+        let inbound = dir == Dir::Original;
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
+        self.counters.event(if inbound { Event::LbInPackets } else { Event::LbOutPackets }).inc();
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
+    }
+
+    /// An IPv6 packet longer than its egress MTU: dropped (`too_big`), and its sender told
+    /// with an ICMPv6 packet too big from the address it sent to, within this core's rate
+    /// limit. IPv6 routers never fragment, so every sender is told.
+    #[cold]
+    #[inline(never)]
+    fn too_big6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        mtu: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.counters.drop_reason(DropReason::TooBig).inc();
+        if !self.too_big_errors.take(now_ms) {
+            self.counters.event(Event::IcmpFragNeededRateLimited).inc();
+            return;
+        }
+        let data = &frame.data()[ETH_LEN..];
+        let (sender, sent_to) = (ipv6_at(data, 8), ipv6_at(data, 24));
+        let ip_len = data.len();
+        let err_len = (ip_len + 48).min(IPV6_MIN_MTU);
+        if !frame.set_len(ETH_LEN + ip_len.max(err_len)) {
+            return;
+        }
+        let Ok(len) =
+            xlate6::icmp6_packet_too_big(&mut frame.data_mut()[ETH_LEN..], ip_len, sent_to, u32::from(mtu))
+        else {
+            return;
+        };
+        frame.set_len(ETH_LEN + len);
+        self.counters.event(Event::Icmp6PacketTooBigSent).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V6(sender), pool, tx);
+    }
+
+    /// The backend of an IPv6 connection was removed with `reset` (or it never finished its
+    /// handshake): forget it and answer a TCP packet with a RST.
+    #[allow(clippy::too_many_arguments)]
+    fn reset_conn6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed6,
+        id: Conn6Id,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.end_conn6(id, now_ms);
+        self.counters.event(Event::ConnsReset).inc();
+        let Ok(len) = xlate6::tcp_reset_v6(&mut frame.data_mut()[ETH_LEN..], l4) else {
+            return self.drop(frame, DropReason::BackendRemoved);
+        };
+        if !frame.set_len(ETH_LEN + len) {
+            return self.drop(frame, DropReason::BackendRemoved);
+        }
+        let dst = ipv6_at(&frame.data()[ETH_LEN..], 24);
+        self.counters.drop_reason(DropReason::BackendRemoved).inc();
+        self.counters.event(Event::TcpResetsSent).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V6(dst), pool, tx);
+    }
+
+    /// An ICMPv6 error. When it quotes a packet of a tracked IPv6 connection it is translated
+    /// like that connection's packets and sent to the other side; otherwise returned.
+    pub(super) fn icmp6_error_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let Some(q) = xlate6::icmp6_error_quote(&frame.data()[ETH_LEN..]) else {
+            return Some(frame);
+        };
+        let key = ConnKey6 { src: q.dst, dst: q.src, sport: q.dport, dport: q.sport, proto: q.proto };
+        if !self.lb.ownership.is_single() {
+            let owner = self.lb.ownership.owner6(&snap.services, &key);
+            if owner != self.core {
+                self.hand_off(owner, frame, tx);
+                return None;
+            }
+        }
+        let Some((id, dir)) = self.lb.conns6.lookup(&key) else { return Some(frame) };
+        let conn = self.lb.conns6.get(id);
+        let outer_src = ipv6_at(&frame.data()[ETH_LEN..], 8);
+        let (outer_src, outer_dst, quote) = match dir {
+            // From the backend's side about a packet we sent it: to the client, from the VIP.
+            Dir::Reply => (
+                conn.vip,
+                conn.client,
+                Rewrite6 { src: conn.client, dst: conn.vip, sport: conn.cport, dport: conn.vport },
+            ),
+            // From the client's side about a reply: to the backend (from our local address
+            // in FullNAT, the only one it knows).
+            Dir::Original => (
+                if conn.flags.contains(ConnFlags::FULLNAT) { conn.laddr } else { outer_src },
+                conn.backend,
+                Rewrite6 { src: conn.backend, dst: conn.laddr, sport: conn.bport, dport: conn.lport },
+            ),
+        };
+        match xlate6::rewrite_icmp6_error(&mut frame.data_mut()[ETH_LEN..], outer_src, outer_dst, &quote) {
+            Ok(()) => {}
+            Err(XlateError::TtlExpired) => {
+                self.drop(frame, DropReason::TtlExpired);
+                return None;
+            }
+            Err(_) => {
+                self.drop(frame, DropReason::MalformedIcmp);
+                return None;
+            }
+        }
+        self.counters.event(Event::IcmpErrorsTranslated).inc();
+        self.route_output(snap, now_ms, frame, IpAddr::V6(outer_dst), pool, tx);
+        None
+    }
+
+    fn end_conn6(&mut self, id: Conn6Id, now_ms: u64) {
+        let conn = self.lb.conns6.remove(id);
+        self.lb.release6(&conn, now_ms);
+    }
+}
+
+fn insert_drop(e: InsertError) -> DropReason {
+    match e {
+        InsertError::Full => DropReason::ConnTableFull,
+        InsertError::KeyExists => DropReason::ConnKeyExists,
+        InsertError::Protocol => DropReason::UnsupportedProtocol,
+    }
+}
+
+fn ipv6_at(packet: &[u8], at: usize) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&packet[at..at + 16]);
+    Ipv6Addr::from(o)
+}
+
+fn is_to_vip6<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
+    let data = &frame.data()[ETH_LEN..];
+    data.len() >= 40 && snap.services.v6.is_vip(ipv6_at(data, 24))
+}
+
+/// Whether an IPv6 connection's backend can still take its traffic.
+fn backend_usable6(snap: &Snapshot, conn: &Conn6) -> bool {
+    let slot = snap.services.backend_slot(conn.backend_slot);
+    if slot.gen != conn.backend_gen || !slot.live {
+        return false;
+    }
+    snap.services.v6.lookup(conn.vip, conn.vport, conn.proto).is_some_and(|svc| {
+        svc.backends
+            .iter()
+            .any(|b| b.slot == conn.backend_slot && b.gen == conn.backend_gen && b.state != BackendState::Inhibited)
+    })
+}
+
+/// The sequence number of an IPv6 TCP packet (`parse_v6` checked the header is there).
+fn tcp_seq6<F: Frame>(frame: &F) -> u32 {
+    let at = ETH_LEN + 40 + 4;
+    frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn is_new_syn(flags: TcpFlags) -> bool {
+    flags.contains(TcpFlags::SYN) && !flags.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN)
+}
