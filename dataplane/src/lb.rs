@@ -3,7 +3,7 @@
 //! reads [`LbCounters`].
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::conn::{Conn, Conn6, Conn6Table, ConnTable};
@@ -250,8 +250,8 @@ pub const EXPIRE_BUDGET: usize = 64;
 #[derive(Clone, Debug, Default)]
 pub struct ConnQuery {
     /// (VIP, port, IP protocol).
-    pub service: Option<(Ipv4Addr, u16, IpProtocol)>,
-    pub backend: Option<(Ipv4Addr, u16)>,
+    pub service: Option<(IpAddr, u16, IpProtocol)>,
+    pub backend: Option<(IpAddr, u16)>,
     /// State name as [`Conn::state_name`] gives it.
     pub state: Option<String>,
     pub limit: usize,
@@ -259,8 +259,14 @@ pub struct ConnQuery {
 
 impl ConnQuery {
     pub fn matches(&self, c: &Conn) -> bool {
-        self.service.is_none_or(|s| s == (c.vip, c.vport, c.proto))
-            && self.backend.is_none_or(|b| b == (c.backend, c.bport))
+        self.service.is_none_or(|s| s == (IpAddr::V4(c.vip), c.vport, c.proto))
+            && self.backend.is_none_or(|b| b == (IpAddr::V4(c.backend), c.bport))
+            && self.state.as_deref().is_none_or(|s| s == c.state_name())
+    }
+
+    pub fn matches6(&self, c: &Conn6) -> bool {
+        self.service.is_none_or(|s| s == (IpAddr::V6(c.vip), c.vport, c.proto))
+            && self.backend.is_none_or(|b| b == (IpAddr::V6(c.backend), c.bport))
             && self.state.as_deref().is_none_or(|s| s == c.state_name())
     }
 }
@@ -275,6 +281,13 @@ pub fn is_active(proto: IpProtocol, state: crate::conn::TcpState) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct ConnView {
     pub conn: Conn,
+    pub expires_ms: u64,
+}
+
+/// An IPv6 connection as `conn list` reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnView6 {
+    pub conn: Conn6,
     pub expires_ms: u64,
 }
 
@@ -478,7 +491,14 @@ impl LbCore {
     }
 
     /// `persist` for an IPv6 client of an IPv6 service.
-    pub fn persist6(&mut self, client: Ipv6Addr, svc: &Service6, backend_slot: u16, backend_gen: u32, now_ms: u64) -> bool {
+    pub fn persist6(
+        &mut self,
+        client: Ipv6Addr,
+        svc: &Service6,
+        backend_slot: u16,
+        backend_gen: u32,
+        now_ms: u64,
+    ) -> bool {
         let entry = PersistEntry {
             client,
             service_slot: svc.slot,
@@ -724,7 +744,15 @@ impl LbCore {
     /// its backend count, its local port, and its persistence record's lease.
     /// `release` for an IPv6 connection.
     pub fn release6(&mut self, conn: &Conn6, now_ms: u64) {
-        self.release_slots(conn.proto, conn.state, conn.backend_slot, conn.backend_gen, conn.laddr_slot, conn.lport, now_ms);
+        self.release_slots(
+            conn.proto,
+            conn.state,
+            conn.backend_slot,
+            conn.backend_gen,
+            conn.laddr_slot,
+            conn.lport,
+            now_ms,
+        );
         let s = usize::from(conn.service);
         if let (Some(&ms), Some(local)) = (self.persistence_ms.get(s), self.services.get(s)) {
             if ms > 0 {
@@ -764,21 +792,15 @@ impl LbCore {
         }
     }
 
-    /// The IPv6 connections that `matches`, at most `limit` of them with their time left,
-    /// and how many matched.
-    pub fn dump6(
-        &self,
-        matches: impl Fn(&Conn6) -> bool,
-        limit: usize,
-        now_ms: u64,
-    ) -> (Vec<(Conn6, u64)>, u64) {
+    /// `dump` of the IPv6 table.
+    pub fn dump6(&self, query: &ConnQuery, now_ms: u64) -> (Vec<ConnView6>, u64) {
         let mut out = Vec::new();
         let mut matched = 0u64;
         for (id, c) in self.conns6.iter() {
-            if matches(&c) {
+            if query.matches6(&c) {
                 matched += 1;
-                if out.len() < limit {
-                    out.push((c, self.conns6.expires_in_ms(id, now_ms)));
+                if out.len() < query.limit {
+                    out.push(ConnView6 { conn: c, expires_ms: self.conns6.expires_in_ms(id, now_ms) });
                 }
             }
         }

@@ -532,6 +532,40 @@ fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError
     }
 }
 
+/// A service address (VIP, backend or local address): a unicast address of either family.
+fn unicast(ip: IpAddr, path: &str, what: &str) -> Result<(), ConfigError> {
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast() || v6.is_loopback(),
+    };
+    if bad {
+        return Err(err(
+            path.into(),
+            format!("{ip} cannot be a {what} (unspecified, broadcast, loopback or multicast)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A backend or local address of a service: unicast, of the VIP's family (mixed-family
+/// services, such as NAT64, are not supported).
+fn of_vip_family(ip: IpAddr, s: &ServiceConfig, path: &str, what: &str) -> Result<(), ConfigError> {
+    unicast(ip, path, what)?;
+    if ip.is_ipv4() != s.vip.is_ipv4() {
+        let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err(err(
+            path.into(),
+            format!(
+                "{what} {ip} is {} but service {} has an {} VIP: a service's addresses are all of one family",
+                family(ip),
+                s.key(),
+                family(s.vip)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the whole service list and the SNAT rules together (they share the local-address
 /// slots) against the connection settings and the box: `ports` (a SNAT rule names one) and
 /// `addresses`, the ports' own addresses (a backend cannot be one of them; a DR backend must
@@ -550,7 +584,17 @@ pub fn validate_services(
     let vips: HashSet<IpAddr> = services.iter().map(|s| s.vip).collect();
     for (i, s) in services.iter().enumerate() {
         let at = |field: &str| format!("services[{i}].{field}");
-        ipv4_only(s.vip, &at("vip"), "VIP")?;
+        unicast(s.vip, &at("vip"), "VIP")?;
+        if s.vip.is_ipv6() && s.mode.keeps_packet() {
+            return Err(err(
+                at("mode"),
+                format!(
+                    "service {}: IPv6 services in {} mode are not supported yet (nat and fullnat are)",
+                    s.key(),
+                    s.mode.as_str()
+                ),
+            ));
+        }
         if s.port == 0 {
             return Err(err(at("port"), "port 0 is not a service port (1..=65535)".into()));
         }
@@ -630,7 +674,7 @@ pub fn validate_services(
         let mut seen_laddrs = HashSet::new();
         for (k, l) in s.laddrs.iter().enumerate() {
             let path = at(&format!("laddrs[{k}]"));
-            ipv4_only(*l, &path, "local address")?;
+            of_vip_family(*l, s, &path, "local address")?;
             if !seen_laddrs.insert(*l) {
                 return Err(err(path, format!("local address {l} is listed twice")));
             }
@@ -642,7 +686,7 @@ pub fn validate_services(
         let mut seen = HashMap::new();
         for (k, b) in s.backends.iter().enumerate() {
             let path = |field: &str| at(&format!("backends[{k}].{field}"));
-            ipv4_only(b.addr, &path("addr"), "backend address")?;
+            of_vip_family(b.addr, s, &path("addr"), "backend address")?;
             if b.port == 0 {
                 return Err(err(path("port"), "port 0 is not a backend port (1..=65535)".into()));
             }
@@ -844,9 +888,21 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_services_in_nat_and_fullnat() {
+        let yaml = "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, backends: [{addr: '2001:db8:2::11', port: 8080}]}\n\
+                    - {vip: '2001:db8:1::100', port: 81, protocol: udp, mode: fullnat, laddrs: ['2001:db8:2::200'], backends: [{addr: '2001:db8:2::11', port: 53}]}";
+        check(yaml).unwrap();
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let cases = [
-            ("- {vip: 2001:db8::1, port: 80, protocol: tcp}", "services[0].vip: 2001:db8::1: IPv6 VIPs are not supported yet"),
+            ("- {vip: '2001:db8::1', port: 80, protocol: tcp, mode: dr}", "services[0].mode: service tcp [2001:db8::1]:80: IPv6 services in dr mode are not supported yet"),
+            ("- {vip: 'ff02::1', port: 80, protocol: tcp}", "services[0].vip: ff02::1 cannot be a VIP"),
+            (
+                "- {vip: '2001:db8::1', port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1]}",
+                "services[0].laddrs[0]: local address 198.51.100.1 is IPv4 but service tcp [2001:db8::1]:80 has an IPv6 VIP",
+            ),
             ("- {vip: 192.0.2.100, port: 0, protocol: tcp}", "services[0].port: port 0"),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp}\n- {vip: 192.0.2.100, port: 80, protocol: tcp}",
@@ -863,7 +919,7 @@ mod tests {
             ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80, weight: 70000}]}", "backends[0].weight: 70000 is out of range"),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: '2001:db8::11', port: 80}]}",
-                "services[0].backends[0].addr: 2001:db8::11: IPv6 backend addresses are not supported yet (IPv4 only)",
+                "services[0].backends[0].addr: backend address 2001:db8::11 is IPv6 but service tcp 192.0.2.100:80 has an IPv4 VIP: a service's addresses are all of one family",
             ),
         ];
         for (yaml, want) in cases {

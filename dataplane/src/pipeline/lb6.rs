@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::{exceeds_mtu, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{
-    handshake_incomplete, next_state, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags, ConnKey6, Dir,
-    InsertError, TcpState,
+    handshake_incomplete, next_state, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags, ConnKey6, Dir, InsertError,
+    TcpState,
 };
 use crate::counters::{DropReason, Event};
 use crate::lb::is_active;
@@ -318,8 +318,7 @@ impl<F: Frame> CoreCtx<F> {
         if !frame.set_len(ETH_LEN + ip_len.max(err_len)) {
             return;
         }
-        let Ok(len) =
-            xlate6::icmp6_packet_too_big(&mut frame.data_mut()[ETH_LEN..], ip_len, sent_to, u32::from(mtu))
+        let Ok(len) = xlate6::icmp6_packet_too_big(&mut frame.data_mut()[ETH_LEN..], ip_len, sent_to, u32::from(mtu))
         else {
             return;
         };

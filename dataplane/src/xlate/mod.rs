@@ -17,9 +17,9 @@ use crate::wire::checksum::{fold, update_bytes, update_u32};
 use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 
 mod encap;
-pub mod v6;
 #[cfg(test)]
 mod tests;
+pub mod v6;
 
 pub use encap::{encap_v4, gue_source_port, icmp_frag_needed_v4};
 
