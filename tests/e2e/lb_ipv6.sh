@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# End to end, IPv6: an IPv6-only client reaches three real HTTP/UDP backends (IPv6 addresses)
+# through ferrovs' IPv6 VIP (af_packet veths), in NAT and FullNAT (IPv6 local address). Checks:
+# curl -6 and lbclient answered; round robin and weighted distribution exact; the backend sees
+# the client (NAT) or the local address (FullNAT); ND answered for the VIP and the local
+# address; a backend's ICMPv6 port unreachable reaches the client's socket; an ICMPv6 packet
+# too big reaches the client (dp1's MTU is 1400) and its stack learns the path MTU; backends
+# removed and added under load (reset ends only the removed backend's connections, drain
+# keeps them); persistence; `conn list` and `service show` print [addr]:port; connections
+# expire; mixed-family and IPv6 DR services are refused. DR and TUN over IPv6 are not done.
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+trap fvs_cleanup EXIT
+
+id="v6$((RANDOM % 100000))"
+dir=$(fvs_tmpdir)
+socket="$dir/fvs.sock"
+tools="$(fvs_root)/tests/e2e/tools"
+vip=2001:db8:1::100
+fvs_lb_topology "$id" 3
+fvs_lb_ipv6
+fvs_write_lb6_config "$dir/ferrovs.yaml" "$id" "$socket" 1400
+fvs_backends_spawn "$dir" b backend.py @NAME@ --http "[::]:8080" --udp "[::]:5353"
+fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
+fvs_lb_test_helpers
+hold_start() {
+  client hold "http://[$vip]/" --conns "$2" --ready-file "$dir/ready-$1" --go-file "$dir/go-$1" --timeout 30 >"$dir/$1.json" &
+  hold_pid=$!
+  for _ in $(seq 1 100); do [ -e "$dir/ready-$1" ] && break; sleep 0.1; done
+  [ -e "$dir/ready-$1" ] || fail "hold client $1 did not get ready"
+}
+hold_finish() { touch "$dir/go-$1"; wait "$hold_pid" || true; }
+
+# curl -6 through NAT: three requests, three backends (round robin), each sees the client.
+for i in 1 2 3; do
+  ip netns exec "$NS_CLIENT" curl -6 -sS --max-time 5 "http://[$vip]/" >>"$dir/curl.out" || fail "curl -6 to the VIP"
+done
+[ "$(awk '{print $1}' "$dir/curl.out" | sort -u | tr '\n' ' ')" = "backend=b1 backend=b2 backend=b3 " ] ||
+  fail "curl -6 round robin: $(cat "$dir/curl.out")"
+grep -c "peer=\[2001:db8:1::2\]:" "$dir/curl.out" | grep -qx 3 || fail "NAT: backends see the client: $(cat "$dir/curl.out")"
+ip -n "$NS_CLIENT" -6 neigh show "$vip" | grep -q lladdr || fail "no ND entry for the VIP: $(ip -n "$NS_CLIENT" -6 neigh)"
+
+# NAT, TCP and UDP: round robin over 30 connections / flows, backends see the client.
+client http "http://[$vip]/" --count 30 >"$dir/nat_http.json"
+expect "$dir/nat_http.json" "d['ok']" 30 "NAT HTTP answered"
+expect "$dir/nat_http.json" "sorted(d['backends'].values())" "[10, 10, 10]" "NAT round robin"
+expect "$dir/nat_http.json" "list(d['peers'])" "['2001:db8:1::2']" "NAT: backends see the client"
+client udp "$vip" 53 --count 30 --sport-range 42000-42029 >"$dir/nat_udp.json"
+expect "$dir/nat_udp.json" "d['ok']" 30 "NAT UDP answered"
+expect "$dir/nat_udp.json" "sorted(d['backends'].values())" "[10, 10, 10]" "NAT UDP round robin"
+expect "$dir/nat_udp.json" "list(d['peers'])" "['2001:db8:1::2']" "NAT UDP: backends see the client"
+
+# FullNAT, TCP weights 1:2:3 and UDP: the backends see the IPv6 local address.
+ip netns exec "$NS_CLIENT" curl -6 -sS --max-time 5 "http://[$vip]:8080/" | grep -q "peer=\[2001:db8:2::200\]:" ||
+  fail "curl -6 through FullNAT"
+client http "http://[$vip]:8080/" --count 30 >"$dir/fnat_http.json"
+expect "$dir/fnat_http.json" "d['ok']" 30 "FullNAT HTTP answered"
+expect "$dir/fnat_http.json" "sorted(d['backends'].values())" "[5, 10, 15]" "FullNAT weighted round robin"
+expect "$dir/fnat_http.json" "list(d['peers'])" "['2001:db8:2::200']" "FullNAT: backends see the local address"
+client udp "$vip" 5354 --count 30 --sport-range 43000-43029 >"$dir/fnat_udp.json"
+expect "$dir/fnat_udp.json" "d['ok']" 30 "FullNAT UDP answered"
+expect "$dir/fnat_udp.json" "list(d['peers'])" "['2001:db8:2::200']" "FullNAT UDP: backends see the local address"
+
+# ICMPv6 errors follow their connection: the backend's port unreachable (to the local address)
+# reaches the client from the VIP, and its connected socket sees the refusal.
+refused=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect(('$vip', 5355)); s.send(b'anyone?')
+try:
+    s.recv(100); print('answered')
+except ConnectionRefusedError:
+    print('refused')
+except socket.timeout:
+    print('timeout')")
+[ "$refused" = refused ] || fail "UDP to a closed backend port: $refused (want refused)"
+[ "$(counter icmp_errors_translated)" -ge 1 ] || fail "icmp_errors_translated not counted"
+
+# Packet too big: a 1500-byte IPv6 packet does not fit dp1 (MTU 1400). The client gets an
+# ICMPv6 packet too big from the VIP and its socket's path MTU becomes 1400.
+pmtu=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO: never fragment
+s.connect(('$vip', 53))
+s.send(b'x' * 1452)
+time.sleep(0.5)
+print(s.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU: the path MTU the stack knows")
+[ "$pmtu" = 1400 ] || fail "the client's path MTU to the VIP is $pmtu, want 1400"
+[ "$(counter icmp6_packet_too_big_sent)" -ge 1 ] || fail "icmp6_packet_too_big_sent not counted"
+
+# conn list and service show print IPv6 endpoints bracketed.
+fvs --json conn list service udp "[$vip]:5354" >"$dir/conns.json"
+expect "$dir/conns.json" "d['matched']" 30 "conn list of the FullNAT UDP service"
+expect "$dir/conns.json" "sorted({c['local'].rsplit(':', 1)[0] for c in d['conns']})" "['[2001:db8:2::200]']" "conn list local address"
+fvs conn list service udp "[$vip]:5354" | grep -q "\[2001:db8:1::100\]:5354" || fail "conn list text: $(fvs conn list | head -5)"
+fvs service show | grep -q "\[2001:db8:1::100\]:8080" || fail "service show: $(fvs service show)"
+fvs laddr show | grep -q "2001:db8:2::200" || fail "laddr show: $(fvs laddr show)"
+
+# Live change under load, reset: b3 is removed while 30 keep-alive connections are open.
+fvs service set tcp "[$vip]:80" removal reset || fail "service set removal reset"
+hold_start hold1 30
+fvs backend del tcp "[$vip]:80" "[2001:db8:2::13]:8080" || fail "backend del"
+hold_finish hold1
+expect "$dir/hold1.json" "sorted(d['survived_by_backend'].items())" "[('b1', 10), ('b2', 10)]" "connections to b1/b2 survive b3's removal"
+expect "$dir/hold1.json" "d['broken_by_backend'].get('b3', 0)" 10 "b3's connections are reset"
+expect "$dir/hold1.json" "d['switched']" 0 "no connection moved between backends"
+[ "$(counter conns_reset)" -ge 1 ] || fail "conns_reset not counted"
+
+# Live change under load, drain: b2 removed and b3 added back with 20 connections open.
+fvs service set tcp "[$vip]:80" removal drain || fail "service set removal drain"
+hold_start hold2 20
+fvs backend del tcp "[$vip]:80" "[2001:db8:2::12]:8080" || fail "backend del (drain)"
+fvs backend add tcp "[$vip]:80" "[2001:db8:2::13]:8080" weight 1 || fail "backend add"
+client http "http://[$vip]/" --count 20 >"$dir/after.json"
+hold_finish hold2
+expect "$dir/hold2.json" "d['survived']" 20 "all connections survive a drain and an add"
+expect "$dir/after.json" "d['ok']" 20 "requests during the change"
+expect "$dir/after.json" "sorted(d['backends'])" "['b1', 'b3']" "new connections avoid the drained backend"
+
+# Persistence.
+fvs service set tcp "[$vip]:80" persistence 60 || fail "service set persistence"
+client persist "http://[$vip]/" --count 12 >"$dir/persist.json"
+expect "$dir/persist.json" "d['ok']" 12 "persistent requests answered"
+expect "$dir/persist.json" "d['single_backend']" True "persistence holds"
+
+# Counters.
+fvs --json service show --stats >"$dir/svc.json"
+expect "$dir/svc.json" "[s['stats']['conns'] >= 30 for s in d if s['port'] == 8080][0]" True "service stats count IPv6 connections"
+
+# Expiry: idle UDP flows and closed TCP connections leave the IPv6 table.
+sleep 4
+fvs --json conn list service udp "[$vip]:53" >"$dir/udp_after.json"
+expect "$dir/udp_after.json" "d['matched']" 0 "UDP connections expired"
+fvs --json conn list service tcp "[$vip]:8080" >"$dir/tcp_after.json"
+expect "$dir/tcp_after.json" "d['matched']" 0 "closed TCP connections expired"
+
+# Refused, and nothing changes: a mixed-family backend, an IPv4 local address for an IPv6
+# service, an IPv6 service in DR mode.
+before=$(fvs_services_config "$socket")
+for bad in "backend add tcp [$vip]:80 198.51.100.11:8080" \
+           "service add tcp [$vip]:81 mode fullnat laddr 198.51.100.200" \
+           "service add tcp [$vip]:82 mode dr"; do
+  if fvs $bad 2>"$dir/err"; then fail "'fvs $bad' was accepted"; fi
+  [ -s "$dir/err" ] || fail "'fvs $bad' gave no message"
+done
+[ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
+
+fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
+echo "ok: IPv6 NAT and FullNAT over TCP (curl -6) and UDP, distribution, ICMPv6 errors and packet too big, live reset/drain/add, persistence, conn list, expiry, refusals"
