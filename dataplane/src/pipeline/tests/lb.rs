@@ -9,6 +9,7 @@ use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
 
 mod burst;
 mod cores;
+mod ipv6;
 mod modes;
 mod mtu;
 mod pickup;
