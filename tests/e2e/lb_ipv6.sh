@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # End to end, IPv6: an IPv6-only client reaches three real HTTP/UDP backends (IPv6 addresses)
-# through ferrovs' IPv6 VIP (af_packet veths), in NAT and FullNAT (IPv6 local address). Checks:
+# through ferrovs' IPv6 VIPs (af_packet veths), in NAT, FullNAT (IPv6 local address), DR and
+# TUN (IPv6-in-IPv6 and GUE over IPv6, decapsulated by tests/e2e/tools/decap.py; DR/TUN
+# replies return through a router namespace). Checks:
 # curl -6 and lbclient answered; round robin and weighted distribution exact; the backend sees
 # the client (NAT) or the local address (FullNAT); ND answered for the VIP and the local
 # address; a backend's ICMPv6 port unreachable reaches the client's socket; an ICMPv6 packet
 # too big reaches the client (dp1's MTU is 1400) and its stack learns the path MTU; backends
 # removed and added under load (reset ends only the removed backend's connections, drain
 # keeps them); persistence; `conn list` and `service show` print [addr]:port; connections
-# expire; mixed-family and IPv6 DR services are refused. DR and TUN over IPv6 are not done.
+# expire; mixed-family services are refused; DR and TUN round robin over TCP (curl -6) and UDP,
+# the decapsulators saw both encapsulations, and a packet too big for the tunnel tells the
+# client the MTU less the tunnel's overhead.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 trap fvs_cleanup EXIT
@@ -19,8 +23,11 @@ tools="$(fvs_root)/tests/e2e/tools"
 vip=2001:db8:1::100
 fvs_lb_topology "$id" 3
 fvs_lb_ipv6
+fvs_dsr_return "$id"
+fvs_dsr_return_ipv6 "$id" 2001:db8:1::101 2001:db8:1::102 2001:db8:1::103
 fvs_write_lb6_config "$dir/ferrovs.yaml" "$id" "$socket" 1400
 fvs_backends_spawn "$dir" b backend.py @NAME@ --http "[::]:8080" --udp "[::]:5353"
+fvs_decap_start "$dir" --gue 6080
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
 fvs_lb_test_helpers
 hold_start() {
@@ -135,16 +142,56 @@ expect "$dir/udp_after.json" "d['matched']" 0 "UDP connections expired"
 fvs --json conn list service tcp "[$vip]:8080" >"$dir/tcp_after.json"
 expect "$dir/tcp_after.json" "d['matched']" 0 "closed TCP connections expired"
 
+# DR, TUN (IPv6-in-IPv6) and TUN (GUE): curl -6, and round robin over TCP and UDP; the
+# backends answer the client directly, from the VIP.
+for v in 101 102 103; do
+  ip netns exec "$NS_CLIENT" curl -6 -sS --max-time 5 "http://[2001:db8:1::$v]:8080/" | grep -q "peer=\[2001:db8:1::2\]:" ||
+    fail "curl -6 through 2001:db8:1::$v"
+  client http "http://[2001:db8:1::$v]:8080/" --count 30 >"$dir/one_way_$v.json"
+  expect "$dir/one_way_$v.json" "d['ok']" 30 "HTTP through 2001:db8:1::$v"
+  expect "$dir/one_way_$v.json" "sorted(d['backends'].values())" "[10, 10, 10]" "round robin through 2001:db8:1::$v"
+  client udp "2001:db8:1::$v" 5353 --count 30 --sport-range 44000-44029 >"$dir/one_way_udp_$v.json"
+  expect "$dir/one_way_udp_$v.json" "d['ok']" 30 "UDP through 2001:db8:1::$v"
+  expect "$dir/one_way_udp_$v.json" "list(d['peers'])" "['2001:db8:1::2']" "UDP through 2001:db8:1::$v: backends see the client"
+done
+fvs --json conn list service tcp "[2001:db8:1::102]:8080" >"$dir/tun_conns.json"
+expect "$dir/tun_conns.json" "sorted({c['mode'] for c in d['conns']})" "['tun']" "conn list mode of IPv6 TUN connections"
+
+# Path MTU through the tunnels: a 1500-byte packet plus 40 (IPv6-in-IPv6) or 48 (GUE) bytes
+# does not fit dp1 (1400); the client learns 1360 and 1352.
+for want in "102 1360" "103 1352"; do
+  set -- $want
+  pmtu=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, 23, 2)
+s.connect(('2001:db8:1::$1', 5353))
+s.send(b'x' * 1452)
+time.sleep(0.5)
+print(s.getsockopt(socket.IPPROTO_IPV6, 24))")
+  [ "$pmtu" = "$2" ] || fail "path MTU through the tunnel of 2001:db8:1::$1: $pmtu, want $2"
+done
+[ "$(counter drop_tunnel_too_big)" -ge 2 ] || fail "drop_tunnel_too_big not counted"
+
+# The decapsulators saw both IPv6 encapsulations and nothing they could not parse.
+for pid in "${FVS_DECAP_PIDS[@]}"; do kill -USR1 "$pid"; done
+sleep 0.5
+decap=$(for f in "$dir"/decap-b*.out; do tail -1 "$f"; done | /usr/bin/python3 -c "
+import json, sys
+c = [json.loads(l) for l in sys.stdin]
+print(sum(x['ip6ip6'] for x in c) > 0, sum(x['gue6'] for x in c) > 0, sum(x['bad'] for x in c))")
+[ "$decap" = "True True 0" ] || fail "decapsulation counters (ip6ip6>0, gue6>0, bad): $decap"
+
 # Refused, and nothing changes: a mixed-family backend, an IPv4 local address for an IPv6
-# service, an IPv6 service in DR mode.
+# service, a DR backend off every connected network.
 before=$(fvs_services_config "$socket")
 for bad in "backend add tcp [$vip]:80 198.51.100.11:8080" \
            "service add tcp [$vip]:81 mode fullnat laddr 198.51.100.200" \
-           "service add tcp [$vip]:82 mode dr"; do
+           "backend add tcp [2001:db8:1::101]:8080 [2001:db8:9::11]:8080"; do
   if fvs $bad 2>"$dir/err"; then fail "'fvs $bad' was accepted"; fi
   [ -s "$dir/err" ] || fail "'fvs $bad' gave no message"
 done
 [ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
 
 fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
-echo "ok: IPv6 NAT and FullNAT over TCP (curl -6) and UDP, distribution, ICMPv6 errors and packet too big, live reset/drain/add, persistence, conn list, expiry, refusals"
+echo "ok: IPv6 NAT, FullNAT, DR and TUN (IPv6-in-IPv6, GUE) over TCP (curl -6) and UDP, distribution, ICMPv6 errors and packet too big (tunnels too), live reset/drain/add, persistence, conn list, expiry, refusals"

@@ -585,16 +585,6 @@ pub fn validate_services(
     for (i, s) in services.iter().enumerate() {
         let at = |field: &str| format!("services[{i}].{field}");
         unicast(s.vip, &at("vip"), "VIP")?;
-        if s.vip.is_ipv6() && s.mode.keeps_packet() {
-            return Err(err(
-                at("mode"),
-                format!(
-                    "service {}: IPv6 services in {} mode are not supported yet (nat and fullnat are)",
-                    s.key(),
-                    s.mode.as_str()
-                ),
-            ));
-        }
         if s.port == 0 {
             return Err(err(at("port"), "port 0 is not a service port (1..=65535)".into()));
         }
@@ -888,16 +878,16 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_services_in_nat_and_fullnat() {
+    fn ipv6_services_in_every_mode() {
         let yaml = "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, backends: [{addr: '2001:db8:2::11', port: 8080}]}\n\
-                    - {vip: '2001:db8:1::100', port: 81, protocol: udp, mode: fullnat, laddrs: ['2001:db8:2::200'], backends: [{addr: '2001:db8:2::11', port: 53}]}";
+                    - {vip: '2001:db8:1::100', port: 81, protocol: udp, mode: fullnat, laddrs: ['2001:db8:2::200'], backends: [{addr: '2001:db8:2::11', port: 53}]}\n\
+                    - {vip: '2001:db8:1::100', port: 82, protocol: tcp, mode: tun, tunnel: {encap: gue}, backends: [{addr: '2001:db8:9::11', port: 82}]}";
         check(yaml).unwrap();
     }
 
     #[test]
     fn refusals_name_the_field() {
         let cases = [
-            ("- {vip: '2001:db8::1', port: 80, protocol: tcp, mode: dr}", "services[0].mode: service tcp [2001:db8::1]:80: IPv6 services in dr mode are not supported yet"),
             ("- {vip: 'ff02::1', port: 80, protocol: tcp}", "services[0].vip: ff02::1 cannot be a VIP"),
             (
                 "- {vip: '2001:db8::1', port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1]}",

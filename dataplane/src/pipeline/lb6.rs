@@ -1,22 +1,23 @@
-//! Load balancing of IPv6 services (NAT and FullNAT): the IPv4 path's logic over the IPv6
-//! connection table, on a path of its own so the IPv4 one is unchanged. IPv6 frames reach it
-//! from `ipv6_input` (the IPv4 burst fast path never sees them). ICMPv6 errors about a
-//! connection follow it; a packet that does not fit its egress gets a packet too big.
+//! Load balancing of IPv6 services (NAT, FullNAT, DR, and TUN as IPv6-in-IPv6 or GUE over
+//! IPv6): the IPv4 path's logic over the IPv6 connection table, on a path of its own so the
+//! IPv4 one is unchanged. IPv6 frames reach it from `ipv6_input` (the IPv4 burst fast path
+//! never sees them). ICMPv6 errors about a connection follow it; a packet that does not fit
+//! its egress (once encapsulated, for TUN) gets a packet too big.
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::{exceeds_mtu, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{
-    handshake_incomplete, next_state, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags, ConnKey6, Dir, InsertError,
-    TcpState,
+    handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags,
+    ConnKey6, Dir, InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
 use crate::lb::is_active;
 use crate::sched::{select, source_hash_v6};
-use crate::service::{BackendState, FwdMode, Service6};
+use crate::service::{BackendState, Encap, FwdMode, Service6, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
-use crate::wire::{IpProtocol, TcpFlags};
-use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, IPV6_MIN_MTU};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
+use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, GUE6_OVERHEAD, IP6IP6_OVERHEAD, IPV6_MIN_MTU};
 use crate::xlate::XlateError;
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
@@ -69,11 +70,12 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
-        if t.proto == IpProtocol::TCP && !is_new_syn(l4.tcp_flags) {
+        let mid_flow = t.proto == IpProtocol::TCP && !is_new_syn(l4.tcp_flags);
+        if mid_flow && !svc.pickup {
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        self.new_conn6(snap, now_ms, frame, svc, &l4, pool, tx);
+        self.new_conn6(snap, now_ms, frame, svc, &l4, mid_flow, pool, tx);
         None
     }
 
@@ -98,6 +100,7 @@ impl<F: Frame> CoreCtx<F> {
         frame: F,
         svc: &Service6,
         l4: &Parsed6,
+        mid_flow: bool,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -106,15 +109,17 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::NoBackend);
         };
         let backend = svc.backends[index];
-        let state = if t.proto == IpProtocol::TCP {
-            next_state(TcpState::None, Dir::Original, l4.tcp_flags)
-        } else {
-            TcpState::None
+        let state = match (t.proto == IpProtocol::TCP, svc.mode.is_one_way()) {
+            (false, _) => TcpState::None,
+            (true, false) => next_state(TcpState::None, Dir::Original, l4.tcp_flags),
+            (true, true) if mid_flow => next_state_client_only(TcpState::Established, l4.tcp_flags),
+            (true, true) => next_state_client_only(TcpState::None, l4.tcp_flags),
         };
         let mut flags = match svc.mode {
+            FwdMode::Nat => ConnFlags::empty(),
             FwdMode::FullNat => ConnFlags::FULLNAT,
-            // The control plane refuses IPv6 DR/TUN services: only NAT is left.
-            _ => ConnFlags::empty(),
+            FwdMode::Dr => ConnFlags::DR,
+            FwdMode::Tun => ConnFlags::TUN,
         };
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
@@ -150,6 +155,9 @@ impl<F: Frame> CoreCtx<F> {
             self.lb.conns6.set_client_isn(id, tcp_seq6(&frame));
         }
         self.counters.event(Event::ConnsCreated).inc();
+        if mid_flow {
+            self.counters.event(Event::ConnsPickedUp).inc();
+        }
         self.lb.conn_opened(backend.slot, backend.gen, is_active(conn.proto, conn.state));
         if svc.persistence_ms > 0 && self.lb.persist6(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();
@@ -231,7 +239,11 @@ impl<F: Frame> CoreCtx<F> {
             return self.reset_conn6(snap, now_ms, frame, l4, id, pool, tx);
         }
         if conn.proto == IpProtocol::TCP {
-            let state = next_state(conn.state, dir, l4.tcp_flags);
+            let state = if conn.flags.is_one_way() {
+                next_state_client_only(conn.state, l4.tcp_flags)
+            } else {
+                next_state(conn.state, dir, l4.tcp_flags)
+            };
             if state != conn.state {
                 let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
                 if was != now {
@@ -263,6 +275,12 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        if conn.flags.contains(ConnFlags::DR) {
+            return self.forward_dr6(snap, now_ms, frame, conn, pool, tx);
+        }
+        if conn.flags.contains(ConnFlags::TUN) {
+            return self.forward_tun6(snap, now_ms, frame, conn, pool, tx);
+        }
         let rewrite = match dir {
             Dir::Original => Rewrite6 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
@@ -277,7 +295,7 @@ impl<F: Frame> CoreCtx<F> {
         };
         if exceeds_mtu(&frame, egress) {
             let mtu = egress.mtu;
-            return self.too_big6(snap, now_ms, frame, mtu, pool, tx);
+            return self.too_big6(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
         }
         let our_mac = egress.mac;
         let len = frame.data().len();
@@ -292,9 +310,11 @@ impl<F: Frame> CoreCtx<F> {
         self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
-    /// An IPv6 packet longer than its egress MTU: dropped (`too_big`), and its sender told
-    /// with an ICMPv6 packet too big from the address it sent to, within this core's rate
-    /// limit. IPv6 routers never fragment, so every sender is told.
+    /// An IPv6 packet that does not fit (`mtu`: the largest IP packet that would): dropped as
+    /// `reason`, and with `tell_sender` its sender told with an ICMPv6 packet too big from
+    /// the address it sent to, within this core's rate limit. IPv6 routers never fragment, so
+    /// there is no DF to look at.
+    #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
     fn too_big6(
@@ -303,10 +323,15 @@ impl<F: Frame> CoreCtx<F> {
         now_ms: u64,
         mut frame: F,
         mtu: u16,
+        reason: DropReason,
+        tell_sender: bool,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        self.counters.drop_reason(DropReason::TooBig).inc();
+        self.counters.drop_reason(reason).inc();
+        if !tell_sender {
+            return;
+        }
         if !self.too_big_errors.take(now_ms) {
             self.counters.event(Event::IcmpFragNeededRateLimited).inc();
             return;
@@ -325,6 +350,93 @@ impl<F: Frame> CoreCtx<F> {
         frame.set_len(ETH_LEN + len);
         self.counters.event(Event::Icmp6PacketTooBigSent).inc();
         self.route_output(snap, now_ms, frame, IpAddr::V6(sender), pool, tx);
+    }
+
+    /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
+    fn forward_dr6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        conn: &Conn6,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let backend = IpAddr::V6(conn.backend);
+        let Some(route) = snap.routes.lookup(backend) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        if route.next_hop(backend) != backend {
+            return self.drop(frame, DropReason::DrBackendNotConnected);
+        }
+        let port = route.port;
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        if exceeds_mtu(&frame, egress) {
+            let mtu = egress.mtu;
+            return self.too_big6(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
+        }
+        let our_mac = egress.mac;
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.counters.event(Event::LbInPackets).inc();
+        self.send_from(snap, now_ms, frame, port, our_mac, backend, pool, tx);
+    }
+
+    /// TUN: the client's IPv6 packet, unchanged, inside an outer IPv6 header (IPv6-in-IPv6,
+    /// or with a UDP header for GUE) from our IPv6 address on the egress port to the
+    /// backend. One that would not fit the egress MTU gets the service's `too_big` treatment,
+    /// the packet too big saying what fits (the tunnel's overhead off the MTU).
+    fn forward_tun6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        conn: &Conn6,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let slot = snap.services.backend_slot(conn.backend_slot);
+        let tunnel = if slot.gen == conn.backend_gen { slot.tunnel } else { Tunnel::default() };
+        let backend = IpAddr::V6(conn.backend);
+        let Some(route) = snap.routes.lookup(backend) else {
+            return self.drop(frame, DropReason::NoRoute);
+        };
+        let (port, next_hop) = (route.port, route.next_hop(backend));
+        let Some(egress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        let (mtu, our_mac) = (usize::from(egress.mtu), egress.mac);
+        let Some(IpAddr::V6(src)) = snap.source_for(port, next_hop) else {
+            return self.drop(frame, DropReason::NoSourceAddress);
+        };
+        // parse_v6 (or the ICMPv6 quote check) validated the payload length.
+        let ip = &frame.data()[ETH_LEN..];
+        let inner_len = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+        let overhead = match tunnel.encap {
+            Encap::Ipip => IP6IP6_OVERHEAD,
+            Encap::Gue { .. } => GUE6_OVERHEAD,
+        };
+        if inner_len + overhead > mtu {
+            let fits = mtu.saturating_sub(overhead) as u16;
+            let tell = tunnel.too_big == TooBig::Icmp;
+            return self.too_big6(snap, now_ms, frame, fits, DropReason::TunnelTooBig, tell, pool, tx);
+        }
+        if !frame.set_len(ETH_LEN + inner_len) || !frame.prepend(overhead) {
+            return self.drop(frame, DropReason::NoHeadroom);
+        }
+        let gue_port = match tunnel.encap {
+            Encap::Gue { .. } => xlate6::gue_source_port_v6(&conn.original_key()),
+            Encap::Ipip => 0,
+        };
+        let data = frame.data_mut();
+        EthernetFrame::new_unchecked(&mut *data).set_ethertype(EtherType::IPV6);
+        if xlate6::encap_v6(&mut data[ETH_LEN..], src, conn.backend, tunnel.encap, gue_port).is_err() {
+            return self.drop(frame, DropReason::MalformedL4);
+        }
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.counters.event(Event::LbInPackets).inc();
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
     /// The backend of an IPv6 connection was removed with `reset` (or it never finished its
@@ -377,6 +489,17 @@ impl<F: Frame> CoreCtx<F> {
         }
         let Some((id, dir)) = self.lb.conns6.lookup(&key) else { return Some(frame) };
         let conn = self.lb.conns6.get(id);
+        if conn.flags.is_one_way() {
+            // From the client's side about a reply the backend sent it directly: to the
+            // backend the way the connection's packets go, unchanged inside.
+            self.counters.event(Event::IcmpErrorsTranslated).inc();
+            if conn.flags.contains(ConnFlags::DR) {
+                self.forward_dr6(snap, now_ms, frame, &conn, pool, tx);
+            } else {
+                self.forward_tun6(snap, now_ms, frame, &conn, pool, tx);
+            }
+            return None;
+        }
         let outer_src = ipv6_at(&frame.data()[ETH_LEN..], 8);
         let (outer_src, outer_dst, quote) = match dir {
             // From the backend's side about a packet we sent it: to the client, from the VIP.

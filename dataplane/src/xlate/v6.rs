@@ -289,6 +289,83 @@ pub fn tcp_reset_v6(packet: &mut [u8], parsed: &Parsed6) -> Result<usize, XlateE
     Ok(len)
 }
 
+/// Bytes IPv6-in-IPv6 puts in front of the inner packet: one IPv6 header.
+pub const IP6IP6_OVERHEAD: usize = IPV6_HEADER_LEN;
+/// Bytes GUE over IPv6 puts in front of the inner packet: an IPv6 and a UDP header.
+pub const GUE6_OVERHEAD: usize = IPV6_HEADER_LEN + UDP_HEADER_LEN;
+
+/// Encapsulates, in place, the inner IPv6 packet that follows `encap`'s overhead (40 bytes for
+/// IPv6-in-IPv6, RFC 2473; 48 for GUE variant 1 over UDP) in `buf`: writes the outer IPv6
+/// header from `src` to `dst` (traffic class and flow label copied from the inner one, hop
+/// limit 64, next header 41 or UDP) and, for GUE, the UDP header from `gue_source_port` to
+/// the GUE port with its checksum summed over the whole datagram (a zero UDP checksum is not
+/// allowed over IPv6 in general, RFC 8200 8.1). Returns the outer packet's length.
+/// `Malformed` for a bad or truncated inner header; `Unsupported` past 65535 bytes.
+pub fn encap_v6(
+    buf: &mut [u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    encap: crate::service::Encap,
+    gue_source_port: u16,
+) -> Result<usize, XlateError> {
+    let overhead = match encap {
+        crate::service::Encap::Ipip => IP6IP6_OVERHEAD,
+        crate::service::Encap::Gue { .. } => GUE6_OVERHEAD,
+    };
+    let inner = buf.get(overhead..).ok_or(XlateError::Malformed)?;
+    let Some(h) = inner.first_chunk::<IPV6_HEADER_LEN>() else { return Err(XlateError::Malformed) };
+    if h[0] >> 4 != 6 {
+        return Err(XlateError::Malformed);
+    }
+    let inner_len = IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if inner_len > inner.len() {
+        return Err(XlateError::Malformed);
+    }
+    let payload_len = overhead - IPV6_HEADER_LEN + inner_len;
+    if payload_len > usize::from(u16::MAX) {
+        return Err(XlateError::Unsupported);
+    }
+    let version_class_flow = [h[0], h[1], h[2], h[3]];
+    let outer = &mut buf[..IPV6_HEADER_LEN];
+    outer[..4].copy_from_slice(&version_class_flow);
+    outer[4..6].copy_from_slice(&(payload_len as u16).to_be_bytes());
+    outer[6] = match encap {
+        crate::service::Encap::Ipip => IpProtocol::IPV6_IN_IP.0,
+        crate::service::Encap::Gue { .. } => IpProtocol::UDP.0,
+    };
+    outer[7] = 64;
+    outer[8..24].copy_from_slice(&src.octets());
+    outer[24..40].copy_from_slice(&dst.octets());
+    if let crate::service::Encap::Gue { port } = encap {
+        let udp = &mut buf[IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len];
+        udp[0..2].copy_from_slice(&gue_source_port.to_be_bytes());
+        udp[2..4].copy_from_slice(&port.to_be_bytes());
+        udp[4..6].copy_from_slice(&(payload_len as u16).to_be_bytes());
+        udp[6..8].fill(0);
+        let s = sum(udp) + pseudo_header_v6(src, dst, IpProtocol::UDP.0, payload_len as u32);
+        let c = match !fold(s) {
+            0 => 0xffff,
+            c => c,
+        };
+        udp[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+    Ok(IPV6_HEADER_LEN + payload_len)
+}
+
+/// The outer UDP source port of a GUE-over-IPv6 flow: a hash of the inner 5-tuple onto
+/// 49152..=65535, as `gue_source_port` for IPv4 (no seed: every balancer picks the same).
+pub fn gue_source_port_v6(t: &ConnKey6) -> u16 {
+    let (s, d) = (u128::from(t.src), u128::from(t.dst));
+    let mut h = (s as u64) ^ ((s >> 64) as u64).rotate_left(21) ^ (d as u64).rotate_left(42) ^ ((d >> 64) as u64);
+    h ^= u64::from(t.sport) << 24 | u64::from(t.dport) << 8 | u64::from(t.proto.0);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    0xc000 | (h >> 50) as u16
+}
+
 /// The TCP/UDP checksum of an IPv6 packet computed from scratch is valid (for tests).
 pub fn l4_checksum_ok_v6(packet: &[u8]) -> bool {
     let Ok(p) = parse_v6(packet) else { return false };
@@ -347,6 +424,32 @@ mod tests {
             assert_eq!((t.src, t.dst, t.sport, t.dport), (new.src, new.dst, 1025, 8080));
             assert_eq!(p[7], 63);
         }
+    }
+
+    #[test]
+    fn encapsulates_in_ipv6_and_gue() {
+        let inner = packet(IpProtocol::TCP, 100);
+        let (src, dst) = (a("2001:db8:2::1"), a("2001:db8:2::11"));
+        for (encap, overhead) in [(crate::service::Encap::Ipip, 40), (crate::service::Encap::Gue { port: 6080 }, 48)] {
+            let mut buf = vec![0u8; overhead];
+            buf.extend_from_slice(&inner);
+            let len = encap_v6(&mut buf, src, dst, encap, 50000).unwrap();
+            assert_eq!(len, overhead + inner.len());
+            assert_eq!(&buf[overhead..], &inner[..], "inner unchanged");
+            assert_eq!((buf[0] >> 4, addr(&buf[8..24]), addr(&buf[24..40])), (6, src, dst));
+            assert_eq!(usize::from(u16::from_be_bytes([buf[4], buf[5]])), len - 40);
+            if overhead == 48 {
+                assert_eq!(buf[6], IpProtocol::UDP.0);
+                assert_eq!(u16::from_be_bytes([buf[42], buf[43]]), 6080);
+                let s = sum(&buf[40..]) + pseudo_header_v6(src, dst, 17, (len - 40) as u32);
+                assert_eq!(fold(s), 0xffff, "GUE UDP checksum");
+            } else {
+                assert_eq!(buf[6], 41);
+            }
+        }
+        let t = parse_v6(&inner).unwrap().tuple;
+        assert!(gue_source_port_v6(&t) >= 49152);
+        assert_eq!(gue_source_port_v6(&t), gue_source_port_v6(&t));
     }
 
     #[test]
