@@ -238,7 +238,9 @@ fvs_dsr_return_ipv6() {
 # 2001:db8:2::200 (tcp 8080 weighted 1:2:3, udp 5354, udp 5355 to a closed port); tcp 8080 and
 # udp 5353 round robin on 2001:db8:1::101 in DR, on 2001:db8:1::102 in TUN (IPv6-in-IPv6) and
 # on 2001:db8:1::103 in TUN with GUE (port 6080) (these need fvs_dsr_return_ipv6 and
-# fvs_decap_start); dp1 with `mtu: DP1_MTU` when given. Short timeouts, as fvs_write_lb_config.
+# fvs_decap_start); SNAT for the backends' own outbound connections (source 2001:db8:2::/64
+# leaving by dp0 gets 2001:db8:1::50); dp1 with `mtu: DP1_MTU` when given. Short timeouts, as
+# fvs_write_lb_config.
 fvs_write_lb6_config() {
   local file=$1 id=$2 socket=$3 mtu=${4:-}
   local b="{ addr: '2001:db8:2::11', port: PORT }, { addr: '2001:db8:2::12', port: PORT }, { addr: '2001:db8:2::13', port: PORT }"
@@ -276,6 +278,8 @@ services:
       backends: [ ${b//PORT/8080} ] }
   - { vip: "2001:db8:1::103", port: 5353, protocol: udp, scheduler: rr, mode: tun, tunnel: { encap: gue, gue_port: 6080 },
       backends: [ ${b//PORT/5353} ] }
+snat:
+  - { source: "2001:db8:2::/64", out_port: dp0, addresses: [ "2001:db8:1::50" ] }
 api: { socket: $socket }
 YAML
 }
@@ -517,6 +521,14 @@ fvs_outside_start() {
     --http 192.0.2.2:9000 --udp 192.0.2.2:9001 >"$1/outside.out" 2>&1 &
   FVS_PIDS+=($!)
   fvs_wait_ready "$1/outside.out" "the outside server"
+}
+
+# fvs_outside6_start DIR: fvs_outside_start's servers at [2001:db8:1::2] (fvs_lb_ipv6).
+fvs_outside6_start() {
+  ip netns exec "$NS_CLIENT" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/backend.py" outside6 \
+    --http "[2001:db8:1::2]:9000" --udp "[2001:db8:1::2]:9001" >"$1/outside6.out" 2>&1 &
+  FVS_PIDS+=($!)
+  fvs_wait_ready "$1/outside6.out" "the IPv6 outside server"
 }
 
 # fvs_lb_test_helpers: defines what the load-balancing e2e tests share, over their globals

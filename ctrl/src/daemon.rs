@@ -660,12 +660,13 @@ impl Control {
             for v in views6 {
                 let c = v.conn;
                 let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a), p);
+                let mode = conn_mode(c.flags);
                 out.conns.push(ConnInfo {
                     core: core as u32,
                     protocol: protocol(c.proto),
-                    mode: conn_mode(c.flags),
+                    mode,
                     client: sock(c.client, c.cport),
-                    virtual_addr: Some(sock(c.vip, c.vport)),
+                    virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
                     local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
                     backend: sock(c.backend, c.bport),
                     state: c.state_name().to_string(),

@@ -12,7 +12,7 @@ use dataplane::lb::LbCounters;
 use dataplane::net::Prefix;
 use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::service::{
-    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
+    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, SnatRule6, TooBig, Tunnel,
 };
 use dataplane::wire::IpProtocol;
 
@@ -245,13 +245,27 @@ impl LbState {
             }
         }
         let mut rules = Vec::with_capacity(snat.len());
+        let mut rules6 = Vec::new();
         for (r, out_port) in snat.iter().zip(out_ports) {
             let source = r.source.network();
-            let addrs = r.addresses.iter().map(|a| self.local_addr(*a, v4)).collect::<Result<Vec<Laddr>, String>>()?;
-            rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
+            // Validation made a rule's addresses of its source's family.
+            if source.is_ipv4() {
+                let addrs =
+                    r.addresses.iter().map(|a| self.local_addr(*a, v4)).collect::<Result<Vec<Laddr>, String>>()?;
+                rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
+            } else {
+                let addrs = r
+                    .addresses
+                    .iter()
+                    .map(|a| self.local_addr(*a, v6))
+                    .collect::<Result<Vec<Laddr<Ipv6Addr>>, String>>()?;
+                rules6.push(SnatRule6 { prefix: v6(source.addr()), prefix_len: source.len(), out_port, addrs });
+            }
         }
         self.policies = policy_of;
-        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config)).with_snat(rules).with_v6(list6))
+        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config))
+            .with_snat(rules)
+            .with_v6_snat(list6, rules6))
     }
 
     /// The slot of a local address, assigned on first use.

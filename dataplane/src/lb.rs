@@ -400,6 +400,11 @@ impl LbCore {
         for svc in &services.v6.list {
             self.sync_service(svc);
         }
+        for rule in &services.v6.snat {
+            for l in &rule.addrs {
+                self.fill_pool(l.slot, l.gen);
+            }
+        }
         for rule in &services.snat {
             for l in &rule.addrs {
                 self.fill_pool(l.slot, l.gen);
@@ -572,8 +577,20 @@ impl LbCore {
         }
         let start = usize::from(local.next_laddr) % n;
         local.next_laddr = ((start + 1) % n) as u16;
+        self.take_port6_from(&svc.laddrs, start, proto, now_ms)
+    }
+
+    /// A port for one of `laddrs` (IPv6: FullNAT or SNAT), from `start`, that this core
+    /// owns by number (see `take_local_port6`).
+    pub fn take_port6_from(
+        &mut self,
+        laddrs: &[Laddr<Ipv6Addr>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+    ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
         let fits = |own: &Ownership, _: Ipv6Addr, p: u16| own.port_owner(p) == own.core;
-        self.take_port_fitting(&svc.laddrs, start, proto, now_ms, fits)
+        self.take_port_fitting(laddrs, start, proto, now_ms, fits)
     }
 
     /// A port of this core's pool for one of `laddrs`, trying them in order from `start`.

@@ -712,6 +712,16 @@ impl<F: Frame> CoreCtx<F> {
         let multicast_to_us =
             dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) || snap.is_solicited_node_on_port(port, dst);
         if !unicast_to_us && !multicast_to_us {
+            let next_header = ip.next_header();
+            if (next_header == IpProtocol::TCP || next_header == IpProtocol::UDP)
+                && !snap.services.v6.snat.is_empty()
+                && !dst.is_multicast()
+            {
+                match self.snat_input6(snap, now_ms, frame, pool, tx) {
+                    Some(f) => frame = f,
+                    None => return,
+                }
+            }
             return self.drop(frame, DropReason::IpNotForUs);
         }
         if ip.next_header() != IpProtocol::ICMPV6 {

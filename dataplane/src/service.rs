@@ -166,6 +166,24 @@ impl SnatRule {
     }
 }
 
+/// `SnatRule` for IPv6 sources: TCP and UDP from `prefix` leaving by `out_port` get one of
+/// `addrs` (IPv6) and a port of this core's pool as their source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnatRule6 {
+    pub prefix: Ipv6Addr,
+    pub prefix_len: u8,
+    pub out_port: u16,
+    pub addrs: Vec<Laddr<Ipv6Addr>>,
+}
+
+impl SnatRule6 {
+    #[inline]
+    pub fn matches(&self, src: Ipv6Addr, out_port: u16) -> bool {
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+        out_port == self.out_port && u128::from(src) & mask == u128::from(self.prefix) & mask
+    }
+}
+
 /// The fixed sizes of per-core load-balancing state (set at start; changing them needs a
 /// restart because every core allocates its arrays once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +250,8 @@ pub struct Services {
 #[derive(Clone, Debug, Default)]
 pub struct Services6 {
     pub list: Vec<Service6>,
+    /// SNAT rules for IPv6 sources; first match wins.
+    pub snat: Vec<SnatRule6>,
     /// (vip, port, proto) packed, sorted, with the index into `list`.
     index: Vec<(u128, u32, u16)>,
     vips: Vec<Ipv6Addr>,
@@ -246,14 +266,16 @@ fn pack6(port: u16, proto: IpProtocol) -> u32 {
 }
 
 impl Services6 {
-    pub fn new(list: Vec<Service6>) -> Services6 {
+    pub fn new(list: Vec<Service6>, snat: Vec<SnatRule6>) -> Services6 {
         let mut index: Vec<(u128, u32, u16)> =
             list.iter().enumerate().map(|(i, s)| (u128::from(s.vip), pack6(s.port, s.proto), i as u16)).collect();
         index.sort_unstable();
         let mut vips: Vec<Ipv6Addr> = list.iter().map(|s| s.vip).collect();
         vips.sort_unstable();
         vips.dedup();
-        let mut local_port_addrs: Vec<Ipv6Addr> = list.iter().flat_map(|s| s.laddrs.iter().map(|l| l.addr)).collect();
+        let fullnat = list.iter().flat_map(|s| s.laddrs.iter().map(|l| l.addr));
+        let mut local_port_addrs: Vec<Ipv6Addr> =
+            fullnat.chain(snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr))).collect();
         local_port_addrs.sort_unstable();
         local_port_addrs.dedup();
         let mut nat_backends: Vec<(u128, u32)> = list
@@ -263,7 +285,13 @@ impl Services6 {
             .collect();
         nat_backends.sort_unstable();
         nat_backends.dedup();
-        Services6 { list, index, vips, local_port_addrs, nat_backends }
+        Services6 { list, snat, index, vips, local_port_addrs, nat_backends }
+    }
+
+    /// The SNAT rule for a packet from `src` leaving by `out_port`.
+    #[inline]
+    pub fn snat_rule(&self, src: Ipv6Addr, out_port: u16) -> Option<&SnatRule6> {
+        self.snat.iter().find(|r| r.matches(src, out_port))
     }
 
     #[inline]
@@ -291,7 +319,7 @@ impl Services6 {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.is_empty() && self.snat.is_empty()
     }
 }
 
@@ -338,8 +366,13 @@ impl Services {
     }
 
     /// With these IPv6 services (their slots are numbered with the IPv4 ones).
-    pub fn with_v6(mut self, list: Vec<Service6>) -> Services {
-        self.v6 = Services6::new(list);
+    pub fn with_v6(self, list: Vec<Service6>) -> Services {
+        self.with_v6_snat(list, Vec::new())
+    }
+
+    /// With these IPv6 services and IPv6 SNAT rules.
+    pub fn with_v6_snat(mut self, list: Vec<Service6>, snat: Vec<SnatRule6>) -> Services {
+        self.v6 = Services6::new(list, snat);
         self
     }
 

@@ -94,6 +94,7 @@ impl Snapshot {
             .list
             .iter()
             .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)))
+            .chain(services.v6.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)))
             .map(IpAddr::V6);
         for ip in service_addrs.chain(service_addrs6) {
             let port = match self.routes.lookup(ip) {

@@ -10,8 +10,8 @@
 # removed and added under load (reset ends only the removed backend's connections, drain
 # keeps them); persistence; `conn list` and `service show` print [addr]:port; connections
 # expire; mixed-family services are refused; DR and TUN round robin over TCP (curl -6) and UDP,
-# the decapsulators saw both encapsulations, and a packet too big for the tunnel tells the
-# client the MTU less the tunnel's overhead.
+# the decapsulators saw both encapsulations, a packet too big for the tunnel tells the
+# client the MTU less the tunnel's overhead; a backend's outbound TCP and UDP leave by SNAT.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 trap fvs_cleanup EXIT
@@ -28,6 +28,7 @@ fvs_dsr_return_ipv6 "$id" 2001:db8:1::101 2001:db8:1::102 2001:db8:1::103
 fvs_write_lb6_config "$dir/ferrovs.yaml" "$id" "$socket" 1400
 fvs_backends_spawn "$dir" b backend.py @NAME@ --http "[::]:8080" --udp "[::]:5353"
 fvs_decap_start "$dir" --gue 6080
+fvs_outside6_start "$dir"
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
 fvs_lb_test_helpers
 hold_start() {
@@ -182,6 +183,20 @@ c = [json.loads(l) for l in sys.stdin]
 print(sum(x['ip6ip6'] for x in c) > 0, sum(x['gue6'] for x in c) > 0, sum(x['bad'] for x in c))")
 [ "$decap" = "True True 0" ] || fail "decapsulation counters (ip6ip6>0, gue6>0, bad): $decap"
 
+# SNAT for IPv6 sources: a backend's own connections to an outside server leave from
+# 2001:db8:1::50, over TCP (curl -6) and UDP, and the answers come back to it.
+ip netns exec "${NS_BACKENDS[0]}" curl -6 -sS --max-time 5 "http://[2001:db8:1::2]:9000/" >"$dir/snat.out" ||
+  fail "curl -6 from a backend through SNAT"
+grep -q "backend=outside6 peer=\[2001:db8:1::50\]:" "$dir/snat.out" || fail "SNAT source: $(cat "$dir/snat.out")"
+snat_udp=$(ip netns exec "${NS_BACKENDS[1]}" /usr/bin/python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(b'ping', ('2001:db8:1::2', 9001))
+print(s.recv(200).decode().split()[1])")
+[ "$snat_udp" = "peer=[2001:db8:1::50]:$(fvs --json conn list | json /dev/stdin "[c['local'] for c in d['conns'] if c['mode'] == 'snat' and c['protocol'] == 'udp'][0].rsplit(':', 1)[1]")" ] ||
+  fail "SNAT UDP: $snat_udp"
+[ "$(counter snat_out_packets)" -ge 2 ] && [ "$(counter snat_in_packets)" -ge 2 ] || fail "SNAT packets not counted"
+
 # Refused, and nothing changes: a mixed-family backend, an IPv4 local address for an IPv6
 # service, a DR backend off every connected network.
 before=$(fvs_services_config "$socket")
@@ -194,4 +209,4 @@ done
 [ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
 
 fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
-echo "ok: IPv6 NAT, FullNAT, DR and TUN (IPv6-in-IPv6, GUE) over TCP (curl -6) and UDP, distribution, ICMPv6 errors and packet too big (tunnels too), live reset/drain/add, persistence, conn list, expiry, refusals"
+echo "ok: IPv6 NAT, FullNAT, DR and TUN (IPv6-in-IPv6, GUE) over TCP (curl -6) and UDP, distribution, ICMPv6 errors and packet too big (tunnels too), SNAT, live reset/drain/add, persistence, conn list, expiry, refusals"

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use dataplane::net::Prefix;
@@ -519,19 +519,6 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
-    match ip {
-        IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() => Ok(v4),
-        IpAddr::V4(v4) => {
-            Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)")))
-        }
-        IpAddr::V6(_) => {
-            let plural = if what.ends_with('s') { format!("{what}es") } else { format!("{what}s") };
-            Err(err(path.into(), format!("{ip}: IPv6 {plural} are not supported yet (IPv4 only)")))
-        }
-    }
-}
-
 /// A service address (VIP, backend or local address): a unicast address of either family.
 fn unicast(ip: IpAddr, path: &str, what: &str) -> Result<(), ConfigError> {
     let bad = match ip {
@@ -754,12 +741,6 @@ fn validate_snat(
     let mut rules: HashMap<(Prefix, &str), usize> = HashMap::new();
     for (i, r) in snat.iter().enumerate() {
         let at = |field: &str| format!("snat[{i}].{field}");
-        if !r.source.is_ipv4() {
-            return Err(err(
-                at("source"),
-                format!("{}: IPv6 SNAT sources are not supported yet (IPv4 only)", r.source),
-            ));
-        }
         let network = r.source.network();
         if network != r.source {
             return Err(err(at("source"), format!("{} has host bits set, did you mean {network}?", r.source)));
@@ -774,7 +755,19 @@ fn validate_snat(
         let mut seen = HashSet::new();
         for (k, a) in r.addresses.iter().enumerate() {
             let path = at(&format!("addresses[{k}]"));
-            ipv4_only(*a, &path, "SNAT address")?;
+            unicast(*a, &path, "SNAT address")?;
+            if a.is_ipv4() != r.source.is_ipv4() {
+                let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+                return Err(err(
+                    path,
+                    format!(
+                        "SNAT address {a} is {} but the rule's source {} is {}: a rule's addresses are of its source's family",
+                        family(a.is_ipv4()),
+                        r.source,
+                        family(r.source.is_ipv4())
+                    ),
+                ));
+            }
             if !seen.insert(*a) {
                 return Err(err(path, format!("SNAT address {a} is listed twice")));
             }
@@ -1020,10 +1013,10 @@ mod tests {
         let web = "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [192.0.2.200], backends: [{addr: 198.51.100.11, port: 80}]}";
         let cases = [
             ("- {source: 198.51.100.7/24, out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 198.51.100.7/24 has host bits set, did you mean 198.51.100.0/24?"),
-            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 2001:db8::/32: IPv6 SNAT sources are not supported yet (IPv4 only)"),
+            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].addresses[0]: SNAT address 192.0.2.50 is IPv4 but the rule's source 2001:db8::/32 is IPv6"),
             ("- {source: 198.51.100.0/24, out_port: dp9, addresses: [192.0.2.50]}", "snat[0].out_port: no port named 'dp9' (ports are: dp0, dp1)"),
             ("- {source: 198.51.100.0/24, out_port: dp0, addresses: []}", "snat[0].addresses: SNAT rule source 198.51.100.0/24 out-port dp0 needs at least one address"),
-            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: 2001:db8::50: IPv6 SNAT addresses are not supported yet (IPv4 only)"),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: SNAT address 2001:db8::50 is IPv6 but the rule's source 198.51.100.0/24 is IPv4"),
             (
                 "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.50]}",
                 "snat[0].addresses[1]: SNAT address 192.0.2.50 is listed twice",

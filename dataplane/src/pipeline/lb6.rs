@@ -79,6 +79,79 @@ impl<F: Frame> CoreCtx<F> {
         None
     }
 
+    /// TCP or UDP over IPv6 passing through (not to us): when an IPv6 SNAT rule covers its
+    /// source and egress port, a new outbound connection. Otherwise the frame is returned.
+    pub(super) fn snat_input6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let Ok(l4) = xlate6::parse_v6(&frame.data()[ETH_LEN..]) else { return Some(frame) };
+        let t = l4.tuple;
+        let Some(route) = snap.routes.lookup(IpAddr::V6(t.dst)) else { return Some(frame) };
+        let Some(rule) = snap.services.v6.snat_rule(t.src, route.port) else { return Some(frame) };
+        if t.proto == IpProtocol::TCP && !is_new_syn(l4.tcp_flags) {
+            self.drop(frame, DropReason::NoConnection);
+            return None;
+        }
+        let state = if t.proto == IpProtocol::TCP {
+            next_state(TcpState::None, Dir::Original, l4.tcp_flags)
+        } else {
+            TcpState::None
+        };
+        let mut conn = Conn6 {
+            client: t.src,
+            vip: t.dst,
+            backend: t.dst,
+            laddr: t.src,
+            cport: t.sport,
+            vport: t.dport,
+            bport: t.dport,
+            lport: t.sport,
+            backend_gen: 0,
+            service: u16::MAX,
+            backend_slot: u16::MAX,
+            laddr_slot: u16::MAX,
+            state,
+            flags: ConnFlags::FULLNAT | ConnFlags::SNAT,
+            proto: t.proto,
+        };
+        let timeout = conn.timeout(&snap.services.timeouts);
+        // The client's hash picks its first address: a host keeps one public address.
+        let start = source_hash_v6(t.src) as usize % rule.addrs.len().max(1);
+        let mut inserted = Err(DropReason::ConnKeyExists);
+        for _ in 0..LOCAL_PORT_ATTEMPTS {
+            let Ok(local) = self.lb.take_port6_from(&rule.addrs, start, t.proto, now_ms) else {
+                inserted = Err(DropReason::LocalPortsExhausted);
+                break;
+            };
+            (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
+            match self.lb.conns6.insert(conn, now_ms, timeout) {
+                Ok(id) => {
+                    inserted = Ok(id);
+                    break;
+                }
+                Err(e) => {
+                    self.lb.return_local_port(local.slot, None, t.proto, local.port, None);
+                    if e != InsertError::KeyExists {
+                        inserted = Err(insert_drop(e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(reason) = inserted {
+            self.drop(frame, reason);
+            return None;
+        }
+        self.counters.event(Event::ConnsCreated).inc();
+        self.forward6(snap, now_ms, frame, &l4, &conn, Dir::Original, pool, tx);
+        None
+    }
+
     /// `syn_opens_anew` for an IPv6 entry.
     fn syn_opens_anew6(&self, snap: &Snapshot, id: Conn6Id, seq: u32) -> bool {
         let conn = self.lb.conns6.get(id);
@@ -232,7 +305,8 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let mut conn = self.lb.conns6.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if (slot.gen != conn.backend_gen || !slot.live)
+        if !conn.flags.contains(ConnFlags::SNAT)
+            && (slot.gen != conn.backend_gen || !slot.live)
             && ((slot.gen == conn.backend_gen && slot.reset)
                 || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
         {
@@ -306,7 +380,13 @@ impl<F: Frame> CoreCtx<F> {
         }
         let inbound = dir == Dir::Original;
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
-        self.counters.event(if inbound { Event::LbInPackets } else { Event::LbOutPackets }).inc();
+        let event = match (conn.flags.contains(ConnFlags::SNAT), inbound) {
+            (false, true) => Event::LbInPackets,
+            (false, false) => Event::LbOutPackets,
+            (true, true) => Event::SnatOutPackets,
+            (true, false) => Event::SnatInPackets,
+        };
+        self.counters.event(event).inc();
         self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
     }
 
@@ -502,9 +582,10 @@ impl<F: Frame> CoreCtx<F> {
         }
         let outer_src = ipv6_at(&frame.data()[ETH_LEN..], 8);
         let (outer_src, outer_dst, quote) = match dir {
-            // From the backend's side about a packet we sent it: to the client, from the VIP.
+            // From the backend's side about a packet we sent it: to the client, from the VIP
+            // (under SNAT the sender is on the far side and keeps its own address).
             Dir::Reply => (
-                conn.vip,
+                if conn.flags.contains(ConnFlags::SNAT) { outer_src } else { conn.vip },
                 conn.client,
                 Rewrite6 { src: conn.client, dst: conn.vip, sport: conn.cport, dport: conn.vport },
             ),
@@ -559,6 +640,9 @@ fn is_to_vip6<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
 
 /// Whether an IPv6 connection's backend can still take its traffic.
 fn backend_usable6(snap: &Snapshot, conn: &Conn6) -> bool {
+    if conn.flags.contains(ConnFlags::SNAT) {
+        return true;
+    }
     let slot = snap.services.backend_slot(conn.backend_slot);
     if slot.gen != conn.backend_gen || !slot.live {
         return false;
