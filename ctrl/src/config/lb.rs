@@ -1013,10 +1013,10 @@ mod tests {
         let web = "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [192.0.2.200], backends: [{addr: 198.51.100.11, port: 80}]}";
         let cases = [
             ("- {source: 198.51.100.7/24, out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 198.51.100.7/24 has host bits set, did you mean 198.51.100.0/24?"),
-            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].addresses[0]: SNAT address 192.0.2.50 is IPv4 but the rule's source 2001:db8::/32 is IPv6"),
+            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].addresses[0]: SNAT address 192.0.2.50 is IPv4 but the rule's source 2001:db8::/32 is IPv6: a rule's addresses are of its source's family"),
             ("- {source: 198.51.100.0/24, out_port: dp9, addresses: [192.0.2.50]}", "snat[0].out_port: no port named 'dp9' (ports are: dp0, dp1)"),
             ("- {source: 198.51.100.0/24, out_port: dp0, addresses: []}", "snat[0].addresses: SNAT rule source 198.51.100.0/24 out-port dp0 needs at least one address"),
-            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: SNAT address 2001:db8::50 is IPv6 but the rule's source 198.51.100.0/24 is IPv4"),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: SNAT address 2001:db8::50 is IPv6 but the rule's source 198.51.100.0/24 is IPv4: a rule's addresses are of its source's family"),
             (
                 "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.50]}",
                 "snat[0].addresses[1]: SNAT address 192.0.2.50 is listed twice",
