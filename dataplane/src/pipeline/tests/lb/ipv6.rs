@@ -174,3 +174,64 @@ fn neighbour_solicitation_for_the_vip_and_laddr_is_answered() {
         assert_eq!(icmp.target_link_addr().unwrap(), Some(mac));
     }
 }
+
+#[test]
+fn tun6_wraps_the_client_packet_in_ipv6_and_dr6_keeps_it() {
+    for (mode, encap, overhead) in [
+        (FwdMode::Tun, crate::service::Encap::Ipip, 40),
+        (FwdMode::Tun, crate::service::Encap::Gue { port: 6080 }, 48),
+        (FwdMode::Dr, crate::service::Encap::Ipip, 0),
+    ] {
+        let mut rig = rig6(mode, IpProtocol::TCP, 1500);
+        let mut services = (*rig.snap.services).clone();
+        let tunnel = Tunnel { encap, ..Tunnel::default() };
+        for s in &mut services.backend_slots {
+            s.tunnel = tunnel;
+        }
+        rig.snap = rig.snap.clone().with_services(Arc::new(services));
+        rig.ctx.snapshot_changed(&rig.snap);
+        let syn = frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(TcpRepr::new(40000, 80, TcpFlags::SYN)));
+        let out = rig.rx(0, syn.clone());
+        assert_eq!(out.len(), 1, "{mode:?} {encap:?}");
+        let (port, f) = &out[0];
+        assert_eq!((*port, &f[0..6]), (1, &B1_MAC.0[..]));
+        assert_eq!(f.len(), syn.len() + overhead);
+        assert_eq!(&f[14 + overhead..], &syn[14..], "the client's packet, unchanged");
+        if overhead > 0 {
+            let outer = Ipv6Packet::new_checked(&f[14..]).unwrap();
+            assert_eq!((outer.src_addr(), outer.dst_addr()), (ip6("2001:db8:2::1"), ip6("2001:db8:2::11")));
+            let nh = if overhead == 40 { IpProtocol::IPV6_IN_IP } else { IpProtocol::UDP };
+            assert_eq!(outer.next_header(), nh);
+        }
+        // Only the client's side is tracked; its ACK establishes.
+        let ack = frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(TcpRepr::new(40000, 80, TcpFlags::ACK)));
+        rig.rx(0, ack);
+        let (_, c) = rig.ctx.lb.conns6.iter().next().unwrap();
+        assert_eq!(c.state, TcpState::Established);
+    }
+}
+
+#[test]
+fn snat6_gives_outbound_connections_our_address() {
+    let mut rig = rig6(FwdMode::Nat, IpProtocol::UDP, 1500);
+    let rule = crate::service::SnatRule6 {
+        prefix: ip6("2001:db8:2::"),
+        prefix_len: 64,
+        out_port: 0,
+        addrs: vec![Laddr { addr: ip6("2001:db8:1::50"), slot: 5, gen: 9 }],
+    };
+    let services = (*rig.snap.services).clone();
+    let list = services.v6.list.clone();
+    rig.snap = rig.snap.clone().with_services(Arc::new(services.with_v6_snat(list, vec![rule])));
+    rig.ctx.snapshot_changed(&rig.snap);
+    let q = UdpRepr { sport: 7000, dport: 53, payload: b"q" };
+    let out = rig.rx(1, frame6(B1_MAC, OUR_MAC1, "2001:db8:2::11", CLIENT6, L4Repr::Udp(q)));
+    assert_eq!(out.len(), 1);
+    let (src, lport, dst, dport, _) = parse6(&out[0].1);
+    assert_eq!((out[0].0, src, dst, dport), (0, ip6("2001:db8:1::50"), ip6(CLIENT6), 53));
+    let a = UdpRepr { sport: 53, dport: lport, payload: b"a" };
+    let out = rig.rx(0, frame6(CLIENT_MAC, OUR_MAC, CLIENT6, "2001:db8:1::50", L4Repr::Udp(a)));
+    assert_eq!(out.len(), 1);
+    assert_eq!(parse6(&out[0].1), (ip6(CLIENT6), 53, ip6("2001:db8:2::11"), 7000, 63));
+    assert_eq!((rig.event(Event::SnatOutPackets), rig.event(Event::SnatInPackets)), (1, 1));
+}
