@@ -287,4 +287,59 @@ mod tests {
         assert!(!Ownership::new(0, 2, vec![Steering::Rings]).any_toeplitz());
         assert!(Ownership::single().lport_fits(0, BACKEND, 1, LADDR, 7));
     }
+
+    #[test]
+    fn ipv6_owners() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let v6 = |port, mode, laddrs: Vec<Laddr<Ipv6Addr>>| crate::service::Service6 {
+            slot: port,
+            gen: 1,
+            vip: a("2001:db8:1::100"),
+            port,
+            proto: IpProtocol::TCP,
+            sched: SchedKind::Rr,
+            mode,
+            tunnel: Tunnel::default(),
+            persistence_ms: 0,
+            reset_on_removal: false,
+            pickup: false,
+            backends: vec![Backend {
+                addr: a("2001:db8:2::11"),
+                port: 8080,
+                weight: 1,
+                state: BackendState::Active,
+                slot: port,
+                gen: 1,
+            }],
+            candidates: Vec::new(),
+            table: None,
+            laddrs,
+        };
+        let laddr = Laddr { addr: a("2001:db8:2::200"), slot: 0, gen: 1 };
+        let services = Services::new(vec![], vec![], Timeouts::default())
+            .with_v6(vec![v6(80, FwdMode::Nat, vec![]), v6(81, FwdMode::FullNat, vec![laddr])]);
+        let key = |src: &str, sport, dst: &str, dport| ConnKey6 {
+            src: a(src),
+            dst: a(dst),
+            sport,
+            dport,
+            proto: IpProtocol::TCP,
+        };
+        for core in 0..2 {
+            let rss = ReplySteering {
+                toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+                reta: Reta::round_robin(128, 2).unwrap(),
+            };
+            let own = Ownership::new(core, 2, vec![Steering::Rings, Steering::Toeplitz(rss)]);
+            // FullNAT replies go to the owner of the local port by number, whatever the port.
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:2::200", 1025)), 1);
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:2::200", 1026)), 0);
+            // NAT: both directions to the core the client's address and port name.
+            let client = own.client_owner6(a("2001:db8:9::7"), 40000);
+            assert_eq!(own.owner6(&services, &key("2001:db8:9::7", 40000, "2001:db8:1::100", 80)), client);
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:9::7", 40000)), client);
+            // A FullNAT connection opens where it arrives.
+            assert_eq!(own.owner6(&services, &key("2001:db8:9::7", 40000, "2001:db8:1::100", 81)), core);
+        }
+    }
 }
