@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per packet of the load-balancing pipeline, counted by callgrind (exact, unlike
 # ns per packet on a shared machine): builds benches/examples/instructions.rs in release, runs
-# it under valgrind once per mode (nat, fullnat, dr, tun) and table size, and prints one row per
-# case: instructions per packet, and the same minus the copy-only baseline (the per-packet
-# frame preparation, included in every case).
+# it under valgrind once per mode (nat, fullnat, dr, tun; and IPv6 nat6, fullnat6 from
+# benches/examples/instructions6.rs, whose copy-only baseline is its own 74-byte frame) and
+# table size, and prints one row per case: instructions per packet, and the same minus the
+# copy-only baseline (the per-packet frame preparation, included in every case).
 #
 #   benches/instructions.sh [SIZE...]              sizes like 1k 100k 1M (default: 1k 1M)
 #   benches/instructions.sh --profile MODE SIZE CASE [N]
@@ -34,7 +35,7 @@ if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/nul
   apt-get install -y valgrind >/dev/null
 fi
 
-cargo build --release -p ferrovs-benches --example instructions
+cargo build --release -p ferrovs-benches --example instructions --example instructions6
 bin=${CARGO_TARGET_DIR:-target}/release/examples/instructions
 
 tmp=$(mktemp -d)
@@ -44,13 +45,16 @@ trap 'rm -rf "$tmp"' EXIT
 # $tmp/cg.i (the example calls one measure_* function per case, and a dump follows each call).
 run() {
   rm -f "$tmp"/cg* "$tmp"/cases
+  # The IPv6 modes are the other example's (its functions carry its crate name).
+  local example=instructions
+  case "$1" in *6) example=instructions6 ;; esac
   timeout 600 valgrind --tool=callgrind --collect-atstart=no \
-    --toggle-collect='instructions::measure_*' \
-    --dump-after=instructions::measure_copy_only \
-    --dump-after=instructions::measure_packets \
-    --dump-after=instructions::measure_new_syns \
+    --toggle-collect="$example::measure_*" \
+    --dump-after="$example::measure_copy_only" \
+    --dump-after="$example::measure_packets" \
+    --dump-after="$example::measure_new_syns" \
     --callgrind-out-file="$tmp/cg" --log-file="$tmp/valgrind.log" \
-    "$bin" "$1" "$2" "$k" >"$tmp/cases" || { cat "$tmp/valgrind.log" >&2; exit 1; }
+    "${bin%/*}/$example" "$1" "$2" "$k" >"$tmp/cases" || { cat "$tmp/valgrind.log" >&2; exit 1; }
 }
 
 # totals: line of a dump (older callgrind files only have summary:).
@@ -115,7 +119,7 @@ fi
 
 printf '%-8s %-5s %-12s %7s %14s %12s\n' mode size case packets instr/packet "minus copy"
 for size in "${sizes[@]}"; do
-  for mode in nat fullnat dr tun; do
+  for mode in nat fullnat dr tun nat6 fullnat6; do
     run "$mode" "$size"
     i=0 copy=0
     while read -r _ case packets; do
@@ -123,8 +127,8 @@ for size in "${sizes[@]}"; do
       per=$(awk -v t="$(total "$tmp/cg.$i")" -v n="$packets" 'BEGIN {printf "%.1f", t / n}')
       [ "$case" = copy_only ] && copy=$per
       net=$(awk -v a="$per" -v b="$copy" 'BEGIN {printf "%.1f", a - b}')
-      # The baseline is the same in every mode: show it once per size.
-      if [ "$case" != copy_only ] || [ "$mode" = nat ]; then
+      # The baseline is the same in every mode of a family: show it once per size and family.
+      if [ "$case" != copy_only ] || [ "$mode" = nat ] || [ "$mode" = nat6 ]; then
         printf '%-8s %-5s %-12s %7s %14s %12s\n' "$mode" "$size" "$case" "$packets" "$per" \
           "$([ "$case" = copy_only ] && echo - || echo "$net")"
       fi

@@ -194,6 +194,96 @@ fvs_lb_topology() {
   done
 }
 
+# fvs_lb_ipv6: IPv6 on an fvs_lb_topology network (call it after fvs_lb_topology):
+#   client 2001:db8:1::2/64 <-> dp0 2001:db8:1::1/64 (the VIP 2001:db8:1::100 is answered there)
+#   dp1 2001:db8:2::1/64 <-> backends at 2001:db8:2::1N/64, their default IPv6 route via ferrovs.
+# No duplicate address detection (nodad), so the addresses work at once.
+fvs_lb_ipv6() {
+  local id=${NS_LB%-lb} i=0 ns
+  ip -n "$NS_CLIENT" addr add 2001:db8:1::2/64 dev "$IF_CLIENT" nodad
+  for ns in "${NS_BACKENDS[@]}"; do
+    i=$((i + 1))
+    ip -n "$ns" addr add "2001:db8:2::1$i/64" dev "${id}b$i" nodad
+    ip -n "$ns" -6 route add default via 2001:db8:2::1
+  done
+}
+
+# fvs_dsr_return_ipv6 ID VIP6...: fvs_dsr_return's return path for IPv6 DR/TUN replies (call
+# fvs_dsr_return ID first): the router ID-rt gets 2001:db8:2::fe/64 on the backends' bridge and
+# 2001:db8:3::1/64 towards the client's second interface (2001:db8:3::2/64) and forwards IPv6;
+# each backend gets every VIP6 on lo (/128) and a policy rule so that only packets FROM a VIP
+# take the router (table 100: default via 2001:db8:2::fe). Linux answers neighbour
+# solicitations only for addresses of the receiving interface, so a VIP on lo stays unanswered
+# (no arp_ignore needed).
+fvs_dsr_return_ipv6() {
+  local id=$1 vip ns
+  shift
+  ip -n "$NS_RT" addr add 2001:db8:2::fe/64 dev "${id}r0" nodad
+  ip -n "$NS_RT" addr add 2001:db8:3::1/64 dev "${id}r1" nodad
+  ip -n "$NS_RT" -6 route add 2001:db8:1::/64 via 2001:db8:3::2
+  ip netns exec "$NS_RT" sysctl -qw net.ipv6.conf.all.forwarding=1
+  ip -n "$NS_CLIENT" addr add 2001:db8:3::2/64 dev "$IF_CLIENT_RETURN" nodad
+  for ns in "${NS_BACKENDS[@]}"; do
+    for vip in "$@"; do
+      ip -n "$ns" addr add "$vip/128" dev lo
+      ip -n "$ns" -6 rule add from "$vip/128" lookup 100
+    done
+    ip -n "$ns" -6 route add default via 2001:db8:2::fe table 100
+  done
+}
+
+# fvs_write_lb6_config FILE ID SOCKET [DP1_MTU]: a ferrovs config for fvs_lb_topology ID plus
+# fvs_lb_ipv6, with three backends (b1..b3 at 2001:db8:2::11..13): on VIP 2001:db8:1::100, NAT
+# services (tcp 80 round robin, udp 53) and FullNAT services from local address
+# 2001:db8:2::200 (tcp 8080 weighted 1:2:3, udp 5354, udp 5355 to a closed port); tcp 8080 and
+# udp 5353 round robin on 2001:db8:1::101 in DR, on 2001:db8:1::102 in TUN (IPv6-in-IPv6) and
+# on 2001:db8:1::103 in TUN with GUE (port 6080) (these need fvs_dsr_return_ipv6 and
+# fvs_decap_start); SNAT for the backends' own outbound connections (source 2001:db8:2::/64
+# leaving by dp0 gets 2001:db8:1::50); dp1 with `mtu: DP1_MTU` when given. Short timeouts, as
+# fvs_write_lb_config.
+fvs_write_lb6_config() {
+  local file=$1 id=$2 socket=$3 mtu=${4:-}
+  local b="{ addr: '2001:db8:2::11', port: PORT }, { addr: '2001:db8:2::12', port: PORT }, { addr: '2001:db8:2::13', port: PORT }"
+  fvs_config_head "$id" true 1 "$mtu" >"$file"
+  cat >>"$file" <<YAML
+  - { port: dp0, addr: "2001:db8:1::1/64" }
+  - { port: dp1, addr: 198.51.100.1/24 }
+  - { port: dp1, addr: "2001:db8:2::1/64" }
+connections:
+  capacity: 65536
+  timeouts: { tcp_time_wait: 2, tcp_close: 2, tcp_fin_wait: 5, tcp_close_wait: 5, tcp_last_ack: 5, udp: 3 }
+services:
+  - { vip: "2001:db8:1::100", port: 80, protocol: tcp, scheduler: rr, backends: [ ${b//PORT/8080} ] }
+  - { vip: "2001:db8:1::100", port: 53, protocol: udp, scheduler: rr, backends: [ ${b//PORT/5353} ] }
+  - vip: "2001:db8:1::100"
+    port: 8080
+    protocol: tcp
+    scheduler: wrr
+    mode: fullnat
+    laddrs: [ "2001:db8:2::200" ]
+    backends:
+      - { addr: "2001:db8:2::11", port: 8080, weight: 1 }
+      - { addr: "2001:db8:2::12", port: 8080, weight: 2 }
+      - { addr: "2001:db8:2::13", port: 8080, weight: 3 }
+  - { vip: "2001:db8:1::100", port: 5354, protocol: udp, scheduler: rr, mode: fullnat, laddrs: [ "2001:db8:2::200" ],
+      backends: [ ${b//PORT/5353} ] }
+  # Nothing listens on 5399: the backend's port unreachable comes back translated.
+  - { vip: "2001:db8:1::100", port: 5355, protocol: udp, mode: fullnat, laddrs: [ "2001:db8:2::200" ],
+      backends: [ { addr: "2001:db8:2::11", port: 5399 } ] }
+  - { vip: "2001:db8:1::101", port: 8080, protocol: tcp, scheduler: rr, mode: dr, backends: [ ${b//PORT/8080} ] }
+  - { vip: "2001:db8:1::101", port: 5353, protocol: udp, scheduler: rr, mode: dr, backends: [ ${b//PORT/5353} ] }
+  - { vip: "2001:db8:1::102", port: 8080, protocol: tcp, scheduler: rr, mode: tun, backends: [ ${b//PORT/8080} ] }
+  - { vip: "2001:db8:1::102", port: 5353, protocol: udp, scheduler: rr, mode: tun, backends: [ ${b//PORT/5353} ] }
+  - { vip: "2001:db8:1::103", port: 8080, protocol: tcp, scheduler: rr, mode: tun, tunnel: { encap: gue, gue_port: 6080 },
+      backends: [ ${b//PORT/8080} ] }
+  - { vip: "2001:db8:1::103", port: 5353, protocol: udp, scheduler: rr, mode: tun, tunnel: { encap: gue, gue_port: 6080 },
+      backends: [ ${b//PORT/5353} ] }
+snat:
+  - { source: "2001:db8:2::/64", out_port: dp0, addresses: [ "2001:db8:1::50" ] }
+api: { socket: $socket }
+YAML
+}
+
 # fvs_wait_ready FILE WHAT: waits (at most 10 s) until the tool writing FILE printed `ready`.
 fvs_wait_ready() {
   local n
@@ -431,6 +521,14 @@ fvs_outside_start() {
     --http 192.0.2.2:9000 --udp 192.0.2.2:9001 >"$1/outside.out" 2>&1 &
   FVS_PIDS+=($!)
   fvs_wait_ready "$1/outside.out" "the outside server"
+}
+
+# fvs_outside6_start DIR: fvs_outside_start's servers at [2001:db8:1::2] (fvs_lb_ipv6).
+fvs_outside6_start() {
+  ip netns exec "$NS_CLIENT" /usr/bin/python3 "$(fvs_root)/tests/e2e/tools/backend.py" outside6 \
+    --http "[2001:db8:1::2]:9000" --udp "[2001:db8:1::2]:9001" >"$1/outside6.out" 2>&1 &
+  FVS_PIDS+=($!)
+  fvs_wait_ready "$1/outside6.out" "the IPv6 outside server"
 }
 
 # fvs_lb_test_helpers: defines what the load-balancing e2e tests share, over their globals

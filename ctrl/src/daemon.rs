@@ -789,45 +789,53 @@ impl Control {
 
     /// `conn list`: asks every worker for its matching connections.
     fn conn_list(&self, filter: &ConnFilter) -> Response {
-        let to_v4 = |ip: std::net::IpAddr| match ip {
-            std::net::IpAddr::V4(a) => Some(a),
-            std::net::IpAddr::V6(_) => None,
-        };
         let limit = filter.limit.unwrap_or(1000) as usize;
         let query = ConnQuery {
-            service: filter.service.and_then(|k| Some((to_v4(k.vip)?, k.port, k.protocol.ip_protocol()))),
-            backend: filter.backend.and_then(|b| Some((to_v4(b.ip())?, b.port()))),
+            service: filter.service.map(|k| (k.vip, k.port, k.protocol.ip_protocol())),
+            backend: filter.backend.map(|b| (b.ip(), b.port())),
             state: filter.state.clone(),
             limit,
         };
-        if (filter.service.is_some() && query.service.is_none())
-            || (filter.backend.is_some() && query.backend.is_none())
-        {
-            return Response::ok(&ConnList::default());
-        }
         let mut out = ConnList::default();
         for (core, w) in self.workers.iter().enumerate() {
             let (reply_tx, reply_rx) = bounded(1);
             if w.mailbox.send_timeout(CoreMsg::ConnDump(query.clone(), reply_tx), DUMP_TIMEOUT).is_err() {
                 return Response::err(format!("worker {core} (lcore {}) did not take the request", w.lcore));
             }
-            let Ok((views, matched)) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
+            let Ok((views, views6, matched)) = reply_rx.recv_timeout(DUMP_TIMEOUT) else {
                 return Response::err(format!(
                     "worker {core} (lcore {}) did not answer within {DUMP_TIMEOUT:?}",
                     w.lcore
                 ));
             };
             out.matched += matched;
+            let protocol = |p| if p == IpProtocol::TCP { Protocol::Tcp } else { Protocol::Udp };
             for v in views {
                 let c = v.conn;
                 let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p);
                 let mode = conn_mode(c.flags);
                 out.conns.push(ConnInfo {
                     core: core as u32,
-                    protocol: if c.proto == IpProtocol::TCP { Protocol::Tcp } else { Protocol::Udp },
+                    protocol: protocol(c.proto),
                     mode,
                     client: sock(c.client, c.cport),
                     // A SNAT connection has no service: its `vip` is the remote server.
+                    virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
+                    local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
+                    backend: sock(c.backend, c.bport),
+                    state: c.state_name().to_string(),
+                    expires_ms: v.expires_ms,
+                });
+            }
+            for v in views6 {
+                let c = v.conn;
+                let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a), p);
+                let mode = conn_mode(c.flags);
+                out.conns.push(ConnInfo {
+                    core: core as u32,
+                    protocol: protocol(c.proto),
+                    mode,
+                    client: sock(c.client, c.cport),
                     virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
                     local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
                     backend: sock(c.backend, c.bport),

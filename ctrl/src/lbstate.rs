@@ -4,7 +4,7 @@
 //! DPDK here: unit-tested as is.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use dataplane::conn::Timeouts;
@@ -12,7 +12,7 @@ use dataplane::lb::LbCounters;
 use dataplane::net::Prefix;
 use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::service::{
-    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, TooBig, Tunnel,
+    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, SnatRule6, TooBig, Tunnel,
 };
 use dataplane::wire::IpProtocol;
 
@@ -82,7 +82,7 @@ pub struct LbState {
     /// Local addresses (FullNAT laddrs and SNAT addresses: one address, one slot and port pool,
     /// whichever uses it) keep their slot for the life of the process (until the slots run
     /// out): re-adding an address must not hand out ports its old connections still use.
-    laddrs: Slots<Ipv4Addr>,
+    laddrs: Slots<IpAddr>,
     backend_slots: Vec<BackendSlot>,
     tables: HashMap<ServiceKey, CachedTable>,
     /// Each service's removal policy as of the last build.
@@ -131,8 +131,15 @@ pub fn timeouts(t: &TimeoutsConfig) -> Timeouts {
 fn v4(ip: IpAddr) -> Ipv4Addr {
     match ip {
         IpAddr::V4(a) => a,
-        // Validation refuses IPv6 services and SNAT rules before they get here.
+        // Validation refuses mixed-family services and IPv6 SNAT rules before they get here.
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
     }
 }
 
@@ -281,29 +288,49 @@ impl LbState {
         self.tables.retain(|k, _| keys.contains(k));
 
         let mut list = Vec::with_capacity(services.len());
+        let mut list6 = Vec::new();
         for s in services {
-            list.push(self.build_service(s)?);
+            // Validation made every address of a service of its VIP's family.
+            match s.vip {
+                IpAddr::V4(_) => list.push(self.build_service(s, v4)?),
+                IpAddr::V6(_) => list6.push(self.build_service(s, v6)?),
+            }
         }
         let mut rules = Vec::with_capacity(snat.len());
+        let mut rules6 = Vec::new();
         for (r, out_port) in snat.iter().zip(out_ports) {
             let source = r.source.network();
-            let addrs = r.addresses.iter().map(|a| self.local_addr(v4(*a))).collect::<Result<Vec<Laddr>, String>>()?;
-            rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
+            // Validation made a rule's addresses of its source's family.
+            if source.is_ipv4() {
+                let addrs =
+                    r.addresses.iter().map(|a| self.local_addr(*a, v4)).collect::<Result<Vec<Laddr>, String>>()?;
+                rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
+            } else {
+                let addrs = r
+                    .addresses
+                    .iter()
+                    .map(|a| self.local_addr(*a, v6))
+                    .collect::<Result<Vec<Laddr<Ipv6Addr>>, String>>()?;
+                rules6.push(SnatRule6 { prefix: v6(source.addr()), prefix_len: source.len(), out_port, addrs });
+            }
         }
         self.policies = policy_of;
-        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config)).with_snat(rules))
+        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config))
+            .with_snat(rules)
+            .with_v6_snat(list6, rules6))
     }
 
     /// The slot of a local address, assigned on first use.
-    fn local_addr(&mut self, addr: Ipv4Addr) -> Result<Laddr, String> {
+    fn local_addr<A>(&mut self, addr: IpAddr, family: fn(IpAddr) -> A) -> Result<Laddr<A>, String> {
         let (slot, gen) = self
             .laddrs
             .get_or_assign(&addr, &mut self.next_gen)
             .ok_or_else(|| format!("more than {} local addresses (connections.max_laddrs)", self.limits.max_laddrs))?;
-        Ok(Laddr { addr, slot, gen })
+        Ok(Laddr { addr: family(addr), slot, gen })
     }
 
-    fn build_service(&mut self, s: &ServiceConfig) -> Result<Service, String> {
+    /// The workers' view of one service, its addresses taken by `family` (`v4` or `v6`).
+    fn build_service<A>(&mut self, s: &ServiceConfig, family: fn(IpAddr) -> A) -> Result<Service<A>, String> {
         let key = s.key();
         let (slot, gen) = self
             .services
@@ -324,7 +351,7 @@ impl LbState {
                 && self.down.contains(&(key, b.addr, b.port));
             self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset, tunnel };
             backends.push(Backend {
-                addr: v4(b.addr),
+                addr: family(b.addr),
                 port: b.port,
                 weight: b.weight,
                 state: match state {
@@ -336,7 +363,7 @@ impl LbState {
                 gen: bgen,
             });
         }
-        let laddrs = s.laddrs.iter().map(|l| self.local_addr(v4(*l))).collect::<Result<Vec<Laddr>, String>>()?;
+        let laddrs = s.laddrs.iter().map(|l| self.local_addr(*l, family)).collect::<Result<Vec<Laddr<A>>, String>>()?;
         let candidates: Vec<Candidate> = s
             .backends
             .iter()
@@ -347,7 +374,7 @@ impl LbState {
         Ok(Service {
             slot,
             gen,
-            vip: v4(s.vip),
+            vip: family(s.vip),
             port: s.port,
             proto: s.protocol.ip_protocol(),
             sched: s.scheduler,
@@ -412,7 +439,7 @@ impl LbState {
     /// (ports in use, ports in all) of a local address, over all cores: of `proto`'s pool
     /// (TCP and UDP have a pool each), or of both pools together when `proto` is None.
     fn laddr_ports(&self, addr: IpAddr, proto: Option<IpProtocol>, cores: &[Arc<LbCounters>]) -> (u64, u64) {
-        let Some(&(slot, gen)) = self.laddrs.assigned.get(&v4(addr)) else { return (0, 0) };
+        let Some(&(slot, gen)) = self.laddrs.assigned.get(&addr) else { return (0, 0) };
         cores.iter().fold((0, 0), |(used, total), c| {
             let l = &c.laddrs[usize::from(slot)];
             if l.gen.get() == u64::from(gen) {

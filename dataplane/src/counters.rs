@@ -198,6 +198,9 @@ enum_with_names! {
         /// back (the packet is dropped and counted either way).
         IcmpFragNeededSent = "icmp_frag_needed_sent",
         IcmpFragNeededRateLimited = "icmp_frag_needed_rate_limited",
+        /// ICMPv6 packet too big sent to the sender of an IPv6 packet that did not fit the
+        /// egress MTU (the rate limit is the one above, shared).
+        Icmp6PacketTooBigSent = "icmp6_packet_too_big_sent",
         /// SNAT: packets of outbound connections, leaving (out) and replies coming back (in).
         SnatOutPackets = "snat_out_packets",
         SnatInPackets = "snat_in_packets",

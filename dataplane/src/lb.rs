@@ -3,14 +3,14 @@
 //! reads [`LbCounters`].
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::conn::{Conn, ConnFlags, ConnTable};
+use crate::conn::{Conn, Conn6, Conn6Table, ConnFlags, ConnTable};
 use crate::counters::Counter;
 use crate::handshake::{HandshakeClock, HandshakeCounters};
 use crate::sched::SchedState;
-use crate::service::{Laddr, LbLimits, Service, Services};
+use crate::service::{Laddr, LbLimits, Service, Service6, Services};
 use crate::steer::Ownership;
 use crate::wire::IpProtocol;
 
@@ -115,8 +115,8 @@ impl PortPool {
 
 /// A local address and port for a new FullNAT/SNAT connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalPort {
-    pub addr: Ipv4Addr,
+pub struct LocalPort<A = Ipv4Addr> {
+    pub addr: A,
     pub port: u16,
     /// The address's laddr slot.
     pub slot: u16,
@@ -124,10 +124,33 @@ pub struct LocalPort {
     pub early: bool,
 }
 
+/// A client address persistence remembers (IPv4 or IPv6).
+pub trait PersistClient: Copy + Eq {
+    const UNSPECIFIED: Self;
+    fn hash_key(self) -> u64;
+}
+
+impl PersistClient for Ipv4Addr {
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+    #[inline]
+    fn hash_key(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+}
+
+impl PersistClient for Ipv6Addr {
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+    #[inline]
+    fn hash_key(self) -> u64 {
+        let x = u128::from(self);
+        (x as u64) ^ ((x >> 64) as u64).rotate_left(29)
+    }
+}
+
 /// Remembers which backend a client was sent to, per service, for `persistence`.
 #[derive(Clone, Copy)]
-struct PersistEntry {
-    client: Ipv4Addr,
+struct PersistEntry<A = Ipv4Addr> {
+    client: A,
     service_slot: u16,
     backend_slot: u16,
     service_gen: u32,
@@ -135,10 +158,10 @@ struct PersistEntry {
     expires_ms: u64,
 }
 
-impl Default for PersistEntry {
+impl<A: PersistClient> Default for PersistEntry<A> {
     fn default() -> Self {
         PersistEntry {
-            client: Ipv4Addr::UNSPECIFIED,
+            client: A::UNSPECIFIED,
             service_slot: 0,
             backend_slot: 0,
             service_gen: 0,
@@ -149,15 +172,15 @@ impl Default for PersistEntry {
 }
 
 /// Fixed-size, 4-way bucketed: a full bucket evicts its entry closest to expiry.
-struct PersistTable {
-    entries: Box<[PersistEntry]>,
+struct PersistTable<A = Ipv4Addr> {
+    entries: Box<[PersistEntry<A>]>,
     mask: usize,
 }
 
 const PERSIST_WAYS: usize = 4;
 
-impl PersistTable {
-    fn new(capacity: u32) -> PersistTable {
+impl<A: PersistClient> PersistTable<A> {
+    fn new(capacity: u32) -> PersistTable<A> {
         let buckets = (capacity as usize / PERSIST_WAYS).next_power_of_two().max(1);
         PersistTable {
             entries: vec![PersistEntry::default(); buckets * PERSIST_WAYS].into_boxed_slice(),
@@ -166,12 +189,12 @@ impl PersistTable {
     }
 
     #[inline]
-    fn bucket(&self, client: Ipv4Addr, service_slot: u16) -> usize {
-        let h = (u64::from(u32::from(client)) << 16 | u64::from(service_slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn bucket(&self, client: A, service_slot: u16) -> usize {
+        let h = (client.hash_key() << 16 | u64::from(service_slot)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         ((h >> 32) as usize & self.mask) * PERSIST_WAYS
     }
 
-    fn lookup(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
+    fn lookup<S>(&self, client: A, svc: &Service<S>, now_ms: u64) -> Option<(u16, u32)> {
         let b = self.bucket(client, svc.slot);
         self.entries[b..b + PERSIST_WAYS]
             .iter()
@@ -182,10 +205,10 @@ impl PersistTable {
     }
 
     /// Records or refreshes; returns true when a live entry of someone else was evicted.
-    fn record(&mut self, entry: PersistEntry, now_ms: u64) -> bool {
+    fn record(&mut self, entry: PersistEntry<A>, now_ms: u64) -> bool {
         let b = self.bucket(entry.client, entry.service_slot);
         let ways = &mut self.entries[b..b + PERSIST_WAYS];
-        let same = |e: &PersistEntry| e.client == entry.client && e.service_slot == entry.service_slot;
+        let same = |e: &PersistEntry<A>| e.client == entry.client && e.service_slot == entry.service_slot;
         let i = ways
             .iter()
             .position(same)
@@ -197,7 +220,7 @@ impl PersistTable {
     }
 
     /// Extends the record of `client` (a connection of it just ended) to `now + persistence`.
-    fn extend(&mut self, client: Ipv4Addr, service_slot: u16, service_gen: u32, until_ms: u64) {
+    fn extend(&mut self, client: A, service_slot: u16, service_gen: u32, until_ms: u64) {
         let b = self.bucket(client, service_slot);
         if let Some(e) = self.entries[b..b + PERSIST_WAYS]
             .iter_mut()
@@ -211,7 +234,10 @@ impl PersistTable {
 /// A worker core's load-balancing state.
 pub struct LbCore {
     pub conns: ConnTable,
+    /// IPv6 connections, in a table of their own (the IPv4 one keeps its 48-byte slots).
+    pub conns6: Conn6Table,
     persist: PersistTable,
+    persist6: PersistTable<Ipv6Addr>,
     backends: Vec<BackendLocal>,
     services: Vec<ServiceLocal>,
     pools: Vec<PortPool>,
@@ -225,6 +251,7 @@ pub struct LbCore {
     expired: Vec<Conn>,
     /// The SYN times of half-open connections, for the handshake latency.
     pub handshakes: HandshakeClock,
+    expired6: Vec<Conn6>,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -234,8 +261,8 @@ pub const EXPIRE_BUDGET: usize = 64;
 #[derive(Clone, Debug, Default)]
 pub struct ConnQuery {
     /// (VIP, port, IP protocol).
-    pub service: Option<(Ipv4Addr, u16, IpProtocol)>,
-    pub backend: Option<(Ipv4Addr, u16)>,
+    pub service: Option<(IpAddr, u16, IpProtocol)>,
+    pub backend: Option<(IpAddr, u16)>,
     /// State name as [`Conn::state_name`] gives it.
     pub state: Option<String>,
     pub limit: usize,
@@ -243,8 +270,14 @@ pub struct ConnQuery {
 
 impl ConnQuery {
     pub fn matches(&self, c: &Conn) -> bool {
-        self.service.is_none_or(|s| s == (c.vip, c.vport, c.proto))
-            && self.backend.is_none_or(|b| b == (c.backend, c.bport))
+        self.service.is_none_or(|s| s == (IpAddr::V4(c.vip), c.vport, c.proto))
+            && self.backend.is_none_or(|b| b == (IpAddr::V4(c.backend), c.bport))
+            && self.state.as_deref().is_none_or(|s| s == c.state_name())
+    }
+
+    pub fn matches6(&self, c: &Conn6) -> bool {
+        self.service.is_none_or(|s| s == (IpAddr::V6(c.vip), c.vport, c.proto))
+            && self.backend.is_none_or(|b| b == (IpAddr::V6(c.backend), c.bport))
             && self.state.as_deref().is_none_or(|s| s == c.state_name())
     }
 }
@@ -259,6 +292,13 @@ pub fn is_active(proto: IpProtocol, state: crate::conn::TcpState) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct ConnView {
     pub conn: Conn,
+    pub expires_ms: u64,
+}
+
+/// An IPv6 connection as `conn list` reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnView6 {
+    pub conn: Conn6,
     pub expires_ms: u64,
 }
 
@@ -282,7 +322,9 @@ impl LbCore {
         let cores = cores.max(1);
         LbCore {
             conns: ConnTable::new(limits.conn_capacity),
+            conns6: Conn6Table::new(limits.conn6_capacity()),
             persist: PersistTable::new(limits.persistence_capacity),
+            persist6: PersistTable::new(limits.persistence_capacity / 4),
             backends: vec![BackendLocal::default(); usize::from(limits.max_backends)],
             services: (0..limits.max_services).map(|_| ServiceLocal::default()).collect(),
             pools: (0..limits.max_laddrs).map(|_| PortPool::default()).collect(),
@@ -292,6 +334,7 @@ impl LbCore {
             limits,
             expired: Vec::with_capacity(EXPIRE_BUDGET),
             handshakes: HandshakeClock::default(),
+            expired6: Vec::with_capacity(EXPIRE_BUDGET),
         }
     }
 
@@ -318,8 +361,22 @@ impl LbCore {
             }
             self.release(c, now_ms);
         }
-        let n = expired.len();
+        let mut n = expired.len();
         self.expired = expired;
+        if !self.conns6.is_empty() {
+            let mut expired6 = std::mem::take(&mut self.expired6);
+            expired6.clear();
+            self.conns6.expire(now_ms, EXPIRE_BUDGET, |c| {
+                if expired6.len() < expired6.capacity() {
+                    expired6.push(*c);
+                }
+            });
+            for c in &expired6 {
+                self.release6(c, now_ms);
+            }
+            n += expired6.len();
+            self.expired6 = expired6;
+        }
         n
     }
 
@@ -353,18 +410,13 @@ impl LbCore {
     /// here, which is the only allocation.
     pub fn sync(&mut self, services: &Services) {
         for svc in &services.list {
-            let s = usize::from(svc.slot);
-            if let Some(local) = self.services.get_mut(s) {
-                if local.gen != svc.gen {
-                    *local = ServiceLocal { gen: svc.gen, ..Default::default() };
-                    local.sched = SchedState::with_seed(u64::from(svc.gen) << 32 | u64::from(self.ownership.core));
-                }
-                self.persistence_ms[s] = svc.persistence_ms;
-            }
-            for b in &svc.backends {
-                self.backend_local(b.slot, b.gen);
-            }
-            for l in &svc.laddrs {
+            self.sync_service(svc);
+        }
+        for svc in &services.v6.list {
+            self.sync_service(svc);
+        }
+        for rule in &services.v6.snat {
+            for l in &rule.addrs {
                 self.fill_pool(l.slot, l.gen);
             }
         }
@@ -376,6 +428,24 @@ impl LbCore {
     }
 
     /// This core's state for a backend slot, reset when the slot has a new occupant.
+    /// One service's slots (either family: slots are numbered across both).
+    fn sync_service<A>(&mut self, svc: &Service<A>) {
+        let s = usize::from(svc.slot);
+        if let Some(local) = self.services.get_mut(s) {
+            if local.gen != svc.gen {
+                *local = ServiceLocal { gen: svc.gen, ..Default::default() };
+                local.sched = SchedState::with_seed(u64::from(svc.gen) << 32 | u64::from(self.ownership.core));
+            }
+            self.persistence_ms[s] = svc.persistence_ms;
+        }
+        for b in &svc.backends {
+            self.backend_local(b.slot, b.gen);
+        }
+        for l in &svc.laddrs {
+            self.fill_pool(l.slot, l.gen);
+        }
+    }
+
     fn backend_local(&mut self, slot: u16, gen: u32) -> Option<&mut BackendLocal> {
         let local = self.backends.get_mut(usize::from(slot))?;
         if local.gen != gen {
@@ -445,9 +515,37 @@ impl LbCore {
         }
     }
 
-    pub fn sched_state(&mut self, svc: &Service) -> Option<&mut SchedState> {
+    pub fn sched_state<A>(&mut self, svc: &Service<A>) -> Option<&mut SchedState> {
         let local = self.services.get_mut(usize::from(svc.slot))?;
         (local.gen == svc.gen).then_some(&mut local.sched)
+    }
+
+    /// `persisted_backend` for an IPv6 client of an IPv6 service.
+    pub fn persisted_backend6(&self, client: Ipv6Addr, svc: &Service6, now_ms: u64) -> Option<(u16, u32)> {
+        if svc.persistence_ms == 0 {
+            return None;
+        }
+        self.persist6.lookup(client, svc, now_ms)
+    }
+
+    /// `persist` for an IPv6 client of an IPv6 service.
+    pub fn persist6(
+        &mut self,
+        client: Ipv6Addr,
+        svc: &Service6,
+        backend_slot: u16,
+        backend_gen: u32,
+        now_ms: u64,
+    ) -> bool {
+        let entry = PersistEntry {
+            client,
+            service_slot: svc.slot,
+            backend_slot,
+            service_gen: svc.gen,
+            backend_gen,
+            expires_ms: now_ms + u64::from(svc.persistence_ms),
+        };
+        self.persist6.record(entry, now_ms)
     }
 
     pub fn persisted_backend(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
@@ -496,6 +594,38 @@ impl LbCore {
         self.take_port_from(&svc.laddrs, start, proto, reply, now_ms)
     }
 
+    /// `take_local_port` for an IPv6 FullNAT service. Its replies find their core by local
+    /// port number (`Ownership::owner6`: the NIC's steering is for IPv4), so only ports this
+    /// core owns by number are taken, whatever the ports' steering.
+    pub fn take_local_port6(
+        &mut self,
+        svc: &Service6,
+        proto: IpProtocol,
+        now_ms: u64,
+    ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
+        let n = svc.laddrs.len();
+        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
+        if n == 0 {
+            return Err(PortsExhausted);
+        }
+        let start = usize::from(local.next_laddr) % n;
+        local.next_laddr = ((start + 1) % n) as u16;
+        self.take_port6_from(&svc.laddrs, start, proto, now_ms)
+    }
+
+    /// A port for one of `laddrs` (IPv6: FullNAT or SNAT), from `start`, that this core
+    /// owns by number (see `take_local_port6`).
+    pub fn take_port6_from(
+        &mut self,
+        laddrs: &[Laddr<Ipv6Addr>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+    ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
+        let fits = |own: &Ownership, _: Ipv6Addr, p: u16| own.port_owner(p) == own.core;
+        self.take_port_fitting(laddrs, start, proto, now_ms, fits)
+    }
+
     /// A port of this core's pool for one of `laddrs`, trying them in order from `start`.
     /// TCP ports are taken quiet first (released at least `lport_quiet_ms` ago, so no backend
     /// still holds the tuple in TIME_WAIT): each address's oldest-freed port that fits is
@@ -510,9 +640,25 @@ impl LbCore {
         reply: ReplyFrom,
         now_ms: u64,
     ) -> Result<LocalPort, PortsExhausted> {
+        let check = self.ownership.any_toeplitz();
+        let fits = |own: &Ownership, laddr: Ipv4Addr, p: u16| {
+            !check || own.lport_fits(reply.port, reply.addr, reply.rport, laddr, p)
+        };
+        self.take_port_fitting(laddrs, start, proto, now_ms, fits)
+    }
+
+    /// `take_port_from`'s search, over addresses of either family, taking the first port
+    /// `fits` accepts.
+    fn take_port_fitting<A: Copy>(
+        &mut self,
+        laddrs: &[Laddr<A>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+        fits: impl Fn(&Ownership, A, u16) -> bool,
+    ) -> Result<LocalPort<A>, PortsExhausted> {
         let n = laddrs.len();
         let own = &self.ownership;
-        let check = own.any_toeplitz();
         // A port that does not fit goes to the back: it fits other backends. With a fair
         // redirection table one in `cores` fits; give up on an address well after that.
         let attempts = 16 * own.cores as usize;
@@ -534,11 +680,10 @@ impl LbCore {
                     !quiet_time || quiet_from.get(usize::from(p.wrapping_sub(lport_min))).is_none_or(|&q| now_s >= q)
                 };
                 let queue = if proto == IpProtocol::TCP { &mut pool.tcp } else { &mut pool.udp };
-                let fits = |p: u16| !check || own.lport_fits(reply.port, reply.addr, reply.rport, l.addr, p);
                 let mut taken = None;
                 for _ in 0..attempts.min(queue.len()) {
                     let Some(p) = queue.pop_front() else { break };
-                    if !fits(p) {
+                    if !fits(own, l.addr, p) {
                         queue.push_back(p);
                         continue;
                     }
@@ -657,6 +802,71 @@ impl LbCore {
 
     /// Everything a connection holds, given back when it ends (expired, reset or replaced):
     /// its backend count, its local port, and its persistence record's lease.
+    /// `release` for an IPv6 connection.
+    pub fn release6(&mut self, conn: &Conn6, now_ms: u64) {
+        self.release_slots(
+            conn.proto,
+            conn.state,
+            conn.backend_slot,
+            conn.backend_gen,
+            conn.laddr_slot,
+            conn.lport,
+            now_ms,
+        );
+        let s = usize::from(conn.service);
+        if let (Some(&ms), Some(local)) = (self.persistence_ms.get(s), self.services.get(s)) {
+            if ms > 0 {
+                self.persist6.extend(conn.client, conn.service, local.gen, now_ms + u64::from(ms));
+            }
+        }
+    }
+
+    /// What an IPv6 connection held, given back: its backend's counts and its local port.
+    #[allow(clippy::too_many_arguments)]
+    fn release_slots(
+        &mut self,
+        proto: IpProtocol,
+        state: crate::conn::TcpState,
+        slot: u16,
+        gen: u32,
+        laddr_slot: u16,
+        lport: u16,
+        now_ms: u64,
+    ) {
+        let was_active = is_active(proto, state);
+        if let Some(b) = self.backends.get_mut(usize::from(slot)) {
+            if b.gen == gen {
+                if was_active {
+                    b.active = b.active.saturating_sub(1);
+                } else {
+                    b.inactive = b.inactive.saturating_sub(1);
+                }
+                let c = &self.counters.backends[usize::from(slot)];
+                c.active.set(u64::from(b.active));
+                c.inactive.set(u64::from(b.inactive));
+            }
+        }
+        if laddr_slot != u16::MAX {
+            let gen = self.pool_gen(laddr_slot);
+            self.return_local_port(laddr_slot, gen, proto, lport, Some(now_ms));
+        }
+    }
+
+    /// `dump` of the IPv6 table.
+    pub fn dump6(&self, query: &ConnQuery, now_ms: u64) -> (Vec<ConnView6>, u64) {
+        let mut out = Vec::new();
+        let mut matched = 0u64;
+        for (id, c) in self.conns6.iter() {
+            if query.matches6(&c) {
+                matched += 1;
+                if out.len() < query.limit {
+                    out.push(ConnView6 { conn: c, expires_ms: self.conns6.expires_in_ms(id, now_ms) });
+                }
+            }
+        }
+        (out, matched)
+    }
+
     pub fn release(&mut self, conn: &Conn, now_ms: u64) {
         let was_active = is_active(conn.proto, conn.state);
         let (slot, gen) = (conn.backend_slot, conn.backend_gen);

@@ -779,11 +779,38 @@ impl<F: Frame> CoreCtx<F> {
         let Ok(ip) = Ipv6Packet::new_checked(&frame.data()[ETH_LEN..]) else {
             return self.drop(frame, DropReason::MalformedIpv6);
         };
+        if !snap.services.v6.is_empty() {
+            // IPv6 services: TCP/UDP to a VIP, a local address or from a NAT backend, and the
+            // ICMPv6 errors about those connections. What they do not take goes on below.
+            let next_header = ip.next_header();
+            let lb = if next_header == IpProtocol::TCP || next_header == IpProtocol::UDP {
+                self.l4_input6(snap, now_ms, frame, pool, tx)
+            } else if next_header == IpProtocol::ICMPV6 {
+                self.icmp6_error_input(snap, now_ms, frame, pool, tx)
+            } else {
+                Some(frame)
+            };
+            match lb {
+                Some(f) => frame = f,
+                None => return,
+            }
+        }
+        let ip = Ipv6Packet::new_unchecked(&frame.data()[ETH_LEN..]);
         let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
         let unicast_to_us = snap.is_local(IpAddr::V6(dst));
         let multicast_to_us =
             dst == Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1) || snap.is_solicited_node_on_port(port, dst);
         if !unicast_to_us && !multicast_to_us {
+            let next_header = ip.next_header();
+            if (next_header == IpProtocol::TCP || next_header == IpProtocol::UDP)
+                && !snap.services.v6.snat.is_empty()
+                && !dst.is_multicast()
+            {
+                match self.snat_input6(snap, now_ms, frame, pool, tx) {
+                    Some(f) => frame = f,
+                    None => return,
+                }
+            }
             return self.drop(frame, DropReason::IpNotForUs);
         }
         if ip.next_header() != IpProtocol::ICMPV6 {
@@ -1128,5 +1155,6 @@ fn build_neighbor_solicit<F: Frame>(
 
 mod defence;
 mod lb;
+mod lb6;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! *generation*: a slot is reused for something else only with a new generation, so per-core
 //! state and connections made for the old occupant are told apart without any message.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::conn::Timeouts;
@@ -83,9 +83,10 @@ pub enum BackendState {
     Inhibited,
 }
 
+/// A backend of a service; `A` is the service's address family (IPv4 unless said).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backend {
-    pub addr: Ipv4Addr,
+pub struct Backend<A = Ipv4Addr> {
+    pub addr: A,
     pub port: u16,
     pub weight: u32,
     pub state: BackendState,
@@ -95,17 +96,20 @@ pub struct Backend {
 
 /// A FullNAT source address of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Laddr {
-    pub addr: Ipv4Addr,
+pub struct Laddr<A = Ipv4Addr> {
+    pub addr: A,
     pub slot: u16,
     pub gen: u32,
 }
 
+/// A virtual service. `A` is its address family: VIP, backends and local addresses are all
+/// of one family (IPv4 unless said; [`Service6`] for IPv6). Slots (service, backend, local
+/// address) are one numbering for both families.
 #[derive(Clone, Debug)]
-pub struct Service {
+pub struct Service<A = Ipv4Addr> {
     pub slot: u16,
     pub gen: u32,
-    pub vip: Ipv4Addr,
+    pub vip: A,
     pub port: u16,
     /// IP protocol number (6 or 17).
     pub proto: IpProtocol,
@@ -125,13 +129,16 @@ pub struct Service {
     /// every balancer built from the same config picks the same backend, so a connection
     /// that ECMP moves here from another balancer goes on (IPVS's sloppy TCP).
     pub pickup: bool,
-    pub backends: Vec<Backend>,
+    pub backends: Vec<Backend<A>>,
     /// The scheduler's view of `backends`, same order.
     pub candidates: Vec<Candidate>,
     /// Built for `sh` and `mh` only; shared between snapshots while the backends stay.
     pub table: Option<Arc<HashTable>>,
-    pub laddrs: Vec<Laddr>,
+    pub laddrs: Vec<Laddr<A>>,
 }
+
+/// An IPv6 service (IPv6 VIP, backends and local addresses).
+pub type Service6 = Service<Ipv6Addr>;
 
 /// What a backend slot holds now. Connections remember (slot, gen) of their backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -164,6 +171,24 @@ impl SnatRule {
     }
 }
 
+/// `SnatRule` for IPv6 sources: TCP and UDP from `prefix` leaving by `out_port` get one of
+/// `addrs` (IPv6) and a port of this core's pool as their source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnatRule6 {
+    pub prefix: Ipv6Addr,
+    pub prefix_len: u8,
+    pub out_port: u16,
+    pub addrs: Vec<Laddr<Ipv6Addr>>,
+}
+
+impl SnatRule6 {
+    #[inline]
+    pub fn matches(&self, src: Ipv6Addr, out_port: u16) -> bool {
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+        out_port == self.out_port && u128::from(src) & mask == u128::from(self.prefix) & mask
+    }
+}
+
 /// The fixed sizes of per-core load-balancing state (set at start; changing them needs a
 /// restart because every core allocates its arrays once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +207,14 @@ pub struct LbLimits {
     /// A TCP local port is not handed out again within this long of its release where another
     /// port allows (backends keep the old connection in TIME_WAIT); 0: no quiet time.
     pub lport_quiet_ms: u32,
+}
+
+impl LbLimits {
+    /// The IPv6 connection table's capacity: a quarter of the IPv4 one's (an IPv6 connection
+    /// takes 124 bytes against 64), at least 1024.
+    pub fn conn6_capacity(&self) -> u32 {
+        (self.conn_capacity / 4).max(1024)
+    }
 }
 
 impl Default for LbLimits {
@@ -220,6 +253,86 @@ pub struct Services {
     nat_backends: Vec<u64>,
     /// Access lists and limits for new connections.
     pub guard: Arc<Guard>,
+    /// The IPv6 services, indexed like the IPv4 ones (kept apart so the IPv4 lookup stays
+    /// one 64-bit binary search).
+    pub v6: Services6,
+}
+
+/// The IPv6 services of a snapshot, indexed for the per-packet lookup.
+#[derive(Clone, Debug, Default)]
+pub struct Services6 {
+    pub list: Vec<Service6>,
+    /// SNAT rules for IPv6 sources; first match wins.
+    pub snat: Vec<SnatRule6>,
+    /// (vip, port, proto) packed, sorted, with the index into `list`.
+    index: Vec<(u128, u32, u16)>,
+    vips: Vec<Ipv6Addr>,
+    local_port_addrs: Vec<Ipv6Addr>,
+    /// NAT backends (addr, (port << 8 | proto)), sorted.
+    nat_backends: Vec<(u128, u32)>,
+}
+
+#[inline]
+fn pack6(port: u16, proto: IpProtocol) -> u32 {
+    (u32::from(port) << 8) | u32::from(proto.0)
+}
+
+impl Services6 {
+    pub fn new(list: Vec<Service6>, snat: Vec<SnatRule6>) -> Services6 {
+        let mut index: Vec<(u128, u32, u16)> =
+            list.iter().enumerate().map(|(i, s)| (u128::from(s.vip), pack6(s.port, s.proto), i as u16)).collect();
+        index.sort_unstable();
+        let mut vips: Vec<Ipv6Addr> = list.iter().map(|s| s.vip).collect();
+        vips.sort_unstable();
+        vips.dedup();
+        let fullnat = list.iter().flat_map(|s| s.laddrs.iter().map(|l| l.addr));
+        let mut local_port_addrs: Vec<Ipv6Addr> =
+            fullnat.chain(snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr))).collect();
+        local_port_addrs.sort_unstable();
+        local_port_addrs.dedup();
+        let mut nat_backends: Vec<(u128, u32)> = list
+            .iter()
+            .filter(|s| s.mode == FwdMode::Nat)
+            .flat_map(|s| s.backends.iter().map(|b| (u128::from(b.addr), pack6(b.port, s.proto))))
+            .collect();
+        nat_backends.sort_unstable();
+        nat_backends.dedup();
+        Services6 { list, snat, index, vips, local_port_addrs, nat_backends }
+    }
+
+    /// The SNAT rule for a packet from `src` leaving by `out_port`.
+    #[inline]
+    pub fn snat_rule(&self, src: Ipv6Addr, out_port: u16) -> Option<&SnatRule6> {
+        self.snat.iter().find(|r| r.matches(src, out_port))
+    }
+
+    #[inline]
+    pub fn lookup(&self, vip: Ipv6Addr, port: u16, proto: IpProtocol) -> Option<&Service6> {
+        let key = (u128::from(vip), pack6(port, proto));
+        let i = self.index.binary_search_by_key(&key, |e| (e.0, e.1)).ok()?;
+        self.list.get(usize::from(self.index[i].2))
+    }
+
+    #[inline]
+    pub fn is_vip(&self, addr: Ipv6Addr) -> bool {
+        self.vips.binary_search(&addr).is_ok()
+    }
+
+    /// True for a FullNAT local address of an IPv6 service.
+    #[inline]
+    pub fn is_local_port_addr(&self, addr: Ipv6Addr) -> bool {
+        self.local_port_addrs.binary_search(&addr).is_ok()
+    }
+
+    /// True when `addr:port` is a backend of an IPv6 NAT service of this protocol.
+    #[inline]
+    pub fn is_nat_backend(&self, addr: Ipv6Addr, port: u16, proto: IpProtocol) -> bool {
+        self.nat_backends.binary_search(&(u128::from(addr), pack6(port, proto))).is_ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.snat.is_empty()
+    }
 }
 
 #[inline]
@@ -252,6 +365,7 @@ impl Services {
             local_port_addrs: Vec::new(),
             nat_backends,
             guard: Arc::default(),
+            v6: Services6::default(),
         };
         services.index_local_port_addrs();
         services
@@ -267,6 +381,17 @@ impl Services {
     /// With these access lists and limits.
     pub fn with_guard(mut self, guard: Arc<Guard>) -> Services {
         self.guard = guard;
+        self
+    }
+
+    /// With these IPv6 services (their slots are numbered with the IPv4 ones).
+    pub fn with_v6(self, list: Vec<Service6>) -> Services {
+        self.with_v6_snat(list, Vec::new())
+    }
+
+    /// With these IPv6 services and IPv6 SNAT rules.
+    pub fn with_v6_snat(mut self, list: Vec<Service6>, snat: Vec<SnatRule6>) -> Services {
+        self.v6 = Services6::new(list, snat);
         self
     }
 
@@ -315,6 +440,6 @@ impl Services {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty() && self.snat.is_empty()
+        self.list.is_empty() && self.snat.is_empty() && self.v6.is_empty()
     }
 }

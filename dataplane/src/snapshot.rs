@@ -87,9 +87,16 @@ impl Snapshot {
             .list
             .iter()
             .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)))
-            .chain(services.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)));
-        for addr in service_addrs {
-            let ip = IpAddr::V4(addr);
+            .chain(services.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)))
+            .map(IpAddr::V4);
+        let service_addrs6 = services
+            .v6
+            .list
+            .iter()
+            .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)))
+            .chain(services.v6.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)))
+            .map(IpAddr::V6);
+        for ip in service_addrs.chain(service_addrs6) {
             let port = match self.routes.lookup(ip) {
                 Some(r) if r.origin == RouteOrigin::Connected => r.port,
                 _ => NO_PORT,
@@ -143,10 +150,12 @@ impl Snapshot {
             .map(|a| a.prefix.addr())
     }
 
-    /// True when `dst` is the solicited-node multicast group of an IPv6 address on `port`.
+    /// True when `dst` is the solicited-node multicast group of an IPv6 address on `port`
+    /// (an interface address, or a VIP or local address answered there). A scan: only ND
+    /// solicitations ask.
     pub fn is_solicited_node_on_port(&self, port: u16, dst: Ipv6Addr) -> bool {
-        self.addrs.iter().any(|a| match a.prefix.addr() {
-            IpAddr::V6(v6) => a.port == port && solicited_node(v6) == dst,
+        self.local_index.iter().any(|(a, p)| match a {
+            IpAddr::V6(v6) => *p == port && solicited_node(*v6) == dst,
             IpAddr::V4(_) => false,
         })
     }

@@ -13,9 +13,9 @@
 //!
 //! [`Ownership::owner`] is the per-packet decision; with one worker it is never asked.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::conn::ConnKey;
+use crate::conn::{ConnKey, ConnKey6};
 use crate::rss::ReplySteering;
 use crate::service::{FwdMode, Services};
 
@@ -118,6 +118,35 @@ impl Ownership {
         }
         if services.is_nat_backend(t.src, t.sport, t.proto) {
             return self.client_owner(t.dst, t.dport);
+        }
+        self.core
+    }
+
+    /// The core that owns a NAT connection of this IPv6 client.
+    #[inline]
+    pub fn client_owner6(&self, client: Ipv6Addr, cport: u16) -> u32 {
+        let x = u128::from(client);
+        let folded = (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32);
+        self.client_owner(Ipv4Addr::from(folded), cport)
+    }
+
+    /// `owner` for an IPv6 TCP/UDP packet. The NICs' flow rules and Toeplitz port choice are
+    /// for IPv4: replies to an IPv6 local address always go to the owner of their local port
+    /// by number (`LbCore::take_local_port6` takes only those), over the rings.
+    #[inline]
+    pub fn owner6(&self, services: &Services, t: &ConnKey6) -> u32 {
+        let v6 = &services.v6;
+        if let Some(svc) = v6.lookup(t.dst, t.dport, t.proto) {
+            return match svc.mode {
+                FwdMode::Nat => self.client_owner6(t.src, t.sport),
+                _ => self.core,
+            };
+        }
+        if v6.is_local_port_addr(t.dst) {
+            return self.port_owner(t.dport);
+        }
+        if v6.is_nat_backend(t.src, t.sport, t.proto) {
+            return self.client_owner6(t.dst, t.dport);
         }
         self.core
     }
@@ -258,5 +287,61 @@ mod tests {
         }
         assert!(!Ownership::new(0, 2, vec![Steering::Rings]).any_toeplitz());
         assert!(Ownership::single().lport_fits(0, BACKEND, 1, LADDR, 7));
+    }
+
+    #[test]
+    fn ipv6_owners() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let v6 = |port, mode, laddrs: Vec<Laddr<Ipv6Addr>>| crate::service::Service6 {
+            slot: port,
+            gen: 1,
+            vip: a("2001:db8:1::100"),
+            port,
+            proto: IpProtocol::TCP,
+            sched: SchedKind::Rr,
+            mode,
+            tunnel: Tunnel::default(),
+            persistence_ms: 0,
+            reset_on_removal: false,
+            reset_when_all_down: false,
+            pickup: false,
+            backends: vec![Backend {
+                addr: a("2001:db8:2::11"),
+                port: 8080,
+                weight: 1,
+                state: BackendState::Active,
+                slot: port,
+                gen: 1,
+            }],
+            candidates: Vec::new(),
+            table: None,
+            laddrs,
+        };
+        let laddr = Laddr { addr: a("2001:db8:2::200"), slot: 0, gen: 1 };
+        let services = Services::new(vec![], vec![], Timeouts::default())
+            .with_v6(vec![v6(80, FwdMode::Nat, vec![]), v6(81, FwdMode::FullNat, vec![laddr])]);
+        let key = |src: &str, sport, dst: &str, dport| ConnKey6 {
+            src: a(src),
+            dst: a(dst),
+            sport,
+            dport,
+            proto: IpProtocol::TCP,
+        };
+        for core in 0..2 {
+            let rss = ReplySteering {
+                toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(),
+                reta: Reta::round_robin(128, 2).unwrap(),
+            };
+            let own = Ownership::new(core, 2, vec![Steering::Rings, Steering::Toeplitz(rss)]);
+            // FullNAT replies go to the owner of the local port by number, whatever the port.
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:2::200", 1025)), 1);
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:2::200", 1026)), 0);
+            // NAT: both directions to the core the client's address and port name.
+            let client = own.client_owner6(a("2001:db8:9::7"), 40000);
+            assert_eq!(own.owner6(&services, &key("2001:db8:9::7", 40000, "2001:db8:1::100", 80)), client);
+            assert_eq!(own.owner6(&services, &key("2001:db8:2::11", 8080, "2001:db8:9::7", 40000)), client);
+            // A FullNAT connection opens where it arrives.
+            assert_eq!(own.owner6(&services, &key("2001:db8:9::7", 40000, "2001:db8:1::100", 81)), core);
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::counters::{CoreCounters, DropReason, Event};
 use crate::dpdk::{rdtsc, Mbuf, Mempool, MempoolRef, Port, RingConsumer, RingProducer, RxBurst, TxBuffer};
 use crate::l3::neigh::NeighView;
 use crate::l3::NeighParams;
-use crate::lb::{ConnQuery, ConnView, LbCore, LbCounters};
+use crate::lb::{ConnQuery, ConnView, ConnView6, LbCore, LbCounters};
 use crate::pipeline::{CoreCtx, NeighLearned, TxSink};
 use crate::rcu::Reader;
 use crate::service::LbLimits;
@@ -26,8 +26,9 @@ pub enum CoreMsg {
     NeighLearned(NeighLearned),
     /// Reply with this core's neighbour table.
     NeighDump(Sender<Vec<NeighView>>),
-    /// Reply with the connections matching the query (up to its limit) and how many matched.
-    ConnDump(ConnQuery, Sender<(Vec<ConnView>, u64)>),
+    /// Reply with the IPv4 and the IPv6 connections matching the query (up to its limit
+    /// each) and how many matched in all.
+    ConnDump(ConnQuery, Sender<(Vec<ConnView>, Vec<ConnView6>, u64)>),
     /// Start tracing (`fvs trace`): records go to the arm's channel.
     TraceArm(TraceArm),
     /// Stop the trace with this id (a later one stays armed).
@@ -269,7 +270,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                     let _ = reply.send(ctx.neigh.dump(now_ms));
                 }
                 CoreMsg::ConnDump(query, reply) => {
-                    let _ = reply.send(ctx.lb.dump(&query, now_ms));
+                    let (v4, matched4) = ctx.lb.dump(&query, now_ms);
+                    let (v6, matched6) = ctx.lb.dump6(&query, now_ms);
+                    let _ = reply.send((v4, v6, matched4 + matched6));
                 }
                 CoreMsg::TraceArm(arm) => ctx.arm_trace(arm),
                 CoreMsg::TraceDisarm(id) => ctx.disarm_trace(id),

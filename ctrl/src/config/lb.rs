@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use dataplane::net::Prefix;
@@ -599,17 +599,38 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
-    match ip {
-        IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_broadcast() && !v4.is_multicast() => Ok(v4),
-        IpAddr::V4(v4) => {
-            Err(err(path.into(), format!("{v4} cannot be a {what} (unspecified, broadcast or multicast)")))
-        }
-        IpAddr::V6(_) => {
-            let plural = if what.ends_with('s') { format!("{what}es") } else { format!("{what}s") };
-            Err(err(path.into(), format!("{ip}: IPv6 {plural} are not supported yet (IPv4 only)")))
-        }
+/// A service address (VIP, backend or local address): a unicast address of either family.
+fn unicast(ip: IpAddr, path: &str, what: &str) -> Result<(), ConfigError> {
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast() || v6.is_loopback(),
+    };
+    if bad {
+        return Err(err(
+            path.into(),
+            format!("{ip} cannot be a {what} (unspecified, broadcast, loopback or multicast)"),
+        ));
     }
+    Ok(())
+}
+
+/// A backend or local address of a service: unicast, of the VIP's family (mixed-family
+/// services, such as NAT64, are not supported).
+fn of_vip_family(ip: IpAddr, s: &ServiceConfig, path: &str, what: &str) -> Result<(), ConfigError> {
+    unicast(ip, path, what)?;
+    if ip.is_ipv4() != s.vip.is_ipv4() {
+        let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err(err(
+            path.into(),
+            format!(
+                "{what} {ip} is {} but service {} has an {} VIP: a service's addresses are all of one family",
+                family(ip),
+                s.key(),
+                family(s.vip)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A service's health block, each backend's override merged over it, and its passive block.
@@ -649,7 +670,7 @@ pub fn validate_services(
     let vips: HashSet<IpAddr> = services.iter().map(|s| s.vip).collect();
     for (i, s) in services.iter().enumerate() {
         let at = |field: &str| format!("services[{i}].{field}");
-        ipv4_only(s.vip, &at("vip"), "VIP")?;
+        unicast(s.vip, &at("vip"), "VIP")?;
         if s.port == 0 {
             return Err(err(at("port"), "port 0 is not a service port (1..=65535)".into()));
         }
@@ -741,7 +762,7 @@ pub fn validate_services(
         let mut seen_laddrs = HashSet::new();
         for (k, l) in s.laddrs.iter().enumerate() {
             let path = at(&format!("laddrs[{k}]"));
-            ipv4_only(*l, &path, "local address")?;
+            of_vip_family(*l, s, &path, "local address")?;
             if !seen_laddrs.insert(*l) {
                 return Err(err(path, format!("local address {l} is listed twice")));
             }
@@ -753,7 +774,7 @@ pub fn validate_services(
         let mut seen = HashMap::new();
         for (k, b) in s.backends.iter().enumerate() {
             let path = |field: &str| at(&format!("backends[{k}].{field}"));
-            ipv4_only(b.addr, &path("addr"), "backend address")?;
+            of_vip_family(b.addr, s, &path("addr"), "backend address")?;
             if b.port == 0 {
                 return Err(err(path("port"), "port 0 is not a backend port (1..=65535)".into()));
             }
@@ -832,12 +853,6 @@ fn validate_snat(
     let mut rules: HashMap<(Prefix, &str), usize> = HashMap::new();
     for (i, r) in snat.iter().enumerate() {
         let at = |field: &str| format!("snat[{i}].{field}");
-        if !r.source.is_ipv4() {
-            return Err(err(
-                at("source"),
-                format!("{}: IPv6 SNAT sources are not supported yet (IPv4 only)", r.source),
-            ));
-        }
         let network = r.source.network();
         if network != r.source {
             return Err(err(at("source"), format!("{} has host bits set, did you mean {network}?", r.source)));
@@ -852,7 +867,19 @@ fn validate_snat(
         let mut seen = HashSet::new();
         for (k, a) in r.addresses.iter().enumerate() {
             let path = at(&format!("addresses[{k}]"));
-            ipv4_only(*a, &path, "SNAT address")?;
+            unicast(*a, &path, "SNAT address")?;
+            if a.is_ipv4() != r.source.is_ipv4() {
+                let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+                return Err(err(
+                    path,
+                    format!(
+                        "SNAT address {a} is {} but the rule's source {} is {}: a rule's addresses are of its source's family",
+                        family(a.is_ipv4()),
+                        r.source,
+                        family(r.source.is_ipv4())
+                    ),
+                ));
+            }
             if !seen.insert(*a) {
                 return Err(err(path, format!("SNAT address {a} is listed twice")));
             }
@@ -956,9 +983,21 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_services_in_every_mode() {
+        let yaml = "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, backends: [{addr: '2001:db8:2::11', port: 8080}]}\n\
+                    - {vip: '2001:db8:1::100', port: 81, protocol: udp, mode: fullnat, laddrs: ['2001:db8:2::200'], backends: [{addr: '2001:db8:2::11', port: 53}]}\n\
+                    - {vip: '2001:db8:1::100', port: 82, protocol: tcp, mode: tun, tunnel: {encap: gue}, backends: [{addr: '2001:db8:9::11', port: 82}]}";
+        check(yaml).unwrap();
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let cases = [
-            ("- {vip: 2001:db8::1, port: 80, protocol: tcp}", "services[0].vip: 2001:db8::1: IPv6 VIPs are not supported yet"),
+            ("- {vip: 'ff02::1', port: 80, protocol: tcp}", "services[0].vip: ff02::1 cannot be a VIP"),
+            (
+                "- {vip: '2001:db8::1', port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1]}",
+                "services[0].laddrs[0]: local address 198.51.100.1 is IPv4 but service tcp [2001:db8::1]:80 has an IPv6 VIP",
+            ),
             ("- {vip: 192.0.2.100, port: 0, protocol: tcp}", "services[0].port: port 0"),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp}\n- {vip: 192.0.2.100, port: 80, protocol: tcp}",
@@ -975,7 +1014,7 @@ mod tests {
             ("- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: 198.51.100.11, port: 80, weight: 70000}]}", "backends[0].weight: 70000 is out of range"),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, backends: [{addr: '2001:db8::11', port: 80}]}",
-                "services[0].backends[0].addr: 2001:db8::11: IPv6 backend addresses are not supported yet (IPv4 only)",
+                "services[0].backends[0].addr: backend address 2001:db8::11 is IPv6 but service tcp 192.0.2.100:80 has an IPv4 VIP: a service's addresses are all of one family",
             ),
         ];
         for (yaml, want) in cases {
@@ -1086,10 +1125,10 @@ mod tests {
         let web = "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [192.0.2.200], backends: [{addr: 198.51.100.11, port: 80}]}";
         let cases = [
             ("- {source: 198.51.100.7/24, out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 198.51.100.7/24 has host bits set, did you mean 198.51.100.0/24?"),
-            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].source: 2001:db8::/32: IPv6 SNAT sources are not supported yet (IPv4 only)"),
+            ("- {source: '2001:db8::/32', out_port: dp0, addresses: [192.0.2.50]}", "snat[0].addresses[0]: SNAT address 192.0.2.50 is IPv4 but the rule's source 2001:db8::/32 is IPv6: a rule's addresses are of its source's family"),
             ("- {source: 198.51.100.0/24, out_port: dp9, addresses: [192.0.2.50]}", "snat[0].out_port: no port named 'dp9' (ports are: dp0, dp1)"),
             ("- {source: 198.51.100.0/24, out_port: dp0, addresses: []}", "snat[0].addresses: SNAT rule source 198.51.100.0/24 out-port dp0 needs at least one address"),
-            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: 2001:db8::50: IPv6 SNAT addresses are not supported yet (IPv4 only)"),
+            ("- {source: 198.51.100.0/24, out_port: dp0, addresses: ['2001:db8::50']}", "snat[0].addresses[0]: SNAT address 2001:db8::50 is IPv6 but the rule's source 198.51.100.0/24 is IPv4: a rule's addresses are of its source's family"),
             (
                 "- {source: 198.51.100.0/24, out_port: dp0, addresses: [192.0.2.50, 192.0.2.50]}",
                 "snat[0].addresses[1]: SNAT address 192.0.2.50 is listed twice",

@@ -120,6 +120,8 @@ impl IpProtocol {
     pub const IPIP: IpProtocol = IpProtocol(4);
     pub const TCP: IpProtocol = IpProtocol(6);
     pub const UDP: IpProtocol = IpProtocol(17);
+    /// IPv6 encapsulated in IPv6 (or IPv4), RFC 2473.
+    pub const IPV6_IN_IP: IpProtocol = IpProtocol(41);
     pub const ICMPV6: IpProtocol = IpProtocol(58);
 }
 

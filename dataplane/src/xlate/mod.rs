@@ -19,6 +19,7 @@ use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, Tc
 mod encap;
 #[cfg(test)]
 mod tests;
+pub mod v6;
 
 pub use encap::{encap_v4, gue_source_port, icmp_frag_needed_v4};
 

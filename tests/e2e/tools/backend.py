@@ -6,7 +6,8 @@
 HTTP/1.1 with keep-alive: every GET answers `backend=NAME peer=IP:PORT\\n` (the TCP peer this
 process saw). `GET /sleep?ms=N` answers after N ms, `GET /bytes?n=N` appends N bytes after
 the first line. UDP: every datagram is answered with `backend=NAME peer=IP:PORT ` + payload.
-Prints `ready` on stdout once both sockets listen. Exits 0 on SIGTERM/SIGINT. With --log,
+Prints `ready` on stdout once both sockets listen. UDP answers come from the address the
+datagram was sent to (IP_PKTINFO / IPV6_PKTINFO), so DR/TUN backends answer from the VIP. Exits 0 on SIGTERM/SIGINT. With --log,
 appends one line per request: `proto=http peer=IP:PORT path=/...` or
 `proto=udp peer=IP:PORT len=N`. IPv6 addresses are written `[addr]:port`.
 """
@@ -22,6 +23,8 @@ import time
 import urllib.parse
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # not in Python 3.11's socket module
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 MAX_BYTES = 1 << 31  # upper bound for /bytes?n=
 MAX_SLEEP_MS = 600_000
 CHUNK = b"x" * 65536
@@ -164,7 +167,7 @@ def make_http_server(name, family, host, port, logger):
 def udp_loop(sock, name, logger, stop):
     while not stop.is_set():
         try:
-            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(20))
         except socket.timeout:
             continue
         except OSError:
@@ -180,6 +183,9 @@ def udp_loop(sock, name, logger, stop):
             # force the answer out of the interface the request came in on).
             cmsg = [(lvl, typ, struct.pack("=i4s4x", 0, d[4:8])) for lvl, typ, d in anc
                     if (lvl, typ) == (socket.IPPROTO_IP, IP_PKTINFO) and len(d) >= 12]
+            # in6_pktinfo {addr, ifindex}: the same for IPv6.
+            cmsg += [(lvl, typ, d[:16] + struct.pack("=i", 0)) for lvl, typ, d in anc
+                     if (lvl, typ) == (socket.IPPROTO_IPV6, IPV6_PKTINFO) and len(d) >= 20]
             sock.sendmsg([f"backend={name} peer={peer} ".encode() + data], cmsg, 0, addr)
         except OSError:
             pass
@@ -206,6 +212,8 @@ def main():
         usock.bind((uhost, uport))
         if ufam == socket.AF_INET:
             usock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        else:
+            usock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
         usock.settimeout(0.2)
     except OSError as e:
         print(f"backend {args.name}: cannot listen: {e}", file=sys.stderr)

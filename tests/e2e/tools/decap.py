@@ -10,16 +10,20 @@ all/default (the inner packets come from the client, whose route is not via NAME
   * reads IP-in-IP (IP protocol 4) with a raw socket: the kernel hands over the outer IPv4
     header + the inner packet. With no ipip module the raw socket is what keeps the kernel
     from answering "protocol unreachable";
-  * with --gue PORT, reads UDP datagrams on PORT whose payload is an inner IPv4 packet
-    (GUE variant 1: the inner IPv4 header right after the 8-byte UDP header);
-strips the outer header(s), checks that the inner packet is IPv4 and writes it to the TUN
-device, so the kernel receives it as if it had arrived there. The VIP must be on the
-backend (e.g. on lo, see fvs_dsr_return in scripts/lib.sh) for the kernel to accept it.
+  * reads IPv6-in-IPv6 (next header 41) with an IPv6 raw socket: the kernel hands over the
+    inner packet (an IPv6 raw socket never sees the outer IPv6 header);
+  * with --gue PORT, reads UDP datagrams on PORT, over IPv4 or IPv6, whose payload is an
+    inner IPv4 or IPv6 packet (GUE variant 1: the inner IP header right after the 8-byte UDP
+    header);
+strips the outer header(s), checks the inner packet (IPv4 or IPv6, its length) and writes it
+to the TUN device, so the kernel receives it as if it had arrived there. The VIP must be on
+the backend (e.g. on lo, see fvs_dsr_return in scripts/lib.sh) for the kernel to accept it.
 
 Prints `ready` once listening. SIGUSR1 prints the counters as one JSON line and goes on;
 SIGTERM/SIGINT print them and exit 0:
-  {"ipip": N, "gue": N, "bad": N, "write_errors": N, "bad_reasons": {...}}
-ipip/gue count inner packets written to the TUN device.
+  {"ipip": N, "ip6ip6": N, "gue": N, "gue6": N, "bad": N, "write_errors": N, "bad_reasons": {...}}
+ipip/ip6ip6/gue count inner packets written to the TUN device; gue6 counts those of them
+(GUE) that carried an IPv6 packet.
 """
 import argparse
 import collections
@@ -39,6 +43,7 @@ IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IPPROTO_IPIP = 4
+IPPROTO_IPV6_IN_IP = 41
 
 
 def write_sysctl(path, value):
@@ -65,6 +70,16 @@ def link_up(name):
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | IFF_UP))
     finally:
         s.close()
+
+
+def inner_ip(data):
+    """The IPv4 or IPv6 packet at the start of data, trimmed to its length, or (None, reason)."""
+    if len(data) >= 40 and data[0] >> 4 == 6:
+        total = 40 + struct.unpack_from("!H", data, 4)[0]
+        if total > len(data):
+            return None, "inner bad IPv6 length"
+        return data[:total], None
+    return inner_ipv4(data)
 
 
 def inner_ipv4(data):
@@ -103,7 +118,7 @@ def main():
     if len(args.dev.encode()) > 15:
         ap.error("--dev: at most 15 characters")
 
-    counts = collections.Counter(ipip=0, gue=0, bad=0, write_errors=0)
+    counts = collections.Counter(ipip=0, ip6ip6=0, gue=0, gue6=0, bad=0, write_errors=0)
     reasons = collections.Counter()
     state = {"stop": False, "dump": False}
 
@@ -122,16 +137,22 @@ def main():
             write_sysctl(f"/proc/sys/net/ipv4/conf/{conf}/rp_filter", "0")
         tun = tun_open(args.dev)
         write_sysctl(f"/proc/sys/net/ipv4/conf/{args.dev}/rp_filter", "0")
-        # No IPv6 chatter (router solicitations, MLD) queued to a device nobody reads.
-        write_sysctl(f"/proc/sys/net/ipv6/conf/{args.dev}/disable_ipv6", "1")
+        # IPv6 stays on (inner IPv6 packets arrive here) but with no address of its own, so
+        # the kernel has little to say on it; what it sends anyway is read and dropped below.
+        write_sysctl(f"/proc/sys/net/ipv6/conf/{args.dev}/addr_gen_mode", "1")
+        write_sysctl(f"/proc/sys/net/ipv6/conf/{args.dev}/accept_ra", "0")
         link_up(args.dev)
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPIP)
         raw.setblocking(False)
+        raw6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IP)
+        raw6.setblocking(False)
         gue = None
         if args.gue is not None:
-            gue = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # Dual stack: GUE over IPv4 arrives as from ::ffff:a.b.c.d.
+            gue = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            gue.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             gue.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            gue.bind(("0.0.0.0", args.gue))
+            gue.bind(("::", args.gue))
             gue.setblocking(False)
     except OSError as e:
         print(f"decap: cannot start: {e}", file=sys.stderr)
@@ -139,10 +160,11 @@ def main():
 
     poller = select.poll()
     poller.register(raw, select.POLLIN)
+    poller.register(raw6, select.POLLIN)
     poller.register(tun, select.POLLIN)
     if gue is not None:
         poller.register(gue, select.POLLIN)
-    sources = {raw.fileno(): ("ipip", raw), tun: ("tun", None)}
+    sources = {raw.fileno(): ("ipip", raw), raw6.fileno(): ("ip6ip6", raw6), tun: ("tun", None)}
     if gue is not None:
         sources[gue.fileno()] = ("gue", gue)
     print("ready", flush=True)
@@ -155,6 +177,8 @@ def main():
         try:
             os.write(tun, inner)
             counts[kind] += 1
+            if kind == "gue" and inner[0] >> 4 == 6:
+                counts["gue6"] += 1
         except OSError as e:
             counts["write_errors"] += 1
             reasons[f"write: {e.strerror}"] += 1
@@ -182,7 +206,7 @@ def main():
                 if kind == "ipip":
                     deliver(kind, *strip_outer(data))
                 else:
-                    deliver(kind, *inner_ipv4(data))
+                    deliver(kind, *inner_ip(data))
     report()
     return 0
 

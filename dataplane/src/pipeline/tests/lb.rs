@@ -11,6 +11,7 @@ mod burst;
 mod cores;
 mod defence;
 mod health;
+mod ipv6;
 mod modes;
 mod mtu;
 mod pickup;
