@@ -683,3 +683,38 @@ fn address_changes_on_a_port_with_a_kernel_interface_are_reported() {
     let svc = req(json!({ "op": "service_del", "key": { "protocol": "tcp", "vip": "192.0.2.100", "port": 80 } }));
     assert_eq!(kernel_of(&mut s, svc), vec![]);
 }
+
+/// Issue 17: the global deny list and a service's lists change with `fvs apply`; the workers'
+/// guard follows, `acl show` counts per rule and keeps the counts while the rules stay.
+#[test]
+fn access_lists_apply_publish_and_show() {
+    let mut s = state_from(BASE);
+    let with_lists = BASE
+        .replace("connections: { max_laddrs: 2 }", "connections: { max_laddrs: 2 }\ndeny: [ 203.0.113.0/24 ]")
+        .replace(
+            "mode: dr, backends",
+            "mode: dr, allow: [ 198.51.100.0/24 ], limits: { source_conns_per_s: 10 }, backends",
+        );
+    let apply = |yaml: &str| req(json!({ "op": "apply", "source": "acl.yaml", "yaml": yaml }));
+    let snap = accept(&mut s, apply(&with_lists)).expect("published");
+    let guard = &snap.services.guard;
+    assert_eq!(guard.deny.lookup(Ipv4Addr::new(203, 0, 113, 9)), Some(0));
+    let dr_svc = snap.services.lookup(Ipv4Addr::new(192, 0, 2, 100), 80, IpProtocol::TCP).unwrap();
+    let g = guard.service(dr_svc.slot, dr_svc.gen).expect("the dr service's settings");
+    assert_eq!((g.allow_miss_rule, g.source_conns_per_s), (2, 10));
+    guard.counters.hit(0, 0);
+    guard.counters.hit(2, 0);
+    let show = |s: &mut ControlState| match s.handle(Request::AclShow) {
+        Outcome::Done { response, publish: None, .. } => response.into_data::<Vec<crate::acl::AclInfo>>().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let drops: Vec<u64> = show(&mut s).iter().map(|r| r.drops).collect();
+    assert_eq!(drops, [1, 0, 1]);
+    // Another change that keeps the rules keeps their counts.
+    let more = with_lists.replace("{ addr: 192.0.2.11, port: 80 }", "{ addr: 192.0.2.11, port: 80, max_conns: 5 }");
+    accept(&mut s, apply(&more)).expect("published");
+    assert_eq!(show(&mut s).iter().map(|r| r.drops).collect::<Vec<_>>(), [1, 0, 1]);
+    // An IPv6 entry is refused, naming where.
+    let v6 = with_lists.replace("deny: [ 203.0.113.0/24 ]", "deny: [ 2001:db8::/32 ]");
+    assert_refused(&mut s, apply(&v6), "deny[0]: 2001:db8::/32: IPv6 prefixes are not supported yet");
+}
