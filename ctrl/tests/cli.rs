@@ -26,6 +26,7 @@ fn service_info(s: &ServiceConfig) -> ServiceInfo {
             active_conns: 0,
             inactive_conns: 0,
             stats: None,
+            handshake: None,
         })
         .collect();
     ServiceInfo::new(s, backends, None)
