@@ -661,6 +661,10 @@ mod tests {
         assert!(help("laddr add --help").contains(laddr::LADDR_ADD_USAGE));
         assert!(help("conn list --help").contains(conn::CONN_LIST_USAGE));
         assert!(help("service set --help").contains(service::SERVICE_SET_USAGE));
+        assert!(top.contains("fvs trace host 192.0.2.2 port 80") && top.contains("fvs top  "), "{top}");
+        let trace_help = help("trace --help");
+        assert!(trace_help.contains(trace::TRACE_USAGE) && trace_help.contains("classify"), "{trace_help}");
+        assert!(help("top --help").contains("q (or Esc, Ctrl-C) quits"));
     }
 
     #[test]

@@ -126,7 +126,15 @@ pub struct Ipv4View {
     /// A TCP or UDP header shorter than its minimum (20, 8 bytes).
     pub l4_short: bool,
     /// IPIP: the inner packet's addresses and ports.
-    pub inner: Option<(Ipv4Addr, Ipv4Addr, Option<(u16, u16)>)>,
+    pub inner: Option<InnerView>,
+}
+
+/// The packet inside an IPIP one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InnerView {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ports: Option<(u16, u16)>,
 }
 
 /// IPv4 addresses, protocol and ports of an IP packet (no Ethernet header), as far as they go.
@@ -144,7 +152,11 @@ fn ipv4_view(p: &[u8]) -> Option<Ipv4View> {
     let tcp_flags = if proto == IpProtocol::TCP.0 { l4.get(13).copied().unwrap_or(0) } else { 0 };
     let l4_min = if proto == IpProtocol::TCP.0 { 20 } else { 8 };
     let l4_short = with_ports && first_fragment && l4.len() < l4_min;
-    let inner = if proto == IpProtocol::IPIP.0 { ipv4_view(l4).map(|i| (i.src, i.dst, i.ports)) } else { None };
+    let inner = if proto == IpProtocol::IPIP.0 {
+        ipv4_view(l4).map(|i| InnerView { src: i.src, dst: i.dst, ports: i.ports })
+    } else {
+        None
+    };
     Some(Ipv4View { src: addr(12), dst: addr(16), proto, ttl: p[8], ports, tcp_flags, l4_short, inner })
 }
 
@@ -447,7 +459,7 @@ fn ip_text(ip: &Ipv4View) -> String {
     } else if ip.proto == IpProtocol::TCP.0 && ip.ports.is_some() {
         s.push_str(&format!(" [{}]", tcp_flags_text(ip.tcp_flags)));
     }
-    if let Some((src, dst, ports)) = ip.inner {
+    if let Some(InnerView { src, dst, ports }) = ip.inner {
         match ports {
             Some((sp, dp)) => s.push_str(&format!(" inside: {src}:{sp} > {dst}:{dp}")),
             None => s.push_str(&format!(" inside: {src} > {dst}")),

@@ -373,7 +373,7 @@ pub(super) fn format_service_stats(services: &[ServiceInfo]) -> String {
 fn duration_us(us: u64) -> String {
     match us {
         0..1_000 => format!("{us}us"),
-        1_000..1_000_000 if us % 1_000 == 0 => format!("{}ms", us / 1_000),
+        1_000..1_000_000 if us.is_multiple_of(1_000) => format!("{}ms", us / 1_000),
         1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
         _ => format!("{}s", us as f64 / 1e6),
     }
