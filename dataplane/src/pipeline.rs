@@ -12,7 +12,7 @@ use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
-use crate::snapshot::{solicited_node, KernelLimit, PortL3, Snapshot};
+use crate::snapshot::{solicited_node, BackendHop, KernelLimit, PortL3, Snapshot};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
     Icmpv4Packet, Icmpv4Type, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet,
@@ -134,6 +134,23 @@ impl TokenBucket {
     }
 }
 
+/// A core's copy of a backend's next-hop MAC (`NeighTable::fresh`): good while the neighbour
+/// table's epoch is `epoch`, the backend's hop is still (`port`, `ip`) and the clock is before
+/// `fresh_until_ms`.
+#[derive(Clone, Copy)]
+struct HopMac {
+    epoch: u32,
+    port: u16,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    fresh_until_ms: u64,
+}
+
+impl HopMac {
+    const NONE: HopMac =
+        HopMac { epoch: 0, port: 0, ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, fresh_until_ms: 0 };
+}
+
 /// A worker core's own state: nothing here is shared for writing.
 pub struct CoreCtx<F> {
     pub core: u32,
@@ -148,6 +165,9 @@ pub struct CoreCtx<F> {
     /// an array allocated once; boxed, as inline it cost the load-balancing path 9
     /// instructions a packet (benches/instructions.sh), the context's layout being worse.
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
+    /// By backend slot: the MAC its next hop resolved to, so a backend's packets skip the
+    /// neighbour lookup (the snapshot's `BackendHop` already skips the route lookup).
+    backend_macs: Box<[HopMac]>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -156,10 +176,11 @@ impl<F: Frame> CoreCtx<F> {
             core,
             counters,
             neigh: NeighTable::new(neigh),
-            lb,
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
+            backend_macs: vec![HopMac::NONE; usize::from(lb.limits().max_backends)].into_boxed_slice(),
+            lb,
         }
     }
 
@@ -873,6 +894,53 @@ impl<F: Frame> CoreCtx<F> {
                 Held::QueueFull(f) => self.drop(f, DropReason::NeighQueueFull),
                 Held::TableFull(f) => self.drop(f, DropReason::NeighTableFull),
             },
+        }
+    }
+
+    /// `send_from` for a packet to the backend in `slot` by its snapshot `hop` (the packet
+    /// fits): the next hop's MAC from this core's copy while it is fresh, else as `send_from`
+    /// resolves it, and the copy made again.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send_to_backend(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        hop: &BackendHop,
+        slot: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if let Some(c) = self.backend_macs.get(usize::from(slot)) {
+            if now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == hop.next_hop && c.port == hop.port
+            {
+                set_macs(frame.data_mut(), c.mac, hop.our_mac);
+                return tx.send(hop.port, frame);
+            }
+        }
+        self.send_to_backend_resolving(snap, now_ms, frame, hop, slot, pool, tx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn send_to_backend_resolving(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        hop: &BackendHop,
+        slot: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let next_hop = IpAddr::V4(hop.next_hop);
+        self.send_from(snap, now_ms, frame, hop.port, hop.our_mac, next_hop, pool, tx);
+        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(hop.port, next_hop) {
+            if let Some(c) = self.backend_macs.get_mut(usize::from(slot)) {
+                let epoch = self.neigh.epoch();
+                *c = HopMac { epoch, port: hop.port, ip: hop.next_hop, mac, fresh_until_ms };
+            }
         }
     }
 
