@@ -390,6 +390,7 @@ impl<F: Frame> CoreCtx<F> {
     /// Rewrites a connection's packet for its direction and sends it on. `l4`: the packet as
     /// `parse_v4` saw it, when it is a TCP/UDP packet already parsed (not an ICMP error).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn forward(
         &mut self,
         snap: &Snapshot,
