@@ -35,6 +35,8 @@ const LEARNED_OUTBOX: usize = 64;
 /// times the workers.
 const ICMP_TOO_BIG_PER_S: u32 = 100;
 const ICMP_TOO_BIG_BURST: u32 = 50;
+/// Gateway routes (by their index in the snapshot's table) whose next hop's MAC a core keeps.
+const ROUTE_MAC_SLOTS: usize = 64;
 /// Frames `process_burst` takes through its stages together (the DPDK rx burst size): enough
 /// connection-table misses in flight at once to hide most of their latency.
 pub const BURST: usize = 32;
@@ -134,9 +136,9 @@ impl TokenBucket {
     }
 }
 
-/// A core's copy of a backend's next-hop MAC (`NeighTable::fresh`): good while the neighbour
-/// table's epoch is `epoch`, the backend's hop is still (`port`, `ip`) and the clock is before
-/// `fresh_until_ms`.
+/// A core's copy of a next hop's MAC (`NeighTable::fresh`), for a backend or a gateway route:
+/// good while the neighbour table's epoch is `epoch`, the next hop is still (`port`, `ip`)
+/// and the clock is before `fresh_until_ms`.
 #[derive(Clone, Copy)]
 struct HopMac {
     epoch: u32,
@@ -165,9 +167,10 @@ pub struct CoreCtx<F> {
     /// an array allocated once; boxed, as inline it cost the load-balancing path 9
     /// instructions a packet (benches/instructions.sh), the context's layout being worse.
     kernel_buckets: Box<[Option<(KernelLimit, TokenBucket)>; KERNEL_PORT_IDS]>,
-    /// By backend slot: the MAC its next hop resolved to, so a backend's packets skip the
-    /// neighbour lookup (the snapshot's `BackendHop` already skips the route lookup).
-    backend_macs: Box<[HopMac]>,
+    /// The MACs next hops resolved to, so packets skip the neighbour lookup: by backend slot
+    /// (the snapshot's `BackendHop` already skips the route lookup), then by gateway route
+    /// (`ROUTE_MAC_SLOTS` of them: replies to clients).
+    hop_macs: Box<[HopMac]>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -179,7 +182,7 @@ impl<F: Frame> CoreCtx<F> {
             learned: Vec::with_capacity(LEARNED_OUTBOX),
             too_big_errors: TokenBucket::new(ICMP_TOO_BIG_PER_S, ICMP_TOO_BIG_BURST),
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
-            backend_macs: vec![HopMac::NONE; usize::from(lb.limits().max_backends)].into_boxed_slice(),
+            hop_macs: vec![HopMac::NONE; usize::from(lb.limits().max_backends) + ROUTE_MAC_SLOTS].into_boxed_slice(),
             lb,
         }
     }
@@ -897,34 +900,65 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
-    /// `send_from` for a packet to the backend in `slot` by its snapshot `hop` (the packet
-    /// fits): the next hop's MAC from this core's copy while it is fresh, else as `send_from`
-    /// resolves it, and the copy made again.
-    #[allow(clippy::too_many_arguments)]
+    /// Where `hop_macs` keeps the MAC of gateway route `index`'s next hop, if it does.
     #[inline]
-    fn send_to_backend(
+    fn route_mac_slot(&self, index: usize) -> Option<usize> {
+        (index < ROUTE_MAC_SLOTS).then(|| self.hop_macs.len() - ROUTE_MAC_SLOTS + index)
+    }
+
+    /// `send_from` for an IPv4 packet that fits `port`, whose next hop's MAC `hop_macs[cache]`
+    /// keeps: from this core's copy while it is fresh, else as `send_from` resolves it, and
+    /// the copy made again.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn send_cached(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
-        hop: &BackendHop,
-        slot: u16,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: Ipv4Addr,
+        cache: usize,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        if let Some(c) = self.backend_macs.get(usize::from(slot)) {
-            if now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == hop.next_hop && c.port == hop.port
-            {
-                set_macs(frame.data_mut(), c.mac, hop.our_mac);
-                return tx.send(hop.port, frame);
+        if let Some(c) = self.hop_macs.get(cache) {
+            if now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == next_hop && c.port == port {
+                set_macs(frame.data_mut(), c.mac, our_mac);
+                return tx.send(port, frame);
             }
         }
-        self.send_to_backend_resolving(snap, now_ms, frame, hop, slot, pool, tx)
+        self.send_resolving(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn send_to_backend_resolving(
+    fn send_resolving(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: Ipv4Addr,
+        cache: usize,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.send_from(snap, now_ms, frame, port, our_mac, IpAddr::V4(next_hop), pool, tx);
+        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(port, IpAddr::V4(next_hop)) {
+            let epoch = self.neigh.epoch();
+            if let Some(c) = self.hop_macs.get_mut(cache) {
+                *c = HopMac { epoch, port, ip: next_hop, mac, fresh_until_ms };
+            }
+        }
+    }
+
+    /// `send_cached` for a packet to the backend in `slot` by its snapshot `hop`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn send_to_backend(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -934,14 +968,7 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        let next_hop = IpAddr::V4(hop.next_hop);
-        self.send_from(snap, now_ms, frame, hop.port, hop.our_mac, next_hop, pool, tx);
-        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(hop.port, next_hop) {
-            if let Some(c) = self.backend_macs.get_mut(usize::from(slot)) {
-                let epoch = self.neigh.epoch();
-                *c = HopMac { epoch, port: hop.port, ip: hop.next_hop, mac, fresh_until_ms };
-            }
-        }
+        self.send_cached(snap, now_ms, frame, hop.port, hop.our_mac, hop.next_hop, usize::from(slot), pool, tx)
     }
 
     /// Sends an ARP request or neighbour solicitation for `target` on `port`: broadcast /

@@ -418,16 +418,18 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Reply => None,
         };
         let dst = IpAddr::V4(rewrite.dst);
-        let (port, next_hop, our_mac, mtu) = match hop {
-            Some(hop) => (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu),
+        // Else (replies): a gateway route's next hop has its MAC kept too.
+        let (port, next_hop, our_mac, mtu, cache) = match hop {
+            Some(hop) => (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu, Some(usize::from(conn.backend_slot))),
             None => {
-                let Some(route) = snap.routes.lookup(dst) else {
+                let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
                     return self.drop(frame, DropReason::NoRoute);
                 };
                 let Some(egress) = snap.port(route.port) else {
                     return self.drop(frame, DropReason::UnknownPort);
                 };
-                (route.port, route.next_hop(dst), egress.mac, egress.mtu)
+                let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
+                (route.port, route.next_hop(dst), egress.mac, egress.mtu, cache)
             }
         };
         let len = frame.data().len();
@@ -455,9 +457,11 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        match hop {
-            Some(hop) => self.send_to_backend(snap, now_ms, frame, hop, conn.backend_slot, pool, tx),
-            None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
+        match (cache, next_hop) {
+            (Some(cache), IpAddr::V4(next_hop)) => {
+                self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
+            }
+            _ => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
         }
     }
 
