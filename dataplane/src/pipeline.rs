@@ -149,8 +149,7 @@ struct HopMac {
 }
 
 impl HopMac {
-    const NONE: HopMac =
-        HopMac { epoch: 0, port: 0, ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, fresh_until_ms: 0 };
+    const NONE: HopMac = HopMac { epoch: 0, port: 0, ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, fresh_until_ms: 0 };
 }
 
 /// A worker core's own state: nothing here is shared for writing.

@@ -420,7 +420,9 @@ impl<F: Frame> CoreCtx<F> {
         let dst = IpAddr::V4(rewrite.dst);
         // Else (replies): a gateway route's next hop has its MAC kept too.
         let (port, next_hop, our_mac, mtu, cache) = match hop {
-            Some(hop) => (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu, Some(usize::from(conn.backend_slot))),
+            Some(hop) => {
+                (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu, Some(usize::from(conn.backend_slot)))
+            }
             None => {
                 let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
                     return self.drop(frame, DropReason::NoRoute);
