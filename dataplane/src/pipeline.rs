@@ -263,12 +263,12 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) {
         let mut candidates: [Option<LbCandidate>; BURST] = [None; BURST];
+        // Counted once per group, not per frame.
+        let (mut frames, mut bytes) = (0, 0);
         for (slot, c) in group.iter_mut().zip(candidates.iter_mut()) {
             let Some(frame) = slot else { continue };
-            match arrival {
-                Arrival::Nic => self.count_rx(frame),
-                Arrival::HandedIn => self.counters.event(Event::HandedIn).inc(),
-            }
+            frames += 1;
+            bytes += frame.data().len() as u64;
             let Some(l4) = lb_candidate(snap, frame) else { continue };
             if arrival == Arrival::Nic {
                 if let Some(owner) = self.other_owner(snap, &l4.tuple, frame.rx_port()) {
@@ -279,6 +279,13 @@ impl<F: Frame> CoreCtx<F> {
                 }
             }
             *c = Some(self.candidate(l4));
+        }
+        match arrival {
+            Arrival::Nic => {
+                self.counters.event(Event::RxPackets).add(frames);
+                self.counters.event(Event::RxBytes).add(bytes);
+            }
+            Arrival::HandedIn => self.counters.event(Event::HandedIn).add(frames),
         }
         // Each stage in a loop of its own: all of a group's bucket loads are under way before
         // the first is needed to find its connections.
