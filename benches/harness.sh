@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # The DPDK-to-DPDK harness: fvs-pktgen (one lcore, CPU 0) sends through the device under test
 # (one worker lcore, CPU 1) and counts what comes out of the other side, over two memif links.
-# For every case it runs the same traffic twice, alternating: once through dpdk-testpmd in io
-# forwarding mode (the ceiling of the harness: what two memif hops cost with no work between
-# them) and once through ferrovs. It prints Mpps for each and the ratio ferrovs/testpmd.
+# For every case it runs the same traffic through dpdk-testpmd in io forwarding mode (the
+# ceiling of the harness: what two memif hops cost with no work between them) and through
+# ferrovs, alternating in short slices: testpmd, ferrovs, testpmd, ferrovs, ... (--slices N
+# pairs per case and round, each --duration seconds). It prints Mpps for each and the ratio
+# ferrovs/testpmd of each adjacent pair, its median and spread: this VM switches speed states
+# for minutes at a time, and a pair measured seconds apart is almost always in one state,
+# where whole rounds straddle a switch (ratios from 0.35 to 1.8 before).
 #
-#   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn] [--rounds N] [--duration S]
-#                           [--warmup S] [--flows N] [--size BYTES] [--rate-mpps R]
-#                           [--dut both|ferrovs|testpmd] [--workers 1|2|1,2] [--max-loss PCT]
-#                           [--churn] [--keep DIR]
+#   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn] [--rounds N] [--slices N]
+#                           [--duration S] [--warmup S] [--flows N] [--size BYTES]
+#                           [--rate-mpps R] [--dut both|ferrovs|testpmd] [--workers N[,N...]]
+#                           [--max-loss PCT] [--churn] [--keep DIR]
 #
-# --workers picks the worker count: 1 (the default, as above), 2, or 1,2 (every case and round
-# runs with 1 and then with 2 workers, and the summary gives 2w/1w). With 2 workers, worker
-# lcore 1 runs on CPU 1 and worker lcore 2 on CPU 0 (ferrovs' main lcore stays lcore 0 on
-# CPU 0), and the memif links get 2 queue pairs (the generator: --queues 2, flow i on queue
-# i % 2). testpmd, the ceiling, does the same with 2 forwarding lcores: --lcores 0@0,1@1,2@0,
-# 2 queues. The layout is for a machine with only 2 CPUs: the second worker shares CPU 0 with
-# the generator (and the main lcore), so each gets a part of that CPU, and 2w/1w says what a
-# second worker gives here, not what a second free core would.
+# --workers picks the worker counts: 1 (the default), or a list such as 1,2 or 1,4,8 (every
+# slice runs each count, and the summary compares each count with the first). N workers are
+# lcores 1..N; with more than N CPUs each gets its own (lcore i on CPU i, the generator and
+# ferrovs' main lcore on CPU 0), and the memif links get N queue pairs (the generator:
+# --queues N, flow i on queue i % N). testpmd, the ceiling, runs the same layout with N
+# forwarding lcores and N queues. On a machine with only 2 CPUs, 2 workers are allowed: worker
+# lcore 2 shares CPU 0 with the generator (and the main lcore), so each gets a part of that
+# CPU, and 2w/1w says what a second worker gives here, not what a second free core would.
 #
 # Cases (all TCP to the VIP 192.0.2.100:80 with 8 backends, round robin):
 #   nat, fullnat, dr, tun   established: --flows connections opened by SYNs first, then ACKs
@@ -32,19 +36,21 @@
 # makes the script fail when a run loses more than PCT percent or receives nothing (the
 # end-to-end test tests/e2e/bench_harness.sh uses both). $FVS_PROFILE picks the build (release).
 #
-# Takes about (warmup + duration + 9 s) x runs x cases x rounds, the runs being testpmd's and
-# ferrovs' (one per worker count): ~3.5 minutes with the defaults.
-# Needs root and hugepages (scripts/setup.sh reserves them). Results go to stdout; --keep DIR
-# keeps every run's output (generator JSON, ferrovs log and stats).
+# Takes about (warmup + duration + 5 s) x runs x slices x cases x rounds, the runs being
+# testpmd's and ferrovs' (one per worker count): ~5 minutes with the defaults (4 pairs of 1 s
+# slices per case). Needs root and hugepages (scripts/setup.sh reserves them). Results go to
+# stdout; --keep DIR keeps every run's output (generator JSON, ferrovs log and stats), as
+# CASE.RUN.ROUND.SLICE.*.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-cases=nat,fullnat,dr,tun,syn rounds=2 duration=3 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" workers=1 max_loss="" churn=0 keep=""
+cases=nat,fullnat,dr,tun,syn rounds=1 slices=4 duration=1 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" workers=1 max_loss="" churn=0 keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases=$2; shift ;;
     --rounds) rounds=$2; shift ;;
+    --slices) slices=$2; shift ;;
     --duration) duration=$2; shift ;;
     --warmup) warmup=$2; shift ;;
     --flows) flows=$2; shift ;;
@@ -52,8 +58,9 @@ while [ $# -gt 0 ]; do
     --rate-mpps) rate=$2; shift ;;
     --dut) case "$2" in both) duts="testpmd ferrovs" ;; ferrovs|testpmd) duts=$2 ;;
              *) echo "harness.sh: --dut wants both, ferrovs or testpmd" >&2; exit 2 ;; esac; shift ;;
-    --workers) case "$2" in 1|2|1,2) workers=$2 ;; 2,1) workers=1,2 ;;
-                 *) echo "harness.sh: --workers wants 1, 2 or 1,2" >&2; exit 2 ;; esac; shift ;;
+    --workers) [[ "$2" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+                 { echo "harness.sh: --workers wants worker counts like 1, 2 or 1,2,4" >&2; exit 2; }
+               workers=$2; shift ;;
     --max-loss) max_loss=$2; shift ;;
     --churn) churn=1 ;;
     --keep) keep=$2; shift ;;
@@ -65,20 +72,35 @@ done
 for c in ${cases//,/ }; do
   case "$c" in nat|fullnat|dr|tun|syn) ;; *) echo "harness.sh: unknown case '$c' (want nat, fullnat, dr, tun, syn)" >&2; exit 2 ;; esac
 done
-# The runs of each case and round: testpmd and ferrovs, each once per worker count ("ferrovs"
-# is 1 worker, "ferrovs2w" 2; the names of the files --keep keeps).
+# The runs of each slice: testpmd and ferrovs, each once per worker count ("ferrovs" is 1
+# worker, "ferrovs4w" 4; the names of the files --keep keeps).
 runs=""
 for w in ${workers//,/ }; do
-  for dut in $duts; do runs+=" $dut$([ "$w" = 2 ] && echo 2w)"; done
+  for dut in $duts; do runs+=" $dut$([ "$w" != 1 ] && echo "${w}w")"; done
 done
 runs=${runs# }
 # label RUN: a run's name in the output.
 label() {
   case "$1" in
-    *2w) echo "${1%2w} 2w" ;;
+    *[0-9]w) local base=${1%%[0-9]*}; echo "$base ${1#"$base"}" ;;
     *) [ "$workers" = 1 ] && echo "$1" || echo "$1 1w" ;;
   esac
 }
+# run_workers RUN: its worker count.
+run_workers() {
+  case "$1" in *[0-9]w) local n=${1#"${1%%[0-9]*}"}; echo "${n%w}" ;; *) echo 1 ;; esac
+}
+# worker_cpu N LCORE: the CPU of worker lcore LCORE (1..N) when there are N: its own where
+# the machine has more than N CPUs; on 2 CPUs with 2 workers, lcore 2 shares the generator's.
+worker_cpu() {
+  if [ "$(nproc)" -gt "$1" ]; then echo "$2"; else [ "$2" = 1 ] && echo 1 || echo 0; fi
+}
+for w in ${workers//,/ }; do
+  if [ "$(nproc)" -le "$w" ] && { [ "$w" != 2 ] || [ "$(nproc)" != 2 ]; }; then
+    echo "harness.sh: $w workers need $((w + 1)) CPUs (this machine has $(nproc))" >&2
+    exit 2
+  fi
+done
 
 scripts/setup.sh --no-build --hugepages "${FVS_HUGEPAGES:-1024}" || exit 1
 FVS_PROFILE=${FVS_PROFILE:-release}
@@ -104,13 +126,10 @@ memif_dev() {
 # ferrovs_config CASE WORKERS: ferrovs on the two memif links; the generator stands in for
 # the client router (192.0.2.2) and the backends (198.51.100.11-18).
 ferrovs_config() {
-  local mode=$1 capacity=262144 extra="" workers_line
-  if [ "$2" = 2 ]; then
-    # With 2 CPUs, worker lcore 2 shares CPU 0 with the generator and the main lcore.
-    workers_line="workers: { lcores: [1, 2], cpus: [1, $w2_cpu], idle_sleep_us: 0 }"
-  else
-    workers_line="workers: { lcores: [1], idle_sleep_us: 0 }"
-  fi
+  local mode=$1 capacity=262144 extra="" workers_line lcores="" cpus="" i
+  for i in $(seq 1 "$2"); do lcores+="${lcores:+, }$i" cpus+="${cpus:+, }$(worker_cpu "$2" "$i")"; done
+  # With 2 CPUs, worker lcore 2 shares CPU 0 with the generator and the main lcore.
+  workers_line="workers: { lcores: [$lcores], cpus: [$cpus], idle_sleep_us: 0 }"
   # A SYN flood fills the table at the rate sent: as fast as possible needs the largest.
   [ "$mode" = syn ] && mode=nat capacity=$(/usr/bin/python3 -c "
 r = $rate * 1e6 * ($warmup + $duration + 2) * 1.5
@@ -119,8 +138,8 @@ print(16777216 if $rate == 0 else max(262144, 1 << int(r).bit_length()))")
   [ "$mode" = tun ] && extra="tunnel: { encap: ipip },"
   cat <<YAML
 # Generated by benches/harness.sh. Main lcore (control thread) 0, shared with the generator;
-# worker lcore 1 has CPU 1 to itself; with 2 workers, worker lcore 2 runs on CPU 0, shared
-# with the generator and the main lcore (this machine has only 2 CPUs).
+# worker lcore i on CPU i, but with 2 workers on 2 CPUs worker lcore 2 runs on CPU 0, shared
+# with the generator and the main lcore.
 eal: { file_prefix: fvs-harness-$$, hugepages: true, memory_mb: 512, main_lcore: 0 }
 $workers_line
 mempool: { mbufs: 16383, cache_size: 256 }
@@ -146,13 +165,14 @@ api: { socket: $dir/api.sock }
 YAML
 }
 
-# run_case RUN CASE ROUND [GENERATOR ARGS...]: one run (testpmd or ferrovs; testpmd2w or
-# ferrovs2w: 2 workers); prints the generator's JSON line.
+# run_case RUN CASE ROUND SLICE [GENERATOR ARGS...]: one run (testpmd or ferrovs; testpmdNw
+# or ferrovsNw: N workers); prints the generator's JSON line.
 run_case() {
-  local run=$1 dut=$1 case=$2 round=$3 out="$dir/$2.$1.$3" nworkers=1
-  shift 3
+  local run=$1 dut=$1 case=$2 round=$3 slice=$4 out="$dir/$2.$1.$3.$4" nworkers
+  shift 4
   # One memif queue pair per worker, on both sides.
-  case "$dut" in *2w) dut=${dut%2w} nworkers=2 ;; esac
+  nworkers=$(run_workers "$run")
+  dut=${dut%%[0-9]*}
   local mode=tcp-est
   [ "$case" = syn ] && mode=syn
   rm -f "$dir"/memif*.sock
@@ -172,9 +192,12 @@ run_case() {
   local dut_pid
   if [ "$dut" = testpmd ]; then
     # io forwarding between the two ports, its forwarding lcore on CPU 1, statistics off.
-    # Two workers: forwarding lcores 1 and 2 on CPUs 1 and 0, as ferrovs' (only 2 CPUs here).
-    local cores=(-l 0,1) queues=()
-    [ "$nworkers" = 2 ] && cores=(--lcores "0@0,1@1,2@$w2_cpu") queues=(--rxq=2 --txq=2 --nb-cores=2)
+    # N workers: forwarding lcores 1..N on the CPUs ferrovs' workers get.
+    local cores=(-l 0,1) queues=() map=0@0 i
+    if [ "$nworkers" != 1 ]; then
+      for i in $(seq 1 "$nworkers"); do map+=",$i@$(worker_cpu "$nworkers" "$i")"; done
+      cores=(--lcores "$map") queues=(--rxq="$nworkers" --txq="$nworkers" --nb-cores="$nworkers")
+    fi
     dpdk-testpmd "${cores[@]}" --in-memory --file-prefix "fvs-testpmd-$$" -m 256 --no-pci --log-level='*:warning' \
       --vdev="$(memif_dev 0 client)" --vdev="$(memif_dev 1 client)" -- \
       --forward-mode=io --auto-start --stats-period 1 "${queues[@]}" >"$out.dut" 2>&1 &
@@ -210,7 +233,7 @@ run_case() {
   kill -TERM "$gen" 2>/dev/null
   wait "$gen" 2>/dev/null
   if ! grep -q '^{' "$out.gen"; then
-    echo "harness: $(label "$run") $case round $round: the generator failed:" >&2
+    echo "harness: $(label "$run") $case round $round slice $slice: the generator failed:" >&2
     cat "$out.gen.err" "$out.gen" >&2
     tail -5 "$out.dut" >&2
     return 1
@@ -224,83 +247,100 @@ for k in sys.argv[2].split("."): v=v[k]
 print(v)' "$1" "$2"; }
 
 declare -A results mpps
-# The second worker's CPU: a free one where there is one; on 2 CPUs, the generator's.
-w2_cpu=$([ "$(nproc)" -ge 3 ] && echo 2 || echo 0)
 echo "harness: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "harness: frames $size B (+4 FCS), $flows flows (established cases), warm-up $warmup s, measured $duration s, $rounds round(s)"
-if [[ " $runs " == *"2w "* ]] && [ "$w2_cpu" = 0 ]; then
+echo "harness: frames $size B (+4 FCS), $flows flows (established cases), warm-up $warmup s, measured $duration s per slice,"
+echo "harness: $slices slice(s) of each run ($runs) per case and round, alternating; $rounds round(s)"
+if [[ ",$workers," == *,2,* ]] && [ "$(nproc)" = 2 ]; then
   echo "harness: 2w: worker lcores 1 and 2 on CPUs 1 and 0, 2 memif queue pairs. This machine has only $(nproc) CPUs:"
   echo "harness: the second worker shares CPU 0 with the generator (and the main lcore), so neither has a CPU"
   echo "harness: to itself and 2w/1w is what a second worker gives HERE, not what it would on a core of its own."
 fi
 for round in $(seq 1 "$rounds"); do
   for c in ${cases//,/ }; do
-    for run in $runs; do
-      line=$(run_case "$run" "$c" "$round") || exit 1
-      results[$run.$c.$round]=$line
-      mpps[$run.$c.$round]=$(field "$line" rx_mpps)
-      per_queue=""
-      [[ "$run" == *2w ]] && per_queue=$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+    for slice in $(seq 1 "$slices"); do
+      for run in $runs; do
+        line=$(run_case "$run" "$c" "$round" "$slice") || exit 1
+        results[$run.$c.$round.$slice]=$line
+        mpps[$run.$c.$round.$slice]=$(field "$line" rx_mpps)
+        per_queue=""
+        [ "$(run_workers "$run")" != 1 ] && per_queue=$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
 t = d["seconds"] * 1e6
 print("  rx per queue " + " + ".join("%.3f" % (n / t) for n in d["rx_per_queue"]))' "$line")
-      printf 'round %s %-8s %-10s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns%s\n' \
-        "$round" "$c" "$(label "$run")" "${mpps[$run.$c.$round]}" "$(field "$line" tx_mpps)" "$(field "$line" loss)" \
-        "$(field "$line" latency_ns.p50)" "$(field "$line" latency_ns.p99)" "$per_queue"
-      if [ -n "$max_loss" ] && ! /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
+        printf 'round %s slice %s %-8s %-11s rx %7.3f Mpps  tx %7.3f Mpps  loss %9s  latency p50 %6s ns p99 %8s ns%s\n' \
+          "$round" "$slice" "$c" "$(label "$run")" "${mpps[$run.$c.$round.$slice]}" "$(field "$line" tx_mpps)" \
+          "$(field "$line" loss)" "$(field "$line" latency_ns.p50)" "$(field "$line" latency_ns.p99)" "$per_queue"
+        if [ -n "$max_loss" ] && ! /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1])
 sys.exit(0 if d["rx"] > 0 and d["loss"] <= d["tx"] * float(sys.argv[2]) / 100 else 1)' "$line" "$max_loss"; then
-        echo "harness: $(label "$run") $c round $round lost more than $max_loss% (or received nothing)" >&2
-        failed=1
-      fi
+          echo "harness: $(label "$run") $c round $round slice $slice lost more than $max_loss% (or received nothing)" >&2
+          failed=1
+        fi
+      done
     done
   done
 done
 
-# compare A B: per case, the medians of A's and B's rounds and their ratio B/A, the median of
-# the per-round ratios, and the best round of each.
+# compare A B: per case, the medians of A's and B's slices, and the ratio B/A of each pair of
+# slices run one after the other (same round and slice): its median, quartiles and range.
 compare() {
-  local a=$1 b=$2 c round args=()
+  local a=$1 b=$2 c round slice args=()
   for c in ${cases//,/ }; do
     local xs=() ys=()
-    for round in $(seq 1 "$rounds"); do xs+=("${mpps[$a.$c.$round]}"); ys+=("${mpps[$b.$c.$round]}"); done
+    for round in $(seq 1 "$rounds"); do
+      for slice in $(seq 1 "$slices"); do xs+=("${mpps[$a.$c.$round.$slice]}"); ys+=("${mpps[$b.$c.$round.$slice]}"); done
+    done
     args+=("$c" "${xs[*]}" "${ys[*]}")
   done
   /usr/bin/python3 - "$(label "$a")" "$(label "$b")" "${args[@]}" <<'PY'
 import statistics, sys
 a, b, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
 w = max(7, len(a), len(b))
-ratio = lambda p, q: f"{q / p:5.2f}" if p else "    -"
-print(f"case      {a:>{w}}  {b:>{w}}  ratio | ratio per round (median) | {'best ' + a:>{w + 5}}  {'best ' + b:>{w + 5}}  ratio")
+def quartiles(v):
+    if len(v) < 2:
+        return v[0], v[0]
+    q = statistics.quantiles(v, n=4, method="inclusive")
+    return q[0], q[2]
+print(f"case      {a:>{w}}  {b:>{w}} | pairs  ratio of pairs: median  [quartiles]    range")
 for i in range(0, len(rest), 3):
     case, xs, ys = rest[i], [float(x) for x in rest[i + 1].split()], [float(y) for y in rest[i + 2].split()]
     x, y = statistics.median(xs), statistics.median(ys)
-    ratios = [q / p for p, q in zip(xs, ys) if p]
-    per_round = f"{statistics.median(ratios):23.2f}" if ratios else f"{'-':>23}"
-    print(f"{case:<9} {x:{w}.3f}  {y:{w}.3f}  {ratio(x, y)} | {per_round} | {max(xs):{w + 5}.3f}  {max(ys):{w + 5}.3f}  {ratio(max(xs), max(ys))}")
+    ratios = sorted(q / p for p, q in zip(xs, ys) if p)
+    if ratios:
+        lo, hi = quartiles(ratios)
+        r = f"{len(ratios):5}  {statistics.median(ratios):21.2f}  [{lo:4.2f} {hi:4.2f}]  {ratios[0]:4.2f}-{ratios[-1]:4.2f}"
+    else:
+        r = f"{0:5}  {'-':>21}"
+    print(f"{case:<9} {x:{w}.3f}  {y:{w}.3f} | {r}")
 PY
 }
 
 if [[ " $runs " == *" testpmd"* ]] && [[ " $runs " == *" ferrovs"* ]]; then
   echo
-  echo "rx at the sink, Mpps: median of $rounds round(s), and the best round of each"
+  echo "rx at the sink, Mpps: median of the slices; ferrovs/testpmd of each adjacent pair of slices"
   for w in ${workers//,/ }; do
-    w=$([ "$w" = 2 ] && echo 2w)
+    w=$([ "$w" != 1 ] && echo "${w}w")
     compare "testpmd$w" "ferrovs$w"
   done
 fi
-if [ "$workers" = 1,2 ]; then
+if [[ "$workers" == *,* ]]; then
+  first=${workers%%,*}
   echo
-  echo "2 workers against 1 (ratio 2w/1w); rx at the sink, Mpps: median of $rounds round(s), and the best round"
-  [ "$w2_cpu" = 0 ] && echo "of each. Only $(nproc) CPUs: the second worker shares CPU 0 with the generator."
-  [ "$w2_cpu" = 0 ] || echo "of each. The second worker runs on CPU $w2_cpu."
-  for dut in $duts; do compare "$dut" "${dut}2w"; done
+  echo "worker counts against $first; rx at the sink, Mpps: median of the slices; ratio of each adjacent pair"
+  [[ ",$workers," == *,2,* ]] && [ "$(nproc)" = 2 ] && echo "Only $(nproc) CPUs: the second worker shares CPU 0 with the generator."
+  for dut in $duts; do
+    base=$dut$([ "$first" != 1 ] && echo "${first}w")
+    for w in ${workers//,/ }; do
+      [ "$w" = "$first" ] && continue
+      compare "$base" "$dut$([ "$w" != 1 ] && echo "${w}w")"
+    done
+  done
 fi
 
 if [ "$churn" = 1 ]; then
   # Half what ferrovs forwarded in the first NAT round: loss here is the changes', not
   # overload's. With ferrovs' first worker count.
-  cr=$([ "${workers%%,*}" = 1 ] && echo ferrovs || echo ferrovs2w)
-  [ -n "${results[$cr.nat.1]:-}" ] || { echo "harness: --churn needs the nat case and ferrovs" >&2; exit 2; }
-  rate=$(/usr/bin/python3 -c "print(round($(field "${results[$cr.nat.1]}" rx_mpps) / 2, 3))")
+  cr=ferrovs$([ "${workers%%,*}" != 1 ] && echo "${workers%%,*}w")
+  [ -n "${results[$cr.nat.1.1]:-}" ] || { echo "harness: --churn needs the nat case and ferrovs" >&2; exit 2; }
+  rate=$(/usr/bin/python3 -c "print(round($(field "${results[$cr.nat.1.1]}" rx_mpps) / 2, 3))")
   # ferrovs' own drops, by reason, from its counters after a run.
   ferrovs_drops() { /usr/bin/python3 -c 'import json,sys
 t = json.load(open(sys.argv[1]))["total"]
@@ -309,14 +349,14 @@ print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items())))' "$1"
   echo
   echo "config churn: $(label $cr), established NAT at $rate Mpps for $duration s, first steady, then while a backend's"
   echo "weight changes continuously (benches/config_churn.sh)"
-  line=$(run_case $cr nat steady) || exit 1
-  echo "  steady: sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.steady.stats")"
+  line=$(run_case $cr nat steady 1) || exit 1
+  echo "  steady: sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.steady.1.stats")"
   CHURN_DELAY=$(/usr/bin/python3 -c "print(2 * $flows / 0.5e6 * 1.5 + 0.7 + $warmup + 0.1)")
   CHURN_SECONDS=$duration
   export CHURN_DELAY CHURN_SECONDS
-  line=$(run_case $cr nat churn) || exit 1
-  echo "  churn:  sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.churn.stats")"
-  echo "  $(cat "$dir/nat.$cr.churn.churn")"
+  line=$(run_case $cr nat churn 1) || exit 1
+  echo "  churn:  sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.churn.1.stats")"
+  echo "  $(cat "$dir/nat.$cr.churn.1.churn")"
 fi
 
 exit "${failed:-0}"

@@ -4,7 +4,8 @@
 # it under valgrind once per mode (nat, fullnat, dr, tun; and IPv6 nat6, fullnat6 from
 # benches/examples/instructions6.rs, whose copy-only baseline is its own 74-byte frame) and
 # table size, and prints one row per case: instructions per packet, and the same minus the
-# copy-only baseline (the per-packet frame preparation, included in every case).
+# copy-only baseline (the per-packet frame preparation, included in every case;
+# copy_only_burst for the burst cases).
 #
 #   benches/instructions.sh [SIZE...]              sizes like 1k 100k 1M (default: 1k 1M)
 #   benches/instructions.sh --profile MODE SIZE CASE [N]
@@ -52,6 +53,8 @@ run() {
     --toggle-collect="$example::measure_*" \
     --dump-after="$example::measure_copy_only" \
     --dump-after="$example::measure_packets" \
+    --dump-after="$example::measure_copy_only_bursts" \
+    --dump-after="$example::measure_bursts" \
     --dump-after="$example::measure_new_syns" \
     --callgrind-out-file="$tmp/cg" --log-file="$tmp/valgrind.log" \
     "${bin%/*}/$example" "$1" "$2" "$k" >"$tmp/cases" || { cat "$tmp/valgrind.log" >&2; exit 1; }
@@ -117,20 +120,22 @@ if [ ${#profile[@]} -gt 0 ]; then
   exit 0
 fi
 
-printf '%-8s %-5s %-12s %7s %14s %12s\n' mode size case packets instr/packet "minus copy"
+printf '%-8s %-5s %-17s %7s %14s %12s\n' mode size case packets instr/packet "minus copy"
 for size in "${sizes[@]}"; do
   for mode in nat fullnat dr tun nat6 fullnat6; do
     run "$mode" "$size"
-    i=0 copy=0
+    i=0 copy=0 copy_burst=0
     while read -r _ case packets; do
       i=$((i + 1))
       per=$(awk -v t="$(total "$tmp/cg.$i")" -v n="$packets" 'BEGIN {printf "%.1f", t / n}')
       [ "$case" = copy_only ] && copy=$per
-      net=$(awk -v a="$per" -v b="$copy" 'BEGIN {printf "%.1f", a - b}')
-      # The baseline is the same in every mode of a family: show it once per size and family.
-      if [ "$case" != copy_only ] || [ "$mode" = nat ] || [ "$mode" = nat6 ]; then
-        printf '%-8s %-5s %-12s %7s %14s %12s\n' "$mode" "$size" "$case" "$packets" "$per" \
-          "$([ "$case" = copy_only ] && echo - || echo "$net")"
+      [ "$case" = copy_only_burst ] && copy_burst=$per
+      base=$([[ "$case" == *_burst ]] && echo "$copy_burst" || echo "$copy")
+      net=$(awk -v a="$per" -v b="$base" 'BEGIN {printf "%.1f", a - b}')
+      # The baselines are the same in every mode of a family: show them once per size and family.
+      if [[ "$case" != copy_only* ]] || [ "$mode" = nat ] || [ "$mode" = nat6 ]; then
+        printf '%-8s %-5s %-17s %7s %14s %12s\n' "$mode" "$size" "$case" "$packets" "$per" \
+          "$([[ "$case" == copy_only* ]] && echo - || echo "$net")"
       fi
     done <"$tmp/cases"
   done

@@ -52,9 +52,10 @@ fn bench_copy_only(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, frames:
         b.iter(|| {
             let mut f = frame.take().unwrap_or_default();
             let bytes = &frames[next];
-            f.start = HEADROOM;
-            f.len = bytes.len();
-            f.buf[f.start..f.start + bytes.len()].copy_from_slice(bytes);
+            let buf: &mut ferrovs_benches::lb_rig::FrameBuf = &mut f;
+            buf.start = HEADROOM;
+            buf.len = bytes.len();
+            buf.buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
             frame = Some(black_box(f));
             next += 1;
             if next == frames.len() {

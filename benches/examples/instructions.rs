@@ -13,11 +13,13 @@
 //!     cargo run --release -p ferrovs-benches --example instructions -- nat 1k [K]
 //!
 //! Cases, in order: `copy_only` (the per-packet preparation alone, included in every other
-//! case), `established`, `reply` (NAT and FullNAT), `new_syn` (at most the table's headroom
-//! for new connections: 1,000 SYNs at 1k).
+//! case), `established`, `copy_only_burst` and `established_burst` (the same, 32 frames at a
+//! time through `process_burst`, as a worker runs), `reply` (NAT and FullNAT), `new_syn` (at
+//! most the table's headroom for new connections: 1,000 SYNs at 1k).
 
 use std::hint::black_box;
 
+use dataplane::pipeline::BURST;
 use dataplane::service::FwdMode;
 use ferrovs_benches::lb_rig::*;
 
@@ -48,6 +50,25 @@ fn measure_copy_only(rig: &mut Rig, stream: &Stream, k: usize) {
         if next == packets.len() {
             next = 0;
         }
+    }
+}
+
+/// `k` packets of `stream` (rounded down to whole bursts), `BURST` at a time through
+/// `process_burst`, as a worker takes them.
+#[inline(never)]
+fn measure_bursts(rig: &mut Rig, stream: &Stream, k: usize) {
+    let mut chunks = stream.packets.chunks_exact(BURST).cycle();
+    for _ in 0..k / BURST {
+        rig.push_burst(&stream.template, chunks.next().expect("a stream of at least one burst"));
+    }
+}
+
+/// Everything `measure_bursts` does per packet but `process_burst`.
+#[inline(never)]
+fn measure_copy_only_bursts(rig: &mut Rig, stream: &Stream, k: usize) {
+    let mut chunks = stream.packets.chunks_exact(BURST).cycle();
+    for _ in 0..k / BURST {
+        rig.push_burst_copy_only(&stream.template, chunks.next().expect("a stream of at least one burst"));
     }
 }
 
@@ -99,6 +120,16 @@ fn main() {
 
     println!("case established {k}");
     measure_packets(&mut rig, &originals, k);
+    rig.assert_all_forwarded();
+
+    let bursts = k / BURST * BURST;
+    println!("case copy_only_burst {bursts}");
+    // Its frames go through the sink without being received: not forwarded ones.
+    let sent = rig.sink.sent;
+    measure_copy_only_bursts(&mut rig, &originals, k);
+    rig.sink.sent = sent;
+    println!("case established_burst {bursts}");
+    measure_bursts(&mut rig, &originals, k);
     rig.assert_all_forwarded();
 
     if !replies.packets.is_empty() {

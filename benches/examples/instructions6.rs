@@ -32,9 +32,10 @@ fn measure_copy_only(rig: &mut Rig6, frames: &[Vec<u8>], k: usize) {
     for _ in 0..k {
         let mut f: BenchFrame = rig.sink.frame.take().unwrap_or_default();
         let bytes = &frames[next];
-        f.start = HEADROOM;
-        f.len = bytes.len();
-        f.buf[f.start..f.start + bytes.len()].copy_from_slice(bytes);
+        let buf: &mut ferrovs_benches::lb_rig::FrameBuf = &mut f;
+        buf.start = HEADROOM;
+        buf.len = bytes.len();
+        buf.buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(bytes);
         rig.sink.frame = Some(black_box(f));
         next += 1;
         if next == frames.len() {

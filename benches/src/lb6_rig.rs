@@ -58,6 +58,7 @@ pub fn services6(mode: FwdMode) -> Arc<Services> {
         tunnel: Tunnel::default(),
         persistence_ms: 0,
         reset_on_removal: false,
+        reset_when_all_down: false,
         pickup: false,
         candidates: backends.iter().map(|_| Candidate { weight: 1, schedulable: true }).collect(),
         backends,
@@ -123,10 +124,11 @@ impl Rig6 {
     #[inline]
     pub fn push(&mut self, bytes: &[u8], rx_port: u16) {
         let mut frame = self.sink.frame.take().unwrap_or_default();
-        frame.start = crate::lb_rig::HEADROOM;
-        frame.len = bytes.len();
-        frame.buf[frame.start..frame.start + bytes.len()].copy_from_slice(bytes);
-        frame.port = rx_port;
+        let f: &mut crate::lb_rig::FrameBuf = &mut frame;
+        f.start = crate::lb_rig::HEADROOM;
+        f.len = bytes.len();
+        f.buf[f.start..f.start + bytes.len()].copy_from_slice(bytes);
+        f.port = rx_port;
         self.ctx.process_frame(&self.snap, NOW_MS, frame, &mut NoPool, &mut self.sink);
     }
 

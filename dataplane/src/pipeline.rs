@@ -12,7 +12,7 @@ use crate::l3::neigh::{Aging, Held, Resolution};
 use crate::l3::{NeighParams, NeighTable};
 use crate::lb::LbCore;
 use crate::net::MacAddr;
-use crate::snapshot::{solicited_node, KernelLimit, PortL3, Snapshot};
+use crate::snapshot::{solicited_node, BackendHop, KernelLimit, PortL3, Snapshot};
 use crate::trace::{self, Before, CounterValues, FrameView, Recorder, TraceArm, Tracer};
 use crate::wire::{
     checksum, emit_arp, emit_neighbor_advert, emit_neighbor_solicit, ArpOperation, ArpPacket, EtherType, EthernetFrame,
@@ -36,6 +36,8 @@ const LEARNED_OUTBOX: usize = 64;
 /// times the workers.
 const ICMP_TOO_BIG_PER_S: u32 = 100;
 const ICMP_TOO_BIG_BURST: u32 = 50;
+/// Gateway routes (by their index in the snapshot's table) whose next hop's MAC a core keeps.
+const ROUTE_MAC_SLOTS: usize = 64;
 /// Frames `process_burst` takes through its stages together (the DPDK rx burst size): enough
 /// connection-table misses in flight at once to hide most of their latency.
 pub const BURST: usize = 32;
@@ -135,6 +137,22 @@ impl TokenBucket {
     }
 }
 
+/// A core's copy of a next hop's MAC (`NeighTable::fresh`), for a backend or a gateway route:
+/// good while the neighbour table's epoch is `epoch`, the next hop is still (`port`, `ip`)
+/// and the clock is before `fresh_until_ms`.
+#[derive(Clone, Copy)]
+struct HopMac {
+    epoch: u32,
+    port: u16,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    fresh_until_ms: u64,
+}
+
+impl HopMac {
+    const NONE: HopMac = HopMac { epoch: 0, port: 0, ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, fresh_until_ms: 0 };
+}
+
 /// A worker core's own state: nothing here is shared for writing.
 pub struct CoreCtx<F> {
     pub core: u32,
@@ -154,6 +172,10 @@ pub struct CoreCtx<F> {
     /// Admission of new connections: per-service and per-client rate state.
     /// Boxed: only new connections use it, and the context's layout is on every packet's path.
     guard: Box<crate::defence::GuardCore>,
+    /// The MACs next hops resolved to, so packets skip the neighbour lookup: by backend slot
+    /// (the snapshot's `BackendHop` already skips the route lookup), then by gateway route
+    /// (`ROUTE_MAC_SLOTS` of them: replies to clients).
+    hop_macs: Box<[HopMac]>,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -167,6 +189,7 @@ impl<F: Frame> CoreCtx<F> {
             kernel_buckets: Box::new([None; KERNEL_PORT_IDS]),
             trace: None,
             guard: Box::new(crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core))),
+            hop_macs: vec![HopMac::NONE; usize::from(lb.limits().max_backends) + ROUTE_MAC_SLOTS].into_boxed_slice(),
             lb,
         }
     }
@@ -329,12 +352,12 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) {
         let mut candidates: [Option<LbCandidate>; BURST] = [None; BURST];
+        // Counted once per group, not per frame.
+        let (mut frames, mut bytes) = (0, 0);
         for (slot, c) in group.iter_mut().zip(candidates.iter_mut()) {
             let Some(frame) = slot else { continue };
-            match arrival {
-                Arrival::Nic => self.count_rx(frame),
-                Arrival::HandedIn => self.counters.event(Event::HandedIn).inc(),
-            }
+            frames += 1;
+            bytes += frame.data().len() as u64;
             let Some(l4) = lb_candidate(snap, frame) else { continue };
             if arrival == Arrival::Nic {
                 if let Some(owner) = self.other_owner(snap, &l4.tuple, frame.rx_port()) {
@@ -345,6 +368,13 @@ impl<F: Frame> CoreCtx<F> {
                 }
             }
             *c = Some(self.candidate(l4));
+        }
+        match arrival {
+            Arrival::Nic => {
+                self.counters.event(Event::RxPackets).add(frames);
+                self.counters.event(Event::RxBytes).add(bytes);
+            }
+            Arrival::HandedIn => self.counters.event(Event::HandedIn).add(frames),
         }
         // Each stage in a loop of its own: all of a group's bucket loads are under way before
         // the first is needed to find its connections.
@@ -990,6 +1020,77 @@ impl<F: Frame> CoreCtx<F> {
                 Held::TableFull(f) => self.drop(f, DropReason::NeighTableFull),
             },
         }
+    }
+
+    /// Where `hop_macs` keeps the MAC of gateway route `index`'s next hop, if it does.
+    #[inline]
+    fn route_mac_slot(&self, index: usize) -> Option<usize> {
+        (index < ROUTE_MAC_SLOTS).then(|| self.hop_macs.len() - ROUTE_MAC_SLOTS + index)
+    }
+
+    /// `send_from` for an IPv4 packet that fits `port`, whose next hop's MAC `hop_macs[cache]`
+    /// keeps: from this core's copy while it is fresh, else as `send_from` resolves it, and
+    /// the copy made again.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn send_cached(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: Ipv4Addr,
+        cache: usize,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        if let Some(c) = self.hop_macs.get(cache) {
+            if now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == next_hop && c.port == port {
+                set_macs(frame.data_mut(), c.mac, our_mac);
+                return tx.send(port, frame);
+            }
+        }
+        self.send_resolving(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn send_resolving(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        port: u16,
+        our_mac: MacAddr,
+        next_hop: Ipv4Addr,
+        cache: usize,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.send_from(snap, now_ms, frame, port, our_mac, IpAddr::V4(next_hop), pool, tx);
+        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(port, IpAddr::V4(next_hop)) {
+            let epoch = self.neigh.epoch();
+            if let Some(c) = self.hop_macs.get_mut(cache) {
+                *c = HopMac { epoch, port, ip: next_hop, mac, fresh_until_ms };
+            }
+        }
+    }
+
+    /// `send_cached` for a packet to the backend in `slot` by its snapshot `hop`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn send_to_backend(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        hop: &BackendHop,
+        slot: u16,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.send_cached(snap, now_ms, frame, hop.port, hop.our_mac, hop.next_hop, usize::from(slot), pool, tx)
     }
 
     /// Sends an ARP request or neighbour solicitation for `target` on `port`: broadcast /

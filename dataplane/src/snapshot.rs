@@ -1,7 +1,7 @@
 //! The configuration a worker reads: immutable, built by the control plane, published
 //! through [`crate::rcu`] and picked up at burst boundaries.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::l3::{Route, RouteOrigin, RouteTable};
@@ -37,6 +37,23 @@ pub struct LocalAddr {
     pub prefix: Prefix,
 }
 
+/// Where packets to a backend leave, worked out when the snapshot is built instead of per
+/// packet: its route's port and next hop, that port's MAC and MTU, and TUN's outer source.
+/// Only the next hop's MAC is left to each core (its own neighbour table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendHop {
+    /// The backend's address: a slot's hop applies only to a connection to this address.
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub next_hop: Ipv4Addr,
+    pub our_mac: MacAddr,
+    pub mtu: u16,
+    /// The backend is on a connected network of `port` (its own next hop), as DR needs.
+    pub on_link: bool,
+    /// TUN's outer source: our address on `port` for the next hop (`source_for`).
+    pub tunnel_src: Option<Ipv4Addr>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Indexed by DPDK port id.
@@ -47,6 +64,8 @@ pub struct Snapshot {
     local_index: Vec<(IpAddr, u16)>,
     pub routes: RouteTable,
     pub services: Arc<Services>,
+    /// By backend slot, for the backends of `services` whose route and port are known.
+    backend_hops: Vec<Option<BackendHop>>,
 }
 
 impl Snapshot {
@@ -75,7 +94,7 @@ impl Snapshot {
         }
         let mut local_index: Vec<(IpAddr, u16)> = addrs.iter().map(|a| (a.prefix.addr(), a.port)).collect();
         local_index.sort();
-        Snapshot { ports: by_id, addrs, local_index, routes, services: Arc::default() }
+        Snapshot { ports: by_id, addrs, local_index, routes, services: Arc::default(), backend_hops: Vec::new() }
     }
 
     /// Adds the services. Their VIPs and local addresses (FullNAT and SNAT) become addresses
@@ -105,8 +124,43 @@ impl Snapshot {
         }
         self.local_index.sort();
         self.local_index.dedup();
+        self.backend_hops = Vec::new();
+        for b in services.list.iter().flat_map(|s| &s.backends) {
+            let slot = usize::from(b.slot);
+            if self.backend_hops.len() <= slot {
+                self.backend_hops.resize(slot + 1, None);
+            }
+            self.backend_hops[slot] = self.hop_to(b.addr);
+        }
         self.services = services;
         self
+    }
+
+    /// Where a packet to `addr` leaves: None without a route to it over a known port.
+    fn hop_to(&self, addr: Ipv4Addr) -> Option<BackendHop> {
+        let route = self.routes.lookup(IpAddr::V4(addr))?;
+        let IpAddr::V4(next_hop) = route.next_hop(IpAddr::V4(addr)) else { return None };
+        let egress = self.port(route.port)?;
+        let tunnel_src = match self.source_for(route.port, IpAddr::V4(next_hop)) {
+            Some(IpAddr::V4(src)) => Some(src),
+            _ => None,
+        };
+        Some(BackendHop {
+            addr,
+            port: route.port,
+            next_hop,
+            our_mac: egress.mac,
+            mtu: egress.mtu,
+            on_link: next_hop == addr,
+            tunnel_src,
+        })
+    }
+
+    /// The hop of the backend in `slot` when it is still `addr` (connections remember their
+    /// backend's slot; a slot reused for another address has another hop).
+    #[inline]
+    pub fn backend_hop(&self, slot: u16, addr: Ipv4Addr) -> Option<&BackendHop> {
+        self.backend_hops.get(usize::from(slot))?.as_ref().filter(|h| h.addr == addr)
     }
 
     #[inline]

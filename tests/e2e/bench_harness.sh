@@ -4,14 +4,15 @@
 # with a SYN flood, at a fixed low rate. Checks: at most 0.5% lost per run (none, in
 # practice) and latency sampled; ferrovs counted every packet the generator sent through it
 # and opened exactly one connection per flow (a new one per SYN in the flood); TUN's packets
-# arrived encapsulated (the sink unwraps them to find its timestamps).
+# arrived encapsulated (the sink unwraps them to find its timestamps). Then testpmd and ferrovs
+# alternate in two pairs of short slices (NAT): the summary gives the ratio of each pair.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 keep=$(mktemp -d /tmp/fvs-bench-e2e.XXXXXX)
 trap 'rm -rf "$keep"' EXIT
 flows=2000
 
-"$root/benches/harness.sh" --dut ferrovs --cases nat,fullnat,dr,tun,syn --rounds 1 --warmup 0.3 \
+"$root/benches/harness.sh" --dut ferrovs --cases nat,fullnat,dr,tun,syn --rounds 1 --slices 1 --warmup 0.3 \
   --duration 1 --flows $flows --rate-mpps 0.05 --max-loss 0.5 --keep "$keep"
 
 /usr/bin/python3 - "$keep" "$flows" <<'PY'
@@ -19,8 +20,8 @@ import json, sys
 keep, flows = sys.argv[1], int(sys.argv[2])
 bad = []
 for case in ["nat", "fullnat", "dr", "tun", "syn"]:
-    gen = json.loads(open(f"{keep}/{case}.ferrovs.1.gen").read().splitlines()[0])
-    stats = json.load(open(f"{keep}/{case}.ferrovs.1.stats"))["total"]
+    gen = json.loads(open(f"{keep}/{case}.ferrovs.1.1.gen").read().splitlines()[0])
+    stats = json.load(open(f"{keep}/{case}.ferrovs.1.1.stats"))["total"]
     lb_in, created = stats.get("lb_in_packets", 0), stats.get("conns_created", 0)
     print(f"{case}: sent {gen['tx']} received {gen['rx']} lost {gen['loss']} "
           f"latency p50 {gen['latency_ns']['p50']} ns; ferrovs lb_in_packets {lb_in} conns_created {created}")
@@ -39,3 +40,13 @@ for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
 PY
+
+# Alternating slices: testpmd, ferrovs, testpmd, ferrovs; the summary has the two pairs' ratio.
+summary=$("$root/benches/harness.sh" --dut both --cases nat --rounds 1 --slices 2 --warmup 0.3 --duration 0.5 \
+  --flows $flows --rate-mpps 0.05 --max-loss 0.5 | tee /dev/stderr)
+for run in "slice 1 nat      testpmd" "slice 1 nat      ferrovs" "slice 2 nat      testpmd" "slice 2 nat      ferrovs"; do
+  grep -q "$run" <<<"$summary" || { echo "FAIL: no run '$run' in the harness output"; exit 1; }
+done
+# At a fixed rate both forward everything: every pair's ratio is 1.
+grep -Eq '^nat +0\.0[45][0-9] +0\.0[45][0-9] \| +2 +(0\.9[5-9]|1\.0[0-5]) ' <<<"$summary" || { echo "FAIL: no ratio of 2 pairs near 1 for nat"; exit 1; }
+echo "alternating slices: 2 pairs of testpmd and ferrovs, ratio near 1"

@@ -117,6 +117,9 @@ pub struct NeighTable<F> {
     params: NeighParams,
     len: usize,
     scan_cursor: usize,
+    /// Changes whenever an entry's MAC changes or an entry goes: a core's copies of
+    /// resolutions (`fresh`) hold only while it is the same.
+    epoch: u32,
 }
 
 #[inline]
@@ -142,6 +145,7 @@ impl<F> NeighTable<F> {
             params,
             len: 0,
             scan_cursor: 0,
+            epoch: 0,
         }
     }
 
@@ -207,6 +211,7 @@ impl<F> NeighTable<F> {
         }
         self.slots[i] = None;
         self.len -= 1;
+        self.epoch = self.epoch.wrapping_add(1);
         let mask = self.mask();
         let mut hole = i;
         let mut j = (i + 1) & mask;
@@ -240,6 +245,23 @@ impl<F> NeighTable<F> {
             e.last_probe_ms = now_ms;
         }
         Resolution::Known { mac, probe }
+    }
+
+    /// See the field. Compare for equality only (it wraps).
+    #[inline]
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The MAC of (port, ip) and until when `resolve` gives exactly it without a probe, the
+    /// entry staying (REACHABLE, confirmed less than `reachable_ms` and `stale_ms` ago), as
+    /// long as `epoch` does not change. A caller may use the MAC until then without asking
+    /// `resolve`: the entry's use time is not refreshed meanwhile, which only aging reads,
+    /// and aging does not remove it before then.
+    pub fn fresh(&self, port: u16, ip: IpAddr) -> Option<(MacAddr, u64)> {
+        let e = self.slots[self.find(port, ip)?].as_ref()?;
+        let window = self.params.reachable_ms.min(self.params.stale_ms);
+        Some((e.mac?, e.confirmed_ms.saturating_add(window)))
     }
 
     /// Queues `frame` until (port, ip) resolves, creating an INCOMPLETE entry if needed.
@@ -307,6 +329,9 @@ impl<F> NeighTable<F> {
         let range = self.pending_range(slot);
         let Some(e) = self.slots[slot].as_mut() else { return false };
         let changed = e.mac != Some(mac);
+        if changed {
+            self.epoch = self.epoch.wrapping_add(1);
+        }
         e.mac = Some(mac);
         e.confirmed_ms = now_ms;
         e.probes = 0;

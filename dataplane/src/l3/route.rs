@@ -117,6 +117,13 @@ impl RouteTable {
     /// The most specific route to `dst`.
     #[inline]
     pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
+        self.lookup_indexed(dst).map(|(_, route)| route)
+    }
+
+    /// `lookup`, with the route's index: stable within this table (a cache key), not across
+    /// tables.
+    #[inline]
+    pub fn lookup_indexed(&self, dst: IpAddr) -> Option<(usize, &Route)> {
         let index = match dst {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -127,7 +134,7 @@ impl RouteTable {
                 self.v6.lookup(|len| mask_v6(a, len))
             }
         }?;
-        self.routes.get(index as usize)
+        self.routes.get(index as usize).map(|route| (index as usize, route))
     }
 
     /// The routes in effect (a replaced route is not listed), most specific first.

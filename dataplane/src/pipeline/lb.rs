@@ -446,6 +446,7 @@ impl<F: Frame> CoreCtx<F> {
     /// Rewrites a connection's packet for its direction and sends it on. `l4`: the packet as
     /// `parse_v4` saw it, when it is a TCP/UDP packet already parsed (not an ICMP error).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn forward(
         &mut self,
         snap: &Snapshot,
@@ -467,21 +468,34 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Original => Rewrite4 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite4 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
+        // To a backend: where it goes is in the snapshot.
+        let hop = match dir {
+            Dir::Original => snap.backend_hop(conn.backend_slot, rewrite.dst),
+            Dir::Reply => None,
+        };
         let dst = IpAddr::V4(rewrite.dst);
-        let Some(route) = snap.routes.lookup(dst) else {
-            return self.drop(frame, DropReason::NoRoute);
+        // Else (replies): a gateway route's next hop has its MAC kept too.
+        let (port, next_hop, our_mac, mtu, cache) = match hop {
+            Some(hop) => {
+                (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu, Some(usize::from(conn.backend_slot)))
+            }
+            None => {
+                let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
+                    return self.drop(frame, DropReason::NoRoute);
+                };
+                let Some(egress) = snap.port(route.port) else {
+                    return self.drop(frame, DropReason::UnknownPort);
+                };
+                let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
+                (route.port, route.next_hop(dst), egress.mac, egress.mtu, cache)
+            }
         };
-        let (port, next_hop) = (route.port, route.next_hop(dst));
-        let Some(egress) = snap.port(port) else {
-            return self.drop(frame, DropReason::UnknownPort);
-        };
-        if exceeds_mtu(&frame, egress) {
+        let len = frame.data().len();
+        if len > ETH_LEN + usize::from(mtu) {
             // Checked before the rewrite, which keeps the length: the sender must recognise
             // the packet the error quotes as its own.
-            return self.too_big(snap, now_ms, frame, egress.mtu, DropReason::TooBig, true, pool, tx);
+            return self.too_big(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
         }
-        let our_mac = egress.mac;
-        let len = frame.data().len();
         let packet = &mut frame.data_mut()[ETH_LEN..];
         let rewritten = match l4 {
             Some(l4) => xlate::rewrite_parsed_v4(packet, l4, &rewrite),
@@ -501,11 +515,41 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
+        match (cache, next_hop) {
+            (Some(cache), IpAddr::V4(next_hop)) => {
+                self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
+            }
+            _ => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
+        }
     }
 
     /// DR: the frame goes unchanged above L2 to the backend's MAC, on its connected network.
     fn forward_dr(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        conn: &Conn,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let Some(hop) = snap.backend_hop(conn.backend_slot, conn.backend) else {
+            return self.forward_dr_routed(snap, now_ms, frame, conn, pool, tx);
+        };
+        if !hop.on_link {
+            return self.drop(frame, DropReason::DrBackendNotConnected);
+        }
+        if frame.data().len() > ETH_LEN + usize::from(hop.mtu) {
+            return self.too_big(snap, now_ms, frame, hop.mtu, DropReason::TooBig, true, pool, tx);
+        }
+        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.counters.event(Event::LbInPackets).inc();
+        self.send_to_backend(snap, now_ms, frame, hop, conn.backend_slot, pool, tx);
+    }
+
+    /// `forward_dr` for a backend the snapshot has no hop for (removed, draining): by route.
+    #[inline(never)]
+    fn forward_dr_routed(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -549,16 +593,26 @@ impl<F: Frame> CoreCtx<F> {
         // default every decapsulator handles.
         let slot = snap.services.backend_slot(conn.backend_slot);
         let tunnel = if slot.gen == conn.backend_gen { slot.tunnel } else { Tunnel::default() };
-        let backend = IpAddr::V4(conn.backend);
-        let Some(route) = snap.routes.lookup(backend) else {
-            return self.drop(frame, DropReason::NoRoute);
+        let hop = snap.backend_hop(conn.backend_slot, conn.backend);
+        let (port, next_hop, our_mac, mtu, src) = match hop {
+            Some(hop) => (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, usize::from(hop.mtu), hop.tunnel_src),
+            None => {
+                let backend = IpAddr::V4(conn.backend);
+                let Some(route) = snap.routes.lookup(backend) else {
+                    return self.drop(frame, DropReason::NoRoute);
+                };
+                let (port, next_hop) = (route.port, route.next_hop(backend));
+                let Some(egress) = snap.port(port) else {
+                    return self.drop(frame, DropReason::UnknownPort);
+                };
+                let src = match snap.source_for(port, next_hop) {
+                    Some(IpAddr::V4(src)) => Some(src),
+                    _ => None,
+                };
+                (port, next_hop, egress.mac, usize::from(egress.mtu), src)
+            }
         };
-        let (port, next_hop) = (route.port, route.next_hop(backend));
-        let Some(egress) = snap.port(port) else {
-            return self.drop(frame, DropReason::UnknownPort);
-        };
-        let (mtu, our_mac) = (usize::from(egress.mtu), egress.mac);
-        let Some(IpAddr::V4(src)) = snap.source_for(port, next_hop) else {
+        let Some(src) = src else {
             return self.drop(frame, DropReason::NoSourceAddress);
         };
         // tuple_v4 (or the ICMP quote check) validated the IPv4 header and its total length.
@@ -587,7 +641,10 @@ impl<F: Frame> CoreCtx<F> {
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
         // Fits: checked above, with the encapsulation.
-        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
+        match hop {
+            Some(hop) => self.send_to_backend(snap, now_ms, frame, hop, conn.backend_slot, pool, tx),
+            None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
+        }
     }
 
     /// A packet that does not fit its egress MTU, `fits` being the largest IP packet that

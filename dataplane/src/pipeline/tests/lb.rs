@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::*;
 use crate::conn::{Dir, TcpState};
+use crate::l3::{Route, RouteOrigin};
 use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
+use crate::snapshot::LocalAddr;
 
 mod burst;
 mod cores;
@@ -513,4 +515,75 @@ fn handshake_latency_is_timed_from_the_syn_to_the_syn_ack_per_backend() {
         assert_eq!((h.count(), h.sum_us.get()), (1, sum), "{mode:?}");
         assert_eq!(rig.ctx.lb.counters.handshake[2].count(), 0, "{mode:?}: the other backend has none");
     }
+}
+
+/// Each core keeps the MAC of a backend's next hop and of a gateway route's: a changed MAC, a
+/// neighbour gone, an entry gone stale and a route moved to another port all take effect at
+/// the next packet, as when every packet looked its next hop up.
+#[test]
+fn kept_next_hop_macs_follow_neighbour_and_route_changes() {
+    const B1_NEW: MacAddr = MacAddr([2, 0xb1, 0, 0, 0, 0x99]);
+    const GW_NEW: MacAddr = MacAddr([2, 0xc1, 0, 0, 0, 0x99]);
+    let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
+    let client = "203.0.113.7";
+    let ack = |rig: &mut Rig| rig.rx(0, l4(CLIENT_MAC, OUR_MAC, client, 40000, VIP, 80, 6, ACK, b""));
+    let reply = |rig: &mut Rig| rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, client, 40000, 6, ACK, b""));
+    let out = rig.rx(0, l4(CLIENT_MAC, OUR_MAC, client, 40000, VIP, 80, 6, SYN, b""));
+    assert_eq!(&out[0].1[0..6], &B1_MAC.0);
+    let out = rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, client, 40000, 6, SYN_ACK, b""));
+    assert_eq!((out[0].0, &out[0].1[0..6]), (0, &CLIENT_MAC.0[..]), "via the gateway 192.0.2.2");
+    assert_eq!(&ack(&mut rig)[0].1[0..6], &B1_MAC.0);
+    assert_eq!(&reply(&mut rig)[0].1[0..6], &CLIENT_MAC.0);
+
+    // The backend and the gateway move to other MACs (as another core learned it).
+    for (port, ip, mac) in [(1, "198.51.100.11", B1_NEW), (0, "192.0.2.2", GW_NEW)] {
+        let n = NeighLearned { port, ip: ip.parse().unwrap(), mac };
+        rig.ctx.learn_remote(&rig.snap, rig.now, n, &mut rig.sent);
+    }
+    assert_eq!(&ack(&mut rig)[0].1[0..6], &B1_NEW.0);
+    assert_eq!(&reply(&mut rig)[0].1[0..6], &GW_NEW.0);
+
+    // Stale: the next packet still goes, and a unicast request re-confirms the next hop.
+    rig.now += rig.ctx.neigh.params().reachable_ms;
+    let out = ack(&mut rig);
+    assert_eq!(out.len(), 2, "the packet and a request: {out:?}");
+    assert_eq!(&out[0].1[0..6], &B1_NEW.0);
+    assert_eq!((out[1].0, &out[1].1[0..6], &out[1].1[12..14]), (1, &B1_NEW.0[..], &[8, 6][..]), "unicast ARP");
+    let out = reply(&mut rig);
+    assert_eq!(out.len(), 2, "the packet and a request: {out:?}");
+    assert_eq!((out[1].0, &out[1].1[0..6], &out[1].1[12..14]), (0, &GW_NEW.0[..], &[8, 6][..]), "unicast ARP");
+
+    // The backend's neighbour entry goes (never confirmed again, then unused): the next
+    // packet waits for it to resolve, with a broadcast request.
+    rig.now += rig.ctx.neigh.params().stale_ms;
+    rig.timers();
+    rig.timers();
+    let out = ack(&mut rig);
+    assert_eq!(out.len(), 1, "only a request: {out:?}");
+    assert_eq!((out[0].0, &out[0].1[0..6], &out[0].1[12..14]), (1, &MacAddr::BROADCAST.0[..], &[8, 6][..]));
+
+    // The backend's network moves to dp0: its packets follow the new snapshot's route.
+    let mut snap = Snapshot::build(
+        vec![
+            (0, PortL3 { name: "dp0".into(), mac: OUR_MAC, mtu: 1500, kernel: None }),
+            (1, PortL3 { name: "dp1".into(), mac: OUR_MAC1, mtu: 1500, kernel: None }),
+        ],
+        vec![
+            LocalAddr { port: 0, prefix: "192.0.2.1/24".parse().unwrap() },
+            LocalAddr { port: 0, prefix: "198.51.100.1/24".parse().unwrap() },
+        ],
+        vec![Route {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            via: Some("192.0.2.2".parse().unwrap()),
+            port: 0,
+            origin: RouteOrigin::Static,
+        }],
+    );
+    snap = snap.with_services(rig.snap.services.clone());
+    rig.snap = snap;
+    rig.ctx.snapshot_changed(&rig.snap);
+    let n = NeighLearned { port: 0, ip: "198.51.100.11".parse().unwrap(), mac: B1_MAC };
+    rig.ctx.learn_remote(&rig.snap, rig.now, n, &mut rig.sent);
+    let out = ack(&mut rig);
+    assert_eq!((out[0].0, &out[0].1[0..6], &out[0].1[6..12]), (0, &B1_MAC.0[..], &OUR_MAC.0[..]));
 }
