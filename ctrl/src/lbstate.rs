@@ -666,7 +666,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 None => &mut s.health,
             };
             if spec != HealthSpec::default() {
-                *slot = Some(slot.clone().unwrap_or_default().merged(&spec));
+                *slot = Some(Box::new(slot.as_deref().cloned().unwrap_or_default().merged(&spec)));
             }
             if let Some(p) = passive {
                 s.passive = p;
@@ -690,7 +690,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 None => &mut s.health,
             };
             if slot.take().is_none() {
-                return Err(format!("no health check to remove there (see fvs backend show)"));
+                return Err("no health check to remove there (see fvs backend show)".to_string());
             }
         }
         Edit::LaddrAdd(key, addr) => {

@@ -284,9 +284,10 @@ pub struct ServiceConfig {
     pub pickup: Option<bool>,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
-    /// The active check of every backend (each may override fields); none when absent.
+    /// The active check of every backend (each may override fields); none when absent. Boxed,
+    /// as it is large and mostly absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthSpec>,
+    pub health: Option<Box<HealthSpec>>,
     /// Passive detection of failed new connections in the data path; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passive: Option<PassiveConfig>,
@@ -373,7 +374,7 @@ pub struct BackendConfig {
     pub state: BackendState,
     /// Fields of the service's health block this backend has otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthSpec>,
+    pub health: Option<Box<HealthSpec>>,
 }
 
 impl BackendConfig {
@@ -555,7 +556,7 @@ fn ipv4_only(ip: IpAddr, path: &str, what: &str) -> Result<Ipv4Addr, ConfigError
 /// A service's health block, each backend's override merged over it, and its passive block.
 fn validate_service_health(s: &ServiceConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     let empty = HealthSpec::default();
-    let service = s.health.as_ref();
+    let service = s.health.as_deref();
     if let Some(h) = service {
         validate_health(h, h, &at("health"), false)?;
     }
