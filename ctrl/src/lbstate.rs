@@ -313,12 +313,13 @@ impl LbState {
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            // A live backend with `reset` set: its connections end at their next packet
-            // (on_backend_down: reset, once the health checks took it out).
+            // on_backend_down: reset, once the health checks took it out: its connections end at
+            // their next packet, as a removed backend's with reset do (the workers' check of an
+            // established packet stays one comparison).
             let reset = s.on_backend_down == DownPolicy::Reset
                 && state == BackendState::Inhibited
                 && self.down.contains(&(key, b.addr, b.port));
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset, tunnel };
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: !reset, reset, tunnel };
             backends.push(Backend {
                 addr: v4(b.addr),
                 port: b.port,
@@ -926,7 +927,8 @@ mod tests {
         v[0].on_backend_down = DownPolicy::Reset;
         let built = build(&mut lb, &v, None).unwrap();
         let slot = built.backend_slot(built.list[0].backends[0].slot);
-        assert!(slot.live && slot.reset, "a live backend whose connections are reset: {slot:?}");
+        assert!(!slot.live && slot.reset, "a downed backend whose connections are reset: {slot:?}");
+        assert_eq!(slot.gen, built.list[0].backends[0].gen, "it keeps its slot and generation");
 
         // Both down: fail_open (the default) schedules them all and stays announced.
         lb.set_down(id(12), true);
