@@ -104,7 +104,7 @@ pub fn targets(services: &[ServiceConfig]) -> Vec<(BackendId, Option<Check>, Opt
     for s in services {
         for b in &s.backends {
             let addr = std::net::SocketAddr::new(b.addr, b.port);
-            let check = crate::config::resolve(s.health.as_ref(), b.health.as_ref(), addr);
+            let check = crate::config::resolve(s.health.as_deref(), b.health.as_deref(), addr);
             if check.is_some() || s.passive.is_some() {
                 out.push(((s.key(), b.addr, b.port), check, s.passive));
             }

@@ -344,12 +344,13 @@ impl LbState {
                 .backends
                 .get_or_assign(&(key, b.addr, b.port), &mut self.next_gen)
                 .ok_or_else(|| format!("more than {} backends (connections.max_backends)", self.limits.max_backends))?;
-            // A live backend with `reset` set: its connections end at their next packet
-            // (on_backend_down: reset, once the health checks took it out).
+            // on_backend_down: reset, once the health checks took it out: its connections end at
+            // their next packet, as a removed backend's with reset do (the workers' check of an
+            // established packet stays one comparison).
             let reset = s.on_backend_down == DownPolicy::Reset
                 && state == BackendState::Inhibited
                 && self.down.contains(&(key, b.addr, b.port));
-            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: true, reset, tunnel };
+            self.backend_slots[usize::from(bslot)] = BackendSlot { gen: bgen, live: !reset, reset, tunnel };
             backends.push(Backend {
                 addr: family(b.addr),
                 port: b.port,
@@ -724,7 +725,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 None => &mut s.health,
             };
             if spec != HealthSpec::default() {
-                *slot = Some(slot.clone().unwrap_or_default().merged(&spec));
+                *slot = Some(Box::new(slot.as_deref().cloned().unwrap_or_default().merged(&spec)));
             }
             if let Some(p) = passive {
                 s.passive = p;
@@ -748,7 +749,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 None => &mut s.health,
             };
             if slot.take().is_none() {
-                return Err(format!("no health check to remove there (see fvs backend show)"));
+                return Err("no health check to remove there (see fvs backend show)".to_string());
             }
         }
         Edit::LaddrAdd(key, addr) => {
@@ -985,7 +986,8 @@ mod tests {
         v[0].on_backend_down = DownPolicy::Reset;
         let built = build(&mut lb, &v, None).unwrap();
         let slot = built.backend_slot(built.list[0].backends[0].slot);
-        assert!(slot.live && slot.reset, "a live backend whose connections are reset: {slot:?}");
+        assert!(!slot.live && slot.reset, "a downed backend whose connections are reset: {slot:?}");
+        assert_eq!(slot.gen, built.list[0].backends[0].gen, "it keeps its slot and generation");
 
         // Both down: fail_open (the default) schedules them all and stays announced.
         lb.set_down(id(12), true);

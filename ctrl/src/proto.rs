@@ -64,8 +64,9 @@ pub enum Request {
         service: ServiceKey,
         #[serde(default)]
         backend: Option<std::net::SocketAddr>,
+        /// Boxed: the other requests are a few words.
         #[serde(default)]
-        spec: crate::config::HealthSpec,
+        spec: Box<crate::config::HealthSpec>,
         #[serde(default)]
         passive: Option<Option<crate::config::PassiveConfig>>,
         #[serde(default)]
@@ -593,7 +594,7 @@ impl ServiceInfo {
             pickup: s.pickup(),
             backends,
             health_policy: health_policy(s),
-            health: s.health.clone(),
+            health: s.health.as_deref().cloned(),
             passive: s.passive,
             on_backend_down: s.on_backend_down,
             all_down: s.all_down,

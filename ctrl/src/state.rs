@@ -199,7 +199,7 @@ impl ControlState {
                 Edit::HealthSet {
                     service,
                     backend: backend.map(|b| (b.ip(), b.port())),
-                    spec,
+                    spec: *spec,
                     passive,
                     on_down,
                     all_down,

@@ -895,6 +895,15 @@ impl LbCore {
     }
 }
 
+/// An expiring connection whose backend never answered its SYN: TCP, its handshake incomplete
+/// and no reply seen, in a mode that sees replies (NAT, FullNAT; not DR/TUN, not SNAT's servers).
+fn syn_unanswered(c: &Conn) -> bool {
+    c.proto == IpProtocol::TCP
+        && crate::conn::handshake_incomplete(c.state)
+        && !c.flags.intersects(ConnFlags::REPLIED | ConnFlags::SNAT)
+        && !c.flags.is_one_way()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1082,13 +1091,4 @@ mod tests {
         c.conn_activity(3, 1, false);
         assert_eq!(c.active_conns(3, 2), 1);
     }
-}
-
-/// An expiring connection whose backend never answered its SYN: TCP, its handshake incomplete
-/// and no reply seen, in a mode that sees replies (NAT, FullNAT; not DR/TUN, not SNAT's servers).
-fn syn_unanswered(c: &Conn) -> bool {
-    c.proto == IpProtocol::TCP
-        && crate::conn::handshake_incomplete(c.state)
-        && !c.flags.intersects(ConnFlags::REPLIED | ConnFlags::SNAT)
-        && !c.flags.is_one_way()
 }

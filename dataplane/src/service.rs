@@ -144,10 +144,11 @@ pub type Service6 = Service<Ipv6Addr>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct BackendSlot {
     pub gen: u32,
-    /// False once the backend was removed (until the slot is reused).
+    /// False once the backend was removed (until the slot is reused), or while the health
+    /// checks hold it down with `on_backend_down: reset` (it is still in its service,
+    /// inhibited; its slot and generation stay, so it comes back as it was).
     pub live: bool,
-    /// For a removed backend: its connections are reset at their next packet. For a live one:
-    /// the health checks took it out with `on_backend_down: reset`, same effect.
+    /// For a backend not live: its connections are reset at their next packet.
     pub reset: bool,
     /// The tunnel of the backend's service (kept after removal, for draining connections).
     pub tunnel: Tunnel,

@@ -10,6 +10,8 @@
 # - passive (no active check): a backend where nothing listens (the kernel answers each SYN
 #   with a RST) is marked down by the data path's failed-connection counts, and comes back
 #   after the backoff once it listens;
+# - a backend's link goes down (no operator action): out by the check's timeout, nothing
+#   fails after; link up, back in rotation;
 # - every backend down: `fail_open` keeps forwarding to them (the client sees their refusals)
 #   and keeps the VIP announced; `drop` drops the SYNs and withdraws the VIP's route;
 # - fvs backend show / service show / --json and the Prometheus gauge ferrovs_backend_up say
@@ -185,6 +187,27 @@ client http http://192.0.2.100/ --count 30 >"$dir/cont.json"
 expect "$dir/cont.json" "d['ok']" 30 "all answered after SIGCONT"
 expect "$dir/cont.json" "sorted(d['backends'].values())" "[10, 10, 10]" "b1 back in the round robin"
 pass "frozen server out by the check's timeout in $stop_ms ms, none failed after; back after SIGCONT"
+
+# 2b. b3's link goes down under load, no operator action: the check's timeout takes it out;
+# once it is marked down no request fails. Link up: back after rise checks.
+client loop http://192.0.2.100/ --duration 4 --concurrency 4 --timeout 1 >"$dir/link.json" &
+load=$!
+sleep 1
+t_link=$(now)
+ip -n "${NS_BACKENDS[2]}" link set "${id}b3" down
+t_down=$(wait_health 198.51.100.13:8080 80 down 5) || { ip -n "${NS_BACKENDS[2]}" link set "${id}b3" up; fail "b3 with its link down not marked down within 5 s"; }
+wait "$load" || true
+link_ms=$(ms_between "$t_link" "$t_down")
+after=$(failures "$dir/link.json" "$t_down" 1e12)
+echo "link down: detected in $link_ms ms, $(failures "$dir/link.json" "$t_link" "$t_down") failed requests"
+[ "$after" -eq 0 ] || fail "$after requests started after the link-down backend was marked down failed"
+ip -n "${NS_BACKENDS[2]}" link set "${id}b3" up
+ip -n "${NS_BACKENDS[2]}" route replace default via 198.51.100.1
+wait_health 198.51.100.13:8080 80 up 8 >/dev/null || fail "b3 not back within 8 s of its link coming up"
+client http http://192.0.2.100/ --count 30 >"$dir/linkup.json"
+expect "$dir/linkup.json" "d['ok']" 30 "all answered after the link came back"
+expect "$dir/linkup.json" "sorted(d['backends'].values())" "[10, 10, 10]" "b3 back in the round robin"
+pass "link down: out in $link_ms ms by the check's timeout, none failed after; back when the link is up"
 
 # 3. Passive: no active check on :81; b3 has no server on 8081, so its kernel RSTs each SYN.
 [ "$(health 198.51.100.13:8081 81)" = up ] || fail "passive: b3 should start up"

@@ -326,4 +326,58 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn backend_show_gives_health_last_check_and_why() {
+        use crate::config::{ServiceConfig, ServiceKey};
+        use crate::proto::BackendInfo;
+        let mut svc =
+            ServiceConfig::new(ServiceKey { protocol: crate::config::Protocol::Tcp, vip: ip("192.0.2.100"), port: 80 });
+        svc.backends = vec![];
+        let b = |last: &str, health: Option<HealthInfo>| BackendInfo {
+            addr: ip(last),
+            port: 8080,
+            weight: 1,
+            state: BackendState::Active,
+            active_conns: 0,
+            inactive_conns: 0,
+            stats: None,
+            handshake: None,
+            health,
+        };
+        let up = HealthInfo {
+            up: true,
+            check: Some("http 198.51.100.11:8080 / expect 200".into()),
+            last_ok: Some(true),
+            last: Some("HTTP 200".into()),
+            last_ms_ago: Some(120),
+            since_ms: 125_000,
+            reason: "http check passed 2 time(s): HTTP 200".into(),
+            passive_down: false,
+            syn_failures: None,
+        };
+        let down = HealthInfo {
+            up: false,
+            last_ok: Some(false),
+            last: Some("connection refused".into()),
+            last_ms_ago: Some(80),
+            since_ms: 4_200,
+            reason: "http check failed 2 time(s): connection refused".into(),
+            ..up.clone()
+        };
+        let info = ServiceInfo::new(
+            &svc,
+            vec![b("198.51.100.12", Some(down)), b("198.51.100.11", Some(up)), b("198.51.100.13", None)],
+            None,
+        );
+        let want = "\
+Service                Backend                Weight State     Health         Last check                         Why
+tcp 192.0.2.100:80     198.51.100.11:8080     1      active    up 2m5s        ok HTTP 200 (120ms ago)            http check passed 2 time(s): HTTP 200
+tcp 192.0.2.100:80     198.51.100.12:8080     1      active    down 4s        FAIL connection refused (80ms ago) http check failed 2 time(s): connection refused
+tcp 192.0.2.100:80     198.51.100.13:8080     1      active    -              -                                  not checked
+";
+        assert_eq!(format_backends(&[info]), want);
+        assert_eq!(ago(999), "999ms");
+        assert_eq!(ago(7_300_000), "2h1m");
+    }
 }

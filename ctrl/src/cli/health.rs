@@ -155,7 +155,7 @@ pub(super) fn health_request(verb: HealthVerb) -> Result<Request, ArgsError> {
             if spec == HealthSpec::default() && on_down.is_none() && all_down.is_none() && passive.is_none() {
                 return Err(w.error(format!("nothing to change (usage: {HEALTH_SET_USAGE})")));
             }
-            Ok(Request::HealthSet { service, backend, spec, passive, on_down, all_down })
+            Ok(Request::HealthSet { service, backend, spec: Box::new(spec), passive, on_down, all_down })
         }
         HealthVerb::Del(VerbArgs { args }) => {
             let mut w = Words::new("fvs health del", &args);

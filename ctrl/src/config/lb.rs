@@ -293,9 +293,10 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
-    /// The active check of every backend (each may override fields); none when absent.
+    /// The active check of every backend (each may override fields); none when absent. Boxed,
+    /// as it is large and mostly absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthSpec>,
+    pub health: Option<Box<HealthSpec>>,
     /// Passive detection of failed new connections in the data path; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passive: Option<PassiveConfig>,
@@ -385,7 +386,7 @@ pub struct BackendConfig {
     pub state: BackendState,
     /// Fields of the service's health block this backend has otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthSpec>,
+    pub health: Option<Box<HealthSpec>>,
     /// Most connections (any state) at once; 0: no limit. Each worker core takes its share
     /// (rounded up); the scheduler passes over a backend at its maximum.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -636,7 +637,7 @@ fn of_vip_family(ip: IpAddr, s: &ServiceConfig, path: &str, what: &str) -> Resul
 /// A service's health block, each backend's override merged over it, and its passive block.
 fn validate_service_health(s: &ServiceConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     let empty = HealthSpec::default();
-    let service = s.health.as_ref();
+    let service = s.health.as_deref();
     if let Some(h) = service {
         validate_health(h, h, &at("health"), false)?;
     }

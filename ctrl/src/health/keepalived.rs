@@ -399,10 +399,11 @@ fn virtual_server(n: &Node, unsupported: &mut Vec<String>) -> Result<ServiceConf
     // One check for all (the usual case) goes on the service; differing ones on each backend.
     if let Some(first) = specs.first().cloned().flatten() {
         if specs.iter().all(|sp| sp.as_ref() == Some(&first)) {
-            s.health = Some(first);
+            s.health = Some(Box::new(first));
         } else {
             for (b, sp) in s.backends.iter_mut().zip(specs) {
-                b.health = Some(sp.unwrap_or(HealthSpec { check: Some(CheckKind::None), ..Default::default() }));
+                b.health =
+                    Some(Box::new(sp.unwrap_or(HealthSpec { check: Some(CheckKind::None), ..Default::default() })));
             }
         }
     }

@@ -414,6 +414,10 @@ mod tests {
             assert_eq!(run(&script_ok, &tls).await, Ok("exit 0".into()));
             let script_bad = check(CheckKind::Script, addr, |s| s.command = Some("exit 3".into()));
             assert_eq!(run(&script_bad, &tls).await, Err("exit 3".into()));
+
+            // ICMP echo to ourselves (a datagram socket, or raw as root: the test runs as root).
+            let ping = check(CheckKind::Ping, "127.0.0.1:0".parse().unwrap(), |_| {});
+            assert_eq!(run(&ping, &tls).await, Ok("echo reply".into()));
         });
     }
 }

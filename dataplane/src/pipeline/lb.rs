@@ -374,7 +374,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if (slot.gen != conn.backend_gen || !slot.live || slot.reset) && ends_with_its_backend(&conn, &slot) {
+        if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.

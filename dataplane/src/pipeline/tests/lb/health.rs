@@ -50,16 +50,17 @@ fn a_syn_left_unanswered_counts_when_its_entry_expires() {
 }
 
 #[test]
-fn a_live_backend_marked_reset_has_its_connections_reset() {
+fn a_downed_backend_with_reset_has_its_connections_reset() {
     let spec = nat_tcp();
     let mut rig = Rig::lb(&spec, LbLimits::default());
     let c = |sport, flags, data: &[u8]| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", sport, VIP, 80, 6, flags, data);
     rig.rx(0, c(40000, SYN, b"")); // -> b1
     rig.rx(1, l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, SYN_ACK, b""));
     rig.rx(0, c(40000, ACK, b""));
-    rig.rx(0, c(40001, SYN, b"")); // -> b2
-                                   // The health checks took b1 out with on_backend_down: reset: inhibited, its slot live
-                                   // with `reset` set.
+    // -> b2
+    rig.rx(0, c(40001, SYN, b""));
+    // The health checks took b1 out with on_backend_down: reset: inhibited, its slot not live
+    // (same generation) with `reset` set.
     let mut down = spec.backends.clone();
     down[0].state = BackendState::Inhibited;
     let mut svc = service(&Spec { backends: down.clone(), ..nat_tcp() });
@@ -67,7 +68,7 @@ fn a_live_backend_marked_reset_has_its_connections_reset() {
     let mut slots = vec![BackendSlot::default(); 16];
     for b in &down {
         slots[usize::from(b.slot)] =
-            BackendSlot { gen: b.gen, live: true, reset: b.slot == 1, tunnel: Tunnel::default() };
+            BackendSlot { gen: b.gen, live: b.slot != 1, reset: b.slot == 1, tunnel: Tunnel::default() };
     }
     let timeouts = crate::conn::Timeouts { established_ms: 60_000, ..Default::default() };
     rig.set_services(Arc::new(Services::new(vec![svc], slots, timeouts)));
