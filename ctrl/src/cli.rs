@@ -95,7 +95,8 @@ struct Cli {
     /// Print the daemon's answer as JSON.
     #[arg(short = 'j', long, global = true)]
     json: bool,
-    /// Show statistics: port counters (link show), traffic per service and backend (service show).
+    /// Show statistics: port counters (link show), traffic and handshake latency per service and
+    /// backend (service show).
     #[arg(short = 's', long = "stats", global = true)]
     stats: bool,
     #[command(subcommand)]
