@@ -89,6 +89,7 @@ pub struct LbState {
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
     LbLimits {
         conn_capacity: c.capacity,
+        conn6_capacity: c.capacity6,
         persistence_capacity: c.persistence_capacity,
         max_backends: c.max_backends as u16,
         max_services: services_max,

@@ -189,6 +189,8 @@ impl SnatRule6 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbLimits {
     pub conn_capacity: u32,
+    /// The IPv6 connection table's capacity (a table of its own, 124 bytes a connection).
+    pub conn6_capacity: u32,
     pub persistence_capacity: u32,
     pub max_backends: u16,
     pub max_services: u16,
@@ -200,18 +202,11 @@ pub struct LbLimits {
     pub lport_quiet_ms: u32,
 }
 
-impl LbLimits {
-    /// The IPv6 connection table's capacity: a quarter of the IPv4 one's (an IPv6 connection
-    /// takes 124 bytes against 64), at least 1024.
-    pub fn conn6_capacity(&self) -> u32 {
-        (self.conn_capacity / 4).max(1024)
-    }
-}
-
 impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {
             conn_capacity: 1 << 16,
+            conn6_capacity: 1 << 14,
             persistence_capacity: 1 << 12,
             max_backends: 256,
             max_services: 256,

@@ -392,6 +392,8 @@ pub fn snat_name(source: Prefix, out_port: &str) -> String {
 pub struct ConnectionsConfig {
     /// Tracked connections per worker core.
     pub capacity: u32,
+    /// Tracked IPv6 connections per worker core (a table of their own).
+    pub capacity6: u32,
     /// Persistence records (client, service) per worker core.
     pub persistence_capacity: u32,
     /// Most backends alive at once, over all services.
@@ -413,6 +415,7 @@ impl Default for ConnectionsConfig {
     fn default() -> Self {
         ConnectionsConfig {
             capacity: 1 << 20,
+            capacity6: 1 << 16,
             persistence_capacity: 1 << 16,
             max_backends: 4096,
             max_laddrs: 64,
@@ -503,6 +506,7 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
         }
     };
     range(c.capacity, 16, 1 << 28, "capacity")?;
+    range(c.capacity6, 16, 1 << 26, "capacity6")?;
     range(c.persistence_capacity, 16, 1 << 24, "persistence_capacity")?;
     range(c.max_backends, 1, MAX_SLOTS, "max_backends")?;
     range(c.max_laddrs, 1, 1024, "max_laddrs")?;
