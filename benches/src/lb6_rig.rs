@@ -99,9 +99,9 @@ pub struct Rig6 {
 
 impl Rig6 {
     pub fn new(mode: FwdMode, conns: usize) -> Rig6 {
-        // The IPv6 table is a quarter of the IPv4 capacity: room for N and N new ones.
-        let conn_capacity = 4 * (2 * conns).next_power_of_two() as u32;
-        let limits = LbLimits { conn_capacity, ..LbLimits::default() };
+        // Room for N and N new ones.
+        let conn6_capacity = (2 * conns).next_power_of_two() as u32;
+        let limits = LbLimits { conn6_capacity, ..LbLimits::default() };
         let neigh = NeighParams { capacity: 64, ..NeighParams::default() };
         let mut ctx = CoreCtx::new(0, Arc::new(CoreCounters::default()), neigh, LbCore::standalone(limits));
         let snap = snapshot6(mode);

@@ -97,6 +97,7 @@ pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
     LbLimits {
         conn_capacity: c.capacity,
         half_open_capacity: c.half_open_capacity.unwrap_or(c.capacity / 2),
+        conn6_capacity: c.capacity6,
         persistence_capacity: c.persistence_capacity,
         max_backends: c.max_backends as u16,
         max_services: services_max,

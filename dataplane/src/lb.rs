@@ -322,7 +322,7 @@ impl LbCore {
         let cores = cores.max(1);
         LbCore {
             conns: ConnTable::new(limits.conn_capacity),
-            conns6: Conn6Table::new(limits.conn6_capacity()),
+            conns6: Conn6Table::new(limits.conn6_capacity),
             persist: PersistTable::new(limits.persistence_capacity),
             persist6: PersistTable::new(limits.persistence_capacity / 4),
             backends: vec![BackendLocal::default(); usize::from(limits.max_backends)],

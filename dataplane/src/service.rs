@@ -199,6 +199,8 @@ pub struct LbLimits {
     /// a SYN past it is refused (`drop_half_open_full`), so a SYN flood cannot take the
     /// whole table.
     pub half_open_capacity: u32,
+    /// The IPv6 connection table's capacity (a table of its own, 124 bytes a connection).
+    pub conn6_capacity: u32,
     pub persistence_capacity: u32,
     pub max_backends: u16,
     pub max_services: u16,
@@ -210,19 +212,12 @@ pub struct LbLimits {
     pub lport_quiet_ms: u32,
 }
 
-impl LbLimits {
-    /// The IPv6 connection table's capacity: a quarter of the IPv4 one's (an IPv6 connection
-    /// takes 124 bytes against 64), at least 1024.
-    pub fn conn6_capacity(&self) -> u32 {
-        (self.conn_capacity / 4).max(1024)
-    }
-}
-
 impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {
             conn_capacity: 1 << 16,
             half_open_capacity: 1 << 15,
+            conn6_capacity: 1 << 14,
             persistence_capacity: 1 << 12,
             max_backends: 256,
             max_services: 256,

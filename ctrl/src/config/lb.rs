@@ -469,6 +469,8 @@ pub struct ConnectionsConfig {
     /// cannot fill the table. Unset: half the capacity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub half_open_capacity: Option<u32>,
+    /// Tracked IPv6 connections per worker core (a table of their own).
+    pub capacity6: u32,
     /// Persistence records (client, service) per worker core.
     pub persistence_capacity: u32,
     /// Most backends alive at once, over all services.
@@ -491,6 +493,7 @@ impl Default for ConnectionsConfig {
         ConnectionsConfig {
             capacity: 1 << 20,
             half_open_capacity: None,
+            capacity6: 1 << 16,
             persistence_capacity: 1 << 16,
             max_backends: 4096,
             max_laddrs: 64,
@@ -584,6 +587,7 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
     if let Some(h) = c.half_open_capacity {
         range(h, 1, c.capacity, "half_open_capacity")?;
     }
+    range(c.capacity6, 16, 1 << 26, "capacity6")?;
     range(c.persistence_capacity, 16, 1 << 24, "persistence_capacity")?;
     range(c.max_backends, 1, MAX_SLOTS, "max_backends")?;
     range(c.max_laddrs, 1, 1024, "max_laddrs")?;
