@@ -126,10 +126,14 @@ memif_dev() {
 # ferrovs_config CASE WORKERS: ferrovs on the two memif links; the generator stands in for
 # the client router (192.0.2.2) and the backends (198.51.100.11-18).
 ferrovs_config() {
-  local mode=$1 capacity=262144 extra="" workers_line lcores="" cpus="" i
-  for i in $(seq 1 "$2"); do lcores+="${lcores:+, }$i" cpus+="${cpus:+, }$(worker_cpu "$2" "$i")"; done
-  # With 2 CPUs, worker lcore 2 shares CPU 0 with the generator and the main lcore.
-  workers_line="workers: { lcores: [$lcores], cpus: [$cpus], idle_sleep_us: 0 }"
+  local mode=$1 capacity=262144 extra="" workers_line lcores="" cpus="" pinned="" i
+  for i in $(seq 1 "$2"); do
+    lcores+="${lcores:+, }$i" cpus+="${cpus:+, }$(worker_cpu "$2" "$i")"
+    [ "$(worker_cpu "$2" "$i")" = "$i" ] || pinned=1
+  done
+  # CPUs only where they are not the lcores' own: with 2 CPUs, worker lcore 2 shares CPU 0
+  # with the generator and the main lcore.
+  workers_line="workers: { lcores: [$lcores], ${pinned:+cpus: [$cpus], }idle_sleep_us: 0 }"
   # A SYN flood fills the table at the rate sent: as fast as possible needs the largest.
   [ "$mode" = syn ] && mode=nat capacity=$(/usr/bin/python3 -c "
 r = $rate * 1e6 * ($warmup + $duration + 2) * 1.5
