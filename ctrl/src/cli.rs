@@ -487,6 +487,19 @@ fn format_acl(rules: &[crate::acl::AclInfo]) -> String {
     table::table(&rows, &[0, 0, 0, 0], 3, "  ")
 }
 
+/// `fvs import keepalived FILE`: converted here, no daemon needed.
+fn import_keepalived(file: &std::path::Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result =
+        crate::health::keepalived::import_file(file).and_then(|i| i.to_yaml()).and_then(|text| write_out(out, &text));
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            let _ = writeln!(err, "fvs: {msg}");
+            1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,18 +702,5 @@ mod tests {
         );
         let wrong = render(&Request::RouteShow, Response::ok(&5), false, false).unwrap_err();
         assert!(wrong.starts_with("unexpected answer from ferrovs"), "{wrong}");
-    }
-}
-
-/// `fvs import keepalived FILE`: converted here, no daemon needed.
-fn import_keepalived(file: &std::path::Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let result =
-        crate::health::keepalived::import_file(file).and_then(|i| i.to_yaml()).and_then(|text| write_out(out, &text));
-    match result {
-        Ok(()) => 0,
-        Err(msg) => {
-            let _ = writeln!(err, "fvs: {msg}");
-            1
-        }
     }
 }
