@@ -317,6 +317,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         persistence_ms: 0,
         reset_on_removal: false,
         pickup: false,
+        syn_proxy: false,
         candidates: backends.iter().map(|b| Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,
         table: None,

@@ -162,6 +162,7 @@ mod tests {
             persistence_ms: 0,
             reset_on_removal: false,
             pickup: false,
+            syn_proxy: false,
             backends: vec![Backend { addr: BACKEND, port: 8080, weight: 1, state: BackendState::Active, slot, gen: 1 }],
             candidates: Vec::new(),
             table: None,

@@ -77,6 +77,7 @@ pub fn service(spec: &Spec) -> Service {
         persistence_ms: spec.persistence_ms,
         reset_on_removal: spec.reset,
         pickup: false,
+        syn_proxy: false,
         candidates: spec
             .backends
             .iter()

@@ -13,6 +13,7 @@ mod defence;
 mod modes;
 mod mtu;
 mod pickup;
+mod synproxy;
 
 impl Rig {
     /// A rig whose snapshot has `spec`'s service and whose neighbours are all known.
