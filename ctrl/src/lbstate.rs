@@ -18,7 +18,7 @@ use dataplane::wire::IpProtocol;
 
 use crate::config::{
     snat_name, BackendConfig, BackendState, ConnectionsConfig, Encapsulation, ForwardMode, RemovalPolicy,
-    ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
+    ServiceConfig, ServiceKey, SnatConfig, SynProxyMode, TimeoutsConfig, TooBigPolicy,
 };
 use crate::proto::{BackendInfo, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo, TrafficStats};
 
@@ -84,6 +84,17 @@ pub struct LbState {
     /// Each service's removal policy as of the last build.
     policies: HashMap<ServiceKey, RemovalPolicy>,
     next_gen: u32,
+    /// The SYN proxy's cookie secret: drawn once per process, so cookies stay valid across
+    /// config changes and mean nothing after a restart.
+    syn_cookie_secret: [u64; 2],
+}
+
+/// Two random words from the standard library's per-process random hasher keys (drawn from
+/// the OS at start-up).
+fn boot_secret() -> [u64; 2] {
+    use std::hash::BuildHasher;
+    let s = std::collections::hash_map::RandomState::new();
+    [s.hash_one(0x5359_4e43_4f4f_4b49u64), s.hash_one(0x4546_4552_524f_5653u64)]
 }
 
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
@@ -158,6 +169,7 @@ impl LbState {
             tables: HashMap::new(),
             policies: HashMap::new(),
             next_gen: 0,
+            syn_cookie_secret: boot_secret(),
         }
     }
 
@@ -240,7 +252,9 @@ impl LbState {
             rules.push(SnatRule { prefix: v4(source.addr()), prefix_len: source.len(), out_port, addrs });
         }
         self.policies = policy_of;
-        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config)).with_snat(rules))
+        Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config))
+            .with_snat(rules)
+            .with_syn_cookie_secret(self.syn_cookie_secret))
     }
 
     /// The slot of a local address, assigned on first use.
@@ -303,6 +317,7 @@ impl LbState {
             persistence_ms: s.persistence_s.saturating_mul(1000),
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
             pickup: s.pickup(),
+            syn_proxy: s.syn_proxy == SynProxyMode::On,
             backends,
             candidates,
             table,
