@@ -505,7 +505,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             let s = find(&mut out, key)?;
             if patch == ServicePatch::default() {
                 return Err(
-                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup"
+                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy"
                         .into(),
                 );
             }
@@ -522,6 +522,9 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 if !v.keeps_packet() {
                     s.pickup = None;
                 }
+            }
+            if let Some(v) = patch.syn_proxy {
+                s.syn_proxy = v;
             }
             if let Some(v) = patch.pickup {
                 s.pickup = Some(v);

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::config::RouteConfig;
 use crate::config::{
     BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
-    SnatConfig, TooBigPolicy, TunnelConfig,
+    SnatConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
 };
 use dataplane::sched::SchedKind;
 
@@ -139,6 +139,8 @@ pub struct ServicePatch {
     pub too_big: Option<TooBigPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_proxy: Option<SynProxyMode>,
 }
 
 /// Which connections `conn list` shows; every given field must match.
@@ -431,6 +433,9 @@ pub struct ServiceInfo {
     /// Mid-flow pickup in effect (set, or the default for the scheduler and mode).
     #[serde(default)]
     pub pickup: bool,
+    /// SYN proxy on.
+    #[serde(default)]
+    pub syn_proxy: bool,
     pub backends: Vec<BackendInfo>,
     /// Sum over the service's current backends (with `stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -452,6 +457,7 @@ impl ServiceInfo {
             laddrs: s.laddrs.clone(),
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
+            syn_proxy: s.syn_proxy == SynProxyMode::On,
             backends,
             stats,
         }
