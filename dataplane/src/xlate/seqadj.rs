@@ -226,9 +226,9 @@ pub fn syn_from_ack_v4(packet: &mut [u8], mss: u16) -> Result<usize, XlateError>
 }
 
 /// Turns the backend's SYN-ACK into the ACK that completes its handshake, written as the
-/// client's packet (`client -> vip`, the connection's rewrite follows): `seq` the client's ISN
-/// + 1 (the SYN-ACK's ack), `ack` the backend's ISN + 1. Returns (new length [`ACK_LEN`], the
-/// backend's ISN).
+/// client's packet (`client -> vip`, the connection's rewrite follows): `seq` the client's
+/// ISN plus one (the SYN-ACK's ack), `ack` the backend's ISN plus one. Returns (new length
+/// [`ACK_LEN`], the backend's ISN).
 pub fn ack_from_syn_ack_v4(
     packet: &mut [u8],
     client: Ipv4Addr,
@@ -293,7 +293,7 @@ pub fn to_backend(packet: &mut [u8], l4_at: usize, end: usize, delta: u32) {
                     let blocks = (len - 2) / 8;
                     for k in 0..blocks * 2 {
                         let at = i + 2 + 4 * k;
-                        if at % 2 == 0 {
+                        if at.is_multiple_of(2) {
                             patch_u32(seg, at, CSUM_AT, |e| e.wrapping_add(delta));
                         } else {
                             patch_odd_u32(seg, at, delta);
