@@ -18,7 +18,8 @@ use dataplane::wire::IpProtocol;
 
 use crate::config::{
     snat_name, AllDownPolicy, BackendConfig, BackendState, ConnectionsConfig, DownPolicy, Encapsulation, ForwardMode,
-    HealthSpec, PassiveConfig, RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, TimeoutsConfig, TooBigPolicy,
+    HealthSpec, PassiveConfig, RemovalPolicy, ServiceConfig, ServiceKey, SnatConfig, SynProxyMode, TimeoutsConfig,
+    TooBigPolicy,
 };
 use crate::proto::{
     BackendInfo, HandshakeBucket, HandshakeStats, LaddrInfo, ServiceInfo, ServicePatch, SnatAddrInfo, SnatInfo,
@@ -91,6 +92,17 @@ pub struct LbState {
     /// Backends the health checks (active or passive) found down: the next build gives them
     /// no new connections (unless their service fails open with every backend down).
     down: BTreeSet<BackendId>,
+    /// The SYN proxy's cookie secret: drawn once per process, so cookies stay valid across
+    /// config changes and mean nothing after a restart.
+    syn_cookie_secret: [u64; 2],
+}
+
+/// Two random words from the standard library's per-process random hasher keys (drawn from
+/// the OS at start-up).
+fn boot_secret() -> [u64; 2] {
+    use std::hash::BuildHasher;
+    let s = std::collections::hash_map::RandomState::new();
+    [s.hash_one(0x5359_4e43_4f4f_4b49u64), s.hash_one(0x4546_4552_524f_5653u64)]
 }
 
 pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
@@ -174,6 +186,7 @@ impl LbState {
             policies: HashMap::new(),
             next_gen: 0,
             down: BTreeSet::new(),
+            syn_cookie_secret: boot_secret(),
         }
     }
 
@@ -318,7 +331,8 @@ impl LbState {
         self.policies = policy_of;
         Ok(Services::new(list, self.backend_slots.clone(), timeouts(timeouts_config))
             .with_snat(rules)
-            .with_v6_snat(list6, rules6))
+            .with_v6_snat(list6, rules6)
+            .with_syn_cookie_secret(self.syn_cookie_secret))
     }
 
     /// The slot of a local address, assigned on first use.
@@ -391,6 +405,7 @@ impl LbState {
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
             reset_when_all_down: s.all_down == AllDownPolicy::Reset,
             pickup: s.pickup(),
+            syn_proxy: s.syn_proxy == SynProxyMode::On,
             backends,
             candidates,
             table,
@@ -640,7 +655,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             let s = find(&mut out, key)?;
             if patch == ServicePatch::default() {
                 return Err(
-                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup"
+                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy"
                         .into(),
                 );
             }
@@ -657,6 +672,9 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
                 if !v.keeps_packet() {
                     s.pickup = None;
                 }
+            }
+            if let Some(v) = patch.syn_proxy {
+                s.syn_proxy = v;
             }
             if let Some(v) = patch.pickup {
                 s.pickup = Some(v);

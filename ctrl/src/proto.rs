@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::config::RouteConfig;
 use crate::config::{
     BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
-    SnatConfig, TooBigPolicy, TunnelConfig,
+    SnatConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
 };
 use dataplane::sched::SchedKind;
 
@@ -249,6 +249,8 @@ pub struct ServicePatch {
     pub too_big: Option<TooBigPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_proxy: Option<SynProxyMode>,
 }
 
 /// Which connections `conn list` shows; every given field must match.
@@ -541,6 +543,9 @@ pub struct ServiceInfo {
     /// Mid-flow pickup in effect (set, or the default for the scheduler and mode).
     #[serde(default)]
     pub pickup: bool,
+    /// SYN proxy on.
+    #[serde(default)]
+    pub syn_proxy: bool,
     pub backends: Vec<BackendInfo>,
     /// The health settings in a few words (`on-down reset all-down drop`), when any differ
     /// from the defaults; `--json` has them whole below.
@@ -592,6 +597,7 @@ impl ServiceInfo {
             laddrs: s.laddrs.clone(),
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
+            syn_proxy: s.syn_proxy == SynProxyMode::On,
             backends,
             health_policy: health_policy(s),
             health: s.health.as_deref().cloned(),

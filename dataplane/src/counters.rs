@@ -105,6 +105,12 @@ enum_with_names! {
         /// A new connection from a source in the global deny list or its service's (counted
         /// per rule too: `fvs acl show`).
         AclDenied = "acl_denied",
+        /// An ACK to a SYN-proxied service that is no connection's and carries no valid SYN
+        /// cookie (a forged or stale one, or a flood of ACKs).
+        SynCookieInvalid = "syn_cookie_invalid",
+        /// A client's packet of a SYN-proxied connection before its backend completed the
+        /// handshake with us (the client sends it again).
+        SynProxyPending = "syn_proxy_pending",
         /// A new connection from a source outside its service's allow list.
         AclNotAllowed = "acl_not_allowed",
         /// Over its service's `limits.conns_per_s` (this core's share).
@@ -174,6 +180,11 @@ enum_with_names! {
         /// Of the connections made, those opened mid-flow by a packet other than a SYN (DR/TUN
         /// services with `pickup`: a connection another balancer began).
         ConnsPickedUp = "conns_picked_up",
+        /// SYN proxy: SYN-ACKs with a cookie sent for SYNs to proxied services (no state kept),
+        /// connections opened by a valid cookie, and backend handshakes completed by us.
+        SynCookiesSent = "syn_cookies_sent",
+        SynCookiesValid = "syn_cookies_valid",
+        SynProxyBackendHandshakes = "syn_proxy_backend_handshakes",
         /// Half-open or finished (TIME_WAIT, CLOSE) TCP connections or UDP flows removed,
         /// oldest first, to make room in a full table for a new connection (established TCP
         /// connections are never evicted).

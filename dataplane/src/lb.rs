@@ -252,6 +252,10 @@ pub struct LbCore {
     /// The SYN times of half-open connections, for the handshake latency.
     pub handshakes: HandshakeClock,
     expired6: Vec<Conn6>,
+    /// Per connection slot, for SYN-proxied connections only: our cookie (the client's view
+    /// of our ISN) until the backend answers, then the sequence delta (backend ISN - cookie).
+    /// Allocated (4 bytes per connection of capacity) once a service proxies.
+    proxy_seq: Box<[u32]>,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -335,6 +339,7 @@ impl LbCore {
             expired: Vec::with_capacity(EXPIRE_BUDGET),
             handshakes: HandshakeClock::default(),
             expired6: Vec::with_capacity(EXPIRE_BUDGET),
+            proxy_seq: Box::default(),
         }
     }
 
@@ -409,6 +414,9 @@ impl LbCore {
     /// afresh. Runs when the snapshot changes, never per packet; port pools are (re)filled
     /// here, which is the only allocation.
     pub fn sync(&mut self, services: &Services) {
+        if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy) {
+            self.proxy_seq = vec![0; self.conns.capacity()].into_boxed_slice();
+        }
         for svc in &services.list {
             self.sync_service(svc);
         }
@@ -424,6 +432,24 @@ impl LbCore {
             for l in &rule.addrs {
                 self.fill_pool(l.slot, l.gen);
             }
+        }
+    }
+
+    /// A SYN-proxied connection's sequence word (see `proxy_seq`); 0 when none is kept.
+    #[inline]
+    pub fn proxy_seq(&self, id: crate::conn::ConnId) -> u32 {
+        self.proxy_seq.get(id as usize).copied().unwrap_or(0)
+    }
+
+    /// Sets a SYN-proxied connection's sequence word; false when this core keeps none (no
+    /// service proxied when it last synced).
+    pub fn set_proxy_seq(&mut self, id: crate::conn::ConnId, word: u32) -> bool {
+        match self.proxy_seq.get_mut(id as usize) {
+            Some(w) => {
+                *w = word;
+                true
+            }
+            None => false,
         }
     }
 
@@ -922,6 +948,7 @@ mod tests {
             reset_on_removal: false,
             reset_when_all_down: false,
             pickup: false,
+            syn_proxy: false,
             backends: vec![],
             candidates: vec![],
             table: None,

@@ -129,6 +129,9 @@ pub struct Service<A = Ipv4Addr> {
     /// every balancer built from the same config picks the same backend, so a connection
     /// that ECMP moves here from another balancer goes on (IPVS's sloppy TCP).
     pub pickup: bool,
+    /// SYN proxy (NAT/FullNAT TCP only): SYNs are answered here with a SYN cookie, and a
+    /// connection is made and opened to a backend only on the client's valid ACK.
+    pub syn_proxy: bool,
     pub backends: Vec<Backend<A>>,
     /// The scheduler's view of `backends`, same order.
     pub candidates: Vec<Candidate>,
@@ -249,6 +252,8 @@ pub struct Services {
     nat_backends: Vec<u64>,
     /// Access lists and limits for new connections.
     pub guard: Arc<Guard>,
+    /// The SYN proxy's cookie secret, drawn once per boot by the control plane.
+    pub syn_cookie_secret: [u64; 2],
     /// The IPv6 services, indexed like the IPv4 ones (kept apart so the IPv4 lookup stays
     /// one 64-bit binary search).
     pub v6: Services6,
@@ -362,6 +367,7 @@ impl Services {
             nat_backends,
             guard: Arc::default(),
             v6: Services6::default(),
+            syn_cookie_secret: [0; 2],
         };
         services.index_local_port_addrs();
         services
@@ -371,6 +377,12 @@ impl Services {
     pub fn with_snat(mut self, snat: Vec<SnatRule>) -> Services {
         self.snat = snat;
         self.index_local_port_addrs();
+        self
+    }
+
+    /// With this SYN cookie secret.
+    pub fn with_syn_cookie_secret(mut self, secret: [u64; 2]) -> Services {
+        self.syn_cookie_secret = secret;
         self
     }
 

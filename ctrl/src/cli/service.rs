@@ -10,11 +10,13 @@ use dataplane::sched::SchedKind;
 use super::table::{cells, table, Layout};
 use super::words::{or_list, parse_ip, VerbArgs, Words};
 use super::ArgsError;
-use crate::config::lb::{Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, TooBigPolicy, TunnelConfig};
+use crate::config::lb::{
+    Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
+};
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off]";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 
 pub(super) const SERVICE_ADD_HELP: &str = concat!(
@@ -27,6 +29,7 @@ Examples:
   fvs service add tcp 192.0.2.100:8080 mode dr
   fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080 too-big icmp
   fvs service add tcp 192.0.2.100:80 mode dr scheduler mh pickup on
+  fvs service set tcp 192.0.2.100:80 syn-proxy on
 
 ",
     "\
@@ -56,7 +59,15 @@ Pickup (tcp in dr or tun mode; on by default with scheduler mh, off otherwise):
   pickup on   a packet other than a SYN with no connection entry opens one, for the backend
               the scheduler picks: with mh every balancer of an ECMP group picks the same, so
               a connection the routers move here from another balancer goes on
-  pickup off  such a packet is dropped (counted as no_connection)"
+  pickup off  such a packet is dropped (counted as no_connection)
+
+",
+    "\
+SYN proxy (tcp in nat or fullnat mode; off by default):
+  syn-proxy on   ferrovs answers SYNs itself with a SYN cookie and keeps nothing; a client
+                 that completes the handshake gets a connection and a backend (a SYN flood
+                 from spoofed sources never reaches the table or the backends)
+  syn-proxy off  SYNs go to a backend as they come"
 );
 
 /// The scheduler names, in the words of the errors: `rr, wrr, ... or fo`.
@@ -119,6 +130,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
                 gue_port,
                 too_big,
                 pickup,
+                syn_proxy,
             } = patch;
             service.scheduler = scheduler.unwrap_or(service.scheduler);
             service.mode = mode.unwrap_or(service.mode);
@@ -127,6 +139,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
             service.maglev_size = maglev_size.unwrap_or(service.maglev_size);
             service.laddrs = laddrs;
             service.pickup = pickup;
+            service.syn_proxy = syn_proxy.unwrap_or_default();
             // Only a service given tunnel keywords gets a tunnel section, as in the YAML.
             if encap.is_some() || gue_port.is_some() || too_big.is_some() {
                 let d = TunnelConfig::default();
@@ -159,10 +172,31 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
     }
 }
 
-const SERVICE_ADD_KEYWORDS: &[&str] =
-    &["scheduler", "mode", "persistence", "removal", "maglev-size", "laddr", "encap", "gue-port", "too-big", "pickup"];
-const SERVICE_SET_KEYWORDS: &[&str] =
-    &["scheduler", "mode", "persistence", "removal", "maglev-size", "encap", "gue-port", "too-big", "pickup"];
+const SERVICE_ADD_KEYWORDS: &[&str] = &[
+    "scheduler",
+    "mode",
+    "persistence",
+    "removal",
+    "maglev-size",
+    "laddr",
+    "encap",
+    "gue-port",
+    "too-big",
+    "pickup",
+    "syn-proxy",
+];
+const SERVICE_SET_KEYWORDS: &[&str] = &[
+    "scheduler",
+    "mode",
+    "persistence",
+    "removal",
+    "maglev-size",
+    "encap",
+    "gue-port",
+    "too-big",
+    "pickup",
+    "syn-proxy",
+];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
 fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Result<ServicePatch, ArgsError> {
@@ -205,6 +239,15 @@ fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Res
                     _ => return Err(w.error(format!("'{v}' is not a pickup setting (on or off)"))),
                 };
                 w.once(&mut p.pickup, "pickup", on)?;
+            }
+            "syn-proxy" => {
+                let v = w.value("syn-proxy", "on or off")?;
+                let mode = match v.to_ascii_lowercase().as_str() {
+                    "on" => SynProxyMode::On,
+                    "off" => SynProxyMode::Off,
+                    _ => return Err(w.error(format!("'{v}' is not a syn-proxy setting (on or off)"))),
+                };
+                w.once(&mut p.syn_proxy, "syn-proxy", mode)?;
             }
             "persistence" | "persistent" => {
                 let v = w.value("persistence", "a number of seconds (0: off)")?;
@@ -295,6 +338,9 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         }
         if let Some(h) = &s.health_policy {
             flags.push(h.clone());
+        }
+        if s.syn_proxy {
+            flags.push("syn-proxy".to_string());
         }
         service_rows.push(vec![
             s.protocol.as_str().to_ascii_uppercase(),
@@ -508,6 +554,20 @@ mod tests {
             request("service set tcp 192.0.2.100:80 pickup OFF"),
             Request::ServiceSet { key: k, set: ServicePatch { pickup: Some(false), ..Default::default() } }
         );
+        assert_eq!(
+            request("service set tcp 192.0.2.100:80 syn-proxy on"),
+            Request::ServiceSet {
+                key: k,
+                set: ServicePatch { syn_proxy: Some(SynProxyMode::On), ..Default::default() }
+            }
+        );
+        let mut proxied = ServiceConfig::new(k);
+        proxied.syn_proxy = SynProxyMode::On;
+        assert_eq!(request("service add tcp 192.0.2.100:80 syn-proxy ON"), Request::ServiceAdd { service: proxied });
+        assert_eq!(
+            usage_error("service set tcp 192.0.2.100:80 syn-proxy auto"),
+            "fvs service set: 'auto' is not a syn-proxy setting (on or off)"
+        );
         let mut dr = ServiceConfig::new(k);
         (dr.mode, dr.scheduler, dr.pickup) = (ForwardMode::Dr, SchedKind::Mh, Some(true));
         assert_eq!(
@@ -520,7 +580,7 @@ mod tests {
         );
         assert_eq!(
             usage_error("service set tcp 192.0.2.100:80 off"),
-            "fvs service set: unknown keyword 'off' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'pickup off'?)"
+            "fvs service set: unknown keyword 'off' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'pickup off'?)"
         );
         assert_eq!(
             request("service set tcp 192.0.2.100:80 mode tun gue-port 6081"),
@@ -603,11 +663,11 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 mode tun gue",
-                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'encap gue'?)",
+                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'encap gue'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80 drop",
-                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'too-big drop'?)",
+                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'too-big drop'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 persistence 5m",
@@ -639,27 +699,27 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 weight 2",
-                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup)",
+                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy)",
             ),
             (
                 "service add tcp 192.0.2.100:80 wrr",
-                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'scheduler wrr'?)",
+                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'scheduler wrr'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 fullnat",
-                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big or pickup; did you mean 'mode fullnat'?)",
+                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'mode fullnat'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80",
-                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup (usage: {SERVICE_SET_USAGE})"),
+                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy (usage: {SERVICE_SET_USAGE})"),
             ),
             (
                 "service set tcp 192.0.2.100:80 laddr 198.51.100.1",
-                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; local addresses change with 'fvs laddr add|del')",
+                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; local addresses change with 'fvs laddr add|del')",
             ),
             (
                 "service set tcp 192.0.2.100:80 reset",
-                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big or pickup; did you mean 'removal reset'?)",
+                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'removal reset'?)",
             ),
             (
                 "service del tcp 192.0.2.100:80 now",
@@ -714,6 +774,7 @@ mod tests {
             laddrs: vec![],
             tunnel: None,
             pickup: false,
+            syn_proxy: false,
             // Out of order: the view sorts.
             backends: vec![b12, b11],
             health_policy: None,
@@ -741,6 +802,7 @@ mod tests {
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
             tunnel: None,
             pickup: false,
+            syn_proxy: false,
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
             health_policy: None,
             health: None,
@@ -761,6 +823,7 @@ mod tests {
             laddrs: vec![],
             tunnel: None,
             pickup: false,
+            syn_proxy: false,
             backends: vec![],
             health_policy: None,
             health: None,

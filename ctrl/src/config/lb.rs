@@ -126,6 +126,28 @@ impl FromStr for Encapsulation {
     }
 }
 
+/// Whether a service's SYNs are answered by ferrovs's SYN proxy.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SynProxyMode {
+    #[default]
+    Off,
+    On,
+}
+
+impl SynProxyMode {
+    pub fn is_off(&self) -> bool {
+        *self == SynProxyMode::Off
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SynProxyMode::Off => "off",
+            SynProxyMode::On => "on",
+        }
+    }
+}
+
 /// What happens to a TUN packet that no longer fits the MTU once encapsulated: `icmp` tells
 /// the client the size that fits (fragmentation needed), `drop` drops it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -282,6 +304,10 @@ pub struct ServiceConfig {
     /// connection entry opens one. Unset: on for the `mh` scheduler, off otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<bool>,
+    /// SYN proxy (tcp in nat or fullnat mode): SYNs are answered by ferrovs with a SYN
+    /// cookie and a backend sees the connection only once the client completes it.
+    #[serde(default, skip_serializing_if = "SynProxyMode::is_off")]
+    pub syn_proxy: SynProxyMode,
     /// Sources (IPv4 prefixes) that may not open connections to this service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<Prefix>,
@@ -337,6 +363,7 @@ impl ServiceConfig {
             laddrs: Vec::new(),
             tunnel: None,
             pickup: None,
+            syn_proxy: SynProxyMode::Off,
             deny: Vec::new(),
             allow: Vec::new(),
             limits: LimitsConfig::default(),
@@ -752,6 +779,27 @@ pub fn validate_services(
                 ));
             }
         }
+        if s.syn_proxy == SynProxyMode::On {
+            if s.mode.keeps_packet() {
+                return Err(err(
+                    at("syn_proxy"),
+                    format!(
+                        "service {} is in {} mode; the SYN proxy is only for nat and fullnat (in dr and tun the backend answers the client directly, so its sequence numbers cannot be translated)",
+                        s.key(),
+                        s.mode.as_str()
+                    ),
+                ));
+            }
+            if s.protocol != Protocol::Tcp {
+                return Err(err(at("syn_proxy"), format!("service {} is udp; the SYN proxy is for tcp", s.key())));
+            }
+            if s.vip.is_ipv6() {
+                return Err(err(
+                    at("syn_proxy"),
+                    format!("service {} has an IPv6 VIP; the SYN proxy is IPv4 only for now", s.key()),
+                ));
+            }
+        }
         validate_acl(&s.deny, &at("deny"))?;
         validate_acl(&s.allow, &at("allow"))?;
         let l = s.limits;
@@ -1073,6 +1121,22 @@ mod tests {
             (
                 "- {vip: 192.0.2.100, port: 53, protocol: udp, mode: tun, pickup: true}",
                 "services[0].pickup: service udp 192.0.2.100:53 is udp; mid-flow pickup is for tcp (any udp packet opens a connection)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, syn_proxy: on}",
+                "services[0].syn_proxy: service tcp 192.0.2.100:80 is in dr mode; the SYN proxy is only for nat and fullnat (in dr and tun the backend answers the client directly, so its sequence numbers cannot be translated)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, syn_proxy: on}",
+                "services[0].syn_proxy: service tcp 192.0.2.100:80 is in tun mode; the SYN proxy is only for nat and fullnat (in dr and tun the backend answers the client directly, so its sequence numbers cannot be translated)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 53, protocol: udp, syn_proxy: on}",
+                "services[0].syn_proxy: service udp 192.0.2.100:53 is udp; the SYN proxy is for tcp",
+            ),
+            (
+                "- {vip: \"2001:db8::100\", port: 80, protocol: tcp, syn_proxy: on}",
+                "services[0].syn_proxy: service tcp [2001:db8::100]:80 has an IPv6 VIP; the SYN proxy is IPv4 only for now",
             ),
         ];
         for (yaml, want) in cases {

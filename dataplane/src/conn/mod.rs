@@ -51,6 +51,9 @@ bitflags! {
         /// An outbound connection under a SNAT rule (also FULLNAT: same rewrite, `vip` and
         /// `backend` are both the remote server).
         const SNAT = 1 << 5;
+        /// Opened by the SYN proxy: its sequence numbers are shifted (see `xlate::seqadj`);
+        /// until REPLIED the backend's handshake is still under way.
+        const PROXIED = 1 << 6;
     }
 }
 

@@ -20,7 +20,7 @@ use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
-use crate::xlate::{self, Parsed4, Rewrite4, XlateError};
+use crate::xlate::{self, seqadj, Parsed4, Rewrite4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
 const LOCAL_PORT_ATTEMPTS: usize = 4;
@@ -87,13 +87,137 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
+        if svc.syn_proxy && t.proto == IpProtocol::TCP {
+            // Only on the way to a new connection: tracked ones were handled above.
+            self.syn_proxy_input(snap, now_ms, frame, svc, l4, pool, tx);
+            return None;
+        }
         let mid_flow = t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags);
         if mid_flow && !svc.pickup {
             // IPVS does the same: only a SYN opens a TCP connection.
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
+        None
+    }
+
+    /// A packet to a SYN-proxied service that is no tracked connection's. A SYN is answered
+    /// here with a SYN-ACK whose sequence number is a cookie, and nothing is kept. An ACK
+    /// carrying a valid cookie becomes the SYN that opens the connection to a backend (the
+    /// client's ISN, the MSS the cookie says). Anything else is dropped and counted.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn syn_proxy_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        svc: &Service,
+        l4: &Parsed4,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        let t = l4.tuple;
+        let tuple = seqadj::CookieTuple { client: t.src, vip: t.dst, cport: t.sport, vport: t.dport };
+        let secret = &snap.services.syn_cookie_secret;
+        let minute = (now_ms / seqadj::COOKIE_TICK_MS) as u32;
+        let (seq, ack) = (tcp_seq(&frame, l4), tcp_ack(&frame, l4));
+        if is_new_syn(l4.tcp_flags) {
+            let index = seqadj::mss_index(seqadj::syn_mss(&frame.data()[ETH_LEN..]));
+            let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
+            let mss = seqadj::MSS_TABLE[index as usize];
+            if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
+                return self.drop(frame, DropReason::NoHeadroom);
+            }
+            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss) else {
+                return self.drop(frame, DropReason::MalformedL4);
+            };
+            frame.set_len(ETH_LEN + len);
+            self.counters.event(Event::SynCookiesSent).inc();
+            return self.route_output(snap, now_ms, frame, IpAddr::V4(t.src), pool, tx);
+        }
+        let only_ack = l4.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN) == TcpFlags::ACK;
+        if !only_ack {
+            return self.drop(frame, DropReason::NoConnection);
+        }
+        let cookie = ack.wrapping_sub(1);
+        let Some(mss) = seqadj::check_cookie(secret, &tuple, seq.wrapping_sub(1), cookie, minute) else {
+            return self.drop(frame, DropReason::SynCookieInvalid);
+        };
+        if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
+            return self.drop(frame, DropReason::NoHeadroom);
+        }
+        let Ok(len) = seqadj::syn_from_ack_v4(&mut frame.data_mut()[ETH_LEN..], mss) else {
+            return self.drop(frame, DropReason::MalformedL4);
+        };
+        frame.set_len(ETH_LEN + len);
+        let Ok(syn) = xlate::parse_v4(&frame.data()[ETH_LEN..]) else {
+            return self.drop(frame, DropReason::MalformedL4);
+        };
+        self.counters.event(Event::SynCookiesValid).inc();
+        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(cookie), pool, tx);
+    }
+
+    /// A packet of a SYN-proxied connection. Until the backend's SYN-ACK, the client's
+    /// packets are dropped (counted; the client sends them again) and that SYN-ACK is
+    /// answered here with the ACK that completes the backend's handshake, recording the
+    /// sequence delta. Afterwards the packet's sequence numbers are shifted and it is
+    /// returned to go the way of any other connection's.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn proxied_packet(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        conn: &mut Conn,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        if conn.flags.contains(ConnFlags::REPLIED) {
+            let delta = self.lb.proxy_seq(id);
+            let (at, end) = (l4.header_len(), l4.total_len());
+            let packet = &mut frame.data_mut()[ETH_LEN..];
+            match dir {
+                Dir::Original => seqadj::to_backend(packet, at, end, delta),
+                Dir::Reply => seqadj::to_client(packet, at, end, delta),
+            }
+            return Some(frame);
+        }
+        let syn_ack = l4.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST) == TcpFlags::SYN | TcpFlags::ACK;
+        if dir == Dir::Original || !syn_ack {
+            self.drop(frame, DropReason::SynProxyPending);
+            return None;
+        }
+        let cookie = self.lb.proxy_seq(id);
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        let Ok((len, backend_isn)) = seqadj::ack_from_syn_ack_v4(packet, conn.client, conn.vip, conn.cport, conn.vport)
+        else {
+            self.drop(frame, DropReason::MalformedL4);
+            return None;
+        };
+        frame.set_len(ETH_LEN + len);
+        self.lb.set_proxy_seq(id, backend_isn.wrapping_sub(cookie));
+        conn.flags |= ConnFlags::REPLIED;
+        self.lb.conns.set_flags(id, conn.flags);
+        // The client completed its handshake with us already: both sides are established.
+        if conn.state != TcpState::Established {
+            if !is_active(conn.proto, conn.state) {
+                self.lb.conn_activity(conn.backend_slot, conn.backend_gen, true);
+            }
+            conn.state = TcpState::Established;
+            self.lb.conns.set_state(id, TcpState::Established);
+        }
+        let timeout = snap.services.timeouts.for_conn(conn);
+        self.lb.conns.touch(id, now_ms, timeout);
+        self.counters.event(Event::SynProxyBackendHandshakes).inc();
+        self.forward(snap, now_ms, frame, None, conn, Dir::Original, pool, tx);
         None
     }
 
@@ -133,6 +257,7 @@ impl<F: Frame> CoreCtx<F> {
         svc: &Service,
         l4: &Parsed4,
         mid_flow: bool,
+        proxy_cookie: Option<u32>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -167,6 +292,9 @@ impl<F: Frame> CoreCtx<F> {
         };
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
+        }
+        if proxy_cookie.is_some() {
+            flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
             client: t.src,
@@ -205,6 +333,13 @@ impl<F: Frame> CoreCtx<F> {
             self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
             if !svc.mode.is_one_way() {
                 self.lb.handshakes.syn_sent(id);
+            }
+        }
+        if let Some(cookie) = proxy_cookie {
+            if !self.lb.set_proxy_seq(id, cookie) {
+                // This core synced no proxied service yet: nowhere to keep the shift.
+                self.end_conn(id, now_ms);
+                return self.drop(frame, DropReason::SynProxyPending);
             }
         }
         self.counters.event(Event::ConnsCreated).inc();
@@ -364,7 +499,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        frame: F,
+        mut frame: F,
         l4: &Parsed4,
         id: ConnId,
         dir: Dir,
@@ -376,6 +511,12 @@ impl<F: Frame> CoreCtx<F> {
         let slot = snap.services.backend_slot(conn.backend_slot);
         if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
+        }
+        if conn.flags.contains(ConnFlags::PROXIED) {
+            match self.proxied_packet(snap, now_ms, frame, l4, id, &mut conn, dir, pool, tx) {
+                Some(shifted) => frame = shifted,
+                None => return,
+            }
         }
         // DR/TUN connections are keyed by the client's side only: `dir` is Original.
         let one_way = conn.flags.is_one_way();
@@ -877,6 +1018,13 @@ fn is_unreachable<F: Frame>(frame: &F) -> bool {
 #[inline]
 fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 4;
+    frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The acknowledgement number of a parsed TCP packet.
+#[inline]
+fn tcp_ack<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
+    let at = ETH_LEN + l4.header_len() + 8;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 

@@ -17,6 +17,7 @@ mod ipv6;
 mod modes;
 mod mtu;
 mod pickup;
+mod synproxy;
 mod trace;
 
 impl Rig {

@@ -1,0 +1,174 @@
+//! The SYN proxy: SYNs answered with a cookie and no state, a valid ACK opening the
+//! connection to a backend, the backend's handshake completed here, and the sequence shift of
+//! everything afterwards, in NAT and FullNAT. Every frame's checksums are checked from scratch.
+
+use super::*;
+use crate::testkit::packet::{EthRepr, Ipv4Repr, L4Repr, TcpRepr};
+use crate::wire::TcpFlags;
+
+const CLIENT: &str = "192.0.2.2";
+const CLIENT_ISN: u32 = 0x1000;
+const BACKEND_ISN: u32 = 0x5000_0000;
+
+fn proxied(mode: FwdMode) -> Rig {
+    let spec = Spec { mode, backends: vec![backend(1, 1)], ..nat_tcp() };
+    let mut rig = Rig::lb(&spec, LbLimits::default());
+    let base = services(&spec, &[]);
+    let mut svc = base.list[0].clone();
+    svc.syn_proxy = true;
+    let services = Services::new(vec![svc], base.backend_slots.clone(), base.timeouts)
+        .with_syn_cookie_secret([0x1234_5678, 0x9abc_def0]);
+    rig.set_services(Arc::new(services));
+    rig
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    from_backend: bool,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let (src_mac, dst_mac) = if from_backend { (B1_MAC, OUR_MAC1) } else { (CLIENT_MAC, OUR_MAC) };
+    let t = TcpRepr { seq, ack, options, payload, ..TcpRepr::new(sport, dport, flags) };
+    EthRepr { dst: dst_mac, src: src_mac }.frame_v4(&Ipv4Repr::new(ip4(src), ip4(dst)), &L4Repr::Tcp(t))
+}
+
+fn word(f: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
+}
+
+/// Offsets in a frame with a 20-byte IPv4 header: TCP seq, ack, flags, options.
+const SEQ: usize = 14 + 20 + 4;
+const ACK_AT: usize = 14 + 20 + 8;
+const FLAGS: usize = 14 + 20 + 13;
+const OPTS: usize = 14 + 20 + 20;
+
+#[test]
+fn syn_proxy_handshakes_both_sides_and_shifts_sequence_numbers() {
+    for mode in [FwdMode::Nat, FwdMode::FullNat] {
+        let mut rig = proxied(mode);
+        let mss = [2, 4, 0x05, 0xb4];
+        // The client's SYN: answered by us with a cookie, nothing kept, nothing to a backend.
+        let out = rig.rx(0, tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN, 0, TcpFlags::SYN, &mss, b""));
+        assert_eq!(out.len(), 1, "{mode:?}");
+        let (port, f) = &out[0];
+        assert_eq!((*port, &f[0..6]), (0, &CLIENT_MAC.0[..]));
+        assert_eq!(parse(f), (ip4(VIP), 80, ip4(CLIENT), 40000, 64));
+        assert_eq!(f[FLAGS], 0x12, "SYN-ACK");
+        assert_eq!(word(f, ACK_AT), CLIENT_ISN + 1);
+        assert_eq!(&f[OPTS..OPTS + 4], &mss);
+        let cookie = word(f, SEQ);
+        assert!(rig.ctx.lb.conns.is_empty());
+        assert_eq!(rig.event(Event::SynCookiesSent), 1);
+
+        // An ACK with a wrong cookie: dropped and counted, still nothing kept.
+        let bad =
+            tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie.wrapping_add(1001), TcpFlags::ACK, &[], b"");
+        assert!(rig.rx(0, bad).is_empty());
+        assert_eq!(rig.drops(DropReason::SynCookieInvalid), 1);
+        assert!(rig.ctx.lb.conns.is_empty());
+
+        // The right one (with data, which the client will send again): the backend gets a SYN
+        // with the client's ISN and the MSS the cookie kept.
+        let good = tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie + 1, TcpFlags::ACK, &[], b"early");
+        let out = rig.rx(0, good);
+        assert_eq!(out.len(), 1);
+        let (port, f) = &out[0];
+        assert_eq!((*port, &f[0..6]), (1, &B1_MAC.0[..]));
+        let (src, lport, dst, dport, _) = parse(f);
+        assert_eq!((dst, dport), (ip4("198.51.100.11"), 8080));
+        let (reply_to, reply_port) = match mode {
+            FwdMode::Nat => (ip4(CLIENT), 40000),
+            _ => (ip4("198.51.100.1"), lport),
+        };
+        assert_eq!((src, lport), (reply_to, reply_port));
+        assert_eq!((f[FLAGS], word(f, SEQ), word(f, ACK_AT)), (0x02, CLIENT_ISN, 0));
+        assert_eq!(&f[OPTS..OPTS + 4], &mss);
+        assert_eq!(f.len(), 14 + 44, "no payload in the SYN");
+        assert_eq!((rig.event(Event::SynCookiesValid), rig.ctx.lb.conns.len()), (1, 1));
+
+        // Client data before the backend answered: dropped and counted.
+        let early = tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie + 1, TcpFlags::ACK, &[], b"early");
+        assert!(rig.rx(0, early).is_empty());
+        assert_eq!(rig.drops(DropReason::SynProxyPending), 1);
+
+        // The backend's SYN-ACK: we complete its handshake with an ACK; the client hears nothing.
+        let (to, to_port) = (reply_to.to_string(), reply_port);
+        let flags = TcpFlags::SYN | TcpFlags::ACK;
+        let synack = tcp(true, "198.51.100.11", 8080, &to, to_port, BACKEND_ISN, CLIENT_ISN + 1, flags, &mss, b"");
+        let out = rig.rx(1, synack);
+        assert_eq!(out.len(), 1);
+        let (port, f) = &out[0];
+        assert_eq!(*port, 1);
+        // Written at TTL 64, forwarded like the client's packets (one hop less).
+        assert_eq!(parse(f), (reply_to, reply_port, ip4("198.51.100.11"), 8080, 63));
+        assert_eq!((f[FLAGS], word(f, SEQ), word(f, ACK_AT)), (0x10, CLIENT_ISN + 1, BACKEND_ISN + 1));
+        let (id, _) = rig
+            .ctx
+            .lb
+            .conns
+            .lookup(&crate::conn::ConnKey {
+                src: ip4(CLIENT),
+                dst: ip4(VIP),
+                sport: 40000,
+                dport: 80,
+                proto: IpProtocol::TCP,
+            })
+            .unwrap();
+        assert_eq!(rig.ctx.lb.conns.get(id).state, TcpState::Established);
+        assert_eq!(rig.ctx.lb.active_conns(1, 101), 1);
+        let delta = BACKEND_ISN.wrapping_sub(cookie);
+
+        // Client -> backend: ack and SACK edges move into the backend's space, seq stays.
+        let sack = [1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut sack_opt = sack;
+        sack_opt[4..8].copy_from_slice(&(cookie + 10).to_be_bytes());
+        sack_opt[8..12].copy_from_slice(&(cookie + 20).to_be_bytes());
+        let data = tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie + 1, TcpFlags::ACK, &sack_opt, b"GET /");
+        let out = rig.rx(0, data);
+        assert_eq!(out.len(), 1);
+        let f = &out[0].1;
+        assert_eq!(parse(f).2, ip4("198.51.100.11"));
+        assert_eq!((word(f, SEQ), word(f, ACK_AT)), (CLIENT_ISN + 1, BACKEND_ISN + 1));
+        assert_eq!((word(f, OPTS + 4), word(f, OPTS + 8)), (BACKEND_ISN + 10, BACKEND_ISN + 20));
+        assert_eq!(&f[f.len() - 5..], b"GET /");
+
+        // Backend -> client: seq moves into the cookie's space, ack stays.
+        let reply =
+            tcp(true, "198.51.100.11", 8080, &to, to_port, BACKEND_ISN + 1, CLIENT_ISN + 6, TcpFlags::ACK, &[], b"200");
+        let out = rig.rx(1, reply);
+        assert_eq!(out.len(), 1);
+        let f = &out[0].1;
+        assert_eq!(parse(f), (ip4(VIP), 80, ip4(CLIENT), 40000, 63));
+        assert_eq!((word(f, SEQ), word(f, ACK_AT)), (cookie + 1, CLIENT_ISN + 6));
+        assert_eq!((BACKEND_ISN + 1).wrapping_sub(delta), cookie + 1);
+        assert_eq!(rig.event(Event::SynProxyBackendHandshakes), 1);
+    }
+}
+
+#[test]
+fn a_proxied_service_keeps_nothing_for_a_flood_of_syns_or_stray_acks() {
+    let mut rig = proxied(FwdMode::Nat);
+    for i in 0..200u16 {
+        let syn = tcp(false, CLIENT, 1000 + i, VIP, 80, u32::from(i), 0, TcpFlags::SYN, &[], b"");
+        assert_eq!(rig.rx(0, syn).len(), 1);
+        let ack = tcp(false, CLIENT, 1000 + i, VIP, 80, u32::from(i) + 1, 77, TcpFlags::ACK, &[], b"");
+        assert!(rig.rx(0, ack).is_empty());
+    }
+    assert!(rig.ctx.lb.conns.is_empty());
+    assert_eq!(rig.ctx.lb.conns.half_open(), 0);
+    assert_eq!(rig.drops(DropReason::SynCookieInvalid), 200);
+    // A cookie from more than two minutes ago no longer opens anything.
+    let out = rig.rx(0, tcp(false, CLIENT, 999, VIP, 80, 5, 0, TcpFlags::SYN, &[], b""));
+    let cookie = word(&out[0].1, SEQ);
+    rig.now += 2 * 60_000;
+    assert!(rig.rx(0, tcp(false, CLIENT, 999, VIP, 80, 6, cookie + 1, TcpFlags::ACK, &[], b"")).is_empty());
+    assert_eq!(rig.drops(DropReason::SynCookieInvalid), 201);
+}
