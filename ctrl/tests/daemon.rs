@@ -986,7 +986,17 @@ fn lb_commands_refused_change_nothing() {
     run(&["backend", "add", "tcp", "192.0.2.100:80", "192.0.2.11:80"], 0);
     run(&["service", "add", "tcp", "192.0.2.100:443", "mode", "tun", "encap", "gue"], 0);
     run(&["snat", "add", "source", "198.51.100.0/24", "out-port", "dp0", "address", "192.0.2.50"], 0);
-    let before = state();
+    // The workers fill the new SNAT address's port pools after the publication, so `snat show`
+    // can read 0 ports and then all of them: wait until two reads agree.
+    let mut before = state();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = state();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     assert_eq!(before.0[1]["tunnel"], serde_json::json!({ "encap": "gue", "gue_port": 6080, "too_big": "icmp" }));
     let services = run(&["service", "show"], 0).stdout;
     assert!(services.contains("\nTCP  192.0.2.100:443   wlc       tun/gue:6080\n"), "{services}");
