@@ -44,7 +44,7 @@ const IPV4_NAT_FIELDS: std::ops::Range<usize> = 10..20;
 const ICMP_SOURCE_QUENCH: Icmpv4Type = Icmpv4Type(4);
 const ICMP_PARAMETER_PROBLEM: Icmpv4Type = Icmpv4Type(12);
 
-/// TTL of the resets this box originates.
+/// TTL of the TCP segments this box originates (resets, the SYN proxy's handshakes).
 const RESET_TTL: u8 = 64;
 /// A reset is a bare IPv4 header and a bare TCP header.
 const RESET_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN;
@@ -298,28 +298,56 @@ pub fn tcp_reset_v4(packet: &mut [u8]) -> Result<usize, XlateError> {
         (0, segment.seq_number().wrapping_add(seg_len), TcpFlags::RST | TcpFlags::ACK)
     };
 
-    let (ip_header, tcp_header) = packet[..RESET_LEN].split_at_mut(IPV4_HEADER_LEN);
+    write_tcp_segment_v4(packet, us, peer, our_port, peer_port, seq, ack, reset_flags, 0, None)
+}
+
+/// Writes a whole TCP segment this box originates over `packet` (at least its length: a bare
+/// header, 4 bytes more with an MSS option), TTL [`RESET_TTL`], DF set: IPv4 `src -> dst`,
+/// TCP with `flags`, and an MSS option when `mss` is given. Checksums computed from scratch.
+#[allow(clippy::too_many_arguments)]
+fn write_tcp_segment_v4(
+    packet: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    mss: Option<u16>,
+) -> Result<usize, XlateError> {
+    let len = RESET_LEN + if mss.is_some() { 4 } else { 0 };
+    if packet.len() < len {
+        return Err(XlateError::Unsupported);
+    }
+    let (ip_header, tcp_header) = packet[..len].split_at_mut(IPV4_HEADER_LEN);
     ip_header.fill(0);
     let mut ip = Ipv4Packet::new_unchecked(ip_header);
     ip.set_version(4);
     ip.set_header_len(IPV4_HEADER_LEN as u8);
-    ip.set_total_len(RESET_LEN as u16);
+    ip.set_total_len(len as u16);
     ip.set_dont_frag(true);
     ip.set_ttl(RESET_TTL);
     ip.set_protocol(IpProtocol::TCP);
-    ip.set_src_addr(us);
-    ip.set_dst_addr(peer);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
     ip.fill_checksum();
     tcp_header.fill(0);
     let mut tcp = TcpPacket::new_unchecked(tcp_header);
-    tcp.set_src_port(our_port);
-    tcp.set_dst_port(peer_port);
+    tcp.set_src_port(sport);
+    tcp.set_dst_port(dport);
     tcp.set_seq_number(seq);
     tcp.set_ack_number(ack);
-    tcp.set_header_len(TCP_HEADER_LEN as u8);
-    tcp.set_flags(reset_flags);
-    tcp.fill_checksum(IpAddr::V4(us), IpAddr::V4(peer));
-    Ok(RESET_LEN)
+    tcp.set_header_len((len - IPV4_HEADER_LEN) as u8);
+    tcp.set_flags(flags);
+    tcp.set_window(window);
+    if let Some(mss) = mss {
+        let m = mss.to_be_bytes();
+        tcp.options_mut()[..4].copy_from_slice(&[seqadj::OPT_MSS, 4, m[0], m[1]]);
+    }
+    tcp.fill_checksum(IpAddr::V4(src), IpAddr::V4(dst));
+    Ok(len)
 }
 
 /// Where a validated TCP/UDP packet's transport header is.

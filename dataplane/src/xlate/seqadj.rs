@@ -13,9 +13,9 @@
 //! offers no window scaling, SACK or timestamps, so the client uses none of them with us and
 //! the backend, asked with a SYN carrying only the MSS, none either (see README, Defence).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use super::{XlateError, IPV4_HEADER_LEN, TCP_HEADER_LEN};
+use super::{write_tcp_segment_v4, XlateError, IPV4_HEADER_LEN, TCP_HEADER_LEN};
 use crate::wire::checksum::update_u32;
 use crate::wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket};
 
@@ -31,11 +31,10 @@ pub const COOKIE_TICK_MS: u64 = 60_000;
 pub const SYN_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 4;
 /// The ACK we send the backend: bare headers.
 pub const ACK_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN;
-const TTL: u8 = 64;
 /// TCP option kinds.
 const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
-const OPT_MSS: u8 = 2;
+pub(super) const OPT_MSS: u8 = 2;
 const OPT_SACK: u8 = 5;
 
 /// Who a cookie is for: the client's side of the connection.
@@ -148,54 +147,6 @@ pub fn syn_mss(packet: &[u8]) -> Option<u16> {
     None
 }
 
-/// Writes a whole handshake segment over `packet` (at least `len` bytes): IPv4 `src -> dst`,
-/// TCP with `flags`, and an MSS option when `mss` is given. Checksums computed from scratch.
-#[allow(clippy::too_many_arguments)]
-fn write_segment(
-    packet: &mut [u8],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    window: u16,
-    mss: Option<u16>,
-) -> Result<usize, XlateError> {
-    let len = if mss.is_some() { SYN_LEN } else { ACK_LEN };
-    if packet.len() < len {
-        return Err(XlateError::Unsupported);
-    }
-    let (ip_header, tcp_header) = packet[..len].split_at_mut(IPV4_HEADER_LEN);
-    ip_header.fill(0);
-    let mut ip = Ipv4Packet::new_unchecked(ip_header);
-    ip.set_version(4);
-    ip.set_header_len(IPV4_HEADER_LEN as u8);
-    ip.set_total_len(len as u16);
-    ip.set_dont_frag(true);
-    ip.set_ttl(TTL);
-    ip.set_protocol(IpProtocol::TCP);
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.fill_checksum();
-    tcp_header.fill(0);
-    let mut tcp = TcpPacket::new_unchecked(tcp_header);
-    tcp.set_src_port(sport);
-    tcp.set_dst_port(dport);
-    tcp.set_seq_number(seq);
-    tcp.set_ack_number(ack);
-    tcp.set_header_len((len - IPV4_HEADER_LEN) as u8);
-    tcp.set_flags(flags);
-    tcp.set_window(window);
-    if let Some(mss) = mss {
-        let m = mss.to_be_bytes();
-        tcp.options_mut()[..4].copy_from_slice(&[OPT_MSS, 4, m[0], m[1]]);
-    }
-    tcp.fill_checksum(IpAddr::V4(src), IpAddr::V4(dst));
-    Ok(len)
-}
-
 /// Turns a client's SYN into our SYN-ACK back to it, with `cookie` as our sequence number and
 /// `mss` as the MSS we offer. Returns the new length ([`SYN_LEN`]; `packet` must hold it).
 pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16) -> Result<usize, XlateError> {
@@ -208,7 +159,7 @@ pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16) -> Result<usize, Xla
     }
     let (cport, vport, isn) = (syn.src_port(), syn.dst_port(), syn.seq_number());
     let flags = TcpFlags::SYN | TcpFlags::ACK;
-    write_segment(packet, vip, client, vport, cport, cookie, isn.wrapping_add(1), flags, 65535, Some(mss))
+    write_tcp_segment_v4(packet, vip, client, vport, cport, cookie, isn.wrapping_add(1), flags, 65535, Some(mss))
 }
 
 /// Turns the client's ACK that completed our handshake into the SYN that opens the
@@ -222,7 +173,7 @@ pub fn syn_from_ack_v4(packet: &mut [u8], mss: u16) -> Result<usize, XlateError>
     let ack = TcpPacket::new_unchecked(&packet[at..end]);
     let (cport, vport, window) = (ack.src_port(), ack.dst_port(), ack.window());
     let isn = ack.seq_number().wrapping_sub(1);
-    write_segment(packet, client, vip, cport, vport, isn, 0, TcpFlags::SYN, window, Some(mss))
+    write_tcp_segment_v4(packet, client, vip, cport, vport, isn, 0, TcpFlags::SYN, window, Some(mss))
 }
 
 /// Turns the backend's SYN-ACK into the ACK that completes its handshake, written as the
@@ -242,8 +193,18 @@ pub fn ack_from_syn_ack_v4(
         return Err(XlateError::Unsupported);
     }
     let (backend_isn, seq) = (synack.seq_number(), synack.ack_number());
-    let len =
-        write_segment(packet, client, vip, cport, vport, seq, backend_isn.wrapping_add(1), TcpFlags::ACK, 65535, None)?;
+    let len = write_tcp_segment_v4(
+        packet,
+        client,
+        vip,
+        cport,
+        vport,
+        seq,
+        backend_isn.wrapping_add(1),
+        TcpFlags::ACK,
+        65535,
+        None,
+    )?;
     Ok((len, backend_isn))
 }
 
