@@ -204,8 +204,17 @@ impl<A: PersistClient> PersistTable<A> {
             .map(|e| (e.backend_slot, e.backend_gen))
     }
 
-    /// Records or refreshes; returns true when a live entry of someone else was evicted.
-    fn record(&mut self, entry: PersistEntry<A>, now_ms: u64) -> bool {
+    /// Records (or refreshes) that `client` went to backend (slot, gen) of `svc`, for its
+    /// persistence; returns true when a live entry of someone else was evicted.
+    fn record<S>(&mut self, client: A, svc: &Service<S>, backend_slot: u16, backend_gen: u32, now_ms: u64) -> bool {
+        let entry = PersistEntry {
+            client,
+            service_slot: svc.slot,
+            backend_slot,
+            service_gen: svc.gen,
+            backend_gen,
+            expires_ms: now_ms + u64::from(svc.persistence_ms),
+        };
         let b = self.bucket(entry.client, entry.service_slot);
         let ways = &mut self.entries[b..b + PERSIST_WAYS];
         let same = |e: &PersistEntry<A>| e.client == entry.client && e.service_slot == entry.service_slot;
@@ -563,15 +572,7 @@ impl LbCore {
         backend_gen: u32,
         now_ms: u64,
     ) -> bool {
-        let entry = PersistEntry {
-            client,
-            service_slot: svc.slot,
-            backend_slot,
-            service_gen: svc.gen,
-            backend_gen,
-            expires_ms: now_ms + u64::from(svc.persistence_ms),
-        };
-        self.persist6.record(entry, now_ms)
+        self.persist6.record(client, svc, backend_slot, backend_gen, now_ms)
     }
 
     pub fn persisted_backend(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
@@ -590,15 +591,7 @@ impl LbCore {
         backend_gen: u32,
         now_ms: u64,
     ) -> bool {
-        let entry = PersistEntry {
-            client,
-            service_slot: svc.slot,
-            backend_slot,
-            service_gen: svc.gen,
-            backend_gen,
-            expires_ms: now_ms + u64::from(svc.persistence_ms),
-        };
-        self.persist.record(entry, now_ms)
+        self.persist.record(client, svc, backend_slot, backend_gen, now_ms)
     }
 
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
