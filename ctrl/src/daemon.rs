@@ -810,37 +810,48 @@ impl Control {
             };
             out.matched += matched;
             let protocol = |p| if p == IpProtocol::TCP { Protocol::Tcp } else { Protocol::Udp };
-            for v in views {
-                let c = v.conn;
-                let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p);
-                let mode = conn_mode(c.flags);
+            // Both families as (protocol, flags, state, client, vip, local, backend, expiry).
+            let v4 = views.iter().map(|v| {
+                let (c, sock) = (&v.conn, |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p));
+                let local = (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport));
+                (
+                    c.proto,
+                    c.flags,
+                    c.state_name(),
+                    sock(c.client, c.cport),
+                    sock(c.vip, c.vport),
+                    local,
+                    sock(c.backend, c.bport),
+                    v.expires_ms,
+                )
+            });
+            let v6 = views6.iter().map(|v| {
+                let (c, sock) = (&v.conn, |a, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a), p));
+                let local = (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport));
+                (
+                    c.proto,
+                    c.flags,
+                    c.state_name(),
+                    sock(c.client, c.cport),
+                    sock(c.vip, c.vport),
+                    local,
+                    sock(c.backend, c.bport),
+                    v.expires_ms,
+                )
+            });
+            for (proto, flags, state, client, vip, local, backend, expires_ms) in v4.chain(v6) {
+                let mode = conn_mode(flags);
                 out.conns.push(ConnInfo {
                     core: core as u32,
-                    protocol: protocol(c.proto),
+                    protocol: protocol(proto),
                     mode,
-                    client: sock(c.client, c.cport),
+                    client,
                     // A SNAT connection has no service: its `vip` is the remote server.
-                    virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
-                    local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
-                    backend: sock(c.backend, c.bport),
-                    state: c.state_name().to_string(),
-                    expires_ms: v.expires_ms,
-                });
-            }
-            for v in views6 {
-                let c = v.conn;
-                let sock = |a, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a), p);
-                let mode = conn_mode(c.flags);
-                out.conns.push(ConnInfo {
-                    core: core as u32,
-                    protocol: protocol(c.proto),
-                    mode,
-                    client: sock(c.client, c.cport),
-                    virtual_addr: (mode != ConnMode::Snat).then(|| sock(c.vip, c.vport)),
-                    local: (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport)),
-                    backend: sock(c.backend, c.bport),
-                    state: c.state_name().to_string(),
-                    expires_ms: v.expires_ms,
+                    virtual_addr: (mode != ConnMode::Snat).then_some(vip),
+                    local,
+                    backend,
+                    state: state.to_string(),
+                    expires_ms,
                 });
             }
         }
