@@ -303,13 +303,14 @@ def run_stream(args):
 
 def run_loop(args):
     """C threads, each opening a new connection per GET for S seconds. Every failure is kept
-    with the wall-clock time its request started, so a test can count the failures of requests
-    started after a moment it recorded (time.time(), as `date +%s.%N`)."""
+    with the wall-clock times its request started and failed, so a test can count the failures
+    of requests started after a moment it recorded (time.time(), as `date +%s.%N`), or those
+    that had already failed before it (a request in flight at the moment may fail after it)."""
     host, port, path = args.url
     end = time.monotonic() + args.duration
     lock = threading.Lock()
     state = {"ok": 0}
-    failures = []  # (start wall-clock, message)
+    failures = []  # (start wall-clock, failure wall-clock, message)
     backends = collections.Counter()
 
     def worker():
@@ -319,7 +320,7 @@ def run_loop(args):
                 name, _, _, _ = one_shot(host, port, path, args.timeout)
             except Exception as e:  # noqa: BLE001
                 with lock:
-                    failures.append((started, err_msg(e)))
+                    failures.append((started, time.time(), err_msg(e)))
                 time.sleep(0.01)  # an immediate failure must not turn into a busy loop
                 continue
             with lock:
@@ -336,9 +337,10 @@ def run_loop(args):
     with lock:
         fails = sorted(failures)
         ok = state["ok"]
-    errors = collections.Counter(m for _, m in fails)
+    errors = collections.Counter(m for _, _, m in fails)
     res = {"ok": ok, "failed": len(fails), "errors": dict(errors), "backends": dict(backends),
-           "fail_times": [round(t, 3) for t, _ in fails], "rate": round(ok / elapsed, 1),
+           "fail_times": [round(t, 3) for t, _, _ in fails],
+           "fail_ends": [round(t, 3) for _, t, _ in fails], "rate": round(ok / elapsed, 1),
            "elapsed_s": round(elapsed, 3)}
     return res, f"loop: ok={ok} failed={len(fails)} rate={res['rate']}/s backends: {fmt_counts(backends)}" + (
         f" errors: {fmt_counts(errors)}" if errors else "")
