@@ -1,5 +1,5 @@
 //! VIPs for routing daemons: each VIP the control state names (one with a usable backend)
-//! is a `blackhole` /32 route in a kernel routing table of the operator's choosing, with a
+//! is a `blackhole` /32 (IPv4) or /128 (IPv6) route in a kernel routing table of the operator's choosing, with a
 //! route protocol number of ours, so BIRD's or FRR's kernel protocol learns it and announces
 //! it (see conf/bird-ecmp.conf). The table is not used for forwarding by anything: the route
 //! only says "this box serves that VIP". Blackhole, because it needs no interface (`dev lo`
@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST,
@@ -42,19 +42,12 @@ impl KernelRoutes {
         Ok(KernelRoutes { socket, table: config.table, protocol: config.protocol, sequence: 0 })
     }
 
-    /// Makes our routes in the table exactly `vips` (IPv4 only, as the services are). Returns
-    /// what was added and removed.
-    pub fn sync(&mut self, vips: &BTreeSet<IpAddr>) -> io::Result<(Vec<Ipv4Addr>, Vec<Ipv4Addr>)> {
-        let want: BTreeSet<Ipv4Addr> = vips
-            .iter()
-            .filter_map(|ip| match ip {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+    /// Makes our routes in the table exactly `vips` (both families). Returns what was added
+    /// and removed.
+    pub fn sync(&mut self, want: &BTreeSet<IpAddr>) -> io::Result<(Vec<IpAddr>, Vec<IpAddr>)> {
         let have = self.ours()?;
-        let removed: Vec<Ipv4Addr> = have.difference(&want).copied().collect();
-        let added: Vec<Ipv4Addr> = want.difference(&have).copied().collect();
+        let removed: Vec<IpAddr> = have.difference(want).copied().collect();
+        let added: Vec<IpAddr> = want.difference(&have).copied().collect();
         for vip in &removed {
             self.change(RouteNetlinkMessage::DelRoute(self.route(*vip)), NLM_F_REQUEST | NLM_F_ACK)?;
         }
@@ -65,16 +58,25 @@ impl KernelRoutes {
         Ok((added, removed))
     }
 
-    /// The /32s with our protocol number in our table.
-    pub fn ours(&mut self) -> io::Result<BTreeSet<Ipv4Addr>> {
-        let mut request = RouteMessage::default();
-        request.header.address_family = AddressFamily::Inet;
-        let sequence = self.send(RouteNetlinkMessage::GetRoute(request), NLM_F_REQUEST | NLM_F_DUMP)?;
+    /// The /32s and /128s with our protocol number in our table.
+    pub fn ours(&mut self) -> io::Result<BTreeSet<IpAddr>> {
         let mut out = BTreeSet::new();
+        // One dump per family: the kernel answers an AF_UNSPEC route dump with IPv4 only
+        // on some versions.
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            self.dump_ours(family, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn dump_ours(&mut self, family: AddressFamily, out: &mut BTreeSet<IpAddr>) -> io::Result<()> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = family;
+        let sequence = self.send(RouteNetlinkMessage::GetRoute(request), NLM_F_REQUEST | NLM_F_DUMP)?;
         loop {
             for message in self.receive(sequence)? {
                 match message.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
                         if let Some(vip) = self.our_vip(&route) {
@@ -88,12 +90,14 @@ impl KernelRoutes {
     }
 
     /// The VIP of `route` if it is one of ours.
-    fn our_vip(&self, route: &RouteMessage) -> Option<Ipv4Addr> {
+    fn our_vip(&self, route: &RouteMessage) -> Option<IpAddr> {
         let h = &route.header;
-        if h.address_family != AddressFamily::Inet
-            || h.destination_prefix_length != 32
-            || u8::from(h.protocol) != self.protocol
-        {
+        let host_len = match h.address_family {
+            AddressFamily::Inet => 32,
+            AddressFamily::Inet6 => 128,
+            _ => return None,
+        };
+        if h.destination_prefix_length != host_len || u8::from(h.protocol) != self.protocol {
             return None;
         }
         // Tables above 255 are only in the attribute.
@@ -109,25 +113,29 @@ impl KernelRoutes {
             return None;
         }
         route.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(*v4),
+            RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
             _ => None,
         })
     }
 
-    /// `blackhole VIP/32 table T proto P`.
-    fn route(&self, vip: Ipv4Addr) -> RouteMessage {
+    /// `blackhole VIP/32 table T proto P`, or VIP/128 for an IPv6 VIP.
+    fn route(&self, vip: IpAddr) -> RouteMessage {
+        let (family, host_len, destination) = match vip {
+            IpAddr::V4(v4) => (AddressFamily::Inet, 32, RouteAddress::Inet(v4)),
+            IpAddr::V6(v6) => (AddressFamily::Inet6, 128, RouteAddress::Inet6(v6)),
+        };
         let mut route = RouteMessage::default();
         route.header = RouteHeader {
-            address_family: AddressFamily::Inet,
-            destination_prefix_length: 32,
+            address_family: family,
+            destination_prefix_length: host_len,
             table: u8::try_from(self.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC),
             protocol: RouteProtocol::from(self.protocol),
             scope: RouteScope::Universe,
             kind: RouteType::BlackHole,
             ..RouteHeader::default()
         };
-        route.attributes =
-            vec![RouteAttribute::Destination(RouteAddress::Inet(vip)), RouteAttribute::Table(self.table)];
+        route.attributes = vec![RouteAttribute::Destination(destination), RouteAttribute::Table(self.table)];
         route
     }
 
@@ -203,22 +211,27 @@ mod tests {
             let v = |s: &str| -> IpAddr { s.parse().unwrap() };
             let set = |list: &[&str]| list.iter().map(|s| v(s)).collect::<BTreeSet<IpAddr>>();
 
-            let (added, removed) = routes.sync(&set(&["192.0.2.100", "192.0.2.101"])).unwrap();
-            assert_eq!((added.len(), removed.len()), (2, 0));
+            let (added, removed) = routes.sync(&set(&["192.0.2.100", "192.0.2.101", "2001:db8:1::100"])).unwrap();
+            assert_eq!((added.len(), removed.len()), (3, 0));
             assert_eq!(
                 ip("-4 route show table 100"),
                 "blackhole 192.0.2.100 proto 250 \nblackhole 192.0.2.101 proto 250 \nblackhole 203.0.113.9 proto static \n"
             );
+            assert!(
+                ip("-6 route show table 100").starts_with("blackhole 2001:db8:1::100 dev lo proto 250 "),
+                "{}",
+                ip("-6 route show table 100")
+            );
             // Idempotent.
-            assert_eq!(routes.sync(&set(&["192.0.2.100", "192.0.2.101"])).unwrap(), (vec![], vec![]));
-            let (added, removed) = routes.sync(&set(&["192.0.2.101", "192.0.2.102"])).unwrap();
-            assert_eq!((added, removed), (vec!["192.0.2.102".parse().unwrap()], vec!["192.0.2.100".parse().unwrap()]));
+            assert_eq!(routes.sync(&set(&["192.0.2.100", "192.0.2.101", "2001:db8:1::100"])).unwrap(), (vec![], vec![]));
+            let (added, removed) = routes.sync(&set(&["192.0.2.101", "192.0.2.102", "2001:db8:1::101"])).unwrap();
+            assert_eq!((added, removed), (vec![v("192.0.2.102"), v("2001:db8:1::101")], vec![v("192.0.2.100"), v("2001:db8:1::100")]));
             // A second instance (a restart after a crash) takes over what the first left.
             let mut again = KernelRoutes::open(&AnnounceConfig { table: 100, protocol: 250 }).unwrap();
-            let left: BTreeSet<Ipv4Addr> = ["192.0.2.101".parse().unwrap(), "192.0.2.102".parse().unwrap()].into();
-            assert_eq!(again.ours().unwrap(), left);
+            assert_eq!(again.ours().unwrap(), set(&["192.0.2.101", "192.0.2.102", "2001:db8:1::101"]));
             again.sync(&BTreeSet::new()).unwrap();
             assert_eq!(ip("-4 route show table 100"), "blackhole 203.0.113.9 proto static \n");
+            assert_eq!(ip("-6 route show table 100"), "");
             assert_eq!(ip("-4 route show table 101"), "blackhole 203.0.113.10 proto 250 \n");
             // A table above 255 exists only in the route's attribute.
             let mut big = KernelRoutes::open(&AnnounceConfig { table: 1000, protocol: 250 }).unwrap();

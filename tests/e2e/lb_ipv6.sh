@@ -9,8 +9,8 @@
 # too big reaches the client (dp1's MTU is 1400) and its stack learns the path MTU; backends
 # removed and added under load (reset ends only the removed backend's connections, drain
 # keeps them); persistence; `conn list` and `service show` print [addr]:port; connections
-# expire; mixed-family services are refused; DR and TUN round robin over TCP (curl -6) and UDP,
-# the decapsulators saw both encapsulations, a packet too big for the tunnel tells the
+# expire; mixed-family services are refused; the IPv6 VIPs are announced as kernel routes;
+# DR and TUN round robin over TCP (curl -6) and UDP, the decapsulators saw both encapsulations, a packet too big for the tunnel tells the
 # client the MTU less the tunnel's overhead; a backend's outbound TCP and UDP leave by SNAT.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -26,6 +26,7 @@ fvs_lb_ipv6
 fvs_dsr_return "$id"
 fvs_dsr_return_ipv6 "$id" 2001:db8:1::101 2001:db8:1::102 2001:db8:1::103
 fvs_write_lb6_config "$dir/ferrovs.yaml" "$id" "$socket" 1400
+echo "announce: { table: 100 }" >>"$dir/ferrovs.yaml"
 fvs_backends_spawn "$dir" b backend.py @NAME@ --http "[::]:8080" --udp "[::]:5353"
 fvs_decap_start "$dir" --gue 6080
 fvs_outside6_start "$dir"
@@ -38,6 +39,11 @@ hold_start() {
   [ -e "$dir/ready-$1" ] || fail "hold client $1 did not get ready"
 }
 hold_finish() { touch "$dir/go-$1"; wait "$hold_pid" || true; }
+
+# IPv6 VIPs are announced as /128 kernel routes for BIRD/FRR, like IPv4's /32s.
+announced=$(ip -n "$NS_LB" -6 route show table 100 proto 250 | awk '{print $2}' | sort | tr '\n' ' ')
+[ "$announced" = "2001:db8:1::100 2001:db8:1::101 2001:db8:1::102 2001:db8:1::103 " ] ||
+  fail "announced IPv6 VIPs: '$announced' (want the four VIPs)"
 
 # curl -6 through NAT: three requests, three backends (round robin), each sees the client.
 for i in 1 2 3; do
