@@ -4,7 +4,7 @@
 # veths). Checks: curl -6 and lbclient answered over TCP and UDP; round robin exact; every
 # backend sees the IPv4 local address; a 2 MB download arrives whole (the backend's full-size
 # IPv4 segments grow by 20 bytes and still fit: the client's MSS was kept to what fits);
-# persistence; a backend's ICMPv4 port unreachable reaches the client's socket as ICMPv6
+# persistence; passive health takes out a backend that refuses; a backend's ICMPv4 port unreachable reaches the client's socket as ICMPv6
 # (ECONNREFUSED); a packet too big for the IPv4 side (dp1's MTU is 1400) tells the client
 # 1420 (20 bytes of header more), which its stack learns; `conn list` shows the client
 # bracketed and the local address and backend as IPv4, mode nat64; `service show` lists the
@@ -36,6 +36,10 @@ services:
       backends: [ ${b//PORT/5353} ] }
   - { vip: "$vip", port: 8080, protocol: tcp, scheduler: rr, mode: nat64, persistence_s: 60,
       laddrs: [ 198.51.100.200 ], backends: [ ${b//PORT/8080} ] }
+  # Nothing listens on b3's port 9: its refusals of the SYNs take it out (passive health).
+  - { vip: "$vip", port: 85, protocol: tcp, scheduler: rr, mode: nat64, laddrs: [ 198.51.100.200 ],
+      passive: { failures: 3, window_ms: 5000, backoff_ms: 60000 },
+      backends: [ { addr: 198.51.100.11, port: 8080 }, { addr: 198.51.100.12, port: 8080 }, { addr: 198.51.100.13, port: 9 } ] }
   # Nothing listens on 5399: the backend's ICMPv4 port unreachable comes back as ICMPv6.
   - { vip: "$vip", port: 5355, protocol: udp, mode: nat64, laddrs: [ 198.51.100.200 ],
       backends: [ { addr: 198.51.100.11, port: 5399 } ] }
@@ -109,6 +113,9 @@ print(len(s.recv(2000)) > 1372)")
 [ "$fits" = True ] || fail "a 1420-byte IPv6 datagram through NAT64: $fits"
 
 # conn list: client bracketed, local address and backend IPv4, mode nat64; service show.
+# (UDP flows live 3 s: the 30 flows are made again just before.)
+client udp "$vip" 53 --count 30 --sport-range 42000-42029 >"$dir/udp2.json"
+expect "$dir/udp2.json" "d['ok']" 30 "NAT64 UDP answered again"
 fvs --json conn list service udp "[$vip]:53" >"$dir/conns.json"
 expect "$dir/conns.json" "d['matched'] >= 30" True "conn list of the NAT64 UDP service"
 expect "$dir/conns.json" "sorted({c['mode'] for c in d['conns']})" "['nat64']" "conn list mode"
@@ -123,12 +130,34 @@ grep -q "\[2001:db8:1::64\]:80" "$dir/show.txt" && grep -q "nat64" "$dir/show.tx
 fvs --json service show --stats >"$dir/svc.json"
 expect "$dir/svc.json" "[s['stats']['conns'] >= 33 for s in d if s['port'] == 80][0]" True "service stats count NAT64 connections"
 
+# Passive health of an IPv4 backend: b3's kernel resets the SYNs sent to it; after 3 the
+# backend is down and new connections go to b1 and b2 only.
+client http "http://[$vip]:85/" --count 12 --timeout 1 >"$dir/passive1.json" || true
+for _ in $(seq 1 50); do
+  fvs --json backend show >"$dir/bshow.json"
+  state=$(json "$dir/bshow.json" "[('up' if b['health']['up'] else 'down') if b.get('health') else 'unchecked' for s in d if s['port'] == 85 for b in s['backends'] if b['addr'] == '198.51.100.13'][0]")
+  [ "$state" = down ] && break
+  sleep 0.1
+done
+[ "$state" = down ] || fail "passive health: b3 (refusing) is $state, want down ($(fvs backend show))"
+client http "http://[$vip]:85/" --count 20 >"$dir/passive2.json"
+expect "$dir/passive2.json" "d['ok']" 20 "passive: all answered while b3 is out"
+expect "$dir/passive2.json" "sorted(d['backends'])" "['b1', 'b2']" "passive: b3 gets nothing while out"
+
 # Live: a service added by the CLI, the backend added by the CLI; refusals change nothing.
 fvs service add tcp "[$vip]:81" mode nat64 laddr 198.51.100.200 scheduler rr || fail "service add mode nat64"
 fvs backend add tcp "[$vip]:81" 198.51.100.12:8080 || fail "backend add (IPv4) to a nat64 service"
 ip netns exec "$NS_CLIENT" curl -6 -sS --max-time 5 "http://[$vip]:81/" | grep -q "backend=b2 peer=198.51.100.200:" ||
   fail "curl -6 through the nat64 service added live"
-before=$(fvs_services_config "$socket")
+# The services as configured (health verdicts carry a clock: left out).
+services_config() {
+  fvs_services_config "$socket" | /usr/bin/python3 -c "import json,sys
+d=json.load(sys.stdin)
+for s in d:
+    for b in s['backends']: b.pop('health', None)
+print(json.dumps(d, sort_keys=True))"
+}
+before=$(services_config)
 for bad in "service add tcp [$vip]:82 mode fullnat laddr 198.51.100.200" \
            "service add tcp 192.0.2.100:80 mode nat64 laddr 198.51.100.200" \
            "service add tcp [$vip]:83 mode nat64" \
@@ -136,7 +165,8 @@ for bad in "service add tcp [$vip]:82 mode fullnat laddr 198.51.100.200" \
   if fvs $bad 2>"$dir/err"; then fail "'fvs $bad' was accepted"; fi
   [ -s "$dir/err" ] || fail "'fvs $bad' gave no message"
 done
-[ "$(fvs_services_config "$socket")" = "$before" ] || fail "a refused command changed the services"
+after=$(services_config)
+[ "$after" = "$before" ] || fail "a refused command changed the services: $(diff <(echo "$before") <(echo "$after"))"
 
 fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
-echo "ok: NAT64 from an IPv6-only client to IPv4 backends over TCP (curl -6, lbclient, 2 MB) and UDP, round robin, local address seen, persistence, ICMPv4 port unreachable as ICMPv6, packet too big with MTU+20, conn list, service show, live add, refusals"
+echo "ok: NAT64 from an IPv6-only client to IPv4 backends over TCP (curl -6, lbclient, 2 MB) and UDP, round robin, local address seen, persistence, passive health, ICMPv4 port unreachable as ICMPv6, packet too big with MTU+20, conn list, service show, live add, refusals"
