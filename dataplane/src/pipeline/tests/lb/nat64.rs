@@ -191,3 +191,91 @@ fn nat64_udp_and_a_port_unreachable_reaching_the_client_as_icmpv6() {
     assert_eq!(&quote[8..48], &sent[14 + 8..14 + 48]);
     assert_eq!(rig.event(Event::IcmpErrorsTranslated), 1);
 }
+
+/// Two workers (cores 0 and 1 of two) on the NAT64 service, dp1's replies steered by `dp1`.
+fn two_cores(dp1: crate::steer::Steering) -> Vec<Rig> {
+    use crate::lb::LbCounters;
+    use crate::steer::{Ownership, Steering};
+    let limits = LbLimits { lport_min: 5000, lport_max: 5999, ..LbLimits::default() };
+    (0..2)
+        .map(|c| {
+            let mut rig = rig64(IpProtocol::UDP, 1500);
+            rig.ctx.core = c;
+            let own = Ownership::new(c, 2, vec![Steering::Rings, dp1.clone()]);
+            rig.ctx.lb = LbCore::new(c, 2, limits, Arc::new(LbCounters::new(&limits))).with_ownership(own);
+            rig.ctx.snapshot_changed(&rig.snap);
+            rig
+        })
+        .collect()
+}
+
+/// The frame arrives on `core`'s queue of `port`; what any core sent, after every hand-off.
+fn deliver(rigs: &mut [Rig], core: usize, port: u16, buf: Vec<u8>) -> Vec<(u16, Vec<u8>)> {
+    let rig = &mut rigs[core];
+    rig.ctx.process_burst(&rig.snap, rig.now, [TestFrame { buf, port }], &mut rig.pool, &mut rig.sent);
+    let mut out = std::mem::take(&mut rig.sent.0);
+    for (to, frame) in std::mem::take(&mut rig.sent.1) {
+        let rig = &mut rigs[to as usize];
+        rig.ctx.process_handed_in(&rig.snap, rig.now, [frame], &mut rig.pool, &mut rig.sent);
+        assert!(rig.sent.1.is_empty(), "a handed-in frame is never handed on");
+        out.append(&mut rig.sent.0);
+    }
+    out
+}
+
+#[test]
+fn nat64_replies_and_their_errors_reach_the_core_that_chose_the_local_port() {
+    let mut rigs = two_cores(crate::steer::Steering::Rings);
+    for i in 0..20u16 {
+        let rx = usize::from(i % 2);
+        let q = UdpRepr { sport: 53000 + i, dport: 80, payload: b"ping" };
+        let out = deliver(&mut rigs, rx, 0, frame6(L4Repr::Udp(q)));
+        let (_, lport, backend, _, _) = parse(&out[0].1);
+        assert_eq!(usize::from(lport % 2), rx, "local port {lport}");
+        // The reply, and then an error about what we sent, come in on the other core's queue.
+        let answer = UdpRepr { sport: 8080, dport: lport, payload: b"pong" };
+        let out = deliver(&mut rigs, 1 - rx, 1, reply4(&backend.to_string(), L4Repr::Udp(answer)));
+        assert_eq!(parse6(&out[0].1), (ip6(VIP6), 80, ip6(CLIENT6), 53000 + i, 63));
+        let to_backend = deliver(&mut rigs, rx, 0, frame6(L4Repr::Udp(q)));
+        let error = icmp_error(B1_MAC, OUR_MAC1, &backend.to_string(), LADDR, 3, 3, &to_backend[0].1);
+        let out = deliver(&mut rigs, 1 - rx, 1, error);
+        assert_eq!((out.len(), &out[0].1[12..14]), (1, &[0x86, 0xdd][..]), "the error as ICMPv6");
+        let key = crate::conn::ConnKey6 {
+            src: ip6(CLIENT6),
+            dst: ip6(VIP6),
+            sport: 53000 + i,
+            dport: 80,
+            proto: IpProtocol::UDP,
+        };
+        let holders: Vec<usize> = (0..2).filter(|&c| rigs[c].ctx.lb.conns6.lookup(&key).is_some()).collect();
+        assert_eq!(holders, vec![rx], "the connection lives on the core it arrived on, only");
+    }
+    for rig in &rigs {
+        assert_eq!(rig.ctx.lb.conns6.len(), 10);
+        assert_eq!((rig.event(Event::HandedOff), rig.event(Event::IcmpErrorsTranslated)), (20, 10));
+        assert_eq!(rig.ctx.counters.drops_total(), 0, "{:?}", rig.ctx.counters.snapshot());
+    }
+}
+
+#[test]
+fn nat64_local_ports_fit_a_nic_that_hashes_replies() {
+    use crate::rss::{ReplySteering, Reta, Toeplitz, MICROSOFT_KEY};
+    let rss =
+        ReplySteering { toeplitz: Toeplitz::new(&MICROSOFT_KEY).unwrap(), reta: Reta::round_robin(128, 2).unwrap() };
+    let mut rigs = two_cores(crate::steer::Steering::Toeplitz(rss.clone()));
+    for i in 0..20u16 {
+        let rx = usize::from(i % 2);
+        let q = UdpRepr { sport: 30000 + i, dport: 80, payload: b"ping" };
+        let out = deliver(&mut rigs, rx, 0, frame6(L4Repr::Udp(q)));
+        let (laddr, lport, backend, bport, _) = parse(&out[0].1);
+        let queue = usize::from(rss.reply_queue(backend, bport, laddr, lport));
+        assert_eq!(queue, rx, "{backend}:{bport} -> {laddr}:{lport}");
+        let answer = UdpRepr { sport: bport, dport: lport, payload: b"pong" };
+        let out = deliver(&mut rigs, queue, 1, reply4(&backend.to_string(), L4Repr::Udp(answer)));
+        assert_eq!(parse6(&out[0].1), (ip6(VIP6), 80, ip6(CLIENT6), 30000 + i, 63));
+    }
+    for rig in &rigs {
+        assert_eq!(rig.event(Event::HandedOff), 0);
+        assert_eq!(rig.ctx.lb.conns6.len(), 10);
+    }
+}
