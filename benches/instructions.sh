@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per packet of the load-balancing pipeline, counted by callgrind (exact, unlike
 # ns per packet on a shared machine): builds benches/examples/instructions.rs in release, runs
-# it under valgrind once per mode (nat, fullnat, dr, tun; and IPv6 nat6, fullnat6 from
+# it under valgrind once per mode (nat, fullnat, dr, tun; and IPv6 nat6, fullnat6, nat64 from
 # benches/examples/instructions6.rs, whose copy-only baseline is its own 74-byte frame) and
 # table size, and prints one row per case: instructions per packet, and the same minus the
 # copy-only baseline (the per-packet frame preparation, included in every case;
@@ -48,7 +48,7 @@ run() {
   rm -f "$tmp"/cg* "$tmp"/cases
   # The IPv6 modes are the other example's (its functions carry its crate name).
   local example=instructions
-  case "$1" in *6) example=instructions6 ;; esac
+  case "$1" in *6 | nat64) example=instructions6 ;; esac
   timeout 600 valgrind --tool=callgrind --collect-atstart=no \
     --toggle-collect="$example::measure_*" \
     --dump-after="$example::measure_copy_only" \
@@ -122,7 +122,7 @@ fi
 
 printf '%-8s %-5s %-17s %7s %14s %12s\n' mode size case packets instr/packet "minus copy"
 for size in "${sizes[@]}"; do
-  for mode in nat fullnat dr tun nat6 fullnat6; do
+  for mode in nat fullnat dr tun nat6 fullnat6 nat64; do
     run "$mode" "$size"
     i=0 copy=0 copy_burst=0
     while read -r _ case packets; do

@@ -1,14 +1,14 @@
 //! ns per packet of the IPv6 load-balancing pipeline alone (no NIC, no I/O): one TCP service on
-//! [2001:db8:1::100]:80 with 8 backends (round robin) in NAT and FullNAT (16 IPv6 local
-//! addresses), with 1k and 64k connections tracked in the IPv6 table; the rig is
-//! `benches/src/lb6_rig.rs`.
+//! [2001:db8:1::100]:80 with 8 backends (round robin) in NAT, FullNAT (16 IPv6 local
+//! addresses) and NAT64 (8 IPv4 backends, 16 IPv4 local addresses), with 1k and 64k
+//! connections tracked in the IPv6 table; the rig is `benches/src/lb6_rig.rs`.
 //!
 //! Cases, as `lb.rs`'s: `copy_only` (the per-packet frame copy alone, to subtract);
 //! `established` (a client's ACK of one of the N connections, visited in a random order);
 //! `reply` (the backend's ACK back); `new_syn` (a SYN from a tuple not in the table: scheduled,
 //! inserted, forwarded; in chunks of at most N, after each of which, untimed, its connections
-//! are removed again). Every frame is 74 bytes (Ethernet + IPv6 + TCP) copied into one reused
-//! buffer. After each case every frame received was sent once.
+//! are removed again). Every frame is 74 bytes (Ethernet + IPv6 + TCP; NAT64's replies are
+//! IPv4, 54 bytes) copied into one reused buffer. After each case every frame received was sent once.
 //!
 //!     cargo bench -p ferrovs-benches --bench lb6 -- --warm-up-time 1 --measurement-time 2
 
@@ -109,7 +109,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut rng = Rng(0x5eed);
     for (conns, size) in [(1_000, "1k"), (64_000, "64k")] {
-        for (mode, mode_name) in [(FwdMode::Nat, "nat6"), (FwdMode::FullNat, "fullnat6")] {
+        for (mode, mode_name) in [(FwdMode::Nat, "nat6"), (FwdMode::FullNat, "fullnat6"), (FwdMode::Nat64, "nat64")] {
             let mut rig = Rig6::new(mode, conns);
             let (originals, replies) = open6(&mut rig, conns, &mut rng);
             if mode == FwdMode::Nat {

@@ -1,7 +1,8 @@
-//! Instructions per packet of the IPv6 load-balancing pipeline (NAT and FullNAT), for
+//! Instructions per packet of the IPv6 load-balancing pipeline (NAT, FullNAT and NAT64), for
 //! callgrind, as `instructions.rs` measures IPv4: the rig of `benches/benches/lb6.rs`, one mode
 //! and table size per run, K packets per case, one `#[inline(never)]` `measure_*` call per
-//! case in the order printed. `benches/instructions.sh` runs it for `nat6` and `fullnat6`.
+//! case in the order printed. `benches/instructions.sh` runs it for `nat6`, `fullnat6` and
+//! `nat64` (whose replies are IPv4 frames, 20 bytes shorter).
 //!
 //!     cargo run --release -p ferrovs-benches --example instructions6 -- nat6 1k [K]
 //!
@@ -54,12 +55,13 @@ fn measure_new_syns(rig: &mut Rig6, syns: &[Vec<u8>]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
-        eprintln!("usage: instructions6 nat6|fullnat6 CONNS [K]   (CONNS like 1000 or 1k)");
+        eprintln!("usage: instructions6 nat6|fullnat6|nat64 CONNS [K]   (CONNS like 1000 or 1k)");
         std::process::exit(2)
     };
     let mode = match args.first().map(String::as_str) {
         Some("nat6") => FwdMode::Nat,
         Some("fullnat6") => FwdMode::FullNat,
+        Some("nat64") => FwdMode::Nat64,
         _ => usage(),
     };
     let size = |s: &str| match s.strip_suffix(['k', 'K']) {

@@ -3,8 +3,10 @@
 //! FullNAT (16 local addresses 2001:db8:2::200..), clients 2001:db8:1:1::/64 on dp0, the
 //! backends on dp1. Frames are built once at setup (Ethernet + IPv6 + TCP, 74 bytes) and
 //! copied into one reused buffer per packet, as the IPv4 rig does with its templates.
+//! NAT64: the backends are 198.51.100.11..=18 and the local addresses 198.51.100.200.. (IPv4,
+//! on dp1's 198.51.100.0/24), the replies IPv4 frames (54 bytes).
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use dataplane::conn::{ConnKey6, TcpState};
@@ -15,7 +17,7 @@ use dataplane::pipeline::{CoreCtx, NeighLearned};
 use dataplane::sched::{Candidate, SchedKind};
 use dataplane::service::{Backend, BackendSlot, BackendState, FwdMode, Laddr, LbLimits, Service6, Services, Tunnel};
 use dataplane::snapshot::{LocalAddr, PortL3, Snapshot};
-use dataplane::testkit::packet::{EthRepr, Ipv6Repr, L4Repr, TcpRepr};
+use dataplane::testkit::packet::{EthRepr, Ipv4Repr, Ipv6Repr, L4Repr, TcpRepr};
 use dataplane::wire::TcpFlags;
 
 use crate::lb_rig::{backend_mac, BenchFrame, Keep, NoPool, Rng, NOW_MS, OUR_MAC0, OUR_MAC1, ROUTER_MAC};
@@ -36,16 +38,39 @@ fn backend6(k: u16) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x10 + k)
 }
 
+/// NAT64's IPv4 backend `k`.
+fn backend4(k: u16) -> Ipv4Addr {
+    Ipv4Addr::new(198, 51, 100, 10 + k as u8)
+}
+
+/// A backend's address as the service holds it (NAT64: IPv4-mapped).
+fn backend_of(mode: FwdMode, k: u16) -> Ipv6Addr {
+    if mode == FwdMode::Nat64 {
+        backend4(k).to_ipv6_mapped()
+    } else {
+        backend6(k)
+    }
+}
+
 pub fn services6(mode: FwdMode) -> Arc<Services> {
     let backends: Vec<Backend<Ipv6Addr>> = (1..=BACKENDS)
-        .map(|k| Backend { addr: backend6(k), port: 8080, weight: 1, state: BackendState::Active, slot: k, gen: 1 })
+        .map(|k| Backend {
+            addr: backend_of(mode, k),
+            port: 8080,
+            weight: 1,
+            state: BackendState::Active,
+            slot: k,
+            gen: 1,
+        })
         .collect();
-    let laddrs = if mode == FwdMode::FullNat {
-        (0..LADDRS)
+    let laddrs = match mode {
+        FwdMode::FullNat => (0..LADDRS)
             .map(|k| Laddr { addr: Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x200 + k), slot: k, gen: 1 })
-            .collect()
-    } else {
-        vec![]
+            .collect(),
+        FwdMode::Nat64 => (0..LADDRS)
+            .map(|k| Laddr { addr: Ipv4Addr::new(198, 51, 100, 200 + k as u8).to_ipv6_mapped(), slot: k, gen: 1 })
+            .collect(),
+        _ => vec![],
     };
     let service = Service6 {
         slot: 0,
@@ -76,12 +101,12 @@ pub fn services6(mode: FwdMode) -> Arc<Services> {
 pub fn snapshot6(mode: FwdMode) -> Snapshot {
     let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500, kernel: None };
     let addr = |port, prefix: &str| LocalAddr { port, prefix: prefix.parse().unwrap() };
-    Snapshot::build(
-        vec![(0, port("dp0", OUR_MAC0)), (1, port("dp1", OUR_MAC1))],
-        vec![addr(0, "2001:db8:1::1/48"), addr(1, "2001:db8:2::1/64")],
-        vec![],
-    )
-    .with_services(services6(mode))
+    let mut addrs = vec![addr(0, "2001:db8:1::1/48"), addr(1, "2001:db8:2::1/64")];
+    if mode == FwdMode::Nat64 {
+        addrs.push(addr(1, "198.51.100.1/24"));
+    }
+    Snapshot::build(vec![(0, port("dp0", OUR_MAC0)), (1, port("dp1", OUR_MAC1))], addrs, vec![])
+        .with_services(services6(mode))
 }
 
 /// A TCP frame, prebuilt.
@@ -89,6 +114,20 @@ pub fn tcp_frame(to_backend_side: bool, src: Ipv6Addr, sport: u16, dst: Ipv6Addr
     let (dst_mac, src_mac) = if to_backend_side { (OUR_MAC1, backend_mac(1)) } else { (OUR_MAC0, ROUTER_MAC) };
     let tcp = TcpRepr::new(sport, dport, TcpFlags::from_bits_retain(flags));
     EthRepr { dst: dst_mac, src: src_mac }.frame_v6(&Ipv6Repr::new(src, dst), &L4Repr::Tcp(tcp))
+}
+
+/// A backend's TCP frame to a NAT64 local address (IPv4), prebuilt.
+pub fn tcp_frame4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Vec<u8> {
+    let tcp = TcpRepr::new(sport, dport, TcpFlags::from_bits_retain(flags));
+    EthRepr { dst: OUR_MAC1, src: backend_mac(1) }.frame_v4(&Ipv4Repr::new(src, dst), &L4Repr::Tcp(tcp))
+}
+
+/// A backend's TCP frame of connection `c` (IPv4 for a NAT64 one).
+fn backend_frame(c: &dataplane::conn::Conn6, flags: u8) -> Vec<u8> {
+    match c.nat64() {
+        Some((laddr, backend)) => tcp_frame4(backend, c.bport, laddr, c.lport, flags),
+        None => tcp_frame(true, c.backend, c.bport, c.laddr, c.lport, flags),
+    }
 }
 
 /// One core's pipeline with the IPv6 service and its connections.
@@ -115,7 +154,11 @@ impl Rig6 {
             ctx.learn_remote(&snap, NOW_MS, NeighLearned { port: 0, ip, mac: ROUTER_MAC }, &mut sink);
         }
         for k in 1..=BACKENDS {
-            let n = NeighLearned { port: 1, ip: backend6(k).into(), mac: backend_mac(k as u8) };
+            let ip = match backend_of(mode, k).to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(backend6(k)),
+            };
+            let n = NeighLearned { port: 1, ip, mac: backend_mac(k as u8) };
             ctx.learn_remote(&snap, NOW_MS, n, &mut sink);
         }
         Rig6 { ctx, snap, sink }
@@ -159,12 +202,12 @@ pub fn open6(rig: &mut Rig6, n: usize, rng: &mut Rng) -> (Vec<Vec<u8>>, Vec<Vec<
         let key = ConnKey6 { src: addr, dst: VIP6, sport: port, dport: 80, proto: dataplane::wire::IpProtocol::TCP };
         let (id, _) = rig.ctx.lb.conns6.lookup(&key).expect("tracked");
         let c = rig.ctx.lb.conns6.get(id);
-        rig.push_checked(&tcp_frame(true, c.backend, c.bport, c.laddr, c.lport, 0x12), 1, 0);
+        rig.push_checked(&backend_frame(&c, 0x12), 1, 0);
         let ack = tcp_frame(false, addr, port, VIP6, 80, 0x10);
         rig.push_checked(&ack, 0, 1);
         assert_eq!(rig.ctx.lb.conns6.get(id).state, TcpState::Established);
         originals.push(ack);
-        replies.push(tcp_frame(true, c.backend, c.bport, c.laddr, c.lport, 0x10));
+        replies.push(backend_frame(&c, 0x10));
     }
     assert_eq!(rig.ctx.lb.conns6.len(), n);
     rng.shuffle(&mut originals);

@@ -322,7 +322,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         FwdMode::FullNat => (0..LADDRS)
             .map(|k| Laddr { addr: Ipv4Addr::new(198, 51, 100, 200 + k), slot: u16::from(k), gen: 1 })
             .collect(),
-        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun => vec![],
+        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun | FwdMode::Nat64 => vec![],
     };
     let tunnel = Tunnel::default();
     let mut slots = vec![BackendSlot::default(); usize::from(BACKENDS) + 1];

@@ -810,13 +810,13 @@ impl Control {
             };
             out.matched += matched;
             let protocol = |p| if p == IpProtocol::TCP { Protocol::Tcp } else { Protocol::Udp };
-            // Both families as (protocol, flags, state, client, vip, local, backend, expiry).
+            // Both families as (protocol, mode, state, client, vip, local, backend, expiry).
             let v4 = views.iter().map(|v| {
                 let (c, sock) = (&v.conn, |a, p| std::net::SocketAddr::new(std::net::IpAddr::V4(a), p));
                 let local = (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport));
                 (
                     c.proto,
-                    c.flags,
+                    conn_mode(c.flags),
                     c.state_name(),
                     sock(c.client, c.cport),
                     sock(c.vip, c.vport),
@@ -826,11 +826,15 @@ impl Control {
                 )
             });
             let v6 = views6.iter().map(|v| {
-                let (c, sock) = (&v.conn, |a, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a), p));
+                // NAT64's local address and backend are IPv4, held IPv4-mapped: shown as IPv4.
+                let c = &v.conn;
+                let sock =
+                    |a: std::net::Ipv6Addr, p| std::net::SocketAddr::new(std::net::IpAddr::V6(a).to_canonical(), p);
                 let local = (c.laddr_slot != u16::MAX).then(|| sock(c.laddr, c.lport));
+                let mode = if c.nat64().is_some() { ConnMode::Nat64 } else { conn_mode(c.flags) };
                 (
                     c.proto,
-                    c.flags,
+                    mode,
                     c.state_name(),
                     sock(c.client, c.cport),
                     sock(c.vip, c.vport),
@@ -839,8 +843,7 @@ impl Control {
                     v.expires_ms,
                 )
             });
-            for (proto, flags, state, client, vip, local, backend, expires_ms) in v4.chain(v6) {
-                let mode = conn_mode(flags);
+            for (proto, mode, state, client, vip, local, backend, expires_ms) in v4.chain(v6) {
                 out.conns.push(ConnInfo {
                     core: core as u32,
                     protocol: protocol(proto),

@@ -149,10 +149,12 @@ fn v4(ip: IpAddr) -> Ipv4Addr {
     }
 }
 
+/// An IPv6 service's address. NAT64's backends and local addresses are IPv4: the workers hold
+/// them IPv4-mapped (`::ffff:a.b.c.d`), which validation refuses anywhere else.
 fn v6(ip: IpAddr) -> Ipv6Addr {
     match ip {
         IpAddr::V6(a) => a,
-        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
     }
 }
 
@@ -399,6 +401,7 @@ impl LbState {
                 ForwardMode::Fullnat => FwdMode::FullNat,
                 ForwardMode::Dr => FwdMode::Dr,
                 ForwardMode::Tun => FwdMode::Tun,
+                ForwardMode::Nat64 => FwdMode::Nat64,
             },
             tunnel,
             persistence_ms: s.persistence_s.saturating_mul(1000),
@@ -1080,6 +1083,27 @@ mod tests {
             ]
         );
         assert_eq!(service_changes(&next, &[]), vec!["service del tcp 192.0.2.100:80".to_string()]);
+    }
+
+    #[test]
+    fn a_nat64_service_is_an_ipv6_one_with_its_ipv4_addresses_mapped() {
+        let mut lb = state();
+        let vip: IpAddr = "2001:db8:1::100".parse().unwrap();
+        let nat64 = ServiceConfig {
+            mode: ForwardMode::Nat64,
+            laddrs: vec!["198.51.100.200".parse().unwrap()],
+            ..ServiceConfig::new(ServiceKey { protocol: Protocol::Tcp, vip, port: 80 })
+        };
+        let nat64 = ServiceConfig { backends: vec![backend(11, 1)], ..nat64 };
+        let built = build(&mut lb, &[nat64], None).unwrap();
+        assert!(built.list.is_empty());
+        let s = &built.v6.list[0];
+        assert_eq!(s.mode, FwdMode::Nat64);
+        assert_eq!(s.backends[0].addr, Ipv4Addr::new(198, 51, 100, 11).to_ipv6_mapped());
+        assert_eq!(s.laddrs[0].addr, Ipv4Addr::new(198, 51, 100, 200).to_ipv6_mapped());
+        // Its local address is an IPv4 one for the IPv4 path.
+        assert!(built.v6.is_nat64_laddr(Ipv4Addr::new(198, 51, 100, 200)));
+        assert!(built.is_local_port_addr(Ipv4Addr::new(198, 51, 100, 200)));
     }
 
     #[test]

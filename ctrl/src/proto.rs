@@ -728,6 +728,7 @@ pub enum ConnMode {
     Dr,
     Tun,
     Snat,
+    Nat64,
 }
 
 impl ConnMode {
@@ -738,6 +739,7 @@ impl ConnMode {
             ConnMode::Dr => "dr",
             ConnMode::Tun => "tun",
             ConnMode::Snat => "snat",
+            ConnMode::Nat64 => "nat64",
         }
     }
 }

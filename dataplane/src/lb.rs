@@ -290,7 +290,8 @@ impl ConnQuery {
 
     pub fn matches6(&self, c: &Conn6) -> bool {
         self.service.is_none_or(|s| s == (IpAddr::V6(c.vip), c.vport, c.proto))
-            && self.backend.is_none_or(|b| b == (IpAddr::V6(c.backend), c.bport))
+            // A NAT64 backend is IPv4 (held IPv4-mapped).
+            && self.backend.is_none_or(|b| b == (IpAddr::V6(c.backend).to_canonical(), c.bport))
             && self.state.as_deref().is_none_or(|s| s == c.state_name())
     }
 }
@@ -630,6 +631,31 @@ impl LbCore {
         let start = usize::from(local.next_laddr) % n;
         local.next_laddr = ((start + 1) % n) as u16;
         self.take_port6_from(&svc.laddrs, start, proto, now_ms)
+    }
+
+    /// `take_local_port` for a NAT64 service, whose local addresses are IPv4 (held
+    /// IPv4-mapped, as the connection keeps them): its replies are IPv4 packets, steered to
+    /// their core like FullNAT's, so the port must fit `reply` as an IPv4 FullNAT one does.
+    pub fn take_local_port_nat64(
+        &mut self,
+        svc: &Service6,
+        proto: IpProtocol,
+        reply: ReplyFrom,
+        now_ms: u64,
+    ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
+        let n = svc.laddrs.len();
+        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
+        if n == 0 {
+            return Err(PortsExhausted);
+        }
+        let start = usize::from(local.next_laddr) % n;
+        local.next_laddr = ((start + 1) % n) as u16;
+        let check = self.ownership.any_toeplitz();
+        let fits = |own: &Ownership, laddr: Ipv6Addr, p: u16| match laddr.to_ipv4_mapped() {
+            Some(laddr) => !check || own.lport_fits(reply.port, reply.addr, reply.rport, laddr, p),
+            None => false,
+        };
+        self.take_port_fitting(&svc.laddrs, start, proto, now_ms, fits)
     }
 
     /// A port for one of `laddrs` (IPv6: FullNAT or SNAT), from `start`, that this core

@@ -53,6 +53,17 @@ pub trait Frame {
     /// Grows the frame by `n` bytes at the front (into the buffer's headroom), leaving them
     /// unspecified. False, and the frame unchanged, if the headroom is too small.
     fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes at the front (NAT64's IPv6 -> IPv4 header). False, and the frame
+    /// unchanged, if it is shorter than `n`. This default moves the rest of the frame; a
+    /// buffer with headroom (an mbuf) only moves its start.
+    fn trim_front(&mut self, n: usize) -> bool {
+        let len = self.data().len();
+        if n > len {
+            return false;
+        }
+        self.data_mut().copy_within(n.., 0);
+        self.set_len(len - n)
+    }
 }
 
 /// Source of fresh frames for what the box originates (ARP requests, solicitations).
@@ -1257,5 +1268,6 @@ fn build_neighbor_solicit<F: Frame>(
 mod defence;
 mod lb;
 mod lb6;
+mod nat64;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,11 @@ pub enum FwdMode {
     Dr,
     /// IP-in-IP (or GUE) to the backend, which decapsulates and answers directly.
     Tun,
+    /// NAT64 (IPv6 services only): an IPv6 VIP with IPv4 backends, translated (RFC 7915) as
+    /// FullNAT from IPv4 local addresses. The service's backends and local addresses are
+    /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`), so scheduling, persistence and the
+    /// IPv6 connection table serve it unchanged.
+    Nat64,
 }
 
 impl FwdMode {
@@ -271,6 +276,9 @@ pub struct Services6 {
     local_port_addrs: Vec<Ipv6Addr>,
     /// NAT backends (addr, (port << 8 | proto)), sorted.
     nat_backends: Vec<(u128, u32)>,
+    /// The IPv4 local addresses of NAT64 services, sorted: IPv4 packets to them that no IPv4
+    /// connection takes are looked up in the IPv6 table.
+    nat64_laddrs: Vec<Ipv4Addr>,
 }
 
 #[inline]
@@ -298,7 +306,20 @@ impl Services6 {
             .collect();
         nat_backends.sort_unstable();
         nat_backends.dedup();
-        Services6 { list, snat, index, vips, local_port_addrs, nat_backends }
+        let mut nat64_laddrs: Vec<Ipv4Addr> = list
+            .iter()
+            .filter(|s| s.mode == FwdMode::Nat64)
+            .flat_map(|s| s.laddrs.iter().filter_map(|l| l.addr.to_ipv4_mapped()))
+            .collect();
+        nat64_laddrs.sort_unstable();
+        nat64_laddrs.dedup();
+        Services6 { list, snat, index, vips, local_port_addrs, nat_backends, nat64_laddrs }
+    }
+
+    /// True for an IPv4 local address of a NAT64 service.
+    #[inline]
+    pub fn is_nat64_laddr(&self, addr: Ipv4Addr) -> bool {
+        !self.nat64_laddrs.is_empty() && self.nat64_laddrs.binary_search(&addr).is_ok()
     }
 
     /// The SNAT rule for a packet from `src` leaving by `out_port`.
@@ -400,13 +421,17 @@ impl Services {
     /// With these IPv6 services and IPv6 SNAT rules.
     pub fn with_v6_snat(mut self, list: Vec<Service6>, snat: Vec<SnatRule6>) -> Services {
         self.v6 = Services6::new(list, snat);
+        self.index_local_port_addrs();
         self
     }
 
+    /// FullNAT and SNAT local addresses, and NAT64's (IPv4: their replies are IPv4 packets
+    /// whose owner is found like FullNAT's).
     fn index_local_port_addrs(&mut self) {
         let fullnat = self.list.iter().flat_map(|s| s.laddrs.iter().map(|l| l.addr));
         let snat = self.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr));
-        self.local_port_addrs = fullnat.chain(snat).collect();
+        let nat64 = self.v6.nat64_laddrs.iter().copied();
+        self.local_port_addrs = fullnat.chain(snat).chain(nat64).collect();
         self.local_port_addrs.sort_unstable();
         self.local_port_addrs.dedup();
     }

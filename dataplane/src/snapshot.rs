@@ -114,7 +114,8 @@ impl Snapshot {
             .iter()
             .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().map(|l| l.addr)))
             .chain(services.v6.snat.iter().flat_map(|r| r.addrs.iter().map(|l| l.addr)))
-            .map(IpAddr::V6);
+            // NAT64's IPv4-mapped local addresses are IPv4 addresses of the box.
+            .map(|a| IpAddr::V6(a).to_canonical());
         for ip in service_addrs.chain(service_addrs6) {
             let port = match self.routes.lookup(ip) {
                 Some(r) if r.origin == RouteOrigin::Connected => r.port,

@@ -438,6 +438,7 @@ fn mode_name(m: FwdMode) -> &'static str {
         FwdMode::FullNat => "fullnat",
         FwdMode::Dr => "dr",
         FwdMode::Tun => "tun",
+        FwdMode::Nat64 => "nat64",
     }
 }
 

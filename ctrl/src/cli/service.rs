@@ -15,8 +15,8 @@ use crate::config::lb::{
 };
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 
 pub(super) const SERVICE_ADD_HELP: &str = concat!(
@@ -29,6 +29,7 @@ Examples:
   fvs service add tcp 192.0.2.100:8080 mode dr
   fvs service add tcp 192.0.2.100:8443 mode tun encap gue gue-port 6080 too-big icmp
   fvs service add tcp 192.0.2.100:80 mode dr scheduler mh pickup on
+  fvs service add tcp [2001:db8:1::100]:80 mode nat64 laddr 198.51.100.200
   fvs service set tcp 192.0.2.100:80 syn-proxy on
 
 ",
@@ -52,6 +53,10 @@ Modes:
            answers the client directly; backend port = service port. too-big icmp (the
            default) tells the client when a packet no longer fits once encapsulated, too-big
            drop drops it
+  nat64    an IPv6 VIP to IPv4 backends: fullnat from IPv4 local addresses (laddr, one at
+           least), each packet translated between IPv6 and IPv4 (RFC 7915), ICMP errors
+           included; the backends see the local address. The only mode whose backends are
+           of another family than the VIP
 
 ",
     "\
@@ -96,7 +101,7 @@ pub(super) enum ServiceVerb {
         override_usage = SERVICE_SET_USAGE,
         after_help = concat!(
             "Examples:\n  fvs service set tcp 192.0.2.100:80 scheduler mh\n  fvs service set tcp 192.0.2.100:80 persistence 0 removal drain\n  fvs service set tcp 192.0.2.100:8443 mode tun encap gue\n\n",
-            "Schedulers: rr, wrr, lc, wlc, sh, mh, twos, fo; modes: nat, fullnat, dr, tun (see fvs service add --help).\n",
+            "Schedulers: rr, wrr, lc, wlc, sh, mh, twos, fo; modes: nat, fullnat, dr, tun, nat64 (see fvs service add --help).\n",
             "Leaving tun mode drops the service's tunnel settings."
         )
     )]
@@ -209,9 +214,10 @@ fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Res
                 w.once(&mut p.scheduler, "scheduler", s)?;
             }
             "mode" => {
-                let v = w.value("mode", "nat, fullnat, dr or tun")?;
+                let v = w.value("mode", "nat, fullnat, dr, tun or nat64")?;
                 let m = v.to_ascii_lowercase().parse::<ForwardMode>();
-                let m = m.map_err(|_| w.error(format!("'{v}' is not a forwarding mode (nat, fullnat, dr or tun)")))?;
+                let m =
+                    m.map_err(|_| w.error(format!("'{v}' is not a forwarding mode (nat, fullnat, dr, tun or nat64)")))?;
                 w.once(&mut p.mode, "mode", m)?;
             }
             "encap" => {
@@ -643,11 +649,11 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 mode dsr",
-                "fvs service add: 'dsr' is not a forwarding mode (nat, fullnat, dr or tun)",
+                "fvs service add: 'dsr' is not a forwarding mode (nat, fullnat, dr, tun or nat64)",
             ),
             (
                 "service add tcp 192.0.2.100:80 mode",
-                "fvs service add: 'mode' needs nat, fullnat, dr or tun",
+                "fvs service add: 'mode' needs nat, fullnat, dr, tun or nat64",
             ),
             (
                 "service add tcp 192.0.2.100:80 mode tun encap vxlan",

@@ -56,7 +56,11 @@ impl FromStr for Protocol {
 /// How a service forwards. `nat` rewrites the destination (backends route replies through
 /// ferrovs); `fullnat` rewrites both ends, so backends reply to a local address of ferrovs;
 /// `dr` sends the unchanged frame to the backend's MAC and `tun` encapsulates the packet to the
-/// backend: in both the backend holds the VIP and answers the client directly.
+/// backend: in both the backend holds the VIP and answers the client directly. `nat64` is
+/// fullnat from an IPv6 VIP to IPv4 backends, from IPv4 local addresses, each packet's header
+/// translated between the two (RFC 7915). It is a mode of its own, not a fullnat setting: the
+/// one service whose addresses are of two families says so where its families are read, and
+/// an IPv4 backend added to an IPv6 fullnat service by mistake stays an error.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardMode {
@@ -65,6 +69,7 @@ pub enum ForwardMode {
     Fullnat,
     Dr,
     Tun,
+    Nat64,
 }
 
 impl ForwardMode {
@@ -74,7 +79,13 @@ impl ForwardMode {
             ForwardMode::Fullnat => "fullnat",
             ForwardMode::Dr => "dr",
             ForwardMode::Tun => "tun",
+            ForwardMode::Nat64 => "nat64",
         }
+    }
+
+    /// FullNAT and NAT64 take the source from local addresses (`laddrs`).
+    pub fn uses_laddrs(self) -> bool {
+        matches!(self, ForwardMode::Fullnat | ForwardMode::Nat64)
     }
 
     /// DR and TUN deliver the client's packet as it came (only an outer header may be added),
@@ -92,7 +103,8 @@ impl FromStr for ForwardMode {
             "fullnat" => Ok(ForwardMode::Fullnat),
             "dr" => Ok(ForwardMode::Dr),
             "tun" => Ok(ForwardMode::Tun),
-            _ => Err(format!("'{s}' is not a forwarding mode (nat, fullnat, dr or tun)")),
+            "nat64" => Ok(ForwardMode::Nat64),
+            _ => Err(format!("'{s}' is not a forwarding mode (nat, fullnat, dr, tun or nat64)")),
         }
     }
 }
@@ -646,21 +658,53 @@ fn unicast(ip: IpAddr, path: &str, what: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A backend or local address of a service: unicast, of the VIP's family (mixed-family
-/// services, such as NAT64, are not supported).
+/// A backend or local address of a service: unicast, of the VIP's family, except in nat64
+/// mode (IPv6 VIP), where they are all IPv4.
 fn of_vip_family(ip: IpAddr, s: &ServiceConfig, path: &str, what: &str) -> Result<(), ConfigError> {
     unicast(ip, path, what)?;
+    not_v4_mapped(ip, path, what)?;
+    let family = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+    if s.mode == ForwardMode::Nat64 {
+        if ip.is_ipv6() {
+            return Err(err(
+                path.into(),
+                format!(
+                    "{what} {ip} is IPv6 but service {} is in nat64 mode: its backends and local addresses are IPv4",
+                    s.key()
+                ),
+            ));
+        }
+        return Ok(());
+    }
     if ip.is_ipv4() != s.vip.is_ipv4() {
-        let family = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+        let hint = if s.vip.is_ipv6() {
+            " (mode nat64 is the one exception: IPv6 VIP, IPv4 backends and local addresses)"
+        } else {
+            ""
+        };
         return Err(err(
             path.into(),
             format!(
-                "{what} {ip} is {} but service {} has an {} VIP: a service's addresses are all of one family",
-                family(ip),
+                "{what} {ip} is {} but service {} has an {} VIP: a service's addresses are all of one family{hint}",
+                family(ip.is_ipv4()),
                 s.key(),
-                family(s.vip)
+                family(s.vip.is_ipv4())
             ),
         ));
+    }
+    Ok(())
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is refused: it is how the workers hold
+/// NAT64's IPv4 addresses in IPv6 connections, and on the wire it means an IPv4 host.
+fn not_v4_mapped(ip: IpAddr, path: &str, what: &str) -> Result<(), ConfigError> {
+    if let IpAddr::V6(a) = ip {
+        if let Some(v4) = a.to_ipv4_mapped() {
+            return Err(err(
+                path.into(),
+                format!("{what} {ip} is an IPv4-mapped IPv6 address; write the IPv4 address {v4} (with mode nat64 for an IPv6 VIP)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -703,6 +747,16 @@ pub fn validate_services(
     for (i, s) in services.iter().enumerate() {
         let at = |field: &str| format!("services[{i}].{field}");
         unicast(s.vip, &at("vip"), "VIP")?;
+        not_v4_mapped(s.vip, &at("vip"), "VIP")?;
+        if s.mode == ForwardMode::Nat64 && s.vip.is_ipv4() {
+            return Err(err(
+                at("vip"),
+                format!(
+                    "service {} is in nat64 mode, which takes an IPv6 VIP to IPv4 backends: its VIP must be IPv6",
+                    s.key()
+                ),
+            ));
+        }
         if s.port == 0 {
             return Err(err(at("port"), "port 0 is not a service port (1..=65535)".into()));
         }
@@ -724,18 +778,22 @@ pub fn validate_services(
             ));
         }
         match s.mode {
-            ForwardMode::Fullnat if s.laddrs.is_empty() => {
+            mode if mode.uses_laddrs() && s.laddrs.is_empty() => {
                 return Err(err(
                     at("laddrs"),
-                    format!("service {} is in fullnat mode and needs at least one local address (laddrs)", s.key()),
+                    format!(
+                        "service {} is in {} mode and needs at least one local address (laddrs)",
+                        s.key(),
+                        mode.as_str()
+                    ),
                 ));
             }
-            ForwardMode::Fullnat => {}
+            mode if mode.uses_laddrs() => {}
             mode if !s.laddrs.is_empty() => {
                 return Err(err(
                     at("laddrs"),
                     format!(
-                        "service {} is in {} mode; local addresses are only used in fullnat mode",
+                        "service {} is in {} mode; local addresses are only used in fullnat and nat64 modes",
                         s.key(),
                         mode.as_str()
                     ),
@@ -1044,6 +1102,50 @@ mod tests {
     }
 
     #[test]
+    fn nat64_takes_an_ipv6_vip_to_ipv4_backends_and_local_addresses() {
+        let ok = "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64, scheduler: rr, persistence_s: 60, laddrs: [198.51.100.200], backends: [{addr: 198.51.100.11, port: 8080}, {addr: 198.51.100.12, port: 8080}]}";
+        check(ok).unwrap();
+        let cases = [
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: nat64, laddrs: [198.51.100.200]}",
+                "services[0].vip: service tcp 192.0.2.100:80 is in nat64 mode, which takes an IPv6 VIP to IPv4 backends: its VIP must be IPv6",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64}",
+                "services[0].laddrs: service tcp [2001:db8:1::100]:80 is in nat64 mode and needs at least one local address (laddrs)",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64, laddrs: ['2001:db8:2::200']}",
+                "services[0].laddrs[0]: local address 2001:db8:2::200 is IPv6 but service tcp [2001:db8:1::100]:80 is in nat64 mode: its backends and local addresses are IPv4",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64, laddrs: [198.51.100.200], backends: [{addr: '2001:db8:2::11', port: 80}]}",
+                "services[0].backends[0].addr: backend address 2001:db8:2::11 is IPv6 but service tcp [2001:db8:1::100]:80 is in nat64 mode",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: fullnat, laddrs: ['2001:db8:2::200'], backends: [{addr: 198.51.100.11, port: 80}]}",
+                "services[0].backends[0].addr: backend address 198.51.100.11 is IPv4 but service tcp [2001:db8:1::100]:80 has an IPv6 VIP: a service's addresses are all of one family (mode nat64 is the one exception",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, backends: [{addr: '::ffff:198.51.100.11', port: 80}]}",
+                "services[0].backends[0].addr: backend address ::ffff:198.51.100.11 is an IPv4-mapped IPv6 address; write the IPv4 address 198.51.100.11",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64, laddrs: [198.51.100.200], tunnel: {encap: gue}}",
+                "services[0].tunnel: service tcp [2001:db8:1::100]:80 is in nat64 mode; tunnel settings are only used in tun mode",
+            ),
+            (
+                "- {vip: '2001:db8:1::100', port: 80, protocol: tcp, mode: nat64, laddrs: [198.51.100.200], pickup: true}",
+                "services[0].pickup: service tcp [2001:db8:1::100]:80 is in nat64 mode; mid-flow pickup is only for dr and tun",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let got = check(yaml).unwrap_err();
+            assert!(got.contains(want), "{yaml}\n got: {got}\nwant: {want}");
+        }
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let cases = [
             ("- {vip: 'ff02::1', port: 80, protocol: tcp}", "services[0].vip: ff02::1 cannot be a VIP"),
@@ -1108,7 +1210,7 @@ mod tests {
             ),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, laddrs: [198.51.100.1]}",
-                "services[0].laddrs: service tcp 192.0.2.100:80 is in dr mode; local addresses are only used in fullnat mode",
+                "services[0].laddrs: service tcp 192.0.2.100:80 is in dr mode; local addresses are only used in fullnat and nat64 modes",
             ),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1], pickup: true}",

@@ -510,7 +510,7 @@ log_level: info
     fn appliance_config_is_valid() {
         let c = Config::from_yaml(include_str!("../../../conf/appliance.yaml"), "conf/appliance.yaml").unwrap();
         let modes: Vec<&str> = c.services.iter().map(|s| s.mode.as_str()).collect();
-        assert_eq!(modes, ["fullnat", "nat", "dr", "tun"]);
+        assert_eq!(modes, ["fullnat", "nat", "dr", "tun", "nat64"]);
         let tunnel = c.services[3].tunnel.unwrap();
         assert_eq!((tunnel.encap.as_str(), tunnel.gue_port), ("gue", 6080));
         assert_eq!(c.snat[0].name(), "source 198.51.100.0/24 out-port outside");

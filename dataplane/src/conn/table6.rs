@@ -26,6 +26,15 @@ pub struct ConnKey6 {
 
 /// One tracked IPv6 connection, both directions: the fields of [`super::Conn`] with IPv6
 /// addresses. NAT: `laddr == client`, `lport == cport`.
+///
+/// NAT64 connections live here too, their IPv4 backend and local address held IPv4-mapped
+/// (`::ffff:a.b.c.d`): the original key is the client's IPv6 tuple, the reply key the
+/// backend's IPv4 tuple mapped, which the IPv4 path builds from a reply that misses its own
+/// table (only packets to a NAT64 local address look here). The IPv6 table was the choice
+/// because the entry must hold the client's and the VIP's IPv6 addresses, which the IPv4
+/// table's 48-byte slots cannot without growing every IPv4 connection; the scheduler,
+/// persistence and counters of IPv6 services then serve NAT64 unchanged. Told apart by
+/// [`Conn6::nat64`]; no flag bit is spent on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conn6 {
     pub client: Ipv6Addr,
@@ -75,6 +84,17 @@ impl Conn6 {
         } else {
             self.state.as_str()
         }
+    }
+
+    /// For a NAT64 connection, its IPv4 (local address, backend). A FullNAT connection (not
+    /// SNAT) whose local address is IPv4-mapped: validation refuses such addresses in IPv6
+    /// services, so only NAT64 has them.
+    #[inline]
+    pub fn nat64(&self) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+        if self.flags & (ConnFlags::FULLNAT | ConnFlags::SNAT) != ConnFlags::FULLNAT {
+            return None;
+        }
+        Some((self.laddr.to_ipv4_mapped()?, self.backend.to_ipv4_mapped()?))
     }
 
     /// Its idle timeout under `t`.

@@ -162,6 +162,20 @@ impl Frame for Mbuf {
         m.pkt_len += n as u32;
         true
     }
+
+    #[inline]
+    fn trim_front(&mut self, n: usize) -> bool {
+        if n > usize::from(self.raw().data_len) {
+            return false;
+        }
+        // SAFETY: we own the mbuf; the new data start stays inside its data (n <= data_len),
+        // single segment, so pkt_len == data_len. (This is rte_pktmbuf_adj.)
+        let m = unsafe { self.0.as_mut() };
+        m.data_off += n as u16;
+        m.data_len -= n as u16;
+        m.pkt_len -= n as u32;
+        true
+    }
 }
 
 impl Drop for Mbuf {

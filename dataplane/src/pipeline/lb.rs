@@ -80,6 +80,10 @@ impl<F: Frame> CoreCtx<F> {
         }
         let services = &snap.services;
         let Some(svc) = services.lookup(t.dst, t.dport, t.proto) else {
+            if services.v6.is_nat64_laddr(t.dst) {
+                // A NAT64 connection's reply: its entry is in the IPv6 table.
+                return self.nat64_reply(snap, now_ms, frame, l4, pool, tx);
+            }
             // A VIP that is also the box's own address leaves its other ports to the kernel.
             if services.is_vip(t.dst) && !snap.is_interface_addr(IpAddr::V4(t.dst)) {
                 self.drop(frame, DropReason::NoService);
@@ -286,7 +290,8 @@ impl<F: Frame> CoreCtx<F> {
         };
         let mut flags = match svc.mode {
             FwdMode::Nat => ConnFlags::empty(),
-            FwdMode::FullNat => ConnFlags::FULLNAT,
+            // NAT64 services are IPv6 ones: never in this list.
+            FwdMode::FullNat | FwdMode::Nat64 => ConnFlags::FULLNAT,
             FwdMode::Dr => ConnFlags::DR,
             FwdMode::Tun => ConnFlags::TUN,
         };
@@ -457,7 +462,7 @@ impl<F: Frame> CoreCtx<F> {
 
     /// Where the replies of a new FullNAT connection to `backend:bport` will come from. The
     /// port only matters where a NIC's hash picks local ports: only then is the route looked up.
-    fn reply_from(&self, snap: &Snapshot, backend: Ipv4Addr, bport: u16) -> ReplyFrom {
+    pub(super) fn reply_from(&self, snap: &Snapshot, backend: Ipv4Addr, bport: u16) -> ReplyFrom {
         let port = if self.lb.ownership.any_toeplitz() {
             snap.routes.lookup(IpAddr::V4(backend)).map_or(u16::MAX, |r| r.port)
         } else {
@@ -797,7 +802,7 @@ impl<F: Frame> CoreCtx<F> {
     #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
-    fn too_big(
+    pub(super) fn too_big(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -903,6 +908,9 @@ impl<F: Frame> CoreCtx<F> {
             if let Some(owner) = self.other_owner(snap, &key, frame.rx_port()) {
                 self.hand_off(owner, frame, tx);
                 return None;
+            }
+            if snap.services.v6.is_nat64_laddr(key.dst) {
+                return self.nat64_icmp_error(snap, now_ms, frame, &key, pool, tx);
             }
             return Some(frame);
         };

@@ -190,7 +190,7 @@ impl<F: Frame> CoreCtx<F> {
         };
         let mut flags = match svc.mode {
             FwdMode::Nat => ConnFlags::empty(),
-            FwdMode::FullNat => ConnFlags::FULLNAT,
+            FwdMode::FullNat | FwdMode::Nat64 => ConnFlags::FULLNAT,
             FwdMode::Dr => ConnFlags::DR,
             FwdMode::Tun => ConnFlags::TUN,
         };
@@ -215,8 +215,8 @@ impl<F: Frame> CoreCtx<F> {
             proto: t.proto,
         };
         let timeout = conn.timeout(&snap.services.timeouts);
-        let inserted = if svc.mode == FwdMode::FullNat {
-            self.insert6_with_local_port(svc, &mut conn, now_ms, timeout)
+        let inserted = if matches!(svc.mode, FwdMode::FullNat | FwdMode::Nat64) {
+            self.insert6_with_local_port(snap, svc, &mut conn, now_ms, timeout)
         } else {
             self.lb.conns6.insert(conn, now_ms, timeout).map_err(insert_drop)
         };
@@ -240,13 +240,23 @@ impl<F: Frame> CoreCtx<F> {
 
     fn insert6_with_local_port(
         &mut self,
+        snap: &Snapshot,
         svc: &Service6,
         conn: &mut Conn6,
         now_ms: u64,
         timeout: u32,
     ) -> Result<Conn6Id, DropReason> {
+        // NAT64's replies are IPv4: their port must suit the IPv4 steering.
+        let nat64_reply = match (svc.mode, conn.backend.to_ipv4_mapped()) {
+            (FwdMode::Nat64, Some(backend)) => Some(self.reply_from(snap, backend, conn.bport)),
+            _ => None,
+        };
         for _ in 0..LOCAL_PORT_ATTEMPTS {
-            let Ok(local) = self.lb.take_local_port6(svc, conn.proto, now_ms) else {
+            let taken = match nat64_reply {
+                Some(reply) => self.lb.take_local_port_nat64(svc, conn.proto, reply, now_ms),
+                None => self.lb.take_local_port6(svc, conn.proto, now_ms),
+            };
+            let Ok(local) = taken else {
                 return Err(DropReason::LocalPortsExhausted);
             };
             (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
@@ -355,6 +365,10 @@ impl<F: Frame> CoreCtx<F> {
         if conn.flags.contains(ConnFlags::TUN) {
             return self.forward_tun6(snap, now_ms, frame, conn, pool, tx);
         }
+        if let Some((laddr, backend)) = conn.nat64() {
+            // Only the client's side is IPv6 (replies come by `nat64_reply`).
+            return self.forward_nat64(snap, now_ms, frame, l4, conn, laddr, backend, pool, tx);
+        }
         let rewrite = match dir {
             Dir::Original => Rewrite6 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
@@ -397,7 +411,7 @@ impl<F: Frame> CoreCtx<F> {
     #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
-    fn too_big6(
+    pub(super) fn too_big6(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -580,6 +594,13 @@ impl<F: Frame> CoreCtx<F> {
             }
             return None;
         }
+        if conn.nat64().is_some() {
+            // From the client's side about a reply: its backend speaks ICMPv4 only, and an
+            // error from the client's network has no IPv4 meaning for it. (The backend's
+            // ICMPv4 errors come the other way, by `nat64_icmp_error`.)
+            self.drop(frame, DropReason::UnsupportedProtocol);
+            return None;
+        }
         let outer_src = ipv6_at(&frame.data()[ETH_LEN..], 8);
         let (outer_src, outer_dst, quote) = match dir {
             // From the backend's side about a packet we sent it: to the client, from the VIP
@@ -613,7 +634,7 @@ impl<F: Frame> CoreCtx<F> {
         None
     }
 
-    fn end_conn6(&mut self, id: Conn6Id, now_ms: u64) {
+    pub(super) fn end_conn6(&mut self, id: Conn6Id, now_ms: u64) {
         let conn = self.lb.conns6.remove(id);
         self.lb.release6(&conn, now_ms);
     }

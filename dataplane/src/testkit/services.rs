@@ -63,7 +63,7 @@ pub struct Spec {
 pub fn service(spec: &Spec) -> Service {
     let laddrs = match spec.mode {
         FwdMode::FullNat => vec![Laddr { addr: ip4("198.51.100.1"), slot: 0, gen: 1 }],
-        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun => vec![],
+        FwdMode::Nat | FwdMode::Dr | FwdMode::Tun | FwdMode::Nat64 => vec![],
     };
     Service {
         slot: 0,

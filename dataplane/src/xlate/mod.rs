@@ -17,6 +17,9 @@ use crate::wire::checksum::{fold, update_bytes, update_u32};
 use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 
 mod encap;
+pub mod nat64;
+#[cfg(test)]
+mod nat64_tests;
 pub mod seqadj;
 #[cfg(test)]
 mod tests;

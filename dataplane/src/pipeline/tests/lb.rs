@@ -16,6 +16,7 @@ mod health;
 mod ipv6;
 mod modes;
 mod mtu;
+mod nat64;
 mod pickup;
 mod synproxy;
 mod trace;
