@@ -40,6 +40,7 @@ fn service6(mode: FwdMode, proto: IpProtocol) -> Service6 {
         reset_on_removal: false,
         reset_when_all_down: false,
         syn_proxy: false,
+        client_address: Default::default(),
         pickup: false,
         candidates: backends.iter().map(|b| crate::sched::Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,
