@@ -85,6 +85,7 @@ pub fn services6(mode: FwdMode) -> Arc<Services> {
         reset_on_removal: false,
         reset_when_all_down: false,
         syn_proxy: false,
+        client_address: Default::default(),
         pickup: false,
         candidates: backends.iter().map(|_| Candidate { weight: 1, schedulable: true }).collect(),
         backends,

@@ -343,6 +343,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         reset_when_all_down: false,
         pickup: false,
         syn_proxy: false,
+        client_address: Default::default(),
         candidates: backends.iter().map(|b| Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,
         table: None,

@@ -409,6 +409,7 @@ impl LbState {
             reset_when_all_down: s.all_down == AllDownPolicy::Reset,
             pickup: s.pickup(),
             syn_proxy: s.syn_proxy == SynProxyMode::On,
+            client_address: s.client_address.dataplane(),
             backends,
             candidates,
             table,
@@ -658,7 +659,7 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             let s = find(&mut out, key)?;
             if patch == ServicePatch::default() {
                 return Err(
-                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy"
+                    "nothing to change: give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address"
                         .into(),
                 );
             }
@@ -678,6 +679,9 @@ pub fn edit(services: &[ServiceConfig], edit: Edit) -> Result<Vec<ServiceConfig>
             }
             if let Some(v) = patch.syn_proxy {
                 s.syn_proxy = v;
+            }
+            if let Some(v) = patch.client_address {
+                s.client_address = v;
             }
             if let Some(v) = patch.pickup {
                 s.pickup = Some(v);

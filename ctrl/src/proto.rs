@@ -17,8 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::RouteConfig;
 use crate::config::{
-    BackendConfig, BackendState, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig, ServiceKey,
-    SnatConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
+    BackendConfig, BackendState, ClientAddressMode, Encapsulation, ForwardMode, Protocol, RemovalPolicy, ServiceConfig,
+    ServiceKey, SnatConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
 };
 use dataplane::sched::SchedKind;
 
@@ -251,6 +251,8 @@ pub struct ServicePatch {
     pub pickup: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn_proxy: Option<SynProxyMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<ClientAddressMode>,
 }
 
 /// Which connections `conn list` shows; every given field must match.
@@ -546,6 +548,9 @@ pub struct ServiceInfo {
     /// SYN proxy on.
     #[serde(default)]
     pub syn_proxy: bool,
+    /// How backends learn the client's address (fullnat).
+    #[serde(default, skip_serializing_if = "ClientAddressMode::is_off")]
+    pub client_address: ClientAddressMode,
     pub backends: Vec<BackendInfo>,
     /// The health settings in a few words (`on-down reset all-down drop`), when any differ
     /// from the defaults; `--json` has them whole below.
@@ -598,6 +603,7 @@ impl ServiceInfo {
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
             syn_proxy: s.syn_proxy == SynProxyMode::On,
+            client_address: s.client_address,
             backends,
             health_policy: health_policy(s),
             health: s.health.as_deref().cloned(),

@@ -111,6 +111,9 @@ enum_with_names! {
         /// A client's packet of a SYN-proxied connection before its backend completed the
         /// handshake with us (the client sends it again).
         SynProxyPending = "syn_proxy_pending",
+        /// A new connection to a service with a `client_address` on a core that keeps no
+        /// client-address state yet (it has not synced the snapshot that added the service).
+        ClientAddrUnavailable = "client_addr_unavailable",
         /// A new connection from a source outside its service's allow list.
         AclNotAllowed = "acl_not_allowed",
         /// Over its service's `limits.conns_per_s` (this core's share).
@@ -198,6 +201,13 @@ enum_with_names! {
         /// FullNAT/SNAT TCP local ports handed out within `connections.lport_quiet_s` of their
         /// release, because no quiet port was left (more local addresses would avoid it).
         LportReusedEarly = "lport_reused_early",
+        /// Client address to FullNAT backends: segments toward a backend that carried the
+        /// PROXY header or the TOA option; of those, PROXY headers sent alone (the client's
+        /// segment would not fit with it: its payload comes again); and segments that went
+        /// without TOA for want of option space or MTU.
+        ClientAddrSent = "client_addr_sent",
+        ClientAddrHeaderAlone = "client_addr_header_alone",
+        ClientAddrToaNoRoom = "client_addr_toa_no_room",
         /// Packets forwarded client to backend (in) and backend to client (out).
         LbInPackets = "lb_in_packets",
         LbOutPackets = "lb_out_packets",

@@ -13,6 +13,7 @@ use crate::sched::SchedState;
 use crate::service::{Laddr, LbLimits, Service, Service6, Services};
 use crate::steer::Ownership;
 use crate::wire::IpProtocol;
+use crate::xlate::clientaddr::Shift;
 
 /// Per-backend-slot counters of one core. Valid for the backend whose generation `gen` holds;
 /// the core resets them when the slot gets a new occupant.
@@ -265,6 +266,12 @@ pub struct LbCore {
     /// of our ISN) until the backend answers, then the sequence delta (backend ISN - cookie).
     /// Allocated (4 bytes per connection of capacity) once a service proxies.
     proxy_seq: Box<[u32]>,
+    /// Per connection slot (IPv4, and IPv6 in `client_addr6`), for connections of services
+    /// with a `client_address`: where the header sits and whether the backend has it (see
+    /// `xlate::clientaddr`). Allocated (8 bytes per connection of capacity) once a service
+    /// of the family uses one.
+    client_addr: Box<[Shift]>,
+    client_addr6: Box<[Shift]>,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -350,6 +357,8 @@ impl LbCore {
             handshakes: HandshakeClock::default(),
             expired6: Vec::with_capacity(EXPIRE_BUDGET),
             proxy_seq: Box::default(),
+            client_addr: Box::default(),
+            client_addr6: Box::default(),
         }
     }
 
@@ -427,6 +436,13 @@ impl LbCore {
         if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy) {
             self.proxy_seq = vec![0; self.conns.capacity()].into_boxed_slice();
         }
+        let off = crate::xlate::clientaddr::ClientAddr::Off;
+        if self.client_addr.is_empty() && services.list.iter().any(|s| s.client_address != off) {
+            self.client_addr = vec![Shift::default(); self.conns.capacity()].into_boxed_slice();
+        }
+        if self.client_addr6.is_empty() && services.v6.list.iter().any(|s| s.client_address != off) {
+            self.client_addr6 = vec![Shift::default(); self.conns6.capacity()].into_boxed_slice();
+        }
         for svc in &services.list {
             self.sync_service(svc);
         }
@@ -461,6 +477,30 @@ impl LbCore {
             }
             None => false,
         }
+    }
+
+    /// The client-address state of the IPv4 connection in slot `id` (default when none is
+    /// kept: `kind` is `Off`).
+    #[inline]
+    pub fn client_addr(&self, id: crate::conn::ConnId) -> Shift {
+        self.client_addr.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// Sets it; false when this core keeps none (no IPv4 service had a `client_address`
+    /// when it last synced).
+    pub fn set_client_addr(&mut self, id: crate::conn::ConnId, shift: Shift) -> bool {
+        self.client_addr.get_mut(id as usize).map(|s| *s = shift).is_some()
+    }
+
+    /// `client_addr` of the IPv6 connection in slot `id`.
+    #[inline]
+    pub fn client_addr6(&self, id: crate::conn::Conn6Id) -> Shift {
+        self.client_addr6.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// `set_client_addr` for an IPv6 connection.
+    pub fn set_client_addr6(&mut self, id: crate::conn::Conn6Id, shift: Shift) -> bool {
+        self.client_addr6.get_mut(id as usize).map(|s| *s = shift).is_some()
     }
 
     /// This core's state for a backend slot, reset when the slot has a new occupant.
@@ -968,6 +1008,7 @@ mod tests {
             reset_when_all_down: false,
             pickup: false,
             syn_proxy: false,
+            client_address: Default::default(),
             backends: vec![],
             candidates: vec![],
             table: None,

@@ -1265,6 +1265,7 @@ fn build_neighbor_solicit<F: Frame>(
     true
 }
 
+mod clientaddr;
 mod defence;
 mod lb;
 mod lb6;

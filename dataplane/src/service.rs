@@ -137,6 +137,9 @@ pub struct Service<A = Ipv4Addr> {
     /// SYN proxy (NAT/FullNAT TCP only): SYNs are answered here with a SYN cookie, and a
     /// connection is made and opened to a backend only on the client's valid ACK.
     pub syn_proxy: bool,
+    /// FullNAT TCP only: how backends learn the client's address (PROXY protocol header or
+    /// TOA option, see `xlate::clientaddr`); `Off` for every other service.
+    pub client_address: crate::xlate::clientaddr::ClientAddr,
     pub backends: Vec<Backend<A>>,
     /// The scheduler's view of `backends`, same order.
     pub candidates: Vec<Candidate>,

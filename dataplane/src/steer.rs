@@ -193,6 +193,7 @@ mod tests {
             reset_when_all_down: false,
             pickup: false,
             syn_proxy: false,
+            client_address: Default::default(),
             backends: vec![Backend { addr: BACKEND, port: 8080, weight: 1, state: BackendState::Active, slot, gen: 1 }],
             candidates: Vec::new(),
             table: None,
@@ -306,6 +307,7 @@ mod tests {
             reset_on_removal: false,
             reset_when_all_down: false,
             syn_proxy: false,
+            client_address: Default::default(),
             pickup: false,
             backends: vec![Backend {
                 addr: a("2001:db8:2::11"),

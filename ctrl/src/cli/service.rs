@@ -11,12 +11,13 @@ use super::table::{cells, table, Layout};
 use super::words::{or_list, parse_ip, VerbArgs, Words};
 use super::ArgsError;
 use crate::config::lb::{
-    Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, SynProxyMode, TooBigPolicy, TunnelConfig,
+    ClientAddressMode, Encapsulation, ForwardMode, RemovalPolicy, ServiceConfig, SynProxyMode, TooBigPolicy,
+    TunnelConfig,
 };
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off] [client-address proxy-v2|proxy-v1|toa|off]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off] [client-address proxy-v2|proxy-v1|toa|off]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 
 pub(super) const SERVICE_ADD_HELP: &str = concat!(
@@ -31,6 +32,7 @@ Examples:
   fvs service add tcp 192.0.2.100:80 mode dr scheduler mh pickup on
   fvs service add tcp [2001:db8:1::100]:80 mode nat64 laddr 198.51.100.200
   fvs service set tcp 192.0.2.100:80 syn-proxy on
+  fvs service add tcp 192.0.2.100:443 mode fullnat laddr 198.51.100.1 client-address proxy-v2
 
 ",
     "\
@@ -72,7 +74,18 @@ SYN proxy (tcp in nat or fullnat mode; off by default):
   syn-proxy on   ferrovs answers SYNs itself with a SYN cookie and keeps nothing; a client
                  that completes the handshake gets a connection and a backend (a SYN flood
                  from spoofed sources never reaches the table or the backends)
-  syn-proxy off  SYNs go to a backend as they come"
+  syn-proxy off  SYNs go to a backend as they come
+
+",
+    "\
+Client address (tcp in fullnat mode, where backends see only ferrovs's local address; off by default):
+  client-address proxy-v2  each connection to a backend starts with a PROXY protocol v2
+                           header naming the client and the VIP (nginx: listen ... proxy_protocol;
+                           haproxy: accept-proxy); sequence numbers are shifted to match
+  client-address proxy-v1  the same with the PROXY protocol v1 text line
+  client-address toa       the TOA TCP option (kind 254: client port and address) on the
+                           connection's first segments, for backends with the TOA kernel module
+  client-address off       nothing added"
 );
 
 /// The scheduler names, in the words of the errors: `rr, wrr, ... or fo`.
@@ -136,6 +149,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
                 too_big,
                 pickup,
                 syn_proxy,
+                client_address,
             } = patch;
             service.scheduler = scheduler.unwrap_or(service.scheduler);
             service.mode = mode.unwrap_or(service.mode);
@@ -145,6 +159,7 @@ pub(super) fn service_request(verb: Option<ServiceVerb>, stats: bool) -> Result<
             service.laddrs = laddrs;
             service.pickup = pickup;
             service.syn_proxy = syn_proxy.unwrap_or_default();
+            service.client_address = client_address.unwrap_or_default();
             // Only a service given tunnel keywords gets a tunnel section, as in the YAML.
             if encap.is_some() || gue_port.is_some() || too_big.is_some() {
                 let d = TunnelConfig::default();
@@ -189,6 +204,7 @@ const SERVICE_ADD_KEYWORDS: &[&str] = &[
     "too-big",
     "pickup",
     "syn-proxy",
+    "client-address",
 ];
 const SERVICE_SET_KEYWORDS: &[&str] = &[
     "scheduler",
@@ -201,6 +217,7 @@ const SERVICE_SET_KEYWORDS: &[&str] = &[
     "too-big",
     "pickup",
     "syn-proxy",
+    "client-address",
 ];
 
 /// The keywords of `service add` (with `laddrs`) and `service set` (without).
@@ -245,6 +262,11 @@ fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Res
                     _ => return Err(w.error(format!("'{v}' is not a pickup setting (on or off)"))),
                 };
                 w.once(&mut p.pickup, "pickup", on)?;
+            }
+            "client-address" => {
+                let v = w.value("client-address", "proxy-v2, proxy-v1, toa or off")?;
+                let mode = v.to_ascii_lowercase().parse::<ClientAddressMode>().map_err(|m| w.error(m))?;
+                w.once(&mut p.client_address, "client-address", mode)?;
             }
             "syn-proxy" => {
                 let v = w.value("syn-proxy", "on or off")?;
@@ -347,6 +369,9 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         }
         if s.syn_proxy {
             flags.push("syn-proxy".to_string());
+        }
+        if !s.client_address.is_off() {
+            flags.push(format!("client-address {}", s.client_address.as_str().replace('_', "-")));
         }
         service_rows.push(vec![
             s.protocol.as_str().to_ascii_uppercase(),
@@ -567,6 +592,28 @@ mod tests {
                 set: ServicePatch { syn_proxy: Some(SynProxyMode::On), ..Default::default() }
             }
         );
+        for (word, mode) in [
+            ("proxy-v2", ClientAddressMode::ProxyV2),
+            ("proxy_v1", ClientAddressMode::ProxyV1),
+            ("TOA", ClientAddressMode::Toa),
+            ("off", ClientAddressMode::Off),
+        ] {
+            assert_eq!(
+                request(&format!("service set tcp 192.0.2.100:80 client-address {word}")),
+                Request::ServiceSet { key: k, set: ServicePatch { client_address: Some(mode), ..Default::default() } }
+            );
+        }
+        let mut with_header = ServiceConfig::new(k);
+        with_header.mode = ForwardMode::Fullnat;
+        with_header.client_address = ClientAddressMode::ProxyV2;
+        assert_eq!(
+            request("service add tcp 192.0.2.100:80 mode fullnat client-address proxy-v2"),
+            Request::ServiceAdd { service: with_header }
+        );
+        assert_eq!(
+            usage_error("service set tcp 192.0.2.100:80 client-address proxy-v3"),
+            "fvs service set: 'proxy-v3' is not a client address mode (proxy_v2, proxy_v1, toa or off)"
+        );
         let mut proxied = ServiceConfig::new(k);
         proxied.syn_proxy = SynProxyMode::On;
         assert_eq!(request("service add tcp 192.0.2.100:80 syn-proxy ON"), Request::ServiceAdd { service: proxied });
@@ -586,7 +633,7 @@ mod tests {
         );
         assert_eq!(
             usage_error("service set tcp 192.0.2.100:80 off"),
-            "fvs service set: unknown keyword 'off' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'pickup off'?)"
+            "fvs service set: unknown keyword 'off' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'pickup off'?)"
         );
         assert_eq!(
             request("service set tcp 192.0.2.100:80 mode tun gue-port 6081"),
@@ -669,11 +716,11 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 mode tun gue",
-                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'encap gue'?)",
+                "fvs service add: unknown keyword 'gue' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'encap gue'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80 drop",
-                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'too-big drop'?)",
+                "fvs service set: unknown keyword 'drop' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'too-big drop'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 persistence 5m",
@@ -705,27 +752,27 @@ mod tests {
             ),
             (
                 "service add tcp 192.0.2.100:80 weight 2",
-                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy)",
+                "fvs service add: unknown keyword 'weight' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup, syn-proxy or client-address)",
             ),
             (
                 "service add tcp 192.0.2.100:80 wrr",
-                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'scheduler wrr'?)",
+                "fvs service add: unknown keyword 'wrr' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'scheduler wrr'?)",
             ),
             (
                 "service add tcp 192.0.2.100:80 fullnat",
-                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'mode fullnat'?)",
+                "fvs service add: unknown keyword 'fullnat' (expected scheduler, mode, persistence, removal, maglev-size, laddr, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'mode fullnat'?)",
             ),
             (
                 "service set tcp 192.0.2.100:80",
-                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy (usage: {SERVICE_SET_USAGE})"),
+                &format!("fvs service set: nothing to change; give scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address (usage: {SERVICE_SET_USAGE})"),
             ),
             (
                 "service set tcp 192.0.2.100:80 laddr 198.51.100.1",
-                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; local addresses change with 'fvs laddr add|del')",
+                "fvs service set: unknown keyword 'laddr' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address; local addresses change with 'fvs laddr add|del')",
             ),
             (
                 "service set tcp 192.0.2.100:80 reset",
-                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup or syn-proxy; did you mean 'removal reset'?)",
+                "fvs service set: unknown keyword 'reset' (expected scheduler, mode, persistence, removal, maglev-size, encap, gue-port, too-big, pickup, syn-proxy or client-address; did you mean 'removal reset'?)",
             ),
             (
                 "service del tcp 192.0.2.100:80 now",
@@ -781,6 +828,7 @@ mod tests {
             tunnel: None,
             pickup: false,
             syn_proxy: false,
+            client_address: Default::default(),
             // Out of order: the view sorts.
             backends: vec![b12, b11],
             health_policy: None,
@@ -809,6 +857,7 @@ mod tests {
             tunnel: None,
             pickup: false,
             syn_proxy: false,
+            client_address: Default::default(),
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
             health_policy: None,
             health: None,
@@ -830,6 +879,7 @@ mod tests {
             tunnel: None,
             pickup: false,
             syn_proxy: false,
+            client_address: Default::default(),
             backends: vec![],
             health_policy: None,
             health: None,

@@ -160,6 +160,56 @@ impl SynProxyMode {
     }
 }
 
+/// How a FullNAT service's backends learn the client's address (they see only ferrovs's
+/// local address otherwise): `proxy_v2` or `proxy_v1` sends a PROXY protocol header (haproxy's
+/// spec; binary v2 or text v1) at the start of each TCP connection to the backend, ahead of the
+/// client's bytes, and shifts the connection's sequence numbers for it; `toa` puts the TOA TCP
+/// option (kind 254, as LVS and DPVS do, for backends running the TOA kernel module) on the
+/// connection's first segments to the backend.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAddressMode {
+    #[default]
+    Off,
+    ProxyV1,
+    ProxyV2,
+    Toa,
+}
+
+impl ClientAddressMode {
+    pub fn is_off(&self) -> bool {
+        *self == ClientAddressMode::Off
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.dataplane().as_str()
+    }
+
+    pub fn dataplane(self) -> dataplane::xlate::clientaddr::ClientAddr {
+        use dataplane::xlate::clientaddr::ClientAddr;
+        match self {
+            ClientAddressMode::Off => ClientAddr::Off,
+            ClientAddressMode::ProxyV1 => ClientAddr::ProxyV1,
+            ClientAddressMode::ProxyV2 => ClientAddr::ProxyV2,
+            ClientAddressMode::Toa => ClientAddr::Toa,
+        }
+    }
+}
+
+impl FromStr for ClientAddressMode {
+    type Err = String;
+    /// The YAML spelling (`proxy_v2`), or with a dash as the CLI writes words (`proxy-v2`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.replace('-', "_").as_str() {
+            "off" => Ok(ClientAddressMode::Off),
+            "proxy_v1" => Ok(ClientAddressMode::ProxyV1),
+            "proxy_v2" => Ok(ClientAddressMode::ProxyV2),
+            "toa" => Ok(ClientAddressMode::Toa),
+            _ => Err(format!("'{s}' is not a client address mode (proxy_v2, proxy_v1, toa or off)")),
+        }
+    }
+}
+
 /// What happens to a TUN packet that no longer fits the MTU once encapsulated: `icmp` tells
 /// the client the size that fits (fragmentation needed), `drop` drops it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -320,6 +370,10 @@ pub struct ServiceConfig {
     /// cookie and a backend sees the connection only once the client completes it.
     #[serde(default, skip_serializing_if = "SynProxyMode::is_off")]
     pub syn_proxy: SynProxyMode,
+    /// The client's address for the backends (fullnat tcp only): `proxy_v2`, `proxy_v1`,
+    /// `toa` or `off` (see [`ClientAddressMode`]).
+    #[serde(default, skip_serializing_if = "ClientAddressMode::is_off")]
+    pub client_address: ClientAddressMode,
     /// Sources (IPv4 prefixes) that may not open connections to this service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<Prefix>,
@@ -376,6 +430,7 @@ impl ServiceConfig {
             tunnel: None,
             pickup: None,
             syn_proxy: SynProxyMode::Off,
+            client_address: ClientAddressMode::Off,
             deny: Vec::new(),
             allow: Vec::new(),
             limits: LimitsConfig::default(),
@@ -858,6 +913,28 @@ pub fn validate_services(
                 ));
             }
         }
+        if !s.client_address.is_off() {
+            if s.mode != ForwardMode::Fullnat {
+                return Err(err(
+                    at("client_address"),
+                    format!(
+                        "service {} is in {} mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+                        s.key(),
+                        s.mode.as_str()
+                    ),
+                ));
+            }
+            if s.protocol != Protocol::Tcp {
+                return Err(err(
+                    at("client_address"),
+                    format!(
+                        "service {} is udp; client_address ({}) is for tcp only (the PROXY header and TOA ride on a TCP stream)",
+                        s.key(),
+                        s.client_address.as_str()
+                    ),
+                ));
+            }
+        }
         validate_acl(&s.deny, &at("deny"))?;
         validate_acl(&s.allow, &at("allow"))?;
         let l = s.limits;
@@ -1240,10 +1317,37 @@ mod tests {
                 "- {vip: \"2001:db8::100\", port: 80, protocol: tcp, syn_proxy: on}",
                 "services[0].syn_proxy: service tcp [2001:db8::100]:80 has an IPv6 VIP; the SYN proxy is IPv4 only for now",
             ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, client_address: proxy_v2}",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in nat mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, client_address: toa}",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in dr mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, client_address: proxy_v1}",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in tun mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+            ),
+            (
+                "- {vip: 192.0.2.100, port: 53, protocol: udp, mode: fullnat, laddrs: [198.51.100.1], client_address: proxy_v2}",
+                "services[0].client_address: service udp 192.0.2.100:53 is udp; client_address (proxy_v2) is for tcp only (the PROXY header and TOA ride on a TCP stream)",
+            ),
         ];
         for (yaml, want) in cases {
             assert_eq!(check(yaml).unwrap_err(), want, "{yaml}");
         }
+        // The client's address for FullNAT backends, over IPv4 and IPv6.
+        for mode in ["proxy_v2", "proxy_v1", "toa", "off"] {
+            let v4 = format!("- {{vip: 192.0.2.100, port: 80, protocol: tcp, mode: fullnat, laddrs: [198.51.100.1], client_address: {mode}}}");
+            assert_eq!(check(&v4), Ok(()), "{v4}");
+            let v6 = format!("- {{vip: \"2001:db8::100\", port: 80, protocol: tcp, mode: fullnat, laddrs: [\"2001:db8:1::1\"], client_address: {mode}}}");
+            assert_eq!(check(&v6), Ok(()), "{v6}");
+        }
+        let bad = serde_norway::from_str::<Vec<ServiceConfig>>(
+            "- {vip: 192.0.2.100, port: 80, protocol: tcp, client_address: proxy_v3}",
+        );
+        assert!(bad.unwrap_err().to_string().contains("proxy_v3"));
         // A TUN backend may be anywhere routed; a DR one on either port's network.
         assert_eq!(
             check(

@@ -516,6 +516,12 @@ log_level: info
         assert_eq!(c.snat[0].name(), "source 198.51.100.0/24 out-port outside");
         assert_eq!(c.announce, Some(AnnounceConfig { table: 100, protocol: 250 }));
         assert_eq!(Config::from_yaml(&c.to_yaml(), "again").unwrap(), c);
+        // Its commented client_address, uncommented, is valid and survives a round trip.
+        let appliance =
+            include_str!("../../../conf/appliance.yaml").replace("    # client_address:", "    client_address:");
+        let c = Config::from_yaml(&appliance, "conf/appliance.yaml").unwrap();
+        assert_eq!(c.services[0].client_address, ClientAddressMode::ProxyV2);
+        assert_eq!(Config::from_yaml(&c.to_yaml(), "again").unwrap(), c);
     }
 
     #[test]

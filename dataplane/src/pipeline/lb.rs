@@ -20,6 +20,7 @@ use crate::sched::{select, source_hash_v4};
 use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
+use crate::xlate::clientaddr::{self, ClientAddr, Endpoints, Shift};
 use crate::xlate::{self, seqadj, Parsed4, Rewrite4, XlateError};
 
 /// A FullNAT connection whose reply tuple is taken tries this many other local ports.
@@ -131,7 +132,13 @@ impl<F: Frame> CoreCtx<F> {
         if is_new_syn(l4.tcp_flags) {
             let index = seqadj::mss_index(seqadj::syn_mss(&frame.data()[ETH_LEN..]));
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
-            let mss = seqadj::MSS_TABLE[index as usize];
+            let mut mss = seqadj::MSS_TABLE[index as usize];
+            if svc.client_address.in_stream() {
+                // The client's first segment must still fit once the PROXY header is in it.
+                let ep =
+                    Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
+                mss = clientaddr::mss_for_header(mss, Shift::new(svc.client_address, seq, &ep, true).stream_len());
+            }
             if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
                 return self.drop(frame, DropReason::NoHeadroom);
             }
@@ -162,6 +169,99 @@ impl<F: Frame> CoreCtx<F> {
         };
         self.counters.event(Event::SynCookiesValid).inc();
         self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(cookie), pool, tx);
+    }
+
+    /// A packet of a connection whose sequence numbers are adjusted (`PROXIED`): SYN-proxied
+    /// (`proxied_packet`), or with a PROXY header or TOA for its backend (`client_addr_v4`),
+    /// or both, in that order. Returns the packet to go on, parsed again if it grew.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn seq_adjusted_packet(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        conn: &mut Conn,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<(F, Parsed4)> {
+        let shift = self.lb.client_addr(id);
+        if shift.kind == ClientAddr::Off || shift.syn_proxied {
+            frame = self.proxied_packet(snap, now_ms, frame, l4, id, conn, dir, pool, tx)?;
+        }
+        if shift.kind == ClientAddr::Off {
+            return Some((frame, *l4));
+        }
+        self.client_addr_v4(snap, frame, l4, id, conn, dir)
+    }
+
+    /// The client's address for the backend of an IPv4 FullNAT connection, on one of its
+    /// packets (see `apply_client_addr`). A TOA connection leaves `PROXIED` (and this path)
+    /// once its backend has acknowledged client data, unless it is SYN-proxied too.
+    #[cold]
+    #[inline(never)]
+    fn client_addr_v4(
+        &mut self,
+        snap: &Snapshot,
+        mut frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        conn: &mut Conn,
+        dir: Dir,
+    ) -> Option<(F, Parsed4)> {
+        let before = self.lb.client_addr(id);
+        let mut shift = before;
+        let ep = Endpoints {
+            client: IpAddr::V4(conn.client),
+            vip: IpAddr::V4(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        let mtu = match dir {
+            Dir::Original => self.backend_mtu(snap, conn),
+            Dir::Reply => usize::MAX,
+        };
+        let grown = match self.apply_client_addr(&mut frame, l4.header_len(), l4.total_len(), dir, &mut shift, &ep, mtu)
+        {
+            Ok(grown) => grown,
+            Err(reason) => {
+                self.drop(frame, reason);
+                return None;
+            }
+        };
+        if shift != before {
+            self.lb.set_client_addr(id, shift);
+            if shift.kind == ClientAddr::Toa && shift.acked && !shift.syn_proxied {
+                conn.flags.remove(ConnFlags::PROXIED);
+                self.lb.conns.set_flags(id, conn.flags);
+            }
+        }
+        if grown.is_none() {
+            return Some((frame, *l4));
+        }
+        match xlate::parse_v4(&frame.data()[ETH_LEN..]) {
+            Ok(parsed) => Some((frame, parsed)),
+            Err(_) => {
+                self.drop(frame, DropReason::MalformedL4);
+                None
+            }
+        }
+    }
+
+    /// The MTU toward a connection's backend, as `forward` will find it (the largest IP
+    /// packet; `usize::MAX` when there is no route: `forward` drops the packet then).
+    fn backend_mtu(&self, snap: &Snapshot, conn: &Conn) -> usize {
+        if let Some(hop) = snap.backend_hop(conn.backend_slot, conn.backend) {
+            return usize::from(hop.mtu);
+        }
+        snap.routes
+            .lookup(IpAddr::V4(conn.backend))
+            .and_then(|r| snap.port(r.port))
+            .map_or(usize::MAX, |p| usize::from(p.mtu))
     }
 
     /// A packet of a SYN-proxied connection. Until the backend's SYN-ACK, the client's
@@ -221,6 +321,17 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = snap.services.timeouts.for_conn(conn);
         self.lb.conns.touch(id, now_ms, timeout);
         self.counters.event(Event::SynProxyBackendHandshakes).inc();
+        // The ACK completing the backend's handshake starts at the client's ISN + 1: with a
+        // `client_address`, it carries the PROXY header (or TOA).
+        let frame = if self.lb.client_addr(id).kind == ClientAddr::Off {
+            frame
+        } else {
+            let Ok(ack) = xlate::parse_v4(&frame.data()[ETH_LEN..]) else {
+                self.drop(frame, DropReason::MalformedL4);
+                return None;
+            };
+            self.client_addr_v4(snap, frame, &ack, id, conn, Dir::Original)?.0
+        };
         self.forward(snap, now_ms, frame, None, conn, Dir::Original, pool, tx);
         None
     }
@@ -298,7 +409,12 @@ impl<F: Frame> CoreCtx<F> {
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
         }
-        if proxy_cookie.is_some() {
+        // The PROXY header and TOA are for FullNAT TCP (the config refuses them elsewhere).
+        let client_address = match (full_nat, t.proto) {
+            (true, IpProtocol::TCP) => svc.client_address,
+            _ => ClientAddr::Off,
+        };
+        if proxy_cookie.is_some() || client_address != ClientAddr::Off {
             flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
@@ -338,6 +454,16 @@ impl<F: Frame> CoreCtx<F> {
             self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
             if !svc.mode.is_one_way() {
                 self.lb.handshakes.syn_sent(id);
+            }
+        }
+        if conn.flags.contains(ConnFlags::PROXIED) {
+            // Written for every PROXIED connection (SYN-proxied only: `Off`), so none finds
+            // the state of its slot's previous occupant.
+            let ep = Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
+            let shift = Shift::new(client_address, tcp_seq(&frame, l4), &ep, proxy_cookie.is_some());
+            if !self.lb.set_client_addr(id, shift) && client_address != ClientAddr::Off {
+                self.end_conn(id, now_ms);
+                return self.drop(frame, DropReason::ClientAddrUnavailable);
             }
         }
         if let Some(cookie) = proxy_cookie {
@@ -517,9 +643,15 @@ impl<F: Frame> CoreCtx<F> {
         if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
+        let reparsed;
+        let mut l4 = l4;
         if conn.flags.contains(ConnFlags::PROXIED) {
-            match self.proxied_packet(snap, now_ms, frame, l4, id, &mut conn, dir, pool, tx) {
-                Some(shifted) => frame = shifted,
+            match self.seq_adjusted_packet(snap, now_ms, frame, l4, id, &mut conn, dir, pool, tx) {
+                Some((shifted, parsed)) => {
+                    frame = shifted;
+                    reparsed = parsed;
+                    l4 = &reparsed;
+                }
                 None => return,
             }
         }

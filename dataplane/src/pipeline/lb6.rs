@@ -17,6 +17,7 @@ use crate::sched::{select, source_hash_v6};
 use crate::service::{BackendState, Encap, FwdMode, Service6, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
+use crate::xlate::clientaddr::{ClientAddr, Endpoints, Shift};
 use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, GUE6_OVERHEAD, IP6IP6_OVERHEAD, IPV6_MIN_MTU};
 use crate::xlate::XlateError;
 
@@ -197,6 +198,14 @@ impl<F: Frame> CoreCtx<F> {
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
         }
+        // The PROXY header and TOA are for FullNAT TCP (the config refuses them elsewhere).
+        let client_address = match (svc.mode, t.proto) {
+            (FwdMode::FullNat, IpProtocol::TCP) => svc.client_address,
+            _ => ClientAddr::Off,
+        };
+        if client_address != ClientAddr::Off {
+            flags |= ConnFlags::PROXIED;
+        }
         let mut conn = Conn6 {
             client: t.src,
             vip: t.dst,
@@ -226,6 +235,13 @@ impl<F: Frame> CoreCtx<F> {
         };
         if t.proto == IpProtocol::TCP {
             self.lb.conns6.set_client_isn(id, tcp_seq6(&frame));
+        }
+        if client_address != ClientAddr::Off {
+            let ep = Endpoints { client: IpAddr::V6(t.src), vip: IpAddr::V6(t.dst), cport: t.sport, vport: t.dport };
+            if !self.lb.set_client_addr6(id, Shift::new(client_address, tcp_seq6(&frame), &ep, false)) {
+                self.end_conn6(id, now_ms);
+                return self.drop(frame, DropReason::ClientAddrUnavailable);
+            }
         }
         self.counters.event(Event::ConnsCreated).inc();
         if mid_flow {
@@ -306,7 +322,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        frame: F,
+        mut frame: F,
         l4: &Parsed6,
         id: Conn6Id,
         dir: Dir,
@@ -321,6 +337,18 @@ impl<F: Frame> CoreCtx<F> {
                 || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
         {
             return self.reset_conn6(snap, now_ms, frame, l4, id, pool, tx);
+        }
+        let reparsed;
+        let mut l4 = l4;
+        if conn.flags.contains(ConnFlags::PROXIED) {
+            match self.client_addr_v6(snap, frame, l4, id, &mut conn, dir) {
+                Some((shifted, parsed)) => {
+                    frame = shifted;
+                    reparsed = parsed;
+                    l4 = &reparsed;
+                }
+                None => return,
+            }
         }
         if conn.proto == IpProtocol::TCP {
             let state = if conn.flags.is_one_way() {
@@ -344,6 +372,64 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = conn.timeout(&snap.services.timeouts);
         self.lb.conns6.touch(id, now_ms, timeout);
         self.forward6(snap, now_ms, frame, l4, &conn, dir, pool, tx);
+    }
+
+    /// The client's address for the backend of an IPv6 FullNAT connection (`PROXIED`: IPv6
+    /// has no SYN proxy, the flag means only this), on one of its packets (see
+    /// `apply_client_addr`). Returns the packet to go on, parsed again if it grew. A TOA
+    /// connection leaves `PROXIED` once its backend has acknowledged client data.
+    #[cold]
+    #[inline(never)]
+    fn client_addr_v6(
+        &mut self,
+        snap: &Snapshot,
+        mut frame: F,
+        l4: &Parsed6,
+        id: Conn6Id,
+        conn: &mut Conn6,
+        dir: Dir,
+    ) -> Option<(F, Parsed6)> {
+        let before = self.lb.client_addr6(id);
+        let mut shift = before;
+        let ep = Endpoints {
+            client: IpAddr::V6(conn.client),
+            vip: IpAddr::V6(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        let mtu = match dir {
+            Dir::Original => snap
+                .routes
+                .lookup(IpAddr::V6(conn.backend))
+                .and_then(|r| snap.port(r.port))
+                .map_or(usize::MAX, |p| usize::from(p.mtu)),
+            Dir::Reply => usize::MAX,
+        };
+        let grown = match self.apply_client_addr(&mut frame, xlate6::IPV6_HEADER_LEN, l4.end, dir, &mut shift, &ep, mtu)
+        {
+            Ok(grown) => grown,
+            Err(reason) => {
+                self.drop(frame, reason);
+                return None;
+            }
+        };
+        if shift != before {
+            self.lb.set_client_addr6(id, shift);
+            if shift.kind == ClientAddr::Toa && shift.acked {
+                conn.flags.remove(ConnFlags::PROXIED);
+                self.lb.conns6.set_flags(id, conn.flags);
+            }
+        }
+        if grown.is_none() {
+            return Some((frame, *l4));
+        }
+        match xlate6::parse_v6(&frame.data()[ETH_LEN..]) {
+            Ok(parsed) => Some((frame, parsed)),
+            Err(_) => {
+                self.drop(frame, DropReason::MalformedL4);
+                None
+            }
+        }
     }
 
     /// Rewrites an IPv6 connection's packet for its direction and sends it on.

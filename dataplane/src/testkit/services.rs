@@ -79,6 +79,7 @@ pub fn service(spec: &Spec) -> Service {
         reset_when_all_down: false,
         pickup: false,
         syn_proxy: false,
+        client_address: Default::default(),
         candidates: spec
             .backends
             .iter()

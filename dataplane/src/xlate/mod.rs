@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::wire::checksum::{fold, update_bytes, update_u32};
 use crate::wire::{Icmpv4Packet, Icmpv4Type, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
 
+pub mod clientaddr;
 mod encap;
 pub mod nat64;
 #[cfg(test)]

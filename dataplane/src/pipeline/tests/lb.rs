@@ -10,6 +10,7 @@ use crate::service::{Backend, BackendState, FwdMode, Laddr, Services, Tunnel};
 use crate::snapshot::LocalAddr;
 
 mod burst;
+mod clientaddr;
 mod cores;
 mod defence;
 mod health;

@@ -40,6 +40,7 @@ fn service6(mode: FwdMode, proto: IpProtocol) -> Service6 {
         reset_on_removal: false,
         reset_when_all_down: false,
         syn_proxy: false,
+        client_address: Default::default(),
         pickup: false,
         candidates: backends.iter().map(|b| crate::sched::Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,
@@ -236,4 +237,43 @@ fn snat6_gives_outbound_connections_our_address() {
     assert_eq!(out.len(), 1);
     assert_eq!(parse6(&out[0].1), (ip6(CLIENT6), 53, ip6("2001:db8:2::11"), 7000, 63));
     assert_eq!((rig.event(Event::SnatOutPackets), rig.event(Event::SnatInPackets)), (1, 1));
+}
+
+#[test]
+fn fullnat6_sends_the_proxy_header_and_shifts_sequence_numbers() {
+    use crate::xlate::clientaddr::ClientAddr;
+    let mut rig = rig6(FwdMode::FullNat, IpProtocol::TCP, 1500);
+    let mut svc = service6(FwdMode::FullNat, IpProtocol::TCP);
+    svc.client_address = ClientAddr::ProxyV1;
+    let services = (*rig.snap.services).clone().with_v6(vec![svc]);
+    rig.snap = rig.snap.clone().with_services(Arc::new(services));
+    rig.ctx.snapshot_changed(&rig.snap);
+    let line = b"PROXY TCP6 2001:db8:1::2 2001:db8:1::100 40000 80\r\n";
+    let n = line.len() as u32;
+    let word = |f: &[u8], at: usize| u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
+    let (seq_at, ack_at) = (14 + 40 + 4, 14 + 40 + 8);
+    let syn = TcpRepr { seq: 100, ..TcpRepr::new(40000, 80, TcpFlags::SYN) };
+    let out = rig.rx(0, frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(syn)));
+    let lport = parse6(&out[0].1).1;
+    let mss = [2, 4, 0x05, 0xa0];
+    let sa = TcpRepr { seq: 9000, ack: 101, options: &mss, ..TcpRepr::new(8080, lport, TcpFlags::SYN | TcpFlags::ACK) };
+    let out = rig.rx(1, frame6(B1_MAC, OUR_MAC1, "2001:db8:2::11", LADDR6, L4Repr::Tcp(sa)));
+    parse6(&out[0].1);
+    assert_eq!(u16::from_be_bytes([out[0].1[14 + 60 + 2], out[0].1[14 + 60 + 3]]), 0x05a0 - n as u16);
+    let req = TcpRepr { seq: 101, ack: 9001, ..TcpRepr::new(40000, 80, TcpFlags::ACK) }.with_payload(b"GET /");
+    let out = rig.rx(0, frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(req)));
+    let f = &out[0].1;
+    assert_eq!(parse6(f).2, ip6("2001:db8:2::11"));
+    assert_eq!(word(f, seq_at), 101);
+    assert_eq!(&f[14 + 60..14 + 60 + line.len()], line);
+    assert_eq!(&f[14 + 60 + line.len()..], b"GET /");
+    let ack = TcpRepr { seq: 9001, ack: 101 + n + 5, ..TcpRepr::new(8080, lport, TcpFlags::ACK) };
+    let out = rig.rx(1, frame6(B1_MAC, OUR_MAC1, "2001:db8:2::11", LADDR6, L4Repr::Tcp(ack)));
+    parse6(&out[0].1);
+    assert_eq!(word(&out[0].1, ack_at), 106);
+    let more = TcpRepr { seq: 106, ack: 9001, ..TcpRepr::new(40000, 80, TcpFlags::ACK) }.with_payload(b"x");
+    let out = rig.rx(0, frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(more)));
+    parse6(&out[0].1);
+    assert_eq!(word(&out[0].1, seq_at), 106 + n);
+    assert_eq!(rig.event(Event::ClientAddrSent), 1);
 }
