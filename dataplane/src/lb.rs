@@ -265,6 +265,9 @@ pub struct LbCore {
     /// of our ISN) until the backend answers, then the sequence delta (backend ISN - cookie).
     /// Allocated (4 bytes per connection of capacity) once a service proxies.
     proxy_seq: Box<[u32]>,
+    /// Per connection slot, with `proxy_seq`: the rest of a SYN-proxied connection's
+    /// translation (timestamps, window scales; 8 bytes per connection of capacity).
+    proxy_opts: Box<[crate::xlate::seqadj::ProxyOpts]>,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -349,6 +352,7 @@ impl LbCore {
             handshakes: HandshakeClock::default(),
             expired6: Vec::with_capacity(EXPIRE_BUDGET),
             proxy_seq: Box::default(),
+            proxy_opts: Box::default(),
         }
     }
 
@@ -425,6 +429,7 @@ impl LbCore {
     pub fn sync(&mut self, services: &Services) {
         if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy) {
             self.proxy_seq = vec![0; self.conns.capacity()].into_boxed_slice();
+            self.proxy_opts = vec![Default::default(); self.conns.capacity()].into_boxed_slice();
         }
         for svc in &services.list {
             self.sync_service(svc);
@@ -456,6 +461,24 @@ impl LbCore {
         match self.proxy_seq.get_mut(id as usize) {
             Some(w) => {
                 *w = word;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A SYN-proxied connection's options translation (see `proxy_opts`); the default when
+    /// none is kept.
+    #[inline]
+    pub fn proxy_opts(&self, id: crate::conn::ConnId) -> crate::xlate::seqadj::ProxyOpts {
+        self.proxy_opts.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// Sets a SYN-proxied connection's options translation; false when this core keeps none.
+    pub fn set_proxy_opts(&mut self, id: crate::conn::ConnId, opts: crate::xlate::seqadj::ProxyOpts) -> bool {
+        match self.proxy_opts.get_mut(id as usize) {
+            Some(o) => {
+                *o = opts;
                 true
             }
             None => false,

@@ -125,13 +125,16 @@ impl<F: Frame> CoreCtx<F> {
         let minute = (now_ms / seqadj::COOKIE_TICK_MS) as u32;
         let (seq, ack) = (tcp_seq(&frame, l4), tcp_ack(&frame, l4));
         if is_new_syn(l4.tcp_flags) {
-            let index = seqadj::mss_index(seqadj::syn_mss(&frame.data()[ETH_LEN..]));
+            let opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+            let index = seqadj::mss_index(opts.mss);
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
             let mss = seqadj::MSS_TABLE[index as usize];
+            // With timestamps the TSval carries the client's other options (Linux's way).
+            let tsval = opts.timestamps.map(|_| seqadj::cookie_tsval(now_ms, opts.wscale, opts.sack_permitted));
             if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
                 return self.drop(frame, DropReason::NoHeadroom);
             }
-            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss) else {
+            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss, tsval) else {
                 return self.drop(frame, DropReason::MalformedL4);
             };
             frame.set_len(ETH_LEN + len);
@@ -146,10 +149,34 @@ impl<F: Frame> CoreCtx<F> {
         let Some(mss) = seqadj::check_cookie(secret, &tuple, seq.wrapping_sub(1), cookie, minute) else {
             return self.drop(frame, DropReason::SynCookieInvalid);
         };
+        let ack_opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+        let window = tcp_window(&frame, l4);
+        let (cookie_opts, proxy) = match ack_opts.timestamps {
+            Some((_, tsecr)) => {
+                let (wscale, sack_permitted) = seqadj::decode_cookie_tsval(tsecr);
+                let opts = seqadj::SynOptions { mss: None, wscale, sack_permitted, timestamps: ack_opts.timestamps };
+                let proxy = seqadj::ProxyOpts {
+                    ts: tsecr,
+                    client_window: window,
+                    client_wscale: wscale.unwrap_or(seqadj::NO_WSCALE),
+                    backend_wscale: seqadj::NO_WSCALE,
+                };
+                (opts, proxy)
+            }
+            None => {
+                let proxy = seqadj::ProxyOpts {
+                    ts: 0,
+                    client_window: window,
+                    client_wscale: seqadj::NO_WSCALE,
+                    backend_wscale: seqadj::NO_WSCALE,
+                };
+                (seqadj::SynOptions::default(), proxy)
+            }
+        };
         if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
             return self.drop(frame, DropReason::NoHeadroom);
         }
-        let Ok(len) = seqadj::syn_from_ack_v4(&mut frame.data_mut()[ETH_LEN..], mss) else {
+        let Ok(len) = seqadj::syn_from_ack_v4(&mut frame.data_mut()[ETH_LEN..], mss, &cookie_opts) else {
             return self.drop(frame, DropReason::MalformedL4);
         };
         frame.set_len(ETH_LEN + len);
@@ -157,7 +184,7 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::MalformedL4);
         };
         self.counters.event(Event::SynCookiesValid).inc();
-        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(cookie), pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some((cookie, proxy)), pool, tx);
     }
 
     /// A packet of a SYN-proxied connection. Until the backend's SYN-ACK, the client's
@@ -181,12 +208,18 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
         if conn.flags.contains(ConnFlags::REPLIED) {
-            let delta = self.lb.proxy_seq(id);
+            let (delta, proxy) = (self.lb.proxy_seq(id), self.lb.proxy_opts(id));
             let (at, end) = (l4.header_len(), l4.total_len());
             let packet = &mut frame.data_mut()[ETH_LEN..];
             match dir {
-                Dir::Original => seqadj::to_backend(packet, at, end, delta),
-                Dir::Reply => seqadj::to_client(packet, at, end, delta),
+                Dir::Original => {
+                    seqadj::to_backend(packet, at, end, delta);
+                    seqadj::adjust_to_backend(packet, at, end, &proxy);
+                }
+                Dir::Reply => {
+                    seqadj::to_client(packet, at, end, delta);
+                    seqadj::adjust_to_client(packet, at, end, &proxy);
+                }
             }
             return Some(frame);
         }
@@ -195,15 +228,21 @@ impl<F: Frame> CoreCtx<F> {
             self.drop(frame, DropReason::SynProxyPending);
             return None;
         }
-        let cookie = self.lb.proxy_seq(id);
+        let (cookie, proxy) = (self.lb.proxy_seq(id), self.lb.proxy_opts(id));
+        if frame.data().len() < ETH_LEN + seqadj::ACK_LEN && !frame.set_len(ETH_LEN + seqadj::ACK_LEN) {
+            self.drop(frame, DropReason::NoHeadroom);
+            return None;
+        }
         let packet = &mut frame.data_mut()[ETH_LEN..];
-        let Ok((len, backend_isn)) = seqadj::ack_from_syn_ack_v4(packet, conn.client, conn.vip, conn.cport, conn.vport)
+        let Ok((len, backend_isn, proxy)) =
+            seqadj::ack_from_syn_ack_v4(packet, conn.client, conn.vip, conn.cport, conn.vport, proxy)
         else {
             self.drop(frame, DropReason::MalformedL4);
             return None;
         };
         frame.set_len(ETH_LEN + len);
         self.lb.set_proxy_seq(id, backend_isn.wrapping_sub(cookie));
+        self.lb.set_proxy_opts(id, proxy);
         conn.flags |= ConnFlags::REPLIED;
         self.lb.conns.set_flags(id, conn.flags);
         // The client completed its handshake with us already: both sides are established.
@@ -257,7 +296,7 @@ impl<F: Frame> CoreCtx<F> {
         svc: &Service,
         l4: &Parsed4,
         mid_flow: bool,
-        proxy_cookie: Option<u32>,
+        proxy: Option<(u32, seqadj::ProxyOpts)>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -293,7 +332,7 @@ impl<F: Frame> CoreCtx<F> {
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
         }
-        if proxy_cookie.is_some() {
+        if proxy.is_some() {
             flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
@@ -335,8 +374,8 @@ impl<F: Frame> CoreCtx<F> {
                 self.lb.handshakes.syn_sent(id);
             }
         }
-        if let Some(cookie) = proxy_cookie {
-            if !self.lb.set_proxy_seq(id, cookie) {
+        if let Some((cookie, opts)) = proxy {
+            if !self.lb.set_proxy_seq(id, cookie) || !self.lb.set_proxy_opts(id, opts) {
                 // This core synced no proxied service yet: nowhere to keep the shift.
                 self.end_conn(id, now_ms);
                 return self.drop(frame, DropReason::SynProxyPending);
@@ -1023,6 +1062,11 @@ fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
 
 /// The acknowledgement number of a parsed TCP packet.
 #[inline]
+fn tcp_window<F: Frame>(frame: &F, l4: &Parsed4) -> u16 {
+    let at = ETH_LEN + l4.header_len() + 14;
+    frame.data().get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+}
+
 fn tcp_ack<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 8;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

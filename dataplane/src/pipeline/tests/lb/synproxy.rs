@@ -40,6 +40,18 @@ fn tcp(
     EthRepr { dst: dst_mac, src: src_mac }.frame_v4(&Ipv4Repr::new(ip4(src), ip4(dst)), &L4Repr::Tcp(t))
 }
 
+/// A frame of `tcp`'s with another TCP window, checksum recomputed.
+fn with_window(frame: Vec<u8>, window: u16) -> Vec<u8> {
+    use crate::wire::{Ipv4Packet, TcpPacket};
+    let ip = Ipv4Packet::new_unchecked(&frame[14..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let mut frame = frame;
+    let mut tcp = TcpPacket::new_unchecked(&mut frame[14 + 20..]);
+    tcp.set_window(window);
+    tcp.fill_checksum(std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst));
+    frame
+}
+
 fn word(f: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
 }
@@ -171,4 +183,89 @@ fn a_proxied_service_keeps_nothing_for_a_flood_of_syns_or_stray_acks() {
     rig.now += 2 * 60_000;
     assert!(rig.rx(0, tcp(false, CLIENT, 999, VIP, 80, 6, cookie + 1, TcpFlags::ACK, &[], b"")).is_empty());
     assert_eq!(rig.drops(DropReason::SynCookieInvalid), 201);
+}
+
+fn ts_opt(lead: &[u8], val: u32, ecr: u32) -> Vec<u8> {
+    let mut o = lead.to_vec();
+    o.extend_from_slice(&[8, 10]);
+    o.extend_from_slice(&val.to_be_bytes());
+    o.extend_from_slice(&ecr.to_be_bytes());
+    o
+}
+
+fn window(f: &[u8]) -> u16 {
+    u16::from_be_bytes([f[14 + 20 + 14], f[14 + 20 + 15]])
+}
+
+#[test]
+fn a_client_with_timestamps_window_scale_and_sack_keeps_them_through_the_proxy() {
+    let mut rig = proxied(FwdMode::Nat);
+    let to = CLIENT;
+    // Linux's SYN: MSS 1460, SACK-permitted, timestamps (TSval 1000), window scale 9.
+    let mut syn_opts = vec![2, 4, 0x05, 0xb4];
+    syn_opts.extend(ts_opt(&[4, 2], 1000, 0));
+    syn_opts.extend_from_slice(&[1, 3, 3, 9]);
+    let out = rig.rx(0, tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN, 0, TcpFlags::SYN, &syn_opts, b""));
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    let (cookie, our_ts) = (word(f, SEQ), word(f, OPTS + 8));
+    let mut want = vec![2, 4, 0x05, 0xb4];
+    want.extend(ts_opt(&[4, 2], our_ts, 1000));
+    want.extend_from_slice(&[1, 3, 3, crate::xlate::seqadj::OUR_WSCALE]);
+    assert_eq!(&f[OPTS..], &want[..], "our SYN-ACK offers what the client asked");
+    assert_eq!(our_ts & 0x1f, 0x10 | 9, "the TSval keeps SACK and the scale");
+
+    // The client's ACK: the backend's SYN has the client's options, TSval of the ACK.
+    let ack_opts = ts_opt(&[1, 1], 1010, our_ts);
+    let ack = tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie + 1, TcpFlags::ACK, &ack_opts, b"");
+    let ack = with_window(ack, 502);
+    let out = rig.rx(0, ack);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    assert_eq!((f[FLAGS], window(f)), (0x02, 502));
+    let mut want = vec![2, 4, 0x05, 0xb4];
+    want.extend(ts_opt(&[4, 2], 1010, 0));
+    want.extend_from_slice(&[1, 3, 3, 9]);
+    assert_eq!(&f[OPTS..], &want[..]);
+
+    // The backend answers with its clock and window scale 6: our ACK echoes it.
+    let mut synack_opts = vec![2, 4, 0x05, 0xb4];
+    synack_opts.extend(ts_opt(&[4, 2], 0x7000_0000, 1010));
+    synack_opts.extend_from_slice(&[1, 3, 3, 6]);
+    let flags = TcpFlags::SYN | TcpFlags::ACK;
+    let synack = tcp(true, "198.51.100.11", 8080, to, 40000, BACKEND_ISN, CLIENT_ISN + 1, flags, &synack_opts, b"");
+    let out = rig.rx(1, synack);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    assert_eq!((f[FLAGS], window(f)), (0x10, 502));
+    assert_eq!(&f[OPTS..], &ts_opt(&[1, 1], 1010, 0x7000_0000)[..]);
+    let off = 0x7000_0000u32.wrapping_sub(our_ts);
+
+    // Backend -> client: TSval into our clock, window from scale 6 to ours (7).
+    let data = ts_opt(&[1, 1], 0x7000_0005, 1020);
+    let reply =
+        tcp(true, "198.51.100.11", 8080, to, 40000, BACKEND_ISN + 1, CLIENT_ISN + 1, TcpFlags::ACK, &data, b"200");
+    let out = rig.rx(1, with_window(reply, 1001));
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    assert_eq!(word(f, SEQ), cookie + 1);
+    assert_eq!((word(f, OPTS + 4), word(f, OPTS + 8)), (our_ts + 5, 1020));
+    assert_eq!(window(f), 1001 >> 1);
+    crate::testkit::packet::verify_v4_checksums(f).unwrap();
+
+    // Client -> backend: TSecr into the backend's clock, SACK edges shifted, window as is.
+    let mut opts = ts_opt(&[1, 1], 1030, our_ts + 5);
+    opts.extend_from_slice(&[1, 1, 5, 10]);
+    opts.extend_from_slice(&(cookie + 10).to_be_bytes());
+    opts.extend_from_slice(&(cookie + 20).to_be_bytes());
+    let data = tcp(false, CLIENT, 40000, VIP, 80, CLIENT_ISN + 1, cookie + 4, TcpFlags::ACK, &opts, b"GET /");
+    let out = rig.rx(0, data);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    assert_eq!(word(f, ACK_AT), BACKEND_ISN + 4);
+    assert_eq!((word(f, OPTS + 4), word(f, OPTS + 8)), (1030, our_ts.wrapping_add(5).wrapping_add(off)));
+    assert_eq!(word(f, OPTS + 8), 0x7000_0005);
+    assert_eq!((word(f, OPTS + 16), word(f, OPTS + 20)), (BACKEND_ISN + 10, BACKEND_ISN + 20));
+    assert_eq!(window(f), 64240);
+    crate::testkit::packet::verify_v4_checksums(f).unwrap();
 }
