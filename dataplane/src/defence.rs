@@ -281,6 +281,22 @@ impl GuardCore {
         }
     }
 
+    /// The access lists alone: the global deny list, then the service's deny and allow lists.
+    /// (A SYN-proxied service checks them on the client's SYN, before it answers.)
+    pub fn access(global: &PrefixSet, g: Option<&ServiceGuard>, client: Ipv4Addr) -> Result<(), Refusal> {
+        if let Some(rule) = global.lookup(client) {
+            return Err(Refusal::Denied(rule));
+        }
+        let Some(g) = g else { return Ok(()) };
+        if let Some(rule) = g.deny.lookup(client) {
+            return Err(Refusal::Denied(rule));
+        }
+        if !g.allow.is_empty() && g.allow.lookup(client).is_none() {
+            return Err(Refusal::NotAllowed(g.allow_miss_rule));
+        }
+        Ok(())
+    }
+
     /// Admits a new connection from `client` to the service `g` describes, with this core's
     /// share of its limits (`cores` workers share them); the first reason it is refused
     /// otherwise. `global` is the global deny list.
@@ -292,16 +308,8 @@ impl GuardCore {
         now_ms: u64,
         cores: u32,
     ) -> Result<(), Refusal> {
-        if let Some(rule) = global.lookup(client) {
-            return Err(Refusal::Denied(rule));
-        }
+        Self::access(global, g, client)?;
         let Some(g) = g else { return Ok(()) };
-        if let Some(rule) = g.deny.lookup(client) {
-            return Err(Refusal::Denied(rule));
-        }
-        if !g.allow.is_empty() && g.allow.lookup(client).is_none() {
-            return Err(Refusal::NotAllowed(g.allow_miss_rule));
-        }
         if g.conns_per_s > 0 {
             let per_core = g.conns_per_s.div_ceil(cores.max(1));
             if let Some((gen, cell)) = self.services.get_mut(usize::from(g.slot)) {

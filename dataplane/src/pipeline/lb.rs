@@ -125,6 +125,11 @@ impl<F: Frame> CoreCtx<F> {
         let minute = (now_ms / seqadj::COOKIE_TICK_MS) as u32;
         let (seq, ack) = (tcp_seq(&frame, l4), tcp_ack(&frame, l4));
         if is_new_syn(l4.tcp_flags) {
+            // A source the access lists refuse gets no SYN-ACK (rates are checked on the ACK,
+            // when a connection is made: spoofed SYNs must not drain a real client's bucket).
+            if let Err(reason) = self.access(snap, svc, t.src) {
+                return self.drop(frame, reason);
+            }
             let opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
             let index = seqadj::mss_index(opts.mss);
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);

@@ -269,3 +269,49 @@ fn a_client_with_timestamps_window_scale_and_sack_keeps_them_through_the_proxy()
     assert_eq!(window(f), 64240);
     crate::testkit::packet::verify_v4_checksums(f).unwrap();
 }
+
+#[test]
+fn a_source_the_access_lists_refuse_gets_no_syn_ack_and_rates_wait_for_the_ack() {
+    use crate::defence::{Guard, PrefixSet, RuleCounters, ServiceGuard};
+    let mut rig = proxied(FwdMode::Nat);
+    let g = ServiceGuard {
+        slot: 0,
+        gen: 1,
+        deny: PrefixSet::build(&[(ip4("192.0.2.9"), 32, 1)]),
+        allow: PrefixSet::build(&[(ip4("192.0.2.0"), 24, 2)]),
+        allow_miss_rule: 3,
+        source_conns_per_s: 1,
+        source_burst: 1,
+        ..Default::default()
+    };
+    let guard = Guard {
+        deny: PrefixSet::build(&[(ip4("203.0.113.0"), 24, 0)]),
+        services: vec![Some(g)],
+        counters: Arc::new(RuleCounters::new(4, 1)),
+    };
+    let services = (*rig.snap.services).clone().with_guard(Arc::new(guard));
+    rig.set_services(Arc::new(services));
+    for src in ["203.0.113.5", "192.0.2.9", "198.51.100.200"] {
+        assert!(rig.rx(0, tcp(false, src, 40000, VIP, 80, 1, 0, TcpFlags::SYN, &[], b"")).is_empty(), "{src}");
+    }
+    assert_eq!((rig.drops(DropReason::AclDenied), rig.drops(DropReason::AclNotAllowed)), (2, 1));
+    let counters = &rig.snap.services.guard.counters;
+    assert_eq!([0, 1, 2, 3].map(|r| counters.total(r)), [1, 1, 0, 1]);
+    assert_eq!(rig.event(Event::SynCookiesSent), 0);
+    // An allowed source: every SYN answered (a spoofed flood of its address must not drain
+    // its rate), the rate applies when an ACK makes a connection.
+    let mut cookies = vec![];
+    for port in 0..3u16 {
+        let out = rig.rx(0, tcp(false, CLIENT, 41000 + port, VIP, 80, 1, 0, TcpFlags::SYN, &[], b""));
+        assert_eq!(out.len(), 1);
+        cookies.push(word(&out[0].1, SEQ));
+    }
+    assert_eq!(rig.event(Event::SynCookiesSent), 3);
+    let opened = (0..3u16)
+        .filter(|&i| {
+            let ack = tcp(false, CLIENT, 41000 + i, VIP, 80, 2, cookies[usize::from(i)] + 1, TcpFlags::ACK, &[], b"");
+            !rig.rx(0, ack).is_empty()
+        })
+        .count();
+    assert_eq!((opened, rig.drops(DropReason::SourceRateLimited)), (1, 2));
+}
