@@ -543,9 +543,9 @@ pub struct ServiceInfo {
     /// Mid-flow pickup in effect (set, or the default for the scheduler and mode).
     #[serde(default)]
     pub pickup: bool,
-    /// SYN proxy on.
-    #[serde(default)]
-    pub syn_proxy: bool,
+    /// The SYN proxy setting.
+    #[serde(default, skip_serializing_if = "SynProxyMode::is_off")]
+    pub syn_proxy: SynProxyMode,
     pub backends: Vec<BackendInfo>,
     /// The health settings in a few words (`on-down reset all-down drop`), when any differ
     /// from the defaults; `--json` has them whole below.
@@ -597,7 +597,7 @@ impl ServiceInfo {
             laddrs: s.laddrs.clone(),
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
-            syn_proxy: s.syn_proxy == SynProxyMode::On,
+            syn_proxy: s.syn_proxy,
             backends,
             health_policy: health_policy(s),
             health: s.health.as_deref().cloned(),

@@ -427,7 +427,7 @@ impl LbCore {
     /// afresh. Runs when the snapshot changes, never per packet; port pools are (re)filled
     /// here, which is the only allocation.
     pub fn sync(&mut self, services: &Services) {
-        if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy) {
+        if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy != crate::service::SynProxy::Off) {
             self.proxy_seq = vec![0; self.conns.capacity()].into_boxed_slice();
             self.proxy_opts = vec![Default::default(); self.conns.capacity()].into_boxed_slice();
         }
@@ -964,7 +964,7 @@ mod tests {
             reset_on_removal: false,
             reset_when_all_down: false,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: crate::service::SynProxy::Off,
             backends: vec![],
             candidates: vec![],
             table: None,

@@ -15,9 +15,10 @@ use crate::conn::{
     ConnKey, Dir, InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
+use crate::defence::AutoChange;
 use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
 use crate::sched::{select, source_hash_v4};
-use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
+use crate::service::{BackendState, Encap, FwdMode, Service, SynProxy, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
 use crate::xlate::{self, seqadj, Parsed4, Rewrite4, XlateError};
@@ -87,7 +88,7 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
-        if svc.syn_proxy && t.proto == IpProtocol::TCP {
+        if svc.syn_proxy != SynProxy::Off && t.proto == IpProtocol::TCP && self.proxies(svc, now_ms, tcp_flags) {
             // Only on the way to a new connection: tracked ones were handled above.
             self.syn_proxy_input(snap, now_ms, frame, svc, l4, pool, tx);
             return None;
@@ -100,6 +101,38 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
         None
+    }
+
+    /// Whether a packet without a connection to a SYN-proxied service goes to the proxy:
+    /// always with `on`; with `auto`, a SYN while this core is engaged (the SYN counted), and
+    /// any other packet while cookies sent may still come back.
+    #[cold]
+    #[inline(never)]
+    fn proxies(&mut self, svc: &Service, now_ms: u64, flags: TcpFlags) -> bool {
+        if svc.syn_proxy == SynProxy::On {
+            return true;
+        }
+        let auto = &mut self.guard.auto;
+        if !is_new_syn(flags) {
+            return auto.engaged() || auto.cookies_recent(now_ms);
+        }
+        let l = self.lb.limits();
+        let half_open = u32::try_from(self.lb.conns.half_open()).unwrap_or(u32::MAX);
+        let (engaged, change) = auto.syn(now_ms, half_open, (l.auto_half_open, l.auto_syns_per_s));
+        self.auto_changed(change);
+        engaged
+    }
+
+    /// Counts a change of `syn_proxy: auto` on this core.
+    pub(super) fn auto_changed(&self, change: AutoChange) {
+        match change {
+            AutoChange::None => {}
+            AutoChange::Engaged => {
+                self.counters.event(Event::SynProxyAutoEngaged).set(1);
+                self.counters.event(Event::SynProxyAutoEngagements).inc();
+            }
+            AutoChange::Disengaged => self.counters.event(Event::SynProxyAutoEngaged).set(0),
+        }
     }
 
     /// A packet to a SYN-proxied service that is no tracked connection's. A SYN is answered
@@ -1013,6 +1046,12 @@ impl<F: Frame> CoreCtx<F> {
     pub(super) fn expire_conns(&mut self, now_ms: u64) {
         let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
+        if self.guard.auto.engaged() {
+            let l = self.lb.limits();
+            let half_open = u32::try_from(self.lb.conns.half_open()).unwrap_or(u32::MAX);
+            let change = self.guard.auto.tick(now_ms, half_open, (l.auto_half_open, l.auto_syns_per_s));
+            self.auto_changed(change);
+        }
     }
 }
 

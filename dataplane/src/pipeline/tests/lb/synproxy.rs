@@ -15,7 +15,7 @@ fn proxied(mode: FwdMode) -> Rig {
     let mut rig = Rig::lb(&spec, LbLimits::default());
     let base = services(&spec, &[]);
     let mut svc = base.list[0].clone();
-    svc.syn_proxy = true;
+    svc.syn_proxy = crate::service::SynProxy::On;
     let services = Services::new(vec![svc], base.backend_slots.clone(), base.timeouts)
         .with_syn_cookie_secret([0x1234_5678, 0x9abc_def0]);
     rig.set_services(Arc::new(services));
@@ -314,4 +314,57 @@ fn a_source_the_access_lists_refuse_gets_no_syn_ack_and_rates_wait_for_the_ack()
         })
         .count();
     assert_eq!((opened, rig.drops(DropReason::SourceRateLimited)), (1, 2));
+}
+
+#[test]
+fn auto_proxies_while_the_syn_rate_is_high_and_stops_after() {
+    let spec = Spec { backends: vec![backend(1, 1)], ..nat_tcp() };
+    // 100 SYNs a second: 10 in one 100 ms window engage.
+    let limits = LbLimits { auto_half_open: 0, auto_syns_per_s: 100, ..LbLimits::default() };
+    let mut rig = Rig::lb(&spec, limits);
+    let base = services(&spec, &[]);
+    let mut svc = base.list[0].clone();
+    svc.syn_proxy = crate::service::SynProxy::Auto;
+    let services = Services::new(vec![svc], base.backend_slots.clone(), base.timeouts)
+        .with_syn_cookie_secret([0x1234_5678, 0x9abc_def0]);
+    rig.set_services(Arc::new(services));
+    let syn = |port: u16| tcp(false, CLIENT, port, VIP, 80, CLIENT_ISN, 0, TcpFlags::SYN, &[], b"");
+    for port in 0..9u16 {
+        let out = rig.rx(0, syn(1000 + port));
+        let tcp_out: Vec<_> = out.iter().filter(|(_, f)| f[12..14] == [8, 0]).collect();
+        assert_eq!((tcp_out.len(), tcp_out[0].0), (1, 1), "below the rate: straight to the backend");
+    }
+    assert_eq!(rig.ctx.lb.conns.len(), 9);
+    let out = rig.rx(0, syn(2000));
+    let out: Vec<_> = out.into_iter().filter(|(_, f)| f[12..14] == [8, 0]).collect();
+    assert_eq!((out.len(), out[0].0, out[0].1[FLAGS]), (1, 0, 0x12), "the 10th: a cookie");
+    let cookie = word(&out[0].1, SEQ);
+    assert_eq!((rig.event(Event::SynProxyAutoEngaged), rig.event(Event::SynProxyAutoEngagements)), (1, 1));
+    assert_eq!(rig.ctx.lb.conns.len(), 9, "nothing kept for it");
+    // Still engaged in the next windows while SYNs keep coming.
+    rig.now += 100;
+    for port in 0..20u16 {
+        let out = rig.rx(0, syn(3000 + port));
+        assert!(out.iter().all(|(p, f)| *p == 0 && (f[12..14] != [8, 0] || f[FLAGS] == 0x12)));
+    }
+    assert_eq!((rig.event(Event::SynCookiesSent), rig.ctx.lb.conns.len()), (21, 9));
+    // The flood stops; a second later the timers disengage it.
+    rig.now += 1_200;
+    rig.timers();
+    assert_eq!(rig.event(Event::SynProxyAutoEngaged), 0);
+    // (With an ARP refresh for the backend's address, a second having passed.)
+    let out = rig.rx(0, syn(4000));
+    let tcp_out: Vec<_> = out.iter().filter(|(_, f)| f[12..14] == [8, 0]).collect();
+    assert_eq!((tcp_out.len(), tcp_out[0].0, tcp_out[0].1[FLAGS]), (1, 1, 0x02), "off again: to the backend");
+    // A client that got its cookie while it was on completes its connection.
+    let ack = tcp(false, CLIENT, 2000, VIP, 80, CLIENT_ISN + 1, cookie + 1, TcpFlags::ACK, &[], b"");
+    let out = rig.rx(0, ack);
+    let tcp_out: Vec<_> = out.iter().filter(|(_, f)| f[12..14] == [8, 0]).collect();
+    assert_eq!((tcp_out.len(), tcp_out[0].0, tcp_out[0].1[FLAGS]), (1, 1, 0x02), "the backend's SYN");
+    assert_eq!(rig.event(Event::SynCookiesValid), 1);
+    // Three minutes later a stray ACK is no cookie question any more.
+    rig.now += 180_000;
+    let stray = tcp(false, CLIENT, 5000, VIP, 80, 7, 9, TcpFlags::ACK, &[], b"");
+    assert!(rig.rx(0, stray).is_empty());
+    assert_eq!(rig.drops(DropReason::NoConnection), 1);
 }
