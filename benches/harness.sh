@@ -9,10 +9,10 @@
 # for minutes at a time, and a pair measured seconds apart is almost always in one state,
 # where whole rounds straddle a switch (ratios from 0.35 to 1.8 before).
 #
-#   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn] [--rounds N] [--slices N]
+#   sudo benches/harness.sh [--cases nat,fullnat,dr,tun,syn,synproxy] [--rounds N] [--slices N]
 #                           [--duration S] [--warmup S] [--flows N] [--size BYTES]
 #                           [--rate-mpps R] [--dut both|ferrovs|testpmd] [--workers N[,N...]]
-#                           [--max-loss PCT] [--churn] [--keep DIR]
+#                           [--max-loss PCT] [--churn] [--flood [--flood-mpps F]] [--keep DIR]
 #
 # --workers picks the worker counts: 1 (the default), or a list such as 1,2 or 1,4,8 (every
 # slice runs each count, and the summary compares each count with the first). N workers are
@@ -27,10 +27,21 @@
 #   nat, fullnat, dr, tun   established: --flows connections opened by SYNs first, then ACKs
 #                           cycling over them (tun: IPIP; the sink unwraps it)
 #   syn                     a SYN flood into nat: every packet a new tuple, a new connection
+#   synproxy                the same flood into a nat service with syn_proxy: on: ferrovs
+#                           answers every SYN with a cookie SYN-ACK, which the generator counts
+#                           where it sent the SYN (--count-back); testpmd forwards the SYNs as
+#                           usual (not in the default list)
 # --churn adds two runs of established NAT at a fixed rate (half ferrovs' NAT rate): one
 # steady, one while benches/config_churn.sh changes a backend's weight continuously. It reports
 # the packets lost and ferrovs' drops in each, and how long each change took to be used by
 # every worker.
+#
+# --flood adds two runs of established NAT to a service with syn_proxy: auto at a fixed rate
+# (half ferrovs' NAT rate, as --churn): one alone, one with a SYN flood at --flood-mpps (default:
+# the same rate) to the same service from new tuples (the generator's --flood-mpps). The flows
+# are opened gently (0.05 Mpps, under the auto threshold of 100,000 SYNs a second set for
+# it), then the flood engages the proxy. It reports the established packets received in each
+# and their ratio (target: >= 0.9 with the flood), and the cookies ferrovs sent.
 #
 # --rate-mpps sends at a fixed rate instead of as fast as the DUT takes packets; --max-loss
 # makes the script fail when a run loses more than PCT percent or receives nothing (the
@@ -46,6 +57,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 cases=nat,fullnat,dr,tun,syn rounds=1 slices=4 duration=1 warmup=1 flows=65536 size=60 rate=0 duts="testpmd ferrovs" workers=1 max_loss="" churn=0 keep=""
+flood=0 flood_mpps=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cases) cases=$2; shift ;;
@@ -63,6 +75,8 @@ while [ $# -gt 0 ]; do
                workers=$2; shift ;;
     --max-loss) max_loss=$2; shift ;;
     --churn) churn=1 ;;
+    --flood) flood=1 ;;
+    --flood-mpps) flood_mpps=$2; shift ;;
     --keep) keep=$2; shift ;;
     *) echo "harness.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -70,7 +84,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "harness.sh: run as root (hugepages, DPDK)" >&2; exit 1; }
 for c in ${cases//,/ }; do
-  case "$c" in nat|fullnat|dr|tun|syn) ;; *) echo "harness.sh: unknown case '$c' (want nat, fullnat, dr, tun, syn)" >&2; exit 2 ;; esac
+  case "$c" in nat|fullnat|dr|tun|syn|synproxy) ;; *) echo "harness.sh: unknown case '$c' (want nat, fullnat, dr, tun, syn, synproxy)" >&2; exit 2 ;; esac
 done
 # The runs of each slice: testpmd and ferrovs, each once per worker count ("ferrovs" is 1
 # worker, "ferrovs4w" 4; the names of the files --keep keeps).
@@ -126,7 +140,7 @@ memif_dev() {
 # ferrovs_config CASE WORKERS: ferrovs on the two memif links; the generator stands in for
 # the client router (192.0.2.2) and the backends (198.51.100.11-18).
 ferrovs_config() {
-  local mode=$1 capacity=262144 extra="" workers_line lcores="" cpus="" pinned="" i
+  local mode=$1 capacity=262144 extra="" workers_line lcores="" cpus="" pinned="" i auto=""
   for i in $(seq 1 "$2"); do
     lcores+="${lcores:+, }$i" cpus+="${cpus:+, }$(worker_cpu "$2" "$i")"
     [ "$(worker_cpu "$2" "$i")" = "$i" ] || pinned=1
@@ -138,6 +152,9 @@ ferrovs_config() {
   [ "$mode" = syn ] && mode=nat capacity=$(/usr/bin/python3 -c "
 r = $rate * 1e6 * ($warmup + $duration + 2) * 1.5
 print(16777216 if $rate == 0 else max(262144, 1 << int(r).bit_length()))")
+  [ "$mode" = synproxy ] && mode=nat extra="syn_proxy: on,"
+  # Established flows are opened at 0.05 Mpps, under the threshold; the flood passes it.
+  [ "$mode" = estflood ] && mode=nat extra="syn_proxy: auto," auto="syn_proxy_auto: { half_open: 0, syns_per_s: 100000 }"
   [ "$mode" = fullnat ] && extra="laddrs: [ 198.51.100.200, 198.51.100.201, 198.51.100.202, 198.51.100.203 ],"
   [ "$mode" = tun ] && extra="tunnel: { encap: ipip },"
   cat <<YAML
@@ -159,6 +176,7 @@ connections:
   capacity: $capacity
   # The syn case measures forwarding of new connections: no half-open quota refusing them.
   half_open_capacity: $capacity
+  $auto
 services:
   - { vip: 192.0.2.100, port: 80, protocol: tcp, scheduler: rr, mode: $mode, $extra
       backends: [ { addr: 198.51.100.11, port: 80 }, { addr: 198.51.100.12, port: 80 },
@@ -177,14 +195,15 @@ run_case() {
   # One memif queue pair per worker, on both sides.
   nworkers=$(run_workers "$run")
   dut=${dut%%[0-9]*}
-  local mode=tcp-est
+  local mode=tcp-est back=()
   [ "$case" = syn ] && mode=syn
+  [ "$case" = synproxy ] && mode=syn back=(--count-back)
   rm -f "$dir"/memif*.sock
   "$pktgen" -l 0 --in-memory --file-prefix "fvs-pktgen-$$" -m 256 --no-pci --log-level='*:warning' \
     --vdev="$(memif_dev 0 server)" --vdev="$(memif_dev 1 server)" -- \
     --tx-port net_memif0 --rx-port net_memif1 --dst-mac $DUT_MAC0 --mode $mode --flows "$flows" \
     --size "$size" --warmup "$warmup" --duration "$duration" \
-    --answer-arp 198.51.100.0/27,192.0.2.2 --rate-mpps "$rate" --queues "$nworkers" --linger 60 "$@" \
+    --answer-arp 198.51.100.0/27,192.0.2.2 --rate-mpps "$rate" --queues "$nworkers" --linger 60 "${back[@]}" "$@" \
     >"$out.gen" 2>"$out.gen.err" &
   local gen=$! i
   # The device under test connects to the generator's memif sockets: they must exist first.
@@ -361,6 +380,30 @@ print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items())))' "$1"
   line=$(run_case $cr nat churn 1) || exit 1
   echo "  churn:  sent $(field "$line" tx), received $(field "$line" rx), lost $(field "$line" loss); ferrovs dropped $(ferrovs_drops "$dir/nat.$cr.churn.1.stats")"
   echo "  $(cat "$dir/nat.$cr.churn.1.churn")"
+fi
+
+if [ "$flood" = 1 ]; then
+  # Half what ferrovs forwarded in the first NAT round, as --churn.
+  fr=ferrovs$([ "${workers%%,*}" != 1 ] && echo "${workers%%,*}w")
+  [ -n "${results[$fr.nat.1.1]:-}" ] || { echo "harness: --flood needs the nat case and ferrovs" >&2; exit 2; }
+  rate=$(/usr/bin/python3 -c "print(round($(field "${results[$fr.nat.1.1]}" rx_mpps) / 2, 3))")
+  flood_mpps=${flood_mpps:-$rate}
+  cookies() { /usr/bin/python3 -c 'import json,sys
+t = json.load(open(sys.argv[1]))["total"]
+print(t.get("syn_cookies_sent", 0), t.get("syn_proxy_auto_engagements", 0))' "$1"; }
+  echo
+  echo "established during a SYN flood: $(label $fr), established NAT at $rate Mpps to a syn_proxy: auto service for $duration s,"
+  echo "first alone, then with a SYN flood at $flood_mpps Mpps to the same service"
+  alone=$(run_case $fr estflood alone 1 --open-rate-mpps 0.05) || exit 1
+  read -r c0 e0 <<<"$(cookies "$dir/estflood.$fr.alone.1.stats")"
+  echo "  alone:      sent $(field "$alone" tx), received $(field "$alone" rx) ($(field "$alone" rx_mpps) Mpps), lost $(field "$alone" loss); cookies sent $c0, auto engagements $e0"
+  during=$(run_case $fr estflood flood 1 --open-rate-mpps 0.05 --flood-mpps "$flood_mpps") || exit 1
+  read -r c1 e1 <<<"$(cookies "$dir/estflood.$fr.flood.1.stats")"
+  echo "  with flood: sent $(field "$during" tx), received $(field "$during" rx) ($(field "$during" rx_mpps) Mpps), lost $(field "$during" loss); flood $(field "$during" flood_tx) SYNs ($(field "$during" flood_mpps) Mpps), cookies sent $c1, auto engagements $e1"
+  /usr/bin/python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2])
+r = b / a if a else 0
+print(f"  established received with the flood / without: {r:.3f} (target >= 0.9: {\"pass\" if r >= 0.9 else \"miss\"})")' \
+    "$(field "$alone" rx)" "$(field "$during" rx)"
 fi
 
 exit "${failed:-0}"

@@ -84,7 +84,7 @@ pub fn services6(mode: FwdMode) -> Arc<Services> {
         persistence_ms: 0,
         reset_on_removal: false,
         reset_when_all_down: false,
-        syn_proxy: false,
+        syn_proxy: dataplane::service::SynProxy::Off,
         client_address: Default::default(),
         pickup: false,
         candidates: backends.iter().map(|_| Candidate { weight: 1, schedulable: true }).collect(),

@@ -342,7 +342,7 @@ pub fn services(mode: FwdMode) -> Arc<Services> {
         reset_on_removal: false,
         reset_when_all_down: false,
         pickup: false,
-        syn_proxy: false,
+        syn_proxy: dataplane::service::SynProxy::Off,
         client_address: Default::default(),
         candidates: backends.iter().map(|b| Candidate { weight: b.weight, schedulable: true }).collect(),
         backends,

@@ -12,7 +12,8 @@ use dataplane::lb::LbCounters;
 use dataplane::net::Prefix;
 use dataplane::sched::{backend_key, Candidate, HashTable, SchedKind};
 use dataplane::service::{
-    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, SnatRule6, TooBig, Tunnel,
+    Backend, BackendSlot, Encap, FwdMode, Laddr, LbLimits, Service, Services, SnatRule, SnatRule6, SynProxy, TooBig,
+    Tunnel,
 };
 use dataplane::wire::IpProtocol;
 
@@ -109,6 +110,8 @@ pub fn limits(c: &ConnectionsConfig, services_max: u16) -> LbLimits {
     LbLimits {
         conn_capacity: c.capacity,
         half_open_capacity: c.half_open_capacity.unwrap_or(c.capacity / 2),
+        auto_half_open: c.syn_proxy_auto.half_open.unwrap_or(c.half_open_capacity.unwrap_or(c.capacity / 2) / 4),
+        auto_syns_per_s: c.syn_proxy_auto.syns_per_s,
         conn6_capacity: c.capacity6,
         persistence_capacity: c.persistence_capacity,
         max_backends: c.max_backends as u16,
@@ -408,7 +411,11 @@ impl LbState {
             reset_on_removal: s.on_backend_removal == RemovalPolicy::Reset,
             reset_when_all_down: s.all_down == AllDownPolicy::Reset,
             pickup: s.pickup(),
-            syn_proxy: s.syn_proxy == SynProxyMode::On,
+            syn_proxy: match s.syn_proxy {
+                SynProxyMode::Off => SynProxy::Off,
+                SynProxyMode::On => SynProxy::On,
+                SynProxyMode::Auto => SynProxy::Auto,
+            },
             client_address: s.client_address.dataplane(),
             backends,
             candidates,

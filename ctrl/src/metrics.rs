@@ -35,6 +35,9 @@ pub type SharedView = Arc<Mutex<Arc<MetricsView>>>;
 
 /// Per-core counters exported under a name of their own; every other event is
 /// `ferrovs_core_events_total{event=...}`, every `drop_*` is `ferrovs_core_drops_total{reason=...}`.
+/// The one per-core "event" that is a gauge.
+const AUTO_ENGAGED: &str = "syn_proxy_auto_engaged";
+
 const CORE_COUNTERS: [(&str, &str, &str); 4] = [
     ("rx_packets", "core_rx_packets", "Packets received by the core from its rx queues"),
     ("tx_packets", "core_tx_packets", "Packets the core sent on its tx queues"),
@@ -248,13 +251,24 @@ impl Collector for ViewCollector {
             cores.iter().flat_map(|c| {
                 c.counters
                     .iter()
-                    .filter(|(k, _)| !k.starts_with("drop_") && !CORE_COUNTERS.iter().any(|(key, ..)| key == k))
+                    .filter(|(k, _)| {
+                        !k.starts_with("drop_")
+                            && !CORE_COUNTERS.iter().any(|(key, ..)| key == k)
+                            && k.as_str() != AUTO_ENGAGED
+                    })
                     .map(move |(k, v)| {
                         let mut l = core_labels(c);
                         l.push(("event", k.clone()));
                         (l, *v)
                     })
             }),
+        )?;
+
+        gauges(
+            &mut encoder,
+            "core_syn_proxy_auto_engaged",
+            "1 while the core answers the SYNs of syn_proxy: auto services with cookies",
+            cores.iter().map(|c| (core_labels(c), c.counters.get(AUTO_ENGAGED).copied().unwrap_or(0) as i64)),
         )?;
 
         let ports: Vec<(Labels, dataplane::counters::PortStats)> =
@@ -400,10 +414,11 @@ mod tests {
             health: None,
         };
         let service = ServiceInfo::new(&config.services[0], vec![backend], Some(traffic));
-        let counters = [("rx_packets", 20), ("tx_bytes", 1900), ("drop_no_service", 4), ("conns_created", 3)]
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
+        let counters =
+            [("rx_packets", 20), ("tx_bytes", 1900), ("drop_no_service", 4), ("conns_created", 3), (AUTO_ENGAGED, 1)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect();
         let mut config_stats = ConfigStats::new(std::time::Duration::from_secs(2));
         config_stats.record(Some(std::time::Duration::from_micros(50)));
         config_stats.record(Some(std::time::Duration::from_micros(5)));
@@ -426,6 +441,7 @@ mod tests {
             "ferrovs_core_tx_bytes_total{core=\"0\",lcore=\"1\"} 1900",
             "ferrovs_core_drops_total{core=\"0\",lcore=\"1\",reason=\"no_service\"} 4",
             "ferrovs_core_events_total{core=\"0\",lcore=\"1\",event=\"conns_created\"} 3",
+            "ferrovs_core_syn_proxy_auto_engaged{core=\"0\",lcore=\"1\"} 1",
             "ferrovs_service_connections_total{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\"} 3",
             "ferrovs_service_packets_total{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",direction=\"in\"} 10",
             "ferrovs_service_bytes_total{protocol=\"tcp\",vip=\"192.0.2.100\",port=\"80\",direction=\"out\"} 900",
@@ -446,6 +462,8 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
         let classic = to_prometheus_text(&text);
         assert!(classic.contains("\n# TYPE ferrovs_core_drops_total counter\n"), "{classic}");
+        assert!(classic.contains("\n# TYPE ferrovs_core_syn_proxy_auto_engaged gauge\n"), "{classic}");
+        assert!(!text.contains("event=\"syn_proxy_auto_engaged\""), "a gauge, not an event");
         assert!(classic.contains("\n# TYPE ferrovs_backend_open_connections gauge\n"), "{classic}");
         assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
         if let Ok(path) = std::env::var("FVS_DUMP_METRICS") {

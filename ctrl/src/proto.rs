@@ -545,9 +545,9 @@ pub struct ServiceInfo {
     /// Mid-flow pickup in effect (set, or the default for the scheduler and mode).
     #[serde(default)]
     pub pickup: bool,
-    /// SYN proxy on.
-    #[serde(default)]
-    pub syn_proxy: bool,
+    /// The SYN proxy setting.
+    #[serde(default, skip_serializing_if = "SynProxyMode::is_off")]
+    pub syn_proxy: SynProxyMode,
     /// How backends learn the client's address (fullnat).
     #[serde(default, skip_serializing_if = "ClientAddressMode::is_off")]
     pub client_address: ClientAddressMode,
@@ -602,7 +602,7 @@ impl ServiceInfo {
             laddrs: s.laddrs.clone(),
             tunnel: (s.mode == ForwardMode::Tun).then(|| s.tunnel_or_default()),
             pickup: s.pickup(),
-            syn_proxy: s.syn_proxy == SynProxyMode::On,
+            syn_proxy: s.syn_proxy,
             client_address: s.client_address,
             backends,
             health_policy: health_policy(s),

@@ -188,6 +188,10 @@ enum_with_names! {
         SynCookiesSent = "syn_cookies_sent",
         SynCookiesValid = "syn_cookies_valid",
         SynProxyBackendHandshakes = "syn_proxy_backend_handshakes",
+        /// `syn_proxy: auto`: 1 while the core answers the SYNs of auto services with cookies
+        /// (a gauge: summed over cores, how many are engaged), and how many times it engaged.
+        SynProxyAutoEngaged = "syn_proxy_auto_engaged",
+        SynProxyAutoEngagements = "syn_proxy_auto_engagements",
         /// Half-open or finished (TIME_WAIT, CLOSE) TCP connections or UDP flows removed,
         /// oldest first, to make room in a full table for a new connection (established TCP
         /// connections are never evicted).

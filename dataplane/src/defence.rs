@@ -271,6 +271,8 @@ pub struct GuardCore {
     /// By service slot: (generation, bucket).
     services: Box<[(u32, Cell)]>,
     pub sources: SourceSketch,
+    /// `syn_proxy: auto` on this core.
+    pub auto: AutoProxy,
 }
 
 impl GuardCore {
@@ -278,7 +280,24 @@ impl GuardCore {
         GuardCore {
             services: vec![(u32::MAX, Cell::default()); usize::from(max_services)].into_boxed_slice(),
             sources: SourceSketch::new(seed),
+            auto: AutoProxy::default(),
         }
+    }
+
+    /// The access lists alone: the global deny list, then the service's deny and allow lists.
+    /// (A SYN-proxied service checks them on the client's SYN, before it answers.)
+    pub fn access(global: &PrefixSet, g: Option<&ServiceGuard>, client: Ipv4Addr) -> Result<(), Refusal> {
+        if let Some(rule) = global.lookup(client) {
+            return Err(Refusal::Denied(rule));
+        }
+        let Some(g) = g else { return Ok(()) };
+        if let Some(rule) = g.deny.lookup(client) {
+            return Err(Refusal::Denied(rule));
+        }
+        if !g.allow.is_empty() && g.allow.lookup(client).is_none() {
+            return Err(Refusal::NotAllowed(g.allow_miss_rule));
+        }
+        Ok(())
     }
 
     /// Admits a new connection from `client` to the service `g` describes, with this core's
@@ -292,16 +311,8 @@ impl GuardCore {
         now_ms: u64,
         cores: u32,
     ) -> Result<(), Refusal> {
-        if let Some(rule) = global.lookup(client) {
-            return Err(Refusal::Denied(rule));
-        }
+        Self::access(global, g, client)?;
         let Some(g) = g else { return Ok(()) };
-        if let Some(rule) = g.deny.lookup(client) {
-            return Err(Refusal::Denied(rule));
-        }
-        if !g.allow.is_empty() && g.allow.lookup(client).is_none() {
-            return Err(Refusal::NotAllowed(g.allow_miss_rule));
-        }
         if g.conns_per_s > 0 {
             let per_core = g.conns_per_s.div_ceil(cores.max(1));
             if let Some((gen, cell)) = self.services.get_mut(usize::from(g.slot)) {
@@ -328,6 +339,99 @@ impl GuardCore {
     }
 }
 
+/// `syn_proxy: auto` on one core: whether its SYNs to auto services are answered with cookies
+/// now. It engages as soon as the core's half-open connections reach their threshold or the
+/// SYNs counted in the current 100 ms window reach a tenth of the per-second threshold, and
+/// disengages after a second (ten whole windows) below both. Only its core touches it.
+#[derive(Clone, Debug, Default)]
+pub struct AutoProxy {
+    window: u64,
+    syns: u32,
+    engaged: bool,
+    /// Whole windows below both thresholds since the last one above.
+    calm: u64,
+    /// The last time it was engaged: cookies sent until then are checked on ACKs for two
+    /// minutes more.
+    last_engaged_ms: Option<u64>,
+}
+
+/// The window SYNs are counted in.
+pub const AUTO_WINDOW_MS: u64 = 100;
+/// Calm windows before `auto` disengages.
+pub const AUTO_CALM_WINDOWS: u64 = 10;
+
+/// What a call changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoChange {
+    None,
+    Engaged,
+    Disengaged,
+}
+
+impl AutoProxy {
+    /// A SYN to an auto service at `now_ms`, with `half_open` half-open connections on the
+    /// core: counts it; returns whether to proxy it and what changed.
+    pub fn syn(&mut self, now_ms: u64, half_open: u32, limits: (u32, u32)) -> (bool, AutoChange) {
+        let mut change = self.roll(now_ms, half_open, limits);
+        self.syns = self.syns.saturating_add(1);
+        if !self.engaged && Self::hot(self.syns, half_open, limits) {
+            self.engaged = true;
+            self.calm = 0;
+            change = AutoChange::Engaged;
+        }
+        if self.engaged {
+            self.last_engaged_ms = Some(now_ms);
+        }
+        (self.engaged, change)
+    }
+
+    /// The core's timer: disengages once calm even when no SYN comes.
+    pub fn tick(&mut self, now_ms: u64, half_open: u32, limits: (u32, u32)) -> AutoChange {
+        self.roll(now_ms, half_open, limits)
+    }
+
+    pub fn engaged(&self) -> bool {
+        self.engaged
+    }
+
+    /// Whether an ACK without a connection may carry one of our cookies: engaged now or less
+    /// than two cookie lifetimes (two minutes) ago.
+    pub fn cookies_recent(&self, now_ms: u64) -> bool {
+        self.last_engaged_ms.is_some_and(|t| now_ms.saturating_sub(t) < 2 * crate::xlate::seqadj::COOKIE_TICK_MS)
+    }
+
+    /// Above a threshold: `syns` SYNs in a window or `half_open` connections.
+    fn hot(syns: u32, half_open: u32, (half_open_max, syns_per_s): (u32, u32)) -> bool {
+        let per_window = (u64::from(syns_per_s) * AUTO_WINDOW_MS).div_ceil(1000).max(1);
+        (half_open_max > 0 && half_open >= half_open_max) || (syns_per_s > 0 && u64::from(syns) >= per_window)
+    }
+
+    /// Closes the windows that ended before `now_ms`.
+    fn roll(&mut self, now_ms: u64, half_open: u32, limits: (u32, u32)) -> AutoChange {
+        let window = now_ms / AUTO_WINDOW_MS;
+        if window <= self.window {
+            return AutoChange::None;
+        }
+        // The window that ended, then any without a SYN at all; none is calm while the
+        // half-open connections are above their threshold.
+        let passed = window - self.window;
+        if Self::hot(0, half_open, limits) {
+            self.calm = 0;
+        } else if Self::hot(self.syns, half_open, limits) {
+            self.calm = passed - 1;
+        } else {
+            self.calm += passed;
+        }
+        self.window = window;
+        self.syns = 0;
+        if self.engaged && self.calm >= AUTO_CALM_WINDOWS {
+            self.engaged = false;
+            return AutoChange::Disengaged;
+        }
+        AutoChange::None
+    }
+}
+
 /// This core's share of a backend's `max` connections over `cores` workers (0: no limit).
 #[inline]
 pub fn per_core_max(max: u32, cores: u32) -> u32 {
@@ -343,6 +447,49 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn auto_engages_on_the_syn_rate_or_half_open_and_disengages_after_a_calm_second() {
+        // 1,000 SYNs a second: 100 in a window of 100 ms engage.
+        let limits = (50, 1000);
+        let mut a = AutoProxy::default();
+        let t0 = 10_000;
+        assert!(!a.cookies_recent(t0));
+        for i in 0..99 {
+            assert_eq!(a.syn(t0 + i / 2, 0, limits), (false, AutoChange::None), "SYN {i}");
+        }
+        assert_eq!(a.syn(t0 + 50, 0, limits), (true, AutoChange::Engaged));
+        assert!(a.engaged() && a.cookies_recent(t0 + 50));
+        // A flood going on: each window hot, stays on.
+        for w in 1..30u64 {
+            for i in 0..150u64 {
+                assert!(a.syn(t0 + w * 100 + i / 2, 0, limits).0);
+            }
+        }
+        // The flood stops (last SYN in window 29): a few legitimate SYNs a second later keep
+        // it on until ten whole windows were calm, then it goes off.
+        let end = t0 + 30 * 100;
+        assert_eq!(a.syn(end + 500, 0, limits), (true, AutoChange::None), "5 calm windows");
+        assert_eq!(a.tick(end + 950, 0, limits), AutoChange::None, "9 calm windows");
+        assert_eq!(a.tick(end + 1000, 0, limits), AutoChange::Disengaged);
+        assert_eq!(a.syn(end + 1001, 0, limits), (false, AutoChange::None));
+        // Cookies sent while on are still checked for two minutes.
+        assert!(a.cookies_recent(end + 60_000) && !a.cookies_recent(end + 500 + 120_000));
+
+        // Half-open connections at the threshold engage at once, and keep it on while there.
+        let mut a = AutoProxy::default();
+        assert_eq!(a.syn(t0, 49, limits), (false, AutoChange::None));
+        assert_eq!(a.syn(t0 + 1, 50, limits), (true, AutoChange::Engaged));
+        assert_eq!(a.tick(t0 + 5_000, 50, limits), AutoChange::None);
+        assert_eq!(a.tick(t0 + 5_100, 10, limits), AutoChange::None);
+        assert_eq!(a.tick(t0 + 5_950, 10, limits), AutoChange::None);
+        assert_eq!(a.tick(t0 + 6_000, 10, limits), AutoChange::Disengaged);
+        // A zero threshold is off.
+        let mut a = AutoProxy::default();
+        for i in 0..10_000 {
+            assert!(!a.syn(t0 + i / 100, 1_000_000, (0, 0)).0);
+        }
+    }
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()

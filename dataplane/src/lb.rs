@@ -272,6 +272,9 @@ pub struct LbCore {
     /// of the family uses one.
     client_addr: Box<[Shift]>,
     client_addr6: Box<[Shift]>,
+    /// Per connection slot, with `proxy_seq`: the rest of a SYN-proxied connection's
+    /// translation (timestamps, window scales; 8 bytes per connection of capacity).
+    proxy_opts: Box<[crate::xlate::seqadj::ProxyOpts]>,
 }
 
 /// Connections the timer wheel may expire per loop iteration.
@@ -359,6 +362,7 @@ impl LbCore {
             proxy_seq: Box::default(),
             client_addr: Box::default(),
             client_addr6: Box::default(),
+            proxy_opts: Box::default(),
         }
     }
 
@@ -433,8 +437,9 @@ impl LbCore {
     /// afresh. Runs when the snapshot changes, never per packet; port pools are (re)filled
     /// here, which is the only allocation.
     pub fn sync(&mut self, services: &Services) {
-        if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy) {
+        if self.proxy_seq.is_empty() && services.list.iter().any(|s| s.syn_proxy != crate::service::SynProxy::Off) {
             self.proxy_seq = vec![0; self.conns.capacity()].into_boxed_slice();
+            self.proxy_opts = vec![Default::default(); self.conns.capacity()].into_boxed_slice();
         }
         let off = crate::xlate::clientaddr::ClientAddr::Off;
         if self.client_addr.is_empty() && services.list.iter().any(|s| s.client_address != off) {
@@ -501,6 +506,24 @@ impl LbCore {
     /// `set_client_addr` for an IPv6 connection.
     pub fn set_client_addr6(&mut self, id: crate::conn::Conn6Id, shift: Shift) -> bool {
         self.client_addr6.get_mut(id as usize).map(|s| *s = shift).is_some()
+    }
+
+    /// A SYN-proxied connection's options translation (see `proxy_opts`); the default when
+    /// none is kept.
+    #[inline]
+    pub fn proxy_opts(&self, id: crate::conn::ConnId) -> crate::xlate::seqadj::ProxyOpts {
+        self.proxy_opts.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// Sets a SYN-proxied connection's options translation; false when this core keeps none.
+    pub fn set_proxy_opts(&mut self, id: crate::conn::ConnId, opts: crate::xlate::seqadj::ProxyOpts) -> bool {
+        match self.proxy_opts.get_mut(id as usize) {
+            Some(o) => {
+                *o = opts;
+                true
+            }
+            None => false,
+        }
     }
 
     /// This core's state for a backend slot, reset when the slot has a new occupant.
@@ -1007,7 +1030,7 @@ mod tests {
             reset_on_removal: false,
             reset_when_all_down: false,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: crate::service::SynProxy::Off,
             client_address: Default::default(),
             backends: vec![],
             candidates: vec![],

@@ -136,7 +136,7 @@ pub struct Service<A = Ipv4Addr> {
     pub pickup: bool,
     /// SYN proxy (NAT/FullNAT TCP only): SYNs are answered here with a SYN cookie, and a
     /// connection is made and opened to a backend only on the client's valid ACK.
-    pub syn_proxy: bool,
+    pub syn_proxy: SynProxy,
     /// FullNAT TCP only: how backends learn the client's address (PROXY protocol header or
     /// TOA option, see `xlate::clientaddr`); `Off` for every other service.
     pub client_address: crate::xlate::clientaddr::ClientAddr,
@@ -206,6 +206,11 @@ impl SnatRule6 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbLimits {
     pub conn_capacity: u32,
+    /// `syn_proxy: auto` services are proxied on a core while its half-open connections are
+    /// at least `auto_half_open` or it receives at least `auto_syns_per_s` SYNs a second for
+    /// them (0: that trigger off).
+    pub auto_half_open: u32,
+    pub auto_syns_per_s: u32,
     /// Of `conn_capacity`, how many may be half-open TCP connections (handshake incomplete):
     /// a SYN past it is refused (`drop_half_open_full`), so a SYN flood cannot take the
     /// whole table.
@@ -223,10 +228,27 @@ pub struct LbLimits {
     pub lport_quiet_ms: u32,
 }
 
+/// The default SYN rate (per core) that engages `syn_proxy: auto`.
+pub const DEFAULT_AUTO_SYNS_PER_S: u32 = 20_000;
+
+/// A service's SYN proxy setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SynProxy {
+    #[default]
+    Off,
+    /// Every SYN answered with a cookie.
+    On,
+    /// Answered with cookies while the core is under a SYN flood (see [`LbLimits`]), else
+    /// opened to a backend at once.
+    Auto,
+}
+
 impl Default for LbLimits {
     fn default() -> Self {
         LbLimits {
             conn_capacity: 1 << 16,
+            auto_half_open: 1 << 13,
+            auto_syns_per_s: DEFAULT_AUTO_SYNS_PER_S,
             half_open_capacity: 1 << 15,
             conn6_capacity: 1 << 14,
             persistence_capacity: 1 << 12,

@@ -192,7 +192,7 @@ mod tests {
             reset_on_removal: false,
             reset_when_all_down: false,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: crate::service::SynProxy::Off,
             client_address: Default::default(),
             backends: vec![Backend { addr: BACKEND, port: 8080, weight: 1, state: BackendState::Active, slot, gen: 1 }],
             candidates: Vec::new(),
@@ -306,7 +306,7 @@ mod tests {
             persistence_ms: 0,
             reset_on_removal: false,
             reset_when_all_down: false,
-            syn_proxy: false,
+            syn_proxy: crate::service::SynProxy::Off,
             client_address: Default::default(),
             pickup: false,
             backends: vec![Backend {

@@ -96,6 +96,17 @@ struct Args {
     /// each): flow i goes out on tx queue i % N, every rx queue is polled. Still one lcore.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     queues: u16,
+    /// Count the stamped packets that come back on the tx port as received too (a SYN
+    /// proxy's SYN-ACKs to a SYN flood): rx and the readiness probe include them, latency
+    /// does not (their stamp is not ours).
+    #[arg(long)]
+    count_back: bool,
+    /// tcp-est only: besides the established traffic, during warm-up and measurement, a SYN
+    /// flood at this many Mpps to the same destination, each SYN from a new tuple (clients
+    /// from the same /24, tuples past the established ones), on queue 0. Not counted in tx;
+    /// reported as flood_tx.
+    #[arg(long, default_value_t = 0.0)]
+    flood_mpps: f64,
 }
 
 /// Seconds with nothing sent between warm-up and measurement, and after the measurement.
@@ -115,6 +126,8 @@ struct Counters {
     rx_back: u64,
     rx_other: u64,
     arp_replies: u64,
+    /// Flood SYNs queued for sending (--flood-mpps).
+    flood_tx: u64,
     latency: Histogram,
 }
 
@@ -139,6 +152,9 @@ struct Generator {
     c: Counters,
     /// Per tx queue: packets of its stream sent so far (see [`Spread::flow`]).
     next_flow: Vec<u64>,
+    count_back: bool,
+    /// The next flood SYN's tuple index (past the established flows).
+    next_flood: u64,
 }
 
 /// What a phase sends.
@@ -154,6 +170,8 @@ struct Traffic<'a> {
     /// the probe's and the opening SYNs of a flow (the probe reuses the first flows' tuples)
     /// must carry one ISN, or ferrovs takes the later ones for new connections.
     fixed_stamp: Option<u32>,
+    /// A SYN flood alongside, on queue 0: its template and rate (packets per TSC cycle).
+    flood: Option<(&'a Template, f64)>,
 }
 
 impl Generator {
@@ -167,10 +185,15 @@ impl Generator {
         let quota: Vec<u64> = (0..self.queues).map(|q| spread.share(send.count, q)).collect();
         let rate: Vec<f64> = (0..self.queues).map(|q| send.rate * spread.fraction(q)).collect();
         let mut sent = vec![0u64; queues];
+        let mut flooded = 0u64;
         loop {
             let now = rdtsc();
             if now >= end {
                 break;
+            }
+            if let Some((t, rate)) = send.flood {
+                let due = (((now - start) as f64 * rate) as u64).saturating_sub(flooded);
+                flooded += self.fill_flood(t, due, now as u32);
             }
             if let Some(t) = send.template {
                 for q in 0..queues {
@@ -224,6 +247,29 @@ impl Generator {
         }
     }
 
+    /// Queues at most `due` flood SYNs on tx queue 0 (as room allows); returns how many.
+    fn fill_flood(&mut self, template: &Template, due: u64, stamp: u32) -> u64 {
+        let tx = &mut self.tx[0];
+        let mut n = 0;
+        while n < due && tx.len() < BURST_SIZE {
+            let Some(mut m) = self.pool.alloc() else {
+                self.c.tx_nombuf += 1;
+                break;
+            };
+            let fits = m.set_len(template.len());
+            debug_assert!(fits);
+            let (src, sport) = client_tuple(self.clients, self.next_flood);
+            self.next_flood += 1;
+            template.stamp(m.data_mut(), src, sport, stamp);
+            if tx.push(m).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        self.c.flood_tx += n;
+        n
+    }
+
     /// Receives one burst on queue `queue` of `port` (index `which`: 0 tx port, 1 rx port).
     fn poll(&mut self, port: Port, which: usize, queue: u16) {
         let replies = &mut self.replies[which][usize::from(queue)];
@@ -237,13 +283,15 @@ impl Generator {
         for mut m in self.rx.by_ref() {
             match classify(m.data(), self.gue_port) {
                 Received::Stamped(stamp) => {
-                    if which == 1 {
+                    if which == 1 || self.count_back {
                         self.c.rx += 1;
                         self.c.rx_queue[usize::from(queue)] += 1;
+                    }
+                    if which == 1 {
+                        self.c.latency.record(u64::from(now.wrapping_sub(stamp)));
                     } else {
                         self.c.rx_back += 1;
                     }
-                    self.c.latency.record(u64::from(now.wrapping_sub(stamp)));
                 }
                 Received::ArpRequest { target, .. } if self.answer_arp.iter().any(|p| p.contains(target)) => {
                     arp_reply_in_place(m.data_mut(), self.macs[which]);
@@ -328,11 +376,17 @@ fn run(args: &Args) -> Result<(), String> {
             rx_back: 0,
             rx_other: 0,
             arp_replies: 0,
+            flood_tx: 0,
             latency: Histogram::default(),
         },
         next_flow: vec![0; queues],
         clients: args.clients,
+        count_back: args.count_back,
+        next_flood: args.flows,
     };
+    if args.flood_mpps > 0.0 && args.mode != Mode::TcpEstablished {
+        return Err("--flood-mpps is for --mode tcp-est (a flood alongside established traffic)".into());
+    }
     let flows = if args.mode == Mode::Syn { u64::MAX } else { args.flows };
 
     // Until the device under test forwards (it may still be starting after its link came
@@ -356,6 +410,7 @@ fn run(args: &Args) -> Result<(), String> {
                 flows: u64::MAX,
                 count: 50,
                 fixed_stamp: Some(0),
+                flood: None,
             },
         );
     }
@@ -374,6 +429,7 @@ fn run(args: &Args) -> Result<(), String> {
             flows,
             count: 2 * args.flows,
             fixed_stamp: Some(0),
+            flood: None,
         };
         g.phase(seconds, &send);
         g.phase(PAUSE_S * 4.0, &Traffic { template: None, ..send });
@@ -382,21 +438,31 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         open = (0, 0);
     }
-    let send =
-        Traffic { template: Some(&main), rate: per_cycle(args.rate_mpps), flows, count: u64::MAX, fixed_stamp: None };
+    let flood_syn = Template::new(tx_port.mac(), args.dst_mac, 6, *args.dst.ip(), args.dst.port(), TCP_SYN, 60)?;
+    let flood = (args.flood_mpps > 0.0).then(|| (&flood_syn, per_cycle(args.flood_mpps)));
+    let send = Traffic {
+        template: Some(&main),
+        rate: per_cycle(args.rate_mpps),
+        flows,
+        count: u64::MAX,
+        fixed_stamp: None,
+        flood,
+    };
     g.phase(args.warmup, &send);
-    g.phase(PAUSE_S, &Traffic { template: None, ..send });
+    g.phase(PAUSE_S, &Traffic { template: None, flood: None, ..send });
     // The measured period starts with a clean slate.
     g.c = Counters { latency: Histogram::default(), ..g.c };
-    let (tx0, rx0, back0, other0) = (g.c.tx, g.c.rx, g.c.rx_back, g.c.rx_other);
+    let (tx0, rx0, back0, other0, flood0) = (g.c.tx, g.c.rx, g.c.rx_back, g.c.rx_other, g.c.flood_tx);
     let (txq0, rxq0) = (g.c.tx_queue.clone(), g.c.rx_queue.clone());
     let start = rdtsc();
     g.phase(args.duration, &send);
     let elapsed = (rdtsc() - start) as f64 / hz;
     let rx_in_period = g.c.rx - rx0;
     // Frames still in the tx buffer were never sent: the count is of what went out.
-    g.phase(DRAIN_S, &Traffic { template: None, ..send });
-    let tx = g.c.tx - tx0;
+    g.phase(DRAIN_S, &Traffic { template: None, flood: None, ..send });
+    // The flood's SYNs went out among the established packets: tx is the established ones.
+    let flood_tx = g.c.flood_tx - flood0;
+    let tx = (g.c.tx - tx0).saturating_sub(flood_tx);
     let rx = g.c.rx - rx0;
     let per_queue = |now: &[u64], then: &[u64]| {
         now.iter().zip(then).map(|(n, t)| (n - t).to_string()).collect::<Vec<_>>().join(",")
@@ -412,7 +478,7 @@ fn run(args: &Args) -> Result<(), String> {
     let line = format!(
         concat!(
             "{{\"mode\":\"{}\",\"size\":{},\"flows\":{},\"seconds\":{:.3},\"tx\":{},\"rx\":{},\"tx_mpps\":{:.4},",
-            "\"rx_mpps\":{:.4},\"loss\":{},\"rx_back\":{},\"rx_other\":{},\"tx_nombuf\":{},\"arp_replies\":{},",
+            "\"rx_mpps\":{:.4},\"loss\":{},\"flood_tx\":{},\"flood_mpps\":{:.4},\"rx_back\":{},\"rx_other\":{},\"tx_nombuf\":{},\"arp_replies\":{},",
             "\"open_tx\":{},\"open_rx\":{},\"queues\":{},\"tx_per_queue\":[{}],\"rx_per_queue\":[{}],\"latency_ns\":{{\"samples\":{},\"p50\":{:.0},\"p99\":{:.0},\"p999\":{:.0},\"max\":{:.0}}}}}"
         ),
         mode,
@@ -424,6 +490,8 @@ fn run(args: &Args) -> Result<(), String> {
         tx as f64 / elapsed / 1e6,
         rx_in_period as f64 / elapsed / 1e6,
         tx.saturating_sub(rx),
+        flood_tx,
+        flood_tx as f64 / elapsed / 1e6,
         g.c.rx_back - back0,
         g.c.rx_other - other0,
         g.c.tx_nombuf,
@@ -443,7 +511,7 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     // The links stay up (and ARP answered) while the harness reads the device under test's
     // counters: a memif peer that loses its link mid-run may not survive it.
-    g.phase(args.linger, &Traffic { template: None, ..send });
+    g.phase(args.linger, &Traffic { template: None, flood: None, ..send });
     for port in if ports_differ { vec![tx_port, rx_port] } else { vec![tx_port] } {
         port.stop();
         port.close();

@@ -22,7 +22,16 @@
 #      connections succeed and every keep-alive request does; the flood's SYNs are answered
 #      with cookies and leave nothing in the table (drop_half_open_full unchanged); a 1 MB
 #      download and a 1 MB upload through the proxied service arrive intact (sha256, size)
-#      after the sequence shift.
+#      after the sequence shift, with window scaling, SACK and timestamps negotiated (captured:
+#      ferrovs' SYN-ACK offers sackOK, TS and wscale 7 to the client, its SYN to the backend
+#      carries the client's sackOK, TS and wscale); a globally denied source gets no SYN-ACK from the proxy
+#      (syn_cookies_sent unchanged, drop_acl_denied counted).
+#   6. SYN proxy auto (port 85, syn_proxy: auto, connections.syn_proxy_auto.syns_per_s 2000):
+#      before the flood new connections go straight to backends (no cookie sent); during the
+#      same spoofed flood the core engages (syn_proxy_auto_engaged 1) and at least 99% of the
+#      new connections succeed; after it the core disengages (gauge back to 0, once the flood's
+#      half-open entries are gone and a calm second passed) and new connections go straight
+#      to backends again.
 #
 #   FVS_SYNFLOOD_COUNT  SYNs in the flood (default 300000: about 5 s here)
 set -euo pipefail
@@ -46,6 +55,7 @@ connections:
   capacity: 4096
   half_open_capacity: $half_open
   timeouts: { tcp_syn_recv: $syn_recv_s }
+  syn_proxy_auto: { syns_per_s: 2000 }
 deny: [ $denied_ip/32 ]
 services:
   - { vip: $vip, port: 80, protocol: tcp, scheduler: rr, backends: [ $b ] }
@@ -55,6 +65,7 @@ services:
   - { vip: $vip, port: 83, protocol: tcp, scheduler: rr,
       backends: [ { addr: 198.51.100.11, port: 8080, max_conns: 2 }, { addr: 198.51.100.12, port: 8080 } ] }
   - { vip: $vip, port: 84, protocol: tcp, scheduler: rr, syn_proxy: on, backends: [ $b ] }
+  - { vip: $vip, port: 85, protocol: tcp, scheduler: rr, syn_proxy: auto, backends: [ $b ] }
 api: { socket: $socket }
 YAML
 ip -n "$NS_CLIENT" addr add "$denied_ip/24" dev "$IF_CLIENT"
@@ -192,7 +203,32 @@ wait "$stream_pid" || true
 # 1 MB each way through the proxied service: the body after the backend's first line must be
 # exactly the backend's bytes ("x" * n), the upload's size as the backend counted it.
 n=1048576
+# The handshakes captured on both sides (`ss -ti` does not show timestamps and SACK on every
+# kernel): the client's SYN and our SYN-ACK, our SYN to the backend and its SYN-ACK.
+in_client timeout 15 tcpdump -lni "$IF_CLIENT" -c 2 "tcp port 84 and host 192.0.2.2 and tcp[13] & 2 != 0" \
+  >"$dir/cap_client.txt" 2>"$dir/cap_client.err" &
+cap1=$!
+ip netns exec "$NS_SW" timeout 15 tcpdump -lni br0 -c 2 "tcp port 8080 and host 192.0.2.2 and tcp[13] & 2 != 0" \
+  >"$dir/cap_backend.txt" 2>"$dir/cap_backend.err" &
+cap2=$!
+FVS_PIDS+=($cap1 $cap2)
+for _ in $(seq 50); do
+  grep -q listening "$dir/cap_client.err" 2>/dev/null && grep -q listening "$dir/cap_backend.err" 2>/dev/null && break
+  sleep 0.1
+done
 in_client curl -s --max-time 20 -o "$dir/download.bin" "http://$vip:84/bytes?n=$n" || true
+wait "$cap1" "$cap2" || true
+# opts FILE FLAGS: the options of the captured segment with those flags ("S" or "S.").
+opts() { grep -F "Flags [$2]," "$1" | head -1 | sed -n 's/.*options \[\([^]]*\)\].*/\1/p'; }
+c_syn=$(opts "$dir/cap_client.txt" S) c_synack=$(opts "$dir/cap_client.txt" S.)
+b_syn=$(opts "$dir/cap_backend.txt" S) b_synack=$(opts "$dir/cap_backend.txt" S.)
+c_ws=$(sed -n 's/.*wscale \([0-9]*\).*/\1/p' <<<"$c_syn")
+# Our SYN-ACK: SACK-permitted, timestamps echoing the client's, window scale 7; our SYN to the
+# backend: the client's SACK-permitted, timestamps and window scale; the backend answers with
+# timestamps and a scale of its own.
+negotiated=0
+if [[ "$c_syn" == *sackOK*"TS val"* && -n "$c_ws" && "$c_synack" == *sackOK*"TS val"*"wscale 7" \
+  && "$b_syn" == *sackOK*"TS val"*"ecr 0"*"wscale $c_ws" && "$b_synack" == *"TS val"*wscale* ]]; then negotiated=1; fi
 got_sha=$(tail -n +2 "$dir/download.bin" | sha256sum | cut -d' ' -f1)
 want_sha=$(/usr/bin/python3 -c "import hashlib; print(hashlib.sha256(b'x' * $n).hexdigest())")
 head -c $n /dev/urandom >"$dir/upload.bin"
@@ -207,12 +243,66 @@ valid=$(( $(counter syn_cookies_valid) - valid0 )) pending=$(( $(counter drop_sy
 echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy on, during a flood of $sent5 spoofed SYNs)"
 echo "keep-alive requests: $((ka_req - ka_broken)) of $ka_req succeeded (SYN proxy on)"
 echo "1 MB download through the SYN proxy: sha256 ${got_sha:0:16}... (want ${want_sha:0:16}...); 1 MB upload: backend counted '$upload'"
+echo "client SYN [$c_syn] / ferrovs SYN-ACK [$c_synack]; ferrovs SYN to the backend [$b_syn] / backend SYN-ACK [$b_synack]"
 ok=0
 if [ "$during_all" -ge 50 ] && [ $((during_ok * 100)) -ge $((during_all * 99)) ] && [ "$ka_broken" = 0 ] \
   && [ "$ka_errors" = 0 ] && [ "$ka_conns" = 20 ] && [ "$ka_req" -ge 250 ] && [ "$half" = 0 ] \
   && [ "$cookies" -ge $((sent5 / 2)) ] && [ "$valid" -ge "$during_ok" ] && [ "$got_sha" = "$want_sha" ] \
-  && echo "$upload" | grep -q "received=$n"; then ok=1; fi
-verdict "5 SYN flood with the SYN proxy" $ok "$sent5 spoofed SYNs; new connections $during_ok of $during_all (want >= 99%, >= 50); keep-alive: $ka_req requests on $ka_conns connections, broken $ka_broken, errors $ka_errors (want 20 connections, 0, 0, >= 250); syn_cookies_sent +$cookies (want >= half the flood), syn_cookies_valid +$valid, drop_syn_proxy_pending +$pending (early requests the clients sent again), drop_half_open_full +$half (want 0: the flood leaves no state)"
+  && echo "$upload" | grep -q "received=$n" && [ "$negotiated" = 1 ]; then ok=1; fi
+verdict "5 SYN flood with the SYN proxy" $ok "$sent5 spoofed SYNs; new connections $during_ok of $during_all (want >= 99%, >= 50); keep-alive: $ka_req requests on $ka_conns connections, broken $ka_broken, errors $ka_errors (want 20 connections, 0, 0, >= 250); syn_cookies_sent +$cookies (want >= half the flood), syn_cookies_valid +$valid, drop_syn_proxy_pending +$pending (early requests the clients sent again), drop_half_open_full +$half (want 0: the flood leaves no state); 1 MB each way intact with SACK, timestamps and window scaling negotiated on both sides: $negotiated (want 1: ferrovs' SYN-ACK offers sackOK, TS and wscale 7, its SYN to the backend carries the client's sackOK, TS and wscale ${c_ws:-none})"
+
+# A globally denied source under the proxy: no SYN-ACK at all (no cookie made), counted.
+cookies0=$(counter syn_cookies_sent) denied0=$(counter drop_acl_denied)
+d_proxy=$(curl_from "$denied_ip" 84)
+cookies=$(( $(counter syn_cookies_sent) - cookies0 )) denied=$(( $(counter drop_acl_denied) - denied0 ))
+ok=0
+if [ -z "$d_proxy" ] && [ "$cookies" = 0 ] && [ "$denied" -ge 1 ]; then ok=1; fi
+verdict "5b denied source under the SYN proxy" $ok "$denied_ip to port 84: '${d_proxy:-refused}' (want refused); syn_cookies_sent +$cookies (want 0: no SYN-ACK), drop_acl_denied +$denied (want >= 1)"
+
+# ---- 6. SYN proxy auto ---------------------------------------------------------------
+cookies0=$(counter syn_cookies_sent) engagements0=$(counter syn_proxy_auto_engagements)
+engaged_before=$(counter syn_proxy_auto_engaged)
+client http "http://$vip:85/" --count 20 --concurrency 2 >"$dir/auto_before.json"
+before_ok=$(json "$dir/auto_before.json" "d['ok']")
+cookies_before=$(( $(counter syn_cookies_sent) - cookies0 ))
+in_client /usr/bin/python3 "$tools/lbclient.py" loop "http://$vip:85/" --duration 6 --concurrency 2 --timeout 3 \
+  >"$dir/during6.json" 2>/dev/null &
+loop_pid=$!
+FVS_PIDS+=($loop_pid)
+sleep 0.5
+engaged_max=0
+rm -f "$dir/flood6.jsonl"
+for _ in $(seq 10); do
+  in_client /usr/bin/python3 "$tools/flood.py" "$vip" 85 --count 10000 >>"$dir/flood6.jsonl"
+  e=$(counter syn_proxy_auto_engaged)
+  [ "$e" -gt "$engaged_max" ] && engaged_max=$e
+  sleep 0.1
+done
+sent6=$(/usr/bin/python3 -c "import json,sys; print(sum(json.loads(l)['sent'] for l in open(sys.argv[1])))" "$dir/flood6.jsonl")
+cookies_flood=$(( $(counter syn_cookies_sent) - cookies0 - cookies_before ))
+wait "$loop_pid" || true
+# Off once the flood's half-open entries (made before it engaged) expire and a second is calm.
+off_start=$(date +%s.%N) engaged_after=1
+for _ in $(seq 120); do
+  engaged_after=$(counter syn_proxy_auto_engaged)
+  [ "$engaged_after" = 0 ] && break
+  sleep 0.1
+done
+off_s=$(/usr/bin/python3 -c "import time; print(round(time.time() - $off_start, 1))")
+cookies1=$(counter syn_cookies_sent)
+client http "http://$vip:85/" --count 20 --concurrency 2 >"$dir/auto_after.json"
+after_ok=$(json "$dir/auto_after.json" "d['ok']")
+cookies_after=$(( $(counter syn_cookies_sent) - cookies1 ))
+engagements=$(( $(counter syn_proxy_auto_engagements) - engagements0 ))
+during_ok=$(json "$dir/during6.json" "d['ok']") during_failed=$(json "$dir/during6.json" "d['failed']")
+during_all=$((during_ok + during_failed))
+echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy auto, during a flood of $sent6 spoofed SYNs)"
+ok=0
+if [ "$engaged_before" = 0 ] && [ "$before_ok" = 20 ] && [ "$cookies_before" = 0 ] && [ "$engaged_max" = 1 ] \
+  && [ "$engagements" -ge 1 ] && [ "$cookies_flood" -ge $((sent6 / 2)) ] && [ "$during_all" -ge 30 ] \
+  && [ $((during_ok * 100)) -ge $((during_all * 99)) ] && [ "$engaged_after" = 0 ] && [ "$after_ok" = 20 ] \
+  && [ "$cookies_after" = 0 ]; then ok=1; fi
+verdict "6 SYN proxy auto" $ok "before the flood: engaged $engaged_before, 20 connections: $before_ok ok, syn_cookies_sent +$cookies_before (want 0, 20, 0); during $sent6 spoofed SYNs: syn_proxy_auto_engaged up to $engaged_max (want 1), engagements +$engagements, syn_cookies_sent +$cookies_flood (want >= half the flood), new connections $during_ok of $during_all (want >= 99%, >= 30); after: disengaged in ${off_s} s (gauge $engaged_after, want 0), 20 connections: $after_ok ok, syn_cookies_sent +$cookies_after (want 20, 0)"
 
 echo "synflood: $(( $(date +%s) - start_s )) s"
 if [ ${#failed_sections[@]} -gt 0 ]; then

@@ -16,8 +16,8 @@ use crate::config::lb::{
 };
 use crate::proto::{Request, ServiceInfo, ServicePatch, TrafficStats};
 
-pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off] [client-address proxy-v2|proxy-v1|toa|off]";
-pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off] [client-address proxy-v2|proxy-v1|toa|off]";
+pub(super) const SERVICE_ADD_USAGE: &str = "fvs service add tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [laddr ADDR]... [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off|auto] [client-address proxy-v2|proxy-v1|toa|off]";
+pub(super) const SERVICE_SET_USAGE: &str = "fvs service set tcp|udp VIP:PORT [scheduler S] [mode nat|fullnat|dr|tun|nat64] [persistence SECONDS] [removal drain|reset] [maglev-size N] [encap ipip|gue] [gue-port N] [too-big icmp|drop] [pickup on|off] [syn-proxy on|off|auto] [client-address proxy-v2|proxy-v1|toa|off]";
 pub(super) const SERVICE_DEL_USAGE: &str = "fvs service del tcp|udp VIP:PORT";
 
 pub(super) const SERVICE_ADD_HELP: &str = concat!(
@@ -74,6 +74,9 @@ SYN proxy (tcp in nat or fullnat mode; off by default):
   syn-proxy on   ferrovs answers SYNs itself with a SYN cookie and keeps nothing; a client
                  that completes the handshake gets a connection and a backend (a SYN flood
                  from spoofed sources never reaches the table or the backends)
+  syn-proxy auto like on while a worker core is under a SYN flood (connections.syn_proxy_auto
+                 in the config: half-open connections or SYNs a second on the core), off
+                 otherwise; the syn_proxy_auto_engaged counter says how many cores are on
   syn-proxy off  SYNs go to a backend as they come
 
 ",
@@ -269,11 +272,12 @@ fn service_attrs(w: &mut Words<'_>, mut laddrs: Option<&mut Vec<IpAddr>>) -> Res
                 w.once(&mut p.client_address, "client-address", mode)?;
             }
             "syn-proxy" => {
-                let v = w.value("syn-proxy", "on or off")?;
+                let v = w.value("syn-proxy", "on, off or auto")?;
                 let mode = match v.to_ascii_lowercase().as_str() {
                     "on" => SynProxyMode::On,
                     "off" => SynProxyMode::Off,
-                    _ => return Err(w.error(format!("'{v}' is not a syn-proxy setting (on or off)"))),
+                    "auto" => SynProxyMode::Auto,
+                    _ => return Err(w.error(format!("'{v}' is not a syn-proxy setting (on, off or auto)"))),
                 };
                 w.once(&mut p.syn_proxy, "syn-proxy", mode)?;
             }
@@ -367,8 +371,10 @@ pub(super) fn format_services(services: &[ServiceInfo]) -> String {
         if let Some(h) = &s.health_policy {
             flags.push(h.clone());
         }
-        if s.syn_proxy {
-            flags.push("syn-proxy".to_string());
+        match s.syn_proxy {
+            SynProxyMode::Off => {}
+            SynProxyMode::On => flags.push("syn-proxy".to_string()),
+            SynProxyMode::Auto => flags.push("syn-proxy-auto".to_string()),
         }
         if !s.client_address.is_off() {
             flags.push(format!("client-address {}", s.client_address.as_str().replace('_', "-")));
@@ -618,8 +624,15 @@ mod tests {
         proxied.syn_proxy = SynProxyMode::On;
         assert_eq!(request("service add tcp 192.0.2.100:80 syn-proxy ON"), Request::ServiceAdd { service: proxied });
         assert_eq!(
-            usage_error("service set tcp 192.0.2.100:80 syn-proxy auto"),
-            "fvs service set: 'auto' is not a syn-proxy setting (on or off)"
+            request("service set tcp 192.0.2.100:80 syn-proxy auto"),
+            Request::ServiceSet {
+                key: k,
+                set: ServicePatch { syn_proxy: Some(SynProxyMode::Auto), ..Default::default() }
+            }
+        );
+        assert_eq!(
+            usage_error("service set tcp 192.0.2.100:80 syn-proxy sometimes"),
+            "fvs service set: 'sometimes' is not a syn-proxy setting (on, off or auto)"
         );
         let mut dr = ServiceConfig::new(k);
         (dr.mode, dr.scheduler, dr.pickup) = (ForwardMode::Dr, SchedKind::Mh, Some(true));
@@ -827,7 +840,7 @@ mod tests {
             laddrs: vec![],
             tunnel: None,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: SynProxyMode::Off,
             client_address: Default::default(),
             // Out of order: the view sorts.
             backends: vec![b12, b11],
@@ -856,7 +869,7 @@ mod tests {
             laddrs: vec![ip("198.51.100.1"), ip("198.51.100.2")],
             tunnel: None,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: SynProxyMode::Off,
             client_address: Default::default(),
             backends: vec![backend("198.51.100.21:53", 10, BackendState::Inhibited, 1234567, 0)],
             health_policy: None,
@@ -878,7 +891,7 @@ mod tests {
             laddrs: vec![],
             tunnel: None,
             pickup: false,
-            syn_proxy: false,
+            syn_proxy: SynProxyMode::Off,
             client_address: Default::default(),
             backends: vec![],
             health_policy: None,

@@ -145,6 +145,8 @@ pub enum SynProxyMode {
     #[default]
     Off,
     On,
+    /// On while a worker core is under a SYN flood (`connections.syn_proxy_auto`).
+    Auto,
 }
 
 impl SynProxyMode {
@@ -156,6 +158,7 @@ impl SynProxyMode {
         match self {
             SynProxyMode::Off => "off",
             SynProxyMode::On => "on",
+            SynProxyMode::Auto => "auto",
         }
     }
 }
@@ -579,7 +582,34 @@ pub struct ConnectionsConfig {
     /// where the pool allows (backends keep the old tuple in TIME_WAIT, 60 s on Linux); 0: no
     /// rest. Reuses that could not wait are counted as `lport_reused_early`.
     pub lport_quiet_s: u32,
+    /// When `syn_proxy: auto` services are proxied on a worker core.
+    #[serde(skip_serializing_if = "SynProxyAutoConfig::is_default")]
+    pub syn_proxy_auto: SynProxyAutoConfig,
     pub timeouts: TimeoutsConfig,
+}
+
+/// `syn_proxy: auto` engages on a worker core while its half-open TCP connections are at
+/// least `half_open` or it receives at least `syns_per_s` SYNs a second for auto services,
+/// and disengages after a second below both. 0 turns a trigger off.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SynProxyAutoConfig {
+    /// Unset: a quarter of `half_open_capacity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_open: Option<u32>,
+    pub syns_per_s: u32,
+}
+
+impl Default for SynProxyAutoConfig {
+    fn default() -> Self {
+        SynProxyAutoConfig { half_open: None, syns_per_s: dataplane::service::DEFAULT_AUTO_SYNS_PER_S }
+    }
+}
+
+impl SynProxyAutoConfig {
+    pub fn is_default(&self) -> bool {
+        *self == SynProxyAutoConfig::default()
+    }
 }
 
 impl Default for ConnectionsConfig {
@@ -594,6 +624,7 @@ impl Default for ConnectionsConfig {
             lport_min: 1024,
             lport_max: 65535,
             lport_quiet_s: 60,
+            syn_proxy_auto: SynProxyAutoConfig::default(),
             timeouts: TimeoutsConfig::default(),
         }
     }
@@ -692,6 +723,10 @@ pub fn validate_connections(c: &ConnectionsConfig) -> Result<(), ConfigError> {
         ));
     }
     range(c.lport_quiet_s, 0, MAX_LPORT_QUIET_S, "lport_quiet_s")?;
+    if let Some(h) = c.syn_proxy_auto.half_open {
+        range(h, 0, c.half_open_capacity.unwrap_or(c.capacity / 2), "syn_proxy_auto.half_open")?;
+    }
+    range(c.syn_proxy_auto.syns_per_s, 0, 100_000_000, "syn_proxy_auto.syns_per_s")?;
     for (name, v) in c.timeouts.fields() {
         range(v, 1, MAX_TIMEOUT_S, &format!("timeouts.{name}"))?;
     }
@@ -892,7 +927,7 @@ pub fn validate_services(
                 ));
             }
         }
-        if s.syn_proxy == SynProxyMode::On {
+        if !s.syn_proxy.is_off() {
             if s.mode.keeps_packet() {
                 return Err(err(
                     at("syn_proxy"),
@@ -1310,6 +1345,10 @@ mod tests {
                 "services[0].syn_proxy: service tcp 192.0.2.100:80 is in tun mode; the SYN proxy is only for nat and fullnat (in dr and tun the backend answers the client directly, so its sequence numbers cannot be translated)",
             ),
             (
+                "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, syn_proxy: auto}",
+                "services[0].syn_proxy: service tcp 192.0.2.100:80 is in dr mode; the SYN proxy is only for nat and fullnat (in dr and tun the backend answers the client directly, so its sequence numbers cannot be translated)",
+            ),
+            (
                 "- {vip: 192.0.2.100, port: 53, protocol: udp, syn_proxy: on}",
                 "services[0].syn_proxy: service udp 192.0.2.100:53 is udp; the SYN proxy is for tcp",
             ),
@@ -1443,6 +1482,15 @@ mod tests {
         assert!(e.contains("connections.half_open_capacity: 5000 is out of range, must be 1..=4096"), "{e}");
         let fine = ConnectionsConfig { capacity: 4096, half_open_capacity: Some(1024), ..Default::default() };
         assert!(validate_connections(&fine).is_ok());
+        let auto = |half_open| SynProxyAutoConfig { half_open, syns_per_s: 5000 };
+        let bad = ConnectionsConfig { capacity: 4096, syn_proxy_auto: auto(Some(2049)), ..Default::default() };
+        let e = validate_connections(&bad).unwrap_err().to_string();
+        assert!(e.contains("connections.syn_proxy_auto.half_open: 2049 is out of range, must be 0..=2048"), "{e}");
+        let fine = ConnectionsConfig { capacity: 4096, syn_proxy_auto: auto(Some(512)), ..Default::default() };
+        assert!(validate_connections(&fine).is_ok());
+        let parsed: ConnectionsConfig = serde_norway::from_str("syn_proxy_auto: { syns_per_s: 0 }").unwrap();
+        assert_eq!(parsed.syn_proxy_auto, SynProxyAutoConfig { half_open: None, syns_per_s: 0 });
+        assert!(serde_norway::from_str::<ConnectionsConfig>("syn_proxy_auto: { rate: 5 }").is_err());
         let mut t = ConnectionsConfig::default();
         t.timeouts.udp = 0;
         assert!(validate_connections(&t)

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use super::{CoreCtx, Frame};
 use crate::conn::{handshake_incomplete, TcpState};
 use crate::counters::{DropReason, Event};
-use crate::defence::{per_core_max, Refusal};
+use crate::defence::{per_core_max, GuardCore, Refusal};
 use crate::service::{BackendState, Service};
 use crate::snapshot::Snapshot;
 use crate::wire::IpProtocol;
@@ -60,19 +60,35 @@ impl<F: Frame> CoreCtx<F> {
         if guard.deny.is_empty() && guard.services.is_empty() {
             return Ok(());
         }
-        let (core, cores) = (self.lb.ownership.core, self.lb.ownership.cores);
-        match self.guard.admit(&guard.deny, guard.service(svc.slot, svc.gen), client, now_ms, cores) {
-            Ok(()) => Ok(()),
-            Err(Refusal::Denied(rule)) => {
+        let cores = self.lb.ownership.cores;
+        let refusal = self.guard.admit(&guard.deny, guard.service(svc.slot, svc.gen), client, now_ms, cores);
+        refusal.map_err(|r| self.refused(snap, r))
+    }
+
+    /// The access lists alone, for a SYN to a SYN-proxied service: a source they refuse gets
+    /// no SYN-ACK (the drop is counted against its rule as on the path above).
+    pub(super) fn access(&self, snap: &Snapshot, svc: &Service, client: Ipv4Addr) -> Result<(), DropReason> {
+        let guard = &snap.services.guard;
+        if guard.deny.is_empty() && guard.services.is_empty() {
+            return Ok(());
+        }
+        GuardCore::access(&guard.deny, guard.service(svc.slot, svc.gen), client).map_err(|r| self.refused(snap, r))
+    }
+
+    /// The drop reason of a refusal, an access list's counted against its rule.
+    fn refused(&self, snap: &Snapshot, refusal: Refusal) -> DropReason {
+        let (guard, core) = (&snap.services.guard, self.lb.ownership.core);
+        match refusal {
+            Refusal::Denied(rule) => {
                 guard.counters.hit(rule, core);
-                Err(DropReason::AclDenied)
+                DropReason::AclDenied
             }
-            Err(Refusal::NotAllowed(rule)) => {
+            Refusal::NotAllowed(rule) => {
                 guard.counters.hit(rule, core);
-                Err(DropReason::AclNotAllowed)
+                DropReason::AclNotAllowed
             }
-            Err(Refusal::ServiceRate) => Err(DropReason::ServiceRateLimited),
-            Err(Refusal::SourceRate) => Err(DropReason::SourceRateLimited),
+            Refusal::ServiceRate => DropReason::ServiceRateLimited,
+            Refusal::SourceRate => DropReason::SourceRateLimited,
         }
     }
 

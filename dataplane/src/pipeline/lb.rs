@@ -15,9 +15,10 @@ use crate::conn::{
     ConnKey, Dir, InsertError, TcpState,
 };
 use crate::counters::{DropReason, Event};
+use crate::defence::AutoChange;
 use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
 use crate::sched::{select, source_hash_v4};
-use crate::service::{BackendState, Encap, FwdMode, Service, TooBig, Tunnel};
+use crate::service::{BackendState, Encap, FwdMode, Service, SynProxy, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
 use crate::xlate::clientaddr::{self, ClientAddr, Endpoints, Shift};
@@ -92,7 +93,7 @@ impl<F: Frame> CoreCtx<F> {
             }
             return Some(frame);
         };
-        if svc.syn_proxy && t.proto == IpProtocol::TCP {
+        if svc.syn_proxy != SynProxy::Off && t.proto == IpProtocol::TCP && self.proxies(svc, now_ms, tcp_flags) {
             // Only on the way to a new connection: tracked ones were handled above.
             self.syn_proxy_input(snap, now_ms, frame, svc, l4, pool, tx);
             return None;
@@ -105,6 +106,38 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
         None
+    }
+
+    /// Whether a packet without a connection to a SYN-proxied service goes to the proxy:
+    /// always with `on`; with `auto`, a SYN while this core is engaged (the SYN counted), and
+    /// any other packet while cookies sent may still come back.
+    #[cold]
+    #[inline(never)]
+    fn proxies(&mut self, svc: &Service, now_ms: u64, flags: TcpFlags) -> bool {
+        if svc.syn_proxy == SynProxy::On {
+            return true;
+        }
+        let auto = &mut self.guard.auto;
+        if !is_new_syn(flags) {
+            return auto.engaged() || auto.cookies_recent(now_ms);
+        }
+        let l = self.lb.limits();
+        let half_open = u32::try_from(self.lb.conns.half_open()).unwrap_or(u32::MAX);
+        let (engaged, change) = auto.syn(now_ms, half_open, (l.auto_half_open, l.auto_syns_per_s));
+        self.auto_changed(change);
+        engaged
+    }
+
+    /// Counts a change of `syn_proxy: auto` on this core.
+    pub(super) fn auto_changed(&self, change: AutoChange) {
+        match change {
+            AutoChange::None => {}
+            AutoChange::Engaged => {
+                self.counters.event(Event::SynProxyAutoEngaged).set(1);
+                self.counters.event(Event::SynProxyAutoEngagements).inc();
+            }
+            AutoChange::Disengaged => self.counters.event(Event::SynProxyAutoEngaged).set(0),
+        }
     }
 
     /// A packet to a SYN-proxied service that is no tracked connection's. A SYN is answered
@@ -130,7 +163,13 @@ impl<F: Frame> CoreCtx<F> {
         let minute = (now_ms / seqadj::COOKIE_TICK_MS) as u32;
         let (seq, ack) = (tcp_seq(&frame, l4), tcp_ack(&frame, l4));
         if is_new_syn(l4.tcp_flags) {
-            let index = seqadj::mss_index(seqadj::syn_mss(&frame.data()[ETH_LEN..]));
+            // A source the access lists refuse gets no SYN-ACK (rates are checked on the ACK,
+            // when a connection is made: spoofed SYNs must not drain a real client's bucket).
+            if let Err(reason) = self.access(snap, svc, t.src) {
+                return self.drop(frame, reason);
+            }
+            let opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+            let index = seqadj::mss_index(opts.mss);
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
             let mut mss = seqadj::MSS_TABLE[index as usize];
             if svc.client_address.in_stream() {
@@ -139,10 +178,12 @@ impl<F: Frame> CoreCtx<F> {
                     Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
                 mss = clientaddr::mss_for_header(mss, Shift::new(svc.client_address, seq, &ep, true).stream_len());
             }
+            // With timestamps the TSval carries the client's other options (Linux's way).
+            let tsval = opts.timestamps.map(|_| seqadj::cookie_tsval(now_ms, opts.wscale, opts.sack_permitted));
             if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
                 return self.drop(frame, DropReason::NoHeadroom);
             }
-            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss) else {
+            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss, tsval) else {
                 return self.drop(frame, DropReason::MalformedL4);
             };
             frame.set_len(ETH_LEN + len);
@@ -157,10 +198,34 @@ impl<F: Frame> CoreCtx<F> {
         let Some(mss) = seqadj::check_cookie(secret, &tuple, seq.wrapping_sub(1), cookie, minute) else {
             return self.drop(frame, DropReason::SynCookieInvalid);
         };
+        let ack_opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+        let window = tcp_window(&frame, l4);
+        let (cookie_opts, proxy) = match ack_opts.timestamps {
+            Some((_, tsecr)) => {
+                let (wscale, sack_permitted) = seqadj::decode_cookie_tsval(tsecr);
+                let opts = seqadj::SynOptions { mss: None, wscale, sack_permitted, timestamps: ack_opts.timestamps };
+                let proxy = seqadj::ProxyOpts {
+                    ts: tsecr,
+                    client_window: window,
+                    client_wscale: wscale.unwrap_or(seqadj::NO_WSCALE),
+                    backend_wscale: seqadj::NO_WSCALE,
+                };
+                (opts, proxy)
+            }
+            None => {
+                let proxy = seqadj::ProxyOpts {
+                    ts: 0,
+                    client_window: window,
+                    client_wscale: seqadj::NO_WSCALE,
+                    backend_wscale: seqadj::NO_WSCALE,
+                };
+                (seqadj::SynOptions::default(), proxy)
+            }
+        };
         if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
             return self.drop(frame, DropReason::NoHeadroom);
         }
-        let Ok(len) = seqadj::syn_from_ack_v4(&mut frame.data_mut()[ETH_LEN..], mss) else {
+        let Ok(len) = seqadj::syn_from_ack_v4(&mut frame.data_mut()[ETH_LEN..], mss, &cookie_opts) else {
             return self.drop(frame, DropReason::MalformedL4);
         };
         frame.set_len(ETH_LEN + len);
@@ -168,7 +233,7 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::MalformedL4);
         };
         self.counters.event(Event::SynCookiesValid).inc();
-        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(cookie), pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some((cookie, proxy)), pool, tx);
     }
 
     /// A packet of a connection whose sequence numbers are adjusted (`PROXIED`): SYN-proxied
@@ -285,12 +350,18 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
         if conn.flags.contains(ConnFlags::REPLIED) {
-            let delta = self.lb.proxy_seq(id);
+            let (delta, proxy) = (self.lb.proxy_seq(id), self.lb.proxy_opts(id));
             let (at, end) = (l4.header_len(), l4.total_len());
             let packet = &mut frame.data_mut()[ETH_LEN..];
             match dir {
-                Dir::Original => seqadj::to_backend(packet, at, end, delta),
-                Dir::Reply => seqadj::to_client(packet, at, end, delta),
+                Dir::Original => {
+                    seqadj::to_backend(packet, at, end, delta);
+                    seqadj::adjust_to_backend(packet, at, end, &proxy);
+                }
+                Dir::Reply => {
+                    seqadj::to_client(packet, at, end, delta);
+                    seqadj::adjust_to_client(packet, at, end, &proxy);
+                }
             }
             return Some(frame);
         }
@@ -299,15 +370,21 @@ impl<F: Frame> CoreCtx<F> {
             self.drop(frame, DropReason::SynProxyPending);
             return None;
         }
-        let cookie = self.lb.proxy_seq(id);
+        let (cookie, proxy) = (self.lb.proxy_seq(id), self.lb.proxy_opts(id));
+        if frame.data().len() < ETH_LEN + seqadj::ACK_LEN && !frame.set_len(ETH_LEN + seqadj::ACK_LEN) {
+            self.drop(frame, DropReason::NoHeadroom);
+            return None;
+        }
         let packet = &mut frame.data_mut()[ETH_LEN..];
-        let Ok((len, backend_isn)) = seqadj::ack_from_syn_ack_v4(packet, conn.client, conn.vip, conn.cport, conn.vport)
+        let Ok((len, backend_isn, proxy)) =
+            seqadj::ack_from_syn_ack_v4(packet, conn.client, conn.vip, conn.cport, conn.vport, proxy)
         else {
             self.drop(frame, DropReason::MalformedL4);
             return None;
         };
         frame.set_len(ETH_LEN + len);
         self.lb.set_proxy_seq(id, backend_isn.wrapping_sub(cookie));
+        self.lb.set_proxy_opts(id, proxy);
         conn.flags |= ConnFlags::REPLIED;
         self.lb.conns.set_flags(id, conn.flags);
         // The client completed its handshake with us already: both sides are established.
@@ -372,7 +449,7 @@ impl<F: Frame> CoreCtx<F> {
         svc: &Service,
         l4: &Parsed4,
         mid_flow: bool,
-        proxy_cookie: Option<u32>,
+        proxy: Option<(u32, seqadj::ProxyOpts)>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -414,7 +491,7 @@ impl<F: Frame> CoreCtx<F> {
             (true, IpProtocol::TCP) => svc.client_address,
             _ => ClientAddr::Off,
         };
-        if proxy_cookie.is_some() || client_address != ClientAddr::Off {
+        if proxy.is_some() || client_address != ClientAddr::Off {
             flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
@@ -460,14 +537,14 @@ impl<F: Frame> CoreCtx<F> {
             // Written for every PROXIED connection (SYN-proxied only: `Off`), so none finds
             // the state of its slot's previous occupant.
             let ep = Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
-            let shift = Shift::new(client_address, tcp_seq(&frame, l4), &ep, proxy_cookie.is_some());
+            let shift = Shift::new(client_address, tcp_seq(&frame, l4), &ep, proxy.is_some());
             if !self.lb.set_client_addr(id, shift) && client_address != ClientAddr::Off {
                 self.end_conn(id, now_ms);
                 return self.drop(frame, DropReason::ClientAddrUnavailable);
             }
         }
-        if let Some(cookie) = proxy_cookie {
-            if !self.lb.set_proxy_seq(id, cookie) {
+        if let Some((cookie, opts)) = proxy {
+            if !self.lb.set_proxy_seq(id, cookie) || !self.lb.set_proxy_opts(id, opts) {
                 // This core synced no proxied service yet: nowhere to keep the shift.
                 self.end_conn(id, now_ms);
                 return self.drop(frame, DropReason::SynProxyPending);
@@ -1109,6 +1186,12 @@ impl<F: Frame> CoreCtx<F> {
     pub(super) fn expire_conns(&mut self, now_ms: u64) {
         let expired = self.lb.expire(now_ms);
         self.counters.event(Event::ConnsExpired).add(expired as u64);
+        if self.guard.auto.engaged() {
+            let l = self.lb.limits();
+            let half_open = u32::try_from(self.lb.conns.half_open()).unwrap_or(u32::MAX);
+            let change = self.guard.auto.tick(now_ms, half_open, (l.auto_half_open, l.auto_syns_per_s));
+            self.auto_changed(change);
+        }
     }
 }
 
@@ -1163,6 +1246,11 @@ fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
 
 /// The acknowledgement number of a parsed TCP packet.
 #[inline]
+fn tcp_window<F: Frame>(frame: &F, l4: &Parsed4) -> u16 {
+    let at = ETH_LEN + l4.header_len() + 14;
+    frame.data().get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+}
+
 fn tcp_ack<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 8;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

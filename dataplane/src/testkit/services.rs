@@ -78,7 +78,7 @@ pub fn service(spec: &Spec) -> Service {
         reset_on_removal: spec.reset,
         reset_when_all_down: false,
         pickup: false,
-        syn_proxy: false,
+        syn_proxy: crate::service::SynProxy::Off,
         client_address: Default::default(),
         candidates: spec
             .backends

@@ -302,12 +302,13 @@ pub fn tcp_reset_v4(packet: &mut [u8]) -> Result<usize, XlateError> {
         (0, segment.seq_number().wrapping_add(seg_len), TcpFlags::RST | TcpFlags::ACK)
     };
 
-    write_tcp_segment_v4(packet, us, peer, our_port, peer_port, seq, ack, reset_flags, 0, None)
+    write_tcp_segment_v4(packet, us, peer, our_port, peer_port, seq, ack, reset_flags, 0, &[])
 }
 
 /// Writes a whole TCP segment this box originates over `packet` (at least its length: a bare
-/// header, 4 bytes more with an MSS option), TTL [`RESET_TTL`], DF set: IPv4 `src -> dst`,
-/// TCP with `flags`, and an MSS option when `mss` is given. Checksums computed from scratch.
+/// header plus `options`), TTL [`RESET_TTL`], DF set: IPv4 `src -> dst`, TCP with `flags` and
+/// `options` (already padded to a multiple of 4 bytes, at most 40). Checksums computed from
+/// scratch.
 #[allow(clippy::too_many_arguments)]
 fn write_tcp_segment_v4(
     packet: &mut [u8],
@@ -319,10 +320,10 @@ fn write_tcp_segment_v4(
     ack: u32,
     flags: TcpFlags,
     window: u16,
-    mss: Option<u16>,
+    options: &[u8],
 ) -> Result<usize, XlateError> {
-    let len = RESET_LEN + if mss.is_some() { 4 } else { 0 };
-    if packet.len() < len {
+    let len = RESET_LEN + options.len();
+    if packet.len() < len || !options.len().is_multiple_of(4) || options.len() > 40 {
         return Err(XlateError::Unsupported);
     }
     let (ip_header, tcp_header) = packet[..len].split_at_mut(IPV4_HEADER_LEN);
@@ -346,10 +347,7 @@ fn write_tcp_segment_v4(
     tcp.set_header_len((len - IPV4_HEADER_LEN) as u8);
     tcp.set_flags(flags);
     tcp.set_window(window);
-    if let Some(mss) = mss {
-        let m = mss.to_be_bytes();
-        tcp.options_mut()[..4].copy_from_slice(&[seqadj::OPT_MSS, 4, m[0], m[1]]);
-    }
+    tcp.options_mut()[..options.len()].copy_from_slice(options);
     tcp.fill_checksum(IpAddr::V4(src), IpAddr::V4(dst));
     Ok(len)
 }

@@ -9,9 +9,26 @@
 //!
 //! The cookie is Linux's (net/ipv4/syncookies.c): `H0(tuple) + client ISN + (count << 24) +
 //! ((H1(tuple, count) + mss index) & 0xffffff)`, `count` the minute, valid for two minutes,
-//! H a keyed SipHash-2-4 with a secret drawn at boot. Only the MSS is encoded: the SYN-ACK
-//! offers no window scaling, SACK or timestamps, so the client uses none of them with us and
-//! the backend, asked with a SYN carrying only the MSS, none either (see README, Defence).
+//! H a keyed SipHash-2-4 with a secret drawn at boot. The sequence number keeps only the MSS.
+//! As in Linux, a client that sends timestamps gets the rest in the low bits of our SYN-ACK's
+//! TSval ([`cookie_tsval`]: its window scale in 4 bits, SACK-permitted in one), which it
+//! echoes in the TSecr of its ACK; our SYN-ACK then offers SACK-permitted, timestamps and
+//! window scale [`OUR_WSCALE`] back as the client asked. A client without timestamps gets an
+//! MSS-only SYN-ACK (Linux clears the other options too: nowhere to keep them).
+//!
+//! The backend's SYN carries the client's MSS, window scale, SACK-permitted and timestamps
+//! (TSval the one of the client's ACK), so the backend sees the client's options and clock.
+//! Afterwards, besides the sequence shift, [`adjust_to_backend`] and [`adjust_to_client`]
+//! translate what differs between the two handshakes ([`ProxyOpts`]):
+//! - timestamps: the client knows our cookie TSval, the backend sends its own clock:
+//!   `ts offset = backend's SYN-ACK TSval - cookie TSval`, TSval toward the client `-= offset`,
+//!   TSecr toward the backend `+= offset` (nf_synproxy's `tsoff`);
+//! - window scale: we offered the client [`OUR_WSCALE`], the backend picks its own. Linux's
+//!   nf_synproxy does not translate (the SYNPROXY target's `--wscale` must be set to the
+//!   backends' value); here the window field of backend -> client packets is rescaled,
+//!   `(window << backend's scale) >> ours`, capped at 65535 and rounded down, so the client is
+//!   never told more room than the backend gave. When the backend refuses window scaling the
+//!   client's windows are scaled up for it the same way.
 
 use std::net::Ipv4Addr;
 
@@ -27,15 +44,80 @@ const COOKIE_MASK: u32 = (1 << COOKIE_BITS) - 1;
 const MAX_COOKIE_AGE: u32 = 2;
 /// A minute, the cookie's clock tick.
 pub const COOKIE_TICK_MS: u64 = 60_000;
-/// Our SYN-ACK and SYN: IPv4 header, TCP header and one MSS option.
-pub const SYN_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 4;
-/// The ACK we send the backend: bare headers.
-pub const ACK_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN;
+/// Our SYN-ACK and SYN at their longest: IPv4 header, TCP header and the MSS (4 bytes),
+/// SACK-permitted and timestamps (12) and window scale (4) options.
+pub const SYN_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 20;
+/// The ACK we send the backend at its longest: headers and a timestamps option (12 bytes).
+pub const ACK_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 12;
 /// TCP option kinds.
 const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
-pub(super) const OPT_MSS: u8 = 2;
+const OPT_MSS: u8 = 2;
+const OPT_WSCALE: u8 = 3;
+const OPT_SACK_PERM: u8 = 4;
 const OPT_SACK: u8 = 5;
+const OPT_TIMESTAMP: u8 = 8;
+/// The window scale our SYN-ACK offers a client that asks for scaling (Linux's default with
+/// the usual receive buffers): the window of backend -> client packets is rescaled to it.
+pub const OUR_WSCALE: u8 = 7;
+/// The largest window scale (RFC 7323).
+const MAX_WSCALE: u8 = 14;
+/// No window scaling (in [`ProxyOpts`]).
+pub const NO_WSCALE: u8 = 0xff;
+/// Low bits of a cookie TSval: the client's window scale (0xf: none), then SACK-permitted.
+const TS_BITS: u32 = 6;
+const TS_WSCALE_MASK: u32 = 0xf;
+const TS_SACK: u32 = 1 << 4;
+
+/// The TCP options of a SYN, SYN-ACK or ACK that matter to the proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynOptions {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// (TSval, TSecr).
+    pub timestamps: Option<(u32, u32)>,
+}
+
+/// What a SYN-proxied connection keeps besides its sequence word (8 bytes per connection).
+/// Until the backend's SYN-ACK, `ts` is the TSval of our SYN-ACK (the cookie TSval, 0 without
+/// timestamps); afterwards the timestamp offset (backend's clock - ours).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyOpts {
+    pub ts: u32,
+    /// The window field of the client's ACK, for the ACK that completes the backend's
+    /// handshake.
+    pub client_window: u16,
+    /// The client's window scale, [`NO_WSCALE`] when scaling is off between it and us.
+    pub client_wscale: u8,
+    /// The backend's window scale, [`NO_WSCALE`] when scaling is off between it and us (or
+    /// it has not answered yet).
+    pub backend_wscale: u8,
+}
+
+impl ProxyOpts {
+    /// Left and right shifts of a backend -> client window.
+    fn client_shifts(&self) -> (u8, u8) {
+        let left = if self.backend_wscale == NO_WSCALE { 0 } else { self.backend_wscale };
+        let right = if self.client_wscale == NO_WSCALE { 0 } else { OUR_WSCALE };
+        (left, right)
+    }
+
+    /// Left and right shifts of a client -> backend window: none while the backend scales
+    /// as the client does, the client's scale when the backend refused scaling.
+    fn backend_shifts(&self) -> (u8, u8) {
+        if self.client_wscale == NO_WSCALE || self.backend_wscale != NO_WSCALE {
+            (0, 0)
+        } else {
+            (self.client_wscale, 0)
+        }
+    }
+}
+
+/// A window field rescaled: `(window << left) >> right`, at most 65535.
+fn rescale(window: u16, (left, right): (u8, u8)) -> u16 {
+    ((u32::from(window) << left) >> right).min(0xffff) as u16
+}
 
 /// Who a cookie is for: the client's side of the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +194,31 @@ pub fn check_cookie(secret: &[u64; 2], t: &CookieTuple, isn: u32, cookie: u32, c
     MSS_TABLE.get(index as usize).copied()
 }
 
+/// Our SYN-ACK's TSval for a client with timestamps (Linux's `cookie_init_timestamp`): the
+/// millisecond clock with its low 6 bits replaced by the client's window scale (0xf: none)
+/// and SACK-permitted, never ahead of the clock.
+pub fn cookie_tsval(now_ms: u64, wscale: Option<u8>, sack_permitted: bool) -> u32 {
+    let now = now_ms as u32;
+    let mut bits = wscale.map_or(TS_WSCALE_MASK, |w| u32::from(w.min(MAX_WSCALE)));
+    if sack_permitted {
+        bits |= TS_SACK;
+    }
+    let ts = (now >> TS_BITS << TS_BITS) | bits;
+    if ts > now {
+        ts.wrapping_sub(1 << TS_BITS)
+    } else {
+        ts
+    }
+}
+
+/// The client's window scale and SACK-permitted that a cookie TSval says (the TSecr of its
+/// ACK). Four bits cannot say more than 14 but 15, which means none.
+pub fn decode_cookie_tsval(tsecr: u32) -> (Option<u8>, bool) {
+    let w = tsecr & TS_WSCALE_MASK;
+    let wscale = (w != TS_WSCALE_MASK).then_some(w as u8);
+    (wscale, tsecr & TS_SACK != 0)
+}
+
 /// The TCP segment of a checked IPv4 packet: (header offset, packet end).
 fn tcp_layout(packet: &[u8]) -> Result<(usize, usize), XlateError> {
     let parsed = super::parse_v4(packet)?;
@@ -122,35 +229,88 @@ fn tcp_layout(packet: &[u8]) -> Result<(usize, usize), XlateError> {
     Ok((parsed.header_len(), parsed.total_len()))
 }
 
-/// The MSS option of a TCP segment's options, if any.
-pub fn syn_mss(packet: &[u8]) -> Option<u16> {
-    let (at, end) = tcp_layout(packet).ok()?;
-    let segment = TcpPacket::new_unchecked(&packet[at..end]);
-    let opts = segment.options();
+/// Walks TCP options: `f(kind, at, len)` for each option other than NOP, `at` its offset in
+/// `opts`; stops at END, or at a malformed option (returning false).
+fn walk_options(opts: &[u8], mut f: impl FnMut(u8, usize, usize)) -> bool {
     let mut i = 0;
     while i < opts.len() {
         match opts[i] {
             OPT_END => break,
             OPT_NOP => i += 1,
             kind => {
-                let len = usize::from(*opts.get(i + 1)?);
+                let Some(&len) = opts.get(i + 1) else { return false };
+                let len = usize::from(len);
                 if len < 2 || i + len > opts.len() {
-                    return None;
+                    return false;
                 }
-                if kind == OPT_MSS && len == 4 {
-                    return Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]]));
-                }
+                f(kind, i, len);
                 i += len;
             }
         }
     }
-    None
+    true
+}
+
+/// The options of a checked IPv4 TCP packet that matter to the proxy. Malformed options
+/// yield what was read before them.
+pub fn syn_options(packet: &[u8]) -> SynOptions {
+    let mut o = SynOptions::default();
+    let Ok((at, end)) = tcp_layout(packet) else { return o };
+    let segment = TcpPacket::new_unchecked(&packet[at..end]);
+    let opts = segment.options();
+    let word = |i: usize| u32::from_be_bytes([opts[i], opts[i + 1], opts[i + 2], opts[i + 3]]);
+    walk_options(opts, |kind, i, len| match (kind, len) {
+        (OPT_MSS, 4) => o.mss = Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]])),
+        (OPT_WSCALE, 3) => o.wscale = Some(opts[i + 2].min(MAX_WSCALE)),
+        (OPT_SACK_PERM, 2) => o.sack_permitted = true,
+        (OPT_TIMESTAMP, 10) => o.timestamps = Some((word(i + 2), word(i + 6))),
+        _ => {}
+    });
+    o
+}
+
+/// The MSS option of a TCP segment's options, if any.
+pub fn syn_mss(packet: &[u8]) -> Option<u16> {
+    syn_options(packet).mss
+}
+
+/// Options laid out as Linux lays out a SYN's: MSS, then SACK-permitted with timestamps (or
+/// NOP NOP before timestamps, or NOP NOP before SACK-permitted alone), then NOP and window
+/// scale. Returns the buffer and its used length (a multiple of 4).
+fn build_options(o: &SynOptions) -> ([u8; 20], usize) {
+    let mut b = [0u8; 20];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        b[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    if let Some(mss) = o.mss {
+        let m = mss.to_be_bytes();
+        put(&[OPT_MSS, 4, m[0], m[1]]);
+    }
+    match (o.timestamps, o.sack_permitted) {
+        (Some((val, ecr)), sack) => {
+            put(&if sack { [OPT_SACK_PERM, 2] } else { [OPT_NOP, OPT_NOP] });
+            put(&[OPT_TIMESTAMP, 10]);
+            put(&val.to_be_bytes());
+            put(&ecr.to_be_bytes());
+        }
+        (None, true) => put(&[OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2]),
+        (None, false) => {}
+    }
+    if let Some(w) = o.wscale {
+        put(&[OPT_NOP, OPT_WSCALE, 3, w]);
+    }
+    (b, n)
 }
 
 /// Turns a client's SYN into our SYN-ACK back to it, with `cookie` as our sequence number and
-/// `mss` as the MSS we offer. Returns the new length ([`SYN_LEN`]; `packet` must hold it).
-pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16) -> Result<usize, XlateError> {
+/// `mss` as the MSS we offer. `tsval`: our cookie TSval when the client sent timestamps; then
+/// the SYN-ACK also offers SACK-permitted and window scale [`OUR_WSCALE`] when the client did.
+/// Returns the new length (at most [`SYN_LEN`]; `packet` must hold it).
+pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16, tsval: Option<u32>) -> Result<usize, XlateError> {
     let (at, end) = tcp_layout(packet)?;
+    let client_opts = syn_options(packet);
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (client, vip) = (ip.src_addr(), ip.dst_addr());
     let syn = TcpPacket::new_unchecked(&packet[at..end]);
@@ -158,54 +318,84 @@ pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16) -> Result<usize, Xla
         return Err(XlateError::Unsupported);
     }
     let (cport, vport, isn) = (syn.src_port(), syn.dst_port(), syn.seq_number());
+    let ours = match (tsval, client_opts.timestamps) {
+        (Some(val), Some((client_val, _))) => SynOptions {
+            mss: Some(mss),
+            wscale: client_opts.wscale.map(|_| OUR_WSCALE),
+            sack_permitted: client_opts.sack_permitted,
+            timestamps: Some((val, client_val)),
+        },
+        _ => SynOptions { mss: Some(mss), ..SynOptions::default() },
+    };
+    let (opts, n) = build_options(&ours);
     let flags = TcpFlags::SYN | TcpFlags::ACK;
-    write_tcp_segment_v4(packet, vip, client, vport, cport, cookie, isn.wrapping_add(1), flags, 65535, Some(mss))
+    write_tcp_segment_v4(packet, vip, client, vport, cport, cookie, isn.wrapping_add(1), flags, 65535, &opts[..n])
 }
 
 /// Turns the client's ACK that completed our handshake into the SYN that opens the
 /// connection to the backend, still client -> VIP (the connection's rewrite follows): the
-/// client's ISN, its window, the MSS the cookie said; any payload is dropped (the client sends
-/// it again). Returns the new length ([`SYN_LEN`]).
-pub fn syn_from_ack_v4(packet: &mut [u8], mss: u16) -> Result<usize, XlateError> {
+/// client's ISN, its window, the MSS the cookie said, and when the client sent timestamps
+/// (`cookie_opts` from its TSecr) its window scale, SACK-permitted and timestamps with the
+/// TSval of its ACK. Any payload is dropped (the client sends it again). Returns the new
+/// length (at most [`SYN_LEN`]).
+pub fn syn_from_ack_v4(packet: &mut [u8], mss: u16, cookie_opts: &SynOptions) -> Result<usize, XlateError> {
     let (at, end) = tcp_layout(packet)?;
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (client, vip) = (ip.src_addr(), ip.dst_addr());
     let ack = TcpPacket::new_unchecked(&packet[at..end]);
     let (cport, vport, window) = (ack.src_port(), ack.dst_port(), ack.window());
     let isn = ack.seq_number().wrapping_sub(1);
-    write_tcp_segment_v4(packet, client, vip, cport, vport, isn, 0, TcpFlags::SYN, window, Some(mss))
+    let ours = match cookie_opts.timestamps {
+        Some((val, _)) => SynOptions { mss: Some(mss), timestamps: Some((val, 0)), ..*cookie_opts },
+        None => SynOptions { mss: Some(mss), ..SynOptions::default() },
+    };
+    let (opts, n) = build_options(&ours);
+    write_tcp_segment_v4(packet, client, vip, cport, vport, isn, 0, TcpFlags::SYN, window, &opts[..n])
 }
 
 /// Turns the backend's SYN-ACK into the ACK that completes its handshake, written as the
 /// client's packet (`client -> vip`, the connection's rewrite follows): `seq` the client's
-/// ISN plus one (the SYN-ACK's ack), `ack` the backend's ISN plus one. Returns (new length
-/// [`ACK_LEN`], the backend's ISN).
+/// ISN plus one (the SYN-ACK's ack), `ack` the backend's ISN plus one, the client's window
+/// (`proxy.client_window`, rescaled when the backend refused window scaling) and, when the
+/// backend sent timestamps, TSval the client's (echoed by the backend) and TSecr the
+/// backend's. Returns (new length, at most [`ACK_LEN`], the backend's ISN, `proxy` completed:
+/// the backend's window scale and the timestamp offset).
 pub fn ack_from_syn_ack_v4(
     packet: &mut [u8],
     client: Ipv4Addr,
     vip: Ipv4Addr,
     cport: u16,
     vport: u16,
-) -> Result<(usize, u32), XlateError> {
+    proxy: ProxyOpts,
+) -> Result<(usize, u32, ProxyOpts), XlateError> {
     let (at, end) = tcp_layout(packet)?;
+    let backend_opts = syn_options(packet);
     let synack = TcpPacket::new_unchecked(&packet[at..end]);
     if synack.flags() & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST) != TcpFlags::SYN | TcpFlags::ACK {
         return Err(XlateError::Unsupported);
     }
     let (backend_isn, seq) = (synack.seq_number(), synack.ack_number());
-    let len = write_tcp_segment_v4(
-        packet,
-        client,
-        vip,
-        cport,
-        vport,
-        seq,
-        backend_isn.wrapping_add(1),
-        TcpFlags::ACK,
-        65535,
-        None,
-    )?;
-    Ok((len, backend_isn))
+    let mut done = proxy;
+    // Scaling is on with the backend only when both SYNs carried the option.
+    done.backend_wscale = match (proxy.client_wscale, backend_opts.wscale) {
+        (NO_WSCALE, _) | (_, None) => NO_WSCALE,
+        (_, Some(w)) => w,
+    };
+    let ours = match backend_opts.timestamps {
+        Some((backend_val, client_val)) if proxy.ts != 0 => {
+            done.ts = backend_val.wrapping_sub(proxy.ts);
+            SynOptions { timestamps: Some((client_val, backend_val)), ..SynOptions::default() }
+        }
+        _ => {
+            done.ts = 0;
+            SynOptions::default()
+        }
+    };
+    let (opts, n) = build_options(&ours);
+    let window = rescale(proxy.client_window, done.backend_shifts());
+    let ack = backend_isn.wrapping_add(1);
+    let len = write_tcp_segment_v4(packet, client, vip, cport, vport, seq, ack, TcpFlags::ACK, window, &opts[..n])?;
+    Ok((len, backend_isn, done))
 }
 
 /// Reads the 32-bit word at `at`, stores `f(word)` and patches the TCP checksum (at `csum`).
@@ -287,6 +477,68 @@ pub fn to_client(packet: &mut [u8], l4_at: usize, end: usize, delta: u32) {
         return;
     }
     patch_u32(seg, SEQ_AT, CSUM_AT, |s| s.wrapping_sub(delta));
+}
+
+const WINDOW_AT: usize = 14;
+/// TSval and TSecr offsets in a timestamps option.
+const TSVAL_AT: usize = 2;
+const TSECR_AT: usize = 6;
+
+/// The timestamps and window of a proxied connection's packet: the window field rescaled by
+/// `shifts`, the timestamps option's word at `ts_at` (TSVAL_AT or TSECR_AT) `+= delta`.
+/// Malformed options are left alone.
+fn adjust(packet: &mut [u8], l4_at: usize, end: usize, shifts: (u8, u8), ts_at: usize, delta: u32) {
+    let Some(seg) = packet.get_mut(l4_at..end) else { return };
+    if seg.len() < TCP_HEADER_LEN {
+        return;
+    }
+    if shifts != (0, 0) {
+        let old = u16::from_be_bytes([seg[WINDOW_AT], seg[WINDOW_AT + 1]]);
+        let new = rescale(old, shifts);
+        seg[WINDOW_AT..WINDOW_AT + 2].copy_from_slice(&new.to_be_bytes());
+        let c = u16::from_be_bytes([seg[CSUM_AT], seg[CSUM_AT + 1]]);
+        let c = crate::wire::checksum::update_u16(c, old, new);
+        seg[CSUM_AT..CSUM_AT + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let header_len = usize::from(seg[12] >> 4) * 4;
+    if header_len <= TCP_HEADER_LEN || header_len > seg.len() {
+        return;
+    }
+    let mut found = None;
+    walk_options(&seg[TCP_HEADER_LEN..header_len], |kind, i, len| {
+        if kind == OPT_TIMESTAMP && len == 10 && found.is_none() {
+            found = Some(TCP_HEADER_LEN + i + ts_at);
+        }
+    });
+    if let Some(at) = found.filter(|_| delta != 0) {
+        if at.is_multiple_of(2) {
+            patch_u32(seg, at, CSUM_AT, |w| w.wrapping_add(delta));
+        } else {
+            patch_odd_u32(seg, at, delta);
+        }
+    }
+}
+
+/// A client -> backend packet of a proxied connection, after [`to_backend`]: its TSecr
+/// `+= offset` (it echoes our clock, the backend wants its own) and, when the backend refused
+/// window scaling, its window scaled up by the client's scale.
+pub fn adjust_to_backend(packet: &mut [u8], l4_at: usize, end: usize, proxy: &ProxyOpts) {
+    let shifts = proxy.backend_shifts();
+    if proxy.ts == 0 && shifts == (0, 0) {
+        return;
+    }
+    adjust(packet, l4_at, end, shifts, TSECR_AT, proxy.ts);
+}
+
+/// A backend -> client packet of a proxied connection, after [`to_client`]: its TSval
+/// `-= offset` (the client saw our clock in the SYN-ACK) and its window rescaled from the
+/// backend's window scale to ours.
+pub fn adjust_to_client(packet: &mut [u8], l4_at: usize, end: usize, proxy: &ProxyOpts) {
+    let shifts = proxy.client_shifts();
+    if proxy.ts == 0 && shifts == (0, 0) {
+        return;
+    }
+    adjust(packet, l4_at, end, shifts, TSVAL_AT, proxy.ts.wrapping_neg());
 }
 
 #[cfg(test)]

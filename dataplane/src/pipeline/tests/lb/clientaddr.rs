@@ -24,7 +24,8 @@ fn rig(kind: ClientAddr, syn_proxy: bool) -> Rig {
     let mut rig = Rig::lb(&spec, LbLimits::default());
     let base = services(&spec, &[]);
     let mut svc = base.list[0].clone();
-    (svc.client_address, svc.syn_proxy) = (kind, syn_proxy);
+    svc.client_address = kind;
+    svc.syn_proxy = if syn_proxy { crate::service::SynProxy::On } else { crate::service::SynProxy::Off };
     let services = Services::new(vec![svc], base.backend_slots.clone(), base.timeouts)
         .with_syn_cookie_secret([0x1234_5678, 0x9abc_def0]);
     rig.set_services(Arc::new(services));

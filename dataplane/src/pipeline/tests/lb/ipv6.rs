@@ -39,7 +39,7 @@ fn service6(mode: FwdMode, proto: IpProtocol) -> Service6 {
         persistence_ms: 0,
         reset_on_removal: false,
         reset_when_all_down: false,
-        syn_proxy: false,
+        syn_proxy: crate::service::SynProxy::Off,
         client_address: Default::default(),
         pickup: false,
         candidates: backends.iter().map(|b| crate::sched::Candidate { weight: b.weight, schedulable: true }).collect(),
