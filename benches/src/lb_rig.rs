@@ -120,6 +120,16 @@ impl Frame for BenchFrame {
         f.len += n;
         true
     }
+    /// As an mbuf does it: the data start moves, nothing is copied.
+    fn trim_front(&mut self, n: usize) -> bool {
+        let f = &mut *self.0;
+        if n > f.len {
+            return false;
+        }
+        f.start += n;
+        f.len -= n;
+        true
+    }
 }
 
 pub struct NoPool;

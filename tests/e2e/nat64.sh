@@ -8,7 +8,8 @@
 # (ECONNREFUSED); a packet too big for the IPv4 side (dp1's MTU is 1400) tells the client
 # 1420 (20 bytes of header more), which its stack learns; `conn list` shows the client
 # bracketed and the local address and backend as IPv4, mode nat64; `service show` lists the
-# service; refusals of mixed-family services other than nat64 leave the services unchanged.
+# service; refusals of mixed-family services other than nat64 leave the services unchanged;
+# with two workers every connection is on one of them and both are used.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 trap fvs_cleanup EXIT
@@ -169,4 +170,37 @@ after=$(services_config)
 [ "$after" = "$before" ] || fail "a refused command changed the services: $(diff <(echo "$before") <(echo "$after"))"
 
 fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs did not stop on SIGTERM"
-echo "ok: NAT64 from an IPv6-only client to IPv4 backends over TCP (curl -6, lbclient, 2 MB) and UDP, round robin, local address seen, persistence, passive health, ICMPv4 port unreachable as ICMPv6, packet too big with MTU+20, conn list, service show, live add, refusals"
+
+# Two workers (af_packet qpairs=2: the kernel's fanout spreads flows over both): each NAT64
+# connection is tracked by one worker, both are used, the IPv4 replies and the ICMPv4 error
+# reach the worker that chose the local port.
+fvs_config_head "$id" true 2 1400 >"$dir/ferrovs2.yaml"
+sed -n '/^  - { port: dp0, addr: "2001/,$p' "$dir/ferrovs.yaml" >>"$dir/ferrovs2.yaml"
+fvs_start "$NS_LB" "$dir/ferrovs2.yaml" "$socket" "$dir/ferrovs.log"
+[ "$(fvs --json stats | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)['cores']))")" = 2 ] || fail "not two workers"
+client http "http://[$vip]/" --count 40 >"$dir/mc_http.json"
+expect "$dir/mc_http.json" "d['ok']" 40 "two workers: NAT64 HTTP answered"
+expect "$dir/mc_http.json" "list(d['peers'])" "['198.51.100.200']" "two workers: backends see the local address"
+client udp "$vip" 53 --count 40 --sport-range 45000-45039 >"$dir/mc_udp.json"
+expect "$dir/mc_udp.json" "d['ok']" 40 "two workers: NAT64 UDP answered"
+fvs --json conn list service udp "[$vip]:53" limit 10000 >"$dir/mc_conns.json"
+expect "$dir/mc_conns.json" "len(d['conns']) == len({c['client'] for c in d['conns']}) == 40" True "two workers: each flow on one worker"
+expect "$dir/mc_conns.json" "sorted({c['core'] for c in d['conns']})" "[0, 1]" "two workers: both used"
+# (b1's kernel would send 6 port unreachables at once to one address, then 1 a second.)
+ip netns exec "${NS_BACKENDS[0]}" sysctl -qw net.ipv4.icmp_ratelimit=0
+refused=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket
+n = 0
+for _ in range(8):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
+    s.connect(('$vip', 5355)); s.send(b'anyone?')
+    try:
+        s.recv(100)
+    except ConnectionRefusedError:
+        n += 1
+    except socket.timeout:
+        pass
+print(n)")
+[ "$refused" = 8 ] || fail "two workers: $refused of 8 UDP sockets saw the refusal"
+fvs_stop "$FVS_DAEMON_PID" || fail "ferrovs (two workers) did not stop on SIGTERM"
+echo "ok: NAT64 from an IPv6-only client to IPv4 backends over TCP (curl -6, lbclient, 2 MB) and UDP, round robin, local address seen, persistence, passive health, ICMPv4 port unreachable as ICMPv6, packet too big with MTU+20, conn list, service show, live add, refusals, two workers"
