@@ -405,11 +405,7 @@ impl<F: Frame> CoreCtx<F> {
             flags |= ConnFlags::RESET;
         }
         // The PROXY header and TOA are for FullNAT TCP (the config refuses them elsewhere).
-        let client_address = match (full_nat, t.proto) {
-            (true, IpProtocol::TCP) => svc.client_address,
-            _ => ClientAddr::Off,
-        };
-        if proxy_cookie.is_some() || client_address != ClientAddr::Off {
+        if proxy_cookie.is_some() || (svc.client_address != ClientAddr::Off && full_nat && t.proto == IpProtocol::TCP) {
             flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
@@ -451,15 +447,11 @@ impl<F: Frame> CoreCtx<F> {
                 self.lb.handshakes.syn_sent(id);
             }
         }
-        if conn.flags.contains(ConnFlags::PROXIED) {
-            // Written for every PROXIED connection (SYN-proxied only: `Off`), so none finds
-            // the state of its slot's previous occupant.
-            let ep = Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
-            let shift = Shift::new(client_address, tcp_seq(&frame, l4), &ep, proxy_cookie.is_some());
-            if !self.lb.set_client_addr(id, shift) && client_address != ClientAddr::Off {
-                self.end_conn(id, now_ms);
-                return self.drop(frame, DropReason::ClientAddrUnavailable);
-            }
+        if conn.flags.contains(ConnFlags::PROXIED)
+            && !self.record_client_addr(id, svc, &conn, tcp_seq(&frame, l4), proxy_cookie.is_some())
+        {
+            self.end_conn(id, now_ms);
+            return self.drop(frame, DropReason::ClientAddrUnavailable);
         }
         if let Some(cookie) = proxy_cookie {
             if !self.lb.set_proxy_seq(id, cookie) {
@@ -477,6 +469,25 @@ impl<F: Frame> CoreCtx<F> {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
         self.forward(snap, now_ms, frame, Some(l4), &conn, Dir::Original, pool, tx);
+    }
+
+    /// Keeps a new `PROXIED` connection's client-address state: written for every one
+    /// (SYN-proxied only: `Off`), so none finds its slot's previous occupant's. False when
+    /// the connection needs it and this core keeps none.
+    #[cold]
+    #[inline(never)]
+    fn record_client_addr(&mut self, id: ConnId, svc: &Service, conn: &Conn, isn: u32, syn_proxied: bool) -> bool {
+        let kind = match (conn.flags.contains(ConnFlags::FULLNAT), conn.proto) {
+            (true, IpProtocol::TCP) => svc.client_address,
+            _ => ClientAddr::Off,
+        };
+        let ep = Endpoints {
+            client: IpAddr::V4(conn.client),
+            vip: IpAddr::V4(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        self.lb.set_client_addr(id, Shift::new(kind, isn, &ep, syn_proxied)) || kind == ClientAddr::Off
     }
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN).

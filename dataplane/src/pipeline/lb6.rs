@@ -236,12 +236,9 @@ impl<F: Frame> CoreCtx<F> {
         if t.proto == IpProtocol::TCP {
             self.lb.conns6.set_client_isn(id, tcp_seq6(&frame));
         }
-        if client_address != ClientAddr::Off {
-            let ep = Endpoints { client: IpAddr::V6(t.src), vip: IpAddr::V6(t.dst), cport: t.sport, vport: t.dport };
-            if !self.lb.set_client_addr6(id, Shift::new(client_address, tcp_seq6(&frame), &ep, false)) {
-                self.end_conn6(id, now_ms);
-                return self.drop(frame, DropReason::ClientAddrUnavailable);
-            }
+        if client_address != ClientAddr::Off && !self.record_client_addr6(id, client_address, &conn, tcp_seq6(&frame)) {
+            self.end_conn6(id, now_ms);
+            return self.drop(frame, DropReason::ClientAddrUnavailable);
         }
         self.counters.event(Event::ConnsCreated).inc();
         if mid_flow {
@@ -252,6 +249,19 @@ impl<F: Frame> CoreCtx<F> {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
         self.forward6(snap, now_ms, frame, l4, &conn, Dir::Original, pool, tx);
+    }
+
+    /// Keeps a new IPv6 connection's client-address state; false when this core keeps none.
+    #[cold]
+    #[inline(never)]
+    fn record_client_addr6(&mut self, id: Conn6Id, kind: ClientAddr, conn: &Conn6, isn: u32) -> bool {
+        let ep = Endpoints {
+            client: IpAddr::V6(conn.client),
+            vip: IpAddr::V6(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        self.lb.set_client_addr6(id, Shift::new(kind, isn, &ep, false))
     }
 
     fn insert6_with_local_port(
