@@ -372,6 +372,7 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        let mut frame = frame;
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         if let Err(reason) = self.admit(snap, svc, t.src, now_ms) {
             return self.drop(frame, reason);
@@ -447,11 +448,15 @@ impl<F: Frame> CoreCtx<F> {
                 self.lb.handshakes.syn_sent(id);
             }
         }
-        if conn.flags.contains(ConnFlags::PROXIED)
-            && !self.record_client_addr(id, svc, &conn, tcp_seq(&frame, l4), proxy_cookie.is_some())
-        {
-            self.end_conn(id, now_ms);
-            return self.drop(frame, DropReason::ClientAddrUnavailable);
+        let mut trimmed = false;
+        if conn.flags.contains(ConnFlags::PROXIED) {
+            match self.record_client_addr(id, svc, &conn, &mut frame, l4, proxy_cookie.is_some()) {
+                Some(t) => trimmed = t,
+                None => {
+                    self.end_conn(id, now_ms);
+                    return self.drop(frame, DropReason::ClientAddrUnavailable);
+                }
+            }
         }
         if let Some(cookie) = proxy_cookie {
             if !self.lb.set_proxy_seq(id, cookie) {
@@ -468,15 +473,44 @@ impl<F: Frame> CoreCtx<F> {
         if svc.persistence_ms > 0 && self.lb.persist(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
+        if trimmed {
+            return self.forward_changed(snap, now_ms, frame, &conn, pool, tx);
+        }
         self.forward(snap, now_ms, frame, Some(l4), &conn, Dir::Original, pool, tx);
     }
 
-    /// Keeps a new `PROXIED` connection's client-address state: written for every one
-    /// (SYN-proxied only: `Off`), so none finds its slot's previous occupant's. False when
-    /// the connection needs it and this core keeps none.
+    /// `forward` of a client's packet whose length changed since it was parsed.
     #[cold]
     #[inline(never)]
-    fn record_client_addr(&mut self, id: ConnId, svc: &Service, conn: &Conn, isn: u32, syn_proxied: bool) -> bool {
+    fn forward_changed(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        conn: &Conn,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.forward(snap, now_ms, frame, None, conn, Dir::Original, pool, tx);
+    }
+
+    /// Keeps a new `PROXIED` connection's client-address state: written for every one
+    /// (SYN-proxied only: `Off`), so none finds its slot's previous occupant's; a PROXY
+    /// connection's SYN loses any data it carries (TCP Fast Open: it would reach the backend
+    /// ahead of the header). None when the connection needs the state and this core keeps
+    /// none; else whether the SYN was cut.
+    #[cold]
+    #[inline(never)]
+    fn record_client_addr(
+        &mut self,
+        id: ConnId,
+        svc: &Service,
+        conn: &Conn,
+        frame: &mut F,
+        syn: &Parsed4,
+        syn_proxied: bool,
+    ) -> Option<bool> {
+        let isn = tcp_seq(frame, syn);
         let kind = match (conn.flags.contains(ConnFlags::FULLNAT), conn.proto) {
             (true, IpProtocol::TCP) => svc.client_address,
             _ => ClientAddr::Off,
@@ -487,7 +521,18 @@ impl<F: Frame> CoreCtx<F> {
             cport: conn.cport,
             vport: conn.vport,
         };
-        self.lb.set_client_addr(id, Shift::new(kind, isn, &ep, syn_proxied)) || kind == ClientAddr::Off
+        let shift = Shift::new(kind, isn, &ep, syn_proxied);
+        if !self.lb.set_client_addr(id, shift) && kind != ClientAddr::Off {
+            return None;
+        }
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        match clientaddr::syn_segment(packet, syn.header_len(), syn.total_len(), &shift) {
+            Ok(clientaddr::ToBackend::SynTrimmed(end)) => {
+                frame.set_len(ETH_LEN + end);
+                Some(true)
+            }
+            _ => Some(false),
+        }
     }
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN).
