@@ -84,7 +84,9 @@ YAML
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
 fvs_lb_test_helpers
 fvs service show | grep -q "client-address proxy-v2" || fail "service show: $(fvs service show)"
-ccurl() { ip netns exec "$NS_CLIENT" curl -sS --max-time 20 "$@"; }
+# Bounded: 3 s a request, 8 s a transfer (they take well under one), so the whole test stays
+# under 2 minutes even if every request hangs.
+ccurl() { ip netns exec "$NS_CLIENT" curl -sS --max-time 3 "$@"; }
 
 # Who the backend sees: the PROXY header's client, and ferrovs's local address as its peer.
 lp=41230
@@ -104,10 +106,10 @@ want=$(sha256sum <"$dir/up.bin" | cut -d' ' -f1)
 n=0
 for url in "$vip:8081" "$vip:8082" "$vip:8084" "[$vip6]:8081" "[$vip6]:8082"; do
   n=$((n + 1))
-  ccurl -f -T "$dir/up.bin" "http://$url/files/up$n.bin" >/dev/null || fail "PUT 8 MB to http://$url"
+  ccurl --max-time 8 -f -T "$dir/up.bin" "http://$url/files/up$n.bin" >/dev/null || fail "PUT 8 MB to http://$url"
   stored=$(sha256sum <"$conf/files/up$n.bin" | cut -d' ' -f1)
   [ "$stored" = "$want" ] || fail "upload through http://$url arrived changed ($stored, want $want)"
-  down=$(ccurl -f "http://$url/files/up$n.bin" | sha256sum | cut -d' ' -f1) || fail "GET 8 MB from http://$url"
+  down=$(ccurl --max-time 8 -f "http://$url/files/up$n.bin" | sha256sum | cut -d' ' -f1) || fail "GET 8 MB from http://$url"
   [ "$down" = "$want" ] || fail "download through http://$url arrived changed ($down, want $want)"
 done
 

@@ -51,8 +51,10 @@ bitflags! {
         /// An outbound connection under a SNAT rule (also FULLNAT: same rewrite, `vip` and
         /// `backend` are both the remote server).
         const SNAT = 1 << 5;
-        /// Opened by the SYN proxy: its sequence numbers are shifted (see `xlate::seqadj`);
-        /// until REPLIED the backend's handshake is still under way.
+        /// Its sequence numbers are adjusted, so its packets leave the fast path: opened by
+        /// the SYN proxy (see `xlate::seqadj`; until REPLIED the backend's handshake is still
+        /// under way), or sending its backend the client's address (a PROXY header or TOA,
+        /// see `xlate::clientaddr`; the core's `client_addr` state says which), or both.
         const PROXIED = 1 << 6;
     }
 }

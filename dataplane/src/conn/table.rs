@@ -88,7 +88,7 @@ const FREE: u32 = u32::MAX;
 /// `Slot::prev` of the first entry of a wheel bucket: this bit | the bucket number.
 const WHEEL_HEAD: u32 = 1 << 31;
 
-/// `ConnFlags` uses bits 0..=5 of `Slot::bits`; this one says UDP (else TCP).
+/// `ConnFlags` uses bits 0..=6 of `Slot::bits`; this one says UDP (else TCP).
 const BIT_UDP: u8 = 1 << 7;
 
 /// A connection packed into 48 bytes with its deadline and wheel links. `repr(C)`, laid out

@@ -44,6 +44,10 @@ impl<F: Frame> CoreCtx<F> {
         let out = clientaddr::client_segment(&mut frame.data_mut()[ETH_LEN..], l4_at, end, room, shift, ep);
         let grown = match out {
             Ok(ToBackend::Inserted(e)) => e,
+            Ok(ToBackend::SynTrimmed(e)) => {
+                frame.set_len(ETH_LEN + e);
+                return Ok(Some(e));
+            }
             Ok(ToBackend::HeaderAlone(e)) => {
                 self.counters.event(Event::ClientAddrHeaderAlone).inc();
                 e

@@ -453,6 +453,7 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
+        let mut frame = frame;
         let (t, tcp_flags) = (l4.tuple, l4.tcp_flags);
         if let Err(reason) = self.admit(snap, svc, t.src, now_ms) {
             return self.drop(frame, reason);
@@ -487,11 +488,7 @@ impl<F: Frame> CoreCtx<F> {
             flags |= ConnFlags::RESET;
         }
         // The PROXY header and TOA are for FullNAT TCP (the config refuses them elsewhere).
-        let client_address = match (full_nat, t.proto) {
-            (true, IpProtocol::TCP) => svc.client_address,
-            _ => ClientAddr::Off,
-        };
-        if proxy.is_some() || client_address != ClientAddr::Off {
+        if proxy.is_some() || (svc.client_address != ClientAddr::Off && full_nat && t.proto == IpProtocol::TCP) {
             flags |= ConnFlags::PROXIED;
         }
         let mut conn = Conn {
@@ -533,14 +530,14 @@ impl<F: Frame> CoreCtx<F> {
                 self.lb.handshakes.syn_sent(id);
             }
         }
+        let mut trimmed = false;
         if conn.flags.contains(ConnFlags::PROXIED) {
-            // Written for every PROXIED connection (SYN-proxied only: `Off`), so none finds
-            // the state of its slot's previous occupant.
-            let ep = Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
-            let shift = Shift::new(client_address, tcp_seq(&frame, l4), &ep, proxy.is_some());
-            if !self.lb.set_client_addr(id, shift) && client_address != ClientAddr::Off {
-                self.end_conn(id, now_ms);
-                return self.drop(frame, DropReason::ClientAddrUnavailable);
+            match self.record_client_addr(id, svc, &conn, &mut frame, l4, proxy.is_some()) {
+                Some(t) => trimmed = t,
+                None => {
+                    self.end_conn(id, now_ms);
+                    return self.drop(frame, DropReason::ClientAddrUnavailable);
+                }
             }
         }
         if let Some((cookie, opts)) = proxy {
@@ -558,7 +555,66 @@ impl<F: Frame> CoreCtx<F> {
         if svc.persistence_ms > 0 && self.lb.persist(t.src, svc, backend.slot, backend.gen, now_ms) {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
+        if trimmed {
+            return self.forward_changed(snap, now_ms, frame, &conn, pool, tx);
+        }
         self.forward(snap, now_ms, frame, Some(l4), &conn, Dir::Original, pool, tx);
+    }
+
+    /// `forward` of a client's packet whose length changed since it was parsed.
+    #[cold]
+    #[inline(never)]
+    fn forward_changed(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        conn: &Conn,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) {
+        self.forward(snap, now_ms, frame, None, conn, Dir::Original, pool, tx);
+    }
+
+    /// Keeps a new `PROXIED` connection's client-address state: written for every one
+    /// (SYN-proxied only: `Off`), so none finds its slot's previous occupant's; a PROXY
+    /// connection's SYN loses any data it carries (TCP Fast Open: it would reach the backend
+    /// ahead of the header). None when the connection needs the state and this core keeps
+    /// none; else whether the SYN was cut.
+    #[cold]
+    #[inline(never)]
+    fn record_client_addr(
+        &mut self,
+        id: ConnId,
+        svc: &Service,
+        conn: &Conn,
+        frame: &mut F,
+        syn: &Parsed4,
+        syn_proxied: bool,
+    ) -> Option<bool> {
+        let isn = tcp_seq(frame, syn);
+        let kind = match (conn.flags.contains(ConnFlags::FULLNAT), conn.proto) {
+            (true, IpProtocol::TCP) => svc.client_address,
+            _ => ClientAddr::Off,
+        };
+        let ep = Endpoints {
+            client: IpAddr::V4(conn.client),
+            vip: IpAddr::V4(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        let shift = Shift::new(kind, isn, &ep, syn_proxied);
+        if !self.lb.set_client_addr(id, shift) && kind != ClientAddr::Off {
+            return None;
+        }
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        match clientaddr::syn_segment(packet, syn.header_len(), syn.total_len(), &shift) {
+            Ok(clientaddr::ToBackend::SynTrimmed(end)) => {
+                frame.set_len(ETH_LEN + end);
+                Some(true)
+            }
+            _ => Some(false),
+        }
     }
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN).

@@ -17,7 +17,7 @@ use crate::sched::{select, source_hash_v6};
 use crate::service::{BackendState, Encap, FwdMode, Service6, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
-use crate::xlate::clientaddr::{ClientAddr, Endpoints, Shift};
+use crate::xlate::clientaddr::{self, ClientAddr, Endpoints, Shift};
 use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, GUE6_OVERHEAD, IP6IP6_OVERHEAD, IPV6_MIN_MTU};
 use crate::xlate::XlateError;
 
@@ -171,7 +171,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        frame: F,
+        mut frame: F,
         svc: &Service6,
         l4: &Parsed6,
         mid_flow: bool,
@@ -236,13 +236,22 @@ impl<F: Frame> CoreCtx<F> {
         if t.proto == IpProtocol::TCP {
             self.lb.conns6.set_client_isn(id, tcp_seq6(&frame));
         }
+        let reparsed;
+        let mut l4 = l4;
         if client_address != ClientAddr::Off {
-            let ep = Endpoints { client: IpAddr::V6(t.src), vip: IpAddr::V6(t.dst), cport: t.sport, vport: t.dport };
-            if !self.lb.set_client_addr6(id, Shift::new(client_address, tcp_seq6(&frame), &ep, false)) {
-                self.end_conn6(id, now_ms);
-                return self.drop(frame, DropReason::ClientAddrUnavailable);
+            match self.record_client_addr6(id, client_address, &conn, &mut frame, l4) {
+                None => {
+                    self.end_conn6(id, now_ms);
+                    return self.drop(frame, DropReason::ClientAddrUnavailable);
+                }
+                Some(Some(p)) => {
+                    reparsed = p;
+                    l4 = &reparsed;
+                }
+                Some(None) => {}
             }
         }
+
         self.counters.event(Event::ConnsCreated).inc();
         if mid_flow {
             self.counters.event(Event::ConnsPickedUp).inc();
@@ -252,6 +261,39 @@ impl<F: Frame> CoreCtx<F> {
             self.counters.event(Event::PersistenceEvictions).inc();
         }
         self.forward6(snap, now_ms, frame, l4, &conn, Dir::Original, pool, tx);
+    }
+
+    /// Keeps a new IPv6 connection's client-address state, and cuts the data of a PROXY
+    /// connection's SYN (TCP Fast Open: it would reach the backend ahead of the header). None
+    /// when this core keeps no state; else the SYN parsed again when it was cut.
+    #[cold]
+    #[inline(never)]
+    fn record_client_addr6(
+        &mut self,
+        id: Conn6Id,
+        kind: ClientAddr,
+        conn: &Conn6,
+        frame: &mut F,
+        syn: &Parsed6,
+    ) -> Option<Option<Parsed6>> {
+        let ep = Endpoints {
+            client: IpAddr::V6(conn.client),
+            vip: IpAddr::V6(conn.vip),
+            cport: conn.cport,
+            vport: conn.vport,
+        };
+        let shift = Shift::new(kind, tcp_seq6(frame), &ep, false);
+        if !self.lb.set_client_addr6(id, shift) {
+            return None;
+        }
+        let packet = &mut frame.data_mut()[ETH_LEN..];
+        match clientaddr::syn_segment(packet, xlate6::IPV6_HEADER_LEN, syn.end, &shift) {
+            Ok(clientaddr::ToBackend::SynTrimmed(end)) => {
+                frame.set_len(ETH_LEN + end);
+                Some(xlate6::parse_v6(&frame.data()[ETH_LEN..]).ok())
+            }
+            _ => Some(None),
+        }
     }
 
     fn insert6_with_local_port(

@@ -49,7 +49,8 @@ const SERVICES: [(u16, u8, FwdMode, Tunnel); 7] = [
 const SNAT_ADDR: &str = "192.0.2.50";
 
 /// A snapshot with a service in every mode (NAT, FullNAT, DR, TUN with IPIP and GUE), each
-/// with two backends of its own, persistence on the UDP ones, and a SNAT rule.
+/// with two backends of its own, persistence on the UDP ones, the PROXY protocol (v2) on the
+/// FullNAT TCP one, and a SNAT rule.
 pub fn fuzz_snapshot() -> Snapshot {
     let mut list = Vec::new();
     let mut slots = vec![BackendSlot::default(); 2 * SERVICES.len() + 1];
@@ -67,6 +68,10 @@ pub fn fuzz_snapshot() -> Snapshot {
         let mut s = service(&spec);
         s.slot = i as u16;
         s.port = port;
+        if mode == FwdMode::FullNat && proto == 6 {
+            // The PROXY header's insertion and sequence shift get fuzzed too.
+            s.client_address = crate::xlate::clientaddr::ClientAddr::ProxyV2;
+        }
         list.push(s);
     }
     let timeouts = Timeouts { udp_ms: 5_000, established_ms: 60_000, ..Timeouts::default() };

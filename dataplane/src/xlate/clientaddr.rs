@@ -205,6 +205,10 @@ pub enum ToBackend {
     /// TOA only: no option space (40 bytes of options), or no room in the MTU or buffer:
     /// sent without.
     NoRoom,
+    /// PROXY only: a SYN carrying data (TCP Fast Open) lost its data, which would reach the
+    /// backend ahead of the header; the client sends it again once the SYN-ACK acknowledges
+    /// only the SYN. The packet now ends here.
+    SynTrimmed(usize),
 }
 
 /// The TCP header's flags, sequence number and header length, when the segment holds them.
@@ -234,7 +238,10 @@ pub fn client_segment(
     ep: &Endpoints,
 ) -> Result<ToBackend, XlateError> {
     let (flags, seq, header_len) = tcp_fields(packet, l4_at, end)?;
-    if flags & TcpFlags::SYN.bits() != 0 || shift.kind == ClientAddr::Off {
+    if flags & TcpFlags::SYN.bits() != 0 {
+        return syn_segment(packet, l4_at, end, shift);
+    }
+    if shift.kind == ClientAddr::Off {
         return Ok(ToBackend::Unchanged);
     }
     let at_header = seq == shift.isn.wrapping_add(1) && !shift.acked;
@@ -277,6 +284,20 @@ pub fn client_segment(
     set_ip_len(packet, l4_at, end, payload_at)?;
     let new_end = insert(packet, l4_at, payload_at, payload_at, &header[..n], false)?;
     Ok(ToBackend::HeaderAlone(new_end))
+}
+
+/// A client's SYN (the first, or a retransmission) of a connection with `shift`: left alone
+/// (it precedes the header), but for the data of a TCP Fast Open SYN on a PROXY connection,
+/// dropped (see [`ToBackend::SynTrimmed`]).
+pub fn syn_segment(packet: &mut [u8], l4_at: usize, end: usize, shift: &Shift) -> Result<ToBackend, XlateError> {
+    let (_, _, header_len) = tcp_fields(packet, l4_at, end)?;
+    let payload_at = l4_at + header_len;
+    if !shift.kind.in_stream() || end == payload_at {
+        return Ok(ToBackend::Unchanged);
+    }
+    set_ip_len(packet, l4_at, end, payload_at)?;
+    tcp_checksum(packet, l4_at, payload_at);
+    Ok(ToBackend::SynTrimmed(payload_at))
 }
 
 /// A backend -> client segment of a connection with `shift`: its acknowledgement and SACK

@@ -345,3 +345,26 @@ fn with_the_syn_proxy_each_side_gets_its_own_shift() {
     assert_eq!(word(&r, 24), cookie + 1);
     assert_eq!(word(&r, 28), first.wrapping_add(11));
 }
+
+#[test]
+fn a_fast_open_syns_data_is_dropped_where_a_proxy_header_must_come_first() {
+    let shift = Shift::new(ClientAddr::ProxyV2, ISN, &ep4(), false);
+    let syn = TcpRepr { seq: ISN, options: &[2, 4, 5, 0xb4], ..TcpRepr::new(1024, 8080, TcpFlags::SYN) };
+    let mut p = seg4(syn.with_payload(b"GET / HTTP/1.0\r\n\r\n"));
+    let end = p.len();
+    assert_eq!(client_segment(&mut p, 20, end, end, &shift, &ep4()).unwrap(), ToBackend::SynTrimmed(44));
+    p.truncate(44);
+    checksums_ok(&p);
+    assert_eq!((word(&p, 24), p[33]), (ISN, TcpFlags::SYN.bits()));
+    assert_eq!(&p[40..44], &[2, 4, 5, 0xb4]);
+    // Without data, or with TOA (no stream bytes), the SYN goes as it came.
+    let mut p = seg4(syn);
+    let (before, end) = (p.clone(), p.len());
+    assert_eq!(client_segment(&mut p, 20, end, end, &shift, &ep4()).unwrap(), ToBackend::Unchanged);
+    assert_eq!(p, before);
+    let toa = Shift::new(ClientAddr::Toa, ISN, &ep4(), false);
+    let mut p = seg4(syn.with_payload(b"x"));
+    let (before, end) = (p.clone(), p.len());
+    assert_eq!(client_segment(&mut p, 20, end, end, &toa, &ep4()).unwrap(), ToBackend::Unchanged);
+    assert_eq!(p, before);
+}

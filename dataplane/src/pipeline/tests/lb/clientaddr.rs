@@ -190,3 +190,17 @@ fn on_a_syn_proxied_connection_both_shifts_apply() {
     let f = one(rig.rx(0, tcp(false, 80, first.wrapping_add(5), cookie + 4, TcpFlags::ACK, &[], b"x")));
     assert_eq!((word(&f, SEQ), word(&f, ACK_AT)), (first.wrapping_add(n + 5), BISN + 4));
 }
+
+#[test]
+fn a_fast_open_syn_reaches_the_backend_without_its_data() {
+    let mut rig = rig(ClientAddr::ProxyV1, false);
+    let f = one(rig.rx(0, tcp(false, 80, ISN, 0, TcpFlags::SYN, &[2, 4, 5, 0xb4], b"GET / HTTP/1.0\r\n\r\n")));
+    assert_eq!((f[FLAGS], word(&f, SEQ), payload(&f)), (0x02, ISN, &b""[..]));
+    assert_eq!(&f[OPTS..OPTS + 4], &[2, 4, 5, 0xb4]);
+    // Its retransmission too; and the header then leads the client's data as always.
+    let f = one(rig.rx(0, tcp(false, 80, ISN, 0, TcpFlags::SYN, &[2, 4, 5, 0xb4], b"GET / HTTP/1.0\r\n\r\n")));
+    assert_eq!(payload(&f), b"");
+    let f = one(rig.rx(0, tcp(false, 80, ISN.wrapping_add(1), BISN + 1, TcpFlags::ACK, &[], b"GET /")));
+    assert!(payload(&f).starts_with(b"PROXY TCP4 192.0.2.2 192.0.2.100 40000 80\r\n"));
+    assert!(payload(&f).ends_with(b"GET /"));
+}
