@@ -949,11 +949,11 @@ pub fn validate_services(
             }
         }
         if !s.client_address.is_off() {
-            if s.mode != ForwardMode::Fullnat {
+            if !matches!(s.mode, ForwardMode::Fullnat | ForwardMode::Nat64) {
                 return Err(err(
                     at("client_address"),
                     format!(
-                        "service {} is in {} mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+                        "service {} is in {} mode; client_address is only for fullnat and nat64 (in nat, dr and tun the backend sees the client's own address already)",
                         s.key(),
                         s.mode.as_str()
                     ),
@@ -1358,15 +1358,15 @@ mod tests {
             ),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, client_address: proxy_v2}",
-                "services[0].client_address: service tcp 192.0.2.100:80 is in nat mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in nat mode; client_address is only for fullnat and nat64 (in nat, dr and tun the backend sees the client's own address already)",
             ),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: dr, client_address: toa}",
-                "services[0].client_address: service tcp 192.0.2.100:80 is in dr mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in dr mode; client_address is only for fullnat and nat64 (in nat, dr and tun the backend sees the client's own address already)",
             ),
             (
                 "- {vip: 192.0.2.100, port: 80, protocol: tcp, mode: tun, client_address: proxy_v1}",
-                "services[0].client_address: service tcp 192.0.2.100:80 is in tun mode; client_address is only for fullnat (in nat, dr and tun the backend sees the client's own address already)",
+                "services[0].client_address: service tcp 192.0.2.100:80 is in tun mode; client_address is only for fullnat and nat64 (in nat, dr and tun the backend sees the client's own address already)",
             ),
             (
                 "- {vip: 192.0.2.100, port: 53, protocol: udp, mode: fullnat, laddrs: [198.51.100.1], client_address: proxy_v2}",

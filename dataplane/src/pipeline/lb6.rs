@@ -18,6 +18,7 @@ use crate::service::{BackendState, Encap, FwdMode, Service6, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
 use crate::xlate::clientaddr::{self, ClientAddr, Endpoints, Shift};
+use crate::xlate::nat64::NAT64_SHRINK;
 use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, GUE6_OVERHEAD, IP6IP6_OVERHEAD, IPV6_MIN_MTU};
 use crate::xlate::XlateError;
 
@@ -198,9 +199,11 @@ impl<F: Frame> CoreCtx<F> {
         if svc.reset_on_removal {
             flags |= ConnFlags::RESET;
         }
-        // The PROXY header and TOA are for FullNAT TCP (the config refuses them elsewhere).
+        // The PROXY header and TOA are for FullNAT and NAT64 TCP (the config refuses them
+        // elsewhere). NAT64's go into the IPv6 packet before it is translated: they name the
+        // IPv6 client.
         let client_address = match (svc.mode, t.proto) {
-            (FwdMode::FullNat, IpProtocol::TCP) => svc.client_address,
+            (FwdMode::FullNat | FwdMode::Nat64, IpProtocol::TCP) => svc.client_address,
             _ => ClientAddr::Off,
         };
         if client_address != ClientAddr::Off {
@@ -422,7 +425,7 @@ impl<F: Frame> CoreCtx<F> {
     /// connection leaves `PROXIED` once its backend has acknowledged client data.
     #[cold]
     #[inline(never)]
-    fn client_addr_v6(
+    pub(super) fn client_addr_v6(
         &mut self,
         snap: &Snapshot,
         mut frame: F,
@@ -440,11 +443,17 @@ impl<F: Frame> CoreCtx<F> {
             vport: conn.vport,
         };
         let mtu = match dir {
-            Dir::Original => snap
-                .routes
-                .lookup(IpAddr::V6(conn.backend))
-                .and_then(|r| snap.port(r.port))
-                .map_or(usize::MAX, |p| usize::from(p.mtu)),
+            Dir::Original => {
+                // A NAT64 packet leaves as IPv4, 20 bytes shorter than it is here.
+                let (to, shrink) = match conn.nat64() {
+                    Some((_, backend)) => (IpAddr::V4(backend), NAT64_SHRINK),
+                    None => (IpAddr::V6(conn.backend), 0),
+                };
+                snap.routes
+                    .lookup(to)
+                    .and_then(|r| snap.port(r.port))
+                    .map_or(usize::MAX, |p| usize::from(p.mtu) + shrink)
+            }
             Dir::Reply => usize::MAX,
         };
         let grown = match self.apply_client_addr(&mut frame, xlate6::IPV6_HEADER_LEN, l4.end, dir, &mut shift, &ep, mtu)

@@ -11,9 +11,10 @@
 //! the port it arrived on: a client's SYN to what an IPv6 packet of the backend's segments
 //! needs there (MTU - 60), a backend's SYN-ACK to what its IPv4 packets need (MTU - 40).
 //!
-//! Hooks for per-connection payload changes (PROXY protocol, sequence shifts) go where
-//! `v6_to_v4`/`v4_to_v6` are called: the transport header and payload sit where they were,
-//! only the IP header in front of them changed.
+//! The client's address for the backend (`client_address`: PROXY header or TOA) is put into
+//! the client's IPv6 packet before it is translated (`conn_packet6`, as for IPv6 FullNAT), and
+//! the backend's acknowledgements are shifted back on the reply once it is IPv6 again: the
+//! transport header and payload sit where they were, only the IP header changed.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -24,7 +25,7 @@ use crate::lb::is_active;
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
 use crate::xlate::nat64::{self, NAT64_ICMP_GROWTH, NAT64_SHRINK};
-use crate::xlate::v6::{Parsed6, Rewrite6, IPV6_MIN_MTU};
+use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6, IPV6_MIN_MTU};
 use crate::xlate::{Parsed4, Rewrite4, XlateError};
 
 /// IPv6 + TCP headers: what a full segment adds over its MSS as IPv6.
@@ -184,6 +185,15 @@ impl<F: Frame> CoreCtx<F> {
         if !frame.set_len(ETH_LEN + v6_len) {
             self.drop(frame, DropReason::MalformedL4);
             return None;
+        }
+        if conn.flags.contains(ConnFlags::PROXIED) {
+            // A PROXY header (or TOA) went to the backend: its acknowledgements (and SACK
+            // blocks) are shifted back, on the IPv6 packet as for IPv6 FullNAT.
+            let Ok(parsed) = xlate6::parse_v6(&frame.data()[ETH_LEN..]) else {
+                self.drop(frame, DropReason::MalformedL4);
+                return None;
+            };
+            frame = self.client_addr_v6(snap, frame, &parsed, id, &mut conn, Dir::Reply)?.0;
         }
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, false, len);
         self.counters.event(Event::LbOutPackets).inc();

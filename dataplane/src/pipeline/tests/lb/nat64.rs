@@ -50,6 +50,10 @@ fn service64(proto: IpProtocol) -> Service6 {
 /// dp0 2001:db8:1::1/64 (the client's side, MTU 1500), dp1 198.51.100.1/24 (the backends',
 /// MTU `mtu1`); the one NAT64 service, its neighbours known.
 fn rig64(proto: IpProtocol, mtu1: u16) -> Rig {
+    rig64_with(service64(proto), mtu1)
+}
+
+fn rig64_with(service: Service6, mtu1: u16) -> Rig {
     let mut rig = Rig::new();
     let port = |name: &str, mac, mtu| PortL3 { name: name.into(), mac, mtu, kernel: None };
     let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
@@ -57,7 +61,7 @@ fn rig64(proto: IpProtocol, mtu1: u16) -> Rig {
     for s in [1, 2] {
         slots[s] = crate::service::BackendSlot { gen: 100 + s as u32, live: true, ..Default::default() };
     }
-    let services = Services::new(vec![], slots, crate::conn::Timeouts::default()).with_v6(vec![service64(proto)]);
+    let services = Services::new(vec![], slots, crate::conn::Timeouts::default()).with_v6(vec![service]);
     rig.snap = Snapshot::build(
         vec![(0, port("dp0", OUR_MAC, 1500)), (1, port("dp1", OUR_MAC1, mtu1))],
         vec![la(0, "2001:db8:1::1/64"), la(1, "198.51.100.1/24")],
@@ -279,4 +283,57 @@ fn nat64_local_ports_fit_a_nic_that_hashes_replies() {
         assert_eq!(rig.event(Event::HandedOff), 0);
         assert_eq!(rig.ctx.lb.conns6.len(), 10);
     }
+}
+
+/// The TCP payload of an IPv4 frame (`parse` checked its checksums).
+fn payload4(f: &[u8]) -> &[u8] {
+    let end = 14 + usize::from(u16::from_be_bytes([f[16], f[17]]));
+    &f[14 + 20 + usize::from(f[14 + 20 + 12] >> 4) * 4..end]
+}
+
+fn seq_ack(f: &[u8], l4_at: usize) -> (u32, u32) {
+    let w = |at: usize| u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
+    (w(l4_at + 4), w(l4_at + 8))
+}
+
+#[test]
+fn nat64_backends_get_the_ipv6_client_in_a_proxy_v2_header_and_sequence_numbers_follow_it() {
+    let mut svc = service64(IpProtocol::TCP);
+    svc.client_address = crate::xlate::clientaddr::ClientAddr::ProxyV2;
+    let mut rig = rig64_with(svc, 1500);
+    let (isn, bisn) = (0x1000_0000u32, 0x5000_0000u32);
+    let first = isn + 1;
+    let client = |seq, ack, flags, payload: &'static [u8]| {
+        frame6(L4Repr::Tcp(TcpRepr { seq, ack, payload, ..TcpRepr::new(40000, 80, flags) }))
+    };
+    let out = rig.rx(0, client(isn, 0, TcpFlags::SYN, b""));
+    let f = &out[0].1;
+    let lport = parse(f).1;
+    assert_eq!((seq_ack(f, 34).0, payload4(f).len()), (isn, 0), "the SYN goes as it came");
+    let sa = TcpRepr { seq: bisn, ack: first, ..TcpRepr::new(8080, lport, TcpFlags::SYN | TcpFlags::ACK) };
+    let out = rig.rx(1, reply4("198.51.100.11", L4Repr::Tcp(sa)));
+    assert_eq!(seq_ack(&out[0].1, 54).1, first);
+    // The request carries the header first: PROXY v2, TCP over IPv6, the client and the VIP.
+    let out = rig.rx(0, client(first, bisn + 1, TcpFlags::ACK | TcpFlags::PSH, b"GET /"));
+    assert_eq!(out.len(), 1);
+    let f = &out[0].1;
+    parse(f);
+    let mut header = crate::xlate::clientaddr::V2_SIGNATURE.to_vec();
+    header.extend_from_slice(&[0x21, 0x21, 0, 36]);
+    header.extend_from_slice(&ip6(CLIENT6).octets());
+    header.extend_from_slice(&ip6(VIP6).octets());
+    header.extend_from_slice(&[0x9c, 0x40, 0, 80]);
+    let n = header.len() as u32;
+    assert_eq!(seq_ack(f, 34).0, first);
+    assert_eq!(&payload4(f)[..header.len()], &header[..]);
+    assert_eq!(&payload4(f)[header.len()..], b"GET /");
+    // The backend acknowledges header and request: the client sees its 5 bytes acknowledged.
+    let ack =
+        TcpRepr { seq: bisn + 1, ack: first + n + 5, payload: b"200 OK", ..TcpRepr::new(8080, lport, TcpFlags::ACK) };
+    let out = rig.rx(1, reply4("198.51.100.11", L4Repr::Tcp(ack)));
+    assert_eq!(parse6(&out[0].1).3, 40000);
+    assert_eq!(seq_ack(&out[0].1, 54), (bisn + 1, first + 5));
+    // The client's next bytes go shifted, without the header.
+    let out = rig.rx(0, client(first + 5, bisn + 7, TcpFlags::ACK, b"more"));
+    assert_eq!((seq_ack(&out[0].1, 34), payload4(&out[0].1)), ((first + n + 5, bisn + 7), &b"more"[..]));
 }
