@@ -192,8 +192,10 @@ impl Generator {
                 break;
             }
             if let Some((t, rate)) = send.flood {
-                let due = (((now - start) as f64 * rate) as u64).saturating_sub(flooded);
-                flooded += self.fill_flood(t, due, now as u32);
+                // A flood does not catch up: what the port did not take in time is skipped.
+                let target = ((now - start) as f64 * rate) as u64;
+                flooded = flooded.max(target.saturating_sub(BURST_SIZE as u64));
+                flooded += self.fill_flood(t, target - flooded, now as u32);
             }
             if let Some(t) = send.template {
                 for q in 0..queues {
@@ -247,11 +249,12 @@ impl Generator {
         }
     }
 
-    /// Queues at most `due` flood SYNs on tx queue 0 (as room allows); returns how many.
+    /// Queues at most `due` flood SYNs on tx queue 0, in at most half its buffer (the
+    /// established traffic keeps the other half); returns how many.
     fn fill_flood(&mut self, template: &Template, due: u64, stamp: u32) -> u64 {
         let tx = &mut self.tx[0];
         let mut n = 0;
-        while n < due && tx.len() < BURST_SIZE {
+        while n < due && tx.len() < BURST_SIZE / 2 {
             let Some(mut m) = self.pool.alloc() else {
                 self.c.tx_nombuf += 1;
                 break;
