@@ -240,8 +240,11 @@ during_ok=$(json "$dir/during5.json" "d['ok']") during_failed=$(json "$dir/durin
 during_all=$((during_ok + during_failed))
 half=$(( $(counter drop_half_open_full) - half0 )) cookies=$(( $(counter syn_cookies_sent) - cookies0 ))
 valid=$(( $(counter syn_cookies_valid) - valid0 )) pending=$(( $(counter drop_syn_proxy_pending) - pending0 ))
-echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy on, during a flood of $sent5 spoofed SYNs)"
+echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy on, during a flood of $sent5 spoofed SYNs); errors: $(json "$dir/during5.json" "d['errors']")"
 echo "keep-alive requests: $((ka_req - ka_broken)) of $ka_req succeeded (SYN proxy on)"
+# Where packets were lost, if any: ferrovs' drops and the ports' NIC counters (af_packet rings).
+fvs --json stats | /usr/bin/python3 -c "import json,sys; t=json.load(sys.stdin)['total']; print('ferrovs drops so far:', {k: v for k, v in t.items() if k.startswith('drop_') and v})"
+fvs --json link show -s | /usr/bin/python3 -c "import json,sys; print('ports:', [(l['name'], {k: v for k, v in (l.get('stats') or {}).items() if 'miss' in k or 'err' in k or 'nombuf' in k}) for l in json.load(sys.stdin)])"
 echo "1 MB download through the SYN proxy: sha256 ${got_sha:0:16}... (want ${want_sha:0:16}...); 1 MB upload: backend counted '$upload'"
 echo "client SYN [$c_syn] / ferrovs SYN-ACK [$c_synack]; ferrovs SYN to the backend [$b_syn] / backend SYN-ACK [$b_synack]"
 ok=0
@@ -296,7 +299,7 @@ cookies_after=$(( $(counter syn_cookies_sent) - cookies1 ))
 engagements=$(( $(counter syn_proxy_auto_engagements) - engagements0 ))
 during_ok=$(json "$dir/during6.json" "d['ok']") during_failed=$(json "$dir/during6.json" "d['failed']")
 during_all=$((during_ok + during_failed))
-echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy auto, during a flood of $sent6 spoofed SYNs)"
+echo "legit new connections: $during_ok of $during_all succeeded (SYN proxy auto, during a flood of $sent6 spoofed SYNs); errors: $(json "$dir/during6.json" "d['errors']"); before the flood: $(json "$dir/auto_before.json" "d['errors']"), after: $(json "$dir/auto_after.json" "d['errors']")"
 ok=0
 if [ "$engaged_before" = 0 ] && [ "$before_ok" = 20 ] && [ "$cookies_before" = 0 ] && [ "$engaged_max" = 1 ] \
   && [ "$engagements" -ge 1 ] && [ "$cookies_flood" -ge $((sent6 / 2)) ] && [ "$during_all" -ge 30 ] \
