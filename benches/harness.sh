@@ -402,7 +402,8 @@ print(t.get("syn_cookies_sent", 0), t.get("syn_proxy_auto_engagements", 0))' "$1
   echo "  with flood: sent $(field "$during" tx), received $(field "$during" rx) ($(field "$during" rx_mpps) Mpps), lost $(field "$during" loss); flood $(field "$during" flood_tx) SYNs ($(field "$during" flood_mpps) Mpps), cookies sent $c1, auto engagements $e1"
   /usr/bin/python3 -c 'import sys; a, b = float(sys.argv[1]), float(sys.argv[2])
 r = b / a if a else 0
-print(f"  established received with the flood / without: {r:.3f} (target >= 0.9: {\"pass\" if r >= 0.9 else \"miss\"})")' \
+verdict = "pass" if r >= 0.9 else "miss"
+print(f"  established received with the flood / without: {r:.3f} (target >= 0.9: {verdict})")' \
     "$(field "$alone" rx)" "$(field "$during" rx)"
 fi
 

@@ -9,7 +9,8 @@
 #
 #   benches/instructions.sh [SIZE...]              sizes like 1k 100k 1M (default: 1k 1M)
 #   benches/instructions.sh --profile MODE SIZE CASE [N]
-#       the top N functions (default 15) of one case (copy_only, established, reply, new_syn)
+#       the top N functions (default 15) of one case (copy_only, established, reply, new_syn,
+#       synproxy_syn: nat and fullnat, a SYN answered by the SYN proxy's cookie SYN-ACK)
 #       by inclusive and by self instructions, e.g. --profile nat 1k established;
 #       FVS_INSTR_KEEP=FILE keeps that case's callgrind file (for callgrind_annotate)
 #

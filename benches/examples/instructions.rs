@@ -146,4 +146,15 @@ fn main() {
     measure_new_syns(&mut rig, &syn, syns);
     assert_eq!(rig.ctx.lb.conns.len(), conns + syns.len(), "every SYN opened a connection");
     rig.assert_all_forwarded();
+
+    if matches!(mode, FwdMode::Nat | FwdMode::FullNat) {
+        // The next fresh tuples to the same service with the SYN proxy on: each SYN (no
+        // options, so an MSS-only cookie) answered with a SYN-ACK, nothing kept.
+        rig.proxy_syns(mode);
+        let more = &fresh[syns.len()..(2 * syns.len()).min(fresh.len())];
+        println!("case synproxy_syn {}", more.len());
+        measure_new_syns(&mut rig, &syn, more);
+        assert_eq!(rig.ctx.lb.conns.len(), conns + syns.len(), "the proxy keeps nothing");
+        rig.assert_all_forwarded();
+    }
 }

@@ -464,6 +464,14 @@ impl Rig {
     }
 
     /// Every frame received so far was sent once; none dropped or held.
+    /// Turns the service's SYN proxy on (`syn_proxy: on`), as a new snapshot would.
+    pub fn proxy_syns(&mut self, mode: FwdMode) {
+        let mut services = (*services(mode)).clone();
+        services.list[0].syn_proxy = dataplane::service::SynProxy::On;
+        self.snap = self.snap.clone().with_services(Arc::new(services));
+        self.ctx.snapshot_changed(&self.snap);
+    }
+
     pub fn assert_all_forwarded(&self) {
         let c = &self.ctx.counters;
         assert_eq!(c.drops_total(), 0, "frames dropped");

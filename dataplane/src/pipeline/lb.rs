@@ -168,7 +168,7 @@ impl<F: Frame> CoreCtx<F> {
             if let Err(reason) = self.access(snap, svc, t.src) {
                 return self.drop(frame, reason);
             }
-            let opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+            let opts = seqadj::syn_options_at(&frame.data()[ETH_LEN..], l4.header_len(), l4.total_len());
             let index = seqadj::mss_index(opts.mss);
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
             let mut mss = seqadj::MSS_TABLE[index as usize];
@@ -183,7 +183,7 @@ impl<F: Frame> CoreCtx<F> {
             if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
                 return self.drop(frame, DropReason::NoHeadroom);
             }
-            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss, tsval) else {
+            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss, tsval, &opts) else {
                 return self.drop(frame, DropReason::MalformedL4);
             };
             frame.set_len(ETH_LEN + len);
@@ -198,7 +198,7 @@ impl<F: Frame> CoreCtx<F> {
         let Some(mss) = seqadj::check_cookie(secret, &tuple, seq.wrapping_sub(1), cookie, minute) else {
             return self.drop(frame, DropReason::SynCookieInvalid);
         };
-        let ack_opts = seqadj::syn_options(&frame.data()[ETH_LEN..]);
+        let ack_opts = seqadj::syn_options_at(&frame.data()[ETH_LEN..], l4.header_len(), l4.total_len());
         let window = tcp_window(&frame, l4);
         let (cookie_opts, proxy) = match ack_opts.timestamps {
             Some((_, tsecr)) => {

@@ -7,9 +7,13 @@
 //! backend -> client packets get `seq -= delta`, client -> backend packets `ack += delta` and
 //! their SACK blocks `+= delta` (each checksum patched incrementally).
 //!
-//! The cookie is Linux's (net/ipv4/syncookies.c): `H0(tuple) + client ISN + (count << 24) +
-//! ((H1(tuple, count) + mss index) & 0xffffff)`, `count` the minute, valid for two minutes,
-//! H a keyed SipHash-2-4 with a secret drawn at boot. The sequence number keeps only the MSS.
+//! The cookie is Linux's (net/ipv4/syncookies.c), `H0 + client ISN + (count << 24) +
+//! ((H1 + mss index) & 0xffffff)`, `count` the minute, valid for two minutes, with one change:
+//! Linux's H0 hashes the tuple alone and H1 the tuple and the minute, two SipHash-2-4 calls per
+//! SYN; here H0 and H1 are the two halves of one keyed SipHash-2-4 of the tuple and the minute
+//! (secret drawn at boot), so a SYN costs one hash and a flood half as much, and an ACK tries
+//! this minute's and the last (the cookie's top byte must also be the minute's low byte). The
+//! sequence number keeps only the MSS.
 //! As in Linux, a client that sends timestamps gets the rest in the low bits of our SYN-ACK's
 //! TSval ([`cookie_tsval`]: its window scale in 4 bits, SACK-permitted in one), which it
 //! echoes in the TSecr of its ACK; our SYN-ACK then offers SACK-permitted, timestamps and
@@ -162,10 +166,12 @@ fn siphash(key: &[u64; 2], words: [u64; 3]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-fn cookie_hash(secret: &[u64; 2], t: &CookieTuple, count: u32, c: u64) -> u32 {
+/// The keyed hash of a tuple and a minute: H0 in the low half, H1 in the high one.
+fn cookie_hash(secret: &[u64; 2], t: &CookieTuple, count: u32) -> (u32, u32) {
     let addrs = u64::from(u32::from(t.client)) << 32 | u64::from(u32::from(t.vip));
     let ports = u64::from(t.cport) << 16 | u64::from(t.vport);
-    siphash(secret, [addrs, ports, u64::from(count) << 1 | c]) as u32
+    let h = siphash(secret, [addrs, ports, u64::from(count)]);
+    (h as u32, (h >> 32) as u32)
 }
 
 /// The index in [`MSS_TABLE`] of the largest MSS not above the client's (536 when it sent none).
@@ -176,22 +182,22 @@ pub fn mss_index(client_mss: Option<u16>) -> u32 {
 
 /// The cookie for a client's SYN with sequence number `isn`, made in minute `count`.
 pub fn make_cookie(secret: &[u64; 2], t: &CookieTuple, isn: u32, count: u32, mss_index: u32) -> u32 {
-    cookie_hash(secret, t, 0, 0)
-        .wrapping_add(isn)
-        .wrapping_add(count << COOKIE_BITS)
-        .wrapping_add(cookie_hash(secret, t, count, 1).wrapping_add(mss_index) & COOKIE_MASK)
+    let (h0, h1) = cookie_hash(secret, t, count);
+    h0.wrapping_add(isn).wrapping_add(count << COOKIE_BITS).wrapping_add(h1.wrapping_add(mss_index) & COOKIE_MASK)
 }
 
 /// The MSS a cookie encodes, when it is one we made for this tuple and this client ISN less
 /// than two minutes ago (`count` is now's minute).
 pub fn check_cookie(secret: &[u64; 2], t: &CookieTuple, isn: u32, cookie: u32, count: u32) -> Option<u16> {
-    let rest = cookie.wrapping_sub(cookie_hash(secret, t, 0, 0)).wrapping_sub(isn);
-    let age = count.wrapping_sub(rest >> COOKIE_BITS) & (u32::MAX >> COOKIE_BITS);
-    if age >= MAX_COOKIE_AGE {
-        return None;
-    }
-    let index = rest.wrapping_sub(cookie_hash(secret, t, count.wrapping_sub(age), 1)) & COOKIE_MASK;
-    MSS_TABLE.get(index as usize).copied()
+    (0..MAX_COOKIE_AGE).find_map(|age| {
+        let minute = count.wrapping_sub(age);
+        let (h0, h1) = cookie_hash(secret, t, minute);
+        let rest = cookie.wrapping_sub(h0).wrapping_sub(isn);
+        if rest >> COOKIE_BITS != minute & (u32::MAX >> COOKIE_BITS) {
+            return None;
+        }
+        MSS_TABLE.get((rest.wrapping_sub(h1) & COOKIE_MASK) as usize).copied()
+    })
 }
 
 /// Our SYN-ACK's TSval for a client with timestamps (Linux's `cookie_init_timestamp`): the
@@ -254,9 +260,19 @@ fn walk_options(opts: &[u8], mut f: impl FnMut(u8, usize, usize)) -> bool {
 /// The options of a checked IPv4 TCP packet that matter to the proxy. Malformed options
 /// yield what was read before them.
 pub fn syn_options(packet: &[u8]) -> SynOptions {
+    match tcp_layout(packet) {
+        Ok((at, end)) => syn_options_at(packet, at, end),
+        Err(_) => SynOptions::default(),
+    }
+}
+
+/// [`syn_options`] of a packet already parsed (`at`: the TCP header, `end`: the IP total
+/// length, as `parse_v4` found them).
+pub fn syn_options_at(packet: &[u8], at: usize, end: usize) -> SynOptions {
     let mut o = SynOptions::default();
-    let Ok((at, end)) = tcp_layout(packet) else { return o };
-    let segment = TcpPacket::new_unchecked(&packet[at..end]);
+    let Some(segment) = packet.get(at..end).filter(|s| s.len() >= TCP_HEADER_LEN) else { return o };
+    // `options` is clamped to the segment.
+    let segment = TcpPacket::new_unchecked(segment);
     let opts = segment.options();
     let word = |i: usize| u32::from_be_bytes([opts[i], opts[i + 1], opts[i + 2], opts[i + 3]]);
     walk_options(opts, |kind, i, len| match (kind, len) {
@@ -305,12 +321,18 @@ fn build_options(o: &SynOptions) -> ([u8; 20], usize) {
 }
 
 /// Turns a client's SYN into our SYN-ACK back to it, with `cookie` as our sequence number and
-/// `mss` as the MSS we offer. `tsval`: our cookie TSval when the client sent timestamps; then
-/// the SYN-ACK also offers SACK-permitted and window scale [`OUR_WSCALE`] when the client did.
-/// Returns the new length (at most [`SYN_LEN`]; `packet` must hold it).
-pub fn syn_ack_v4(packet: &mut [u8], cookie: u32, mss: u16, tsval: Option<u32>) -> Result<usize, XlateError> {
+/// `mss` as the MSS we offer. `tsval`: our cookie TSval when the client sent timestamps
+/// (`client_opts`, [`syn_options`] of this SYN); then the SYN-ACK also offers SACK-permitted
+/// and window scale [`OUR_WSCALE`] when the client did. Returns the new length (at most
+/// [`SYN_LEN`]; `packet` must hold it).
+pub fn syn_ack_v4(
+    packet: &mut [u8],
+    cookie: u32,
+    mss: u16,
+    tsval: Option<u32>,
+    client_opts: &SynOptions,
+) -> Result<usize, XlateError> {
     let (at, end) = tcp_layout(packet)?;
-    let client_opts = syn_options(packet);
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (client, vip) = (ip.src_addr(), ip.dst_addr());
     let syn = TcpPacket::new_unchecked(&packet[at..end]);

@@ -47,6 +47,11 @@ fn cookies_round_trip_for_two_minutes_and_only_for_their_tuple_and_isn() {
         })
         .count();
     assert!(passed <= 1, "{passed}");
+    // Across the minute's low byte wrapping (the cookie's top byte).
+    let c = make_cookie(&SECRET, &T, 1000, 255, 2);
+    assert_eq!(check_cookie(&SECRET, &T, 1000, c, 256), Some(MSS_TABLE[2]));
+    assert_eq!(check_cookie(&SECRET, &T, 1000, c, 257), None);
+    assert_eq!(check_cookie(&SECRET, &T, 1000, c, 255 + 256), None, "the same low byte, 256 minutes on");
     assert_eq!(mss_index(Some(1460)), 3);
     assert_eq!(mss_index(Some(1459)), 2);
     assert_eq!(mss_index(Some(9000)), 3);
@@ -64,7 +69,8 @@ fn a_client_syn_becomes_our_syn_ack_with_the_cookie() {
     let mut p = packet(CLIENT, VIP, syn);
     assert_eq!(syn_mss(&p), Some(1460));
     // Without timestamps the client gets the MSS only, whatever else it asked for.
-    let len = syn_ack_v4(&mut p, 0xdead_beef, 1460, None).unwrap();
+    let o = syn_options(&p);
+    let len = syn_ack_v4(&mut p, 0xdead_beef, 1460, None, &o).unwrap();
     assert_eq!(len, IPV4_HEADER_LEN + TCP_HEADER_LEN + 4);
     p.truncate(len);
     checksums_ok(&p);
@@ -78,7 +84,7 @@ fn a_client_syn_becomes_our_syn_ack_with_the_cookie() {
     assert_eq!(&tcp[20..24], &[2, 4, 0x05, 0xb4]);
     // Not a SYN: refused.
     let mut ack = packet(CLIENT, VIP, TcpRepr::new(40000, 80, TcpFlags::ACK));
-    assert!(syn_ack_v4(&mut ack, 1, 1460, Some(64)).is_err());
+    assert!(syn_ack_v4(&mut ack, 1, 1460, Some(64), &SynOptions::default()).is_err());
 }
 
 #[test]
@@ -202,7 +208,7 @@ fn a_client_with_timestamps_gets_its_options_back_and_the_backend_the_clients() 
     let o = syn_options(&p);
     assert_eq!(o, SynOptions { mss: Some(1460), wscale: Some(9), sack_permitted: true, timestamps: Some((12345, 0)) });
     let tsval = cookie_tsval(1_000_000, o.wscale, o.sack_permitted);
-    let len = syn_ack_v4(&mut p, 0xdead_beef, 1440, Some(tsval)).unwrap();
+    let len = syn_ack_v4(&mut p, 0xdead_beef, 1440, Some(tsval), &o).unwrap();
     assert_eq!(len, SYN_LEN);
     p.truncate(len);
     checksums_ok(&p);
@@ -215,7 +221,8 @@ fn a_client_with_timestamps_gets_its_options_back_and_the_backend_the_clients() 
     // Without SACK or window scale: NOP NOP before the timestamps, no window scale.
     let options = [2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0];
     let mut p = packet(CLIENT, VIP, TcpRepr { options: &options, ..TcpRepr::new(40000, 80, TcpFlags::SYN) });
-    let len = syn_ack_v4(&mut p, 1, 536, Some(0x40 | 0xf)).unwrap();
+    let o = syn_options(&p);
+    let len = syn_ack_v4(&mut p, 1, 536, Some(0x40 | 0xf), &o).unwrap();
     assert_eq!(len, IPV4_HEADER_LEN + TCP_HEADER_LEN + 16);
     p.truncate(len);
     checksums_ok(&p);
@@ -223,7 +230,8 @@ fn a_client_with_timestamps_gets_its_options_back_and_the_backend_the_clients() 
     // A client without timestamps: MSS only even when we would have had a TSval.
     let options = [2, 4, 0x05, 0xb4, 1, 3, 3, 7];
     let mut p = packet(CLIENT, VIP, TcpRepr { options: &options, ..TcpRepr::new(40000, 80, TcpFlags::SYN) });
-    let len = syn_ack_v4(&mut p, 1, 1460, Some(0x4f)).unwrap();
+    let o = syn_options(&p);
+    let len = syn_ack_v4(&mut p, 1, 1460, Some(0x4f), &o).unwrap();
     p.truncate(len);
     assert_eq!(options_of(&p), &[2, 4, 0x05, 0xb4]);
 
