@@ -622,10 +622,34 @@ impl<F: Frame> CoreCtx<F> {
         match self.lb.conns.insert(*conn, now_ms, timeout) {
             Ok(id) => Ok(id),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
+            Err(InsertError::KeyExists) if self.retire_finished_reply_holder(conn, now_ms) => {
+                self.lb.conns.insert(*conn, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
+            }
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
             // Only TCP and UDP come here.
             Err(InsertError::Protocol) => Err(DropReason::UnsupportedProtocol),
         }
+    }
+
+    /// NAT: two services of a VIP that share a backend give a client port reused toward the
+    /// other service the reply tuple of its earlier connection. When that connection is over
+    /// (TIME_WAIT or CLOSE, as `syn_opens_anew` would treat a SYN on it), it gives way, as the
+    /// client's and backend's stacks do; one still open keeps its tuple and the SYN is
+    /// dropped (`drop_conn_key_exists`). True when an entry was ended.
+    #[cold]
+    #[inline(never)]
+    fn retire_finished_reply_holder(&mut self, conn: &Conn, now_ms: u64) -> bool {
+        if conn.proto != IpProtocol::TCP || conn.flags.is_one_way() {
+            return false;
+        }
+        let Some((id, _)) = self.lb.conns.lookup(&conn.reply_key()) else { return false };
+        let holder = self.lb.conns.get(id);
+        if holder.proto != IpProtocol::TCP || !matches!(holder.state, TcpState::TimeWait | TcpState::Close) {
+            return false;
+        }
+        self.end_conn(id, now_ms);
+        self.counters.event(Event::ConnsReused).inc();
+        true
     }
 
     /// Records a connection with a local address and port from `take` (FullNAT, SNAT). A port

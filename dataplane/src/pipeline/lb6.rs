@@ -230,7 +230,12 @@ impl<F: Frame> CoreCtx<F> {
         let inserted = if matches!(svc.mode, FwdMode::FullNat | FwdMode::Nat64) {
             self.insert6_with_local_port(snap, svc, &mut conn, now_ms, timeout)
         } else {
-            self.lb.conns6.insert(conn, now_ms, timeout).map_err(insert_drop)
+            match self.lb.conns6.insert(conn, now_ms, timeout) {
+                Err(InsertError::KeyExists) if self.retire_finished_reply_holder6(&conn, now_ms) => {
+                    self.lb.conns6.insert(conn, now_ms, timeout).map_err(insert_drop)
+                }
+                other => other.map_err(insert_drop),
+            }
         };
         let id = match inserted {
             Ok(id) => id,
@@ -297,6 +302,24 @@ impl<F: Frame> CoreCtx<F> {
             }
             _ => Some(None),
         }
+    }
+
+    /// `retire_finished_reply_holder` for IPv6 NAT: a finished connection holding the reply
+    /// tuple of a new one (a client port reused toward another service of its backend) ends.
+    #[cold]
+    #[inline(never)]
+    fn retire_finished_reply_holder6(&mut self, conn: &Conn6, now_ms: u64) -> bool {
+        if conn.proto != IpProtocol::TCP || conn.flags.is_one_way() {
+            return false;
+        }
+        let Some((id, _)) = self.lb.conns6.lookup(&conn.reply_key()) else { return false };
+        let holder = self.lb.conns6.get(id);
+        if holder.proto != IpProtocol::TCP || !matches!(holder.state, TcpState::TimeWait | TcpState::Close) {
+            return false;
+        }
+        self.end_conn6(id, now_ms);
+        self.counters.event(Event::ConnsReused).inc();
+        true
     }
 
     fn insert6_with_local_port(

@@ -233,6 +233,39 @@ fn persistence_sends_a_client_back_to_its_backend() {
     assert_eq!(parse(&out[0].1).2, ip4("198.51.100.12"));
 }
 
+/// NAT: VIP:80 and VIP:81 share a backend, so a client port reused toward the other port has
+/// the reply tuple of the earlier connection. Still open, that connection keeps it (the SYN is
+/// dropped); once finished (TIME_WAIT), it gives way to the new one.
+#[test]
+fn a_reused_client_port_toward_another_service_of_the_backend_takes_over_a_finished_reply_tuple() {
+    let spec = Spec { backends: vec![backend(1, 1)], ..nat_tcp() };
+    let mut rig = Rig::lb(&spec, LbLimits::default());
+    let base = services(&spec, &[]);
+    let mut other = base.list[0].clone();
+    (other.port, other.slot) = (81, 1);
+    let both = Services::new(vec![base.list[0].clone(), other], base.backend_slots.clone(), base.timeouts);
+    rig.set_services(Arc::new(both));
+    let c = |dport, flags, payload: &[u8]| l4(CLIENT_MAC, OUR_MAC, "192.0.2.2", 40000, VIP, dport, 6, flags, payload);
+    let b = |flags| l4(B1_MAC, OUR_MAC1, "198.51.100.11", 8080, "192.0.2.2", 40000, 6, flags, b"");
+    rig.rx(0, c(80, SYN, b""));
+    rig.rx(1, b(SYN_ACK));
+    rig.rx(0, c(80, ACK, b""));
+    // Open: the other service's SYN from the same port cannot have the tuple.
+    assert!(rig.rx(0, c(81, SYN, b"")).is_empty());
+    assert_eq!(rig.drops(DropReason::ConnKeyExists), 1);
+    rig.rx(0, c(80, FIN_ACK, b""));
+    rig.rx(1, b(FIN_ACK));
+    rig.rx(0, c(80, ACK, b""));
+    let out = rig.rx(0, with_seq(c(81, SYN, b""), 7_000_000));
+    assert_eq!(out.len(), 1, "the SYN to port 81 goes to the backend");
+    assert_eq!((parse(&out[0].1).2, parse(&out[0].1).3), (ip4("198.51.100.11"), 8080));
+    assert_eq!((rig.drops(DropReason::ConnKeyExists), rig.event(Event::ConnsReused)), (1, 1));
+    // The backend's answer is the new connection's: it comes from port 81.
+    let out = rig.rx(1, b(SYN_ACK));
+    assert_eq!(parse(&out[0].1).1, 81);
+    assert_eq!(rig.ctx.lb.conns.len(), 1);
+}
+
 #[test]
 fn syn_on_a_finished_connection_starts_a_new_one() {
     let mut rig = Rig::lb(&nat_tcp(), LbLimits::default());
