@@ -173,10 +173,7 @@ impl<F: Frame> CoreCtx<F> {
             let cookie = seqadj::make_cookie(secret, &tuple, seq, minute, index);
             let mut mss = seqadj::MSS_TABLE[index as usize];
             if svc.client_address.in_stream() {
-                // The client's first segment must still fit once the PROXY header is in it.
-                let ep =
-                    Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
-                mss = clientaddr::mss_for_header(mss, Shift::new(svc.client_address, seq, &ep, true).stream_len());
+                mss = mss_with_header(svc.client_address, l4, mss);
             }
             // With timestamps the TSval carries the client's other options (Linux's way).
             let tsval = opts.timestamps.map(|_| seqadj::cookie_tsval(now_ms, opts.wscale, opts.sack_permitted));
@@ -1334,6 +1331,17 @@ fn tcp_window<F: Frame>(frame: &F, l4: &Parsed4) -> u16 {
 fn tcp_ack<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 8;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The MSS a SYN-proxied connection's client is offered when a PROXY header will go in its
+/// first segment: lowered by the header's length, so that segment still fits with it. Out of
+/// line: `syn_proxy_input` answers every SYN of a flood.
+#[cold]
+#[inline(never)]
+fn mss_with_header(kind: ClientAddr, syn: &Parsed4, mss: u16) -> u16 {
+    let t = syn.tuple;
+    let ep = Endpoints { client: IpAddr::V4(t.src), vip: IpAddr::V4(t.dst), cport: t.sport, vport: t.dport };
+    clientaddr::mss_for_header(mss, Shift::new(kind, 0, &ep, true).stream_len())
 }
 
 /// A SYN without ACK, RST or FIN: the only packet that opens a TCP connection.
