@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end, the client's address for FullNAT backends (service `client_address`): real nginx
 # backends (Debian's nginx-light) with `listen ... proxy_protocol` behind FullNAT services over
-# IPv4 and IPv6 with PROXY protocol v2 and v1, and one with the SYN proxy too. Checks: nginx's
+# IPv4 and IPv6 with PROXY protocol v2 and v1, and one with the SYN proxy too, and behind NAT64
+# services (IPv6 VIP, the IPv4 nginx) with v2 and v1. Checks: nginx's
 # access log names the real client ($proxy_protocol_addr 192.0.2.2 / 2001:db8:1::2, the client's
 # port) while its TCP peer is ferrovs's local address; an 8 MB upload (PUT, nginx's dav module
 # writes it) and the same file downloaded back keep their sha256 through the sequence shift, on
@@ -79,6 +80,10 @@ services:
       backends: [ { addr: "$b16", port: 8081 } ] }
   - { vip: "$vip6", port: 8083, protocol: tcp, mode: fullnat, laddrs: [ "2001:db8:2::200" ], client_address: toa,
       backends: [ { addr: "$b26", port: 9000 } ] }
+  - { vip: "$vip6", port: 8085, protocol: tcp, mode: nat64, laddrs: [ 198.51.100.201 ], client_address: proxy_v2,
+      backends: [ { addr: $b1, port: 8081 } ] }
+  - { vip: "$vip6", port: 8086, protocol: tcp, mode: nat64, laddrs: [ 198.51.100.201 ], client_address: proxy_v1,
+      backends: [ { addr: $b1, port: 8081 } ] }
 api: { socket: $socket }
 YAML
 fvs_start "$NS_LB" "$dir/ferrovs.yaml" "$socket" "$dir/ferrovs.log"
@@ -92,7 +97,8 @@ ccurl() { ip netns exec "$NS_CLIENT" curl -sS --max-time 3 "$@"; }
 lp=41230
 for svc in "$vip:8081 192.0.2.2 198.51.100.200" "$vip:8082 192.0.2.2 198.51.100.200" \
   "$vip:8084 192.0.2.2 198.51.100.200" "[$vip6]:8081 2001:db8:1::2 2001:db8:2::200" \
-  "[$vip6]:8082 2001:db8:1::2 2001:db8:2::200"; do
+  "[$vip6]:8082 2001:db8:1::2 2001:db8:2::200" "[$vip6]:8085 2001:db8:1::2 198.51.100.201" \
+  "[$vip6]:8086 2001:db8:1::2 198.51.100.201"; do
   read -r url client laddr <<<"$svc"
   # Each from a port of its own (a port in TIME_WAIT cannot be bound again at once).
   lp=$((lp + 1))
@@ -104,7 +110,7 @@ done
 head -c $((8 * 1024 * 1024)) /dev/urandom >"$dir/up.bin"
 want=$(sha256sum <"$dir/up.bin" | cut -d' ' -f1)
 n=0
-for url in "$vip:8081" "$vip:8082" "$vip:8084" "[$vip6]:8081" "[$vip6]:8082"; do
+for url in "$vip:8081" "$vip:8082" "$vip:8084" "[$vip6]:8081" "[$vip6]:8082" "[$vip6]:8085" "[$vip6]:8086"; do
   n=$((n + 1))
   ccurl --max-time 8 -f -T "$dir/up.bin" "http://$url/files/up$n.bin" >/dev/null || fail "PUT 8 MB to http://$url"
   stored=$(sha256sum <"$conf/files/up$n.bin" | cut -d' ' -f1)
@@ -117,9 +123,11 @@ done
 log="$conf/access.log"
 [ "$(grep -c '^192\.0\.2\.2 [0-9]* 198\.51\.100\.200 ' "$log")" = 9 ] || fail "IPv4 log lines: $(cat "$log")"
 [ "$(grep -c '^2001:db8:1::2 [0-9]* 2001:db8:2::200 ' "$log")" = 6 ] || fail "IPv6 log lines: $(cat "$log")"
+# NAT64: the IPv6 client in the header, the IPv4 local address as the peer.
+[ "$(grep -c '^2001:db8:1::2 [0-9]* 198\.51\.100\.201 ' "$log")" = 6 ] || fail "NAT64 log lines: $(cat "$log")"
 grep -q '^192\.0\.2\.2 41231 198\.51\.100\.200 GET /who 200$' "$log" || fail "the client's port in the log: $(cat "$log")"
-[ "$(wc -l <"$log")" = 15 ] || fail "access log: $(cat "$log")"
-[ "$(counter client_addr_sent)" -ge 15 ] || fail "client_addr_sent: $(counter client_addr_sent)"
+[ "$(wc -l <"$log")" = 21 ] || fail "access log: $(cat "$log")"
+[ "$(counter client_addr_sent)" -ge 21 ] || fail "client_addr_sent: $(counter client_addr_sent)"
 [ "$(counter syn_cookies_valid)" -ge 2 ] || fail "the SYN-proxied service's connections: $(counter syn_cookies_valid)"
 
 # TOA: a capture in b2's namespace; the option carries the client's port and address.

@@ -81,7 +81,7 @@ SYN proxy (tcp in nat or fullnat mode; off by default):
 
 ",
     "\
-Client address (tcp in fullnat mode, where backends see only ferrovs's local address; off by default):
+Client address (tcp in fullnat and nat64 modes, where backends see only ferrovs's local address; off by default):
   client-address proxy-v2  each connection to a backend starts with a PROXY protocol v2
                            header naming the client and the VIP (nginx: listen ... proxy_protocol;
                            haproxy: accept-proxy); sequence numbers are shifted to match
