@@ -962,6 +962,20 @@ impl<F: Frame> CoreCtx<F> {
 
     /// Sends an IP packet (Ethernet header present, MACs to be filled) towards `dst`: route
     /// lookup, then the next hop's MAC, or hold the packet while it resolves.
+    /// Sends a frame made from a received one back where that came from: to its sender's MAC
+    /// (the client, or the router that passed its packet on), from the port it arrived on.
+    /// For what a flood makes by the million (the SYN proxy's SYN-ACKs): no route or
+    /// neighbour lookup, as DPVS's SYN proxy does.
+    fn send_back(&mut self, snap: &Snapshot, mut frame: F, tx: &mut impl TxSink<F>) {
+        let port = frame.rx_port();
+        let Some(ingress) = snap.port(port) else {
+            return self.drop(frame, DropReason::UnknownPort);
+        };
+        let sender = EthernetFrame::new_unchecked(frame.data()).src();
+        set_macs(frame.data_mut(), sender, ingress.mac);
+        tx.send(port, frame);
+    }
+
     fn route_output(
         &mut self,
         snap: &Snapshot,

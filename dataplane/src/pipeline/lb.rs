@@ -185,7 +185,7 @@ impl<F: Frame> CoreCtx<F> {
             };
             frame.set_len(ETH_LEN + len);
             self.counters.event(Event::SynCookiesSent).inc();
-            return self.route_output(snap, now_ms, frame, IpAddr::V4(t.src), pool, tx);
+            return self.send_back(snap, frame, tx);
         }
         let only_ack = l4.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN) == TcpFlags::ACK;
         if !only_ack {
