@@ -229,12 +229,83 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
+/// TCP option kinds (RFC 9293, 2018, 7323).
+pub const OPT_END: u8 = 0;
+pub const OPT_NOP: u8 = 1;
+pub const OPT_MSS: u8 = 2;
+pub const OPT_WSCALE: u8 = 3;
+pub const OPT_SACK_PERMITTED: u8 = 4;
+pub const OPT_SACK: u8 = 5;
+pub const OPT_TIMESTAMPS: u8 = 8;
+
+/// One option of a TCP header: its kind, its offset in the segment and its length (kind and
+/// length bytes included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOption {
+    pub kind: u8,
+    pub at: usize,
+    pub len: usize,
+}
+
+/// The option at or after `*at` in `segment` (a TCP segment from its header on), among the
+/// options up to `header_len`, skipping NOPs; `None` at the end, at End of options, or at a
+/// malformed option (no length byte, a length under 2 or past the header). `*at` moves past
+/// what is returned, so a caller walks the options with `while let`, free to change the
+/// bytes between calls (indices, not borrows, are returned).
+#[inline]
+pub fn next_option(segment: &[u8], header_len: usize, at: &mut usize) -> Option<TcpOption> {
+    let end = header_len.min(segment.len());
+    while *at < end {
+        let kind = segment[*at];
+        match kind {
+            OPT_END => return None,
+            OPT_NOP => *at += 1,
+            _ => {
+                let len = usize::from(*segment.get(*at + 1)?);
+                if len < 2 || *at + len > end {
+                    return None;
+                }
+                let option = TcpOption { kind, at: *at, len };
+                *at += len;
+                return Some(option);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::tests::golden;
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn options_of(segment: &[u8], header_len: usize) -> Vec<TcpOption> {
+        let mut at = field::OPTIONS;
+        std::iter::from_fn(|| next_option(segment, header_len, &mut at)).collect()
+    }
+
+    #[test]
+    fn next_option_walks_the_options_skipping_nops_and_stops_at_the_end_or_a_bad_length() {
+        let mut seg = vec![0u8; 20];
+        // MSS, NOP, NOP, SACK-permitted, NOP, window scale, then a timestamp at an odd offset.
+        seg.extend_from_slice(&[2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0]);
+        let want =
+            |v: &[(u8, usize, usize)]| v.iter().map(|&(kind, at, len)| TcpOption { kind, at, len }).collect::<Vec<_>>();
+        assert_eq!(options_of(&seg, 42), want(&[(2, 20, 4), (4, 26, 2), (3, 29, 3), (8, 32, 10)]));
+        // The header ends before the timestamp does: it is malformed, and the walk stops.
+        assert_eq!(options_of(&seg, 40), want(&[(2, 20, 4), (4, 26, 2), (3, 29, 3)]));
+        // End of options ends it; so does a length under 2.
+        let mut ended = seg.clone();
+        ended[26] = OPT_END;
+        assert_eq!(options_of(&ended, 42), want(&[(2, 20, 4)]));
+        ended[21] = 1;
+        assert_eq!(options_of(&ended, 42), want(&[]));
+        // A segment shorter than its header length is read only as far as it goes.
+        assert_eq!(options_of(&seg[..24], 42), want(&[(2, 20, 4)]));
+        assert_eq!(options_of(&seg[..21], 42), want(&[]));
+    }
 
     fn syn() -> &'static [u8] {
         &golden::TCP_SYN[34..]

@@ -28,6 +28,7 @@ use std::net::IpAddr;
 
 use super::{seqadj, XlateError, TCP_HEADER_LEN};
 use crate::wire::checksum::{fold, sum, update_bytes, update_u16, update_u32};
+use crate::wire::tcp::{next_option, OPT_MSS};
 use crate::wire::TcpFlags;
 
 /// How a service tells its backends the client's address.
@@ -77,9 +78,6 @@ pub const MAX_LEN: usize = 108;
 pub const V2_SIGNATURE: [u8; 12] = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 /// TOA's option kind (LVS, DPVS).
 pub const TOA_KIND: u8 = 254;
-const OPT_END: u8 = 0;
-const OPT_NOP: u8 = 1;
-const OPT_MSS: u8 = 2;
 /// TCP options may take at most 40 bytes (data offset 15).
 const MAX_TCP_HEADER_LEN: usize = 60;
 /// Linux's TCP_MIN_MSS: the MSS is never lowered below it.
@@ -340,25 +338,13 @@ pub fn mss_for_header(mss: u16, len: u32) -> u16 {
 
 /// Lowers the MSS option of a SYN-ACK (options within `header_len`) by `by`.
 fn lower_mss(seg: &mut [u8], header_len: usize, by: u16) {
-    let mut i = TCP_HEADER_LEN;
-    while i < header_len {
-        match seg[i] {
-            OPT_END => return,
-            OPT_NOP => i += 1,
-            kind => {
-                let Some(&len) = seg.get(i + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || i + len > header_len {
-                    return;
-                }
-                if kind == OPT_MSS && len == 4 {
-                    let mss = u16::from_be_bytes([seg[i + 2], seg[i + 3]]);
-                    let new = mss_for_header(mss, u32::from(by)).min(mss);
-                    patch_bytes(seg, i + 2, &new.to_be_bytes());
-                    return;
-                }
-                i += len;
-            }
+    let mut at = TCP_HEADER_LEN;
+    while let Some(o) = next_option(seg, header_len, &mut at) {
+        if o.kind == OPT_MSS && o.len == 4 {
+            let mss = u16::from_be_bytes([seg[o.at + 2], seg[o.at + 3]]);
+            let new = mss_for_header(mss, u32::from(by)).min(mss);
+            patch_bytes(seg, o.at + 2, &new.to_be_bytes());
+            return;
         }
     }
 }

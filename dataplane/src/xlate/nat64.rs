@@ -21,6 +21,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::v6::{Parsed6, Rewrite6, IPV6_HEADER_LEN, IPV6_MIN_MTU};
 use super::{Rewrite4, XlateError};
 use crate::wire::checksum::{fold, ipv4_header_checksum, pseudo_header_v6, sum, update_bytes, update_u16};
+use crate::wire::tcp::{next_option, OPT_MSS};
 use crate::wire::{IpProtocol, TcpFlags};
 
 /// An IPv4 header without options.
@@ -32,9 +33,6 @@ const ICMP_HEADER_LEN: usize = 8;
 /// How much longer an ICMPv6 error is than the ICMPv4 error it translates: both the outer and
 /// the quoted IP header grow by 20 bytes.
 pub const NAT64_ICMP_GROWTH: usize = 2 * NAT64_SHRINK;
-const OPT_END: u8 = 0;
-const OPT_NOP: u8 = 1;
-const OPT_MSS: u8 = 2;
 
 /// Where the TCP/UDP checksum is in the transport header.
 #[inline]
@@ -96,37 +94,27 @@ pub fn clamp_mss(segment: &mut [u8], max: u16) {
     if data_offset < 20 || data_offset > segment.len() {
         return;
     }
-    let mut i = 20;
-    while i < data_offset {
-        match segment[i] {
-            OPT_END => return,
-            OPT_NOP => i += 1,
-            kind => {
-                let Some(&len) = segment.get(i + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || i + len > data_offset {
-                    return;
-                }
-                if kind == OPT_MSS && len == 4 {
-                    let mss = u16::from_be_bytes([segment[i + 2], segment[i + 3]]);
-                    if mss > max {
-                        segment[i + 2..i + 4].copy_from_slice(&max.to_be_bytes());
-                        // Options need no alignment: at an odd offset the value straddles
-                        // two checksum words, its high byte the low half of one and its low
-                        // byte the high half of the next, so it sums byte-swapped.
-                        let c = u16::from_be_bytes([segment[16], segment[17]]);
-                        let c = if (i + 2) % 2 == 0 {
-                            update_u16(c, mss, max)
-                        } else {
-                            update_u16(c, mss.swap_bytes(), max.swap_bytes())
-                        };
-                        segment[16..18].copy_from_slice(&c.to_be_bytes());
-                    }
-                    return;
-                }
-                i += len;
-            }
+    let mut at = 20;
+    while let Some(o) = next_option(segment, data_offset, &mut at) {
+        if o.kind != OPT_MSS || o.len != 4 {
+            continue;
         }
+        let i = o.at;
+        let mss = u16::from_be_bytes([segment[i + 2], segment[i + 3]]);
+        if mss > max {
+            segment[i + 2..i + 4].copy_from_slice(&max.to_be_bytes());
+            // Options need no alignment: at an odd offset the value straddles two checksum
+            // words, its high byte the low half of one and its low byte the high half of the
+            // next, so it sums byte-swapped.
+            let c = u16::from_be_bytes([segment[16], segment[17]]);
+            let c = if (i + 2) % 2 == 0 {
+                update_u16(c, mss, max)
+            } else {
+                update_u16(c, mss.swap_bytes(), max.swap_bytes())
+            };
+            segment[16..18].copy_from_slice(&c.to_be_bytes());
+        }
+        return;
     }
 }
 

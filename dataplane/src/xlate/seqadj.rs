@@ -38,6 +38,7 @@ use std::net::Ipv4Addr;
 
 use super::{write_tcp_segment_v4, XlateError, IPV4_HEADER_LEN, TCP_HEADER_LEN};
 use crate::wire::checksum::update_u32;
+use crate::wire::tcp::{next_option, OPT_MSS, OPT_NOP, OPT_SACK, OPT_SACK_PERMITTED, OPT_TIMESTAMPS, OPT_WSCALE};
 use crate::wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket};
 
 /// MSS values a cookie can say (Linux's table): the client's MSS is rounded down to one.
@@ -53,14 +54,6 @@ pub const COOKIE_TICK_MS: u64 = 60_000;
 pub const SYN_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 20;
 /// The ACK we send the backend at its longest: headers and a timestamps option (12 bytes).
 pub const ACK_LEN: usize = IPV4_HEADER_LEN + TCP_HEADER_LEN + 12;
-/// TCP option kinds.
-const OPT_END: u8 = 0;
-const OPT_NOP: u8 = 1;
-const OPT_MSS: u8 = 2;
-const OPT_WSCALE: u8 = 3;
-const OPT_SACK_PERM: u8 = 4;
-const OPT_SACK: u8 = 5;
-const OPT_TIMESTAMP: u8 = 8;
 /// The window scale our SYN-ACK offers a client that asks for scaling (Linux's default with
 /// the usual receive buffers): the window of backend -> client packets is rescaled to it.
 pub const OUR_WSCALE: u8 = 7;
@@ -235,28 +228,6 @@ fn tcp_layout(packet: &[u8]) -> Result<(usize, usize), XlateError> {
     Ok((parsed.header_len(), parsed.total_len()))
 }
 
-/// Walks TCP options: `f(kind, at, len)` for each option other than NOP, `at` its offset in
-/// `opts`; stops at END, or at a malformed option (returning false).
-fn walk_options(opts: &[u8], mut f: impl FnMut(u8, usize, usize)) -> bool {
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            OPT_END => break,
-            OPT_NOP => i += 1,
-            kind => {
-                let Some(&len) = opts.get(i + 1) else { return false };
-                let len = usize::from(len);
-                if len < 2 || i + len > opts.len() {
-                    return false;
-                }
-                f(kind, i, len);
-                i += len;
-            }
-        }
-    }
-    true
-}
-
 /// The options of a checked IPv4 TCP packet that matter to the proxy. Malformed options
 /// yield what was read before them.
 pub fn syn_options(packet: &[u8]) -> SynOptions {
@@ -275,13 +246,17 @@ pub fn syn_options_at(packet: &[u8], at: usize, end: usize) -> SynOptions {
     let segment = TcpPacket::new_unchecked(segment);
     let opts = segment.options();
     let word = |i: usize| u32::from_be_bytes([opts[i], opts[i + 1], opts[i + 2], opts[i + 3]]);
-    walk_options(opts, |kind, i, len| match (kind, len) {
-        (OPT_MSS, 4) => o.mss = Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]])),
-        (OPT_WSCALE, 3) => o.wscale = Some(opts[i + 2].min(MAX_WSCALE)),
-        (OPT_SACK_PERM, 2) => o.sack_permitted = true,
-        (OPT_TIMESTAMP, 10) => o.timestamps = Some((word(i + 2), word(i + 6))),
-        _ => {}
-    });
+    let mut at = 0;
+    while let Some(opt) = next_option(opts, opts.len(), &mut at) {
+        let i = opt.at;
+        match (opt.kind, opt.len) {
+            (OPT_MSS, 4) => o.mss = Some(u16::from_be_bytes([opts[i + 2], opts[i + 3]])),
+            (OPT_WSCALE, 3) => o.wscale = Some(opts[i + 2].min(MAX_WSCALE)),
+            (OPT_SACK_PERMITTED, 2) => o.sack_permitted = true,
+            (OPT_TIMESTAMPS, 10) => o.timestamps = Some((word(i + 2), word(i + 6))),
+            _ => {}
+        }
+    }
     o
 }
 
@@ -306,12 +281,12 @@ fn build_options(o: &SynOptions) -> ([u8; 20], usize) {
     }
     match (o.timestamps, o.sack_permitted) {
         (Some((val, ecr)), sack) => {
-            put(&if sack { [OPT_SACK_PERM, 2] } else { [OPT_NOP, OPT_NOP] });
-            put(&[OPT_TIMESTAMP, 10]);
+            put(&if sack { [OPT_SACK_PERMITTED, 2] } else { [OPT_NOP, OPT_NOP] });
+            put(&[OPT_TIMESTAMPS, 10]);
             put(&val.to_be_bytes());
             put(&ecr.to_be_bytes());
         }
-        (None, true) => put(&[OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2]),
+        (None, true) => put(&[OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2]),
         (None, false) => {}
     }
     if let Some(w) = o.wscale {
@@ -449,31 +424,19 @@ pub fn to_backend(packet: &mut [u8], l4_at: usize, end: usize, delta: u32) {
     if header_len <= TCP_HEADER_LEN || header_len > seg.len() {
         return;
     }
-    let mut i = TCP_HEADER_LEN;
-    while i < header_len {
-        match seg[i] {
-            OPT_END => break,
-            OPT_NOP => i += 1,
-            kind => {
-                let Some(&len) = seg.get(i + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || i + len > header_len {
-                    return;
+    let mut at = TCP_HEADER_LEN;
+    while let Some(opt) = next_option(seg, header_len, &mut at) {
+        if opt.kind == OPT_SACK {
+            // Blocks of two edges, at at + 2 + 8k; they may sit at odd offsets, which the
+            // incremental update cannot patch: recompute from the whole sum then.
+            let blocks = (opt.len - 2) / 8;
+            for k in 0..blocks * 2 {
+                let edge = opt.at + 2 + 4 * k;
+                if edge.is_multiple_of(2) {
+                    patch_u32(seg, edge, CSUM_AT, |e| e.wrapping_add(delta));
+                } else {
+                    patch_odd_u32(seg, edge, delta);
                 }
-                if kind == OPT_SACK {
-                    // Blocks of two edges, at i + 2 + 8k; they may sit at odd offsets, which
-                    // the incremental update cannot patch: recompute from the whole sum then.
-                    let blocks = (len - 2) / 8;
-                    for k in 0..blocks * 2 {
-                        let at = i + 2 + 4 * k;
-                        if at.is_multiple_of(2) {
-                            patch_u32(seg, at, CSUM_AT, |e| e.wrapping_add(delta));
-                        } else {
-                            patch_odd_u32(seg, at, delta);
-                        }
-                    }
-                }
-                i += len;
             }
         }
     }
@@ -527,11 +490,13 @@ fn adjust(packet: &mut [u8], l4_at: usize, end: usize, shifts: (u8, u8), ts_at: 
         return;
     }
     let mut found = None;
-    walk_options(&seg[TCP_HEADER_LEN..header_len], |kind, i, len| {
-        if kind == OPT_TIMESTAMP && len == 10 && found.is_none() {
-            found = Some(TCP_HEADER_LEN + i + ts_at);
+    let mut at = TCP_HEADER_LEN;
+    while let Some(opt) = next_option(seg, header_len, &mut at) {
+        if opt.kind == OPT_TIMESTAMPS && opt.len == 10 {
+            found = Some(opt.at + ts_at);
+            break;
         }
-    });
+    }
     if let Some(at) = found.filter(|_| delta != 0) {
         if at.is_multiple_of(2) {
             patch_u32(seg, at, CSUM_AT, |w| w.wrapping_add(delta));
