@@ -658,6 +658,18 @@ impl LbCore {
         self.persist.record(client, svc, backend_slot, backend_gen, now_ms)
     }
 
+    /// Where a service's round robin over its `n` local addresses starts this time (each new
+    /// connection starts one further on).
+    fn first_laddr(&mut self, slot: u16, n: usize) -> Result<usize, PortsExhausted> {
+        let Some(local) = self.services.get_mut(usize::from(slot)) else { return Err(PortsExhausted) };
+        if n == 0 {
+            return Err(PortsExhausted);
+        }
+        let start = usize::from(local.next_laddr) % n;
+        local.next_laddr = ((start + 1) % n) as u16;
+        Ok(start)
+    }
+
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
     /// service's addresses, whose replies (from `reply`) reach this core.
     pub fn take_local_port(
@@ -667,13 +679,7 @@ impl LbCore {
         reply: ReplyFrom,
         now_ms: u64,
     ) -> Result<LocalPort, PortsExhausted> {
-        let n = svc.laddrs.len();
-        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
-        if n == 0 {
-            return Err(PortsExhausted);
-        }
-        let start = usize::from(local.next_laddr) % n;
-        local.next_laddr = ((start + 1) % n) as u16;
+        let start = self.first_laddr(svc.slot, svc.laddrs.len())?;
         self.take_port_from(&svc.laddrs, start, proto, reply, now_ms)
     }
 
@@ -686,13 +692,7 @@ impl LbCore {
         proto: IpProtocol,
         now_ms: u64,
     ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
-        let n = svc.laddrs.len();
-        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
-        if n == 0 {
-            return Err(PortsExhausted);
-        }
-        let start = usize::from(local.next_laddr) % n;
-        local.next_laddr = ((start + 1) % n) as u16;
+        let start = self.first_laddr(svc.slot, svc.laddrs.len())?;
         self.take_port6_from(&svc.laddrs, start, proto, now_ms)
     }
 
@@ -706,13 +706,7 @@ impl LbCore {
         reply: ReplyFrom,
         now_ms: u64,
     ) -> Result<LocalPort<Ipv6Addr>, PortsExhausted> {
-        let n = svc.laddrs.len();
-        let Some(local) = self.services.get_mut(usize::from(svc.slot)) else { return Err(PortsExhausted) };
-        if n == 0 {
-            return Err(PortsExhausted);
-        }
-        let start = usize::from(local.next_laddr) % n;
-        local.next_laddr = ((start + 1) % n) as u16;
+        let start = self.first_laddr(svc.slot, svc.laddrs.len())?;
         let check = self.ownership.any_toeplitz();
         let fits = |own: &Ownership, laddr: Ipv6Addr, p: u16| match laddr.to_ipv4_mapped() {
             Some(laddr) => !check || own.lport_fits(reply.port, reply.addr, reply.rport, laddr, p),
