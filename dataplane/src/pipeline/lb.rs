@@ -794,7 +794,7 @@ impl<F: Frame> CoreCtx<F> {
         let tcp_flags = l4.tcp_flags;
         let mut conn = self.lb.conns.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if (slot.gen != conn.backend_gen || !slot.live) && ends_with_its_backend(&conn, &slot) {
+        if ends_with_its_backend(conn.flags, conn.backend_gen, conn.proto, conn.state, &slot) {
             return self.reset_conn(snap, now_ms, frame, id, pool, tx);
         }
         let reparsed;
@@ -1277,15 +1277,33 @@ fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
     data.len() >= 20 && snap.services.is_vip(Ipv4Addr::new(data[16], data[17], data[18], data[19]))
 }
 
-/// A connection whose backend is no longer in its slot (`slot`): whether it ends now rather
-/// than drain, when its backend was removed with `reset`, or at all (drain too) before the
-/// handshake completed: a half-open connection to a backend that is gone has nothing to keep.
-/// SNAT connections have no backend slot.
+/// Whether a connection (of either family: its flags, backend generation, protocol and TCP
+/// state) ends now because its backend left its slot (`slot`: now another generation, or not
+/// live): when the backend was removed with `reset`, or at all (drain too) before the
+/// handshake completed, as a half-open connection to a backend that is gone has nothing to
+/// keep. Otherwise it drains. SNAT connections have no backend slot.
+#[inline(always)]
+pub(super) fn ends_with_its_backend(
+    flags: ConnFlags,
+    backend_gen: u32,
+    proto: IpProtocol,
+    state: TcpState,
+    slot: &crate::service::BackendSlot,
+) -> bool {
+    // The common case (its backend is where it was) stays inline, the rest out of line.
+    (slot.gen != backend_gen || !slot.live) && ends_without_its_backend(flags, backend_gen, proto, state, slot)
+}
+
 #[cold]
-fn ends_with_its_backend(conn: &Conn, slot: &crate::service::BackendSlot) -> bool {
-    !conn.flags.contains(ConnFlags::SNAT)
-        && ((slot.gen == conn.backend_gen && slot.reset)
-            || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
+fn ends_without_its_backend(
+    flags: ConnFlags,
+    backend_gen: u32,
+    proto: IpProtocol,
+    state: TcpState,
+    slot: &crate::service::BackendSlot,
+) -> bool {
+    !flags.contains(ConnFlags::SNAT)
+        && ((slot.gen == backend_gen && slot.reset) || (proto == IpProtocol::TCP && handshake_incomplete(state)))
 }
 
 /// Whether `conn`'s backend can take its traffic: still in the snapshot (same slot and

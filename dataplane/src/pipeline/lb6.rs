@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::lb::ends_with_its_backend;
 use super::{exceeds_mtu, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{
     handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags,
@@ -399,11 +400,7 @@ impl<F: Frame> CoreCtx<F> {
     ) {
         let mut conn = self.lb.conns6.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if !conn.flags.contains(ConnFlags::SNAT)
-            && (slot.gen != conn.backend_gen || !slot.live)
-            && ((slot.gen == conn.backend_gen && slot.reset)
-                || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
-        {
+        if ends_with_its_backend(conn.flags, conn.backend_gen, conn.proto, conn.state, &slot) {
             return self.reset_conn6(snap, now_ms, frame, l4, id, pool, tx);
         }
         let reparsed;

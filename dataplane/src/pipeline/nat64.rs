@@ -18,6 +18,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::lb::ends_with_its_backend;
 use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{handshake_incomplete, next_state, Conn6, ConnFlags, ConnKey, ConnKey6, Dir};
 use crate::counters::{DropReason, Event};
@@ -115,10 +116,7 @@ impl<F: Frame> CoreCtx<F> {
         let Some((id, Dir::Reply)) = self.lb.conns6.lookup(&mapped(&l4.tuple)) else { return Some(frame) };
         let mut conn = self.lb.conns6.get(id);
         let slot = snap.services.backend_slot(conn.backend_slot);
-        if (slot.gen != conn.backend_gen || !slot.live)
-            && ((slot.gen == conn.backend_gen && slot.reset)
-                || (conn.proto == IpProtocol::TCP && handshake_incomplete(conn.state)))
-        {
+        if ends_with_its_backend(conn.flags, conn.backend_gen, conn.proto, conn.state, &slot) {
             // Its backend is gone (with reset, or before the handshake completed): the entry
             // ends; the client learns it from its next packet, which gets the reset.
             self.end_conn6(id, now_ms);
