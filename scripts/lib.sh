@@ -535,7 +535,9 @@ fvs_outside6_start() {
 # socket, dir, tools and NS_CLIENT: fvs (the CLI on $socket), fail MSG (exits with ferrovs'
 # log tail), client (lbclient.py in the client namespace), json FILE EXPR (a Python
 # expression over the JSON object `d` in FILE), expect FILE EXPR WANT WHAT, counter NAME (a
-# total from `fvs stats`).
+# total from `fvs stats`), udp6_refused VIP PORT (a UDP datagram from the client namespace:
+# refused, answered or timeout, as its connected socket saw it), udp6_path_mtu VIP PORT SIZE
+# (the client's path MTU to the VIP after a SIZE-byte datagram it may not fragment).
 fvs_lb_test_helpers() {
   fvs() { "$(fvs_bin fvs)" --socket "$socket" "$@"; }
   fail() { echo "FAIL: $*" >&2; tail -20 "$dir/ferrovs.log" >&2; exit 1; }
@@ -546,4 +548,26 @@ fvs_lb_test_helpers() {
     [ "$got" = "$3" ] || fail "$4: got $got, want $3 ($(cat "$1"))"
   }
   counter() { fvs --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['total'].get('$1', 0))"; }
+  udp6_refused() {
+    ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect((sys.argv[1], int(sys.argv[2]))); s.send(b'anyone?')
+try:
+    s.recv(100); print('answered')
+except ConnectionRefusedError:
+    print('refused')
+except socket.timeout:
+    print('timeout')" "$1" "$2"
+  }
+  udp6_path_mtu() {
+    ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO: never fragment
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b'x' * int(sys.argv[3]))
+time.sleep(0.5)
+print(s.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU: the path MTU the stack knows" "$1" "$2" "$3"
+  }
 }

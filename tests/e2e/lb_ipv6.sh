@@ -77,29 +77,13 @@ expect "$dir/fnat_udp.json" "list(d['peers'])" "['2001:db8:2::200']" "FullNAT UD
 
 # ICMPv6 errors follow their connection: the backend's port unreachable (to the local address)
 # reaches the client from the VIP, and its connected socket sees the refusal.
-refused=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
-import socket
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(3)
-s.connect(('$vip', 5355)); s.send(b'anyone?')
-try:
-    s.recv(100); print('answered')
-except ConnectionRefusedError:
-    print('refused')
-except socket.timeout:
-    print('timeout')")
+refused=$(udp6_refused "$vip" 5355)
 [ "$refused" = refused ] || fail "UDP to a closed backend port: $refused (want refused)"
 [ "$(counter icmp_errors_translated)" -ge 1 ] || fail "icmp_errors_translated not counted"
 
 # Packet too big: a 1500-byte IPv6 packet does not fit dp1 (MTU 1400). The client gets an
 # ICMPv6 packet too big from the VIP and its socket's path MTU becomes 1400.
-pmtu=$(ip netns exec "$NS_CLIENT" /usr/bin/python3 -c "
-import socket, time
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO: never fragment
-s.connect(('$vip', 53))
-s.send(b'x' * 1452)
-time.sleep(0.5)
-print(s.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU: the path MTU the stack knows")
+pmtu=$(udp6_path_mtu "$vip" 53 1452)
 [ "$pmtu" = 1400 ] || fail "the client's path MTU to the VIP is $pmtu, want 1400"
 [ "$(counter icmp6_packet_too_big_sent)" -ge 1 ] || fail "icmp6_packet_too_big_sent not counted"
 
