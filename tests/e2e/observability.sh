@@ -229,7 +229,7 @@ def num(s):
     m = re.fullmatch(r"([0-9.]+)([kM]?)", s)
     return float(m[1]) * {"": 1, "k": 1e3, "M": 1e6}[m[2]] if m else -1
 # service: tcp VIP:80 mode conns/s active inactive in out; core: core lcore rxMpps txMpps rx tx drops
-print(num(svc[3]) if svc else -1, num(core[4]) if core else -1)
+print(f"{num(svc[3]) if svc else -1:g} {num(core[4]) if core else -1:g}")
 PY
 )
 read -r top_cps top_rx <<<"${top_rates:--1 -1}"
