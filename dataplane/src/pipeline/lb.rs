@@ -180,7 +180,9 @@ impl<F: Frame> CoreCtx<F> {
             if frame.data().len() < ETH_LEN + seqadj::SYN_LEN && !frame.set_len(ETH_LEN + seqadj::SYN_LEN) {
                 return self.drop(frame, DropReason::NoHeadroom);
             }
-            let Ok(len) = seqadj::syn_ack_v4(&mut frame.data_mut()[ETH_LEN..], cookie, mss, tsval, &opts) else {
+            let (at, end) = (l4.header_len(), l4.total_len());
+            let Ok(len) = seqadj::syn_ack_v4_at(&mut frame.data_mut()[ETH_LEN..], at, end, cookie, mss, tsval, &opts)
+            else {
                 return self.drop(frame, DropReason::MalformedL4);
             };
             frame.set_len(ETH_LEN + len);

@@ -308,6 +308,24 @@ pub fn syn_ack_v4(
     client_opts: &SynOptions,
 ) -> Result<usize, XlateError> {
     let (at, end) = tcp_layout(packet)?;
+    syn_ack_v4_at(packet, at, end, cookie, mss, tsval, client_opts)
+}
+
+/// [`syn_ack_v4`] of a packet already parsed (`at`: the TCP header, `end`: the IP total
+/// length, as `parse_v4` found them; not a fragment): the pipeline's, which must not parse
+/// every SYN of a flood twice.
+pub fn syn_ack_v4_at(
+    packet: &mut [u8],
+    at: usize,
+    end: usize,
+    cookie: u32,
+    mss: u16,
+    tsval: Option<u32>,
+    client_opts: &SynOptions,
+) -> Result<usize, XlateError> {
+    if end > packet.len() || at + TCP_HEADER_LEN > end {
+        return Err(XlateError::Malformed);
+    }
     let ip = Ipv4Packet::new_unchecked(&*packet);
     let (client, vip) = (ip.src_addr(), ip.dst_addr());
     let syn = TcpPacket::new_unchecked(&packet[at..end]);

@@ -85,6 +85,13 @@ fn a_client_syn_becomes_our_syn_ack_with_the_cookie() {
     // Not a SYN: refused.
     let mut ack = packet(CLIENT, VIP, TcpRepr::new(40000, 80, TcpFlags::ACK));
     assert!(syn_ack_v4(&mut ack, 1, 1460, Some(64), &SynOptions::default()).is_err());
+    // Offsets from the caller's parse that the buffer cannot hold: refused, nothing written.
+    let mut syn = packet(CLIENT, VIP, TcpRepr::new(40000, 80, TcpFlags::SYN));
+    let before = syn.clone();
+    let none = SynOptions::default();
+    assert!(syn_ack_v4_at(&mut syn, 20, before.len() + 1, 1, 1460, None, &none).is_err());
+    assert!(syn_ack_v4_at(&mut syn, 20, 30, 1, 1460, None, &none).is_err());
+    assert_eq!(syn, before);
 }
 
 #[test]
