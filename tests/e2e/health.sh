@@ -109,11 +109,12 @@ failures() {
 failures_ended() {
   /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for t in d['fail_ends'] if t < float(sys.argv[2])))" "$1" "$2"
 }
-spawn_web() { # NS NAME OUT: backend.py on :8080 again
+spawn_web() { # NS NAME OUT INDEX: backend.py on :8080 again, its PID in web_pids[INDEX]
+  # Not run in a command substitution: FVS_PIDS must keep the PID so that cleanup ends it.
   ip netns exec "$1" /usr/bin/python3 "$tools/backend.py" "$2" --http 0.0.0.0:8080 --udp 0.0.0.0:5353 >"$3" 2>&1 &
   FVS_PIDS+=($!)
+  web_pids[$4]=$!
   fvs_wait_ready "$3" "backend $2" || fail "backend $2 did not restart"
-  echo $!
 }
 
 grep -q "health checks: probes leave through the kernel" "$dir/ferrovs.log" || fail "no start-up line saying what the probes use"
@@ -164,7 +165,7 @@ pass "backend show, --json, service show, the log (once, with the reason) and fe
 
 # Restart it: back in rotation after rise (2) successful checks.
 t_start=$(now)
-web_pids[1]=$(spawn_web "${NS_BACKENDS[1]}" b2 "$dir/b2-again.out")
+spawn_web "${NS_BACKENDS[1]}" b2 "$dir/b2-again.out" 1
 t_up=$(wait_health 198.51.100.12:8080 80 up 5) || fail "b2 not back within 5 s of its restart"
 up_ms=$(ms_between "$t_start" "$t_up")
 [ "$up_ms" -ge 150 ] || fail "b2 back in $up_ms ms: faster than rise 2 x interval 200 ms allows"
