@@ -386,6 +386,21 @@ impl<F: Frame> CoreCtx<F> {
         chosen
     }
 
+    /// Moves an IPv6 (or NAT64) connection to TCP state `state`, keeping its backend's count
+    /// of active connections right.
+    #[inline]
+    pub(super) fn set_state6(&mut self, id: Conn6Id, conn: &mut Conn6, state: TcpState) {
+        if state == conn.state {
+            return;
+        }
+        let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
+        if was != now {
+            self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
+        }
+        conn.state = state;
+        self.lb.conns6.set_state(id, state);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn conn_packet6(
         &mut self,
@@ -421,14 +436,7 @@ impl<F: Frame> CoreCtx<F> {
             } else {
                 next_state(conn.state, dir, l4.tcp_flags)
             };
-            if state != conn.state {
-                let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
-                if was != now {
-                    self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
-                }
-                conn.state = state;
-                self.lb.conns6.set_state(id, state);
-            }
+            self.set_state6(id, &mut conn, state);
         }
         if dir == Dir::Reply && !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;

@@ -22,7 +22,6 @@ use super::lb::ends_with_its_backend;
 use super::{CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{handshake_incomplete, next_state, Conn6, ConnFlags, ConnKey, ConnKey6, Dir};
 use crate::counters::{DropReason, Event};
-use crate::lb::is_active;
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
 use crate::xlate::nat64::{self, NAT64_ICMP_GROWTH, NAT64_SHRINK};
@@ -129,14 +128,7 @@ impl<F: Frame> CoreCtx<F> {
                 self.lb.syn_failed(conn.backend_slot, conn.backend_gen);
             }
             let state = next_state(conn.state, Dir::Reply, l4.tcp_flags);
-            if state != conn.state {
-                let (was, now) = (is_active(conn.proto, conn.state), is_active(conn.proto, state));
-                if was != now {
-                    self.lb.conn_activity(conn.backend_slot, conn.backend_gen, now);
-                }
-                conn.state = state;
-                self.lb.conns6.set_state(id, state);
-            }
+            self.set_state6(id, &mut conn, state);
         }
         if !conn.flags.contains(ConnFlags::REPLIED) {
             conn.flags |= ConnFlags::REPLIED;
