@@ -18,9 +18,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::v6::{Parsed6, Rewrite6, IPV6_HEADER_LEN, IPV6_MIN_MTU};
+use super::v6::{patch_transport, Parsed6, Rewrite6, IPV6_HEADER_LEN, IPV6_MIN_MTU};
 use super::{Rewrite4, XlateError};
-use crate::wire::checksum::{fold, ipv4_header_checksum, pseudo_header_v6, sum, update_bytes, update_u16};
+use crate::wire::checksum::{fold, ipv4_header_checksum, pseudo_header_v6, sum, update_u16};
 use crate::wire::tcp::{next_option, OPT_MSS};
 use crate::wire::{IpProtocol, TcpFlags};
 
@@ -33,41 +33,6 @@ const ICMP_HEADER_LEN: usize = 8;
 /// How much longer an ICMPv6 error is than the ICMPv4 error it translates: both the outer and
 /// the quoted IP header grow by 20 bytes.
 pub const NAT64_ICMP_GROWTH: usize = 2 * NAT64_SHRINK;
-
-/// Where the TCP/UDP checksum is in the transport header.
-#[inline]
-fn l4_checksum_at(proto: IpProtocol) -> usize {
-    if proto == IpProtocol::TCP {
-        16
-    } else {
-        6
-    }
-}
-
-/// Patches the ports (to `sport`, `dport`) and the addresses' change in the pseudo-header
-/// (`old` to `new`, the IPv4 pair zero-padded to the IPv6 pair's 32 bytes: zeros add nothing
-/// to the sum) into the transport header `l4`, when it holds its checksum. A UDP checksum of 0
-/// stays 0 here; callers decide what it means in the other version.
-fn patch_transport(l4: &mut [u8], proto: IpProtocol, old: &[u8; 32], new: &[u8; 32], sport: u16, dport: u16) {
-    let (old_sport, old_dport) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    let at = l4_checksum_at(proto);
-    if l4.len() < at + 2 {
-        return;
-    }
-    let csum = u16::from_be_bytes([l4[at], l4[at + 1]]);
-    if proto == IpProtocol::UDP && csum == 0 {
-        return;
-    }
-    let mut c = update_bytes(csum, old, new);
-    c = update_u16(c, old_sport, sport);
-    c = update_u16(c, old_dport, dport);
-    if proto == IpProtocol::UDP && c == 0 {
-        c = 0xffff;
-    }
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-}
 
 fn v4_pair(src: Ipv4Addr, dst: Ipv4Addr) -> [u8; 32] {
     let mut b = [0u8; 32];

@@ -107,9 +107,18 @@ fn set_addrs_ports(ip: &mut [u8], l4: &mut [u8], proto: IpProtocol, new: &Rewrit
     old.copy_from_slice(&ip[8..40]);
     ip[8..24].copy_from_slice(&new.src.octets());
     ip[24..40].copy_from_slice(&new.dst.octets());
+    patch_transport(l4, proto, &old, &ip[8..40], new.sport, new.dport);
+}
+
+/// Patches the ports (to `sport`, `dport`) and the addresses' change in the pseudo-header
+/// (`old` to `new`, of equal length; NAT64 pads its IPv4 pair with zeros, which add nothing to
+/// the sum) into the transport header `l4`, when it holds its checksum. A UDP checksum of 0
+/// stays 0 here; callers decide what it means in the other version.
+#[inline]
+pub(super) fn patch_transport(l4: &mut [u8], proto: IpProtocol, old: &[u8], new: &[u8], sport: u16, dport: u16) {
     let (old_sport, old_dport) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-    l4[0..2].copy_from_slice(&new.sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&new.dport.to_be_bytes());
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
     let at = l4_checksum_at(proto);
     if l4.len() < at + 2 {
         return;
@@ -118,9 +127,9 @@ fn set_addrs_ports(ip: &mut [u8], l4: &mut [u8], proto: IpProtocol, new: &Rewrit
     if proto == IpProtocol::UDP && csum == 0 {
         return;
     }
-    let mut c = update_bytes(csum, &old, &ip[8..40]);
-    c = update_u16(c, old_sport, new.sport);
-    c = update_u16(c, old_dport, new.dport);
+    let mut c = update_bytes(csum, old, new);
+    c = update_u16(c, old_sport, sport);
+    c = update_u16(c, old_dport, dport);
     if proto == IpProtocol::UDP && c == 0 {
         c = 0xffff;
     }
