@@ -187,6 +187,9 @@ pub struct CoreCtx<F> {
     /// (the snapshot's `BackendHop` already skips the route lookup), then by gateway route
     /// (`ROUTE_MAC_SLOTS` of them: replies to clients).
     hop_macs: Box<[HopMac]>,
+    /// Tests only: every packet the general way, to check the steady path against it.
+    #[cfg(test)]
+    general_only: bool,
 }
 
 impl<F: Frame> CoreCtx<F> {
@@ -201,6 +204,8 @@ impl<F: Frame> CoreCtx<F> {
             trace: None,
             guard: Box::new(crate::defence::GuardCore::new(lb.limits().max_services, defence::sketch_seed(core))),
             hop_macs: vec![HopMac::NONE; usize::from(lb.limits().max_backends) + ROUTE_MAC_SLOTS].into_boxed_slice(),
+            #[cfg(test)]
+            general_only: false,
             lb,
         }
     }
@@ -461,7 +466,7 @@ impl<F: Frame> CoreCtx<F> {
 
     /// A frame [`lb_candidate`] accepted: what `other_frame` would do with it, without
     /// checking again what was checked.
-    #[inline]
+    #[inline(always)]
     fn lb_frame(
         &mut self,
         snap: &Snapshot,
@@ -471,10 +476,31 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        if let Some(frame) = self.lb_input(snap, now_ms, frame, candidate, pool, tx) {
+        let l4 = &candidate.l4;
+        let found = self.lb.conns.lookup_hinted(&l4.tuple, candidate.hash, candidate.hint);
+        let frame = match found {
+            Some((id, dir)) if self.takes_steady_path() => {
+                match self.steady_frame(snap, now_ms, frame, l4, id, dir, pool, tx) {
+                    Some(frame) => frame,
+                    None => return,
+                }
+            }
+            _ => frame,
+        };
+        if let Some(frame) = self.lb_input_found(snap, now_ms, frame, l4, found, pool, tx) {
             let t = &candidate.l4.tuple;
             self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, t.proto, pool, tx);
         }
+    }
+
+    /// Whether tracked connections' packets try `steady_frame` first: always, but in tests
+    /// that compare it with the general path.
+    #[inline(always)]
+    fn takes_steady_path(&self) -> bool {
+        #[cfg(test)]
+        return !self.general_only;
+        #[cfg(not(test))]
+        true
     }
 
     /// Any frame: parsed from the start, every case handled.
@@ -1070,13 +1096,20 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        if let Some(c) = self.hop_macs.get(cache) {
-            if now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == next_hop && c.port == port {
-                set_macs(frame.data_mut(), c.mac, our_mac);
-                return tx.send(port, frame);
-            }
+        if let Some(mac) = self.kept_mac(now_ms, cache, port, next_hop) {
+            set_macs(frame.data_mut(), mac, our_mac);
+            return tx.send(port, frame);
         }
         self.send_resolving(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
+    }
+
+    /// The MAC of `next_hop` on `port` from this core's copy `hop_macs[cache]`, while the
+    /// copy holds (see `send_cached`).
+    #[inline(always)]
+    fn kept_mac(&self, now_ms: u64, cache: usize, port: u16, next_hop: Ipv4Addr) -> Option<MacAddr> {
+        let c = self.hop_macs.get(cache)?;
+        let holds = now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == next_hop && c.port == port;
+        holds.then_some(c.mac)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1284,5 +1317,6 @@ mod defence;
 mod lb;
 mod lb6;
 mod nat64;
+mod steady;
 #[cfg(test)]
 mod tests;

@@ -491,6 +491,13 @@ impl Services {
         self.vips.binary_search(&addr).is_ok()
     }
 
+    /// Whether the backend slot still holds generation `gen`, live: a connection to it goes
+    /// on as it was (`backend_slot`'s test, without its copy).
+    #[inline(always)]
+    pub fn backend_live(&self, slot: u16, gen: u32) -> bool {
+        self.backend_slots.get(usize::from(slot)).is_some_and(|s| s.gen == gen && s.live)
+    }
+
     /// What the backend slot holds now (a default, not-live record for an unknown slot).
     #[inline]
     pub fn backend_slot(&self, slot: u16) -> BackendSlot {

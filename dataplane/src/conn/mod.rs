@@ -15,7 +15,7 @@ mod table;
 mod table6;
 pub mod tcp_state;
 
-pub use table::{ConnId, ConnTable, Hint, InsertError, TimerStats, TICK_MS, WHEEL_LAP_MS};
+pub use table::{ConnId, ConnTable, Hint, InsertError, Steady, TimerStats, TICK_MS, WHEEL_LAP_MS};
 pub use table6::{Conn6, Conn6Id, Conn6Table, ConnKey6};
 pub use tcp_state::{
     handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, TcpState, Timeouts,

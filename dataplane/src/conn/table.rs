@@ -53,6 +53,7 @@ use std::net::Ipv4Addr;
 use super::{handshake_incomplete, Conn, ConnFlags, ConnKey, Dir, TcpState};
 use crate::cpu_hint::prefetch;
 use crate::wire::IpProtocol;
+use crate::xlate::Rewrite4;
 
 const TCP: IpProtocol = IpProtocol::TCP;
 const UDP: IpProtocol = IpProtocol::UDP;
@@ -278,6 +279,20 @@ pub struct Hint(u32);
 impl Hint {
     /// No guess: `lookup_hinted` searches the index.
     pub const NONE: Hint = Hint(NIL);
+}
+
+/// A connection whose packet changes nothing in it, from [`ConnTable::steady`]: ESTABLISHED
+/// TCP (the packet without SYN, FIN or RST: the caller checks) or UDP, no sequence adjustment,
+/// not SNAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Steady {
+    /// NAT and FullNAT: the packet's new addresses and ports, for its direction.
+    pub rewrite: Rewrite4,
+    pub backend: Ipv4Addr,
+    pub backend_slot: u16,
+    pub backend_gen: u32,
+    pub flags: ConnFlags,
+    pub udp: bool,
 }
 
 /// Why `insert` refused a connection.
@@ -513,6 +528,34 @@ impl ConnTable {
         let slot = &self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
         slot.conn()
+    }
+
+    /// What a packet of the live connection in slot `id` going `dir` needs when it changes
+    /// nothing in it (see [`Steady`]); None when the connection is SNAT or PROXIED, TCP not
+    /// ESTABLISHED, or the packet a reply before the first was seen (`REPLIED` unset). Reads
+    /// the slot in place, skipping `get`'s copy.
+    #[inline(always)]
+    pub fn steady(&self, id: ConnId, dir: Dir) -> Option<Steady> {
+        const OFF_PATH: u8 = ConnFlags::SNAT.bits() | ConnFlags::PROXIED.bits();
+        let slot = &self.slots[id as usize];
+        debug_assert!(slot.prev != FREE, "connection {id} is not live");
+        let must = if dir == Dir::Reply { ConnFlags::REPLIED.bits() } else { 0 };
+        let udp = slot.bits & BIT_UDP != 0;
+        if slot.bits & (OFF_PATH | must) != must || (!udp && slot.state != TcpState::Established) {
+            return None;
+        }
+        let rewrite = match dir {
+            Dir::Original => Rewrite4 { src: slot.laddr(), dst: slot.backend, sport: slot.lport, dport: slot.bport },
+            Dir::Reply => Rewrite4 { src: slot.vip, dst: slot.client, sport: slot.vport, dport: slot.cport },
+        };
+        Some(Steady {
+            rewrite,
+            backend: slot.backend,
+            backend_slot: slot.backend_slot,
+            backend_gen: slot.backend_gen,
+            flags: slot.flags(),
+            udp,
+        })
     }
 
     /// Sets the TCP state of the live connection in slot `id`.

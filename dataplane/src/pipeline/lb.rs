@@ -29,6 +29,14 @@ const LOCAL_PORT_ATTEMPTS: usize = 4;
 /// The longest ICMP error we build (RFC 1812 4.3.2.3: at most 576 bytes).
 const ICMP_ERROR_MAX_LEN: usize = 576;
 
+/// A connection's backend: its address, slot and the slot's generation when it was chosen.
+#[derive(Clone, Copy)]
+pub(super) struct BackendRef {
+    pub addr: Ipv4Addr,
+    pub slot: u16,
+    pub gen: u32,
+}
+
 impl<F: Frame> CoreCtx<F> {
     /// TCP or UDP over IPv4 (not a fragment). Returns the frame when it is not load-balancing
     /// traffic, for the local input path.
@@ -64,10 +72,26 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
-        let l4 = &candidate.l4;
+        let found = self.lb.conns.lookup_hinted(&candidate.l4.tuple, candidate.hash, candidate.hint);
+        self.lb_input_found(snap, now_ms, frame, &candidate.l4, found, pool, tx)
+    }
+
+    /// `lb_input` with the connection table's answer for the packet's tuple (`found`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn lb_input_found(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        found: Option<(ConnId, Dir)>,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
         let t = l4.tuple;
         let tcp_flags = l4.tcp_flags;
-        if let Some((id, dir)) = self.lb.conns.lookup_hinted(&t, candidate.hash, candidate.hint) {
+        if let Some((id, dir)) = found {
             let reuse = dir == Dir::Original
                 && t.proto == IpProtocol::TCP
                 && is_new_syn(tcp_flags)
@@ -881,7 +905,7 @@ impl<F: Frame> CoreCtx<F> {
     /// `parse_v4` saw it, when it is a TCP/UDP packet already parsed (not an ICMP error).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn forward(
+    pub(super) fn forward(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -896,7 +920,8 @@ impl<F: Frame> CoreCtx<F> {
             return self.forward_dr(snap, now_ms, frame, conn, pool, tx);
         }
         if conn.flags.contains(ConnFlags::TUN) {
-            return self.forward_tun(snap, now_ms, frame, conn, pool, tx);
+            let to = BackendRef { addr: conn.backend, slot: conn.backend_slot, gen: conn.backend_gen };
+            return self.forward_tun(snap, now_ms, frame, to, &conn.original_key(), pool, tx);
         }
         let rewrite = match dir {
             Dir::Original => Rewrite4 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
@@ -1013,25 +1038,28 @@ impl<F: Frame> CoreCtx<F> {
 
     /// TUN: the client's IP packet, unchanged, inside an outer IPv4 header (and UDP for GUE)
     /// from our address on the egress port to the backend. A packet that would no longer fit
-    /// the egress MTU gets the service's `too_big` treatment.
-    fn forward_tun(
+    /// the egress MTU gets the service's `too_big` treatment. `flow`: the connection's
+    /// original key, which GUE's source port is a hash of.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward_tun(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
         mut frame: F,
-        conn: &Conn,
+        to: BackendRef,
+        flow: &ConnKey,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
         // A slot reused since the connection began no longer knows its tunnel: IPIP, the
         // default every decapsulator handles.
-        let slot = snap.services.backend_slot(conn.backend_slot);
-        let tunnel = if slot.gen == conn.backend_gen { slot.tunnel } else { Tunnel::default() };
-        let hop = snap.backend_hop(conn.backend_slot, conn.backend);
+        let slot = snap.services.backend_slot(to.slot);
+        let tunnel = if slot.gen == to.gen { slot.tunnel } else { Tunnel::default() };
+        let hop = snap.backend_hop(to.slot, to.addr);
         let (port, next_hop, our_mac, mtu, src) = match hop {
             Some(hop) => (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, usize::from(hop.mtu), hop.tunnel_src),
             None => {
-                let backend = IpAddr::V4(conn.backend);
+                let backend = IpAddr::V4(to.addr);
                 let Some(route) = snap.routes.lookup(backend) else {
                     return self.drop(frame, DropReason::NoRoute);
                 };
@@ -1064,19 +1092,19 @@ impl<F: Frame> CoreCtx<F> {
         }
         // Only GUE uses the per-flow source port: IPIP skips the hash.
         let gue_port = match tunnel.encap {
-            Encap::Gue { .. } => xlate::gue_source_port(&conn.original_key()),
+            Encap::Gue { .. } => xlate::gue_source_port(flow),
             Encap::Ipip => 0,
         };
         let data = frame.data_mut();
         EthernetFrame::new_unchecked(&mut *data).set_ethertype(EtherType::IPV4);
-        if xlate::encap_v4(&mut data[ETH_LEN..], src, conn.backend, tunnel.encap, gue_port).is_err() {
+        if xlate::encap_v4(&mut data[ETH_LEN..], src, to.addr, tunnel.encap, gue_port).is_err() {
             return self.drop(frame, DropReason::MalformedL4);
         }
-        self.lb.count_packet(conn.backend_slot, conn.backend_gen, true, frame.data().len());
+        self.lb.count_packet(to.slot, to.gen, true, frame.data().len());
         self.counters.event(Event::LbInPackets).inc();
         // Fits: checked above, with the encapsulation.
         match hop {
-            Some(hop) => self.send_to_backend(snap, now_ms, frame, hop, conn.backend_slot, pool, tx),
+            Some(hop) => self.send_to_backend(snap, now_ms, frame, hop, to.slot, pool, tx),
             None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
         }
     }

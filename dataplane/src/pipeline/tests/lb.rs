@@ -19,6 +19,7 @@ mod modes;
 mod mtu;
 mod nat64;
 mod pickup;
+mod steady;
 mod synproxy;
 mod trace;
 

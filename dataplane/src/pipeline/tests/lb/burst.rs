@@ -9,18 +9,18 @@ use super::*;
 use crate::lb::ConnQuery;
 
 /// Counters by name, connections with their expiry, per-backend counters, local ports in use.
-type State = (Vec<(String, u64)>, Vec<(crate::conn::Conn, u64)>, Vec<[u64; 7]>, Vec<[u64; 2]>);
+pub(super) type State = (Vec<(String, u64)>, Vec<(crate::conn::Conn, u64)>, Vec<[u64; 7]>, Vec<[u64; 2]>);
 
 impl Rig {
     /// Frames through `process_burst` in one call; what left, in order.
-    fn rx_burst(&mut self, frames: Vec<(u16, Vec<u8>)>) -> Vec<(u16, Vec<u8>)> {
+    pub(super) fn rx_burst(&mut self, frames: Vec<(u16, Vec<u8>)>) -> Vec<(u16, Vec<u8>)> {
         let frames = frames.into_iter().map(|(port, buf)| TestFrame { buf, port });
         self.ctx.process_burst(&self.snap, self.now, frames, &mut self.pool, &mut self.sent);
         std::mem::take(&mut self.sent.0)
     }
 
     /// Everything a frame can change besides what leaves: counters and connections.
-    fn state(&self) -> State {
+    pub(super) fn state(&self) -> State {
         let query = ConnQuery { limit: usize::MAX, ..Default::default() };
         let (conns, _) = self.ctx.lb.dump(&query, self.now);
         let lb = &self.ctx.lb.counters;
@@ -37,13 +37,13 @@ impl Rig {
     }
 }
 
-const CLIENT: &str = "192.0.2.2";
-const LADDR: &str = "198.51.100.1";
+pub(super) const CLIENT: &str = "192.0.2.2";
+pub(super) const LADDR: &str = "198.51.100.1";
 
 /// A frame of the small world the property test draws from: few client ports, so tuples
 /// repeat and connections open, close and reopen within a burst.
 #[derive(Clone, Debug)]
-enum Pkt {
+pub(super) enum Pkt {
     /// Client to the VIP (TCP, or UDP to a TCP service).
     Client {
         cport: u16,
@@ -67,13 +67,18 @@ enum Pkt {
 }
 
 fn frame(mode: FwdMode, p: &Pkt) -> (u16, Vec<u8>) {
+    frame_for(mode, p, CLIENT)
+}
+
+/// `frame`, the client's address `client` (CLIENT, or one behind a gateway).
+pub(super) fn frame_for(mode: FwdMode, p: &Pkt, client: &str) -> (u16, Vec<u8>) {
     match *p {
         Pkt::Client { cport, flags, udp } => {
-            (0, l4(CLIENT_MAC, OUR_MAC, CLIENT, cport, VIP, 80, if udp { 17 } else { 6 }, flags, b"x"))
+            (0, l4(CLIENT_MAC, OUR_MAC, client, cport, VIP, 80, if udp { 17 } else { 6 }, flags, b"x"))
         }
         Pkt::Reply { b, cport, lport, flags } => {
             let (mac, addr) = if b == 1 { (B1_MAC, "198.51.100.11") } else { (B2_MAC, "198.51.100.12") };
-            let (dst, dport) = if mode == FwdMode::FullNat { (LADDR, lport) } else { (CLIENT, cport) };
+            let (dst, dport) = if mode == FwdMode::FullNat { (LADDR, lport) } else { (client, cport) };
             (1, l4(mac, OUR_MAC1, addr, 8080, dst, dport, 6, flags, b""))
         }
         Pkt::Echo => (0, super::super::echo_v4(CLIENT_MAC, CLIENT, "192.0.2.1", 64)),
@@ -86,7 +91,7 @@ fn frame(mode: FwdMode, p: &Pkt) -> (u16, Vec<u8>) {
     }
 }
 
-fn pkt() -> impl Strategy<Value = Pkt> {
+pub(super) fn pkt() -> impl Strategy<Value = Pkt> {
     let cport = 40000u16..40004;
     let flags = prop::sample::select(vec![SYN, ACK, SYN_ACK, FIN_ACK, 0x04, 0x14]);
     prop_oneof![
@@ -100,7 +105,7 @@ fn pkt() -> impl Strategy<Value = Pkt> {
     ]
 }
 
-fn spec(mode: FwdMode) -> Spec {
+pub(super) fn spec(mode: FwdMode) -> Spec {
     let backends = vec![backend(1, 1), backend(2, 2)];
     Spec { proto: IpProtocol::TCP, mode, tunnel: Tunnel::default(), persistence_ms: 0, reset: true, backends }
 }

@@ -1,0 +1,138 @@
+//! The established-connection fast path. Most packets belong to a connection they change
+//! nothing in: an ESTABLISHED TCP segment without SYN, FIN or RST, or a UDP datagram, of a
+//! connection that is not SNAT, has no sequence adjustment (PROXIED) and whose backend is
+//! still in its slot, and for a reply, not the first one. For such a packet `conn_packet`
+//! only moves the deadline on and calls `forward`; `steady_frame` does the same without its
+//! general steps, and for NAT, FullNAT and DR without `forward`'s when the next hop is one
+//! this core knows (the snapshot's hop and the MAC kept for it). Every other packet goes back
+//! to the general path (`lb_input_found`) untouched.
+
+use std::net::IpAddr;
+
+use super::lb::BackendRef;
+use super::{set_macs, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
+use crate::conn::{ConnFlags, ConnId, Dir, Steady};
+use crate::counters::Event;
+use crate::net::MacAddr;
+use crate::snapshot::Snapshot;
+use crate::wire::TcpFlags;
+use crate::xlate::{self, Parsed4};
+
+/// Byte 8 of the IPv4 header.
+const TTL_AT: usize = 8;
+
+/// Where a steady packet leaves, all known to this core: the port, the next hop's MAC, ours
+/// and the port's MTU.
+struct Egress {
+    port: u16,
+    mac: MacAddr,
+    our_mac: MacAddr,
+    mtu: u16,
+}
+
+impl<F: Frame> CoreCtx<F> {
+    /// Handles `frame`, a packet of connection `id` going `dir` that `parse_v4` accepted as
+    /// `l4`, when it is steady (see the module documentation) and returns None; otherwise
+    /// returns it untouched, nothing changed.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn steady_frame(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        if l4.tcp_flags.intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) {
+            return Some(frame);
+        }
+        let Some(steady) = self.lb.conns.steady(id, dir) else { return Some(frame) };
+        // A backend removed or out of its slot ends or drains its connections: not steady.
+        if !snap.services.backend_live(steady.backend_slot, steady.backend_gen) {
+            return Some(frame);
+        }
+        let timeouts = &snap.services.timeouts;
+        let timeout = if steady.udp { timeouts.udp_ms } else { timeouts.established_ms };
+        self.lb.conns.touch(id, now_ms, timeout);
+        let egress = self.steady_egress(snap, now_ms, dir, &steady);
+        let len = frame.data().len();
+        match egress {
+            Some(e) if len <= ETH_LEN + usize::from(e.mtu) => {
+                let data = frame.data_mut();
+                if steady.flags.contains(ConnFlags::DR) {
+                    // DR: the frame goes unchanged above L2.
+                } else if data[ETH_LEN + TTL_AT] > 1 {
+                    let rewritten = xlate::rewrite_parsed_v4(&mut data[ETH_LEN..], l4, &steady.rewrite);
+                    debug_assert!(rewritten.is_ok(), "the TTL was checked");
+                } else {
+                    return self.steady_general(snap, now_ms, frame, l4, id, dir, pool, tx);
+                }
+                set_macs(data, e.mac, e.our_mac);
+                let inbound = dir == Dir::Original;
+                self.lb.count_packet(steady.backend_slot, steady.backend_gen, inbound, len);
+                self.counters.event(if inbound { Event::LbInPackets } else { Event::LbOutPackets }).inc();
+                tx.send(e.port, frame);
+                None
+            }
+            _ if steady.flags.contains(ConnFlags::TUN) => {
+                // The packet matched the connection's original key: its tuple is that key.
+                let to = BackendRef { addr: steady.backend, slot: steady.backend_slot, gen: steady.backend_gen };
+                self.forward_tun(snap, now_ms, frame, to, &l4.tuple, pool, tx);
+                None
+            }
+            _ => self.steady_general(snap, now_ms, frame, l4, id, dir, pool, tx),
+        }
+    }
+
+    /// A steady packet whose deadline moved on, that leaves the general way: one this core
+    /// does not know the next hop's MAC of, one too big, one whose TTL runs out.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn steady_general(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let conn = self.lb.conns.get(id);
+        self.forward(snap, now_ms, frame, Some(l4), &conn, dir, pool, tx);
+        None
+    }
+
+    /// Where a steady NAT, FullNAT or DR packet goes, when this core knows it all: to a
+    /// backend, its snapshot hop (on the backend's own network, for DR) and the next hop's MAC
+    /// kept for its slot; to a client, its route when that is a gateway route whose next hop's
+    /// MAC is kept. None: the general way (`forward`), which resolves, holds or drops.
+    #[inline(always)]
+    fn steady_egress(&self, snap: &Snapshot, now_ms: u64, dir: Dir, steady: &Steady) -> Option<Egress> {
+        if steady.flags.contains(ConnFlags::TUN) {
+            return None;
+        }
+        let (port, next_hop, our_mac, mtu, cache) = match dir {
+            Dir::Original => {
+                let hop = snap.backend_hop(steady.backend_slot, steady.backend)?;
+                if steady.flags.contains(ConnFlags::DR) && !hop.on_link {
+                    return None;
+                }
+                (hop.port, hop.next_hop, hop.our_mac, hop.mtu, usize::from(steady.backend_slot))
+            }
+            Dir::Reply => {
+                let (index, route) = snap.routes.lookup_indexed(IpAddr::V4(steady.rewrite.dst))?;
+                let Some(IpAddr::V4(via)) = route.via else { return None };
+                let egress = snap.port(route.port)?;
+                (route.port, via, egress.mac, egress.mtu, self.route_mac_slot(index)?)
+            }
+        };
+        let mac = self.kept_mac(now_ms, cache, port, next_hop)?;
+        Some(Egress { port, mac, our_mac, mtu })
+    }
+}
