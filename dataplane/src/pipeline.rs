@@ -403,7 +403,7 @@ impl<F: Frame> CoreCtx<F> {
         for (frame, c) in group.iter_mut().zip(&candidates) {
             let Some(frame) = frame.take() else { continue };
             match c {
-                Some(c) => self.lb_frame(snap, now_ms, frame, c, pool, tx),
+                Some(c) => self.lb_frame::<true>(snap, now_ms, frame, c, pool, tx),
                 None => self.other_frame(snap, now_ms, frame, pool, tx),
             }
         }
@@ -425,7 +425,7 @@ impl<F: Frame> CoreCtx<F> {
                     return self.hand_off(owner, frame, tx);
                 }
                 let candidate = self.candidate(l4);
-                self.lb_frame(snap, now_ms, frame, &candidate, pool, tx)
+                self.lb_frame::<false>(snap, now_ms, frame, &candidate, pool, tx)
             }
             None => self.other_frame(snap, now_ms, frame, pool, tx),
         }
@@ -465,9 +465,10 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// A frame [`lb_candidate`] accepted: what `other_frame` would do with it, without
-    /// checking again what was checked.
+    /// checking again what was checked. `HINTED`: the candidate comes from a burst, with its
+    /// `prefetch_conns` hint; a frame on its own has none and searches the index inline.
     #[inline(always)]
-    fn lb_frame(
+    fn lb_frame<const HINTED: bool>(
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
@@ -477,7 +478,11 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) {
         let l4 = &candidate.l4;
-        let found = self.lb.conns.lookup_hinted(&l4.tuple, candidate.hash, candidate.hint);
+        let found = if HINTED {
+            self.lb.conns.lookup_hinted(&l4.tuple, candidate.hash, candidate.hint)
+        } else {
+            self.lb.conns.lookup_hashed_inline(&l4.tuple, candidate.hash)
+        };
         let frame = match found {
             Some((id, dir)) if self.takes_steady_path() => {
                 match self.steady_frame(snap, now_ms, frame, l4, id, dir, pool, tx) {

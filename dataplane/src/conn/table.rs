@@ -469,11 +469,19 @@ impl ConnTable {
         self.find(key, hash).map(decode_ref)
     }
 
+    /// `lookup_hashed` with the search inlined into the caller, for a frame on its own (a
+    /// call cost its saved registers and the caller's spills around it).
+    #[inline(always)]
+    pub fn lookup_hashed_inline(&self, key: &ConnKey, hash: u64) -> Option<(ConnId, Dir)> {
+        debug_assert_eq!(hash, self.hash(key));
+        self.find_inline(key, hash).map(decode_ref)
+    }
+
     /// `lookup_hashed`, trying first the entry `hint` (from `prefetch_conns` of this hash,
     /// however long ago) names. A live connection whose indexed key in that direction is `key`
     /// is the one the index holds for it (indexed keys are unique), whatever changed since;
     /// otherwise the index is searched as usual.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_hinted(&self, key: &ConnKey, hash: u64, hint: Hint) -> Option<(ConnId, Dir)> {
         if hint.0 != NIL {
             let slot = &self.slots[(hint.0 >> 1) as usize];
@@ -744,7 +752,7 @@ impl ConnTable {
     }
 
     /// Sets the connection's expiry to `now_ms + timeout_ms`.
-    #[inline]
+    #[inline(always)]
     pub fn touch(&mut self, id: ConnId, now_ms: u64, timeout_ms: u32) {
         let deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         let slot = &mut self.slots[id as usize];
@@ -758,6 +766,7 @@ impl ConnTable {
 
     /// The deadline came closer: the bucket the entry sits in may come due too late.
     #[cold]
+    #[inline(never)]
     fn advance(&mut self, id: ConnId) {
         self.wheel_unlink(id);
         self.wheel_file(id);
@@ -880,6 +889,12 @@ impl ConnTable {
     /// The index entry for `key`.
     #[inline]
     fn find(&self, key: &ConnKey, hash: u64) -> Option<u32> {
+        self.find_inline(key, hash)
+    }
+
+    /// `find`, inlined (`lookup_hashed_inline`).
+    #[inline(always)]
+    fn find_inline(&self, key: &ConnKey, hash: u64) -> Option<u32> {
         let tag = hash as u8;
         let mut b = self.home_bucket(hash);
         // Bounded by the bucket count, in case saturated overflow counts form a ring.

@@ -59,10 +59,10 @@ impl<F: Frame> CoreCtx<F> {
         let timeout = if steady.udp { timeouts.udp_ms } else { timeouts.established_ms };
         self.lb.conns.touch(id, now_ms, timeout);
         let egress = self.steady_egress(snap, now_ms, dir, &steady);
-        let len = frame.data().len();
+        let data = frame.data_mut();
+        let len = data.len();
         match egress {
             Some(e) if len <= ETH_LEN + usize::from(e.mtu) => {
-                let data = frame.data_mut();
                 if steady.flags.contains(ConnFlags::DR) {
                     // DR: the frame goes unchanged above L2.
                 } else if data[ETH_LEN + TTL_AT] > 1 {
