@@ -204,7 +204,7 @@ pub fn rewrite_v4(packet: &mut [u8], new: &Rewrite4) -> Result<(), XlateError> {
 /// [`rewrite_v4`] of a packet `parse_v4` accepted as `parsed` and that has not changed since:
 /// only the TTL is left to check. (Given another packet it may panic or write nonsense, but
 /// only inside `packet`.)
-#[inline]
+#[inline(always)]
 pub fn rewrite_parsed_v4(packet: &mut [u8], parsed: &Parsed4, new: &Rewrite4) -> Result<(), XlateError> {
     let (ip, l4) = packet[..usize::from(parsed.end)].split_at_mut(usize::from(parsed.l4_at));
     // The addresses' change counts in the L4 checksum too (pseudo-header): summed once.
