@@ -465,8 +465,10 @@ fn forward_ip_header(packet: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<
         return Err(XlateError::TtlExpired);
     }
     let addrs = addrs_delta([h[12], h[13], h[14], h[15]], [h[16], h[17], h[18], h[19]], src, dst);
-    // TTL shares its 16-bit word with the protocol.
-    let ttl_delta = u32::from(!u16::from_ne_bytes([ttl, h[9]])) + u32::from(u16::from_ne_bytes([ttl - 1, h[9]]));
+    // TTL shares its 16-bit word with the protocol: one less in its first byte takes
+    // `from_ne_bytes([1, 0])` off the word, whatever the two bytes were (RFC 1624: the patch
+    // is !old + new, here the constant !from_ne_bytes([1, 0])).
+    let ttl_delta = u32::from(!u16::from_ne_bytes([1, 0]));
     let sum = patch(u16::from_ne_bytes([h[10], h[11]]), addrs + ttl_delta);
     h[8] = ttl - 1;
     h[10..12].copy_from_slice(&sum.to_ne_bytes());
