@@ -143,10 +143,19 @@ pub fn tuple_v4(packet: &[u8]) -> Result<Tuple4, XlateError> {
 pub fn parse_v4(packet: &[u8]) -> Result<Parsed4, XlateError> {
     let Some(h) = packet.first_chunk::<IPV4_HEADER_LEN>() else { return Err(XlateError::Malformed) };
     let len = packet.len();
-    let header_len = usize::from(h[0] & 0x0f) * 4;
     let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    // Ipv4Packet::new_checked's conditions.
-    if h[0] >> 4 != 4 || header_len < IPV4_HEADER_LEN || header_len > len || total_len < header_len || total_len > len {
+    // Ipv4Packet::new_checked's conditions; nearly every packet has no options (0x45), and
+    // `first_chunk` showed the 20 bytes are there.
+    let header_len = if h[0] == 0x45 {
+        IPV4_HEADER_LEN
+    } else {
+        let header_len = usize::from(h[0] & 0x0f) * 4;
+        if h[0] >> 4 != 4 || header_len < IPV4_HEADER_LEN || header_len > len {
+            return Err(XlateError::Malformed);
+        }
+        header_len
+    };
+    if total_len < header_len || total_len > len {
         return Err(XlateError::Malformed);
     }
     let proto = IpProtocol(h[9]);
