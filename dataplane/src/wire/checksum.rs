@@ -138,17 +138,31 @@ pub fn update_u32(csum: u16, old: u32, new: u32) -> u16 {
 
 /// RFC 1624 eqn. 3 for a field of `old.len()` bytes at an even offset (IPv4/IPv6 addresses).
 /// `old` and `new` must have the same even length; extra bytes of the longer one are ignored.
+///
+/// The change is summed as 32-bit words in native byte order into a u64: `!old + new` of a
+/// word is congruent to its two 16-bit halves' change modulo 0xffff (2^16 = 1, and
+/// 0xffff_ffff = 0), and a one's-complement sum taken in the other byte order is the byte swap
+/// of the same result (RFC 1071 section 2(B)); so one fold and a swap at the end replace a
+/// fold per 16-bit word. The sum, like the word-by-word one, is zero only when every old word
+/// is all ones and every new one zero, so the result is the same to the bit.
 #[inline]
 pub fn update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
     debug_assert!(old.len() == new.len() && old.len() & 1 == 0);
-    let mut s = !csum as u32;
-    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        s += !u16::from_be_bytes([o[0], o[1]]) as u32;
-        s += u16::from_be_bytes([n[0], n[1]]) as u32;
-        // Fold as we go so a long field cannot overflow.
-        s = (s & 0xffff) + (s >> 16);
+    let (old_words, new_words) = (old.chunks_exact(4), new.chunks_exact(4));
+    let (old_rest, new_rest) = (old_words.remainder(), new_words.remainder());
+    // At most 2^32 words of 2^33 each: no overflow for any slice.
+    let mut s = 0u64;
+    for (o, n) in old_words.zip(new_words) {
+        s += u64::from(!u32::from_ne_bytes([o[0], o[1], o[2], o[3]]))
+            + u64::from(u32::from_ne_bytes([n[0], n[1], n[2], n[3]]));
     }
-    !fold(s)
+    if let (Some(o), Some(n)) = (old_rest.first_chunk::<2>(), new_rest.first_chunk::<2>()) {
+        s += u64::from(!u16::from_ne_bytes(*o)) + u64::from(u16::from_ne_bytes(*n));
+    }
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let delta = u16::from_be_bytes(fold(s as u32).to_ne_bytes());
+    !fold(u32::from(!csum) + u32::from(delta))
 }
 
 #[cfg(test)]
