@@ -138,19 +138,24 @@ pub fn update_u32(csum: u16, old: u32, new: u32) -> u16 {
 
 /// RFC 1624 eqn. 3 for a field of `old.len()` bytes at an even offset (IPv4/IPv6 addresses).
 /// `old` and `new` must have the same even length; extra bytes of the longer one are ignored.
-///
-/// The change is summed as 32-bit words in native byte order into a u64: `!old + new` of a
-/// word is congruent to its two 16-bit halves' change modulo 0xffff (2^16 = 1, and
-/// 0xffff_ffff = 0), and a one's-complement sum taken in the other byte order is the byte swap
-/// of the same result (RFC 1071 section 2(B)); so one fold and a swap at the end replace a
-/// fold per 16-bit word. The sum, like the word-by-word one, is zero only when every old word
-/// is all ones and every new one zero, so the result is the same to the bit.
 #[inline]
 pub fn update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    apply_change(csum, change(old, new))
+}
+
+/// The change from `old` to `new` (same even length; extra bytes of the longer one ignored)
+/// for a one's-complement sum, unfolded: 32-bit words in native byte order summed into a u64,
+/// `!old + new` each. A word's `!old + new` is congruent to its two 16-bit halves' change
+/// modulo 0xffff (2^16 = 1 and 0xffff_ffff = 0), so one fold at the end (`apply_change`)
+/// replaces a fold per 16-bit word, and changes of several fields add up before it. The
+/// sum is zero only when every old word is all ones and every new one zero, as a
+/// word-by-word sum would be, so results are the same to the bit.
+#[inline]
+pub fn change(old: &[u8], new: &[u8]) -> u64 {
     debug_assert!(old.len() == new.len() && old.len() & 1 == 0);
     let (old_words, new_words) = (old.chunks_exact(4), new.chunks_exact(4));
     let (old_rest, new_rest) = (old_words.remainder(), new_words.remainder());
-    // At most 2^32 words of 2^33 each: no overflow for any slice.
+    // Each term is below 2^33: a slice would need 2^31 words to overflow.
     let mut s = 0u64;
     for (o, n) in old_words.zip(new_words) {
         s += u64::from(!u32::from_ne_bytes([o[0], o[1], o[2], o[3]]))
@@ -159,7 +164,15 @@ pub fn update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
     if let (Some(o), Some(n)) = (old_rest.first_chunk::<2>(), new_rest.first_chunk::<2>()) {
         s += u64::from(!u16::from_ne_bytes(*o)) + u64::from(u16::from_ne_bytes(*n));
     }
-    let s = (s & 0xffff_ffff) + (s >> 32);
+    s
+}
+
+/// `csum` patched for the summed `change`s (RFC 1624 eqn. 3): folded once, and taken from
+/// native to network byte order as a one's-complement sum can be (RFC 1071 section 2(B):
+/// the sum in the other byte order is the byte swap of the same result).
+#[inline]
+pub fn apply_change(csum: u16, change: u64) -> u16 {
+    let s = (change & 0xffff_ffff) + (change >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
     let delta = u16::from_be_bytes(fold(s as u32).to_ne_bytes());
     !fold(u32::from(!csum) + u32::from(delta))

@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 
 use super::XlateError;
 use crate::conn::ConnKey6;
-use crate::wire::checksum::{fold, pseudo_header_v6, sum, update_bytes, update_u16};
+use crate::wire::checksum::{apply_change, change, fold, pseudo_header_v6, sum};
 use crate::wire::{Icmpv6Type, IpProtocol, TcpFlags};
 
 /// The IPv6 header.
@@ -116,9 +116,9 @@ fn set_addrs_ports(ip: &mut [u8], l4: &mut [u8], proto: IpProtocol, new: &Rewrit
 /// stays 0 here; callers decide what it means in the other version.
 #[inline]
 pub(super) fn patch_transport(l4: &mut [u8], proto: IpProtocol, old: &[u8], new: &[u8], sport: u16, dport: u16) {
-    let (old_sport, old_dport) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    let old_ports = [l4[0], l4[1], l4[2], l4[3]];
+    let new_ports = (u32::from(sport) << 16 | u32::from(dport)).to_be_bytes();
+    l4[0..4].copy_from_slice(&new_ports);
     let at = l4_checksum_at(proto);
     if l4.len() < at + 2 {
         return;
@@ -127,9 +127,8 @@ pub(super) fn patch_transport(l4: &mut [u8], proto: IpProtocol, old: &[u8], new:
     if proto == IpProtocol::UDP && csum == 0 {
         return;
     }
-    let mut c = update_bytes(csum, old, new);
-    c = update_u16(c, old_sport, sport);
-    c = update_u16(c, old_dport, dport);
+    // The addresses' and the ports' changes, folded once.
+    let mut c = apply_change(csum, change(old, new) + change(&old_ports, &new_ports));
     if proto == IpProtocol::UDP && c == 0 {
         c = 0xffff;
     }
