@@ -155,13 +155,14 @@ impl TokenBucket {
 struct HopMac {
     epoch: u32,
     port: u16,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     mac: MacAddr,
     fresh_until_ms: u64,
 }
 
 impl HopMac {
-    const NONE: HopMac = HopMac { epoch: 0, port: 0, ip: Ipv4Addr::UNSPECIFIED, mac: MacAddr::ZERO, fresh_until_ms: 0 };
+    const NONE: HopMac =
+        HopMac { epoch: 0, port: 0, ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), mac: MacAddr::ZERO, fresh_until_ms: 0 };
 }
 
 /// A worker core's own state: nothing here is shared for writing.
@@ -1084,7 +1085,7 @@ impl<F: Frame> CoreCtx<F> {
         (index < ROUTE_MAC_SLOTS).then(|| self.hop_macs.len() - ROUTE_MAC_SLOTS + index)
     }
 
-    /// `send_from` for an IPv4 packet that fits `port`, whose next hop's MAC `hop_macs[cache]`
+    /// `send_from` for a packet that fits `port`, whose next hop's MAC `hop_macs[cache]`
     /// keeps: from this core's copy while it is fresh, else as `send_from` resolves it, and
     /// the copy made again.
     #[allow(clippy::too_many_arguments)]
@@ -1096,7 +1097,7 @@ impl<F: Frame> CoreCtx<F> {
         mut frame: F,
         port: u16,
         our_mac: MacAddr,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         cache: usize,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
@@ -1111,7 +1112,7 @@ impl<F: Frame> CoreCtx<F> {
     /// The MAC of `next_hop` on `port` from this core's copy `hop_macs[cache]`, while the
     /// copy holds (see `send_cached`).
     #[inline(always)]
-    fn kept_mac(&self, now_ms: u64, cache: usize, port: u16, next_hop: Ipv4Addr) -> Option<MacAddr> {
+    fn kept_mac(&self, now_ms: u64, cache: usize, port: u16, next_hop: IpAddr) -> Option<MacAddr> {
         let c = self.hop_macs.get(cache)?;
         let holds = now_ms < c.fresh_until_ms && c.epoch == self.neigh.epoch() && c.ip == next_hop && c.port == port;
         holds.then_some(c.mac)
@@ -1126,13 +1127,13 @@ impl<F: Frame> CoreCtx<F> {
         frame: F,
         port: u16,
         our_mac: MacAddr,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         cache: usize,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        self.send_from(snap, now_ms, frame, port, our_mac, IpAddr::V4(next_hop), pool, tx);
-        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(port, IpAddr::V4(next_hop)) {
+        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
+        if let Some((mac, fresh_until_ms)) = self.neigh.fresh(port, next_hop) {
             let epoch = self.neigh.epoch();
             if let Some(c) = self.hop_macs.get_mut(cache) {
                 *c = HopMac { epoch, port, ip: next_hop, mac, fresh_until_ms };
@@ -1153,7 +1154,8 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
-        self.send_cached(snap, now_ms, frame, hop.port, hop.our_mac, hop.next_hop, usize::from(slot), pool, tx)
+        let next_hop = IpAddr::V4(hop.next_hop);
+        self.send_cached(snap, now_ms, frame, hop.port, hop.our_mac, next_hop, usize::from(slot), pool, tx)
     }
 
     /// Sends an ARP request or neighbour solicitation for `target` on `port`: broadcast /

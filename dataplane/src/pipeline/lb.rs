@@ -974,11 +974,9 @@ impl<F: Frame> CoreCtx<F> {
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        match (cache, next_hop) {
-            (Some(cache), IpAddr::V4(next_hop)) => {
-                self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
-            }
-            _ => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
+        match cache {
+            Some(cache) => self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx),
+            None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
         }
     }
 

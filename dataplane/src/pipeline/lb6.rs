@@ -539,10 +539,18 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
         let dst = IpAddr::V6(rewrite.dst);
-        let Some(route) = snap.routes.lookup(dst) else {
+        let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
             return self.drop(frame, DropReason::NoRoute);
         };
         let (port, next_hop) = (route.port, route.next_hop(dst));
+        let snat = conn.flags.contains(ConnFlags::SNAT);
+        // The next hop's MAC is kept per gateway route, or per backend slot for a backend on
+        // a connected network (as IPv4's `send_cached`).
+        let cache = match (route.via, dir) {
+            (Some(_), _) => self.route_mac_slot(index),
+            (None, Dir::Original) if !snat => Some(usize::from(conn.backend_slot)),
+            (None, _) => None,
+        };
         let Some(egress) = snap.port(port) else {
             return self.drop(frame, DropReason::UnknownPort);
         };
@@ -559,14 +567,17 @@ impl<F: Frame> CoreCtx<F> {
         }
         let inbound = dir == Dir::Original;
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
-        let event = match (conn.flags.contains(ConnFlags::SNAT), inbound) {
+        let event = match (snat, inbound) {
             (false, true) => Event::LbInPackets,
             (false, false) => Event::LbOutPackets,
             (true, true) => Event::SnatOutPackets,
             (true, false) => Event::SnatInPackets,
         };
         self.counters.event(event).inc();
-        self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx);
+        match cache {
+            Some(cache) => self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx),
+            None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
+        }
     }
 
     /// An IPv6 packet that does not fit (`mtu`: the largest IP packet that would): dropped as

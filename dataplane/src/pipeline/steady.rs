@@ -132,7 +132,7 @@ impl<F: Frame> CoreCtx<F> {
                 (route.port, via, egress.mac, egress.mtu, self.route_mac_slot(index)?)
             }
         };
-        let mac = self.kept_mac(now_ms, cache, port, next_hop)?;
+        let mac = self.kept_mac(now_ms, cache, port, IpAddr::V4(next_hop))?;
         Some(Egress { port, mac, our_mac, mtu })
     }
 }

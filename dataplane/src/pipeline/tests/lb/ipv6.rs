@@ -277,3 +277,35 @@ fn fullnat6_sends_the_proxy_header_and_shifts_sequence_numbers() {
     assert_eq!(word(&out[0].1, seq_at), 106 + n);
     assert_eq!(rig.event(Event::ClientAddrSent), 1);
 }
+
+#[test]
+fn nat6_kept_next_hop_macs_follow_neighbour_changes() {
+    // The backend's MAC is kept per backend slot (it is on dp1's network): a change another
+    // core learned, a stale entry and a removed one each take effect on the next packet.
+    const B1_NEW: MacAddr = MacAddr([2, 0xb1, 0, 0, 0, 0x99]);
+    let mut rig = rig6(FwdMode::Nat, IpProtocol::TCP, 1500);
+    let tcp = |flags| frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(TcpRepr::new(40000, 80, flags)));
+    let syn_ack = TcpRepr::new(8080, 40000, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(&rig.rx(0, tcp(TcpFlags::SYN))[0].1[0..6], &B1_MAC.0);
+    rig.rx(1, frame6(B1_MAC, OUR_MAC1, "2001:db8:2::11", CLIENT6, L4Repr::Tcp(syn_ack)));
+    assert_eq!(&rig.rx(0, tcp(TcpFlags::ACK))[0].1[0..6], &B1_MAC.0);
+
+    let n = NeighLearned { port: 1, ip: "2001:db8:2::11".parse().unwrap(), mac: B1_NEW };
+    rig.ctx.learn_remote(&rig.snap, rig.now, n, &mut rig.sent);
+    assert_eq!(&rig.rx(0, tcp(TcpFlags::ACK))[0].1[0..6], &B1_NEW.0);
+
+    // Stale: the packet goes, and a unicast solicitation re-confirms the next hop.
+    rig.now += rig.ctx.neigh.params().reachable_ms;
+    let out = rig.rx(0, tcp(TcpFlags::ACK));
+    assert_eq!(out.len(), 2, "the packet and a solicitation: {out:?}");
+    assert_eq!(&out[0].1[0..6], &B1_NEW.0);
+    assert_eq!((out[1].0, &out[1].1[0..6], &out[1].1[12..14]), (1, &B1_NEW.0[..], &[0x86, 0xdd][..]));
+
+    // The entry goes: the next packet waits for a multicast solicitation's answer.
+    rig.now += rig.ctx.neigh.params().stale_ms;
+    rig.timers();
+    rig.timers();
+    let out = rig.rx(0, tcp(TcpFlags::ACK));
+    assert_eq!(out.len(), 1, "only a solicitation: {out:?}");
+    assert_eq!((out[0].0, &out[0].1[0..2], &out[0].1[12..14]), (1, &[0x33, 0x33][..], &[0x86, 0xdd][..]));
+}
