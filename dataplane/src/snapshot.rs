@@ -39,19 +39,20 @@ pub struct LocalAddr {
 
 /// Where packets to a backend leave, worked out when the snapshot is built instead of per
 /// packet: its route's port and next hop, that port's MAC and MTU, and TUN's outer source.
-/// Only the next hop's MAC is left to each core (its own neighbour table).
+/// Only the next hop's MAC is left to each core (its own neighbour table). `A`: the
+/// backends' address family (`Ipv6Addr` for IPv6 services' backends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BackendHop {
+pub struct BackendHop<A = Ipv4Addr> {
     /// The backend's address: a slot's hop applies only to a connection to this address.
-    pub addr: Ipv4Addr,
+    pub addr: A,
     pub port: u16,
-    pub next_hop: Ipv4Addr,
+    pub next_hop: A,
     pub our_mac: MacAddr,
     pub mtu: u16,
     /// The backend is on a connected network of `port` (its own next hop), as DR needs.
     pub on_link: bool,
     /// TUN's outer source: our address on `port` for the next hop (`source_for`).
-    pub tunnel_src: Option<Ipv4Addr>,
+    pub tunnel_src: Option<A>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -66,6 +67,8 @@ pub struct Snapshot {
     pub services: Arc<Services>,
     /// By backend slot, for the backends of `services` whose route and port are known.
     backend_hops: Vec<Option<BackendHop>>,
+    /// The same for the backends of IPv6 services (backend slots are shared by both).
+    backend_hops6: Vec<Option<BackendHop<Ipv6Addr>>>,
 }
 
 impl Snapshot {
@@ -94,7 +97,15 @@ impl Snapshot {
         }
         let mut local_index: Vec<(IpAddr, u16)> = addrs.iter().map(|a| (a.prefix.addr(), a.port)).collect();
         local_index.sort();
-        Snapshot { ports: by_id, addrs, local_index, routes, services: Arc::default(), backend_hops: Vec::new() }
+        Snapshot {
+            ports: by_id,
+            addrs,
+            local_index,
+            routes,
+            services: Arc::default(),
+            backend_hops: Vec::new(),
+            backend_hops6: Vec::new(),
+        }
     }
 
     /// Adds the services. Their VIPs and local addresses (FullNAT and SNAT) become addresses
@@ -131,21 +142,31 @@ impl Snapshot {
             if self.backend_hops.len() <= slot {
                 self.backend_hops.resize(slot + 1, None);
             }
-            self.backend_hops[slot] = self.hop_to(b.addr);
+            self.backend_hops[slot] = self.hop_to(b.addr, as_v4);
+        }
+        self.backend_hops6 = Vec::new();
+        for b in services.v6.list.iter().flat_map(|s| &s.backends) {
+            let slot = usize::from(b.slot);
+            if self.backend_hops6.len() <= slot {
+                self.backend_hops6.resize(slot + 1, None);
+            }
+            self.backend_hops6[slot] = self.hop_to(b.addr, as_v6);
         }
         self.services = services;
         self
     }
 
     /// Where a packet to `addr` leaves: None without a route to it over a known port.
-    fn hop_to(&self, addr: Ipv4Addr) -> Option<BackendHop> {
-        let route = self.routes.lookup(IpAddr::V4(addr))?;
-        let IpAddr::V4(next_hop) = route.next_hop(IpAddr::V4(addr)) else { return None };
+    /// `narrow`: an address of the family `A` from an `IpAddr` of it.
+    fn hop_to<A: Copy + PartialEq + Into<IpAddr>>(
+        &self,
+        addr: A,
+        narrow: fn(IpAddr) -> Option<A>,
+    ) -> Option<BackendHop<A>> {
+        let route = self.routes.lookup(addr.into())?;
+        let next_hop = narrow(route.next_hop(addr.into()))?;
         let egress = self.port(route.port)?;
-        let tunnel_src = match self.source_for(route.port, IpAddr::V4(next_hop)) {
-            Some(IpAddr::V4(src)) => Some(src),
-            _ => None,
-        };
+        let tunnel_src = self.source_for(route.port, next_hop.into()).and_then(narrow);
         Some(BackendHop {
             addr,
             port: route.port,
@@ -162,6 +183,12 @@ impl Snapshot {
     #[inline]
     pub fn backend_hop(&self, slot: u16, addr: Ipv4Addr) -> Option<&BackendHop> {
         self.backend_hops.get(usize::from(slot))?.as_ref().filter(|h| h.addr == addr)
+    }
+
+    /// `backend_hop` for an IPv6 service's backend.
+    #[inline]
+    pub fn backend_hop6(&self, slot: u16, addr: Ipv6Addr) -> Option<&BackendHop<Ipv6Addr>> {
+        self.backend_hops6.get(usize::from(slot))?.as_ref().filter(|h| h.addr == addr)
     }
 
     #[inline]
@@ -220,6 +247,20 @@ impl Snapshot {
 pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
     Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+}
+
+fn as_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn as_v6(ip: IpAddr) -> Option<Ipv6Addr> {
+    match ip {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
+    }
 }
 
 #[cfg(test)]

@@ -538,27 +538,30 @@ impl<F: Frame> CoreCtx<F> {
             Dir::Original => Rewrite6 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
             Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
         };
-        let dst = IpAddr::V6(rewrite.dst);
-        let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
-            return self.drop(frame, DropReason::NoRoute);
-        };
-        let (port, next_hop) = (route.port, route.next_hop(dst));
         let snat = conn.flags.contains(ConnFlags::SNAT);
-        // The next hop's MAC is kept per gateway route, or per backend slot for a backend on
-        // a connected network (as IPv4's `send_cached`).
-        let cache = match (route.via, dir) {
-            (Some(_), _) => self.route_mac_slot(index),
-            (None, Dir::Original) if !snat => Some(usize::from(conn.backend_slot)),
-            (None, _) => None,
+        // To a backend: where it goes is in the snapshot, and its next hop's MAC kept per
+        // backend slot; else a gateway route's next hop has its MAC kept (as IPv4's).
+        let hop = match dir {
+            Dir::Original if !snat => snap.backend_hop6(conn.backend_slot, rewrite.dst),
+            _ => None,
         };
-        let Some(egress) = snap.port(port) else {
-            return self.drop(frame, DropReason::UnknownPort);
+        let (port, next_hop, our_mac, mtu, cache) = match hop {
+            Some(h) => (h.port, IpAddr::V6(h.next_hop), h.our_mac, h.mtu, Some(usize::from(conn.backend_slot))),
+            None => {
+                let dst = IpAddr::V6(rewrite.dst);
+                let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
+                    return self.drop(frame, DropReason::NoRoute);
+                };
+                let Some(egress) = snap.port(route.port) else {
+                    return self.drop(frame, DropReason::UnknownPort);
+                };
+                let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
+                (route.port, route.next_hop(dst), egress.mac, egress.mtu, cache)
+            }
         };
-        if exceeds_mtu(&frame, egress) {
-            let mtu = egress.mtu;
+        if frame.data().len() > ETH_LEN + usize::from(mtu) {
             return self.too_big6(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
         }
-        let our_mac = egress.mac;
         let len = frame.data().len();
         match xlate6::rewrite_parsed_v6(&mut frame.data_mut()[ETH_LEN..], l4, &rewrite) {
             Ok(()) => {}

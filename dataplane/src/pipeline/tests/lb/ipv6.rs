@@ -309,3 +309,48 @@ fn nat6_kept_next_hop_macs_follow_neighbour_changes() {
     assert_eq!(out.len(), 1, "only a solicitation: {out:?}");
     assert_eq!((out[0].0, &out[0].1[0..2], &out[0].1[12..14]), (1, &[0x33, 0x33][..], &[0x86, 0xdd][..]));
 }
+
+#[test]
+fn nat6_backend_behind_a_gateway_goes_to_the_gateway_and_follows_the_snapshot() {
+    // Backend 1 is on 2001:db8:3::/64, reached through 2001:db8:2::12 (B2_MAC) on dp1: the
+    // snapshot's hop for its slot says so, and a new snapshot without the route drops its
+    // packets as having none.
+    let mut rig = rig6(FwdMode::Nat, IpProtocol::TCP, 1500);
+    let mut svc = service6(FwdMode::Nat, IpProtocol::TCP);
+    svc.backends[0].addr = ip6("2001:db8:3::11");
+    let services = Arc::new(
+        Services::new(vec![], rig.snap.services.backend_slots.clone(), rig.snap.services.timeouts).with_v6(vec![svc]),
+    );
+    let port = |name: &str, mac| PortL3 { name: name.into(), mac, mtu: 1500, kernel: None };
+    let la = |p, s: &str| LocalAddr { port: p, prefix: s.parse().unwrap() };
+    let build = |routes| {
+        Snapshot::build(
+            vec![(0, port("dp0", OUR_MAC)), (1, port("dp1", OUR_MAC1))],
+            vec![la(0, "2001:db8:1::1/64"), la(1, "2001:db8:2::1/64")],
+            routes,
+        )
+        .with_services(services.clone())
+    };
+    let via = Route {
+        prefix: "2001:db8:3::/64".parse().unwrap(),
+        via: Some("2001:db8:2::12".parse().unwrap()),
+        port: 1,
+        origin: RouteOrigin::Static,
+    };
+    rig.snap = build(vec![via]);
+    rig.ctx.snapshot_changed(&rig.snap);
+    let hop = rig.snap.backend_hop6(1, ip6("2001:db8:3::11")).expect("a hop for slot 1");
+    assert_eq!((hop.port, hop.next_hop, hop.on_link), (1, ip6("2001:db8:2::12"), false));
+    assert!(rig.snap.backend_hop6(1, ip6("2001:db8:2::11")).is_none(), "only for the slot's address");
+
+    let tcp = |flags| frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, L4Repr::Tcp(TcpRepr::new(40000, 80, flags)));
+    for flags in [TcpFlags::SYN, TcpFlags::ACK] {
+        let out = rig.rx(0, tcp(flags));
+        assert_eq!((out[0].0, &out[0].1[0..6]), (1, &B2_MAC.0[..]), "to the gateway's MAC");
+        assert_eq!(parse6(&out[0].1).2, ip6("2001:db8:3::11"));
+    }
+    rig.snap = build(vec![]);
+    rig.ctx.snapshot_changed(&rig.snap);
+    assert!(rig.rx(0, tcp(TcpFlags::ACK)).is_empty());
+    assert_eq!(rig.drops(DropReason::NoRoute), 1);
+}
