@@ -1,8 +1,9 @@
 //! Golden translations for the NAT and FullNAT cases, checksum checks by full recomputation,
 //! property tests against packets rebuilt from scratch, and malformed inputs.
 
+use std::net::IpAddr;
+
 use super::*;
-use crate::wire::checksum;
 use crate::wire::icmpv4::{CODE_FRAG_NEEDED, CODE_PORT_UNREACHABLE};
 use proptest::prelude::*;
 
