@@ -502,7 +502,7 @@ impl<F: Frame> CoreCtx<F> {
     /// Whether tracked connections' packets try `steady_frame` first: always, but in tests
     /// that compare it with the general path.
     #[inline(always)]
-    fn takes_steady_path(&self) -> bool {
+    pub(super) fn takes_steady_path(&self) -> bool {
         #[cfg(test)]
         return !self.general_only;
         #[cfg(not(test))]

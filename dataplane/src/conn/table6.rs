@@ -243,6 +243,12 @@ impl Conn6Table {
         self.entries[id as usize].conn
     }
 
+    /// `get` without the copy, for the packet path.
+    #[inline(always)]
+    pub fn conn(&self, id: Conn6Id) -> &Conn6 {
+        &self.entries[id as usize].conn
+    }
+
     pub fn set_state(&mut self, id: Conn6Id, state: TcpState) {
         self.entries[id as usize].conn.state = state;
     }

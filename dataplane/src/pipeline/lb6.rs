@@ -33,7 +33,7 @@ impl<F: Frame> CoreCtx<F> {
         &mut self,
         snap: &Snapshot,
         now_ms: u64,
-        frame: F,
+        mut frame: F,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
@@ -54,6 +54,10 @@ impl<F: Frame> CoreCtx<F> {
             }
         }
         if let Some((id, dir)) = self.lb.conns6.lookup(&t) {
+            if self.takes_steady_path() {
+                // Handled there when steady (None), else on the general way.
+                frame = self.steady_frame6(snap, now_ms, frame, &l4, id, dir, pool, tx)?;
+            }
             let reuse = dir == Dir::Original
                 && t.proto == IpProtocol::TCP
                 && is_new_syn(l4.tcp_flags)

@@ -6,20 +6,26 @@
 //! general steps, and for NAT, FullNAT and DR without `forward`'s when the next hop is one
 //! this core knows (the snapshot's hop and the MAC kept for it). Every other packet goes back
 //! to the general path (`lb_input_found`) untouched.
+//!
+//! IPv6 NAT and FullNAT connections have the same (`steady_frame6`, before `conn_packet6`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::lb::BackendRef;
 use super::{set_macs, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
-use crate::conn::{ConnFlags, ConnId, Dir, Steady};
+use crate::conn::{Conn6, Conn6Id, ConnFlags, ConnId, Dir, Steady, TcpState};
 use crate::counters::Event;
 use crate::net::MacAddr;
 use crate::snapshot::Snapshot;
+use crate::wire::IpProtocol;
 use crate::wire::TcpFlags;
+use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6};
 use crate::xlate::{self, Parsed4};
 
 /// Byte 8 of the IPv4 header.
 const TTL_AT: usize = 8;
+/// Byte 7 of the IPv6 header.
+const HOP_LIMIT_AT: usize = 7;
 
 /// Where a steady packet leaves, all known to this core: the port, the next hop's MAC, ours
 /// and the port's MTU.
@@ -135,4 +141,98 @@ impl<F: Frame> CoreCtx<F> {
         let mac = self.kept_mac(now_ms, cache, port, IpAddr::V4(next_hop))?;
         Some(Egress { port, mac, our_mac, mtu })
     }
+}
+
+impl<F: Frame> CoreCtx<F> {
+    /// `steady_frame` for IPv6 NAT, FullNAT and NAT64 connections (not SNAT, DR, TUN or
+    /// PROXIED ones): forwarded here, or returned untouched for `conn_packet6`. A next hop
+    /// whose MAC this core has not kept is resolved as `forward6` would; NAT64's packets go
+    /// on to `forward_nat64`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn steady_frame6(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        mut frame: F,
+        l4: &Parsed6,
+        id: Conn6Id,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        const OFF_PATH: ConnFlags =
+            ConnFlags::SNAT.union(ConnFlags::PROXIED).union(ConnFlags::DR).union(ConnFlags::TUN);
+        if l4.tcp_flags.intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) {
+            return Some(frame);
+        }
+        let conn = self.lb.conns6.conn(id);
+        let must = if dir == Dir::Reply { ConnFlags::REPLIED } else { ConnFlags::empty() };
+        let udp = conn.proto == IpProtocol::UDP;
+        if conn.flags & (OFF_PATH | must) != must || (!udp && conn.state != TcpState::Established) {
+            return Some(frame);
+        }
+        if !snap.services.backend_live(conn.backend_slot, conn.backend_gen) {
+            return Some(frame);
+        }
+        if let Some((laddr, backend)) = conn.nat64() {
+            // Translated to IPv4 by `forward_nat64` (its replies come by `nat64_reply`).
+            let conn = *conn;
+            self.lb.conns6.touch(id, now_ms, conn.timeout(&snap.services.timeouts));
+            self.forward_nat64(snap, now_ms, frame, l4, &conn, laddr, backend, pool, tx);
+            return None;
+        }
+        let rewrite = match dir {
+            Dir::Original => Rewrite6 { src: conn.laddr, dst: conn.backend, sport: conn.lport, dport: conn.bport },
+            Dir::Reply => Rewrite6 { src: conn.vip, dst: conn.client, sport: conn.vport, dport: conn.cport },
+        };
+        let Some(hop) = self.steady_hop6(snap, dir, conn, rewrite.dst) else { return Some(frame) };
+        let (slot, gen, timeout) = (conn.backend_slot, conn.backend_gen, conn.timeout(&snap.services.timeouts));
+        let data = frame.data_mut();
+        let len = data.len();
+        if len > ETH_LEN + usize::from(hop.mtu) || data[ETH_LEN + HOP_LIMIT_AT] <= 1 {
+            return Some(frame);
+        }
+        self.lb.conns6.touch(id, now_ms, timeout);
+        let rewritten = xlate6::rewrite_parsed_v6(&mut data[ETH_LEN..], l4, &rewrite);
+        debug_assert!(rewritten.is_ok(), "the hop limit was checked");
+        let inbound = dir == Dir::Original;
+        self.lb.count_packet(slot, gen, inbound, len);
+        self.counters.event(if inbound { Event::LbInPackets } else { Event::LbOutPackets }).inc();
+        let next_hop = IpAddr::V6(hop.next_hop);
+        match hop.cache {
+            Some(cache) => self.send_cached(snap, now_ms, frame, hop.port, hop.our_mac, next_hop, cache, pool, tx),
+            None => self.send_from(snap, now_ms, frame, hop.port, hop.our_mac, next_hop, pool, tx),
+        }
+        None
+    }
+
+    /// Where an IPv6 packet to `dst` leaves: to a backend, its snapshot hop (its MAC kept per
+    /// backend slot); else its route, a gateway's MAC kept per route. None without a route
+    /// over a known port: the general way drops it.
+    #[inline(always)]
+    fn steady_hop6(&self, snap: &Snapshot, dir: Dir, conn: &Conn6, dst: Ipv6Addr) -> Option<Hop6> {
+        if dir == Dir::Original {
+            if let Some(h) = snap.backend_hop6(conn.backend_slot, dst) {
+                let cache = Some(usize::from(conn.backend_slot));
+                return Some(Hop6 { port: h.port, next_hop: h.next_hop, our_mac: h.our_mac, mtu: h.mtu, cache });
+            }
+        }
+        let (index, route) = snap.routes.lookup_indexed(IpAddr::V6(dst))?;
+        let egress = snap.port(route.port)?;
+        let (next_hop, cache) = match route.via {
+            Some(IpAddr::V6(via)) => (via, self.route_mac_slot(index)),
+            _ => (dst, None),
+        };
+        Some(Hop6 { port: route.port, next_hop, our_mac: egress.mac, mtu: egress.mtu, cache })
+    }
+}
+
+/// Where a steady IPv6 packet leaves, and where its next hop's MAC is kept, if anywhere.
+struct Hop6 {
+    port: u16,
+    next_hop: Ipv6Addr,
+    our_mac: MacAddr,
+    mtu: u16,
+    cache: Option<usize>,
 }

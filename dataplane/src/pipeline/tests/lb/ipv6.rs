@@ -354,3 +354,82 @@ fn nat6_backend_behind_a_gateway_goes_to_the_gateway_and_follows_the_snapshot() 
     assert!(rig.rx(0, tcp(TcpFlags::ACK)).is_empty());
     assert_eq!(rig.drops(DropReason::NoRoute), 1);
 }
+
+#[test]
+fn the_steady_path_does_what_the_general_one_does_for_ipv6() {
+    // The same frames through a rig on the steady path and one without it: the same frames
+    // out, counters and connections, through hop limits running out, a MAC change, a stale
+    // neighbour, an idle period, a FIN and the backend's removal with reset, for NAT and
+    // FullNAT, TCP and UDP.
+    for (mode, proto) in
+        [(FwdMode::Nat, IpProtocol::TCP), (FwdMode::FullNat, IpProtocol::TCP), (FwdMode::FullNat, IpProtocol::UDP)]
+    {
+        let (mut steady, mut general) = (rig6(mode, proto, 1500), rig6(mode, proto, 1500));
+        general.ctx.general_only = true;
+        let l4 = |flags: TcpFlags, sport: u16, dport: u16| match proto {
+            IpProtocol::TCP => L4Repr::Tcp(TcpRepr::new(sport, dport, flags).with_payload(b"data")),
+            _ => L4Repr::Udp(UdpRepr { sport, dport, payload: b"data" }),
+        };
+        let hop_limit = |mut f: Vec<u8>, hops: u8| {
+            f[14 + 7] = hops;
+            f
+        };
+        let mut lport = 40000;
+        for step in 0..14 {
+            let mut out = Vec::new();
+            for rig in [&mut steady, &mut general] {
+                let client =
+                    |flags, hops| hop_limit(frame6(CLIENT_MAC, OUR_MAC, CLIENT6, VIP6, l4(flags, 40000, 80)), hops);
+                let (ldst, lp) = if mode == FwdMode::FullNat { (LADDR6, lport) } else { (CLIENT6, 40000) };
+                let reply = |flags, hops| {
+                    hop_limit(frame6(B1_MAC, OUR_MAC1, "2001:db8:2::11", ldst, l4(flags, 8080, lp)), hops)
+                };
+                let sent = match step {
+                    0 => rig.rx(0, client(TcpFlags::SYN, 64)),
+                    1 => rig.rx(1, reply(TcpFlags::SYN | TcpFlags::ACK, 64)),
+                    2 | 3 => rig.rx(0, client(TcpFlags::ACK, 64)),
+                    4 => rig.rx(1, reply(TcpFlags::ACK, 64)),
+                    5 => rig.rx(0, client(TcpFlags::ACK, 1)),
+                    6 => rig.rx(1, reply(TcpFlags::ACK, 2)),
+                    7 => {
+                        let n = NeighLearned { port: 1, ip: "2001:db8:2::11".parse().unwrap(), mac: B2_MAC };
+                        rig.ctx.learn_remote(&rig.snap, rig.now, n, &mut rig.sent);
+                        let mut sent = std::mem::take(&mut rig.sent.0);
+                        sent.extend(rig.rx(0, client(TcpFlags::ACK, 64)));
+                        sent
+                    }
+                    8 => {
+                        rig.now += rig.ctx.neigh.params().reachable_ms;
+                        rig.rx(0, client(TcpFlags::ACK, 64))
+                    }
+                    9 => {
+                        rig.now += 3_000;
+                        let mut sent = rig.timers();
+                        sent.extend(rig.rx(1, reply(TcpFlags::ACK, 64)));
+                        sent
+                    }
+                    10 => rig.rx(0, client(TcpFlags::ACK | TcpFlags::FIN, 64)),
+                    11 => rig.rx(1, reply(TcpFlags::ACK, 64)),
+                    12 => {
+                        let mut services = (*rig.snap.services).clone();
+                        services.backend_slots[1].live = false;
+                        services.backend_slots[1].reset = true;
+                        rig.snap = rig.snap.clone().with_services(Arc::new(services));
+                        rig.ctx.snapshot_changed(&rig.snap);
+                        rig.rx(0, client(TcpFlags::ACK, 64))
+                    }
+                    _ => rig.rx(0, client(TcpFlags::ACK, 64)),
+                };
+                if step == 0 && mode == FwdMode::FullNat {
+                    lport = parse6(&sent[0].1).1;
+                }
+                out.push((
+                    sent,
+                    rig.ctx.counters.snapshot(),
+                    rig.ctx.lb.conns6.iter().map(|(_, c)| c).collect::<Vec<_>>(),
+                ));
+            }
+            assert_eq!(out[0], out[1], "{mode:?} {proto:?} step {step}");
+        }
+    }
+}
