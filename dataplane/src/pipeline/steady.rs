@@ -7,7 +7,8 @@
 //! this core knows (the snapshot's hop and the MAC kept for it). Every other packet goes back
 //! to the general path (`lb_input_found`) untouched.
 //!
-//! IPv6 NAT and FullNAT connections have the same (`steady_frame6`, before `conn_packet6`).
+//! IPv6 NAT, FullNAT and NAT64 connections have the same (`steady_frame6`, before
+//! `conn_packet6`).
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -17,8 +18,7 @@ use crate::conn::{Conn6, Conn6Id, ConnFlags, ConnId, Dir, Steady, TcpState};
 use crate::counters::Event;
 use crate::net::MacAddr;
 use crate::snapshot::Snapshot;
-use crate::wire::IpProtocol;
-use crate::wire::TcpFlags;
+use crate::wire::{IpProtocol, TcpFlags};
 use crate::xlate::v6::{self as xlate6, Parsed6, Rewrite6};
 use crate::xlate::{self, Parsed4};
 
