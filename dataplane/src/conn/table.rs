@@ -691,6 +691,34 @@ impl ConnTable {
     /// nothing) when full or when a key already exists. The connection expires `timeout_ms`
     /// after `now_ms` unless touched.
     pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
+        let original_hash = self.hash(&conn.original_key());
+        self.insert_keyed::<true>(&conn, original_hash, now_ms, timeout_ms)
+    }
+
+    /// `insert` of a connection whose original key the caller has just looked up and not
+    /// found (nothing was inserted since), with that key's [`hash`](Self::hash): the
+    /// search for it is not repeated. The reply key is still checked.
+    pub fn insert_absent(
+        &mut self,
+        conn: &Conn,
+        original_hash: u64,
+        now_ms: u64,
+        timeout_ms: u32,
+    ) -> Result<ConnId, InsertError> {
+        debug_assert_eq!(original_hash, self.hash(&conn.original_key()));
+        debug_assert!(self.find(&conn.original_key(), original_hash).is_none(), "original key already in the table");
+        self.insert_keyed::<false>(conn, original_hash, now_ms, timeout_ms)
+    }
+
+    /// `insert`; `CHECK_ORIGINAL`: whether to search for the original key.
+    #[inline(always)]
+    fn insert_keyed<const CHECK_ORIGINAL: bool>(
+        &mut self,
+        conn: &Conn,
+        original_hash: u64,
+        now_ms: u64,
+        timeout_ms: u32,
+    ) -> Result<ConnId, InsertError> {
         if self.len as usize == self.slots.len() {
             return Err(InsertError::Full);
         }
@@ -698,10 +726,10 @@ impl ConnTable {
             return Err(InsertError::Protocol);
         }
         let (original, reply) = (conn.original_key(), conn.reply_key());
-        let (original_hash, reply_hash) = (self.hash(&original), self.hash(&reply));
+        let reply_hash = self.hash(&reply);
         let keyed_reply = !conn.flags.is_one_way();
         if (keyed_reply && (original == reply || self.find(&reply, reply_hash).is_some()))
-            || self.find(&original, original_hash).is_some()
+            || (CHECK_ORIGINAL && self.find(&original, original_hash).is_some())
         {
             return Err(InsertError::KeyExists);
         }
@@ -712,7 +740,7 @@ impl ConnTable {
         let id = self.free_head;
         let slot = &mut self.slots[id as usize];
         self.free_head = slot.next;
-        slot.store(&conn);
+        slot.store(conn);
         slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         self.wheel_file(id);
         self.index_insert(original_hash, entry_ref(id, Dir::Original));

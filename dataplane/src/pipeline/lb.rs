@@ -535,13 +535,15 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, reason);
         }
         let timeout = snap.services.timeouts.for_conn(&conn);
+        // Every caller looked the packet's tuple up and found nothing (or ended what it found).
+        let hash = self.lb.conns.hash(&t);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
-            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| {
+            self.insert_with_local_port(&mut conn, Some(hash), now_ms, timeout, |lb| {
                 lb.take_local_port(svc, t.proto, reply, now_ms)
             })
         } else {
-            self.insert(&conn, now_ms, timeout)
+            self.insert(&conn, hash, now_ms, timeout)
         };
         let id = match inserted {
             Ok(id) => id,
@@ -640,13 +642,14 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
-    /// Records a connection whose tuples are its own (NAT, DR, TUN).
-    fn insert(&mut self, conn: &Conn, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
-        match self.lb.conns.insert(*conn, now_ms, timeout) {
+    /// Records a connection whose tuples are its own (NAT, DR, TUN), whose original key
+    /// (of this `hash`) was looked up and not found.
+    fn insert(&mut self, conn: &Conn, hash: u64, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
+        match self.lb.conns.insert_absent(conn, hash, now_ms, timeout) {
             Ok(id) => Ok(id),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
             Err(InsertError::KeyExists) if self.retire_finished_reply_holder(conn, now_ms) => {
-                self.lb.conns.insert(*conn, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
+                self.lb.conns.insert_absent(conn, hash, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
             }
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
             // Only TCP and UDP come here.
@@ -676,10 +679,12 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// Records a connection with a local address and port from `take` (FullNAT, SNAT). A port
-    /// whose reply tuple is already tracked goes back and another is tried.
+    /// whose reply tuple is already tracked goes back and another is tried. `absent`: the
+    /// hash of the original key when it was looked up and not found.
     fn insert_with_local_port(
         &mut self,
         conn: &mut Conn,
+        absent: Option<u64>,
         now_ms: u64,
         timeout: u32,
         mut take: impl FnMut(&mut LbCore) -> Result<LocalPort, PortsExhausted>,
@@ -689,7 +694,11 @@ impl<F: Frame> CoreCtx<F> {
                 return Err(DropReason::LocalPortsExhausted);
             };
             (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
-            match self.lb.conns.insert(*conn, now_ms, timeout) {
+            let inserted = match absent {
+                Some(hash) => self.lb.conns.insert_absent(conn, hash, now_ms, timeout),
+                None => self.lb.conns.insert(*conn, now_ms, timeout),
+            };
+            match inserted {
                 Ok(id) => {
                     if local.early {
                         self.counters.event(Event::LportReusedEarly).inc();
@@ -757,7 +766,7 @@ impl<F: Frame> CoreCtx<F> {
         let addrs = &rule.addrs;
         let reply = ReplyFrom { port: route.port, addr: t.dst, rport: t.dport };
         let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply, now_ms);
-        if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
+        if let Err(reason) = self.insert_with_local_port(&mut conn, None, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;
         }
