@@ -602,7 +602,19 @@ impl ConnTable {
     /// Queues `id` as evictable. When the ring is full of entries, its front ones are
     /// dropped from it: stale ones first (ended, or established since), and after a few live
     /// ones also those, which then expire by their timers only.
+    #[inline(always)]
     fn queue_evictable(&mut self, id: ConnId) {
+        if self.evict_len < self.evictable.len() as u32 {
+            self.evict_push(id);
+        } else {
+            self.queue_evictable_full(id);
+        }
+    }
+
+    /// `queue_evictable` when the ring is full (or has no room at all).
+    #[cold]
+    #[inline(never)]
+    fn queue_evictable_full(&mut self, id: ConnId) {
         let cap = self.evictable.len() as u32;
         if cap == 0 {
             return;
@@ -619,6 +631,7 @@ impl ConnTable {
         self.evict_push(id);
     }
 
+    #[inline]
     fn evict_push(&mut self, id: ConnId) {
         let cap = self.evictable.len() as u32;
         let at = (self.evict_head + self.evict_len) % cap;
