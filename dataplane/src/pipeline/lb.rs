@@ -17,7 +17,7 @@ use crate::conn::{
 use crate::counters::{DropReason, Event};
 use crate::defence::AutoChange;
 use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
-use crate::sched::{select, source_hash_v4};
+use crate::sched::source_hash_v4;
 use crate::service::{BackendState, Encap, FwdMode, Service, SynProxy, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
@@ -800,17 +800,7 @@ impl<F: Frame> CoreCtx<F> {
                 return found;
             }
         }
-        // The scheduler state and the active counts live in the same per-core struct: take
-        // the state out for the call (a few words) and put it back.
-        let mut state = std::mem::take(self.lb.sched_state(svc)?);
-        let lb = &self.lb;
-        let active = |i: usize| svc.backends.get(i).map_or(0, |b| lb.active_conns(b.slot, b.gen));
-        let chosen =
-            select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v4(client), active);
-        if let Some(s) = self.lb.sched_state(svc) {
-            *s = state;
-        }
-        chosen
+        self.lb.schedule(svc, source_hash_v4(client))
     }
 
     /// A packet of a tracked connection.
