@@ -650,6 +650,7 @@ impl LbCore {
         self.persist6.record(client, svc, backend_slot, backend_gen, now_ms)
     }
 
+    #[inline]
     pub fn persisted_backend(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
         if svc.persistence_ms == 0 {
             return None;
