@@ -711,6 +711,7 @@ impl ConnTable {
     /// `insert` of a connection whose original key the caller has just looked up and not
     /// found (nothing was inserted since), with that key's [`hash`](Self::hash): the
     /// search for it is not repeated. The reply key is still checked.
+    #[inline]
     pub fn insert_absent(
         &mut self,
         conn: &Conn,
@@ -1007,12 +1008,14 @@ impl ConnTable {
     /// Links a slot into the bucket of its deadline's tick, or the cursor's if already due.
     /// Deadlines a lap or more ahead share the bucket of their tick modulo the wheel: they are
     /// looked at once a lap until due.
+    #[inline]
     fn wheel_file(&mut self, id: ConnId) {
         let deadline = self.slots[id as usize].deadline;
         let tick = if ticks_after(deadline, self.cursor) <= 0 { self.cursor } else { deadline };
         self.wheel_link(id, tick & WHEEL_MASK);
     }
 
+    #[inline]
     fn wheel_link(&mut self, id: ConnId, bucket: u32) {
         let head = self.wheel[bucket as usize];
         if head != NIL {
