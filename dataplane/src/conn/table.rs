@@ -740,8 +740,9 @@ impl ConnTable {
             return Err(InsertError::Protocol);
         }
         let (original, reply) = (conn.original_key(), conn.reply_key());
-        let reply_hash = self.hash(&reply);
         let keyed_reply = !conn.flags.is_one_way();
+        // A one-way connection's reply key is neither checked nor indexed.
+        let reply_hash = if keyed_reply { self.hash(&reply) } else { 0 };
         if (keyed_reply && (original == reply || self.find(&reply, reply_hash).is_some()))
             || (CHECK_ORIGINAL && self.find(&original, original_hash).is_some())
         {
