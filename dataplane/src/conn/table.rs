@@ -152,9 +152,9 @@ impl Slot {
     }
 
     /// Stores `conn` (TCP or UDP: `insert` checked), leaving deadline and links alone; the
-    /// client's ISN is 0 until `set_client_isn`.
+    /// client's ISN is `isn` (when there is room for it, see `set_client_isn`).
     #[inline]
-    fn store(&mut self, conn: &Conn) {
+    fn store(&mut self, conn: &Conn, isn: u32) {
         let full_nat = conn.flags.contains(ConnFlags::FULLNAT);
         debug_assert!(
             full_nat || (conn.laddr, conn.lport) == (conn.client, conn.cport),
@@ -163,7 +163,7 @@ impl Slot {
         self.client = conn.client;
         self.vip = conn.vip;
         self.backend = conn.backend;
-        self.laddr_or_isn = if full_nat { u32::from(conn.laddr) } else { 0 };
+        self.laddr_or_isn = if full_nat { u32::from(conn.laddr) } else { isn };
         self.cport = conn.cport;
         self.vport = conn.vport;
         self.bport = conn.bport;
@@ -705,23 +705,25 @@ impl ConnTable {
     /// after `now_ms` unless touched.
     pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
         let original_hash = self.hash(&conn.original_key());
-        self.insert_keyed::<true>(&conn, original_hash, now_ms, timeout_ms)
+        self.insert_keyed::<true>(&conn, original_hash, 0, now_ms, timeout_ms)
     }
 
     /// `insert` of a connection whose original key the caller has just looked up and not
     /// found (nothing was inserted since), with that key's [`hash`](Self::hash): the
-    /// search for it is not repeated. The reply key is still checked.
+    /// search for it is not repeated. The reply key is still checked. `client_isn`: what
+    /// `set_client_isn` would record (ignored for FullNAT/SNAT).
     #[inline]
     pub fn insert_absent(
         &mut self,
         conn: &Conn,
         original_hash: u64,
+        client_isn: u32,
         now_ms: u64,
         timeout_ms: u32,
     ) -> Result<ConnId, InsertError> {
         debug_assert_eq!(original_hash, self.hash(&conn.original_key()));
         debug_assert!(self.find(&conn.original_key(), original_hash).is_none(), "original key already in the table");
-        self.insert_keyed::<false>(conn, original_hash, now_ms, timeout_ms)
+        self.insert_keyed::<false>(conn, original_hash, client_isn, now_ms, timeout_ms)
     }
 
     /// `insert`; `CHECK_ORIGINAL`: whether to search for the original key.
@@ -730,6 +732,7 @@ impl ConnTable {
         &mut self,
         conn: &Conn,
         original_hash: u64,
+        client_isn: u32,
         now_ms: u64,
         timeout_ms: u32,
     ) -> Result<ConnId, InsertError> {
@@ -755,7 +758,7 @@ impl ConnTable {
         let id = self.free_head;
         let slot = &mut self.slots[id as usize];
         self.free_head = slot.next;
-        slot.store(conn);
+        slot.store(conn, client_isn);
         slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         self.wheel_file(id);
         self.index_insert(original_hash, entry_ref(id, Dir::Original));

@@ -155,29 +155,36 @@ fn existing_keys_are_refused_without_change() {
 fn insert_absent_indexes_both_keys_and_checks_the_reply_key_and_room() {
     let mut t = ConnTable::new(3);
     let a = nat(1);
-    let ia = t.insert_absent(&a, t.hash(&a.original_key()), 0, 1000).unwrap();
+    let ia = t.insert_absent(&a, t.hash(&a.original_key()), 0xdead_beef, 0, 1000).unwrap();
     assert_eq!(t.lookup(&a.original_key()), Some((ia, Dir::Original)));
     assert_eq!(t.lookup(&a.reply_key()), Some((ia, Dir::Reply)));
     assert_eq!(t.get(ia), a);
+    assert_eq!(t.client_isn(ia), Some(0xdead_beef));
     assert_eq!(t.expires_in_ms(ia, 0), rounded_deadline(0, 1000));
     // A new original key whose reply key is taken, and one equal to its own reply key.
     let same_reply = Conn { vip: Ipv4Addr::new(192, 0, 2, 99), ..a };
-    assert_eq!(t.insert_absent(&same_reply, t.hash(&same_reply.original_key()), 0, 1000), Err(InsertError::KeyExists));
+    assert_eq!(
+        t.insert_absent(&same_reply, t.hash(&same_reply.original_key()), 1, 0, 1000),
+        Err(InsertError::KeyExists)
+    );
     let c = nat(5);
     let looped = Conn { backend: c.client, laddr: c.vip, bport: c.cport, lport: c.vport, ..c };
-    assert_eq!(t.insert_absent(&looped, t.hash(&looped.original_key()), 0, 1000), Err(InsertError::KeyExists));
+    assert_eq!(t.insert_absent(&looped, t.hash(&looped.original_key()), 1, 0, 1000), Err(InsertError::KeyExists));
     let other = Conn { proto: IpProtocol::ICMP, ..c };
-    assert_eq!(t.insert_absent(&other, t.hash(&other.original_key()), 0, 1000), Err(InsertError::Protocol));
+    assert_eq!(t.insert_absent(&other, t.hash(&other.original_key()), 1, 0, 1000), Err(InsertError::Protocol));
     assert_eq!(t.len(), 1);
     let f = fullnat(2);
-    let i_f = t.insert_absent(&f, t.hash(&f.original_key()), 0, 1000).unwrap();
+    let i_f = t.insert_absent(&f, t.hash(&f.original_key()), 7, 0, 1000).unwrap();
+    assert_eq!(t.client_isn(i_f), None, "a FullNAT entry has no room for the ISN");
+    assert_eq!(t.get(i_f), f);
     assert_eq!(t.lookup(&f.reply_key()), Some((i_f, Dir::Reply)));
     let dr = Conn { flags: ConnFlags::DR, ..nat(3) };
-    let i_dr = t.insert_absent(&dr, t.hash(&dr.original_key()), 0, 1000).unwrap();
+    let i_dr = t.insert_absent(&dr, t.hash(&dr.original_key()), 9, 0, 1000).unwrap();
+    assert_eq!(t.client_isn(i_dr), Some(9));
     assert_eq!(t.lookup(&dr.original_key()), Some((i_dr, Dir::Original)));
     assert_eq!(t.lookup(&dr.reply_key()), None);
     let d = nat(4);
-    assert_eq!(t.insert_absent(&d, t.hash(&d.original_key()), 0, 1000), Err(InsertError::Full));
+    assert_eq!(t.insert_absent(&d, t.hash(&d.original_key()), 1, 0, 1000), Err(InsertError::Full));
     assert_eq!(t.remove(ia), a);
     assert_eq!(t.lookup(&a.reply_key()), None);
 }
@@ -624,7 +631,7 @@ proptest! {
                     };
                     let got = if absent && !m.keys.contains_key(&c.original_key()) {
                         let hash = t.hash(&c.original_key());
-                        t.insert_absent(&c, hash, now, timeout)
+                        t.insert_absent(&c, hash, 0, now, timeout)
                     } else {
                         t.insert(c, now, timeout)
                     };

@@ -543,17 +543,16 @@ impl<F: Frame> CoreCtx<F> {
                 lb.take_local_port(svc, t.proto, reply, now_ms)
             })
         } else {
-            self.insert(&conn, hash, now_ms, timeout)
+            // The ISN of the SYN (UDP: none, 0) that opened it, against reuse (`syn_opens_anew`).
+            let isn = if t.proto == IpProtocol::TCP { tcp_seq(&frame, l4) } else { 0 };
+            self.insert(&conn, hash, isn, now_ms, timeout)
         };
         let id = match inserted {
             Ok(id) => id,
             Err(reason) => return self.drop(frame, reason),
         };
-        if t.proto == IpProtocol::TCP {
-            self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
-            if !svc.mode.is_one_way() {
-                self.lb.handshakes.syn_sent(id);
-            }
+        if t.proto == IpProtocol::TCP && !svc.mode.is_one_way() {
+            self.lb.handshakes.syn_sent(id);
         }
         let mut trimmed = false;
         if conn.flags.contains(ConnFlags::PROXIED) {
@@ -644,12 +643,12 @@ impl<F: Frame> CoreCtx<F> {
 
     /// Records a connection whose tuples are its own (NAT, DR, TUN), whose original key
     /// (of this `hash`) was looked up and not found.
-    fn insert(&mut self, conn: &Conn, hash: u64, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
-        match self.lb.conns.insert_absent(conn, hash, now_ms, timeout) {
+    fn insert(&mut self, conn: &Conn, hash: u64, isn: u32, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
+        match self.lb.conns.insert_absent(conn, hash, isn, now_ms, timeout) {
             Ok(id) => Ok(id),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
             Err(InsertError::KeyExists) if self.retire_finished_reply_holder(conn, now_ms) => {
-                self.lb.conns.insert_absent(conn, hash, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
+                self.lb.conns.insert_absent(conn, hash, isn, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
             }
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
             // Only TCP and UDP come here.
@@ -695,7 +694,8 @@ impl<F: Frame> CoreCtx<F> {
             };
             (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
             let inserted = match absent {
-                Some(hash) => self.lb.conns.insert_absent(conn, hash, now_ms, timeout),
+                // FullNAT and SNAT keep no ISN (the local address takes its place).
+                Some(hash) => self.lb.conns.insert_absent(conn, hash, 0, now_ms, timeout),
                 None => self.lb.conns.insert(*conn, now_ms, timeout),
             };
             match inserted {
