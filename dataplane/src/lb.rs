@@ -763,7 +763,60 @@ impl LbCore {
 
     /// `take_port_from`'s search, over addresses of either family, taking the first port
     /// `fits` accepts.
+    #[inline]
     fn take_port_fitting<A: Copy>(
+        &mut self,
+        laddrs: &[Laddr<A>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+        fits: impl Fn(&Ownership, A, u16) -> bool,
+    ) -> Result<LocalPort<A>, PortsExhausted> {
+        match self.take_first_port(laddrs, start, proto, now_ms, &fits) {
+            Some(taken) => Ok(taken),
+            None => self.search_port(laddrs, start, proto, now_ms, fits),
+        }
+    }
+
+    /// What `search_port` takes first when it takes the first address's oldest-freed port
+    /// (the usual case): that port when it fits and, for TCP, is quiet. None (changing
+    /// nothing) otherwise, for `search_port`.
+    #[inline(always)]
+    fn take_first_port<A: Copy>(
+        &mut self,
+        laddrs: &[Laddr<A>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+        fits: &impl Fn(&Ownership, A, u16) -> bool,
+    ) -> Option<LocalPort<A>> {
+        let n = laddrs.len();
+        if n == 0 || self.ownership.cores == 0 {
+            return None;
+        }
+        let l = laddrs[start % n];
+        let pool = self.pools.get_mut(usize::from(l.slot)).filter(|pool| pool.gen == l.gen)?;
+        let tcp = proto == IpProtocol::TCP;
+        let queue = if tcp { &mut pool.tcp } else { &mut pool.udp };
+        let &port = queue.front()?;
+        if !fits(&self.ownership, l.addr, port) {
+            return None;
+        }
+        if tcp && self.limits.lport_quiet_ms > 0 {
+            let now_s = (now_ms / 1000) as u32;
+            let quiet_from = pool.tcp_quiet_from_s.get(usize::from(port.wrapping_sub(self.limits.lport_min)));
+            if quiet_from.is_some_and(|&q| now_s < q) {
+                return None;
+            }
+        }
+        queue.pop_front();
+        self.counters.laddrs[usize::from(l.slot)].in_use(proto).add(1);
+        Some(LocalPort { addr: l.addr, port, slot: l.slot, early: false })
+    }
+
+    /// `take_port_fitting`'s search.
+    #[inline(never)]
+    fn search_port<A: Copy>(
         &mut self,
         laddrs: &[Laddr<A>],
         start: usize,
