@@ -684,6 +684,7 @@ impl LbCore {
 
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
     /// service's addresses, whose replies (from `reply`) reach this core.
+    #[inline]
     pub fn take_local_port(
         &mut self,
         svc: &Service,
