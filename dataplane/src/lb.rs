@@ -747,6 +747,7 @@ impl LbCore {
     /// looked at, and when none is quiet the first address's is taken anyway, marked `early`.
     /// Bounded work: at most two passes over the addresses, each looking at a bounded number of
     /// ports per address.
+    #[inline]
     pub fn take_port_from(
         &mut self,
         laddrs: &[Laddr],
