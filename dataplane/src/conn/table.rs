@@ -254,9 +254,21 @@ struct IndexBucket {
 const EMPTY_BUCKET: IndexBucket = IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
 
 impl IndexBucket {
+    /// Ways holding an entry with `tag`, as a bit mask. On x86_64 one SSE2 byte compare of
+    /// the 12 tag bytes (zero-extended to 16; `used` masks the extra lanes).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn tag_matches(&self, tag: u8) -> u16 {
+        let t = &self.tags;
+        let lo = u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]]);
+        let hi = u64::from(u32::from_le_bytes([t[8], t[9], t[10], t[11]]));
+        crate::cpu_hint::bytes_equal_mask(lo, hi, tag) & self.used
+    }
+
     /// Ways holding an entry with `tag`, as a bit mask. SWAR over the 12 tag bytes (8 + 4): a
     /// byte of `tags ^ tag` is zero where the tag matches; the exact zero-byte test sets its
     /// top bit, and a multiply gathers those bits into the mask.
+    #[cfg(not(target_arch = "x86_64"))]
     #[inline]
     fn tag_matches(&self, tag: u8) -> u16 {
         const ONES: u64 = 0x0101_0101_0101_0101;
