@@ -78,7 +78,7 @@ impl<F: Frame> CoreCtx<F> {
 
     /// `lb_input` with the connection table's answer for the packet's tuple (`found`).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub(super) fn lb_input_found(
         &mut self,
         snap: &Snapshot,
@@ -91,19 +91,10 @@ impl<F: Frame> CoreCtx<F> {
     ) -> Option<F> {
         let t = l4.tuple;
         let tcp_flags = l4.tcp_flags;
-        if let Some((id, dir)) = found {
-            let reuse = dir == Dir::Original
-                && t.proto == IpProtocol::TCP
-                && is_new_syn(tcp_flags)
-                && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
-            if !reuse {
-                self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
-                return None;
-            }
-            // The client's SYN is not for this entry's connection: forget it, schedule anew.
-            self.end_conn(id, now_ms);
-            self.counters.event(Event::ConnsReused).inc();
-        }
+        let frame = match found {
+            Some((id, dir)) => self.tracked_input(snap, now_ms, frame, l4, id, dir, pool, tx)?,
+            None => frame,
+        };
         let services = &snap.services;
         let Some(svc) = services.lookup(t.dst, t.dport, t.proto) else {
             if services.v6.is_nat64_laddr(t.dst) {
@@ -130,6 +121,36 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
         None
+    }
+
+    /// A packet whose tuple is connection `id`'s key for `dir`: handled as that connection's,
+    /// or, a client's SYN that opens a new connection on the tuple (see `syn_opens_anew`),
+    /// returned once the entry is ended.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn tracked_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let reuse = dir == Dir::Original
+            && l4.tuple.proto == IpProtocol::TCP
+            && is_new_syn(l4.tcp_flags)
+            && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
+        if !reuse {
+            self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
+            return None;
+        }
+        // The client's SYN is not for this entry's connection: forget it, schedule anew.
+        self.end_conn(id, now_ms);
+        self.counters.event(Event::ConnsReused).inc();
+        Some(frame)
     }
 
     /// Whether a packet without a connection to a SYN-proxied service goes to the proxy:
