@@ -747,7 +747,7 @@ impl LbCore {
     /// looked at, and when none is quiet the first address's is taken anyway, marked `early`.
     /// Bounded work: at most two passes over the addresses, each looking at a bounded number of
     /// ports per address.
-    #[inline]
+    #[inline(always)]
     pub fn take_port_from(
         &mut self,
         laddrs: &[Laddr],
@@ -765,7 +765,7 @@ impl LbCore {
 
     /// `take_port_from`'s search, over addresses of either family, taking the first port
     /// `fits` accepts.
-    #[inline]
+    #[inline(always)]
     fn take_port_fitting<A: Copy>(
         &mut self,
         laddrs: &[Laddr<A>],
