@@ -1383,7 +1383,7 @@ fn is_unreachable<F: Frame>(frame: &F) -> bool {
 }
 
 /// The sequence number of a parsed TCP packet (`parse_v4` checked the header is there).
-#[inline]
+#[inline(always)]
 fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 4;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
