@@ -277,7 +277,7 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::MalformedL4);
         };
         self.counters.event(Event::SynCookiesValid).inc();
-        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some((cookie, proxy)), pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(&(cookie, proxy)), pool, tx);
     }
 
     /// A packet of a connection whose sequence numbers are adjusted (`PROXIED`): SYN-proxied
@@ -493,7 +493,7 @@ impl<F: Frame> CoreCtx<F> {
         svc: &Service,
         l4: &Parsed4,
         mid_flow: bool,
-        proxy: Option<(u32, seqadj::ProxyOpts)>,
+        proxy: Option<&(u32, seqadj::ProxyOpts)>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -585,7 +585,7 @@ impl<F: Frame> CoreCtx<F> {
                 }
             }
         }
-        if let Some((cookie, opts)) = proxy {
+        if let Some(&(cookie, opts)) = proxy {
             if !self.lb.set_proxy_seq(id, cookie) || !self.lb.set_proxy_opts(id, opts) {
                 // This core synced no proxied service yet: nowhere to keep the shift.
                 self.end_conn(id, now_ms);
