@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::conn::{Conn, Conn6, Conn6Table, ConnFlags, ConnTable};
 use crate::counters::Counter;
 use crate::handshake::{HandshakeClock, HandshakeCounters};
-use crate::sched::SchedState;
+use crate::sched::{select, SchedState};
 use crate::service::{Laddr, LbLimits, Service, Service6, Services};
 use crate::steer::Ownership;
 use crate::wire::IpProtocol;
@@ -614,9 +614,20 @@ impl LbCore {
         }
     }
 
-    pub fn sched_state<A>(&mut self, svc: &Service<A>) -> Option<&mut SchedState> {
-        let local = self.services.get_mut(usize::from(svc.slot))?;
-        (local.gen == svc.gen).then_some(&mut local.sched)
+    /// The scheduler's choice (an index into `svc.backends`) for a new connection whose client
+    /// has `flow_hash` (for sh and mh), with this core's scheduler state and active counts;
+    /// None when no backend is eligible or this core has not synced this generation of `svc`.
+    #[inline]
+    pub fn schedule<A>(&mut self, svc: &Service<A>, flow_hash: u32) -> Option<usize> {
+        let local = self.services.get_mut(usize::from(svc.slot)).filter(|l| l.gen == svc.gen)?;
+        let backends = &self.backends;
+        let active = |i: usize| {
+            svc.backends.get(i).map_or(0, |b| match backends.get(usize::from(b.slot)) {
+                Some(l) if l.gen == b.gen => l.active,
+                _ => 0,
+            })
+        };
+        select(svc.sched, &mut local.sched, &svc.candidates, svc.table.as_deref(), flow_hash, active)
     }
 
     /// `persisted_backend` for an IPv6 client of an IPv6 service.
@@ -639,6 +650,7 @@ impl LbCore {
         self.persist6.record(client, svc, backend_slot, backend_gen, now_ms)
     }
 
+    #[inline]
     pub fn persisted_backend(&self, client: Ipv4Addr, svc: &Service, now_ms: u64) -> Option<(u16, u32)> {
         if svc.persistence_ms == 0 {
             return None;
@@ -672,6 +684,7 @@ impl LbCore {
 
     /// A local address and port for a new FullNAT connection of `svc`, round robin over the
     /// service's addresses, whose replies (from `reply`) reach this core.
+    #[inline]
     pub fn take_local_port(
         &mut self,
         svc: &Service,
@@ -734,6 +747,7 @@ impl LbCore {
     /// looked at, and when none is quiet the first address's is taken anyway, marked `early`.
     /// Bounded work: at most two passes over the addresses, each looking at a bounded number of
     /// ports per address.
+    #[inline(always)]
     pub fn take_port_from(
         &mut self,
         laddrs: &[Laddr],
@@ -751,7 +765,60 @@ impl LbCore {
 
     /// `take_port_from`'s search, over addresses of either family, taking the first port
     /// `fits` accepts.
+    #[inline(always)]
     fn take_port_fitting<A: Copy>(
+        &mut self,
+        laddrs: &[Laddr<A>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+        fits: impl Fn(&Ownership, A, u16) -> bool,
+    ) -> Result<LocalPort<A>, PortsExhausted> {
+        match self.take_first_port(laddrs, start, proto, now_ms, &fits) {
+            Some(taken) => Ok(taken),
+            None => self.search_port(laddrs, start, proto, now_ms, fits),
+        }
+    }
+
+    /// What `search_port` takes first when it takes the first address's oldest-freed port
+    /// (the usual case): that port when it fits and, for TCP, is quiet. None (changing
+    /// nothing) otherwise, for `search_port`.
+    #[inline(always)]
+    fn take_first_port<A: Copy>(
+        &mut self,
+        laddrs: &[Laddr<A>],
+        start: usize,
+        proto: IpProtocol,
+        now_ms: u64,
+        fits: &impl Fn(&Ownership, A, u16) -> bool,
+    ) -> Option<LocalPort<A>> {
+        let n = laddrs.len();
+        if n == 0 || self.ownership.cores == 0 {
+            return None;
+        }
+        let l = laddrs[start % n];
+        let pool = self.pools.get_mut(usize::from(l.slot)).filter(|pool| pool.gen == l.gen)?;
+        let tcp = proto == IpProtocol::TCP;
+        let queue = if tcp { &mut pool.tcp } else { &mut pool.udp };
+        let &port = queue.front()?;
+        if !fits(&self.ownership, l.addr, port) {
+            return None;
+        }
+        if tcp && self.limits.lport_quiet_ms > 0 {
+            let now_s = (now_ms / 1000) as u32;
+            let quiet_from = pool.tcp_quiet_from_s.get(usize::from(port.wrapping_sub(self.limits.lport_min)));
+            if quiet_from.is_some_and(|&q| now_s < q) {
+                return None;
+            }
+        }
+        queue.pop_front();
+        self.counters.laddrs[usize::from(l.slot)].in_use(proto).add(1);
+        Some(LocalPort { addr: l.addr, port, slot: l.slot, early: false })
+    }
+
+    /// `take_port_fitting`'s search.
+    #[inline(never)]
+    fn search_port<A: Copy>(
         &mut self,
         laddrs: &[Laddr<A>],
         start: usize,
@@ -1178,6 +1245,40 @@ mod tests {
         // Another generation of the service does not see it.
         let other = Service { gen: 8, ..s.clone() };
         assert_eq!(c.persisted_backend(client, &other, 10), None);
+    }
+
+    #[test]
+    fn schedule_keeps_this_cores_state_and_counts_per_service_generation() {
+        use crate::sched::{Candidate, SchedKind};
+        use crate::service::{Backend, BackendState};
+        let backend = |slot: u16| Backend {
+            addr: Ipv4Addr::new(10, 0, 0, slot as u8),
+            port: 80,
+            weight: 1,
+            state: BackendState::Active,
+            slot,
+            gen: 1,
+        };
+        let mut s = svc(0);
+        s.backends = vec![backend(2), backend(3), backend(4)];
+        s.candidates = vec![Candidate { weight: 1, schedulable: true }; 3];
+        s.candidates[1].schedulable = false;
+        let mut c = core(0, 1);
+        // Not synced yet: nothing to schedule with.
+        assert_eq!(c.schedule(&s, 0), None);
+        c.sync(&Services::new(vec![s.clone()], vec![], Default::default()));
+        // Round robin over the eligible ones, its cursor kept between calls.
+        let picks: Vec<_> = (0..4).map(|_| c.schedule(&s, 0)).collect();
+        assert_eq!(picks, [Some(0), Some(2), Some(0), Some(2)]);
+        // Another generation of the service is not this core's.
+        assert_eq!(c.schedule(&Service { gen: 8, ..s.clone() }, 0), None);
+        // Least connections sees this core's active counts (backend slot 2 has one).
+        let lc = Service { sched: SchedKind::Lc, ..s.clone() };
+        c.conn_opened(2, 1, true);
+        assert_eq!(c.schedule(&lc, 0), Some(2));
+        c.conn_opened(4, 1, true);
+        c.conn_opened(4, 1, true);
+        assert_eq!(c.schedule(&lc, 0), Some(0));
     }
 
     #[test]

@@ -152,9 +152,9 @@ impl Slot {
     }
 
     /// Stores `conn` (TCP or UDP: `insert` checked), leaving deadline and links alone; the
-    /// client's ISN is 0 until `set_client_isn`.
+    /// client's ISN is `isn` (when there is room for it, see `set_client_isn`).
     #[inline]
-    fn store(&mut self, conn: &Conn) {
+    fn store(&mut self, conn: &Conn, isn: u32) {
         let full_nat = conn.flags.contains(ConnFlags::FULLNAT);
         debug_assert!(
             full_nat || (conn.laddr, conn.lport) == (conn.client, conn.cport),
@@ -163,7 +163,7 @@ impl Slot {
         self.client = conn.client;
         self.vip = conn.vip;
         self.backend = conn.backend;
-        self.laddr_or_isn = if full_nat { u32::from(conn.laddr) } else { 0 };
+        self.laddr_or_isn = if full_nat { u32::from(conn.laddr) } else { isn };
         self.cport = conn.cport;
         self.vport = conn.vport;
         self.bport = conn.bport;
@@ -254,9 +254,21 @@ struct IndexBucket {
 const EMPTY_BUCKET: IndexBucket = IndexBucket { tags: [0; INDEX_WAYS], used: 0, overflow: 0, refs: [NIL; INDEX_WAYS] };
 
 impl IndexBucket {
+    /// Ways holding an entry with `tag`, as a bit mask. On x86_64 one SSE2 byte compare of
+    /// the 12 tag bytes (zero-extended to 16; `used` masks the extra lanes).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn tag_matches(&self, tag: u8) -> u16 {
+        let t = &self.tags;
+        let lo = u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]]);
+        let hi = u64::from(u32::from_le_bytes([t[8], t[9], t[10], t[11]]));
+        crate::cpu_hint::bytes_equal_mask(lo, hi, tag) & self.used
+    }
+
     /// Ways holding an entry with `tag`, as a bit mask. SWAR over the 12 tag bytes (8 + 4): a
     /// byte of `tags ^ tag` is zero where the tag matches; the exact zero-byte test sets its
     /// top bit, and a multiply gathers those bits into the mask.
+    #[cfg(not(target_arch = "x86_64"))]
     #[inline]
     fn tag_matches(&self, tag: u8) -> u16 {
         const ONES: u64 = 0x0101_0101_0101_0101;
@@ -602,7 +614,19 @@ impl ConnTable {
     /// Queues `id` as evictable. When the ring is full of entries, its front ones are
     /// dropped from it: stale ones first (ended, or established since), and after a few live
     /// ones also those, which then expire by their timers only.
+    #[inline(always)]
     fn queue_evictable(&mut self, id: ConnId) {
+        if self.evict_len < self.evictable.len() as u32 {
+            self.evict_push(id);
+        } else {
+            self.queue_evictable_full(id);
+        }
+    }
+
+    /// `queue_evictable` when the ring is full (or has no room at all).
+    #[cold]
+    #[inline(never)]
+    fn queue_evictable_full(&mut self, id: ConnId) {
         let cap = self.evictable.len() as u32;
         if cap == 0 {
             return;
@@ -619,6 +643,7 @@ impl ConnTable {
         self.evict_push(id);
     }
 
+    #[inline]
     fn evict_push(&mut self, id: ConnId) {
         let cap = self.evictable.len() as u32;
         let at = (self.evict_head + self.evict_len) % cap;
@@ -691,6 +716,38 @@ impl ConnTable {
     /// nothing) when full or when a key already exists. The connection expires `timeout_ms`
     /// after `now_ms` unless touched.
     pub fn insert(&mut self, conn: Conn, now_ms: u64, timeout_ms: u32) -> Result<ConnId, InsertError> {
+        let original_hash = self.hash(&conn.original_key());
+        self.insert_keyed::<true>(&conn, original_hash, 0, now_ms, timeout_ms)
+    }
+
+    /// `insert` of a connection whose original key the caller has just looked up and not
+    /// found (nothing was inserted since), with that key's [`hash`](Self::hash): the
+    /// search for it is not repeated. The reply key is still checked. `client_isn`: what
+    /// `set_client_isn` would record (ignored for FullNAT/SNAT).
+    #[inline]
+    pub fn insert_absent(
+        &mut self,
+        conn: &Conn,
+        original_hash: u64,
+        client_isn: u32,
+        now_ms: u64,
+        timeout_ms: u32,
+    ) -> Result<ConnId, InsertError> {
+        debug_assert_eq!(original_hash, self.hash(&conn.original_key()));
+        debug_assert!(self.find(&conn.original_key(), original_hash).is_none(), "original key already in the table");
+        self.insert_keyed::<false>(conn, original_hash, client_isn, now_ms, timeout_ms)
+    }
+
+    /// `insert`; `CHECK_ORIGINAL`: whether to search for the original key.
+    #[inline(always)]
+    fn insert_keyed<const CHECK_ORIGINAL: bool>(
+        &mut self,
+        conn: &Conn,
+        original_hash: u64,
+        client_isn: u32,
+        now_ms: u64,
+        timeout_ms: u32,
+    ) -> Result<ConnId, InsertError> {
         if self.len as usize == self.slots.len() {
             return Err(InsertError::Full);
         }
@@ -698,10 +755,11 @@ impl ConnTable {
             return Err(InsertError::Protocol);
         }
         let (original, reply) = (conn.original_key(), conn.reply_key());
-        let (original_hash, reply_hash) = (self.hash(&original), self.hash(&reply));
         let keyed_reply = !conn.flags.is_one_way();
+        // A one-way connection's reply key is neither checked nor indexed.
+        let reply_hash = if keyed_reply { self.hash(&reply) } else { 0 };
         if (keyed_reply && (original == reply || self.find(&reply, reply_hash).is_some()))
-            || self.find(&original, original_hash).is_some()
+            || (CHECK_ORIGINAL && self.find(&original, original_hash).is_some())
         {
             return Err(InsertError::KeyExists);
         }
@@ -712,7 +770,7 @@ impl ConnTable {
         let id = self.free_head;
         let slot = &mut self.slots[id as usize];
         self.free_head = slot.next;
-        slot.store(&conn);
+        slot.store(conn, client_isn);
         slot.deadline = tick_ceil(now_ms.saturating_add(u64::from(timeout_ms)));
         self.wheel_file(id);
         self.index_insert(original_hash, entry_ref(id, Dir::Original));
@@ -966,12 +1024,14 @@ impl ConnTable {
     /// Links a slot into the bucket of its deadline's tick, or the cursor's if already due.
     /// Deadlines a lap or more ahead share the bucket of their tick modulo the wheel: they are
     /// looked at once a lap until due.
+    #[inline]
     fn wheel_file(&mut self, id: ConnId) {
         let deadline = self.slots[id as usize].deadline;
         let tick = if ticks_after(deadline, self.cursor) <= 0 { self.cursor } else { deadline };
         self.wheel_link(id, tick & WHEEL_MASK);
     }
 
+    #[inline]
     fn wheel_link(&mut self, id: ConnId, bucket: u32) {
         let head = self.wheel[bucket as usize];
         if head != NIL {

@@ -152,6 +152,44 @@ fn existing_keys_are_refused_without_change() {
 }
 
 #[test]
+fn insert_absent_indexes_both_keys_and_checks_the_reply_key_and_room() {
+    let mut t = ConnTable::new(3);
+    let a = nat(1);
+    let ia = t.insert_absent(&a, t.hash(&a.original_key()), 0xdead_beef, 0, 1000).unwrap();
+    assert_eq!(t.lookup(&a.original_key()), Some((ia, Dir::Original)));
+    assert_eq!(t.lookup(&a.reply_key()), Some((ia, Dir::Reply)));
+    assert_eq!(t.get(ia), a);
+    assert_eq!(t.client_isn(ia), Some(0xdead_beef));
+    assert_eq!(t.expires_in_ms(ia, 0), rounded_deadline(0, 1000));
+    // A new original key whose reply key is taken, and one equal to its own reply key.
+    let same_reply = Conn { vip: Ipv4Addr::new(192, 0, 2, 99), ..a };
+    assert_eq!(
+        t.insert_absent(&same_reply, t.hash(&same_reply.original_key()), 1, 0, 1000),
+        Err(InsertError::KeyExists)
+    );
+    let c = nat(5);
+    let looped = Conn { backend: c.client, laddr: c.vip, bport: c.cport, lport: c.vport, ..c };
+    assert_eq!(t.insert_absent(&looped, t.hash(&looped.original_key()), 1, 0, 1000), Err(InsertError::KeyExists));
+    let other = Conn { proto: IpProtocol::ICMP, ..c };
+    assert_eq!(t.insert_absent(&other, t.hash(&other.original_key()), 1, 0, 1000), Err(InsertError::Protocol));
+    assert_eq!(t.len(), 1);
+    let f = fullnat(2);
+    let i_f = t.insert_absent(&f, t.hash(&f.original_key()), 7, 0, 1000).unwrap();
+    assert_eq!(t.client_isn(i_f), None, "a FullNAT entry has no room for the ISN");
+    assert_eq!(t.get(i_f), f);
+    assert_eq!(t.lookup(&f.reply_key()), Some((i_f, Dir::Reply)));
+    let dr = Conn { flags: ConnFlags::DR, ..nat(3) };
+    let i_dr = t.insert_absent(&dr, t.hash(&dr.original_key()), 9, 0, 1000).unwrap();
+    assert_eq!(t.client_isn(i_dr), Some(9));
+    assert_eq!(t.lookup(&dr.original_key()), Some((i_dr, Dir::Original)));
+    assert_eq!(t.lookup(&dr.reply_key()), None);
+    let d = nat(4);
+    assert_eq!(t.insert_absent(&d, t.hash(&d.original_key()), 1, 0, 1000), Err(InsertError::Full));
+    assert_eq!(t.remove(ia), a);
+    assert_eq!(t.lookup(&a.reply_key()), None);
+}
+
+#[test]
 fn fills_to_exactly_capacity() {
     let cap = 10_000;
     let mut t = ConnTable::new(cap);
@@ -505,7 +543,9 @@ fn small_conn() -> impl Strategy<Value = Conn> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Insert(Conn, u32),
+    /// `insert`, or (`true`) `insert_absent` when the model holds no connection with the
+    /// original key.
+    Insert(Conn, u32, bool),
     Remove(usize),
     Lookup(Conn, bool),
     Touch(usize, u32),
@@ -516,7 +556,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let timeout = prop_oneof![0u32..50_000, Just(900_000u32)];
     prop_oneof![
-        4 => (small_conn(), timeout.clone()).prop_map(|(c, t)| Op::Insert(c, t)),
+        4 => (small_conn(), timeout.clone(), any::<bool>()).prop_map(|(c, t, absent)| Op::Insert(c, t, absent)),
         2 => any::<usize>().prop_map(Op::Remove),
         4 => (small_conn(), any::<bool>()).prop_map(|(c, reply)| Op::Lookup(c, reply)),
         2 => (any::<usize>(), timeout).prop_map(|(i, t)| Op::Touch(i, t)),
@@ -578,7 +618,7 @@ proptest! {
         let mut now = 1_000_000u64;
         for op in ops {
             match op {
-                Op::Insert(c, timeout) => {
+                Op::Insert(c, timeout, absent) => {
                     let want = if m.live.len() == capacity as usize {
                         Err(InsertError::Full)
                     } else if c.original_key() == c.reply_key()
@@ -589,7 +629,12 @@ proptest! {
                     } else {
                         Ok(())
                     };
-                    let got = t.insert(c, now, timeout);
+                    let got = if absent && !m.keys.contains_key(&c.original_key()) {
+                        let hash = t.hash(&c.original_key());
+                        t.insert_absent(&c, hash, 0, now, timeout)
+                    } else {
+                        t.insert(c, now, timeout)
+                    };
                     prop_assert_eq!(got.map(|_| ()), want);
                     if let Ok(id) = got {
                         prop_assert!(!m.live.contains_key(&id));

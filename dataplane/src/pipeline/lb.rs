@@ -17,7 +17,7 @@ use crate::conn::{
 use crate::counters::{DropReason, Event};
 use crate::defence::AutoChange;
 use crate::lb::{is_active, LbCore, LocalPort, PortsExhausted, ReplyFrom};
-use crate::sched::{select, source_hash_v4};
+use crate::sched::source_hash_v4;
 use crate::service::{BackendState, Encap, FwdMode, Service, SynProxy, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
@@ -78,7 +78,7 @@ impl<F: Frame> CoreCtx<F> {
 
     /// `lb_input` with the connection table's answer for the packet's tuple (`found`).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub(super) fn lb_input_found(
         &mut self,
         snap: &Snapshot,
@@ -91,19 +91,10 @@ impl<F: Frame> CoreCtx<F> {
     ) -> Option<F> {
         let t = l4.tuple;
         let tcp_flags = l4.tcp_flags;
-        if let Some((id, dir)) = found {
-            let reuse = dir == Dir::Original
-                && t.proto == IpProtocol::TCP
-                && is_new_syn(tcp_flags)
-                && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
-            if !reuse {
-                self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
-                return None;
-            }
-            // The client's SYN is not for this entry's connection: forget it, schedule anew.
-            self.end_conn(id, now_ms);
-            self.counters.event(Event::ConnsReused).inc();
-        }
+        let frame = match found {
+            Some((id, dir)) => self.tracked_input(snap, now_ms, frame, l4, id, dir, pool, tx)?,
+            None => frame,
+        };
         let services = &snap.services;
         let Some(svc) = services.lookup(t.dst, t.dport, t.proto) else {
             if services.v6.is_nat64_laddr(t.dst) {
@@ -130,6 +121,36 @@ impl<F: Frame> CoreCtx<F> {
         }
         self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
         None
+    }
+
+    /// A packet whose tuple is connection `id`'s key for `dir`: handled as that connection's,
+    /// or, a client's SYN that opens a new connection on the tuple (see `syn_opens_anew`),
+    /// returned once the entry is ended.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn tracked_input(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u64,
+        frame: F,
+        l4: &Parsed4,
+        id: ConnId,
+        dir: Dir,
+        pool: &mut impl FramePool<F>,
+        tx: &mut impl TxSink<F>,
+    ) -> Option<F> {
+        let reuse = dir == Dir::Original
+            && l4.tuple.proto == IpProtocol::TCP
+            && is_new_syn(l4.tcp_flags)
+            && self.syn_opens_anew(snap, id, tcp_seq(&frame, l4));
+        if !reuse {
+            self.conn_packet(snap, now_ms, frame, l4, id, dir, pool, tx);
+            return None;
+        }
+        // The client's SYN is not for this entry's connection: forget it, schedule anew.
+        self.end_conn(id, now_ms);
+        self.counters.event(Event::ConnsReused).inc();
+        Some(frame)
     }
 
     /// Whether a packet without a connection to a SYN-proxied service goes to the proxy:
@@ -256,7 +277,7 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::MalformedL4);
         };
         self.counters.event(Event::SynCookiesValid).inc();
-        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some((cookie, proxy)), pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(&(cookie, proxy)), pool, tx);
     }
 
     /// A packet of a connection whose sequence numbers are adjusted (`PROXIED`): SYN-proxied
@@ -472,7 +493,7 @@ impl<F: Frame> CoreCtx<F> {
         svc: &Service,
         l4: &Parsed4,
         mid_flow: bool,
-        proxy: Option<(u32, seqadj::ProxyOpts)>,
+        proxy: Option<&(u32, seqadj::ProxyOpts)>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -535,23 +556,24 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, reason);
         }
         let timeout = snap.services.timeouts.for_conn(&conn);
+        // Every caller looked the packet's tuple up and found nothing (or ended what it found).
+        let hash = self.lb.conns.hash(&t);
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
-            self.insert_with_local_port(&mut conn, now_ms, timeout, |lb| {
+            self.insert_with_local_port(&mut conn, Some(hash), now_ms, timeout, |lb| {
                 lb.take_local_port(svc, t.proto, reply, now_ms)
             })
         } else {
-            self.insert(&conn, now_ms, timeout)
+            // The ISN of the SYN (UDP: none, 0) that opened it, against reuse (`syn_opens_anew`).
+            let isn = if t.proto == IpProtocol::TCP { tcp_seq(&frame, l4) } else { 0 };
+            self.insert(&conn, hash, isn, now_ms, timeout)
         };
         let id = match inserted {
             Ok(id) => id,
             Err(reason) => return self.drop(frame, reason),
         };
-        if t.proto == IpProtocol::TCP {
-            self.lb.conns.set_client_isn(id, tcp_seq(&frame, l4));
-            if !svc.mode.is_one_way() {
-                self.lb.handshakes.syn_sent(id);
-            }
+        if t.proto == IpProtocol::TCP && !svc.mode.is_one_way() {
+            self.lb.handshakes.syn_sent(id);
         }
         let mut trimmed = false;
         if conn.flags.contains(ConnFlags::PROXIED) {
@@ -563,7 +585,7 @@ impl<F: Frame> CoreCtx<F> {
                 }
             }
         }
-        if let Some((cookie, opts)) = proxy {
+        if let Some(&(cookie, opts)) = proxy {
             if !self.lb.set_proxy_seq(id, cookie) || !self.lb.set_proxy_opts(id, opts) {
                 // This core synced no proxied service yet: nowhere to keep the shift.
                 self.end_conn(id, now_ms);
@@ -640,13 +662,14 @@ impl<F: Frame> CoreCtx<F> {
         }
     }
 
-    /// Records a connection whose tuples are its own (NAT, DR, TUN).
-    fn insert(&mut self, conn: &Conn, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
-        match self.lb.conns.insert(*conn, now_ms, timeout) {
+    /// Records a connection whose tuples are its own (NAT, DR, TUN), whose original key
+    /// (of this `hash`) was looked up and not found.
+    fn insert(&mut self, conn: &Conn, hash: u64, isn: u32, now_ms: u64, timeout: u32) -> Result<ConnId, DropReason> {
+        match self.lb.conns.insert_absent(conn, hash, isn, now_ms, timeout) {
             Ok(id) => Ok(id),
             Err(InsertError::Full) => Err(DropReason::ConnTableFull),
             Err(InsertError::KeyExists) if self.retire_finished_reply_holder(conn, now_ms) => {
-                self.lb.conns.insert(*conn, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
+                self.lb.conns.insert_absent(conn, hash, isn, now_ms, timeout).map_err(|_| DropReason::ConnKeyExists)
             }
             Err(InsertError::KeyExists) => Err(DropReason::ConnKeyExists),
             // Only TCP and UDP come here.
@@ -676,10 +699,12 @@ impl<F: Frame> CoreCtx<F> {
     }
 
     /// Records a connection with a local address and port from `take` (FullNAT, SNAT). A port
-    /// whose reply tuple is already tracked goes back and another is tried.
+    /// whose reply tuple is already tracked goes back and another is tried. `absent`: the
+    /// hash of the original key when it was looked up and not found.
     fn insert_with_local_port(
         &mut self,
         conn: &mut Conn,
+        absent: Option<u64>,
         now_ms: u64,
         timeout: u32,
         mut take: impl FnMut(&mut LbCore) -> Result<LocalPort, PortsExhausted>,
@@ -689,7 +714,12 @@ impl<F: Frame> CoreCtx<F> {
                 return Err(DropReason::LocalPortsExhausted);
             };
             (conn.laddr, conn.lport, conn.laddr_slot) = (local.addr, local.port, local.slot);
-            match self.lb.conns.insert(*conn, now_ms, timeout) {
+            let inserted = match absent {
+                // FullNAT and SNAT keep no ISN (the local address takes its place).
+                Some(hash) => self.lb.conns.insert_absent(conn, hash, 0, now_ms, timeout),
+                None => self.lb.conns.insert(*conn, now_ms, timeout),
+            };
+            match inserted {
                 Ok(id) => {
                     if local.early {
                         self.counters.event(Event::LportReusedEarly).inc();
@@ -757,7 +787,7 @@ impl<F: Frame> CoreCtx<F> {
         let addrs = &rule.addrs;
         let reply = ReplyFrom { port: route.port, addr: t.dst, rport: t.dport };
         let take = |lb: &mut LbCore| lb.take_port_from(addrs, start, t.proto, reply, now_ms);
-        if let Err(reason) = self.insert_with_local_port(&mut conn, now_ms, timeout, take) {
+        if let Err(reason) = self.insert_with_local_port(&mut conn, None, now_ms, timeout, take) {
             self.drop(frame, reason);
             return None;
         }
@@ -791,17 +821,7 @@ impl<F: Frame> CoreCtx<F> {
                 return found;
             }
         }
-        // The scheduler state and the active counts live in the same per-core struct: take
-        // the state out for the call (a few words) and put it back.
-        let mut state = std::mem::take(self.lb.sched_state(svc)?);
-        let lb = &self.lb;
-        let active = |i: usize| svc.backends.get(i).map_or(0, |b| lb.active_conns(b.slot, b.gen));
-        let chosen =
-            select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v4(client), active);
-        if let Some(s) = self.lb.sched_state(svc) {
-            *s = state;
-        }
-        chosen
+        self.lb.schedule(svc, source_hash_v4(client))
     }
 
     /// A packet of a tracked connection.
@@ -1361,7 +1381,7 @@ fn is_unreachable<F: Frame>(frame: &F) -> bool {
 }
 
 /// The sequence number of a parsed TCP packet (`parse_v4` checked the header is there).
-#[inline]
+#[inline(always)]
 fn tcp_seq<F: Frame>(frame: &F, l4: &Parsed4) -> u32 {
     let at = ETH_LEN + l4.header_len() + 4;
     frame.data().get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

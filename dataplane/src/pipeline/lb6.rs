@@ -14,7 +14,7 @@ use crate::conn::{
 };
 use crate::counters::{DropReason, Event};
 use crate::lb::is_active;
-use crate::sched::{select, source_hash_v6};
+use crate::sched::source_hash_v6;
 use crate::service::{BackendState, Encap, FwdMode, Service6, TooBig, Tunnel};
 use crate::snapshot::Snapshot;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags};
@@ -379,15 +379,7 @@ impl<F: Frame> CoreCtx<F> {
                 return found;
             }
         }
-        let mut state = std::mem::take(self.lb.sched_state(svc)?);
-        let lb = &self.lb;
-        let active = |i: usize| svc.backends.get(i).map_or(0, |b| lb.active_conns(b.slot, b.gen));
-        let chosen =
-            select(svc.sched, &mut state, &svc.candidates, svc.table.as_deref(), source_hash_v6(client), active);
-        if let Some(s) = self.lb.sched_state(svc) {
-            *s = state;
-        }
-        chosen
+        self.lb.schedule(svc, source_hash_v6(client))
     }
 
     /// Moves an IPv6 (or NAT64) connection to TCP state `state`, keeping its backend's count

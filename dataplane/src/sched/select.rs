@@ -111,6 +111,7 @@ fn rotation(start: usize, n: usize) -> impl Iterator<Item = usize> {
     (start..n).chain(0..start)
 }
 
+#[inline]
 fn round_robin(state: &mut SchedState, backends: &[Candidate]) -> Option<usize> {
     let chosen = rotation(state.cursor, backends.len()).find(|&i| backends[i].is_eligible())?;
     state.cursor = chosen + 1;
