@@ -493,7 +493,7 @@ impl<F: Frame> CoreCtx<F> {
             }
             _ => frame,
         };
-        if let Some(frame) = self.lb_input_found(snap, now_ms, frame, l4, found, pool, tx) {
+        if let Some(frame) = self.lb_input_found(snap, now_ms, frame, l4, candidate.hash, found, pool, tx) {
             let t = &candidate.l4.tuple;
             self.ipv4_local_input(snap, now_ms, frame, t.src, t.dst, t.proto, pool, tx);
         }

@@ -73,10 +73,11 @@ impl<F: Frame> CoreCtx<F> {
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
         let found = self.lb.conns.lookup_hinted(&candidate.l4.tuple, candidate.hash, candidate.hint);
-        self.lb_input_found(snap, now_ms, frame, &candidate.l4, found, pool, tx)
+        self.lb_input_found(snap, now_ms, frame, &candidate.l4, candidate.hash, found, pool, tx)
     }
 
-    /// `lb_input` with the connection table's answer for the packet's tuple (`found`).
+    /// `lb_input` with the connection table's answer for the packet's tuple (`found`) and the
+    /// tuple's hash in that table (`hash`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn lb_input_found(
@@ -85,6 +86,7 @@ impl<F: Frame> CoreCtx<F> {
         now_ms: u64,
         frame: F,
         l4: &Parsed4,
+        hash: u64,
         found: Option<(ConnId, Dir)>,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
@@ -110,7 +112,7 @@ impl<F: Frame> CoreCtx<F> {
         };
         if svc.syn_proxy != SynProxy::Off && t.proto == IpProtocol::TCP && self.proxies(svc, now_ms, tcp_flags) {
             // Only on the way to a new connection: tracked ones were handled above.
-            self.syn_proxy_input(snap, now_ms, frame, svc, l4, pool, tx);
+            self.syn_proxy_input(snap, now_ms, frame, svc, l4, hash, pool, tx);
             return None;
         }
         let mid_flow = t.proto == IpProtocol::TCP && !is_new_syn(tcp_flags);
@@ -119,7 +121,7 @@ impl<F: Frame> CoreCtx<F> {
             self.drop(frame, DropReason::NoConnection);
             return None;
         }
-        self.new_conn(snap, now_ms, frame, svc, l4, mid_flow, None, pool, tx);
+        self.new_conn(snap, now_ms, frame, svc, l4, hash, mid_flow, None, pool, tx);
         None
     }
 
@@ -199,6 +201,7 @@ impl<F: Frame> CoreCtx<F> {
         mut frame: F,
         svc: &Service,
         l4: &Parsed4,
+        hash: u64,
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) {
@@ -277,7 +280,8 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, DropReason::MalformedL4);
         };
         self.counters.event(Event::SynCookiesValid).inc();
-        self.new_conn(snap, now_ms, frame, svc, &syn, false, Some(&(cookie, proxy)), pool, tx);
+        // The SYN made of the ACK has the ACK's tuple, and so its hash.
+        self.new_conn(snap, now_ms, frame, svc, &syn, hash, false, Some(&(cookie, proxy)), pool, tx);
     }
 
     /// A packet of a connection whose sequence numbers are adjusted (`PROXIED`): SYN-proxied
@@ -480,7 +484,8 @@ impl<F: Frame> CoreCtx<F> {
         handshake_incomplete(conn.state) && isn.is_some_and(|isn| isn != seq)
     }
 
-    /// Schedules a first packet onto a backend, records the connection and forwards.
+    /// Schedules a first packet onto a backend, records the connection and forwards. `hash`:
+    /// the packet tuple's hash in the connection table (`ConnTable::hash`).
     /// `mid_flow`: a TCP packet other than a SYN, picked up (the service allows it): the
     /// connection was established elsewhere, so it is taken as established before this packet.
     #[allow(clippy::too_many_arguments)]
@@ -492,6 +497,7 @@ impl<F: Frame> CoreCtx<F> {
         frame: F,
         svc: &Service,
         l4: &Parsed4,
+        hash: u64,
         mid_flow: bool,
         proxy: Option<&(u32, seqadj::ProxyOpts)>,
         pool: &mut impl FramePool<F>,
@@ -556,8 +562,9 @@ impl<F: Frame> CoreCtx<F> {
             return self.drop(frame, reason);
         }
         let timeout = snap.services.timeouts.for_conn(&conn);
-        // Every caller looked the packet's tuple up and found nothing (or ended what it found).
-        let hash = self.lb.conns.hash(&t);
+        // Every caller looked the packet's tuple up (by `hash`) and found nothing (or ended
+        // what it found).
+        debug_assert_eq!(hash, self.lb.conns.hash(&t));
         let inserted = if full_nat {
             let reply = self.reply_from(snap, backend.addr, backend.port);
             self.insert_with_local_port(&mut conn, Some(hash), now_ms, timeout, |lb| {
