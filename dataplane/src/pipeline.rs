@@ -148,6 +148,16 @@ impl TokenBucket {
     }
 }
 
+/// What `CoreCtx::routed` found.
+struct Routed {
+    port: u16,
+    next_hop: IpAddr,
+    our_mac: MacAddr,
+    mtu: u16,
+    /// `hop_macs` index of the gateway's MAC (gateway routes among the first 64).
+    cache: Option<usize>,
+}
+
 /// A core's copy of a next hop's MAC (`NeighTable::fresh`), for a backend or a gateway route:
 /// good while the neighbour table's epoch is `epoch`, the next hop is still (`port`, `ip`)
 /// and the clock is before `fresh_until_ms`.
@@ -1107,6 +1117,16 @@ impl<F: Frame> CoreCtx<F> {
             return tx.send(port, frame);
         }
         self.send_resolving(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx)
+    }
+
+    /// Where a packet to `dst` leaves by the routes: its route's port and next hop, the port's
+    /// MAC and MTU, and for a gateway route where this core keeps the gateway's MAC.
+    #[inline(always)]
+    fn routed(&self, snap: &Snapshot, dst: IpAddr) -> Result<Routed, DropReason> {
+        let (index, route) = snap.routes.lookup_indexed(dst).ok_or(DropReason::NoRoute)?;
+        let egress = snap.port(route.port).ok_or(DropReason::UnknownPort)?;
+        let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
+        Ok(Routed { port: route.port, next_hop: route.next_hop(dst), our_mac: egress.mac, mtu: egress.mtu, cache })
     }
 
     /// The MAC of `next_hop` on `port` from this core's copy `hop_macs[cache]`, while the

@@ -965,16 +965,10 @@ impl<F: Frame> CoreCtx<F> {
             Some(hop) => {
                 (hop.port, IpAddr::V4(hop.next_hop), hop.our_mac, hop.mtu, Some(usize::from(conn.backend_slot)))
             }
-            None => {
-                let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
-                    return self.drop(frame, DropReason::NoRoute);
-                };
-                let Some(egress) = snap.port(route.port) else {
-                    return self.drop(frame, DropReason::UnknownPort);
-                };
-                let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
-                (route.port, route.next_hop(dst), egress.mac, egress.mtu, cache)
-            }
+            None => match self.routed(snap, dst) {
+                Ok(r) => (r.port, r.next_hop, r.our_mac, r.mtu, r.cache),
+                Err(reason) => return self.drop(frame, reason),
+            },
         };
         let len = frame.data().len();
         if len > ETH_LEN + usize::from(mtu) {
@@ -994,13 +988,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let inbound = dir == Dir::Original;
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
-        let event = match (conn.flags.contains(ConnFlags::SNAT), inbound) {
-            (false, true) => Event::LbInPackets,
-            (false, false) => Event::LbOutPackets,
-            (true, true) => Event::SnatOutPackets,
-            (true, false) => Event::SnatInPackets,
-        };
-        self.counters.event(event).inc();
+        self.counters.event(nat_event(conn.flags.contains(ConnFlags::SNAT), inbound)).inc();
         match cache {
             Some(cache) => self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx),
             None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),
@@ -1330,6 +1318,18 @@ impl<F: Frame> CoreCtx<F> {
 fn is_to_vip<F: Frame>(snap: &Snapshot, frame: &F) -> bool {
     let data = &frame.data()[ETH_LEN..];
     data.len() >= 20 && snap.services.is_vip(Ipv4Addr::new(data[16], data[17], data[18], data[19]))
+}
+
+/// The counter of a NAT, FullNAT or SNAT connection's packet forwarded `inbound` (client to
+/// backend, or inside to outside for SNAT) or back.
+#[inline(always)]
+pub(super) fn nat_event(snat: bool, inbound: bool) -> Event {
+    match (snat, inbound) {
+        (false, true) => Event::LbInPackets,
+        (false, false) => Event::LbOutPackets,
+        (true, true) => Event::SnatOutPackets,
+        (true, false) => Event::SnatInPackets,
+    }
 }
 
 /// Whether a connection (of either family: its flags, backend generation, protocol and TCP

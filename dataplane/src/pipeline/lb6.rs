@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::lb::ends_with_its_backend;
+use super::lb::{ends_with_its_backend, nat_event};
 use super::{exceeds_mtu, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
 use crate::conn::{
     handshake_incomplete, next_state, next_state_client_only, syn_starts_new_connection, Conn6, Conn6Id, ConnFlags,
@@ -543,17 +543,10 @@ impl<F: Frame> CoreCtx<F> {
         };
         let (port, next_hop, our_mac, mtu, cache) = match hop {
             Some(h) => (h.port, IpAddr::V6(h.next_hop), h.our_mac, h.mtu, Some(usize::from(conn.backend_slot))),
-            None => {
-                let dst = IpAddr::V6(rewrite.dst);
-                let Some((index, route)) = snap.routes.lookup_indexed(dst) else {
-                    return self.drop(frame, DropReason::NoRoute);
-                };
-                let Some(egress) = snap.port(route.port) else {
-                    return self.drop(frame, DropReason::UnknownPort);
-                };
-                let cache = if route.via.is_some() { self.route_mac_slot(index) } else { None };
-                (route.port, route.next_hop(dst), egress.mac, egress.mtu, cache)
-            }
+            None => match self.routed(snap, IpAddr::V6(rewrite.dst)) {
+                Ok(r) => (r.port, r.next_hop, r.our_mac, r.mtu, r.cache),
+                Err(reason) => return self.drop(frame, reason),
+            },
         };
         if frame.data().len() > ETH_LEN + usize::from(mtu) {
             return self.too_big6(snap, now_ms, frame, mtu, DropReason::TooBig, true, pool, tx);
@@ -566,13 +559,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let inbound = dir == Dir::Original;
         self.lb.count_packet(conn.backend_slot, conn.backend_gen, inbound, len);
-        let event = match (snat, inbound) {
-            (false, true) => Event::LbInPackets,
-            (false, false) => Event::LbOutPackets,
-            (true, true) => Event::SnatOutPackets,
-            (true, false) => Event::SnatInPackets,
-        };
-        self.counters.event(event).inc();
+        self.counters.event(nat_event(snat, inbound)).inc();
         match cache {
             Some(cache) => self.send_cached(snap, now_ms, frame, port, our_mac, next_hop, cache, pool, tx),
             None => self.send_from(snap, now_ms, frame, port, our_mac, next_hop, pool, tx),

@@ -132,10 +132,9 @@ impl<F: Frame> CoreCtx<F> {
                 (hop.port, hop.next_hop, hop.our_mac, hop.mtu, usize::from(steady.backend_slot))
             }
             Dir::Reply => {
-                let (index, route) = snap.routes.lookup_indexed(IpAddr::V4(steady.rewrite.dst))?;
-                let Some(IpAddr::V4(via)) = route.via else { return None };
-                let egress = snap.port(route.port)?;
-                (route.port, via, egress.mac, egress.mtu, self.route_mac_slot(index)?)
+                let r = self.routed(snap, IpAddr::V4(steady.rewrite.dst)).ok()?;
+                let (IpAddr::V4(via), Some(cache)) = (r.next_hop, r.cache) else { return None };
+                (r.port, via, r.our_mac, r.mtu, cache)
             }
         };
         let mac = self.kept_mac(now_ms, cache, port, IpAddr::V4(next_hop))?;
@@ -218,13 +217,9 @@ impl<F: Frame> CoreCtx<F> {
                 return Some(Hop6 { port: h.port, next_hop: h.next_hop, our_mac: h.our_mac, mtu: h.mtu, cache });
             }
         }
-        let (index, route) = snap.routes.lookup_indexed(IpAddr::V6(dst))?;
-        let egress = snap.port(route.port)?;
-        let (next_hop, cache) = match route.via {
-            Some(IpAddr::V6(via)) => (via, self.route_mac_slot(index)),
-            _ => (dst, None),
-        };
-        Some(Hop6 { port: route.port, next_hop, our_mac: egress.mac, mtu: egress.mtu, cache })
+        let r = self.routed(snap, IpAddr::V6(dst)).ok()?;
+        let IpAddr::V6(next_hop) = r.next_hop else { return None };
+        Some(Hop6 { port: r.port, next_hop, our_mac: r.our_mac, mtu: r.mtu, cache: r.cache })
     }
 }
 
