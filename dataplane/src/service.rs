@@ -215,7 +215,7 @@ pub struct LbLimits {
     /// a SYN past it is refused (`drop_half_open_full`), so a SYN flood cannot take the
     /// whole table.
     pub half_open_capacity: u32,
-    /// The IPv6 connection table's capacity (a table of its own, 124 bytes a connection).
+    /// The IPv6 connection table's capacity (a table of its own, 128 bytes a connection).
     pub conn6_capacity: u32,
     pub persistence_capacity: u32,
     pub max_backends: u16,
