@@ -67,6 +67,16 @@ impl ConnFlags {
     }
 }
 
+/// Whether a packet going `dir` (a TCP one without SYN, FIN or RST: the caller checks) leaves
+/// a connection of these flags, protocol and state as it is, needing only its forwarding: not
+/// SNAT or PROXIED, TCP ESTABLISHED (or UDP), and for a reply, not the first one (`REPLIED`).
+/// The test of both tables' steady paths (`ConnTable::steady`, the pipeline's IPv6 one).
+#[inline(always)]
+pub fn is_steady(flags: ConnFlags, udp: bool, state: TcpState, dir: Dir) -> bool {
+    let must = if dir == Dir::Reply { ConnFlags::REPLIED } else { ConnFlags::empty() };
+    flags & (ConnFlags::SNAT | ConnFlags::PROXIED | must) == must && (udp || state == TcpState::Established)
+}
+
 /// A packet's own 5-tuple, as seen on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ConnKey {

@@ -50,7 +50,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
-use super::{handshake_incomplete, Conn, ConnFlags, ConnKey, Dir, TcpState};
+use super::{handshake_incomplete, is_steady, Conn, ConnFlags, ConnKey, Dir, TcpState};
 use crate::cpu_hint::prefetch;
 use crate::wire::IpProtocol;
 use crate::xlate::Rewrite4;
@@ -298,9 +298,9 @@ impl Hint {
 /// not SNAT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Steady {
-    /// NAT and FullNAT: the packet's new addresses and ports, for its direction.
+    /// NAT and FullNAT: the packet's new addresses and ports, for its direction. Going to the
+    /// backend (`Dir::Original`, the only way DR and TUN see), `rewrite.dst` is the backend.
     pub rewrite: Rewrite4,
-    pub backend: Ipv4Addr,
     pub backend_slot: u16,
     pub backend_gen: u32,
     pub flags: ConnFlags,
@@ -551,17 +551,14 @@ impl ConnTable {
     }
 
     /// What a packet of the live connection in slot `id` going `dir` needs when it changes
-    /// nothing in it (see [`Steady`]); None when the connection is SNAT or PROXIED, TCP not
-    /// ESTABLISHED, or the packet a reply before the first was seen (`REPLIED` unset). Reads
-    /// the slot in place, skipping `get`'s copy.
+    /// nothing in it ([`is_steady`]); None otherwise. Reads the slot in place, skipping `get`'s
+    /// copy.
     #[inline(always)]
     pub fn steady(&self, id: ConnId, dir: Dir) -> Option<Steady> {
-        const OFF_PATH: u8 = ConnFlags::SNAT.bits() | ConnFlags::PROXIED.bits();
         let slot = &self.slots[id as usize];
         debug_assert!(slot.prev != FREE, "connection {id} is not live");
-        let must = if dir == Dir::Reply { ConnFlags::REPLIED.bits() } else { 0 };
         let udp = slot.bits & BIT_UDP != 0;
-        if slot.bits & (OFF_PATH | must) != must || (!udp && slot.state != TcpState::Established) {
+        if !is_steady(slot.flags(), udp, slot.state, dir) {
             return None;
         }
         let rewrite = match dir {
@@ -570,7 +567,6 @@ impl ConnTable {
         };
         Some(Steady {
             rewrite,
-            backend: slot.backend,
             backend_slot: slot.backend_slot,
             backend_gen: slot.backend_gen,
             flags: slot.flags(),

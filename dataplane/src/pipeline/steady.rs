@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::lb::BackendRef;
 use super::{set_macs, CoreCtx, Frame, FramePool, TxSink, ETH_LEN};
-use crate::conn::{Conn6, Conn6Id, ConnFlags, ConnId, Dir, Steady, TcpState};
+use crate::conn::{is_steady, Conn6, Conn6Id, ConnFlags, ConnId, Dir, Steady};
 use crate::counters::Event;
 use crate::net::MacAddr;
 use crate::snapshot::Snapshot;
@@ -86,7 +86,7 @@ impl<F: Frame> CoreCtx<F> {
             }
             _ if steady.flags.contains(ConnFlags::TUN) => {
                 // The packet matched the connection's original key: its tuple is that key.
-                let to = BackendRef { addr: steady.backend, slot: steady.backend_slot, gen: steady.backend_gen };
+                let to = BackendRef { addr: steady.rewrite.dst, slot: steady.backend_slot, gen: steady.backend_gen };
                 self.forward_tun(snap, now_ms, frame, to, &l4.tuple, pool, tx);
                 None
             }
@@ -125,7 +125,7 @@ impl<F: Frame> CoreCtx<F> {
         }
         let (port, next_hop, our_mac, mtu, cache) = match dir {
             Dir::Original => {
-                let hop = snap.backend_hop(steady.backend_slot, steady.backend)?;
+                let hop = snap.backend_hop(steady.backend_slot, steady.rewrite.dst)?;
                 if steady.flags.contains(ConnFlags::DR) && !hop.on_link {
                     return None;
                 }
@@ -160,15 +160,12 @@ impl<F: Frame> CoreCtx<F> {
         pool: &mut impl FramePool<F>,
         tx: &mut impl TxSink<F>,
     ) -> Option<F> {
-        const OFF_PATH: ConnFlags =
-            ConnFlags::SNAT.union(ConnFlags::PROXIED).union(ConnFlags::DR).union(ConnFlags::TUN);
         if l4.tcp_flags.intersects(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) {
             return Some(frame);
         }
         let conn = self.lb.conns6.conn(id);
-        let must = if dir == Dir::Reply { ConnFlags::REPLIED } else { ConnFlags::empty() };
         let udp = conn.proto == IpProtocol::UDP;
-        if conn.flags & (OFF_PATH | must) != must || (!udp && conn.state != TcpState::Established) {
+        if conn.flags.is_one_way() || !is_steady(conn.flags, udp, conn.state, dir) {
             return Some(frame);
         }
         if !snap.services.backend_live(conn.backend_slot, conn.backend_gen) {
